@@ -1,0 +1,274 @@
+//! Validated value types. Every value that crosses the API boundary is parsed into one of these
+//! once, so the rest of the code never re-checks a string.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::errors::FieldError;
+
+/// Longest access a request may ask for: 336 hours, AWS JITNA's own ceiling.
+pub const MAX_DURATION_MINUTES: u32 = 20_160;
+/// AWS JITNA's limit on the request reason.
+pub const MAX_REASON_CHARS: usize = 256;
+
+/// `req-` followed by 32 lowercase hex digits (a random UUID without dashes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn generate() -> Self {
+        Self(format!("req-{}", uuid::Uuid::new_v4().simple()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let ok = value
+            .strip_prefix("req-")
+            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(FieldError::new("requestId", "InvalidRequestId", "must be 'req-' followed by 32 lowercase hex digits"))
+        }
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(value: RequestId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What kind of node an id names; it decides the ARN form and the Cedar entity type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeKind {
+    /// An EC2 instance, `i-` + 8 or 17 hex digits.
+    Ec2Instance,
+    /// A hybrid managed node registered with SSM, `mi-` + 17 hex digits.
+    ManagedInstance,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeId(String);
+
+impl NodeId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn kind(&self) -> NodeKind {
+        if self.0.starts_with("mi-") {
+            NodeKind::ManagedInstance
+        } else {
+            NodeKind::Ec2Instance
+        }
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl TryFrom<String> for NodeId {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let ok = if let Some(hex) = value.strip_prefix("i-") {
+            (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex)
+        } else if let Some(hex) = value.strip_prefix("mi-") {
+            hex.len() == 17 && is_lower_hex(hex)
+        } else {
+            false
+        };
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(FieldError::new(
+                "nodeId",
+                "InvalidNodeId",
+                "must be an EC2 instance id (i- and 8 or 17 lowercase hex digits) or a managed node id (mi- and 17 lowercase hex digits)",
+            ))
+        }
+    }
+}
+
+impl From<NodeId> for String {
+    fn from(value: NodeId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why the operator needs access: 1 to 256 characters once surrounding whitespace is trimmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Reason {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let trimmed = value.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 {
+            return Err(FieldError::new("reason", "InvalidReason", "must not be empty"));
+        }
+        if chars > MAX_REASON_CHARS {
+            return Err(FieldError::new(
+                "reason",
+                "InvalidReason",
+                format!("must be at most {MAX_REASON_CHARS} characters after trimming (got {chars})"),
+            ));
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(FieldError::new("reason", "InvalidReason", "must not contain control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+}
+
+impl From<Reason> for String {
+    fn from(value: Reason) -> Self {
+        value.0
+    }
+}
+
+/// Requested access length in whole minutes, 1 to 20,160.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct DurationMinutes(u32);
+
+impl DurationMinutes {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for DurationMinutes {
+    type Error = FieldError;
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        if (1..=MAX_DURATION_MINUTES).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(FieldError::new(
+                "durationMinutes",
+                "InvalidDuration",
+                format!("must be a whole number of minutes from 1 to {MAX_DURATION_MINUTES} (336 hours)"),
+            ))
+        }
+    }
+}
+
+impl From<DurationMinutes> for u32 {
+    fn from(value: DurationMinutes) -> Self {
+        value.0
+    }
+}
+
+/// Client-chosen key that makes `POST /requests` safe to retry: 1 to 128 printable ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = FieldError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(value))
+        } else {
+            Err(FieldError::new(
+                "Idempotency-Key",
+                "InvalidIdempotencyKey",
+                "must be 1 to 128 printable ASCII characters without spaces",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_of_both_kinds_are_accepted_and_classified() {
+        let cases = [
+            ("i-0123456789abcdef0", NodeKind::Ec2Instance),
+            ("i-0123abcd", NodeKind::Ec2Instance),
+            ("mi-0123456789abcdef0", NodeKind::ManagedInstance),
+        ];
+        for (raw, kind) in cases {
+            let id = NodeId::try_from(raw.to_owned()).unwrap();
+            assert_eq!(id.kind(), kind, "{raw}");
+        }
+    }
+
+    #[test]
+    fn malformed_node_ids_are_refused_naming_the_field() {
+        for raw in ["", "i-", "i-0123456789ABCDEF0", "i-0123456789abcdef", "mi-0123abcd", "x-0123456789abcdef0", "i-0123456789abcdef0 ", "arn:aws:ec2:::instance/i-0123abcd"] {
+            let err = NodeId::try_from(raw.to_owned()).unwrap_err();
+            assert_eq!(err.field, "nodeId", "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn reason_is_trimmed_and_bounded() {
+        assert_eq!(Reason::try_from("  fix disk  ".to_owned()).unwrap().as_str(), "fix disk");
+        assert!(Reason::try_from("   ".to_owned()).is_err());
+        assert!(Reason::try_from("é".repeat(256)).is_ok(), "the limit counts characters, not bytes");
+        assert!(Reason::try_from("a".repeat(257)).is_err());
+        assert!(Reason::try_from(format!("{}  ", "a".repeat(256))).is_ok());
+        assert!(Reason::try_from("bell\u{7}".to_owned()).is_err());
+    }
+
+    #[test]
+    fn duration_bounds_are_inclusive() {
+        assert!(DurationMinutes::try_from(0).is_err());
+        assert!(DurationMinutes::try_from(1).is_ok());
+        assert!(DurationMinutes::try_from(MAX_DURATION_MINUTES).is_ok());
+        assert!(DurationMinutes::try_from(MAX_DURATION_MINUTES + 1).is_err());
+    }
+
+    #[test]
+    fn request_ids_round_trip_and_reject_foreign_shapes() {
+        let id = RequestId::generate();
+        assert_eq!(RequestId::try_from(id.as_str().to_owned()).unwrap(), id);
+        for raw in ["req-", "req-XYZ", "oi-0123456789ab", "../etc/passwd"] {
+            assert!(RequestId::try_from(raw.to_owned()).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_must_be_printable_and_short() {
+        assert!(IdempotencyKey::try_from("abc-123".to_owned()).is_ok());
+        assert!(IdempotencyKey::try_from(String::new()).is_err());
+        assert!(IdempotencyKey::try_from("has space".to_owned()).is_err());
+        assert!(IdempotencyKey::try_from("k".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Who is calling. API Gateway (AWS_IAM authorization) hands us the caller's ARN; everything we
+//! know about the caller starts from parsing it here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::errors::FieldError;
+
+/// The role name prefix IAM Identity Center gives the roles behind permission sets.
+pub const IDENTITY_CENTER_ROLE_PREFIX: &str = "AWSReservedSSO_";
+
+/// A caller ARN: an IAM user or an assumed-role session (which covers Identity Center users).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallerArn {
+    arn: String,
+    partition: String,
+    account: String,
+    kind: CallerKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CallerKind {
+    IamUser { name: String },
+    AssumedRole { role_name: String, session_name: String },
+}
+
+impl CallerArn {
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+    pub fn kind(&self) -> &CallerKind {
+        &self.kind
+    }
+    /// True for the roles IAM Identity Center creates for permission sets.
+    pub fn is_identity_center(&self) -> bool {
+        matches!(&self.kind, CallerKind::AssumedRole { role_name, .. } if role_name.starts_with(IDENTITY_CENTER_ROLE_PREFIX))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+impl TryFrom<String> for CallerArn {
+    type Error = FieldError;
+    fn try_from(arn: String) -> Result<Self, Self::Error> {
+        let bad = || FieldError::new("principal", "UnsupportedPrincipal", format!("'{arn}' is not an IAM user or assumed-role ARN"));
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [scheme, partition, service, region, account, resource] = parts.as_slice() else {
+            return Err(bad());
+        };
+        if *scheme != "arn" || !partition.starts_with("aws") || !region.is_empty() || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let kind = match *service {
+            "iam" => {
+                let path_and_name = resource.strip_prefix("user/").ok_or_else(bad)?;
+                let name = path_and_name.rsplit('/').next().unwrap_or_default();
+                if !valid_name(name) {
+                    return Err(bad());
+                }
+                CallerKind::IamUser { name: name.to_owned() }
+            }
+            "sts" => {
+                let rest = resource.strip_prefix("assumed-role/").ok_or_else(bad)?;
+                let (role_name, session_name) = rest.split_once('/').ok_or_else(bad)?;
+                if !valid_name(role_name) || !valid_name(session_name) {
+                    return Err(bad());
+                }
+                CallerKind::AssumedRole { role_name: role_name.to_owned(), session_name: session_name.to_owned() }
+            }
+            _ => return Err(bad()),
+        };
+        Ok(Self { partition: (*partition).to_owned(), account: (*account).to_owned(), kind, arn })
+    }
+}
+
+impl From<CallerArn> for String {
+    fn from(value: CallerArn) -> Self {
+        value.arn
+    }
+}
+
+impl fmt::Display for CallerArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+/// A group the principal belongs to, in the directory it comes from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum GroupRef {
+    IamGroup { arn: String, name: String },
+    IdentityCenterGroup { id: String, display_name: Option<String> },
+}
+
+/// The requester as the policy engine sees it: who, in which groups, with which attributes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedPrincipal {
+    pub identity: PrincipalIdentity,
+    pub groups: Vec<GroupRef>,
+    /// Identity Center user attributes (`employeeNumber`, `costCenter`, `organization`, `division`).
+    pub attributes: BTreeMap<String, String>,
+    /// IAM principal tags, seen by policies as `context.iam.principalTags`.
+    pub principal_tags: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum PrincipalIdentity {
+    IamUser { arn: String, name: String },
+    IamRole { arn: String, name: String, session_name: String },
+    IdentityCenterUser { user_id: String, user_name: String },
+}
+
+/// The attribute names AWS's published schema gives Identity Center users.
+pub const IDENTITY_CENTER_ATTRIBUTES: [&str; 4] = ["employeeNumber", "costCenter", "organization", "division"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_arns_of_users_and_sessions_are_understood() {
+        let user = CallerArn::try_from("arn:aws:iam::123456789012:user/ops/alice".to_owned()).unwrap();
+        assert_eq!(user.kind(), &CallerKind::IamUser { name: "alice".into() });
+        assert_eq!(user.account(), "123456789012");
+        let session = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0123/bob@example.com".to_owned()).unwrap();
+        assert!(session.is_identity_center());
+        assert_eq!(
+            session.kind(),
+            &CallerKind::AssumedRole { role_name: "AWSReservedSSO_Ops_0123".into(), session_name: "bob@example.com".into() }
+        );
+    }
+
+    #[test]
+    fn other_principals_are_refused() {
+        for arn in [
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:iam::123456789012:role/Admin",
+            "arn:aws:sts::123456789012:federated-user/x",
+            "arn:aws:iam::12345:user/alice",
+            "arn:aws:iam:us-east-1:123456789012:user/alice",
+            "arn:aws:sts::123456789012:assumed-role/OnlyRole",
+            "arn:aws:iam::123456789012:user/bad name",
+            "not-an-arn",
+        ] {
+            assert!(CallerArn::try_from(arn.to_owned()).is_err(), "{arn}");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The access request, its decision record and its audit trail.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{DurationMinutes, NodeId, Reason, RequestId};
+use crate::domain::principal::CallerArn;
+use crate::domain::status::RequestStatus;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRequest {
+    pub request_id: RequestId,
+    pub requester: CallerArn,
+    pub node_id: NodeId,
+    pub reason: Reason,
+    pub duration_minutes: DurationMinutes,
+    pub status: RequestStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Bumped by every stored status change; the optimistic-lock token of conditional writes.
+    pub version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// Which rule of the evaluation order decided the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecisionRule {
+    /// An auto-approval `permit` matched and no deny-access `forbid` did.
+    AutoApproval,
+    /// A tag-specific manual-approval policy applies.
+    ManualTagSpecific,
+    /// The all-nodes manual-approval policy applies (no tag-specific one does).
+    ManualAllNodes,
+    /// Two or more tag-specific manual-approval policies apply to the node.
+    PolicyConflict,
+    /// No auto-approval and no manual-approval policy applies.
+    NoApplicablePolicy,
+    /// The requested duration is above the deciding policy's maximum.
+    DurationExceedsMaximum,
+    /// The requester or the node could not be resolved.
+    UnresolvableRequest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub outcome: RequestStatus,
+    pub rule: DecisionRule,
+    /// The policies that decided: the matching permits, the manual policy, or the conflicting ones.
+    pub deciding_policy_ids: Vec<String>,
+    /// Deny-access policies that matched and so removed auto-approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_policy_ids: Vec<String>,
+    /// Failure code for `Failed` outcomes (`NoApplicablePolicy`, `PolicyConflict`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
+    pub message: String,
+    /// The most access this decision allows, in minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_plan: Option<ApprovalPlan>,
+    pub decided_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalPlan {
+    pub policy_name: String,
+    pub levels: Vec<ApprovalLevel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalLevel {
+    pub min_approvals: u8,
+    pub approvers: Vec<Approver>,
+}
+
+/// Who may approve. IAM principals are named by their IAM name; Identity Center users by user
+/// name, Identity Center groups by group id or display name. Group membership is resolved when
+/// the approver acts, not when the request is made.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Approver {
+    IamUser(String),
+    IamGroup(String),
+    IamRole(String),
+    IdentityCenterUser(String),
+    IdentityCenterGroup(String),
+}
+
+impl Approver {
+    /// The key under which pending requests are indexed for this approver.
+    pub fn index_key(&self) -> String {
+        match self {
+            Self::IamUser(n) => format!("iam-user#{n}"),
+            Self::IamGroup(n) => format!("iam-group#{n}"),
+            Self::IamRole(n) => format!("iam-role#{n}"),
+            Self::IdentityCenterUser(n) => format!("ic-user#{n}"),
+            Self::IdentityCenterGroup(n) => format!("ic-group#{n}"),
+        }
+    }
+}
+
+impl ApprovalPlan {
+    pub fn all_approvers(&self) -> impl Iterator<Item = &Approver> {
+        self.levels.iter().flat_map(|l| l.approvers.iter())
+    }
+}
+
+/// One status change, stored append-only next to the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub request_id: RequestId,
+    /// The request version this change produced; unique per request.
+    pub version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<RequestStatus>,
+    pub to: RequestStatus,
+    /// The principal ARN, or `system:<component>` for automated changes.
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}

@@ -1,0 +1,5 @@
+//! jit-node-access core: the domain, the Cedar policy engine, and the AWS adapters every
+//! function shares. Adapters are feature-gated so each function links only the SDK clients it uses.
+
+pub mod domain;
+pub mod policy;

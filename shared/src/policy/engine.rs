@@ -1,0 +1,209 @@
+//! Deciding a request in AWS JITNA's order: deny-access `forbid` → auto-approval `permit` → the
+//! one manual-approval policy that targets the node.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{DurationMinutes, NodeId, NodeKind};
+use crate::domain::principal::{GroupRef, PrincipalIdentity, ResolvedPrincipal, IDENTITY_CENTER_ATTRIBUTES};
+use crate::domain::request::{Decision, DecisionRule};
+use crate::domain::status::RequestStatus;
+use crate::policy::manual::{ManualPolicy, Targets};
+use crate::policy::policy_set::{PolicySet, DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES};
+
+pub const ACTION_ID: &str = "getTokenForInstanceAccess";
+
+/// A node as the policy engine sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    pub node_id: NodeId,
+    pub tags: BTreeMap<String, String>,
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
+    let t = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> Vec<(String, RestrictedExpression)> {
+    map.iter().map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone()))).collect()
+}
+
+/// The Cedar request and entities for (principal, node). Entity ids: IAM users, groups and roles
+/// by ARN; Identity Center users and groups by their Identity Store ids; nodes by node id.
+fn cedar_request(set: &PolicySet, principal: &ResolvedPrincipal, node: &NodeInfo) -> Result<(Request, Entities), String> {
+    let mut entities = Vec::new();
+    let (principal_uid, attrs) = match &principal.identity {
+        PrincipalIdentity::IamUser { arn, .. } => (uid("AWS::IAM::User", arn)?, Vec::new()),
+        PrincipalIdentity::IamRole { arn, .. } => (uid("AWS::IAM::Role", arn)?, Vec::new()),
+        PrincipalIdentity::IdentityCenterUser { user_id, .. } => {
+            let attrs = principal
+                .attributes
+                .iter()
+                .filter(|(k, _)| IDENTITY_CENTER_ATTRIBUTES.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())))
+                .collect();
+            (uid("AWS::IdentityStore::User", user_id)?, attrs)
+        }
+    };
+    let mut parents = Vec::new();
+    for g in &principal.groups {
+        let g_uid = match (&principal.identity, g) {
+            (PrincipalIdentity::IamUser { .. }, GroupRef::IamGroup { arn, .. }) => uid("AWS::IAM::Group", arn)?,
+            (PrincipalIdentity::IdentityCenterUser { .. }, GroupRef::IdentityCenterGroup { id, .. }) => uid("AWS::IdentityStore::Group", id)?,
+            // A group of another directory cannot contain this principal in the schema.
+            _ => continue,
+        };
+        entities.push(Entity::new_no_attrs(g_uid.clone(), std::collections::HashSet::new()));
+        parents.push(g_uid);
+    }
+    entities.push(Entity::new(principal_uid.clone(), attrs.into_iter().collect(), parents.into_iter().collect()).map_err(|e| e.to_string())?);
+
+    let tags_uid = uid("AWS::IAM::PrincipalTags", &principal_uid.to_string())?;
+    entities.push(Entity::new_with_tags(tags_uid.clone(), [], [], string_map(&principal.principal_tags)).map_err(|e| e.to_string())?);
+
+    let resource_type = match node.node_id.kind() {
+        NodeKind::Ec2Instance => "AWS::EC2::Instance",
+        NodeKind::ManagedInstance => "AWS::SSM::ManagedInstance",
+    };
+    let resource_uid = uid(resource_type, node.node_id.as_str())?;
+    entities.push(Entity::new_with_tags(resource_uid.clone(), [], [], string_map(&node.tags)).map_err(|e| e.to_string())?);
+
+    let action = uid("AWS::SSM::Action", ACTION_ID)?;
+    let context = Context::from_pairs([(
+        "iam".to_owned(),
+        RestrictedExpression::new_record([("principalTags".to_owned(), RestrictedExpression::new_entity_uid(tags_uid))]).map_err(|e| e.to_string())?,
+    )])
+    .map_err(|e| e.to_string())?;
+    let schema = set.schema.as_ref();
+    let request = Request::new(principal_uid, action, resource_uid, context, Some(schema)).map_err(|e| e.to_string())?;
+    let entities = Entities::from_entities(entities, Some(schema)).map_err(|e| e.to_string())?;
+    Ok((request, entities))
+}
+
+/// What the auto-approval stage found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AutoStage {
+    permits: Vec<String>,
+    forbids: Vec<String>,
+    /// Problems that made the engine skip auto-approval (fail closed).
+    errors: Vec<String>,
+}
+
+impl PolicySet {
+    fn auto_stage(&self, principal: &ResolvedPrincipal, node: &NodeInfo) -> AutoStage {
+        let (request, entities) = match cedar_request(self, principal, node) {
+            Ok(x) => x,
+            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![format!("could not build the Cedar request: {e}")] },
+        };
+        let response = Authorizer::new().is_authorized(&request, &self.cedar, &entities);
+        let reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        // A forbid that errors might have matched: it must not let a permit through.
+        let forbid_errored = response.diagnostics().errors().any(|e| {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+            self.statements.get(&e.policy_id().to_string()).is_some_and(|s| s.effect == cedar_policy::Effect::Forbid)
+        });
+        match response.decision() {
+            CedarDecision::Allow if !forbid_errored => AutoStage { permits: reasons, forbids: vec![], errors },
+            CedarDecision::Allow => AutoStage { permits: vec![], forbids: vec![], errors },
+            CedarDecision::Deny => AutoStage { permits: vec![], forbids: reasons, errors },
+        }
+    }
+
+    /// Decides a request. Pure: the same inputs always give the same decision.
+    pub fn decide(&self, principal: &ResolvedPrincipal, node: &NodeInfo, duration: DurationMinutes, now: DateTime<Utc>) -> Decision {
+        let auto = self.auto_stage(principal, node);
+        let mut notes: Vec<String> = auto.errors.iter().map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}")).collect();
+        if !auto.permits.is_empty() {
+            let window = auto
+                .permits
+                .iter()
+                .map(|id| self.statements.get(id).and_then(|s| s.window_minutes).unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES))
+                .min()
+                .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES);
+            if duration.get() > window {
+                return Decision {
+                    outcome: RequestStatus::Failed,
+                    rule: DecisionRule::DurationExceedsMaximum,
+                    deciding_policy_ids: auto.permits,
+                    deny_policy_ids: vec![],
+                    failure_code: Some("DurationExceedsMaximum".into()),
+                    message: format!("requested {} minutes, but auto-approval allows at most {window} minutes; ask for {window} minutes or less", duration.get()),
+                    max_duration_minutes: Some(window),
+                    approval_plan: None,
+                    decided_at: now,
+                };
+            }
+            notes.insert(0, format!("auto-approved for {} minutes", duration.get()));
+            return Decision {
+                outcome: RequestStatus::Approved,
+                rule: DecisionRule::AutoApproval,
+                deciding_policy_ids: auto.permits,
+                deny_policy_ids: vec![],
+                failure_code: None,
+                message: notes.join("; "),
+                max_duration_minutes: Some(window),
+                approval_plan: None,
+                decided_at: now,
+            };
+        }
+        if !auto.forbids.is_empty() {
+            notes.push(format!("deny-access policies removed auto-approval: {}", auto.forbids.join(", ")));
+        }
+
+        let tag_specific: Vec<&ManualPolicy> = self.manual.iter().filter(|p| matches!(p.targets, Targets::Tags(_)) && p.matches_tags(&node.tags)).collect();
+        let all_nodes = self.manual.iter().find(|p| p.targets == Targets::AllNodes);
+        let failed = |rule: DecisionRule, code: &str, ids: Vec<String>, message: String, max: Option<u32>| Decision {
+            outcome: RequestStatus::Failed,
+            rule,
+            deciding_policy_ids: ids,
+            deny_policy_ids: auto.forbids.clone(),
+            failure_code: Some(code.to_owned()),
+            message,
+            max_duration_minutes: max,
+            approval_plan: None,
+            decided_at: now,
+        };
+        let (policy, rule) = match (tag_specific.as_slice(), all_nodes) {
+            ([one], _) => (*one, DecisionRule::ManualTagSpecific),
+            ([], Some(all)) => (all, DecisionRule::ManualAllNodes),
+            ([], None) => {
+                notes.insert(0, format!("no auto-approval or manual-approval policy applies to node {}", node.node_id));
+                return failed(DecisionRule::NoApplicablePolicy, "NoApplicablePolicy", vec![], notes.join("; "), None);
+            }
+            (many, _) => {
+                let ids: Vec<String> = many.iter().map(|p| p.id()).collect();
+                notes.insert(0, format!("policy conflict: {} manual-approval policies target this node's tags ({})", ids.len(), ids.join(", ")));
+                return failed(DecisionRule::PolicyConflict, "PolicyConflict", ids, notes.join("; "), None);
+            }
+        };
+        if duration.get() > policy.max_duration_minutes {
+            let max = policy.max_duration_minutes;
+            return failed(
+                DecisionRule::DurationExceedsMaximum,
+                "DurationExceedsMaximum",
+                vec![policy.id()],
+                format!("requested {} minutes, but manual-approval policy '{}' allows at most {max} minutes; ask for {max} minutes or less", duration.get(), policy.name),
+                Some(max),
+            );
+        }
+        notes.insert(0, format!("waiting for approval under manual-approval policy '{}'", policy.name));
+        Decision {
+            outcome: RequestStatus::Pending,
+            rule,
+            deciding_policy_ids: vec![policy.id()],
+            deny_policy_ids: auto.forbids,
+            failure_code: None,
+            message: notes.join("; "),
+            max_duration_minutes: Some(policy.max_duration_minutes),
+            approval_plan: Some(policy.plan()),
+            decided_at: now,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The policy engine: Cedar auto-approval and deny-access statements, manual-approval YAML
+//! policies, and the decision that combines them.
+
+pub mod cedar_statements;
+pub mod engine;
+pub mod manual;
+pub mod policy_set;
+pub mod yaml_spans;
+
+pub use engine::NodeInfo;
+pub use policy_set::{PolicyFile, PolicyLoadError, PolicySet, PolicySetError};

@@ -1,0 +1,219 @@
+//! Loading a policy set: every Cedar file and manual-approval YAML file of a directory, checked
+//! against the schema, the limits and each other before anything is decided with it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use cedar_policy::{Effect, Schema};
+
+use crate::policy::cedar_statements::{self, Statement};
+use crate::policy::manual::{self, ManualPolicy, TagTarget, Targets};
+
+/// How long auto-approved access lasts when the permit carries no `@accessWindowMinutes`.
+pub const DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES: u32 = 60;
+
+const SCHEMA_TEXT: &str = include_str!("jitna.cedarschema");
+
+/// The schema text, for `jit policy schema` and the docs.
+pub fn schema_text() -> &'static str {
+    SCHEMA_TEXT
+}
+
+pub fn load_schema() -> Result<Schema, PolicySetError> {
+    Schema::from_cedarschema_str(SCHEMA_TEXT).map(|(schema, _warnings)| schema).map_err(|e| {
+        PolicySetError(vec![PolicyLoadError { file: "<built-in schema>".into(), line: 1, message: e.to_string(), fix: "this is a bug in jit-node-access".into() }])
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyLoadError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for PolicyLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}\n    fix: {}", self.file, self.line, self.message, self.fix)
+    }
+}
+
+/// Every problem found in a policy set; the set is refused as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct PolicySetError(pub Vec<PolicyLoadError>);
+
+impl fmt::Display for PolicySetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the policy set is invalid ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a Cedar statement came from and what it sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementInfo {
+    pub id: String,
+    pub effect: Effect,
+    pub file: String,
+    pub line: usize,
+    pub window_minutes: Option<u32>,
+}
+
+/// A loaded, validated policy set. Cheap to share across requests.
+#[derive(Clone, Debug)]
+pub struct PolicySet {
+    pub(crate) cedar: cedar_policy::PolicySet,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) statements: BTreeMap<String, StatementInfo>,
+    pub(crate) manual: Vec<ManualPolicy>,
+}
+
+/// One file of a policy set: its path relative to the set's root, and its text.
+#[derive(Clone, Debug)]
+pub struct PolicyFile {
+    pub path: String,
+    pub text: String,
+}
+
+impl PolicySet {
+    pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
+        self.statements.values()
+    }
+    pub fn manual_policies(&self) -> &[ManualPolicy] {
+        &self.manual
+    }
+    pub fn statement(&self, id: &str) -> Option<&StatementInfo> {
+        self.statements.get(id)
+    }
+
+    /// Reads every `*.cedar`, `*.yaml` and `*.yml` file under `dir` (sorted, recursively).
+    pub fn load_dir(dir: &Path) -> Result<Self, PolicySetError> {
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files).map_err(|e| {
+            PolicySetError(vec![PolicyLoadError { file: dir.display().to_string(), line: 1, message: format!("cannot read the policy directory: {e}"), fix: "pass a readable directory of .cedar and .yaml files".into() }])
+        })?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Self::from_files(&files)
+    }
+
+    pub fn from_files(files: &[PolicyFile]) -> Result<Self, PolicySetError> {
+        let schema = load_schema()?;
+        let validator = cedar_statements::validator(&schema);
+        let mut errors = Vec::new();
+        let mut cedar = cedar_policy::PolicySet::new();
+        let mut statements: BTreeMap<String, StatementInfo> = BTreeMap::new();
+        let mut manual = Vec::new();
+        let located = |file: &str, e: manual::LineError| PolicyLoadError { file: file.to_owned(), line: e.line, message: e.message, fix: e.fix };
+
+        for f in files {
+            if f.path.ends_with(".cedar") {
+                match cedar_statements::parse_cedar_file(&f.path, &f.text, &validator) {
+                    Ok(list) => {
+                        for Statement { policy, id, effect, line, window_minutes } in list {
+                            if let Some(first) = statements.get(&id) {
+                                errors.push(PolicyLoadError {
+                                    file: f.path.clone(),
+                                    line,
+                                    message: format!("policy id '{id}' is already used at {}:{}", first.file, first.line),
+                                    fix: "give each statement a unique @id".into(),
+                                });
+                                continue;
+                            }
+                            if cedar.add(policy).is_err() {
+                                errors.push(PolicyLoadError { file: f.path.clone(), line, message: format!("policy id '{id}' clashes with another statement"), fix: "give each statement a unique @id".into() });
+                                continue;
+                            }
+                            statements.insert(id.clone(), StatementInfo { id, effect, file: f.path.clone(), line, window_minutes });
+                        }
+                    }
+                    Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
+                }
+            } else if f.path.ends_with(".yaml") || f.path.ends_with(".yml") {
+                match manual::parse_manual_policy(&f.path, &f.text) {
+                    Ok(p) => manual.push(p),
+                    Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
+                }
+            }
+        }
+        errors.extend(manual_conflicts(&manual));
+        if statements.is_empty() && manual.is_empty() && errors.is_empty() {
+            errors.push(PolicyLoadError {
+                file: "<policy set>".into(),
+                line: 1,
+                message: "the policy set has no policies, so every request would fail".into(),
+                fix: "add at least one .cedar auto-approval policy or one .yaml manual-approval policy".into(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(Self { cedar, schema: Arc::new(schema), statements, manual })
+        } else {
+            Err(PolicySetError(errors))
+        }
+    }
+}
+
+/// Two manual policies may not claim the same tag, two may not both cover all nodes, and names
+/// are unique: AWS only finds such overlaps when a request fails; we refuse them at load.
+fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
+    let mut errors = Vec::new();
+    let mut names: BTreeMap<&str, &ManualPolicy> = BTreeMap::new();
+    let mut tags: BTreeMap<&TagTarget, (&ManualPolicy, usize)> = BTreeMap::new();
+    let mut all_nodes: Option<&ManualPolicy> = None;
+    for p in manual {
+        if let Some(first) = names.insert(&p.name, p) {
+            errors.push(PolicyLoadError { file: p.file.clone(), line: p.line, message: format!("manual policy name '{}' is already used in {}:{}", p.name, first.file, first.line), fix: "give each manual-approval policy a unique name".into() });
+        }
+        match &p.targets {
+            Targets::AllNodes => {
+                if let Some(first) = all_nodes {
+                    errors.push(PolicyLoadError {
+                        file: p.file.clone(),
+                        line: p.target_lines.first().copied().unwrap_or(p.line),
+                        message: format!("manual policies '{}' and '{}' ({}) both target all nodes", first.name, p.name, first.file),
+                        fix: "keep one all-nodes policy; give the other tag targets".into(),
+                    });
+                } else {
+                    all_nodes = Some(p);
+                }
+            }
+            Targets::Tags(list) => {
+                for (i, t) in list.iter().enumerate() {
+                    let line = p.target_lines.get(i).copied().unwrap_or(p.line);
+                    if let Some((first, first_line)) = tags.get(t) {
+                        errors.push(PolicyLoadError {
+                            file: p.file.clone(),
+                            line,
+                            message: format!("manual policies '{}' ({}:{}) and '{}' both target tag {}={}, so requests for such nodes would fail", first.name, first.file, first_line, p.name, t.key, t.value),
+                            fix: "let exactly one manual-approval policy target each tag key/value".into(),
+                        });
+                    } else {
+                        tags.insert(t, (p, line));
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PolicyFile>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+            continue;
+        }
+        let name = path.to_string_lossy();
+        if name.ends_with(".cedar") || name.ends_with(".yaml") || name.ends_with(".yml") {
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            out.push(PolicyFile { path: rel, text: std::fs::read_to_string(&path)? });
+        }
+    }
+    Ok(())
+}

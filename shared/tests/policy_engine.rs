@@ -1,0 +1,236 @@
+//! The decision table: AWS JITNA's evaluation order and our additions, on in-memory policy sets.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use jit_shared::domain::ids::{DurationMinutes, NodeId};
+use jit_shared::domain::principal::{GroupRef, PrincipalIdentity, ResolvedPrincipal};
+use jit_shared::domain::request::DecisionRule;
+use jit_shared::domain::status::RequestStatus;
+use jit_shared::policy::{NodeInfo, PolicyFile, PolicySet};
+
+const ACCOUNT: &str = "123456789012";
+
+fn file(path: &str, text: &str) -> PolicyFile {
+    PolicyFile { path: path.into(), text: text.into() }
+}
+
+const DEV_PERMIT: &str = r#"@id("dev-auto")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };
+"#;
+const SENSITIVE_FORBID: &str = r#"@id("no-auto-sensitive")
+forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("DataClass") && resource.getTag("DataClass") == "Sensitive" };
+"#;
+
+fn manual(name: &str, targets: &str, max: u32) -> String {
+    format!("name: {name}\ntargets: {targets}\nmaxDurationMinutes: {max}\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamGroup: DevOps\n")
+}
+
+fn base_set(with_all_nodes: bool) -> PolicySet {
+    let mut files = vec![
+        file("auto.cedar", DEV_PERMIT),
+        file("deny.cedar", SENSITIVE_FORBID),
+        file("prod.yaml", &manual("prod", "{tags: [{key: Environment, value: Production}]}", 240)),
+        file("team-a.yaml", &manual("team-a", "{tags: [{key: Team, value: A}]}", 120)),
+        file("sensitive.yaml", &manual("sensitive", "{tags: [{key: DataClass, value: Sensitive}]}", 60)),
+    ];
+    if with_all_nodes {
+        files.push(file("default.yaml", &manual("default", "{allNodes: true}", 30)));
+    }
+    PolicySet::from_files(&files).unwrap()
+}
+
+fn iam_user(name: &str, groups: &[&str], tags: &[(&str, &str)]) -> ResolvedPrincipal {
+    ResolvedPrincipal {
+        identity: PrincipalIdentity::IamUser { arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"), name: name.into() },
+        groups: groups.iter().map(|g| GroupRef::IamGroup { arn: format!("arn:aws:iam::{ACCOUNT}:group/{g}"), name: (*g).into() }).collect(),
+        attributes: BTreeMap::new(),
+        principal_tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
+}
+
+fn identity_center_user(user_id: &str, groups: &[&str]) -> ResolvedPrincipal {
+    ResolvedPrincipal {
+        identity: PrincipalIdentity::IdentityCenterUser { user_id: user_id.into(), user_name: "carol".into() },
+        groups: groups.iter().map(|g| GroupRef::IdentityCenterGroup { id: (*g).into(), display_name: None }).collect(),
+        attributes: BTreeMap::from([("costCenter".to_owned(), "42".to_owned())]),
+        principal_tags: BTreeMap::new(),
+    }
+}
+
+fn node(id: &str, tags: &[(&str, &str)]) -> NodeInfo {
+    NodeInfo { node_id: NodeId::try_from(id.to_owned()).unwrap(), tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect() }
+}
+
+fn minutes(m: u32) -> DurationMinutes {
+    DurationMinutes::try_from(m).unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    all_nodes_policy: bool,
+    tags: &'static [(&'static str, &'static str)],
+    duration: u32,
+    outcome: RequestStatus,
+    rule: DecisionRule,
+    deciding: &'static [&'static str],
+    denied_by: &'static [&'static str],
+}
+
+#[test]
+fn decisions_follow_aws_evaluation_order() {
+    let cases = [
+        Case { name: "permit approves", all_nodes_policy: false, tags: &[("Environment", "Development")], duration: 30, outcome: RequestStatus::Approved, rule: DecisionRule::AutoApproval, deciding: &["dev-auto"], denied_by: &[] },
+        Case { name: "forbid removes auto-approval and falls to manual", all_nodes_policy: false, tags: &[("Environment", "Development"), ("DataClass", "Sensitive")], duration: 30, outcome: RequestStatus::Pending, rule: DecisionRule::ManualTagSpecific, deciding: &["manual/sensitive"], denied_by: &["no-auto-sensitive"] },
+        Case { name: "tag-specific manual policy", all_nodes_policy: false, tags: &[("Environment", "Production")], duration: 200, outcome: RequestStatus::Pending, rule: DecisionRule::ManualTagSpecific, deciding: &["manual/prod"], denied_by: &[] },
+        Case { name: "tag-specific beats all-nodes", all_nodes_policy: true, tags: &[("Environment", "Production")], duration: 200, outcome: RequestStatus::Pending, rule: DecisionRule::ManualTagSpecific, deciding: &["manual/prod"], denied_by: &[] },
+        Case { name: "all-nodes applies when nothing else does", all_nodes_policy: true, tags: &[("Environment", "Sandbox")], duration: 30, outcome: RequestStatus::Pending, rule: DecisionRule::ManualAllNodes, deciding: &["manual/default"], denied_by: &[] },
+        Case { name: "two tag-specific policies conflict", all_nodes_policy: true, tags: &[("Environment", "Production"), ("Team", "A")], duration: 30, outcome: RequestStatus::Failed, rule: DecisionRule::PolicyConflict, deciding: &["manual/prod", "manual/team-a"], denied_by: &[] },
+        Case { name: "no policy applies", all_nodes_policy: false, tags: &[("Environment", "Sandbox")], duration: 30, outcome: RequestStatus::Failed, rule: DecisionRule::NoApplicablePolicy, deciding: &[], denied_by: &[] },
+        Case { name: "untagged node without all-nodes policy", all_nodes_policy: false, tags: &[], duration: 30, outcome: RequestStatus::Failed, rule: DecisionRule::NoApplicablePolicy, deciding: &[], denied_by: &[] },
+        Case { name: "duration above the manual maximum", all_nodes_policy: false, tags: &[("Environment", "Production")], duration: 241, outcome: RequestStatus::Failed, rule: DecisionRule::DurationExceedsMaximum, deciding: &["manual/prod"], denied_by: &[] },
+        Case { name: "duration above the auto-approval window", all_nodes_policy: false, tags: &[("Environment", "Development")], duration: 61, outcome: RequestStatus::Failed, rule: DecisionRule::DurationExceedsMaximum, deciding: &["dev-auto"], denied_by: &[] },
+    ];
+    let sets = [base_set(false), base_set(true)];
+    let alice = iam_user("alice", &[], &[]);
+    for c in cases {
+        let set = &sets[usize::from(c.all_nodes_policy)];
+        let d = set.decide(&alice, &node("i-0123456789abcdef0", c.tags), minutes(c.duration), Utc::now());
+        assert_eq!(d.outcome, c.outcome, "{}: {d:?}", c.name);
+        assert_eq!(d.rule, c.rule, "{}: {d:?}", c.name);
+        let mut ids = d.deciding_policy_ids.clone();
+        ids.sort();
+        assert_eq!(ids, c.deciding, "{}", c.name);
+        assert_eq!(d.deny_policy_ids, c.denied_by, "{}", c.name);
+        assert_eq!(d.approval_plan.is_some(), c.outcome == RequestStatus::Pending, "{}", c.name);
+        if c.outcome == RequestStatus::Failed {
+            assert!(d.failure_code.is_some(), "{}", c.name);
+        }
+    }
+}
+
+#[test]
+fn a_failed_duration_names_the_maximum() {
+    let d = base_set(false).decide(&iam_user("alice", &[], &[]), &node("i-0123abcd", &[("Environment", "Production")]), minutes(500), Utc::now());
+    assert!(d.message.contains("240"), "{}", d.message);
+    assert_eq!(d.max_duration_minutes, Some(240));
+}
+
+#[test]
+fn the_manual_plan_is_recorded_with_the_decision() {
+    let d = base_set(false).decide(&iam_user("alice", &[], &[]), &node("i-0123abcd", &[("Environment", "Production")]), minutes(60), Utc::now());
+    let plan = d.approval_plan.unwrap();
+    assert_eq!(plan.policy_name, "prod");
+    assert_eq!(plan.levels.len(), 1);
+    assert_eq!(plan.levels[0].min_approvals, 1);
+}
+
+#[test]
+fn the_aws_launch_post_example_validates_and_decides_as_documented() {
+    let launch_post = r#"permit (
+    principal in AWS::IdentityStore::Group::"911b8590-7041-70fa-d20b-12345EXAMPLE",
+    action == AWS::SSM::Action::"getTokenForInstanceAccess",
+    resource)
+  when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };
+"#;
+    let set = PolicySet::from_files(&[file("aws-example.cedar", launch_post)]).unwrap();
+    assert_eq!(set.statements().next().unwrap().id, "aws-example.cedar#1", "an unnamed statement gets a stable id");
+    let dev = node("i-0123456789abcdef0", &[("Environment", "Development")]);
+    let member = identity_center_user("user-1", &["911b8590-7041-70fa-d20b-12345EXAMPLE"]);
+    let outsider = identity_center_user("user-2", &["another-group"]);
+    let d = set.decide(&member, &dev, minutes(60), Utc::now());
+    assert_eq!((d.outcome, d.deciding_policy_ids.clone()), (RequestStatus::Approved, vec!["aws-example.cedar#1".to_owned()]));
+    let d = set.decide(&outsider, &dev, minutes(60), Utc::now());
+    assert_eq!(d.rule, DecisionRule::NoApplicablePolicy);
+    let d = set.decide(&member, &node("i-0123456789abcdef0", &[("Environment", "Production")]), minutes(60), Utc::now());
+    assert_eq!(d.rule, DecisionRule::NoApplicablePolicy);
+}
+
+#[test]
+fn iam_principals_are_matched_by_principal_tags_groups_and_arn() {
+    let policies = r#"@id("elevated")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { context.iam.principalTags.hasTag("AccessLevel") && context.iam.principalTags.getTag("AccessLevel") == "Elevated" };
+@id("devops-group")
+permit (principal in AWS::IAM::Group::"arn:aws:iam::123456789012:group/DevOps", action, resource is AWS::SSM::ManagedInstance);
+@id("one-role")
+permit (principal == AWS::IAM::Role::"arn:aws:iam::123456789012:role/Oncall", action, resource);
+"#;
+    let set = PolicySet::from_files(&[file("iam.cedar", policies)]).unwrap();
+    let ec2 = node("i-0123abcd", &[]);
+    let managed = node("mi-0123456789abcdef0", &[]);
+    let decide = |p: &ResolvedPrincipal, n: &NodeInfo| set.decide(p, n, minutes(10), Utc::now()).deciding_policy_ids;
+    assert_eq!(decide(&iam_user("a", &[], &[("AccessLevel", "Elevated")]), &ec2), ["elevated"]);
+    assert!(decide(&iam_user("a", &[], &[("AccessLevel", "Standard")]), &ec2).is_empty());
+    assert_eq!(decide(&iam_user("a", &["DevOps"], &[]), &managed), ["devops-group"]);
+    assert!(decide(&iam_user("a", &["DevOps"], &[]), &ec2).is_empty());
+    let role = ResolvedPrincipal {
+        identity: PrincipalIdentity::IamRole { arn: format!("arn:aws:iam::{ACCOUNT}:role/Oncall"), name: "Oncall".into(), session_name: "dave".into() },
+        groups: vec![],
+        attributes: BTreeMap::new(),
+        principal_tags: BTreeMap::new(),
+    };
+    assert_eq!(decide(&role, &ec2), ["one-role"]);
+}
+
+#[test]
+fn identity_center_attributes_are_visible_to_policies() {
+    let policy = r#"@id("cost-center-42")
+permit (principal, action, resource) when { principal has costCenter && principal.costCenter == "42" };"#;
+    let set = PolicySet::from_files(&[file("attrs.cedar", policy)]).unwrap();
+    let d = set.decide(&identity_center_user("u", &[]), &node("i-0123abcd", &[]), minutes(10), Utc::now());
+    assert_eq!(d.outcome, RequestStatus::Approved);
+    let d = set.decide(&iam_user("a", &[], &[]), &node("i-0123abcd", &[]), minutes(10), Utc::now());
+    assert_eq!(d.rule, DecisionRule::NoApplicablePolicy);
+}
+
+#[test]
+fn the_access_window_annotation_sets_the_auto_approval_maximum() {
+    let policy = r#"@id("short") @accessWindowMinutes("15") permit (principal, action, resource);"#;
+    let set = PolicySet::from_files(&[file("w.cedar", policy)]).unwrap();
+    let alice = iam_user("a", &[], &[]);
+    assert_eq!(set.decide(&alice, &node("i-0123abcd", &[]), minutes(15), Utc::now()).outcome, RequestStatus::Approved);
+    let d = set.decide(&alice, &node("i-0123abcd", &[]), minutes(16), Utc::now());
+    assert_eq!((d.outcome, d.max_duration_minutes), (RequestStatus::Failed, Some(15)));
+}
+
+#[test]
+fn the_shipped_example_policy_set_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let set = PolicySet::load_dir(&dir).unwrap();
+    assert!(set.statements().count() >= 3);
+    assert_eq!(set.manual_policies().len(), 2);
+}
+
+/// Each invalid policy is refused with its file, line and a fix.
+#[test]
+fn invalid_policies_are_refused_naming_file_line_and_fix() {
+    struct Bad {
+        what: &'static str,
+        files: Vec<PolicyFile>,
+        file: &'static str,
+        line: usize,
+        needle: &'static str,
+    }
+    let prod = manual("prod", "{tags: [{key: Environment, value: Production}]}", 60);
+    let cases = vec![
+        Bad { what: "syntax", files: vec![file("a.cedar", "@id(\"x\")\npermit (principal, action, resource)\nwhen { resource.hasTag(\"A\") && };\n")], file: "a.cedar", line: 3, needle: "syntax" },
+        Bad { what: "schema: unknown entity type", files: vec![file("b.cedar", "\n\npermit (principal in AWS::IAM::Grop::\"x\", action, resource);\n")], file: "b.cedar", line: 3, needle: "schema" },
+        Bad { what: "schema: unknown attribute", files: vec![file("c.cedar", "permit (principal, action, resource)\nwhen { principal.shoeSize == \"9\" };\n")], file: "c.cedar", line: 2, needle: "schema" },
+        Bad { what: "AWS doc action form", files: vec![file("d.cedar", "permit (\n  principal,\n  action == AWS::SSM::getTokenForInstanceAccess,\n  resource);\n")], file: "d.cedar", line: 3, needle: "not valid Cedar" },
+        Bad { what: "limit: duration", files: vec![file("e.yaml", &manual("e", "{allNodes: true}", 30_000))], file: "e.yaml", line: 3, needle: "20160" },
+        Bad { what: "conflict", files: vec![file("p1.yaml", &prod), file("p2.yaml", &prod.replace("name: prod", "name: prod-too"))], file: "p2.yaml", line: 2, needle: "both target tag Environment=Production" },
+        Bad { what: "duplicate id across files", files: vec![file("f.cedar", DEV_PERMIT), file("g.cedar", &format!("\n{DEV_PERMIT}"))], file: "g.cedar", line: 2, needle: "already used at f.cedar:1" },
+        Bad { what: "window on a forbid", files: vec![file("h.cedar", "@accessWindowMinutes(\"10\")\nforbid (principal, action, resource);")], file: "h.cedar", line: 1, needle: "no effect" },
+        Bad { what: "empty set", files: vec![], file: "<policy set>", line: 1, needle: "no policies" },
+    ];
+    for c in cases {
+        let err = PolicySet::from_files(&c.files).unwrap_err();
+        let e = err.0.iter().find(|e| e.message.contains(c.needle)).unwrap_or_else(|| panic!("{}: {err}", c.what));
+        assert_eq!((e.file.as_str(), e.line), (c.file, c.line), "{}: {e}", c.what);
+        assert!(!e.fix.is_empty(), "{}", c.what);
+        assert!(err.to_string().contains(&format!("{}:{}", c.file, c.line)), "{}: the message names file:line", c.what);
+    }
+}
