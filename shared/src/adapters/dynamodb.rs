@@ -1,0 +1,413 @@
+//! The one DynamoDB table. All item mapping lives here.
+//!
+//! | item              | pk                     | sk                  | gsi1 (by-requester)              | gsi2 (by-approver)               |
+//! |-------------------|------------------------|---------------------|----------------------------------|----------------------------------|
+//! | request           | `REQ#<id>`             | `META`              | `REQUESTER#<arn>` / `<created>#<id>` |                              |
+//! | audit record      | `REQ#<id>`             | `AUDIT#<version>`   |                                  |                                  |
+//! | approver entry    | `REQ#<id>`             | `APPROVER#<key>`    |                                  | `APPROVER#<key>` / `<created>#<id>` |
+//! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
+//!
+//! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::adapters::classify;
+use crate::domain::ids::RequestId;
+use crate::domain::principal::CallerArn;
+use crate::domain::request::{AccessRequest, AuditRecord, Decision};
+use crate::domain::status::RequestStatus;
+use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
+
+pub const BY_REQUESTER_INDEX: &str = "by-requester";
+pub const BY_APPROVER_INDEX: &str = "by-approver";
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: u32) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+fn request_pk(id: &RequestId) -> String {
+    format!("REQ#{id}")
+}
+fn requester_pk(arn: &CallerArn) -> String {
+    format!("REQUESTER#{arn}")
+}
+fn created_sk(created: &DateTime<Utc>, id: &RequestId) -> String {
+    format!("{}#{id}", ts(created))
+}
+fn idempotency_pk(record: &IdempotencyRecord) -> String {
+    // Hashing bounds the key size; the caller is part of it so keys never collide across callers.
+    format!("IDEM#{}", hex::encode(Sha256::digest(format!("{}\n{}", record.caller, record.key))))
+}
+fn bad(what: &str) -> PortError {
+    PortError::Permanent(format!("stored item is malformed: {what}"))
+}
+fn build_err(e: impl std::fmt::Display) -> PortError {
+    PortError::Permanent(format!("building a DynamoDB call: {e}"))
+}
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, PortError> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| bad(k))
+}
+fn get_n(item: &Item, k: &str) -> Result<u32, PortError> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| bad(k))
+}
+fn get_time(item: &Item, k: &str) -> Result<DateTime<Utc>, PortError> {
+    DateTime::parse_from_rfc3339(get_s(item, k)?).map(|t| t.with_timezone(&Utc)).map_err(|_| bad(k))
+}
+
+fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
+    let mut item = Item::from([
+        ("pk".into(), s(request_pk(&r.request_id))),
+        ("sk".into(), s("META")),
+        ("type".into(), s("request")),
+        ("requestId".into(), s(r.request_id.as_str())),
+        ("requester".into(), s(r.requester.as_str())),
+        ("nodeId".into(), s(r.node_id.as_str())),
+        ("reason".into(), s(r.reason.as_str())),
+        ("durationMinutes".into(), n(r.duration_minutes.get())),
+        ("status".into(), s(r.status.as_str())),
+        ("createdAt".into(), s(ts(&r.created_at))),
+        ("updatedAt".into(), s(ts(&r.updated_at))),
+        ("version".into(), n(r.version)),
+        ("gsi1pk".into(), s(requester_pk(&r.requester))),
+        ("gsi1sk".into(), s(created_sk(&r.created_at, &r.request_id))),
+    ]);
+    if let Some(d) = &r.decision {
+        item.insert("decision".into(), s(decision_json(d)?));
+    }
+    Ok(item)
+}
+
+fn decision_json(d: &Decision) -> Result<String, PortError> {
+    serde_json::to_string(d).map_err(|e| PortError::Permanent(format!("serializing a decision: {e}")))
+}
+
+fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
+    let decision = match item.get("decision") {
+        None => None,
+        Some(v) => Some(serde_json::from_str(v.as_s().map_err(|_| bad("decision"))?).map_err(|_| bad("decision"))?),
+    };
+    Ok(AccessRequest {
+        request_id: RequestId::try_from(get_s(item, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?,
+        requester: CallerArn::try_from(get_s(item, "requester")?.to_owned()).map_err(|_| bad("requester"))?,
+        node_id: get_s(item, "nodeId")?.to_owned().try_into().map_err(|_| bad("nodeId"))?,
+        reason: get_s(item, "reason")?.to_owned().try_into().map_err(|_| bad("reason"))?,
+        duration_minutes: get_n(item, "durationMinutes")?.try_into().map_err(|_| bad("durationMinutes"))?,
+        status: get_s(item, "status")?.parse().map_err(|_| bad("status"))?,
+        created_at: get_time(item, "createdAt")?,
+        updated_at: get_time(item, "updatedAt")?,
+        version: get_n(item, "version")?,
+        decision,
+    })
+}
+
+fn audit_to_item(a: &AuditRecord) -> Item {
+    let mut item = Item::from([
+        ("pk".into(), s(request_pk(&a.request_id))),
+        ("sk".into(), s(format!("AUDIT#{:06}", a.version))),
+        ("type".into(), s("audit")),
+        ("requestId".into(), s(a.request_id.as_str())),
+        ("version".into(), n(a.version)),
+        ("to".into(), s(a.to.as_str())),
+        ("actor".into(), s(a.actor.clone())),
+        ("at".into(), s(ts(&a.at))),
+        ("reason".into(), s(a.reason.clone())),
+    ]);
+    if let Some(from) = a.from {
+        item.insert("from".into(), s(from.as_str()));
+    }
+    item
+}
+
+fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
+    Ok(AuditRecord {
+        request_id: RequestId::try_from(get_s(item, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?,
+        version: get_n(item, "version")?,
+        from: item.get("from").and_then(|v| v.as_s().ok()).map(|v| v.parse::<RequestStatus>()).transpose().map_err(|_| bad("from"))?,
+        to: get_s(item, "to")?.parse().map_err(|_| bad("to"))?,
+        actor: get_s(item, "actor")?.to_owned(),
+        at: get_time(item, "at")?,
+        reason: get_s(item, "reason")?.to_owned(),
+    })
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, PortError> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition).build().map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", &e))?;
+        Ok(out.item)
+    }
+
+    async fn replay(&self, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
+        let Some(item) = self.get_item(idempotency_pk(record), "IDEM").await? else {
+            return Ok(None);
+        };
+        if get_s(&item, "bodyHash")? != record.body_hash {
+            return Ok(Some(CreateOutcome::KeyReused));
+        }
+        let id = RequestId::try_from(get_s(&item, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?;
+        let request = self.get(&id).await?.ok_or_else(|| bad("idempotency key without its request"))?;
+        Ok(Some(CreateOutcome::Replayed(Box::new(request))))
+    }
+}
+
+/// Creates the table with its indexes (the local stack and tests; `template.yaml` in AWS).
+pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError> {
+    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(build_err);
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_err);
+    let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, PortError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(build_err)
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![attr("pk")?, attr("sk")?, attr("gsi1pk")?, attr("gsi1sk")?, attr("gsi2pk")?, attr("gsi2sk")?]))
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(index(BY_REQUESTER_INDEX, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(index(BY_APPROVER_INDEX, "gsi2pk", "gsi2sk")?)
+        .send()
+        .await
+        .map_err(|e| classify("CreateTable", &e))?;
+    Ok(())
+}
+
+fn is_condition_failure(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> Option<bool> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            let reasons = e.cancellation_reasons();
+            // With no reasons reported, assume a failed condition: the caller re-reads and decides.
+            Some(reasons.is_empty() || reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
+        }
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestStore for DynamoStore {
+    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+        let mut writes = vec![self.put(request_to_item(request)?, "attribute_not_exists(pk)")?, self.put(audit_to_item(audit), "attribute_not_exists(pk)")?];
+        if let Some(record) = idempotency {
+            let item = Item::from([
+                ("pk".into(), s(idempotency_pk(record))),
+                ("sk".into(), s("IDEM")),
+                ("type".into(), s("idempotency")),
+                ("requestId".into(), s(request.request_id.as_str())),
+                ("bodyHash".into(), s(record.body_hash.clone())),
+                ("createdAt".into(), s(ts(&request.created_at))),
+            ]);
+            writes.push(self.put(item, "attribute_not_exists(pk)")?);
+        }
+        // Concurrent creates with one key: one transaction wins; the others are cancelled and
+        // then find the winner's key. A cancel that finds no key was a transient conflict.
+        let mut delay = Duration::from_millis(20);
+        for _ in 0..6 {
+            match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
+                Ok(_) => return Ok(CreateOutcome::Created),
+                Err(e) => {
+                    let Some(record) = idempotency else {
+                        return Err(classify("TransactWriteItems", &e));
+                    };
+                    if is_condition_failure(&e).is_none() && !matches!(classify("TransactWriteItems", &e), PortError::Transient(_)) {
+                        return Err(classify("TransactWriteItems", &e));
+                    }
+                    if let Some(outcome) = self.replay(record).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        Err(PortError::Transient("TransactWriteItems: kept conflicting with a concurrent write".into()))
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
+        self.get_item(request_pk(id), "META").await?.as_ref().map(item_to_request).transpose()
+    }
+
+    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_REQUESTER_INDEX)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(requester_pk(requester)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(query.limit).unwrap_or(100));
+        if let Some(status) = query.status {
+            q = q.filter_expression("#status = :status").expression_attribute_names("#status", "status").expression_attribute_values(":status", s(status.as_str()));
+        }
+        if let Some(after) = &query.after {
+            q = q
+                .exclusive_start_key("pk", s(request_pk(&after.request_id)))
+                .exclusive_start_key("sk", s("META"))
+                .exclusive_start_key("gsi1pk", s(requester_pk(requester)))
+                .exclusive_start_key("gsi1sk", s(created_sk(&after.created_at, &after.request_id)));
+        }
+        let out = q.send().await.map_err(|e| classify("Query", &e))?;
+        let items = out.items().iter().map(item_to_request).collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key() {
+            None => None,
+            Some(key) => {
+                let sk = get_s(key, "gsi1sk")?;
+                let (at, id) = sk.split_once('#').ok_or_else(|| bad("gsi1sk"))?;
+                Some(ListPosition {
+                    created_at: DateTime::parse_from_rfc3339(at).map_err(|_| bad("gsi1sk"))?.with_timezone(&Utc),
+                    request_id: RequestId::try_from(id.to_owned()).map_err(|_| bad("gsi1sk"))?,
+                })
+            }
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_APPROVER_INDEX)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(format!("APPROVER#{approver_key}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
+    }
+
+    async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
+        t.from.check_transition(t.to)?;
+        let current = self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?;
+        if current.status != t.from || current.version != t.expected_version {
+            return Err(TransitionError::Conflict);
+        }
+        let next_version = t.expected_version + 1;
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(request_pk(&t.request_id)))
+            .key("sk", s("META"))
+            .condition_expression("#status = :from AND #version = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":from", s(t.from.as_str()))
+            .expression_attribute_values(":expected", n(t.expected_version))
+            .expression_attribute_values(":to", s(t.to.as_str()))
+            .expression_attribute_values(":next", n(next_version))
+            .expression_attribute_values(":at", s(ts(&t.at)));
+        let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
+        if let Some(d) = &t.decision {
+            set.push_str(", decision = :decision");
+            update = update.expression_attribute_values(":decision", s(decision_json(d)?));
+        }
+        let update = update.update_expression(set).build().map_err(build_err)?;
+        let audit = AuditRecord { request_id: t.request_id.clone(), version: next_version, from: Some(t.from), to: t.to, actor: t.actor.clone(), at: t.at, reason: t.reason.clone() };
+        let mut writes = vec![TransactWriteItem::builder().update(update).build(), self.put(audit_to_item(&audit), "attribute_not_exists(pk)")?];
+        if t.to == RequestStatus::Pending {
+            let keys: BTreeSet<String> = t.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
+            for key in keys {
+                let item = Item::from([
+                    ("pk".into(), s(request_pk(&t.request_id))),
+                    ("sk".into(), s(format!("APPROVER#{key}"))),
+                    ("type".into(), s("approver")),
+                    ("requestId".into(), s(t.request_id.as_str())),
+                    ("gsi2pk".into(), s(format!("APPROVER#{key}"))),
+                    ("gsi2sk".into(), s(created_sk(&current.created_at, &t.request_id))),
+                ]);
+                writes.push(self.put(item, "attribute_not_exists(pk)")?);
+            }
+        }
+        if t.from == RequestStatus::Pending {
+            let keys: BTreeSet<String> = current.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
+            for key in keys {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(request_pk(&t.request_id)))
+                    .key("sk", s(format!("APPROVER#{key}")))
+                    .build()
+                    .map_err(build_err)?;
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+            Ok(_) => Ok(AccessRequest { status: t.to, version: next_version, updated_at: t.at, decision: t.decision.clone().or(current.decision), ..current }),
+            Err(e) if is_condition_failure(&e) == Some(true) => Err(TransitionError::Conflict),
+            Err(e) => Err(TransitionError::Port(classify("TransactWriteItems", &e))),
+        }
+    }
+
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", s(request_pk(id)))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            for item in out.items() {
+                records.push(item_to_audit(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(records),
+            }
+        }
+    }
+}

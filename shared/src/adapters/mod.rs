@@ -1,0 +1,47 @@
+//! AWS adapters for the ports. Each lives behind the cargo feature of the SDK client it uses.
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(feature = "eventbridge")]
+pub mod eventbridge;
+#[cfg(feature = "iam")]
+pub mod principals;
+#[cfg(all(feature = "tagging", feature = "ssm"))]
+pub mod nodes;
+
+use std::fmt::Debug;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::ports::PortError;
+
+const TRANSIENT_CODES: [&str; 7] = [
+    "ThrottlingException",
+    "Throttling",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "InternalFailure",
+];
+
+/// Sorts an SDK failure into retryable or not, once, for every adapter.
+pub(crate) fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Debug + Send + Sync + 'static,
+{
+    let transient = match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(se) => se.raw().status().is_server_error() || se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        _ => false,
+    };
+    let message = format!("{operation}: {}", DisplayErrorContext(err));
+    if transient {
+        PortError::Transient(message)
+    } else {
+        PortError::Permanent(message)
+    }
+}

@@ -1,0 +1,131 @@
+//! Resolving the requester: IAM users (groups, tags), IAM role sessions (role tags) and, behind
+//! `AWSReservedSSO_*` roles, IAM Identity Center users (Identity Store id and group ids).
+
+use std::collections::BTreeMap;
+
+use crate::adapters::classify;
+use crate::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
+use crate::ports::{DirectoryError, PrincipalDirectory};
+
+#[derive(Clone, Debug)]
+pub struct AwsPrincipalDirectory {
+    iam: aws_sdk_iam::Client,
+    #[cfg(feature = "identitystore")]
+    identity_store: Option<(aws_sdk_identitystore::Client, String)>,
+}
+
+impl AwsPrincipalDirectory {
+    pub fn new(iam: aws_sdk_iam::Client) -> Self {
+        Self {
+            iam,
+            #[cfg(feature = "identitystore")]
+            identity_store: None,
+        }
+    }
+
+    /// Lets callers behind Identity Center permission-set roles resolve as Identity Center users.
+    #[cfg(feature = "identitystore")]
+    pub fn with_identity_store(mut self, client: aws_sdk_identitystore::Client, identity_store_id: impl Into<String>) -> Self {
+        self.identity_store = Some((client, identity_store_id.into()));
+        self
+    }
+
+    async fn iam_user(&self, caller: &CallerArn, name: &str) -> Result<ResolvedPrincipal, DirectoryError> {
+        let groups = self.iam.list_groups_for_user().user_name(name).max_items(1000).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                DirectoryError::NotFound(format!("IAM user {name}"))
+            } else {
+                classify("ListGroupsForUser", &e).into()
+            }
+        })?;
+        let tags = self.iam.list_user_tags().user_name(name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListUserTags", &e)))?;
+        Ok(ResolvedPrincipal {
+            identity: PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.to_owned() },
+            groups: groups.groups().iter().map(|g| GroupRef::IamGroup { arn: g.arn().to_owned(), name: g.group_name().to_owned() }).collect(),
+            attributes: BTreeMap::new(),
+            principal_tags: tags.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+        })
+    }
+
+    async fn role(&self, role_name: &str) -> Result<(String, BTreeMap<String, String>), DirectoryError> {
+        let role = self.iam.get_role().role_name(role_name).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                DirectoryError::NotFound(format!("IAM role {role_name}"))
+            } else {
+                classify("GetRole", &e).into()
+            }
+        })?;
+        let arn = role.role().map(|r| r.arn().to_owned()).ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role_name}")))?;
+        let tags = self.iam.list_role_tags().role_name(role_name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListRoleTags", &e)))?;
+        Ok((arn, tags.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()))
+    }
+
+    #[cfg(feature = "identitystore")]
+    async fn identity_center_user(&self, client: &aws_sdk_identitystore::Client, store: &str, user_name: &str) -> Result<(PrincipalIdentity, Vec<GroupRef>), DirectoryError> {
+        use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
+        use aws_smithy_types::Document;
+        let unique = UniqueAttribute::builder()
+            .attribute_path("userName")
+            .attribute_value(Document::String(user_name.to_owned()))
+            .build()
+            .map_err(|e| DirectoryError::NotFound(e.to_string()))?;
+        let user_id = client
+            .get_user_id()
+            .identity_store_id(store)
+            .alternate_identifier(AlternateIdentifier::UniqueAttribute(unique))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+                    DirectoryError::NotFound(format!("Identity Center user {user_name}"))
+                } else {
+                    classify("GetUserId", &e).into()
+                }
+            })?
+            .user_id
+            .clone();
+        let mut groups = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = client
+                .list_group_memberships_for_member()
+                .identity_store_id(store)
+                .member_id(MemberId::UserId(user_id.clone()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| DirectoryError::from(classify("ListGroupMembershipsForMember", &e)))?;
+            groups.extend(out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }));
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok((PrincipalIdentity::IdentityCenterUser { user_id, user_name: user_name.to_owned() }, groups))
+    }
+}
+
+#[async_trait::async_trait]
+impl PrincipalDirectory for AwsPrincipalDirectory {
+    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
+        match caller.kind() {
+            CallerKind::IamUser { name } => self.iam_user(caller, name).await,
+            CallerKind::AssumedRole { role_name, session_name } => {
+                let (role_arn, principal_tags) = self.role(role_name).await?;
+                #[cfg(feature = "identitystore")]
+                if caller.is_identity_center() {
+                    if let Some((client, store)) = &self.identity_store {
+                        let (identity, groups) = self.identity_center_user(client, store, session_name).await?;
+                        return Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags });
+                    }
+                }
+                Ok(ResolvedPrincipal {
+                    identity: PrincipalIdentity::IamRole { arn: role_arn, name: role_name.clone(), session_name: session_name.clone() },
+                    groups: vec![],
+                    attributes: BTreeMap::new(),
+                    principal_tags,
+                })
+            }
+        }
+    }
+}

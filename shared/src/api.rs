@@ -1,0 +1,100 @@
+//! The HTTP API, independent of how requests arrive: API Gateway (through `lambda_http`) and the
+//! local stack both turn their request into an `ApiRequest` and send back the `ApiResponse`.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::errors::ServiceError;
+use crate::domain::principal::CallerArn;
+use crate::intake::{self, IntakeDeps};
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The authenticated caller ARN (API Gateway's `requestContext.authorizer.iam.userArn`).
+    pub caller: Option<String>,
+}
+
+impl ApiRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+impl ApiResponse {
+    fn json(status: u16, body: serde_json::Value) -> Self {
+        Self { status, headers: vec![("content-type".into(), "application/json".into())], body }
+    }
+
+    pub fn error(err: &ServiceError) -> Self {
+        if err.http_status() >= 500 {
+            tracing::error!(error = %err, "request failed");
+        }
+        let mut resp = Self::json(err.http_status(), err.to_body());
+        if err.http_status() == 503 {
+            resp.headers.push(("retry-after".into(), "2".into()));
+        }
+        resp
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
+    serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("serializing a response: {e}")))
+}
+
+pub async fn handle(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
+    match route(deps, req, now).await {
+        Ok(resp) => resp,
+        Err(e) => ApiResponse::error(&e),
+    }
+}
+
+async fn route(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
+    let path = req.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _]);
+    if !known {
+        return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
+    }
+    let caller = authenticated_caller(req)?;
+    match (req.method.as_str(), segments.as_slice()) {
+        ("POST", ["requests"]) => {
+            if let Some(ct) = req.header("content-type") {
+                if !ct.to_ascii_lowercase().starts_with("application/json") {
+                    return Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()));
+                }
+            }
+            let submitted = intake::submit(deps, &caller, &req.body, req.header("idempotency-key"), now).await?;
+            let mut resp = ApiResponse::json(202, to_json(&submitted.request)?);
+            resp.headers.push(("location".into(), format!("/requests/{}", submitted.request.request_id)));
+            if submitted.replayed {
+                resp.headers.push(("idempotent-replayed".into(), "true".into()));
+            }
+            Ok(resp)
+        }
+        ("GET", ["requests"]) => {
+            let query = intake::parse_list_query(&req.query)?;
+            let page = intake::list(deps, &caller, &query).await?;
+            Ok(ApiResponse::json(200, json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(intake::encode_position) })))
+        }
+        ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&intake::get(deps, &caller, id).await?)?)),
+        _ => Ok(ApiResponse::json(405, json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }))),
+    }
+}
+
+fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, ServiceError> {
+    let raw = req.caller.as_deref().ok_or_else(|| ServiceError::Unauthenticated("sign the request with AWS SigV4 (IAM authorization)".into()))?;
+    CallerArn::try_from(raw.to_owned()).map_err(|e| ServiceError::Forbidden(e.message))
+}

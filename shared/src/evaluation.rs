@@ -1,0 +1,99 @@
+//! Cedar evaluation of a submitted request: resolve the requester and the node, decide, and store
+//! the decision with a conditional status change.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::errors::ServiceError;
+use crate::domain::ids::RequestId;
+use crate::domain::request::{AccessRequest, Decision, DecisionRule};
+use crate::domain::status::RequestStatus;
+use crate::events::EventEnvelope;
+use crate::intake::publish_change;
+use crate::policy::PolicySet;
+use crate::ports::{DirectoryError, EventPublisher, NodeDirectory, PrincipalDirectory, RequestStore, Transition, TransitionError};
+
+/// The audit actor of automated decisions.
+pub const EVALUATOR_ACTOR: &str = "system:evaluator";
+
+pub struct EvaluationDeps<'a> {
+    pub store: &'a dyn RequestStore,
+    pub events: &'a dyn EventPublisher,
+    pub principals: &'a dyn PrincipalDirectory,
+    pub nodes: &'a dyn NodeDirectory,
+    pub policies: &'a PolicySet,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvaluationOutcome {
+    Decided(Box<AccessRequest>),
+    /// Duplicate delivery, or the request was already decided: nothing was changed.
+    AlreadyDecided(RequestStatus),
+    UnknownRequest,
+}
+
+fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
+    Decision {
+        outcome: RequestStatus::Failed,
+        rule: DecisionRule::UnresolvableRequest,
+        deciding_policy_ids: vec![],
+        deny_policy_ids: vec![],
+        failure_code: Some(code.to_owned()),
+        message,
+        max_duration_minutes: None,
+        approval_plan: None,
+        decided_at: now,
+    }
+}
+
+/// Handles one "Access Request Submitted" EventBridge envelope.
+pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
+    if envelope.detail.status != RequestStatus::Submitted {
+        return Err(ServiceError::InvalidInput(crate::domain::errors::FieldError::new("detail.status", "UnexpectedEvent", "only Submitted events are evaluated")));
+    }
+    let id = RequestId::try_from(envelope.detail.request_id.clone())?;
+    evaluate(deps, &id, now).await
+}
+
+pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
+    let Some(request) = deps.store.get(id).await? else {
+        tracing::warn!(request_id = %id, "evaluation event for an unknown request");
+        return Ok(EvaluationOutcome::UnknownRequest);
+    };
+    if request.status != RequestStatus::Submitted {
+        // A redelivery after the decision was stored but its event was not published: publish
+        // again. Events are at-least-once; consumers deduplicate on (requestId, version).
+        if request.version == 2 && request.decision.is_some() {
+            publish_change(deps.events, &request, Some(RequestStatus::Submitted), EVALUATOR_ACTOR).await?;
+        }
+        return Ok(EvaluationOutcome::AlreadyDecided(request.status));
+    }
+    let decision = match (deps.principals.resolve(&request.requester).await, deps.nodes.describe(&request.node_id).await) {
+        (Err(DirectoryError::Port(e)), _) | (_, Err(DirectoryError::Port(e))) => return Err(e.into()),
+        (Err(DirectoryError::NotFound(what)), _) => unresolvable("PrincipalNotFound", format!("the requester could not be resolved: {what}"), now),
+        (_, Err(DirectoryError::NotFound(_))) => unresolvable("NodeNotFound", format!("node {} does not exist or is not visible to jit-node-access", request.node_id), now),
+        (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
+    };
+    let transition = Transition {
+        request_id: request.request_id.clone(),
+        from: RequestStatus::Submitted,
+        expected_version: request.version,
+        to: decision.outcome,
+        reason: decision.message.clone(),
+        decision: Some(decision),
+        actor: EVALUATOR_ACTOR.to_owned(),
+        at: now,
+    };
+    match deps.store.transition(&transition).await {
+        Ok(updated) => {
+            tracing::info!(request_id = %id, status = %updated.status, "request decided");
+            publish_change(deps.events, &updated, Some(RequestStatus::Submitted), EVALUATOR_ACTOR).await?;
+            Ok(EvaluationOutcome::Decided(Box::new(updated)))
+        }
+        Err(TransitionError::Conflict) => {
+            let current = deps.store.get(id).await?.map_or(RequestStatus::Submitted, |r| r.status);
+            Ok(EvaluationOutcome::AlreadyDecided(current))
+        }
+        Err(TransitionError::NotAllowed(e)) => Err(ServiceError::Internal(e.to_string())),
+        Err(TransitionError::Port(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,135 @@
+//! The boundary between the domain and the outside world. Adapters in `adapters/` implement
+//! these with AWS SDK clients; the domain only ever sees domain types.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::ids::{NodeId, RequestId};
+use crate::domain::principal::{CallerArn, ResolvedPrincipal};
+use crate::domain::request::{AccessRequest, AuditRecord, Decision};
+use crate::domain::status::RequestStatus;
+use crate::events::StatusEvent;
+use crate::policy::NodeInfo;
+
+/// A dependency failure, classified once so every entry point retries (or not) the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Throttling, 5xx, timeouts: a retry may succeed.
+    #[error("transient failure: {0}")]
+    Transient(String),
+    /// Anything else: configuration, permissions, malformed data.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+impl From<PortError> for crate::domain::errors::ServiceError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Transient(m) => Self::Unavailable(m),
+            PortError::Permanent(m) => Self::Internal(m),
+        }
+    }
+}
+
+/// Ties an `Idempotency-Key` to the request it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub caller: CallerArn,
+    pub key: String,
+    /// SHA-256 of the normalized request body.
+    pub body_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// The key was used before with the same body: this is the request it created.
+    Replayed(Box<AccessRequest>),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// A status change to apply only if the request is still where the caller saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub request_id: RequestId,
+    pub from: RequestStatus,
+    pub expected_version: u32,
+    pub to: RequestStatus,
+    pub decision: Option<Decision>,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TransitionError {
+    #[error(transparent)]
+    NotAllowed(#[from] crate::domain::status::TransitionError),
+    /// The stored request is no longer at `from`/`expected_version`: someone else moved it.
+    #[error("the request changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Where a page of the requester's list starts: after this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    pub created_at: DateTime<Utc>,
+    pub request_id: RequestId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub status: Option<RequestStatus>,
+    pub limit: u32,
+    pub after: Option<ListPosition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<AccessRequest>,
+    pub next: Option<ListPosition>,
+}
+
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Stores a new `Submitted` request, its first audit record and, when given, the idempotency
+    /// record, all or nothing.
+    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError>;
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError>;
+    /// The requester's requests, newest first.
+    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError>;
+    /// Ids of pending requests that name this approver key (see `Approver::index_key`).
+    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Applies a status change and its audit record atomically, conditioned on the expected
+    /// status and version. Returns the request as stored afterwards.
+    async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
+}
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, event: &StatusEvent) -> Result<(), PortError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+#[async_trait]
+pub trait PrincipalDirectory: Send + Sync {
+    /// Groups, attributes and principal tags of the caller, as of now.
+    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError>;
+}
+
+#[async_trait]
+pub trait NodeDirectory: Send + Sync {
+    /// The node's tags, or `NotFound` when no such node exists.
+    async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError>;
+}
