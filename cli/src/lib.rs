@@ -1,1 +1,8 @@
+//! The `jit` CLI's library: policy tooling, the moto emulator launcher, and the local stack.
 
+pub mod client;
+pub mod demo;
+pub mod emulator;
+pub mod local;
+pub mod policy_cmds;
+pub mod sigv4;

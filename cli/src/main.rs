@@ -1,1 +1,106 @@
-fn main() {}
+//! `jit`: policy tooling for administrators and the local stack for everyone.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jit_cli::policy_cmds::{self, ExplainInput};
+
+#[derive(Parser)]
+#[command(name = "jit", version, about = "jit-node-access: policy tooling and the local stack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with a policy set offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Run the whole system locally against the moto emulator (see README).
+    Dev(jit_cli::local::DevArgs),
+    /// Walk through the four decision outcomes against a running `jit dev`.
+    Demo(jit_cli::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy directory against the schema, the limits and itself.
+    Validate {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Decide a request offline and print the outcome and the deciding policies.
+    Explain {
+        #[arg(long, default_value = "policies")]
+        policies: PathBuf,
+        /// IAM user ARN, assumed-role ARN, or identity-center:<user id>.
+        #[arg(long)]
+        principal: String,
+        /// IAM group name or ARN, or Identity Center group id (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Identity Center user attribute, KEY=VALUE (repeatable).
+        #[arg(long = "attribute", value_parser = policy_cmds::parse_pair)]
+        attributes: Vec<(String, String)>,
+        /// IAM principal tag, KEY=VALUE (repeatable).
+        #[arg(long = "principal-tag", value_parser = policy_cmds::parse_pair)]
+        principal_tags: Vec<(String, String)>,
+        /// Node id (i-… or mi-…).
+        #[arg(long)]
+        node: String,
+        /// Node tag, KEY=VALUE (repeatable).
+        #[arg(long = "tag", value_parser = policy_cmds::parse_pair)]
+        tags: Vec<(String, String)>,
+        /// Requested duration in minutes.
+        #[arg(long, default_value_t = 60)]
+        duration: u32,
+        /// Print the decision record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the Cedar schema policies are validated against.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Policy { command: PolicyCommand::Validate { dir } } => match policy_cmds::validate(&dir) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Policy { command: PolicyCommand::Explain { policies, principal, groups, attributes, principal_tags, node, tags, duration, json } } => {
+            let input = ExplainInput { principal, groups, attributes, principal_tags, node_id: node, node_tags: tags, duration_minutes: duration };
+            match policy_cmds::explain(&policies, &input) {
+                Ok(d) if json => {
+                    println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(d) => {
+                    print!("{}", policy_cmds::render_decision(&d));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Policy { command: PolicyCommand::Schema } => {
+            print!("{}", jit_shared::policy::policy_set::schema_text());
+            ExitCode::SUCCESS
+        }
+        Command::Dev(args) => jit_cli::local::run_dev(args),
+        Command::Demo(args) => jit_cli::demo::run_demo(args),
+    }
+}

@@ -49,3 +49,30 @@ impl StackConfig {
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_owned())).load().await
 }
+
+/// Builds the adapters from SDK configuration, so function binaries need no SDK crate of their own.
+pub mod wiring {
+    #[cfg(all(feature = "iam", feature = "identitystore"))]
+    pub fn principal_directory(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::principals::AwsPrincipalDirectory {
+        let dir = crate::adapters::principals::AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk));
+        match &stack.identity_store_id {
+            Some(id) => dir.with_identity_store(aws_sdk_identitystore::Client::new(sdk), id),
+            None => dir,
+        }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    pub fn store(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::dynamodb::DynamoStore {
+        crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &stack.table_name)
+    }
+
+    #[cfg(feature = "eventbridge")]
+    pub fn publisher(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::eventbridge::EventBridgePublisher {
+        crate::adapters::eventbridge::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &stack.event_bus_name)
+    }
+
+    #[cfg(all(feature = "tagging", feature = "ssm"))]
+    pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::nodes::AwsNodeDirectory {
+        crate::adapters::nodes::AwsNodeDirectory::new(aws_sdk_resourcegroupstagging::Client::new(sdk), aws_sdk_ssm::Client::new(sdk), &stack.region, &stack.account_id)
+    }
+}

@@ -10,3 +10,8 @@ pub mod events;
 pub mod intake;
 pub mod policy;
 pub mod ports;
+
+/// The wall clock, read in one place so entry points pass time in and logic stays pure.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

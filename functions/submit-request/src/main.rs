@@ -1,1 +1,24 @@
-fn main() {}
+//! Request submission Lambda (API Gateway HTTP API, AWS_IAM authorization).
+
+use jit_shared::adapters::apigw;
+use jit_shared::config::{sdk_config, wiring, StackConfig};
+use jit_shared::intake::IntakeDeps;
+use lambda_http::{run, service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    let stack = StackConfig::from_env()?;
+    let sdk = sdk_config(&stack.region).await;
+    let store = wiring::store(&sdk, &stack);
+    let events = wiring::publisher(&sdk, &stack);
+    let directory = wiring::principal_directory(&sdk, &stack);
+    let deps = IntakeDeps { store: &store, events: &events, directory: &directory };
+    let deps = &deps;
+    run(service_fn(move |req: Request| async move {
+        let api_request = apigw::to_api_request(&req);
+        let response = jit_shared::api::handle(deps, &api_request, jit_shared::now()).await;
+        Ok::<_, Error>(apigw::to_response(response))
+    }))
+    .await
+}

@@ -1,5 +1,7 @@
 //! AWS adapters for the ports. Each lives behind the cargo feature of the SDK client it uses.
 
+#[cfg(feature = "apigw")]
+pub mod apigw;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]

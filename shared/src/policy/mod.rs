@@ -9,3 +9,5 @@ pub mod yaml_spans;
 
 pub use engine::NodeInfo;
 pub use policy_set::{PolicyFile, PolicyLoadError, PolicySet, PolicySetError};
+
+pub use cedar_policy::Effect;

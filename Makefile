@@ -1,0 +1,46 @@
+# jit-node-access: `make dev` runs the whole system locally, `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MOTO_VERSION := 5.2.5
+CFN_LINT_VERSION := 1.58.0
+POLICIES ?= policies
+SEED ?= local/seed.yaml
+CARGO ?= cargo
+
+.PHONY: help venv test test-unit test-integration lint policy-validate dev demo clean
+
+help:
+	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
+	@echo "make demo    - walk through the four decision outcomes against a running 'make dev'"
+	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint"
+
+# The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the
+# pins change.
+$(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)'
+	touch $@
+
+venv: $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+
+test: venv lint policy-validate
+	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
+
+lint: venv
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+policy-validate:
+	$(CARGO) run --quiet -p jit -- policy validate $(POLICIES)
+
+dev: venv
+	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run --quiet -p jit -- dev --policies $(POLICIES) --seed $(SEED)
+
+demo:
+	$(CARGO) run --quiet -p jit -- demo
+
+clean:
+	rm -rf .jit target

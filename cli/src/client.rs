@@ -1,0 +1,99 @@
+//! A SigV4-signing HTTP client for the local API (the demo and the tests use it).
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::sigv4::{self, ProfileCredentials};
+
+#[derive(Clone)]
+pub struct ApiClient {
+    base_url: String,
+    credentials: Option<ProfileCredentials>,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiReply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl ApiClient {
+    /// `credentials: None` sends unsigned requests.
+    pub fn new(base_url: &str, credentials: Option<ProfileCredentials>) -> Self {
+        Self { base_url: base_url.trim_end_matches('/').to_owned(), credentials, http: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    pub async fn send(&self, method: &str, path_and_query: &str, body: Option<&serde_json::Value>, extra_headers: &[(&str, &str)]) -> Result<ApiReply, String> {
+        let url = format!("{}{path_and_query}", self.base_url);
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let host = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
+        if body.is_some() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        headers.extend(extra_headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        if let Some(creds) = &self.credentials {
+            let signed = sigv4::sign(creds, crate::emulator::REGION, method, &url, &headers, &bytes, SystemTime::now())?;
+            headers.extend(signed);
+        }
+        let mut builder = hyper::Request::builder().method(method).uri(uri);
+        for (k, v) in &headers {
+            builder = builder.header(k, v);
+        }
+        let request = builder.body(Full::new(Bytes::from(bytes))).map_err(|e| e.to_string())?;
+        let response = self.http.request(request).await.map_err(|e| format!("{method} {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&body).map_err(|e| format!("{method} {url}: response is not JSON: {e}"))? };
+        Ok(ApiReply { status, body })
+    }
+
+    /// Polls `GET /requests/{id}` until the request leaves `Submitted`.
+    pub async fn wait_decided(&self, id: &str, timeout: std::time::Duration) -> Result<serde_json::Value, String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let reply = self.send("GET", &format!("/requests/{id}"), None, &[]).await?;
+            if reply.status != 200 {
+                return Err(format!("GET /requests/{id} answered {}: {}", reply.status, reply.body));
+            }
+            if reply.body["status"] != "Submitted" {
+                return Ok(reply.body);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("request {id} was not decided within {timeout:?}"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Reads one profile from an AWS shared credentials file.
+pub fn read_profile(credentials_file: &str, profile: &str) -> Result<ProfileCredentials, String> {
+    let text = std::fs::read_to_string(credentials_file).map_err(|e| format!("reading {credentials_file}: {e}"))?;
+    let mut current = String::new();
+    let (mut key, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.to_owned();
+        } else if current == profile {
+            if let Some((k, v)) = line.split_once('=') {
+                match k.trim() {
+                    "aws_access_key_id" => key = Some(v.trim().to_owned()),
+                    "aws_secret_access_key" => secret = Some(v.trim().to_owned()),
+                    "aws_session_token" => token = Some(v.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    match (key, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(ProfileCredentials { access_key_id, secret_access_key, session_token: token }),
+        _ => Err(format!("profile '{profile}' is not in {credentials_file}")),
+    }
+}

@@ -1,0 +1,182 @@
+//! Creates the stack's resources and the seeded principals in the emulator.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_config::SdkConfig;
+use jit_shared::events::{detail_type, EVENT_SOURCE};
+use jit_shared::domain::status::RequestStatus;
+
+use crate::local::seed::{PrincipalKind, Seed};
+use crate::sigv4::{IssuedKey, ProfileCredentials};
+
+/// The Identity Store id the local stack uses.
+pub const LOCAL_IDENTITY_STORE_ID: &str = "d-1234567890";
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub caller_arn: String,
+    pub credentials: ProfileCredentials,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub table: String,
+    pub bus: String,
+    pub submitted_queue_url: String,
+    pub status_queue_url: String,
+    pub approvals_topic_arn: String,
+    pub profiles: Vec<Profile>,
+}
+
+impl Provisioned {
+    pub fn issued_keys(&self) -> HashMap<String, IssuedKey> {
+        self.profiles
+            .iter()
+            .map(|p| (p.credentials.access_key_id.clone(), IssuedKey { secret: p.credentials.secret_access_key.clone(), session_token: p.credentials.session_token.clone(), caller_arn: p.caller_arn.clone() }))
+            .collect()
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+}
+
+fn e<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |err| format!("creating {what} in the emulator: {err}")
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), String> {
+    let url = sqs.create_queue().queue_name(name).send().await.map_err(e("an SQS queue"))?.queue_url.unwrap_or_default();
+    let attrs = sqs.get_queue_attributes().queue_url(&url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.map_err(e("an SQS queue"))?;
+    let arn = attrs.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
+    Ok((url, arn))
+}
+
+async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, pattern: serde_json::Value, queue_arn: &str) -> Result<(), String> {
+    events.put_rule().name(rule).event_bus_name(bus).event_pattern(pattern.to_string()).send().await.map_err(e("an EventBridge rule"))?;
+    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().map_err(e("an EventBridge target"))?;
+    events.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await.map_err(e("an EventBridge target"))?;
+    Ok(())
+}
+
+const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+
+fn iam_tags(map: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_iam::types::Tag>, String> {
+    map.iter().map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().map_err(|err| format!("tag {k}: {err}"))).collect()
+}
+
+async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Result<(String, ProfileCredentials), String> {
+    let out = sts.assume_role().role_arn(role_arn).role_session_name(session).duration_seconds(43_200).send().await.map_err(e("role session credentials"))?;
+    let creds = out.credentials().ok_or("AssumeRole returned no credentials")?;
+    let arn = out.assumed_role_user().map(|u| u.arn().to_owned()).ok_or("AssumeRole returned no ARN")?;
+    Ok((arn, ProfileCredentials { access_key_id: creds.access_key_id().to_owned(), secret_access_key: creds.secret_access_key().to_owned(), session_token: Some(creds.session_token().to_owned()) }))
+}
+
+pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Provisioned, String> {
+    let table = format!("{prefix}-requests");
+    let bus = format!("{prefix}-events");
+    jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.map_err(e("the DynamoDB table"))?;
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    events.create_event_bus().name(&bus).send().await.map_err(e("the event bus"))?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let (submitted_queue_url, submitted_arn) = queue(&sqs, &format!("{prefix}-evaluate")).await?;
+    let (status_queue_url, status_arn) = queue(&sqs, &format!("{prefix}-status-log")).await?;
+    route(&events, &bus, &format!("{prefix}-evaluate"), serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Submitted)]}), &submitted_arn).await?;
+    route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    // A random 256-bit key, as the deployed stack creates it (see README).
+    let signing_key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    ssm.put_parameter()
+        .name(format!("/{prefix}/approval-link-signing-key"))
+        .value(signing_key)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(e("the signing-key parameter"))?;
+
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let identity = aws_sdk_identitystore::Client::new(sdk);
+    let mut iam_groups = BTreeMap::new();
+    let mut ic_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut profiles = Vec::new();
+    for p in &seed.principals {
+        match p.kind {
+            PrincipalKind::IamUser => {
+                let user = iam.create_user().user_name(&p.name).set_tags(Some(iam_tags(&p.principal_tags)?)).send().await.map_err(e("an IAM user"))?;
+                let arn = user.user().map(|u| u.arn().to_owned()).ok_or("CreateUser returned no user")?;
+                for g in &p.groups {
+                    if !iam_groups.contains_key(g) {
+                        iam.create_group().group_name(g).send().await.map_err(e("an IAM group"))?;
+                        iam_groups.insert(g.clone(), ());
+                    }
+                    iam.add_user_to_group().group_name(g).user_name(&p.name).send().await.map_err(e("a group membership"))?;
+                }
+                let key = iam.create_access_key().user_name(&p.name).send().await.map_err(e("an access key"))?;
+                let key = key.access_key().ok_or("CreateAccessKey returned no key")?;
+                profiles.push(Profile {
+                    name: p.name.clone(),
+                    caller_arn: arn,
+                    credentials: ProfileCredentials { access_key_id: key.access_key_id().to_owned(), secret_access_key: key.secret_access_key().to_owned(), session_token: None },
+                });
+            }
+            PrincipalKind::IamRole => {
+                let role = iam.create_role().role_name(&p.name).assume_role_policy_document(TRUST_POLICY).set_tags(Some(iam_tags(&p.principal_tags)?)).send().await.map_err(e("an IAM role"))?;
+                let role_arn = role.role().map(|r| r.arn().to_owned()).ok_or("CreateRole returned no role")?;
+                let (caller_arn, credentials) = assume(&sts, &role_arn, &p.name).await?;
+                profiles.push(Profile { name: p.name.clone(), caller_arn, credentials });
+            }
+            PrincipalKind::IdentityCenterUser => {
+                let name = aws_sdk_identitystore::types::Name::builder().given_name(&p.name).family_name("Local").build();
+                let user_id = identity
+                    .create_user()
+                    .identity_store_id(LOCAL_IDENTITY_STORE_ID)
+                    .user_name(&p.name)
+                    .display_name(&p.name)
+                    .name(name)
+                    .send()
+                    .await
+                    .map_err(e("an Identity Center user"))?
+                    .user_id
+                    .clone();
+                for g in &p.groups {
+                    let group_id = match ic_groups.get(g) {
+                        Some(id) => id.clone(),
+                        None => {
+                            let id = identity.create_group().identity_store_id(LOCAL_IDENTITY_STORE_ID).display_name(g).send().await.map_err(e("an Identity Center group"))?.group_id.clone();
+                            ic_groups.insert(g.clone(), id.clone());
+                            id
+                        }
+                    };
+                    identity
+                        .create_group_membership()
+                        .identity_store_id(LOCAL_IDENTITY_STORE_ID)
+                        .group_id(group_id)
+                        .member_id(aws_sdk_identitystore::types::MemberId::UserId(user_id.clone()))
+                        .send()
+                        .await
+                        .map_err(e("an Identity Center group membership"))?;
+                }
+                // Identity Center signs users in through a permission-set role under this path.
+                let role_name = format!("AWSReservedSSO_JitLocal_{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(p.name.as_bytes()))[..16]);
+                let role = iam
+                    .create_role()
+                    .role_name(&role_name)
+                    .path("/aws-reserved/sso.amazonaws.com/")
+                    .assume_role_policy_document(TRUST_POLICY)
+                    .set_tags(Some(iam_tags(&p.principal_tags)?))
+                    .send()
+                    .await
+                    .map_err(e("an Identity Center permission-set role"))?;
+                let role_arn = role.role().map(|r| r.arn().to_owned()).ok_or("CreateRole returned no role")?;
+                let (caller_arn, credentials) = assume(&sts, &role_arn, &p.name).await?;
+                profiles.push(Profile { name: p.name.clone(), caller_arn, credentials });
+            }
+        }
+    }
+    Ok(Provisioned { table, bus, submitted_queue_url, status_queue_url, approvals_topic_arn, profiles })
+}

@@ -1,0 +1,105 @@
+//! `jit policy validate` and `jit policy explain`: offline tooling for policy authors.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jit_shared::domain::ids::{DurationMinutes, NodeId};
+use jit_shared::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
+use jit_shared::domain::request::Decision;
+use jit_shared::policy::{Effect, NodeInfo, PolicySet};
+
+/// Loads and validates a policy directory; the error text names file, line and fix.
+pub fn validate(dir: &Path) -> Result<String, String> {
+    let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?;
+    let mut out = format!("policy set {} is valid:\n", dir.display());
+    for s in set.statements() {
+        let kind = if s.effect == Effect::Permit { "auto-approval" } else { "deny-access" };
+        let window = s.window_minutes.map(|w| format!(", window {w} min")).unwrap_or_default();
+        out.push_str(&format!("  {kind:<14} {} ({}:{}{window})\n", s.id, s.file, s.line));
+    }
+    for m in set.manual_policies() {
+        out.push_str(&format!("  {:<14} {} ({}:{}, {} level(s), max {} min)\n", "manual", m.id(), m.file, m.line, m.levels.len(), m.max_duration_minutes));
+    }
+    Ok(out)
+}
+
+/// Inputs to an offline decision.
+#[derive(Debug, Clone, Default)]
+pub struct ExplainInput {
+    /// An IAM user ARN, an assumed-role ARN, or `identity-center:<user id>`.
+    pub principal: String,
+    pub groups: Vec<String>,
+    pub attributes: Vec<(String, String)>,
+    pub principal_tags: Vec<(String, String)>,
+    pub node_id: String,
+    pub node_tags: Vec<(String, String)>,
+    pub duration_minutes: u32,
+}
+
+pub fn parse_pair(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("'{raw}' is not KEY=VALUE"))
+}
+
+fn principal_of(input: &ExplainInput) -> Result<ResolvedPrincipal, String> {
+    let tags: BTreeMap<String, String> = input.principal_tags.iter().cloned().collect();
+    if let Some(user_id) = input.principal.strip_prefix("identity-center:") {
+        return Ok(ResolvedPrincipal {
+            identity: PrincipalIdentity::IdentityCenterUser { user_id: user_id.to_owned(), user_name: user_id.to_owned() },
+            groups: input.groups.iter().map(|g| GroupRef::IdentityCenterGroup { id: g.clone(), display_name: None }).collect(),
+            attributes: input.attributes.iter().cloned().collect(),
+            principal_tags: tags,
+        });
+    }
+    let caller = CallerArn::try_from(input.principal.clone()).map_err(|e| format!("--principal: {}; use an IAM user ARN, an assumed-role ARN or identity-center:<user id>", e.message))?;
+    let identity = match caller.kind() {
+        CallerKind::IamUser { name } => PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.clone() },
+        CallerKind::AssumedRole { role_name, session_name } => PrincipalIdentity::IamRole {
+            arn: format!("arn:{}:iam::{}:role/{role_name}", caller.partition(), caller.account()),
+            name: role_name.clone(),
+            session_name: session_name.clone(),
+        },
+    };
+    let groups = input
+        .groups
+        .iter()
+        .map(|g| {
+            let arn = if g.starts_with("arn:") { g.clone() } else { format!("arn:{}:iam::{}:group/{g}", caller.partition(), caller.account()) };
+            let name = arn.rsplit('/').next().unwrap_or(g).to_owned();
+            GroupRef::IamGroup { arn, name }
+        })
+        .collect();
+    Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags: tags })
+}
+
+pub fn explain(dir: &Path, input: &ExplainInput) -> Result<Decision, String> {
+    let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?;
+    let principal = principal_of(input)?;
+    let node = NodeInfo {
+        node_id: NodeId::try_from(input.node_id.clone()).map_err(|e| format!("--node: {}", e.message))?,
+        tags: input.node_tags.iter().cloned().collect(),
+    };
+    let duration = DurationMinutes::try_from(input.duration_minutes).map_err(|e| format!("--duration: {}", e.message))?;
+    Ok(set.decide(&principal, &node, duration, jit_shared::now()))
+}
+
+pub fn render_decision(d: &Decision) -> String {
+    let mut out = format!("outcome:   {}\nrule:      {:?}\n", d.outcome, d.rule);
+    out.push_str(&format!("policies:  {}\n", if d.deciding_policy_ids.is_empty() { "(none)".to_owned() } else { d.deciding_policy_ids.join(", ") }));
+    if !d.deny_policy_ids.is_empty() {
+        out.push_str(&format!("denied by: {} (auto-approval removed)\n", d.deny_policy_ids.join(", ")));
+    }
+    if let Some(code) = &d.failure_code {
+        out.push_str(&format!("failure:   {code}\n"));
+    }
+    if let Some(max) = d.max_duration_minutes {
+        out.push_str(&format!("maximum:   {max} minutes\n"));
+    }
+    if let Some(plan) = &d.approval_plan {
+        for (i, level) in plan.levels.iter().enumerate() {
+            let names: Vec<String> = level.approvers.iter().map(|a| a.index_key()).collect();
+            out.push_str(&format!("level {}:   {} of [{}]\n", i + 1, level.min_approvals, names.join(", ")));
+        }
+    }
+    out.push_str(&format!("why:       {}\n", d.message));
+    out
+}
