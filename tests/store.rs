@@ -1,1 +1,219 @@
+//! The DynamoDB adapter and the intake service against the emulator: conditional writes,
+//! idempotency under concurrency, the audit trail, and the access patterns.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeSet;
+
+use chrono::{Duration, Utc};
+use integration_tests::{sdk, unique};
+use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
+use jit_shared::adapters::eventbridge::EventBridgePublisher;
+use jit_shared::adapters::principals::AwsPrincipalDirectory;
+use jit_shared::domain::principal::CallerArn;
+use jit_shared::domain::request::{ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
+use jit_shared::domain::status::RequestStatus;
+use jit_shared::intake::{self, IntakeDeps};
+use jit_shared::ports::{ListQuery, RequestStore, Transition, TransitionError};
+use proptest::prelude::*;
+use serde_json::json;
+
+struct Fixture {
+    store: DynamoStore,
+    events: EventBridgePublisher,
+    directory: AwsPrincipalDirectory,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let sdk = sdk().await;
+        let table = unique("store");
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        create_table(&dynamo, &table).await.unwrap();
+        let bus = unique("bus");
+        let eb = aws_sdk_eventbridge::Client::new(&sdk);
+        eb.create_event_bus().name(&bus).send().await.unwrap();
+        Self {
+            store: DynamoStore::new(dynamo.clone(), &table),
+            events: EventBridgePublisher::new(eb, &bus),
+            directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)),
+            dynamo,
+            table,
+        }
+    }
+    fn deps(&self) -> IntakeDeps<'_> {
+        IntakeDeps { store: &self.store, events: &self.events, directory: &self.directory }
+    }
+    async fn item_count(&self) -> usize {
+        // A scan is fine here: it only checks what the tests wrote.
+        self.dynamo.scan().table_name(&self.table).send().await.unwrap().items().len()
+    }
+}
+
+fn caller(name: &str) -> CallerArn {
+    CallerArn::try_from(format!("arn:aws:iam::123456789012:user/{name}")).unwrap()
+}
+
+fn body(node: &str, reason: &str, minutes: u32) -> Vec<u8> {
+    json!({ "nodeId": node, "reason": reason, "durationMinutes": minutes }).to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_submissions_with_one_idempotency_key_create_exactly_one_request() {
+    let f = Fixture::new().await;
+    let alice = caller("alice");
+    let b = body("i-0123456789abcdef0", "disk full", 30);
+    let deps = f.deps();
+    let results = futures::future::join_all((0..50).map(|_| intake::submit(&deps, &alice, &b, Some("same-key"), Utc::now()))).await;
+    let ids: BTreeSet<String> = results.into_iter().map(|r| r.unwrap().request.request_id.to_string()).collect();
+    assert_eq!(ids.len(), 1, "every call answers with the same request");
+    let page = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 100, after: None }).await.unwrap();
+    assert_eq!(page.items.len(), 1, "exactly one request is stored");
+}
+
+#[tokio::test]
+async fn reusing_a_key_with_another_body_is_a_conflict_and_writes_nothing() {
+    let f = Fixture::new().await;
+    let alice = caller("alice");
+    let first = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k1"), Utc::now()).await.unwrap();
+    let before = f.item_count().await;
+    let err = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap_err();
+    assert_eq!(err.http_status(), 409);
+    let again = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "  one ", 30), Some("k1"), Utc::now()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.request.request_id, first.request.request_id);
+    assert_eq!(f.item_count().await, before);
+    // The same key from another caller is another request.
+    let bob = intake::submit(&f.deps(), &caller("bob"), &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap();
+    assert_ne!(bob.request.request_id, first.request.request_id);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
+    let f = Fixture::new().await;
+    let cases: [(&[u8], Option<&str>, &str); 4] = [
+        (br#"{"nodeId":"nope","reason":"x","durationMinutes":5}"#, None, "nodeId"),
+        (br#"{"nodeId":"i-0123abcd","reason":"x","durationMinutes":20161}"#, None, "durationMinutes"),
+        (br#"{"nodeId":"i-0123abcd","reason":"","durationMinutes":5}"#, Some("k"), "reason"),
+        (br#"{"nodeId":"i-0123abcd","reason":"x","durationMinutes":5}"#, Some("has space"), "Idempotency-Key"),
+    ];
+    for (b, key, field) in cases {
+        let err = intake::submit(&f.deps(), &caller("alice"), b, key, Utc::now()).await.unwrap_err();
+        assert_eq!(err.http_status(), 400);
+        assert_eq!(err.to_body()["error"]["field"], field);
+    }
+    assert_eq!(f.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn listing_is_newest_first_paginated_and_filtered_by_status() {
+    let f = Fixture::new().await;
+    let alice = caller("alice");
+    let t0 = Utc::now();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = intake::submit(&f.deps(), &alice, &body("i-0123abcd", &format!("r{i}"), 10), None, t0 + Duration::seconds(i)).await.unwrap();
+        ids.push(r.request.request_id);
+    }
+    intake::submit(&f.deps(), &caller("bob"), &body("i-0123abcd", "not alice's", 10), None, t0).await.unwrap();
+    let first = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 3, after: None }).await.unwrap();
+    let second = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 3, after: first.next.clone() }).await.unwrap();
+    let listed: Vec<_> = first.items.iter().chain(second.items.iter()).map(|r| r.request_id.clone()).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    let r = f.store.get(&ids[0]).await.unwrap().unwrap();
+    f.store.transition(&transition(&r, RequestStatus::Failed, None)).await.unwrap();
+    let failed = f.store.list_by_requester(&alice, &ListQuery { status: Some(RequestStatus::Failed), limit: 100, after: None }).await.unwrap();
+    assert_eq!(failed.items.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()]);
+}
+
+fn plan() -> ApprovalPlan {
+    ApprovalPlan { policy_name: "prod".into(), levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())] }] }
+}
+
+fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus, plan: Option<ApprovalPlan>) -> Transition {
+    let decision = Decision {
+        outcome: to,
+        rule: DecisionRule::ManualTagSpecific,
+        deciding_policy_ids: vec!["manual/prod".into()],
+        deny_policy_ids: vec![],
+        failure_code: None,
+        message: "test".into(),
+        max_duration_minutes: Some(60),
+        approval_plan: plan,
+        decided_at: Utc::now(),
+    };
+    Transition { request_id: r.request_id.clone(), from: r.status, expected_version: r.version, to, decision: Some(decision), actor: "test".into(), reason: "test".into(), at: Utc::now() }
+}
+
+#[tokio::test]
+async fn pending_requests_are_found_by_approver_until_they_leave_pending() {
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let pending = f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan()))).await.unwrap();
+    assert_eq!(f.store.list_pending_by_approver("iam-group#DevOps", 10).await.unwrap(), vec![r.request_id.clone()]);
+    assert_eq!(f.store.list_pending_by_approver("iam-user#lead", 10).await.unwrap(), vec![r.request_id.clone()]);
+    assert!(f.store.list_pending_by_approver("iam-user#alice", 10).await.unwrap().is_empty());
+    let mut cancel = transition(&pending, RequestStatus::Cancelled, None);
+    cancel.decision = None;
+    f.store.transition(&cancel).await.unwrap();
+    assert!(f.store.list_pending_by_approver("iam-group#DevOps", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_stale_transition_is_refused_and_changes_nothing() {
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    f.store.transition(&transition(&r, RequestStatus::Approved, None)).await.unwrap();
+    let err = f.store.transition(&transition(&r, RequestStatus::Failed, None)).await.unwrap_err();
+    assert_eq!(err, TransitionError::Conflict);
+    assert_eq!(f.store.get(&r.request_id).await.unwrap().unwrap().status, RequestStatus::Approved);
+    assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random transition attempts, some of them stale or concurrent, against the real
+    /// conditional writes: the stored path stays in the graph, and each applied transition has
+    /// exactly one audit record.
+    #[test]
+    fn random_transition_attempts_stay_in_the_graph_with_one_audit_record_each(
+        attempts in proptest::collection::vec((0usize..8, proptest::bool::ANY), 1..10)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let f = Fixture::new().await;
+            let mut current = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+            let mut applied = vec![(None, RequestStatus::Submitted)];
+            for (target, stale) in attempts {
+                let to = RequestStatus::ALL[target];
+                let mut t = transition(&current, to, if to == RequestStatus::Pending { Some(plan()) } else { None });
+                if stale {
+                    t.expected_version = current.version.saturating_sub(1);
+                }
+                match f.store.transition(&t).await {
+                    Ok(next) => {
+                        prop_assert!(!stale, "a stale transition was applied");
+                        prop_assert!(current.status.successors().contains(&to));
+                        applied.push((Some(current.status), to));
+                        current = next;
+                    }
+                    Err(TransitionError::NotAllowed(_)) => prop_assert!(!current.status.successors().contains(&to)),
+                    Err(TransitionError::Conflict) => prop_assert!(stale),
+                    Err(e) => prop_assert!(false, "unexpected error {e}"),
+                }
+            }
+            let stored = f.store.get(&current.request_id).await.unwrap().unwrap();
+            prop_assert_eq!(stored.status, current.status);
+            let trail = f.store.audit_trail(&current.request_id).await.unwrap();
+            let trail_steps: Vec<_> = trail.iter().map(|a| (a.from, a.to)).collect();
+            prop_assert_eq!(trail_steps, applied);
+            let versions: Vec<u32> = trail.iter().map(|a| a.version).collect();
+            prop_assert_eq!(versions, (1..=u32::try_from(trail.len()).unwrap()).collect::<Vec<_>>());
+            Ok(())
+        })?;
+    }
+}
