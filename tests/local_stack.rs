@@ -1,1 +1,144 @@
+//! The local stack end to end: SigV4 authentication like API Gateway, the four decision
+//! outcomes through EventBridge envelopes, and who may read what.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::time::Duration;
+
+use integration_tests::{sdk, unique};
+use jit_cli::client::ApiClient;
+use std::sync::OnceLock;
+
+use jit_cli::local::provision::Provisioned;
+use jit_cli::local::{seed, start, LocalStack, StartOptions};
+use jit_cli::sigv4::ProfileCredentials;
+use jit_shared::policy::PolicySet;
+use serde_json::json;
+
+/// IAM names are account-wide, so the tests share one stack, served from its own runtime.
+struct Shared {
+    api_url: String,
+    provisioned: Provisioned,
+}
+
+static STACK: OnceLock<Shared> = OnceLock::new();
+
+fn stack() -> &'static Shared {
+    STACK.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let sdk = sdk().await;
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let policies = PolicySet::load_dir(&root.join("policies")).unwrap();
+                let seed = seed::parse("local/seed.yaml", &std::fs::read_to_string(root.join("local/seed.yaml")).unwrap()).unwrap();
+                let running: LocalStack = start(StartOptions { sdk: &sdk, policies, seed, prefix: unique("stack"), port: 0, print_events: false }).await.unwrap();
+                tx.send(Shared { api_url: running.api_url.clone(), provisioned: running.provisioned.clone() }).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("the local stack did not start")
+    })
+}
+
+fn client(stack: &Shared, profile: &str) -> ApiClient {
+    ApiClient::new(&stack.api_url, Some(stack.provisioned.profile(profile).unwrap().credentials.clone()))
+}
+
+async fn submit(c: &ApiClient, node: &str, minutes: u32) -> serde_json::Value {
+    let reply = c.send("POST", "/requests", Some(&json!({"nodeId": node, "reason": "integration test", "durationMinutes": minutes})), &[]).await.unwrap();
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["status"], "Submitted");
+    c.wait_decided(reply.body["requestId"].as_str().unwrap(), Duration::from_secs(20)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_and_badly_signed_calls_are_refused_with_403() {
+    let stack = stack();
+    let unsigned = ApiClient::new(&stack.api_url, None).send("GET", "/requests", None, &[]).await.unwrap();
+    assert_eq!(unsigned.status, 403);
+    let mut forged = stack.provisioned.profile("operator").unwrap().credentials.clone();
+    forged.secret_access_key.push('x');
+    let bad = ApiClient::new(&stack.api_url, Some(forged)).send("GET", "/requests", None, &[]).await.unwrap();
+    assert_eq!(bad.status, 403);
+    let unknown = ProfileCredentials { access_key_id: "AKIAUNKNOWN".into(), secret_access_key: "x".into(), session_token: None };
+    let bad = ApiClient::new(&stack.api_url, Some(unknown)).send("POST", "/requests", Some(&json!({})), &[]).await.unwrap();
+    assert_eq!(bad.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_outcomes_are_decided_through_the_event_bus() {
+    let stack = stack();
+    let operator = client(stack, "operator");
+    let cases = [
+        ("i-0123456789abcdef0", 30, "Approved", "AutoApproval", vec!["development-auto-approval"]),
+        ("i-0fedcba9876543210", 120, "Pending", "ManualTagSpecific", vec!["manual/production"]),
+        ("i-00000000000000aa1", 30, "Pending", "ManualTagSpecific", vec!["manual/sensitive-data"]),
+        ("i-0aaaaaaaaaaaaaaa1", 30, "Failed", "NoApplicablePolicy", vec![]),
+        ("i-0fedcba9876543210", 500, "Failed", "DurationExceedsMaximum", vec!["manual/production"]),
+        ("i-0123456789abc0000", 30, "Failed", "UnresolvableRequest", vec![]),
+    ];
+    let mut failed = Vec::new();
+    for (node, minutes, status, rule, policies) in cases {
+        let decided = submit(&operator, node, minutes).await;
+        if status == "Failed" {
+            failed.push(decided["requestId"].clone());
+        }
+        assert_eq!(decided["status"], status, "{node}: {decided}");
+        assert_eq!(decided["decision"]["rule"], rule, "{node}");
+        assert_eq!(decided["decision"]["decidingPolicyIds"], json!(policies), "{node}");
+    }
+    let listed = operator.send("GET", "/requests?status=Failed&limit=100", None, &[]).await.unwrap();
+    let items = listed.body["items"].as_array().unwrap();
+    assert!(items.iter().all(|r| r["status"] == "Failed"));
+    for id in &failed {
+        assert!(items.iter().any(|r| &r["requestId"] == id), "{id} is listed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_sessions_and_identity_center_users_are_resolved_for_policies() {
+    let stack = stack();
+    // oncall carries the OnCall=true principal tag; staging auto-approval needs it.
+    let decided = submit(&client(stack, "oncall"), "mi-0123456789abcdef0", 60).await;
+    assert_eq!(decided["decision"]["decidingPolicyIds"], json!(["staging-on-call-auto-approval"]), "{decided}");
+    let decided = submit(&client(stack, "operator"), "mi-0123456789abcdef0", 60).await;
+    assert_eq!(decided["status"], "Failed");
+    let decided = submit(&client(stack, "carol"), "i-0123456789abcdef0", 15).await;
+    assert_eq!(decided["status"], "Approved");
+    assert!(decided["requester"].as_str().unwrap().contains(":assumed-role/AWSReservedSSO_"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_visible_to_its_requester_and_its_approvers_only() {
+    let stack = stack();
+    let pending = submit(&client(stack, "operator"), "i-0fedcba9876543210", 60).await;
+    let path = format!("/requests/{}", pending["requestId"].as_str().unwrap());
+    for (who, expected) in [("operator", 200), ("approver-a", 200), ("approver-b", 200), ("carol", 404), ("oncall", 404)] {
+        assert_eq!(client(stack, who).send("GET", &path, None, &[]).await.unwrap().status, expected, "{who}");
+    }
+    let approved = submit(&client(stack, "operator"), "i-0123456789abcdef0", 10).await;
+    let path = format!("/requests/{}", approved["requestId"].as_str().unwrap());
+    assert_eq!(client(stack, "approver-a").send("GET", &path, None, &[]).await.unwrap().status, 404, "no approval plan, no approvers");
+    let theirs = client(stack, "approver-a").send("GET", "/requests", None, &[]).await.unwrap();
+    assert_eq!(theirs.body["items"], json!([]), "the list holds only the caller's own requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_over_http_is_a_4xx_json_error_naming_the_field() {
+    let stack = stack();
+    let operator = client(stack, "approver-b");
+    let cases = [
+        (json!({"nodeId": "web-1", "reason": "x", "durationMinutes": 5}), 400, "nodeId"),
+        (json!({"nodeId": "i-0123abcd", "reason": "x", "durationMinutes": 0}), 400, "durationMinutes"),
+        (json!({"nodeId": "i-0123abcd", "durationMinutes": 5}), 400, "reason"),
+    ];
+    for (body, status, field) in cases {
+        let reply = operator.send("POST", "/requests", Some(&body), &[]).await.unwrap();
+        assert_eq!((reply.status, reply.body["error"]["field"].as_str()), (status, Some(field)), "{body}");
+    }
+    let reply = operator.send("GET", "/requests?status=Nope", None, &[]).await.unwrap();
+    assert_eq!((reply.status, reply.body["error"]["field"].as_str()), (400, Some("status")));
+    let reply = operator.send("GET", "/requests", None, &[]).await.unwrap();
+    assert_eq!(reply.body["items"], json!([]), "nothing was written");
+}

@@ -42,8 +42,8 @@ impl Provisioned {
     }
 }
 
-fn e<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |err| format!("creating {what} in the emulator: {err}")
+fn e<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |err| format!("creating {what} in the emulator: {}", aws_smithy_types::error::display::DisplayErrorContext(&err))
 }
 
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), String> {
