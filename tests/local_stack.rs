@@ -32,7 +32,8 @@ fn stack() -> &'static Shared {
                 let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
                 let policies = PolicySet::load_dir(&root.join("policies")).unwrap();
                 let seed = seed::parse("local/seed.yaml", &std::fs::read_to_string(root.join("local/seed.yaml")).unwrap()).unwrap();
-                let running: LocalStack = start(StartOptions { sdk: &sdk, policies, seed, prefix: unique("stack"), port: 0, print_events: false }).await.unwrap();
+                let running: LocalStack =
+                    start(StartOptions { sdk: &sdk, policies, seed, prefix: unique("stack"), port: 0, print_events: false }).await.unwrap();
                 tx.send(Shared { api_url: running.api_url.clone(), provisioned: running.provisioned.clone() }).unwrap();
                 std::future::pending::<()>().await;
             });

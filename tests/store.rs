@@ -130,7 +130,10 @@ async fn listing_is_newest_first_paginated_and_filtered_by_status() {
 }
 
 fn plan() -> ApprovalPlan {
-    ApprovalPlan { policy_name: "prod".into(), levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())] }] }
+    ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())] }],
+    }
 }
 
 fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus, plan: Option<ApprovalPlan>) -> Transition {
@@ -145,7 +148,16 @@ fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus,
         approval_plan: plan,
         decided_at: Utc::now(),
     };
-    Transition { request_id: r.request_id.clone(), from: r.status, expected_version: r.version, to, decision: Some(decision), actor: "test".into(), reason: "test".into(), at: Utc::now() }
+    Transition {
+        request_id: r.request_id.clone(),
+        from: r.status,
+        expected_version: r.version,
+        to,
+        decision: Some(decision),
+        actor: "test".into(),
+        reason: "test".into(),
+        at: Utc::now(),
+    }
 }
 
 #[tokio::test]

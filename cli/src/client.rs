@@ -50,7 +50,11 @@ impl ApiClient {
         let response = self.http.request(request).await.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let body = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&body).map_err(|e| format!("{method} {url}: response is not JSON: {e}"))? };
+        let body = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&body).map_err(|e| format!("{method} {url}: response is not JSON: {e}"))?
+        };
         Ok(ApiReply { status, body })
     }
 

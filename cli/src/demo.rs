@@ -61,7 +61,12 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         let decided = client.wait_decided(&id, Duration::from_secs(20)).await?;
         let d = &decided["decision"];
         println!("{}. {what}\n   {profile} -> {node} for {minutes} min: {}", i + 1, decided["status"].as_str().unwrap_or("?"));
-        println!("   rule {}  policies {}  {}", d["rule"], d["decidingPolicyIds"], d["denyPolicyIds"].as_array().map(|a| format!("denied-by {a:?}")).unwrap_or_default());
+        println!(
+            "   rule {}  policies {}  {}",
+            d["rule"],
+            d["decidingPolicyIds"],
+            d["denyPolicyIds"].as_array().map(|a| format!("denied-by {a:?}")).unwrap_or_default()
+        );
         println!("   {}\n", d["message"].as_str().unwrap_or_default());
     }
     Ok(())

@@ -50,7 +50,8 @@ fn principal_of(input: &ExplainInput) -> Result<ResolvedPrincipal, String> {
             principal_tags: tags,
         });
     }
-    let caller = CallerArn::try_from(input.principal.clone()).map_err(|e| format!("--principal: {}; use an IAM user ARN, an assumed-role ARN or identity-center:<user id>", e.message))?;
+    let caller = CallerArn::try_from(input.principal.clone())
+        .map_err(|e| format!("--principal: {}; use an IAM user ARN, an assumed-role ARN or identity-center:<user id>", e.message))?;
     let identity = match caller.kind() {
         CallerKind::IamUser { name } => PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.clone() },
         CallerKind::AssumedRole { role_name, session_name } => PrincipalIdentity::IamRole {

@@ -104,7 +104,8 @@ pub fn verify(
             _ => return Err(SigV4Error::Malformed),
         }
     }
-    let (credential, signed_headers, signature) = (credential.ok_or(SigV4Error::Malformed)?, signed_headers.ok_or(SigV4Error::Malformed)?, signature.ok_or(SigV4Error::Malformed)?);
+    let (credential, signed_headers, signature) =
+        (credential.ok_or(SigV4Error::Malformed)?, signed_headers.ok_or(SigV4Error::Malformed)?, signature.ok_or(SigV4Error::Malformed)?);
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
         return Err(SigV4Error::Malformed);
@@ -133,7 +134,8 @@ pub fn verify(
     }
     let mut canonical_headers = String::new();
     for name in &signed {
-        let values: Vec<String> = headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        let values: Vec<String> =
+            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
         if values.is_empty() {
             return Err(SigV4Error::Malformed);
         }
@@ -153,7 +155,8 @@ pub fn verify(
     // execute-api, like most services, signs the path URI-encoded once more.
     let canonical_uri = uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true);
     let canonical_request = format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{body_hash}");
-    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
+    let string_to_sign =
+        format!("AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
     let k_date = hmac(format!("AWS4{}", key.secret).as_bytes(), date);
     let k_region = hmac(&k_date, region);
     let k_service = hmac(&k_region, service);
@@ -175,12 +178,30 @@ pub struct ProfileCredentials {
 }
 
 /// Signs a request with the AWS SDK's signer; returns the headers to add.
-pub fn sign(creds: &ProfileCredentials, region: &str, method: &str, url: &str, headers: &[(String, String)], body: &[u8], at: SystemTime) -> Result<Vec<(String, String)>, String> {
+pub fn sign(
+    creds: &ProfileCredentials,
+    region: &str,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    at: SystemTime,
+) -> Result<Vec<(String, String)>, String> {
     use aws_sigv4::http_request::{sign as sdk_sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(&creds.access_key_id, &creds.secret_access_key, creds.session_token.clone(), None, "jit-local").into();
-    let params = v4::SigningParams::builder().identity(&identity).region(region).name(SERVICE).time(at).settings(SigningSettings::default()).build().map_err(|e| e.to_string())?.into();
-    let signable = SignableRequest::new(method, url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body)).map_err(|e| e.to_string())?;
+    let identity =
+        aws_credential_types::Credentials::new(&creds.access_key_id, &creds.secret_access_key, creds.session_token.clone(), None, "jit-local").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(SERVICE)
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable =
+        SignableRequest::new(method, url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body)).map_err(|e| e.to_string())?;
     let (instructions, _) = sdk_sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
@@ -190,7 +211,10 @@ mod tests {
     use super::*;
 
     fn keys() -> HashMap<String, IssuedKey> {
-        HashMap::from([("AKIDEXAMPLE".to_owned(), IssuedKey { secret: "secret".into(), session_token: None, caller_arn: "arn:aws:iam::123456789012:user/operator".into() })])
+        HashMap::from([(
+            "AKIDEXAMPLE".to_owned(),
+            IssuedKey { secret: "secret".into(), session_token: None, caller_arn: "arn:aws:iam::123456789012:user/operator".into() },
+        )])
     }
 
     fn signed(method: &str, path_and_query: &str, body: &[u8], secret: &str) -> Vec<(String, String)> {

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect(root, &path, out);
+            collect(&path, out);
         } else if path.extension().is_some_and(|e| e == "cedar" || e == "yaml" || e == "yml") {
             out.push(path);
         }
@@ -22,14 +22,17 @@ fn main() {
     println!("cargo:rerun-if-env-changed=JIT_POLICY_DIR");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
-    collect(&dir, &dir, &mut files);
+    collect(&dir, &mut files);
     files.sort();
     let mut code = String::from("pub fn files() -> Vec<jit_shared::policy::PolicyFile> {\n    vec![\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let rel = f.strip_prefix(&dir).unwrap_or(f).to_string_lossy().replace('\\', "/");
         let abs = fs::canonicalize(f).unwrap_or_else(|_| f.clone());
-        code.push_str(&format!("        jit_shared::policy::PolicyFile {{ path: {rel:?}.to_owned(), text: include_str!({:?}).to_owned() }},\n", abs.display().to_string()));
+        code.push_str(&format!(
+            "        jit_shared::policy::PolicyFile {{ path: {rel:?}.to_owned(), text: include_str!({:?}).to_owned() }},\n",
+            abs.display().to_string()
+        ));
     }
     code.push_str("    ]\n}\n");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_default()).join("bundled_policies.rs");

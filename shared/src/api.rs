@@ -90,7 +90,10 @@ async fn route(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> R
             Ok(ApiResponse::json(200, json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(intake::encode_position) })))
         }
         ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&intake::get(deps, &caller, id).await?)?)),
-        _ => Ok(ApiResponse::json(405, json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }))),
+        _ => Ok(ApiResponse::json(
+            405,
+            json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }),
+        )),
     }
 }
 

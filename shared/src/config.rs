@@ -39,7 +39,9 @@ impl StackConfig {
             event_bus_name: required("JIT_EVENT_BUS_NAME")?,
             identity_store_id: optional("JIT_IDENTITY_STORE_ID"),
             account_id: required("JIT_ACCOUNT_ID")?,
-            region: optional("AWS_REGION").or_else(|| optional("AWS_DEFAULT_REGION")).ok_or(ConfigError { name: "AWS_REGION", problem: "is required".into() })?,
+            region: optional("AWS_REGION")
+                .or_else(|| optional("AWS_DEFAULT_REGION"))
+                .ok_or(ConfigError { name: "AWS_REGION", problem: "is required".into() })?,
         })
     }
 }
@@ -73,6 +75,11 @@ pub mod wiring {
 
     #[cfg(all(feature = "tagging", feature = "ssm"))]
     pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::nodes::AwsNodeDirectory {
-        crate::adapters::nodes::AwsNodeDirectory::new(aws_sdk_resourcegroupstagging::Client::new(sdk), aws_sdk_ssm::Client::new(sdk), &stack.region, &stack.account_id)
+        crate::adapters::nodes::AwsNodeDirectory::new(
+            aws_sdk_resourcegroupstagging::Client::new(sdk),
+            aws_sdk_ssm::Client::new(sdk),
+            &stack.region,
+            &stack.account_id,
+        )
     }
 }

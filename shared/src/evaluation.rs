@@ -48,7 +48,11 @@ fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
 /// Handles one "Access Request Submitted" EventBridge envelope.
 pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
     if envelope.detail.status != RequestStatus::Submitted {
-        return Err(ServiceError::InvalidInput(crate::domain::errors::FieldError::new("detail.status", "UnexpectedEvent", "only Submitted events are evaluated")));
+        return Err(ServiceError::InvalidInput(crate::domain::errors::FieldError::new(
+            "detail.status",
+            "UnexpectedEvent",
+            "only Submitted events are evaluated",
+        )));
     }
     let id = RequestId::try_from(envelope.detail.request_id.clone())?;
     evaluate(deps, &id, now).await
@@ -70,7 +74,9 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
     let decision = match (deps.principals.resolve(&request.requester).await, deps.nodes.describe(&request.node_id).await) {
         (Err(DirectoryError::Port(e)), _) | (_, Err(DirectoryError::Port(e))) => return Err(e.into()),
         (Err(DirectoryError::NotFound(what)), _) => unresolvable("PrincipalNotFound", format!("the requester could not be resolved: {what}"), now),
-        (_, Err(DirectoryError::NotFound(_))) => unresolvable("NodeNotFound", format!("node {} does not exist or is not visible to jit-node-access", request.node_id), now),
+        (_, Err(DirectoryError::NotFound(_))) => {
+            unresolvable("NodeNotFound", format!("node {} does not exist or is not visible to jit-node-access", request.node_id), now)
+        }
         (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
     };
     let transition = Transition {

@@ -39,7 +39,8 @@ impl NewRequest {
         if body.len() > MAX_BODY_BYTES {
             return Err(FieldError::new("body", "BodyTooLarge", format!("the body must be at most {MAX_BODY_BYTES} bytes")));
         }
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
         let serde_json::Value::Object(map) = value else {
             return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
         };
@@ -80,7 +81,13 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
-pub async fn submit(deps: &IntakeDeps<'_>, caller: &CallerArn, body: &[u8], idempotency_key: Option<&str>, now: DateTime<Utc>) -> Result<Submitted, ServiceError> {
+pub async fn submit(
+    deps: &IntakeDeps<'_>,
+    caller: &CallerArn,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Submitted, ServiceError> {
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
@@ -119,14 +126,18 @@ pub async fn submit(deps: &IntakeDeps<'_>, caller: &CallerArn, body: &[u8], idem
             }
             Ok(Submitted { request: *existing, replayed: true })
         }
-        CreateOutcome::KeyReused => Err(ServiceError::Conflict {
-            code: "IdempotencyKeyReused",
-            message: "this Idempotency-Key was already used with a different request body".into(),
-        }),
+        CreateOutcome::KeyReused => {
+            Err(ServiceError::Conflict { code: "IdempotencyKeyReused", message: "this Idempotency-Key was already used with a different request body".into() })
+        }
     }
 }
 
-pub(crate) async fn publish_change(events: &dyn EventPublisher, request: &AccessRequest, previous: Option<RequestStatus>, actor: &str) -> Result<(), ServiceError> {
+pub(crate) async fn publish_change(
+    events: &dyn EventPublisher,
+    request: &AccessRequest,
+    previous: Option<RequestStatus>,
+    actor: &str,
+) -> Result<(), ServiceError> {
     events.publish(&StatusEvent::for_request(request, previous, actor)).await.map_err(|e| {
         tracing::error!(request_id = %request.request_id, error = %e, "status change stored but its event was not published");
         ServiceError::from(e)
@@ -266,7 +277,14 @@ mod tests {
     fn list_parameters_are_checked() {
         let q = parse_list_query(&[("status".into(), "Pending".into()), ("limit".into(), "10".into())]).unwrap();
         assert_eq!((q.status, q.limit), (Some(RequestStatus::Pending), 10));
-        for (k, v, field) in [("status", "pending", "status"), ("limit", "0", "limit"), ("limit", "101", "limit"), ("sort", "asc", "sort"), ("nextToken", "", "nextToken"), ("nextToken", "bm9wZQ", "nextToken")] {
+        for (k, v, field) in [
+            ("status", "pending", "status"),
+            ("limit", "0", "limit"),
+            ("limit", "101", "limit"),
+            ("sort", "asc", "sort"),
+            ("nextToken", "", "nextToken"),
+            ("nextToken", "bm9wZQ", "nextToken"),
+        ] {
             assert_eq!(parse_list_query(&[(k.into(), v.into())]).unwrap_err().field, field);
         }
     }

@@ -2,8 +2,8 @@
 //! started once per test binary and stopped with it. If it cannot start, tests fail loudly.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use jit_cli::emulator::Emulator;
 

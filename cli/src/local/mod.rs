@@ -59,7 +59,10 @@ pub struct SeedNodeDirectory(pub BTreeMap<String, BTreeMap<String, String>>);
 #[async_trait::async_trait]
 impl NodeDirectory for SeedNodeDirectory {
     async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError> {
-        self.0.get(node.as_str()).map(|tags| NodeInfo { node_id: node.clone(), tags: tags.clone() }).ok_or_else(|| DirectoryError::NotFound(format!("node {node}")))
+        self.0
+            .get(node.as_str())
+            .map(|tags| NodeInfo { node_id: node.clone(), tags: tags.clone() })
+            .ok_or_else(|| DirectoryError::NotFound(format!("node {node}")))
     }
 }
 
@@ -112,7 +115,8 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &provisioned.table),
         events: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &provisioned.bus),
-        principals: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk)).with_identity_store(aws_sdk_identitystore::Client::new(sdk), LOCAL_IDENTITY_STORE_ID),
+        principals: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk))
+            .with_identity_store(aws_sdk_identitystore::Client::new(sdk), LOCAL_IDENTITY_STORE_ID),
         nodes: SeedNodeDirectory(opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect()),
         policies: opts.policies,
         keys: provisioned.issued_keys(),
@@ -178,7 +182,8 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let api_request = ApiRequest { method: parts.method.to_string(), path: parts.uri.path().to_owned(), query, headers, body: body.to_vec(), caller: Some(caller) };
+    let api_request =
+        ApiRequest { method: parts.method.to_string(), path: parts.uri.path().to_owned(), query, headers, body: body.to_vec(), caller: Some(caller) };
     let response = api::handle(&adapters.intake(), &api_request, now).await;
     Ok(http_response(&response))
 }
@@ -241,7 +246,10 @@ pub fn write_state(dir: &Path, stack: &LocalStack, emulator_endpoint: &str) -> R
     let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
     let mut creds = String::from("# Written by `make dev`: credentials issued by the local emulator, valid only there.\n");
     for p in &stack.provisioned.profiles {
-        creds.push_str(&format!("\n[{}]\n# {}\naws_access_key_id = {}\naws_secret_access_key = {}\n", p.name, p.caller_arn, p.credentials.access_key_id, p.credentials.secret_access_key));
+        creds.push_str(&format!(
+            "\n[{}]\n# {}\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            p.name, p.caller_arn, p.credentials.access_key_id, p.credentials.secret_access_key
+        ));
         if let Some(t) = &p.credentials.session_token {
             creds.push_str(&format!("aws_session_token = {t}\n"));
         }
@@ -277,7 +285,9 @@ pub fn run_dev(args: DevArgs) -> ExitCode {
 }
 
 async fn dev(args: DevArgs) -> Result<(), String> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .init();
     let policies = PolicySet::load_dir(&args.policies).map_err(|e| e.to_string())?;
     let seed_text = std::fs::read_to_string(&args.seed).map_err(|e| format!("reading {}: {e}", args.seed.display()))?;
     let seed = seed::parse(&args.seed.display().to_string(), &seed_text)?;
@@ -306,4 +316,3 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     drop(emulator);
     Ok(())
 }
-

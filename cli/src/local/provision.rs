@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_config::SdkConfig;
-use jit_shared::events::{detail_type, EVENT_SOURCE};
 use jit_shared::domain::status::RequestStatus;
+use jit_shared::events::{detail_type, EVENT_SOURCE};
 
 use crate::local::seed::{PrincipalKind, Seed};
 use crate::sigv4::{IssuedKey, ProfileCredentials};
@@ -33,7 +33,16 @@ impl Provisioned {
     pub fn issued_keys(&self) -> HashMap<String, IssuedKey> {
         self.profiles
             .iter()
-            .map(|p| (p.credentials.access_key_id.clone(), IssuedKey { secret: p.credentials.secret_access_key.clone(), session_token: p.credentials.session_token.clone(), caller_arn: p.caller_arn.clone() }))
+            .map(|p| {
+                (
+                    p.credentials.access_key_id.clone(),
+                    IssuedKey {
+                        secret: p.credentials.secret_access_key.clone(),
+                        session_token: p.credentials.session_token.clone(),
+                        caller_arn: p.caller_arn.clone(),
+                    },
+                )
+            })
             .collect()
     }
 
@@ -48,7 +57,8 @@ fn e<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> String + '_ {
 
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), String> {
     let url = sqs.create_queue().queue_name(name).send().await.map_err(e("an SQS queue"))?.queue_url.unwrap_or_default();
-    let attrs = sqs.get_queue_attributes().queue_url(&url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.map_err(e("an SQS queue"))?;
+    let attrs =
+        sqs.get_queue_attributes().queue_url(&url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.map_err(e("an SQS queue"))?;
     let arn = attrs.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
     Ok((url, arn))
 }
@@ -60,7 +70,8 @@ async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, patt
     Ok(())
 }
 
-const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+const TRUST_POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
 fn iam_tags(map: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_iam::types::Tag>, String> {
     map.iter().map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().map_err(|err| format!("tag {k}: {err}"))).collect()
@@ -70,7 +81,14 @@ async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Res
     let out = sts.assume_role().role_arn(role_arn).role_session_name(session).duration_seconds(43_200).send().await.map_err(e("role session credentials"))?;
     let creds = out.credentials().ok_or("AssumeRole returned no credentials")?;
     let arn = out.assumed_role_user().map(|u| u.arn().to_owned()).ok_or("AssumeRole returned no ARN")?;
-    Ok((arn, ProfileCredentials { access_key_id: creds.access_key_id().to_owned(), secret_access_key: creds.secret_access_key().to_owned(), session_token: Some(creds.session_token().to_owned()) }))
+    Ok((
+        arn,
+        ProfileCredentials {
+            access_key_id: creds.access_key_id().to_owned(),
+            secret_access_key: creds.secret_access_key().to_owned(),
+            session_token: Some(creds.session_token().to_owned()),
+        },
+    ))
 }
 
 pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Provisioned, String> {
@@ -82,7 +100,14 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Pro
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let (submitted_queue_url, submitted_arn) = queue(&sqs, &format!("{prefix}-evaluate")).await?;
     let (status_queue_url, status_arn) = queue(&sqs, &format!("{prefix}-status-log")).await?;
-    route(&events, &bus, &format!("{prefix}-evaluate"), serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Submitted)]}), &submitted_arn).await?;
+    route(
+        &events,
+        &bus,
+        &format!("{prefix}-evaluate"),
+        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Submitted)]}),
+        &submitted_arn,
+    )
+    .await?;
     route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
@@ -121,11 +146,22 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Pro
                 profiles.push(Profile {
                     name: p.name.clone(),
                     caller_arn: arn,
-                    credentials: ProfileCredentials { access_key_id: key.access_key_id().to_owned(), secret_access_key: key.secret_access_key().to_owned(), session_token: None },
+                    credentials: ProfileCredentials {
+                        access_key_id: key.access_key_id().to_owned(),
+                        secret_access_key: key.secret_access_key().to_owned(),
+                        session_token: None,
+                    },
                 });
             }
             PrincipalKind::IamRole => {
-                let role = iam.create_role().role_name(&p.name).assume_role_policy_document(TRUST_POLICY).set_tags(Some(iam_tags(&p.principal_tags)?)).send().await.map_err(e("an IAM role"))?;
+                let role = iam
+                    .create_role()
+                    .role_name(&p.name)
+                    .assume_role_policy_document(TRUST_POLICY)
+                    .set_tags(Some(iam_tags(&p.principal_tags)?))
+                    .send()
+                    .await
+                    .map_err(e("an IAM role"))?;
                 let role_arn = role.role().map(|r| r.arn().to_owned()).ok_or("CreateRole returned no role")?;
                 let (caller_arn, credentials) = assume(&sts, &role_arn, &p.name).await?;
                 profiles.push(Profile { name: p.name.clone(), caller_arn, credentials });
@@ -147,7 +183,15 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Pro
                     let group_id = match ic_groups.get(g) {
                         Some(id) => id.clone(),
                         None => {
-                            let id = identity.create_group().identity_store_id(LOCAL_IDENTITY_STORE_ID).display_name(g).send().await.map_err(e("an Identity Center group"))?.group_id.clone();
+                            let id = identity
+                                .create_group()
+                                .identity_store_id(LOCAL_IDENTITY_STORE_ID)
+                                .display_name(g)
+                                .send()
+                                .await
+                                .map_err(e("an Identity Center group"))?
+                                .group_id
+                                .clone();
                             ic_groups.insert(g.clone(), id.clone());
                             id
                         }

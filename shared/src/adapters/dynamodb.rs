@@ -218,7 +218,12 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
     Ok(())
 }
 
-fn is_condition_failure(err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>) -> Option<bool> {
+fn is_condition_failure(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Option<bool> {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
@@ -284,7 +289,10 @@ impl RequestStore for DynamoStore {
             .scan_index_forward(false)
             .limit(i32::try_from(query.limit).unwrap_or(100));
         if let Some(status) = query.status {
-            q = q.filter_expression("#status = :status").expression_attribute_names("#status", "status").expression_attribute_values(":status", s(status.as_str()));
+            q = q
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()));
         }
         if let Some(after) = &query.after {
             q = q
@@ -350,10 +358,19 @@ impl RequestStore for DynamoStore {
             update = update.expression_attribute_values(":decision", s(decision_json(d)?));
         }
         let update = update.update_expression(set).build().map_err(build_err)?;
-        let audit = AuditRecord { request_id: t.request_id.clone(), version: next_version, from: Some(t.from), to: t.to, actor: t.actor.clone(), at: t.at, reason: t.reason.clone() };
+        let audit = AuditRecord {
+            request_id: t.request_id.clone(),
+            version: next_version,
+            from: Some(t.from),
+            to: t.to,
+            actor: t.actor.clone(),
+            at: t.at,
+            reason: t.reason.clone(),
+        };
         let mut writes = vec![TransactWriteItem::builder().update(update).build(), self.put(audit_to_item(&audit), "attribute_not_exists(pk)")?];
         if t.to == RequestStatus::Pending {
-            let keys: BTreeSet<String> = t.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
+            let keys: BTreeSet<String> =
+                t.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
             for key in keys {
                 let item = Item::from([
                     ("pk".into(), s(request_pk(&t.request_id))),
@@ -367,7 +384,8 @@ impl RequestStore for DynamoStore {
             }
         }
         if t.from == RequestStatus::Pending {
-            let keys: BTreeSet<String> = current.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
+            let keys: BTreeSet<String> =
+                current.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
             for key in keys {
                 let delete = aws_sdk_dynamodb::types::Delete::builder()
                     .table_name(&self.table)

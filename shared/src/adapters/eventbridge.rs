@@ -23,12 +23,7 @@ impl EventBridgePublisher {
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, event: &StatusEvent) -> Result<(), PortError> {
         let detail = serde_json::to_string(event).map_err(|e| PortError::Permanent(format!("serializing an event: {e}")))?;
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus)
-            .source(EVENT_SOURCE)
-            .detail_type(event.detail_type())
-            .detail(detail)
-            .build();
+        let entry = PutEventsRequestEntry::builder().event_bus_name(&self.bus).source(EVENT_SOURCE).detail_type(event.detail_type()).detail(detail).build();
         let out = self.client.put_events().entries(entry).send().await.map_err(|e| classify("PutEvents", &e))?;
         if out.failed_entry_count() > 0 {
             let why = out.entries().iter().filter_map(|e| e.error_message()).collect::<Vec<_>>().join("; ");

@@ -6,10 +6,10 @@ pub mod apigw;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
-#[cfg(feature = "iam")]
-pub mod principals;
 #[cfg(all(feature = "tagging", feature = "ssm"))]
 pub mod nodes;
+#[cfg(feature = "iam")]
+pub mod principals;
 
 use std::fmt::Debug;
 

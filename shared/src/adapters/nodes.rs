@@ -47,20 +47,16 @@ impl NodeDirectory for AwsNodeDirectory {
                 mapping.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
             NodeKind::ManagedInstance => {
-                let out = self
-                    .ssm
-                    .list_tags_for_resource()
-                    .resource_type(ResourceTypeForTagging::ManagedInstance)
-                    .resource_id(node.as_str())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) {
-                            DirectoryError::NotFound(format!("managed node {node}"))
-                        } else {
-                            classify("ListTagsForResource", &e).into()
-                        }
-                    })?;
+                let out =
+                    self.ssm.list_tags_for_resource().resource_type(ResourceTypeForTagging::ManagedInstance).resource_id(node.as_str()).send().await.map_err(
+                        |e| {
+                            if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) {
+                                DirectoryError::NotFound(format!("managed node {node}"))
+                            } else {
+                                classify("ListTagsForResource", &e).into()
+                            }
+                        },
+                    )?;
                 out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
         };

@@ -56,12 +56,18 @@ impl AwsPrincipalDirectory {
             }
         })?;
         let arn = role.role().map(|r| r.arn().to_owned()).ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role_name}")))?;
-        let tags = self.iam.list_role_tags().role_name(role_name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListRoleTags", &e)))?;
+        let tags =
+            self.iam.list_role_tags().role_name(role_name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListRoleTags", &e)))?;
         Ok((arn, tags.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()))
     }
 
     #[cfg(feature = "identitystore")]
-    async fn identity_center_user(&self, client: &aws_sdk_identitystore::Client, store: &str, user_name: &str) -> Result<(PrincipalIdentity, Vec<GroupRef>), DirectoryError> {
+    async fn identity_center_user(
+        &self,
+        client: &aws_sdk_identitystore::Client,
+        store: &str,
+        user_name: &str,
+    ) -> Result<(PrincipalIdentity, Vec<GroupRef>), DirectoryError> {
         use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
         use aws_smithy_types::Document;
         let unique = UniqueAttribute::builder()
@@ -95,7 +101,9 @@ impl AwsPrincipalDirectory {
                 .send()
                 .await
                 .map_err(|e| DirectoryError::from(classify("ListGroupMembershipsForMember", &e)))?;
-            groups.extend(out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }));
+            groups.extend(
+                out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }),
+            );
             match out.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => break,

@@ -138,10 +138,7 @@ mod tests {
         assert_eq!(user.account(), "123456789012");
         let session = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0123/bob@example.com".to_owned()).unwrap();
         assert!(session.is_identity_center());
-        assert_eq!(
-            session.kind(),
-            &CallerKind::AssumedRole { role_name: "AWSReservedSSO_Ops_0123".into(), session_name: "bob@example.com".into() }
-        );
+        assert_eq!(session.kind(), &CallerKind::AssumedRole { role_name: "AWSReservedSSO_Ops_0123".into(), session_name: "bob@example.com".into() });
     }
 
     #[test]

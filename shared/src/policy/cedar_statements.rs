@@ -60,10 +60,8 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
     })?;
 
     // Statements come back keyed policy0, policy1, ... in source order.
-    let mut ordered: Vec<(usize, &Policy)> = parsed
-        .policies()
-        .map(|p| (p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX), p))
-        .collect();
+    let mut ordered: Vec<(usize, &Policy)> =
+        parsed.policies().map(|p| (p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX), p)).collect();
     ordered.sort_by_key(|(n, _)| *n);
 
     let mut errors = Vec::new();
@@ -82,7 +80,11 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
             Some(raw) => match raw.parse::<u32>() {
                 Ok(m) if (1..=MAX_DURATION_MINUTES).contains(&m) && policy.effect() == Effect::Permit => Some(m),
                 Ok(_) if policy.effect() == Effect::Forbid => {
-                    errors.push(LineError { line, message: format!("@{WINDOW_ANNOTATION} on deny-access policy '{id}' has no effect"), fix: "remove the annotation: only permit statements grant access".into() });
+                    errors.push(LineError {
+                        line,
+                        message: format!("@{WINDOW_ANNOTATION} on deny-access policy '{id}' has no effect"),
+                        fix: "remove the annotation: only permit statements grant access".into(),
+                    });
                     None
                 }
                 _ => {

@@ -119,7 +119,8 @@ impl PolicySet {
     /// Decides a request. Pure: the same inputs always give the same decision.
     pub fn decide(&self, principal: &ResolvedPrincipal, node: &NodeInfo, duration: DurationMinutes, now: DateTime<Utc>) -> Decision {
         let auto = self.auto_stage(principal, node);
-        let mut notes: Vec<String> = auto.errors.iter().map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}")).collect();
+        let mut notes: Vec<String> =
+            auto.errors.iter().map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}")).collect();
         if !auto.permits.is_empty() {
             let window = auto
                 .permits
@@ -134,7 +135,10 @@ impl PolicySet {
                     deciding_policy_ids: auto.permits,
                     deny_policy_ids: vec![],
                     failure_code: Some("DurationExceedsMaximum".into()),
-                    message: format!("requested {} minutes, but auto-approval allows at most {window} minutes; ask for {window} minutes or less", duration.get()),
+                    message: format!(
+                        "requested {} minutes, but auto-approval allows at most {window} minutes; ask for {window} minutes or less",
+                        duration.get()
+                    ),
                     max_duration_minutes: Some(window),
                     approval_plan: None,
                     decided_at: now,
@@ -189,7 +193,11 @@ impl PolicySet {
                 DecisionRule::DurationExceedsMaximum,
                 "DurationExceedsMaximum",
                 vec![policy.id()],
-                format!("requested {} minutes, but manual-approval policy '{}' allows at most {max} minutes; ask for {max} minutes or less", duration.get(), policy.name),
+                format!(
+                    "requested {} minutes, but manual-approval policy '{}' allows at most {max} minutes; ask for {max} minutes or less",
+                    duration.get(),
+                    policy.name
+                ),
                 Some(max),
             );
         }

@@ -126,9 +126,7 @@ fn valid_principal_name(name: &str) -> bool {
 
 /// Parses and checks one manual policy file; every problem found is returned, not just the first.
 pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<LineError>> {
-    let doc = yaml_spans::parse(text).map_err(|e| {
-        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
-    })?;
+    let doc = yaml_spans::parse(text).map_err(|e| vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }])?;
     let parsed: ManualPolicyDoc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let path = yaml_spans::path_key(e.path());
         let inner = e.into_inner().to_string();
@@ -151,11 +149,21 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         (Some(true), None) => Targets::AllNodes,
         (None | Some(false), Some(tags)) if !tags.is_empty() => {
             if tags.len() > MAX_TAG_TARGETS {
-                errors.push(err(&doc, "targets.tags", format!("{} tag targets; the limit is {MAX_TAG_TARGETS}", tags.len()), "split the policy or target fewer tags"));
+                errors.push(err(
+                    &doc,
+                    "targets.tags",
+                    format!("{} tag targets; the limit is {MAX_TAG_TARGETS}", tags.len()),
+                    "split the policy or target fewer tags",
+                ));
             }
             for (i, t) in tags.iter().enumerate() {
                 if !(1..=128).contains(&t.key.chars().count()) || t.key.starts_with("aws:") {
-                    errors.push(err(&doc, &format!("targets.tags.{i}.key"), format!("tag key '{}' is not valid", t.key), "use a tag key of 1 to 128 characters that does not start with 'aws:'"));
+                    errors.push(err(
+                        &doc,
+                        &format!("targets.tags.{i}.key"),
+                        format!("tag key '{}' is not valid", t.key),
+                        "use a tag key of 1 to 128 characters that does not start with 'aws:'",
+                    ));
                 }
                 if t.value.chars().count() > 256 {
                     errors.push(err(&doc, &format!("targets.tags.{i}.value"), "tag value is longer than 256 characters", "shorten the tag value"));
@@ -167,7 +175,12 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
             Targets::Tags(tags.clone())
         }
         _ => {
-            errors.push(err(&doc, "targets", "targets must be either 'allNodes: true' or a non-empty 'tags' list, not both", "write 'targets: {allNodes: true}' or 'targets: {tags: [{key: K, value: V}]}'"));
+            errors.push(err(
+                &doc,
+                "targets",
+                "targets must be either 'allNodes: true' or a non-empty 'tags' list, not both",
+                "write 'targets: {allNodes: true}' or 'targets: {tags: [{key: K, value: V}]}'",
+            ));
             Targets::AllNodes
         }
     };
@@ -180,13 +193,23 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         ));
     }
     if parsed.levels.is_empty() || parsed.levels.len() > MAX_LEVELS {
-        errors.push(err(&doc, "levels", format!("{} approval levels; a policy needs 1 to {MAX_LEVELS}", parsed.levels.len()), format!("define between 1 and {MAX_LEVELS} levels")));
+        errors.push(err(
+            &doc,
+            "levels",
+            format!("{} approval levels; a policy needs 1 to {MAX_LEVELS}", parsed.levels.len()),
+            format!("define between 1 and {MAX_LEVELS} levels"),
+        ));
     }
     for (li, level) in parsed.levels.iter().enumerate() {
         let base = format!("levels.{li}");
         let n = level.approvers.len();
         if n == 0 || n > MAX_APPROVERS_PER_LEVEL {
-            errors.push(err(&doc, &format!("{base}.approvers"), format!("level {} has {n} approvers; a level needs 1 to {MAX_APPROVERS_PER_LEVEL}", li + 1), "name between 1 and 5 approvers (use a group for more people)"));
+            errors.push(err(
+                &doc,
+                &format!("{base}.approvers"),
+                format!("level {} has {n} approvers; a level needs 1 to {MAX_APPROVERS_PER_LEVEL}", li + 1),
+                "name between 1 and 5 approvers (use a group for more people)",
+            ));
         }
         let has_group = level.approvers.iter().any(|a| matches!(a, Approver::IamGroup(_) | Approver::IdentityCenterGroup(_)));
         let ceiling = if has_group { MAX_APPROVERS_PER_LEVEL } else { n };
@@ -203,10 +226,20 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
                 Approver::IamUser(n) | Approver::IamGroup(n) | Approver::IamRole(n) | Approver::IdentityCenterUser(n) | Approver::IdentityCenterGroup(n) => n,
             };
             if !valid_principal_name(name) {
-                errors.push(err(&doc, &format!("{base}.approvers.{ai}"), format!("approver name '{name}' is not valid"), "use the IAM or Identity Center name (1 to 128 of letters, digits and +=,.@_-), not an ARN"));
+                errors.push(err(
+                    &doc,
+                    &format!("{base}.approvers.{ai}"),
+                    format!("approver name '{name}' is not valid"),
+                    "use the IAM or Identity Center name (1 to 128 of letters, digits and +=,.@_-), not an ARN",
+                ));
             }
             if level.approvers[..ai].contains(approver) {
-                errors.push(err(&doc, &format!("{base}.approvers.{ai}"), format!("approver '{name}' is listed twice in level {}", li + 1), "remove the duplicate"));
+                errors.push(err(
+                    &doc,
+                    &format!("{base}.approvers.{ai}"),
+                    format!("approver '{name}' is listed twice in level {}", li + 1),
+                    "remove the duplicate",
+                ));
             }
         }
     }
@@ -256,7 +289,8 @@ mod tests {
             ("bad approver type", "      - iamUser: alice", 11, "unknown variant"),
             ("wrong type", "maxDurationMinutes: 240", 6, "invalid type"),
         ];
-        let replacements = ["maxDurationMinutes: 20161", "  - minApprovals: 6", "maxDurationMinute: 240", "      - iamPerson: alice", "maxDurationMinutes: lots"];
+        let replacements =
+            ["maxDurationMinutes: 20161", "  - minApprovals: 6", "maxDurationMinute: 240", "      - iamPerson: alice", "maxDurationMinutes: lots"];
         for ((what, from, line, needle), to) in cases.iter().zip(replacements) {
             let text = VALID.replace(from, to);
             let errors = parse_manual_policy("prod.yaml", &text).unwrap_err();

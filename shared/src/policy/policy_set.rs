@@ -23,7 +23,12 @@ pub fn schema_text() -> &'static str {
 
 pub fn load_schema() -> Result<Schema, PolicySetError> {
     Schema::from_cedarschema_str(SCHEMA_TEXT).map(|(schema, _warnings)| schema).map_err(|e| {
-        PolicySetError(vec![PolicyLoadError { file: "<built-in schema>".into(), line: 1, message: e.to_string(), fix: "this is a bug in jit-node-access".into() }])
+        PolicySetError(vec![PolicyLoadError {
+            file: "<built-in schema>".into(),
+            line: 1,
+            message: e.to_string(),
+            fix: "this is a bug in jit-node-access".into(),
+        }])
     })
 }
 
@@ -96,7 +101,12 @@ impl PolicySet {
     pub fn load_dir(dir: &Path) -> Result<Self, PolicySetError> {
         let mut files = Vec::new();
         collect_files(dir, dir, &mut files).map_err(|e| {
-            PolicySetError(vec![PolicyLoadError { file: dir.display().to_string(), line: 1, message: format!("cannot read the policy directory: {e}"), fix: "pass a readable directory of .cedar and .yaml files".into() }])
+            PolicySetError(vec![PolicyLoadError {
+                file: dir.display().to_string(),
+                line: 1,
+                message: format!("cannot read the policy directory: {e}"),
+                fix: "pass a readable directory of .cedar and .yaml files".into(),
+            }])
         })?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Self::from_files(&files)
@@ -126,7 +136,12 @@ impl PolicySet {
                                 continue;
                             }
                             if cedar.add(policy).is_err() {
-                                errors.push(PolicyLoadError { file: f.path.clone(), line, message: format!("policy id '{id}' clashes with another statement"), fix: "give each statement a unique @id".into() });
+                                errors.push(PolicyLoadError {
+                                    file: f.path.clone(),
+                                    line,
+                                    message: format!("policy id '{id}' clashes with another statement"),
+                                    fix: "give each statement a unique @id".into(),
+                                });
                                 continue;
                             }
                             statements.insert(id.clone(), StatementInfo { id, effect, file: f.path.clone(), line, window_minutes });
@@ -167,7 +182,12 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
     let mut all_nodes: Option<&ManualPolicy> = None;
     for p in manual {
         if let Some(first) = names.insert(&p.name, p) {
-            errors.push(PolicyLoadError { file: p.file.clone(), line: p.line, message: format!("manual policy name '{}' is already used in {}:{}", p.name, first.file, first.line), fix: "give each manual-approval policy a unique name".into() });
+            errors.push(PolicyLoadError {
+                file: p.file.clone(),
+                line: p.line,
+                message: format!("manual policy name '{}' is already used in {}:{}", p.name, first.file, first.line),
+                fix: "give each manual-approval policy a unique name".into(),
+            });
         }
         match &p.targets {
             Targets::AllNodes => {
@@ -189,7 +209,10 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
                         errors.push(PolicyLoadError {
                             file: p.file.clone(),
                             line,
-                            message: format!("manual policies '{}' ({}:{}) and '{}' both target tag {}={}, so requests for such nodes would fail", first.name, first.file, first_line, p.name, t.key, t.value),
+                            message: format!(
+                                "manual policies '{}' ({}:{}) and '{}' both target tag {}={}, so requests for such nodes would fail",
+                                first.name, first.file, first_line, p.name, t.key, t.value
+                            ),
                             fix: "let exactly one manual-approval policy target each tag key/value".into(),
                         });
                     } else {

@@ -166,9 +166,7 @@ impl MarkedEventReceiver for Builder {
 pub fn parse(text: &str) -> Result<SpannedYaml, YamlError> {
     let mut builder = Builder { stack: Vec::new(), root: None, lines: HashMap::new(), error: None, documents: 0 };
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, true)
-        .map_err(|e| YamlError { line: e.marker().line(), message: format!("invalid YAML: {}", e.info()) })?;
+    parser.load(&mut builder, true).map_err(|e| YamlError { line: e.marker().line(), message: format!("invalid YAML: {}", e.info()) })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
