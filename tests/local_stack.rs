@@ -33,7 +33,17 @@ fn stack() -> &'static Shared {
                 let policies = PolicySet::load_dir(&root.join("policies")).unwrap();
                 let seed = seed::parse("local/seed.yaml", &std::fs::read_to_string(root.join("local/seed.yaml")).unwrap()).unwrap();
                 let running: LocalStack =
-                    start(StartOptions { sdk: &sdk, policies, seed, prefix: unique("stack"), port: 0, print_events: false }).await.unwrap();
+                    start(StartOptions {
+                        sdk: &sdk,
+                        policies,
+                        seed,
+                        prefix: unique("stack"),
+                        port: 0,
+                        print_events: false,
+                        pending_timeout_minutes: 60,
+                    })
+                    .await
+                    .unwrap();
                 tx.send(Shared { api_url: running.api_url.clone(), provisioned: running.provisioned.clone() }).unwrap();
                 std::future::pending::<()>().await;
             });
@@ -115,7 +125,7 @@ async fn a_request_is_visible_to_its_requester_and_its_approvers_only() {
     let stack = stack();
     let pending = submit(&client(stack, "operator"), "i-0fedcba9876543210", 60).await;
     let path = format!("/requests/{}", pending["requestId"].as_str().unwrap());
-    for (who, expected) in [("operator", 200), ("approver-a", 200), ("approver-b", 200), ("carol", 404), ("oncall", 404)] {
+    for (who, expected) in [("operator", 200), ("approver-a", 200), ("approver-b", 200), ("carol", 200), ("approver-c", 200), ("oncall", 404)] {
         assert_eq!(client(stack, who).send("GET", &path, None, &[]).await.unwrap().status, expected, "{who}");
     }
     let approved = submit(&client(stack, "operator"), "i-0123456789abcdef0", 10).await;

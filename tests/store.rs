@@ -10,6 +10,7 @@ use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::domain::principal::CallerArn;
+use jit_shared::domain::approval::ApprovalProgress;
 use jit_shared::domain::request::{ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::intake::{self, IntakeDeps};
@@ -146,17 +147,13 @@ fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus,
         message: "test".into(),
         max_duration_minutes: Some(60),
         approval_plan: plan,
+        node_tags: Default::default(),
         decided_at: Utc::now(),
     };
     Transition {
-        request_id: r.request_id.clone(),
-        from: r.status,
-        expected_version: r.version,
-        to,
         decision: Some(decision),
-        actor: "test".into(),
-        reason: "test".into(),
-        at: Utc::now(),
+        progress: (to == RequestStatus::Pending).then(|| ApprovalProgress::start(Utc::now() + chrono::Duration::hours(1))),
+        ..Transition::status_change(r, to, "test", "test", Utc::now())
     }
 }
 

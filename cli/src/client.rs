@@ -29,13 +29,44 @@ impl ApiClient {
     }
 
     pub async fn send(&self, method: &str, path_and_query: &str, body: Option<&serde_json::Value>, extra_headers: &[(&str, &str)]) -> Result<ApiReply, String> {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let content_type = body.map(|_| "application/json");
+        let (status, body) = self.send_raw(method, path_and_query, bytes, content_type, extra_headers).await?;
+        let body = if body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&body).map_err(|e| format!("{method} {path_and_query}: response is not JSON: {e}"))?
+        };
+        Ok(ApiReply { status, body })
+    }
+
+    /// `GET` a page; returns the status and the text.
+    pub async fn get_text(&self, path: &str) -> Result<(u16, String), String> {
+        let (status, body) = self.send_raw("GET", path, Vec::new(), None, &[]).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// `POST` a form the way a browser submits one; returns the status and the page.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<(u16, String), String> {
+        let body = fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
+        let (status, page) = self.send_raw("POST", path, body.into_bytes(), Some("application/x-www-form-urlencoded"), &[]).await?;
+        Ok((status, String::from_utf8_lossy(&page).into_owned()))
+    }
+
+    async fn send_raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(u16, Bytes), String> {
         let url = format!("{}{path_and_query}", self.base_url);
         let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
         let host = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut headers: Vec<(String, String)> = vec![("host".into(), host)];
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
+        if let Some(ct) = content_type {
+            headers.push(("content-type".into(), ct.into()));
         }
         headers.extend(extra_headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         if let Some(creds) = &self.credentials {
@@ -50,12 +81,7 @@ impl ApiClient {
         let response = self.http.request(request).await.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let body = if body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&body).map_err(|e| format!("{method} {url}: response is not JSON: {e}"))?
-        };
-        Ok(ApiReply { status, body })
+        Ok((status, body))
     }
 
     /// Polls `GET /requests/{id}` until the request leaves `Submitted`.
@@ -100,4 +126,14 @@ pub fn read_profile(credentials_file: &str, profile: &str) -> Result<ProfileCred
         (Some(access_key_id), Some(secret_access_key)) => Ok(ProfileCredentials { access_key_id, secret_access_key, session_token: token }),
         _ => Err(format!("profile '{profile}' is not in {credentials_file}")),
     }
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

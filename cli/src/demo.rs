@@ -1,4 +1,5 @@
-//! `make demo`: four requests against a running `make dev`, one per decision outcome.
+//! `make demo`: four requests against a running `make dev`, one per decision outcome, then a
+//! two-level manual approval taken entirely through the mail links in the local outbox.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,5 +70,60 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         );
         println!("   {}\n", d["message"].as_str().unwrap_or_default());
     }
+    manual_walkthrough(&url, &creds_file).await
+}
+
+/// Waits for the outbox to hold a mail to `email` about `request_id`, and returns its link.
+async fn mail_link(outbox: &ApiClient, email: &str, request_id: &str, level: u8) -> Result<String, String> {
+    let needle = format!("level {level} of");
+    for _ in 0..100 {
+        let mails = outbox.send("GET", "/outbox.json", None, &[]).await?.body;
+        let found = mails.as_array().into_iter().flatten().find(|m| {
+            m["email"] == email && m["body"].as_str().is_some_and(|b| b.contains(request_id) && b.contains(&needle)) && m["links"][0].is_string()
+        });
+        if let Some(m) = found {
+            println!("   mail to {email}: \"{}\"", m["subject"].as_str().unwrap_or_default());
+            return Ok(m["links"][0].as_str().unwrap_or_default().to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("no level-{level} mail reached {email} for {request_id}"))
+}
+
+async fn decide_by_link(link: &str, who: &str, comment: &str) -> Result<(), String> {
+    let (base, path) = link.split_once("/decide/").ok_or("not a decision link")?;
+    let browser = ApiClient::new(base, None);
+    let path = format!("/decide/{path}");
+    let (status, page) = browser.get_text(&path).await?;
+    println!("   {who} opens the link: {status}, a confirmation page ({} bytes); nothing decided yet", page.len());
+    let (status, _) = browser.post_form(&path, &[("decision", "approve"), ("comment", comment)]).await?;
+    println!("   {who} presses Approve: {status}");
+    let (again, _) = browser.post_form(&path, &[("decision", "approve")]).await?;
+    println!("   {who} presses it again: {again} (a link works once)");
+    Ok(())
+}
+
+async fn manual_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
+    println!("5. two-level manual approval through the mail links (production node)");
+    println!("   policy manual/production: level 1 needs 1 of [DevOps group, approver-b]; level 2 needs 2 of [approver-c, approver-d, carol]");
+    let operator = ApiClient::new(url, Some(read_profile(creds_file, "operator")?));
+    let body = json!({ "nodeId": "i-0fedcba9876543210", "reason": "Apply the <b>payments</b> DB migration, CHG-88", "durationMinutes": 60 });
+    let reply = operator.send("POST", "/requests", Some(&body), &[]).await?;
+    let id = reply.body["requestId"].as_str().ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?.to_owned();
+    let decided = operator.wait_decided(&id, Duration::from_secs(20)).await?;
+    println!("   operator -> payments-prod: {}", decided["status"].as_str().unwrap_or("?"));
+    let outbox = ApiClient::new(url, None);
+    let link = mail_link(&outbox, "approver-a@example.com", &id, 1).await?;
+    decide_by_link(&link, "approver-a", "Change approved in CAB").await?;
+    for (who, email) in [("approver-c", "approver-c@example.com"), ("carol", "carol@example.com")] {
+        let link = mail_link(&outbox, email, &id, 2).await?;
+        decide_by_link(&link, who, "ok").await?;
+    }
+    let end = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
+    println!("   final status: {}", end["status"].as_str().unwrap_or("?"));
+    for e in end["approval"]["entries"].as_array().into_iter().flatten() {
+        println!("     level {} {} by {} via {} ({})", e["level"], e["verdict"].as_str().unwrap_or("?"), e["actor"].as_str().unwrap_or("?"), e["matched"].as_str().unwrap_or("?"), e["channel"].as_str().unwrap_or("?"));
+    }
+    println!("\n   every mail is on the local outbox page: {url}/outbox");
     Ok(())
 }

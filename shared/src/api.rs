@@ -31,11 +31,33 @@ pub struct ApiResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
+    /// An HTML page (the mail-link pages); when set it is the body instead of `body`.
+    pub html: Option<String>,
 }
 
 impl ApiResponse {
-    fn json(status: u16, body: serde_json::Value) -> Self {
-        Self { status, headers: vec![("content-type".into(), "application/json".into())], body }
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Self { status, headers: vec![("content-type".into(), "application/json".into())], body, html: None }
+    }
+
+    /// A page that must not be cached, framed, or leak its URL (it holds a token) to other sites.
+    pub fn html(status: u16, page: String) -> Self {
+        let headers = [
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("referrer-policy", "no-referrer"),
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+        ];
+        Self { status, headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), body: serde_json::Value::Null, html: Some(page) }
+    }
+
+    pub fn body_text(&self) -> String {
+        match &self.html {
+            Some(page) => page.clone(),
+            None => self.body.to_string(),
+        }
     }
 
     pub fn error(err: &ServiceError) -> Self {
@@ -50,7 +72,7 @@ impl ApiResponse {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("serializing a response: {e}")))
 }
 
@@ -90,14 +112,15 @@ async fn route(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> R
             Ok(ApiResponse::json(200, json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(intake::encode_position) })))
         }
         ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&intake::get(deps, &caller, id).await?)?)),
-        _ => Ok(ApiResponse::json(
-            405,
-            json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }),
-        )),
+        _ => Ok(method_not_allowed(req)),
     }
 }
 
-fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, ServiceError> {
+pub(crate) fn method_not_allowed(req: &ApiRequest) -> ApiResponse {
+    ApiResponse::json(405, json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }))
+}
+
+pub(crate) fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, ServiceError> {
     let raw = req.caller.as_deref().ok_or_else(|| ServiceError::Unauthenticated("sign the request with AWS SigV4 (IAM authorization)".into()))?;
     CallerArn::try_from(raw.to_owned()).map_err(|e| ServiceError::Forbidden(e.message))
 }

@@ -46,6 +46,42 @@ impl StackConfig {
     }
 }
 
+/// How long a pending request waits for approvals (`JIT_PENDING_TIMEOUT_MINUTES`, default 24 h).
+pub fn pending_timeout_minutes() -> Result<u32, ConfigError> {
+    match optional("JIT_PENDING_TIMEOUT_MINUTES") {
+        None => Ok(crate::domain::approval::DEFAULT_PENDING_TIMEOUT_MINUTES),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(m))
+            .ok_or(ConfigError { name: "JIT_PENDING_TIMEOUT_MINUTES", problem: format!("must be whole minutes from 1 to 20160, not '{v}'") }),
+    }
+}
+
+/// The SSM SecureString holding the mail-link signing key (`JIT_SIGNING_KEY_PARAMETER`).
+pub fn signing_key_parameter() -> Result<String, ConfigError> {
+    required("JIT_SIGNING_KEY_PARAMETER")
+}
+
+/// Where mail goes and where its links point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub approver_topic_arn: String,
+    pub requester_topic_arn: String,
+    pub api_base_url: String,
+}
+
+impl MailConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let api_base_url = required("JIT_API_URL")?;
+        if !api_base_url.starts_with("https://") && !api_base_url.starts_with("http://127.0.0.1") {
+            return Err(ConfigError { name: "JIT_API_URL", problem: "must be an https:// URL (links carry approval tokens)".into() });
+        }
+        Ok(Self { approver_topic_arn: required("JIT_APPROVER_TOPIC_ARN")?, requester_topic_arn: required("JIT_REQUESTER_TOPIC_ARN")?, api_base_url })
+    }
+}
+
 /// Loads the AWS SDK configuration for `region`. An endpoint override (`AWS_ENDPOINT_URL`) is
 /// honoured by the SDK itself; the local stack and tests set it to the emulator on 127.0.0.1.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
@@ -71,6 +107,16 @@ pub mod wiring {
     #[cfg(feature = "eventbridge")]
     pub fn publisher(sdk: &aws_config::SdkConfig, stack: &super::StackConfig) -> crate::adapters::eventbridge::EventBridgePublisher {
         crate::adapters::eventbridge::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &stack.event_bus_name)
+    }
+
+    #[cfg(feature = "ssm")]
+    pub async fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<crate::domain::approval_token::SigningKey, crate::ports::PortError> {
+        crate::adapters::secrets::read_signing_key(&aws_sdk_ssm::Client::new(sdk), parameter).await
+    }
+
+    #[cfg(feature = "sns")]
+    pub fn mailer(sdk: &aws_config::SdkConfig, mail: &super::MailConfig) -> crate::adapters::mail::SnsMailer {
+        crate::adapters::mail::SnsMailer::new(aws_sdk_sns::Client::new(sdk), &mail.approver_topic_arn, &mail.requester_topic_arn)
     }
 
     #[cfg(all(feature = "tagging", feature = "ssm"))]

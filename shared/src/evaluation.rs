@@ -1,8 +1,11 @@
 //! Cedar evaluation of a submitted request: resolve the requester and the node, decide, and store
 //! the decision with a conditional status change.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
+use crate::domain::approval::ApprovalProgress;
 use crate::domain::errors::ServiceError;
 use crate::domain::ids::RequestId;
 use crate::domain::request::{AccessRequest, Decision, DecisionRule};
@@ -21,6 +24,8 @@ pub struct EvaluationDeps<'a> {
     pub principals: &'a dyn PrincipalDirectory,
     pub nodes: &'a dyn NodeDirectory,
     pub policies: &'a PolicySet,
+    /// How long a `Pending` request waits for approvals before it expires.
+    pub pending_timeout_minutes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,13 +46,14 @@ fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
         message,
         max_duration_minutes: None,
         approval_plan: None,
+        node_tags: BTreeMap::new(),
         decided_at: now,
     }
 }
 
 /// Handles one "Access Request Submitted" EventBridge envelope.
 pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
-    if envelope.detail.status != RequestStatus::Submitted {
+    if envelope.detail.status != RequestStatus::Submitted || envelope.detail.kind != crate::events::EventKind::StatusChanged {
         return Err(ServiceError::InvalidInput(crate::domain::errors::FieldError::new(
             "detail.status",
             "UnexpectedEvent",
@@ -79,15 +85,12 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
         }
         (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
     };
+    let progress =
+        (decision.outcome == RequestStatus::Pending).then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
     let transition = Transition {
-        request_id: request.request_id.clone(),
-        from: RequestStatus::Submitted,
-        expected_version: request.version,
-        to: decision.outcome,
-        reason: decision.message.clone(),
-        decision: Some(decision),
-        actor: EVALUATOR_ACTOR.to_owned(),
-        at: now,
+        progress,
+        decision: Some(decision.clone()),
+        ..Transition::status_change(&request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
     match deps.store.transition(&transition).await {
         Ok(updated) => {

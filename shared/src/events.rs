@@ -1,11 +1,15 @@
-//! EventBridge events: one per status change, on the project's own bus.
+//! EventBridge events on the project's own bus, `source` `jit-node-access`, `detail` a
+//! `StatusEvent`. Samples live in `events/`. Detail types:
 //!
-//! `source` is `jit-node-access`, `detail-type` is `Access Request <Status>` (for example
-//! `Access Request Approved`), and `detail` is a `StatusEvent`. Samples live in `events/`.
+//! - `Access Request <Status>` for every status change (`Access Request Approved`, ...);
+//!   a rejection's event carries the rejecting `approval` entry.
+//! - `Access Request Approval Recorded` for every approval that counted.
+//! - `Access Request Level Completed` when an approval completes a level (`levelCompleted`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Verdict};
 use crate::domain::request::{AccessRequest, Decision};
 use crate::domain::status::RequestStatus;
 
@@ -14,6 +18,18 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub fn detail_type(status: RequestStatus) -> String {
     format!("Access Request {status}")
+}
+
+pub const APPROVAL_RECORDED: &str = "Access Request Approval Recorded";
+pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
+
+/// What an event reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    #[default]
+    StatusChanged,
+    ApprovalRecorded,
+    LevelCompleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +50,16 @@ pub struct StatusEvent {
     pub version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    #[serde(default)]
+    pub kind: EventKind,
+    /// The approval or rejection behind this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_completed: Option<u8>,
+    /// Approval progress (current level, deadline, decisions so far) of manual requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ApprovalProgress>,
 }
 
 impl StatusEvent {
@@ -51,11 +77,42 @@ impl StatusEvent {
             at: request.updated_at,
             version: request.version,
             decision: request.decision.clone(),
+            kind: EventKind::StatusChanged,
+            approval: None,
+            level_completed: None,
+            progress: request.approval.clone(),
         }
     }
 
+    /// The events one stored change produces: the recorded approval, the completed level, and
+    /// the status change, in that order, each only when it happened.
+    pub fn for_change(
+        request: &AccessRequest,
+        previous: RequestStatus,
+        actor: &str,
+        approval: Option<&ApprovalEntry>,
+        level_completed: Option<u8>,
+    ) -> Vec<Self> {
+        let base = Self { approval: approval.cloned(), ..Self::for_request(request, Some(previous), actor) };
+        let mut events = Vec::new();
+        if approval.is_some_and(|a| a.verdict == Verdict::Approve) {
+            events.push(Self { kind: EventKind::ApprovalRecorded, ..base.clone() });
+        }
+        if let Some(level) = level_completed {
+            events.push(Self { kind: EventKind::LevelCompleted, level_completed: Some(level), ..base.clone() });
+        }
+        if request.status != previous {
+            events.push(Self { kind: EventKind::StatusChanged, ..base });
+        }
+        events
+    }
+
     pub fn detail_type(&self) -> String {
-        detail_type(self.status)
+        match self.kind {
+            EventKind::StatusChanged => detail_type(self.status),
+            EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
+            EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
+        }
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn submit(
         updated_at: now,
         version: 1,
         decision: None,
+        approval: None,
     };
     let audit = AuditRecord {
         request_id: request.request_id.clone(),
@@ -111,6 +112,8 @@ pub async fn submit(
         actor: caller.to_string(),
         at: now,
         reason: request.reason.as_str().to_owned(),
+        approval: None,
+        level_completed: None,
     };
     let idem = key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: new.fingerprint() });
     match deps.store.create(&request, &audit, idem.as_ref()).await? {

@@ -3,11 +3,15 @@
 
 pub mod adapters;
 pub mod api;
+pub mod approval_api;
+pub mod approvals;
 pub mod config;
+pub mod decide_page;
 pub mod domain;
 pub mod evaluation;
 pub mod events;
 pub mod intake;
+pub mod notify;
 pub mod policy;
 pub mod ports;
 

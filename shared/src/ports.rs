@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Person};
 use crate::domain::ids::{NodeId, RequestId};
 use crate::domain::principal::{CallerArn, ResolvedPrincipal};
 use crate::domain::request::{AccessRequest, AuditRecord, Decision};
@@ -49,7 +50,11 @@ pub enum CreateOutcome {
     KeyReused,
 }
 
-/// A status change to apply only if the request is still where the caller saw it.
+/// A change to apply only if the request is still where the caller saw it: a status change, or
+/// (with `from == to == Pending`) an approval that does not finish the request yet.
+///
+/// Leaving `Pending` is additionally conditioned on the stored approval deadline: to `Expired`
+/// only once it has passed, anywhere else only before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub request_id: RequestId,
@@ -57,9 +62,33 @@ pub struct Transition {
     pub expected_version: u32,
     pub to: RequestStatus,
     pub decision: Option<Decision>,
+    /// The new approval progress (set when entering `Pending` and with every decision).
+    pub progress: Option<ApprovalProgress>,
+    /// The approval or rejection this change records.
+    pub approval: Option<ApprovalEntry>,
+    pub level_completed: Option<u8>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+}
+
+impl Transition {
+    /// A plain status change with no approval bookkeeping.
+    pub fn status_change(request: &AccessRequest, to: RequestStatus, actor: &str, reason: impl Into<String>, at: DateTime<Utc>) -> Self {
+        Self {
+            request_id: request.request_id.clone(),
+            from: request.status,
+            expected_version: request.version,
+            to,
+            decision: None,
+            progress: None,
+            approval: None,
+            level_completed: None,
+            actor: actor.to_owned(),
+            reason: reason.into(),
+            at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -107,6 +136,8 @@ pub trait RequestStore: Send + Sync {
     /// status and version. Returns the request as stored afterwards.
     async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
+    /// Pending requests whose approval deadline is at or before `now`, oldest deadline first.
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
 }
 
 #[async_trait]
@@ -126,10 +157,34 @@ pub enum DirectoryError {
 pub trait PrincipalDirectory: Send + Sync {
     /// Groups, attributes and principal tags of the caller, as of now.
     async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError>;
+    /// The same for a person named by a mail link (no caller ARN in hand).
+    async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError>;
 }
 
 #[async_trait]
 pub trait NodeDirectory: Send + Sync {
     /// The node's tags, or `NotFound` when no such node exists.
     async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError>;
+}
+
+/// Which mail topic a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Approvers,
+    Requesters,
+}
+
+/// One plain-text mail for one person (`recipient` is `Person::key`, matched by the person's
+/// subscription filter policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub audience: Audience,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: &Mail) -> Result<(), PortError>;
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -23,7 +23,13 @@ use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::api::{self, ApiRequest, ApiResponse};
 use jit_shared::domain::ids::NodeId;
+use jit_shared::adapters::mail::SnsMailer;
+use jit_shared::approval_api;
+use jit_shared::approvals::{self, ApprovalDeps};
+use jit_shared::domain::approval_token::SigningKey;
+use jit_shared::domain::errors::ServiceError;
 use jit_shared::evaluation::{self, EvaluationDeps};
+use jit_shared::notify::{self, LinkSettings, NotifyDeps};
 use jit_shared::events::EventEnvelope;
 use jit_shared::intake::IntakeDeps;
 use jit_shared::policy::{NodeInfo, PolicySet};
@@ -45,6 +51,9 @@ pub struct DevArgs {
     /// Port for the local API on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// How long a request may wait for approvals, in minutes.
+    #[arg(long, default_value_t = jit_shared::domain::approval::DEFAULT_PENDING_TIMEOUT_MINUTES)]
+    pub pending_timeout_minutes: u32,
     /// Where dev.env and the credentials file go.
     #[arg(long, default_value = ".jit")]
     pub state_dir: PathBuf,
@@ -72,7 +81,12 @@ struct Adapters {
     principals: AwsPrincipalDirectory,
     nodes: SeedNodeDirectory,
     policies: PolicySet,
+    mailer: SnsMailer,
+    key: SigningKey,
+    links: LinkSettings,
+    pending_timeout_minutes: u32,
     keys: HashMap<String, IssuedKey>,
+    outbox: Arc<Mutex<Vec<OutboxMessage>>>,
 }
 
 impl Adapters {
@@ -80,14 +94,49 @@ impl Adapters {
         IntakeDeps { store: &self.store, events: &self.events, directory: &self.principals }
     }
     fn evaluation(&self) -> EvaluationDeps<'_> {
-        EvaluationDeps { store: &self.store, events: &self.events, principals: &self.principals, nodes: &self.nodes, policies: &self.policies }
+        EvaluationDeps {
+            store: &self.store,
+            events: &self.events,
+            principals: &self.principals,
+            nodes: &self.nodes,
+            policies: &self.policies,
+            pending_timeout_minutes: self.pending_timeout_minutes,
+        }
     }
+    fn approvals(&self) -> ApprovalDeps<'_> {
+        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.principals, key: &self.key }
+    }
+    fn notify(&self) -> NotifyDeps<'_> {
+        NotifyDeps {
+            store: &self.store,
+            directory: &self.principals,
+            mailer: &self.mailer,
+            contacts: self.policies.contacts(),
+            key: &self.key,
+            links: &self.links,
+        }
+    }
+}
+
+/// One mail as the recipient's inbox would get it (read from their filtered SNS subscription).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    pub recipient: String,
+    pub email: String,
+    pub topic: String,
+    pub subject: String,
+    pub body: String,
+    /// The approval links in the mail.
+    pub links: Vec<String>,
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A running local stack (used by `jit dev` and by the integration tests).
 pub struct LocalStack {
     pub api_url: String,
     pub provisioned: Provisioned,
+    pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -105,13 +154,21 @@ pub struct StartOptions<'a> {
     pub seed: seed::Seed,
     pub prefix: String,
     pub port: u16,
-    /// Print each status-change event as it happens.
+    /// Print each status-change event and each mail as it happens.
     pub print_events: bool,
+    pub pending_timeout_minutes: u32,
 }
 
 pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
-    let provisioned = provision::provision(opts.sdk, &opts.seed, &opts.prefix).await?;
+    let provisioned = provision::provision(opts.sdk, &opts.seed, opts.policies.contacts(), &opts.prefix).await?;
     let sdk = opts.sdk;
+    let listener = TcpListener::bind(("127.0.0.1", opts.port)).await.map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", opts.port))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let api_url = format!("http://{addr}");
+    let key = jit_shared::adapters::secrets::read_signing_key(&aws_sdk_ssm::Client::new(sdk), &provisioned.signing_key_parameter)
+        .await
+        .map_err(|e| format!("reading the signing key: {e}"))?;
+    let outbox = Arc::new(Mutex::new(Vec::new()));
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &provisioned.table),
         events: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &provisioned.bus),
@@ -119,17 +176,31 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             .with_identity_store(aws_sdk_identitystore::Client::new(sdk), LOCAL_IDENTITY_STORE_ID),
         nodes: SeedNodeDirectory(opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect()),
         policies: opts.policies,
+        mailer: SnsMailer::new(aws_sdk_sns::Client::new(sdk), &provisioned.approvals_topic_arn, &provisioned.requester_topic_arn),
+        key,
+        links: LinkSettings { api_base_url: api_url.clone(), account: crate::emulator::ACCOUNT_ID.to_owned(), region: crate::emulator::REGION.to_owned() },
+        pending_timeout_minutes: opts.pending_timeout_minutes,
         keys: provisioned.issued_keys(),
+        outbox: outbox.clone(),
     });
-    let listener = TcpListener::bind(("127.0.0.1", opts.port)).await.map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", opts.port))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut tasks = vec![tokio::spawn(serve(listener, adapters.clone()))];
-    tasks.push(tokio::spawn(evaluate_loop(sqs.clone(), provisioned.submitted_queue_url.clone(), adapters)));
+    let a = adapters.clone();
+    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.submitted_queue_url.clone(), "evaluation", move |env| {
+        let a = a.clone();
+        async move { evaluation::handle_submitted_event(&a.evaluation(), &env, jit_shared::now()).await.map(|_| ()) }
+    })));
+    let a = adapters.clone();
+    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.notify_queue_url.clone(), "notification", move |env| {
+        let a = a.clone();
+        async move { notify::handle_event(&a.notify(), &env, jit_shared::now()).await.map(|_| ()) }
+    })));
+    tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
+    tasks.push(tokio::spawn(outbox_loop(sqs.clone(), provisioned.outboxes.clone(), outbox.clone(), opts.print_events)));
     if opts.print_events {
         tasks.push(tokio::spawn(event_log_loop(sqs, provisioned.status_queue_url.clone())));
     }
-    Ok(LocalStack { api_url: format!("http://{addr}"), provisioned, tasks })
+    Ok(LocalStack { api_url, provisioned, outbox, tasks })
 }
 
 async fn serve(listener: TcpListener, adapters: Arc<Adapters>) {
@@ -148,11 +219,11 @@ fn http_response(resp: &ApiResponse) -> Response<Full<Bytes>> {
     for (k, v) in &resp.headers {
         builder = builder.header(k, v);
     }
-    builder.body(Full::new(Bytes::from(resp.body.to_string()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    builder.body(Full::new(Bytes::from(resp.body_text()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-/// Plays API Gateway with `AWS_IAM` authorization: only a valid SigV4 signature by an issued
-/// key reaches the API, as that key's principal.
+/// Plays API Gateway: `AWS_IAM` routes need a valid SigV4 signature by an issued key and reach
+/// the API as that key's principal; `/decide/*` carries its own token; `/outbox` is local only.
 async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, 64 * 1024).collect().await {
@@ -162,13 +233,21 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
             return Ok(http_response(&ApiResponse::error(&err.into())));
         }
     };
+    let path = parts.uri.path().to_owned();
+    if parts.method == hyper::Method::GET && (path == "/outbox" || path == "/outbox.json") {
+        return Ok(http_response(&outbox_response(&adapters.outbox, path.ends_with(".json"))));
+    }
     let headers: Vec<(String, String)> = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned()))).collect();
     let now = jit_shared::now();
-    let caller = match sigv4::verify(&adapters.keys, parts.method.as_str(), parts.uri.path(), parts.uri.query(), &headers, &body, now) {
-        Ok(arn) => arn,
-        Err(e) => {
-            let body = serde_json::json!({ "error": { "code": "Forbidden", "message": format!("request not authenticated: {e}"), "field": null } });
-            return Ok(http_response(&ApiResponse { status: 403, headers: vec![("content-type".into(), "application/json".into())], body }));
+    let caller = if approval_api::is_link_path(&path) {
+        None
+    } else {
+        match sigv4::verify(&adapters.keys, parts.method.as_str(), &path, parts.uri.query(), &headers, &body, now) {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                let body = serde_json::json!({ "error": { "code": "Forbidden", "message": format!("request not authenticated: {e}"), "field": null } });
+                return Ok(http_response(&ApiResponse::json(403, body)));
+            }
         }
     };
     let query = parts
@@ -182,16 +261,23 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let api_request =
-        ApiRequest { method: parts.method.to_string(), path: parts.uri.path().to_owned(), query, headers, body: body.to_vec(), caller: Some(caller) };
-    let response = api::handle(&adapters.intake(), &api_request, now).await;
+    let api_request = ApiRequest { method: parts.method.to_string(), path: path.clone(), query, headers, body: body.to_vec(), caller };
+    let response = if approval_api::serves(&path) {
+        approval_api::handle(&adapters.approvals(), &api_request, now).await
+    } else {
+        api::handle(&adapters.intake(), &api_request, now).await
+    };
     Ok(http_response(&response))
 }
 
-/// Plays the Lambda service for the evaluation function: the rule's SQS target receives the
-/// EventBridge envelope exactly as a Lambda target would, and a failed evaluation is retried
+/// Plays the Lambda service for an EventBridge-triggered function: the rule's SQS target
+/// receives the envelope exactly as a Lambda target would, and a retryable failure is retried
 /// when the message becomes visible again.
-async fn evaluate_loop(sqs: aws_sdk_sqs::Client, queue_url: String, adapters: Arc<Adapters>) {
+async fn consume<F, Fut>(sqs: aws_sdk_sqs::Client, queue_url: String, what: &'static str, handler: F)
+where
+    F: Fn(EventEnvelope) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ServiceError>>,
+{
     loop {
         let received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).visibility_timeout(5).send().await;
         let Ok(out) = received else {
@@ -201,10 +287,10 @@ async fn evaluate_loop(sqs: aws_sdk_sqs::Client, queue_url: String, adapters: Ar
         for m in out.messages() {
             let Some(body) = m.body() else { continue };
             let done = match serde_json::from_str::<EventEnvelope>(body) {
-                Ok(envelope) => match evaluation::handle_submitted_event(&adapters.evaluation(), &envelope, jit_shared::now()).await {
-                    Ok(_) => true,
+                Ok(envelope) => match handler(envelope).await {
+                    Ok(()) => true,
                     Err(e) => {
-                        tracing::warn!(error = %e, kind = e.lambda_error_type(), "evaluation failed; the event will be redelivered");
+                        tracing::warn!(error = %e, kind = e.lambda_error_type(), "{what} failed");
                         e.lambda_error_type() != jit_shared::domain::errors::RETRYABLE
                     }
                 },
@@ -222,6 +308,90 @@ async fn evaluate_loop(sqs: aws_sdk_sqs::Client, queue_url: String, adapters: Ar
     }
 }
 
+/// Plays the scheduled sweeper: expires pending requests past their deadline.
+async fn expiry_loop(adapters: Arc<Adapters>) {
+    loop {
+        if let Err(e) = approvals::expire_overdue(&adapters.store, &adapters.events, jit_shared::now()).await {
+            tracing::warn!(error = %e, "pending-expiry sweep failed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Subject", default)]
+    subject: Option<String>,
+    #[serde(rename = "Message")]
+    message: String,
+    #[serde(rename = "TopicArn", default)]
+    topic_arn: String,
+}
+
+/// Reads each contact's filtered subscription queue: exactly what their inbox would receive.
+async fn outbox_loop(sqs: aws_sdk_sqs::Client, outboxes: Vec<provision::Outbox>, store: Arc<Mutex<Vec<OutboxMessage>>>, print: bool) {
+    loop {
+        for ob in &outboxes {
+            let Ok(out) = sqs.receive_message().queue_url(&ob.queue_url).max_number_of_messages(10).send().await else { continue };
+            for m in out.messages() {
+                if let Some(Ok(env)) = m.body().map(serde_json::from_str::<SnsEnvelope>) {
+                    let links = env.message.split_whitespace().filter(|w| w.contains("/decide/")).map(str::to_owned).collect::<Vec<_>>();
+                    let topic = env.topic_arn.rsplit(':').next().unwrap_or_default().to_owned();
+                    let msg = OutboxMessage {
+                        recipient: ob.recipient.clone(),
+                        email: ob.email.clone(),
+                        topic,
+                        subject: env.subject.unwrap_or_default(),
+                        body: env.message,
+                        links,
+                        received_at: jit_shared::now(),
+                    };
+                    if print {
+                        println!("mail   to {:<24} {}", msg.email, msg.subject);
+                        for l in &msg.links {
+                            println!("       {l}");
+                        }
+                    }
+                    if let Ok(mut list) = store.lock() {
+                        list.push(msg);
+                    }
+                }
+                if let Some(handle) = m.receipt_handle() {
+                    let _ = sqs.delete_message().queue_url(&ob.queue_url).receipt_handle(handle).send().await;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiResponse {
+    let list = outbox.lock().map(|l| l.clone()).unwrap_or_default();
+    if json {
+        return ApiResponse::json(200, serde_json::to_value(&list).unwrap_or_default());
+    }
+    let esc = jit_shared::decide_page::escape;
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>jit-node-access local outbox</title>\
+         <style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto}pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}</style></head><body>\
+         <h1>Local outbox</h1><p>Mail each person's inbox would receive (read from their filtered SNS subscription). Newest first; refreshes every 5 s.</p>",
+    );
+    if list.is_empty() {
+        html.push_str("<p>No mail yet. Submit a request for a node that needs approval.</p>");
+    }
+    for m in list.iter().rev() {
+        html.push_str(&format!("<h2>{} &rarr; {}</h2><p>{} &middot; {}</p><pre>{}</pre>", esc(&m.subject), esc(&m.email), esc(&m.topic), m.received_at.to_rfc3339(), esc(&m.body)));
+        for l in &m.links {
+            html.push_str(&format!("<p><a href=\"{}\">Open the approval page</a></p>", esc(l)));
+        }
+    }
+    html.push_str("</body></html>");
+    let mut resp = ApiResponse::html(200, html);
+    // The local page is the one place links are shown next to each other; keep it local.
+    resp.headers.retain(|(k, _)| k != "content-security-policy");
+    resp
+}
+
 async fn event_log_loop(sqs: aws_sdk_sqs::Client, queue_url: String) {
     loop {
         let Ok(out) = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await else {
@@ -231,7 +401,8 @@ async fn event_log_loop(sqs: aws_sdk_sqs::Client, queue_url: String) {
         for m in out.messages() {
             if let Some(Ok(env)) = m.body().map(serde_json::from_str::<EventEnvelope>) {
                 let policies = env.detail.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
-                println!("event  {:<26} {}  node {}  by {}  {}", env.detail_type, env.detail.request_id, env.detail.node_id, env.detail.actor, policies);
+                let by = env.detail.approval.as_ref().map_or(env.detail.actor.as_str(), |a| a.actor.as_str());
+                println!("event  {:<34} {}  node {}  by {}  {}", env.detail_type, env.detail.request_id, env.detail.node_id, by, policies);
             }
             if let Some(handle) = m.receipt_handle() {
                 let _ = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await;
@@ -294,7 +465,11 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     println!("starting the AWS emulator (moto) on 127.0.0.1 ...");
     let emulator = Emulator::start()?;
     let sdk = emulator.sdk_config().await;
-    let stack = start(StartOptions { sdk: &sdk, policies, seed, prefix: "jit-local".into(), port: args.port, print_events: true }).await?;
+    let stack = start(StartOptions { sdk: &sdk, policies, seed, prefix: "jit-local".into(),
+        port: args.port,
+        print_events: true,
+        pending_timeout_minutes: args.pending_timeout_minutes,
+    }).await?;
     let (env_path, creds_path) = write_state(&args.state_dir, &stack, &emulator.endpoint)?;
     let p = &stack.provisioned;
     println!("\njit-node-access is running locally (no AWS account involved)\n");
@@ -302,7 +477,9 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     println!("  AWS emulator (moto)                    {}", emulator.endpoint);
     println!("  DynamoDB table                         {}", p.table);
     println!("  EventBridge bus                        {}", p.bus);
-    println!("  approvals SNS topic                    {}", p.approvals_topic_arn);
+    println!("  approver mail SNS topic                {}", p.approvals_topic_arn);
+    println!("  requester mail SNS topic               {}", p.requester_topic_arn);
+    println!("  outbox (each person's mail)            {}/outbox", stack.api_url);
     println!("  policies                               {}", args.policies.display());
     println!("  environment                            {}", env_path.display());
     println!("  credentials (one profile each)         {}", creds_path.display());

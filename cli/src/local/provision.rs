@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_config::SdkConfig;
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::events::{detail_type, EVENT_SOURCE};
+use jit_shared::adapters::mail::filter_policy;
+use jit_shared::events::{detail_type, EVENT_SOURCE, LEVEL_COMPLETED};
+use jit_shared::policy::contacts::Contact;
 
 use crate::local::seed::{PrincipalKind, Seed};
 use crate::sigv4::{IssuedKey, ProfileCredentials};
@@ -26,7 +28,21 @@ pub struct Provisioned {
     pub submitted_queue_url: String,
     pub status_queue_url: String,
     pub approvals_topic_arn: String,
+    pub requester_topic_arn: String,
+    /// Feeds the notification handler (Pending, Level Completed and final-status events).
+    pub notify_queue_url: String,
+    pub signing_key_parameter: String,
+    /// One queue per contact, subscribed to both mail topics with that person's filter policy:
+    /// what their inbox would receive.
+    pub outboxes: Vec<Outbox>,
     pub profiles: Vec<Profile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub recipient: String,
+    pub email: String,
+    pub queue_url: String,
 }
 
 impl Provisioned {
@@ -70,6 +86,16 @@ async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, patt
     Ok(())
 }
 
+/// The events the notifier acts on (the deployed rule uses the same pattern).
+pub fn notify_pattern() -> serde_json::Value {
+    let mut types: Vec<String> = [RequestStatus::Pending, RequestStatus::Approved, RequestStatus::Rejected, RequestStatus::Cancelled, RequestStatus::Expired, RequestStatus::Failed]
+        .into_iter()
+        .map(detail_type)
+        .collect();
+    types.push(LEVEL_COMPLETED.to_owned());
+    serde_json::json!({"source": [EVENT_SOURCE], "detail-type": types})
+}
+
 const TRUST_POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -91,7 +117,7 @@ async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Res
     ))
 }
 
-pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Provisioned, String> {
+pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefix: &str) -> Result<Provisioned, String> {
     let table = format!("{prefix}-requests");
     let bus = format!("{prefix}-events");
     jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.map_err(e("the DynamoDB table"))?;
@@ -109,13 +135,36 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Pro
     )
     .await?;
     route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
+    let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
+    route(&events, &bus, &format!("{prefix}-notify"), notify_pattern(), &notify_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
+    let requester_topic_arn =
+        sns.create_topic().name(format!("{prefix}-requester-notices")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
+    let mut outboxes = Vec::new();
+    for (i, contact) in contacts.iter().enumerate() {
+        let recipient = contact.person.key();
+        let (queue_url, queue_arn) = queue(&sqs, &format!("{prefix}-outbox-{i}")).await?;
+        for topic in [&approvals_topic_arn, &requester_topic_arn] {
+            // The same filter policy the deployed email subscription carries.
+            sns.subscribe()
+                .topic_arn(topic)
+                .protocol("sqs")
+                .endpoint(&queue_arn)
+                .attributes("FilterPolicy", filter_policy(&recipient))
+                .attributes("RawMessageDelivery", "true")
+                .send()
+                .await
+                .map_err(e("an outbox subscription"))?;
+        }
+        outboxes.push(Outbox { recipient, email: contact.email.clone(), queue_url });
+    }
+    let signing_key_parameter = format!("/{prefix}/approval-link-signing-key");
     let ssm = aws_sdk_ssm::Client::new(sdk);
     // A random 256-bit key, as the deployed stack creates it (see README).
     let signing_key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     ssm.put_parameter()
-        .name(format!("/{prefix}/approval-link-signing-key"))
+        .name(&signing_key_parameter)
         .value(signing_key)
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .overwrite(true)
@@ -222,5 +271,16 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, prefix: &str) -> Result<Pro
             }
         }
     }
-    Ok(Provisioned { table, bus, submitted_queue_url, status_queue_url, approvals_topic_arn, profiles })
+    Ok(Provisioned {
+        table,
+        bus,
+        submitted_queue_url,
+        status_queue_url,
+        approvals_topic_arn,
+        requester_topic_arn,
+        notify_queue_url,
+        signing_key_parameter,
+        outboxes,
+        profiles,
+    })
 }

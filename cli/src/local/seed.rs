@@ -42,8 +42,6 @@ pub struct SeedPrincipal {
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub principal_tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub email: Option<String>,
 }
 
 pub fn parse(path: &str, text: &str) -> Result<Seed, String> {

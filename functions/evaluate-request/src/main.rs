@@ -1,10 +1,11 @@
 //! Cedar evaluation Lambda, triggered by the "Access Request Submitted" EventBridge rule.
 
-use jit_shared::config::{sdk_config, wiring, StackConfig};
+use jit_shared::adapters::runtime::diagnostic;
+use jit_shared::config::{pending_timeout_minutes, sdk_config, wiring, StackConfig};
 use jit_shared::evaluation::{handle_submitted_event, EvaluationDeps};
 use jit_shared::events::EventEnvelope;
 use jit_shared::policy::PolicySet;
-use lambda_runtime::{run, service_fn, Diagnostic, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 mod bundled_policies {
     include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));
@@ -14,6 +15,7 @@ mod bundled_policies {
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
     let stack = StackConfig::from_env()?;
+    let pending_timeout_minutes = pending_timeout_minutes()?;
     // Validated once per cold start; an invalid set stops the function before it decides anything.
     let policies = PolicySet::from_files(&bundled_policies::files())?;
     let sdk = sdk_config(&stack.region).await;
@@ -21,14 +23,10 @@ async fn main() -> Result<(), Error> {
     let events = wiring::publisher(&sdk, &stack);
     let principals = wiring::principal_directory(&sdk, &stack);
     let nodes = wiring::node_directory(&sdk, &stack);
-    let deps = EvaluationDeps { store: &store, events: &events, principals: &principals, nodes: &nodes, policies: &policies };
+    let deps = EvaluationDeps { store: &store, events: &events, principals: &principals, nodes: &nodes, policies: &policies, pending_timeout_minutes };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
-        handle_submitted_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| {
-            // Step Functions and EventBridge retry policies match on these stable type names.
-            tracing::error!(error = %e, kind = e.lambda_error_type(), "evaluation failed");
-            Diagnostic { error_type: e.lambda_error_type().to_owned(), error_message: e.to_string() }
-        })
+        handle_submitted_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "evaluation"))
     }))
     .await
 }

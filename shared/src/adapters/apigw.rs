@@ -29,7 +29,7 @@ pub fn to_response(resp: ApiResponse) -> Response<Body> {
     for (k, v) in &resp.headers {
         builder = builder.header(k, v);
     }
-    builder.body(Body::Text(resp.body.to_string())).unwrap_or_else(|_| {
+    builder.body(Body::Text(resp.body_text())).unwrap_or_else(|_| {
         let mut fallback = Response::new(Body::Text(r#"{"error":{"code":"InternalError","message":"internal error","field":null}}"#.into()));
         *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
         fallback

@@ -8,6 +8,8 @@
 //! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
 //!
 //! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
+//! So is the pending-by-deadline index (gsi3: `PENDING` / `<pendingUntil>#<id>`): a request
+//! carries those keys only while it waits for approvals, which is what the expiry sweep reads.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -29,6 +31,8 @@ use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Pa
 
 pub const BY_REQUESTER_INDEX: &str = "by-requester";
 pub const BY_APPROVER_INDEX: &str = "by-approver";
+pub const PENDING_BY_DEADLINE_INDEX: &str = "pending-by-deadline";
+const PENDING_PARTITION: &str = "PENDING";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -97,18 +101,29 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(d) = &r.decision {
         item.insert("decision".into(), s(decision_json(d)?));
     }
+    if let Some(p) = &r.approval {
+        item.insert("approval".into(), s(to_json(p)?));
+        item.insert("pendingUntil".into(), s(ts(&p.pending_until)));
+    }
     Ok(item)
 }
 
 fn decision_json(d: &Decision) -> Result<String, PortError> {
-    serde_json::to_string(d).map_err(|e| PortError::Permanent(format!("serializing a decision: {e}")))
+    to_json(d)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, PortError> {
+    serde_json::to_string(value).map_err(|e| PortError::Permanent(format!("serializing for DynamoDB: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(item: &Item, k: &str) -> Result<Option<T>, PortError> {
+    match item.get(k) {
+        None => Ok(None),
+        Some(v) => Ok(Some(serde_json::from_str(v.as_s().map_err(|_| bad(k))?).map_err(|_| bad(k))?)),
+    }
 }
 
 fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
-    let decision = match item.get("decision") {
-        None => None,
-        Some(v) => Some(serde_json::from_str(v.as_s().map_err(|_| bad("decision"))?).map_err(|_| bad("decision"))?),
-    };
     Ok(AccessRequest {
         request_id: RequestId::try_from(get_s(item, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?,
         requester: CallerArn::try_from(get_s(item, "requester")?.to_owned()).map_err(|_| bad("requester"))?,
@@ -119,7 +134,8 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         created_at: get_time(item, "createdAt")?,
         updated_at: get_time(item, "updatedAt")?,
         version: get_n(item, "version")?,
-        decision,
+        decision: from_json(item, "decision")?,
+        approval: from_json(item, "approval")?,
     })
 }
 
@@ -138,6 +154,14 @@ fn audit_to_item(a: &AuditRecord) -> Item {
     if let Some(from) = a.from {
         item.insert("from".into(), s(from.as_str()));
     }
+    if let Some(entry) = &a.approval {
+        if let Ok(text) = to_json(entry) {
+            item.insert("approval".into(), s(text));
+        }
+    }
+    if let Some(level) = a.level_completed {
+        item.insert("levelCompleted".into(), n(u32::from(level)));
+    }
     item
 }
 
@@ -150,6 +174,13 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
         actor: get_s(item, "actor")?.to_owned(),
         at: get_time(item, "at")?,
         reason: get_s(item, "reason")?.to_owned(),
+        approval: from_json(item, "approval")?,
+        level_completed: item
+            .get("levelCompleted")
+            .map(|_| get_n(item, "levelCompleted"))
+            .transpose()?
+            .map(|l| u8::try_from(l).map_err(|_| bad("levelCompleted")))
+            .transpose()?,
     })
 }
 
@@ -207,11 +238,21 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .set_attribute_definitions(Some(vec![attr("pk")?, attr("sk")?, attr("gsi1pk")?, attr("gsi1sk")?, attr("gsi2pk")?, attr("gsi2sk")?]))
+        .set_attribute_definitions(Some(vec![
+            attr("pk")?,
+            attr("sk")?,
+            attr("gsi1pk")?,
+            attr("gsi1sk")?,
+            attr("gsi2pk")?,
+            attr("gsi2sk")?,
+            attr("gsi3pk")?,
+            attr("gsi3sk")?,
+        ]))
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(index(BY_REQUESTER_INDEX, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(index(BY_APPROVER_INDEX, "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(index(PENDING_BY_DEADLINE_INDEX, "gsi3pk", "gsi3sk")?)
         .send()
         .await
         .map_err(|e| classify("CreateTable", &e))?;
@@ -334,17 +375,20 @@ impl RequestStore for DynamoStore {
     }
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
-        t.from.check_transition(t.to)?;
+        let in_place = t.from == t.to;
+        if !(in_place && t.from == RequestStatus::Pending && t.approval.is_some()) {
+            t.from.check_transition(t.to)?;
+        }
         let current = self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?;
         if current.status != t.from || current.version != t.expected_version {
             return Err(TransitionError::Conflict);
         }
         let next_version = t.expected_version + 1;
+        let mut condition = "#status = :from AND #version = :expected".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(request_pk(&t.request_id)))
             .key("sk", s("META"))
-            .condition_expression("#status = :from AND #version = :expected")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":from", s(t.from.as_str()))
@@ -352,12 +396,36 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":to", s(t.to.as_str()))
             .expression_attribute_values(":next", n(next_version))
             .expression_attribute_values(":at", s(ts(&t.at)));
+        if t.from == RequestStatus::Pending {
+            // The deadline is enforced here, in the write, not by whoever happens to sweep.
+            condition.push_str(if t.to == RequestStatus::Expired { " AND pendingUntil <= :at" } else { " AND pendingUntil > :at" });
+        }
         let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
+        let mut remove = Vec::new();
         if let Some(d) = &t.decision {
             set.push_str(", decision = :decision");
             update = update.expression_attribute_values(":decision", s(decision_json(d)?));
         }
-        let update = update.update_expression(set).build().map_err(build_err)?;
+        if let Some(p) = &t.progress {
+            set.push_str(", approval = :approval");
+            update = update.expression_attribute_values(":approval", s(to_json(p)?));
+            if t.from != RequestStatus::Pending && t.to == RequestStatus::Pending {
+                set.push_str(", pendingUntil = :until, gsi3pk = :pending, gsi3sk = :deadline");
+                update = update
+                    .expression_attribute_values(":until", s(ts(&p.pending_until)))
+                    .expression_attribute_values(":pending", s(PENDING_PARTITION))
+                    .expression_attribute_values(":deadline", s(created_sk(&p.pending_until, &t.request_id)));
+            }
+        }
+        if t.from == RequestStatus::Pending && t.to != RequestStatus::Pending {
+            remove.push("gsi3pk");
+            remove.push("gsi3sk");
+        }
+        let mut expression = set;
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.condition_expression(condition).update_expression(expression).build().map_err(build_err)?;
         let audit = AuditRecord {
             request_id: t.request_id.clone(),
             version: next_version,
@@ -366,9 +434,11 @@ impl RequestStore for DynamoStore {
             actor: t.actor.clone(),
             at: t.at,
             reason: t.reason.clone(),
+            approval: t.approval.clone(),
+            level_completed: t.level_completed,
         };
         let mut writes = vec![TransactWriteItem::builder().update(update).build(), self.put(audit_to_item(&audit), "attribute_not_exists(pk)")?];
-        if t.to == RequestStatus::Pending {
+        if t.to == RequestStatus::Pending && !in_place {
             let keys: BTreeSet<String> =
                 t.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
             for key in keys {
@@ -383,7 +453,7 @@ impl RequestStore for DynamoStore {
                 writes.push(self.put(item, "attribute_not_exists(pk)")?);
             }
         }
-        if t.from == RequestStatus::Pending {
+        if t.from == RequestStatus::Pending && !in_place {
             let keys: BTreeSet<String> =
                 current.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
             for key in keys {
@@ -397,10 +467,34 @@ impl RequestStore for DynamoStore {
             }
         }
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(AccessRequest { status: t.to, version: next_version, updated_at: t.at, decision: t.decision.clone().or(current.decision), ..current }),
+            Ok(_) => Ok(AccessRequest {
+                status: t.to,
+                version: next_version,
+                updated_at: t.at,
+                decision: t.decision.clone().or(current.decision),
+                approval: t.progress.clone().or(current.approval),
+                ..current
+            }),
             Err(e) if is_condition_failure(&e) == Some(true) => Err(TransitionError::Conflict),
             Err(e) => Err(TransitionError::Port(classify("TransactWriteItems", &e))),
         }
+    }
+
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        // `#` sorts after every digit, so `<now>#` bounds all deadlines at or before `now`.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_BY_DEADLINE_INDEX)
+            .key_condition_expression("gsi3pk = :pending AND gsi3sk <= :bound")
+            .expression_attribute_values(":pending", s(PENDING_PARTITION))
+            .expression_attribute_values(":bound", s(format!("{}#~", ts(&now))))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {

@@ -8,8 +8,14 @@ pub mod dynamodb;
 pub mod eventbridge;
 #[cfg(all(feature = "tagging", feature = "ssm"))]
 pub mod nodes;
+#[cfg(feature = "sns")]
+pub mod mail;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 #[cfg(feature = "iam")]
 pub mod principals;
+#[cfg(feature = "ssm")]
+pub mod secrets;
 
 use std::fmt::Debug;
 

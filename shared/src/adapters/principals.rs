@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::adapters::classify;
+use crate::domain::approval::Person;
 use crate::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use crate::ports::{DirectoryError, PrincipalDirectory};
 
@@ -115,6 +116,40 @@ impl AwsPrincipalDirectory {
 
 #[async_trait::async_trait]
 impl PrincipalDirectory for AwsPrincipalDirectory {
+    async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
+        match person {
+            Person::IamUser(name) => {
+                let user = self.iam.get_user().user_name(name).send().await.map_err(|e| {
+                    if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                        DirectoryError::NotFound(format!("IAM user {name}"))
+                    } else {
+                        classify("GetUser", &e).into()
+                    }
+                })?;
+                let arn = user.user().map(|u| u.arn().to_owned()).ok_or_else(|| DirectoryError::NotFound(format!("IAM user {name}")))?;
+                let caller = CallerArn::try_from(arn).map_err(|e| DirectoryError::NotFound(e.message))?;
+                self.iam_user(&caller, name).await
+            }
+            Person::IamRoleSession { role, session } => {
+                let (role_arn, principal_tags) = self.role(role).await?;
+                Ok(ResolvedPrincipal {
+                    identity: PrincipalIdentity::IamRole { arn: role_arn, name: role.clone(), session_name: session.clone() },
+                    groups: vec![],
+                    attributes: BTreeMap::new(),
+                    principal_tags,
+                })
+            }
+            Person::IdentityCenterUser(user_name) => {
+                #[cfg(feature = "identitystore")]
+                if let Some((client, store)) = &self.identity_store {
+                    let (identity, groups) = self.identity_center_user(client, store, user_name).await?;
+                    return Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags: BTreeMap::new() });
+                }
+                Err(DirectoryError::NotFound(format!("Identity Center user {user_name} (no Identity Store is configured)")))
+            }
+        }
+    }
+
     async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
         match caller.kind() {
             CallerKind::IamUser { name } => self.iam_user(caller, name).await,

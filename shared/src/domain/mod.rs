@@ -1,5 +1,7 @@
 //! Domain types: no AWS SDK type appears below this module.
 
+pub mod approval;
+pub mod approval_token;
 pub mod errors;
 pub mod ids;
 pub mod principal;

@@ -1,8 +1,11 @@
 //! The access request, its decision record and its audit trail.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
 use crate::domain::ids::{DurationMinutes, NodeId, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::status::RequestStatus;
@@ -22,6 +25,9 @@ pub struct AccessRequest {
     pub version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// Manual approval progress: present from `Pending` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalProgress>,
 }
 
 /// Which rule of the evaluation order decided the request.
@@ -62,6 +68,9 @@ pub struct Decision {
     pub max_duration_minutes: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_plan: Option<ApprovalPlan>,
+    /// The node's tags when it was decided (shown to approvers, kept for the audit).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_tags: BTreeMap<String, String>,
     pub decided_at: DateTime<Utc>,
 }
 
@@ -125,4 +134,10 @@ pub struct AuditRecord {
     pub actor: String,
     pub at: DateTime<Utc>,
     pub reason: String,
+    /// The approval or rejection this change records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalEntry>,
+    /// The approval level this change completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_completed: Option<u8>,
 }

@@ -141,6 +141,7 @@ impl PolicySet {
                     ),
                     max_duration_minutes: Some(window),
                     approval_plan: None,
+                    node_tags: node.tags.clone(),
                     decided_at: now,
                 };
             }
@@ -154,6 +155,7 @@ impl PolicySet {
                 message: notes.join("; "),
                 max_duration_minutes: Some(window),
                 approval_plan: None,
+                node_tags: node.tags.clone(),
                 decided_at: now,
             };
         }
@@ -172,6 +174,7 @@ impl PolicySet {
             message,
             max_duration_minutes: max,
             approval_plan: None,
+            node_tags: node.tags.clone(),
             decided_at: now,
         };
         let (policy, rule) = match (tag_specific.as_slice(), all_nodes) {
@@ -211,6 +214,7 @@ impl PolicySet {
             message: notes.join("; "),
             max_duration_minutes: Some(policy.max_duration_minutes),
             approval_plan: Some(policy.plan()),
+            node_tags: node.tags.clone(),
             decided_at: now,
         }
     }

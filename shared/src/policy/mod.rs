@@ -2,6 +2,7 @@
 //! policies, and the decision that combines them.
 
 pub mod cedar_statements;
+pub mod contacts;
 pub mod engine;
 pub mod manual;
 pub mod policy_set;

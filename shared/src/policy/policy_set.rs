@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cedar_policy::{Effect, Schema};
 
 use crate::policy::cedar_statements::{self, Statement};
+use crate::policy::contacts::{parse_contacts, Contact, CONTACTS_FILE};
 use crate::policy::manual::{self, ManualPolicy, TagTarget, Targets};
 
 /// How long auto-approved access lasts when the permit carries no `@accessWindowMinutes`.
@@ -77,6 +78,7 @@ pub struct PolicySet {
     pub(crate) schema: Arc<Schema>,
     pub(crate) statements: BTreeMap<String, StatementInfo>,
     pub(crate) manual: Vec<ManualPolicy>,
+    pub(crate) contacts: Vec<Contact>,
 }
 
 /// One file of a policy set: its path relative to the set's root, and its text.
@@ -92,6 +94,10 @@ impl PolicySet {
     }
     pub fn manual_policies(&self) -> &[ManualPolicy] {
         &self.manual
+    }
+    /// The people mail goes to (`contacts.yaml`; empty when the file is absent).
+    pub fn contacts(&self) -> &[Contact] {
+        &self.contacts
     }
     pub fn statement(&self, id: &str) -> Option<&StatementInfo> {
         self.statements.get(id)
@@ -119,10 +125,16 @@ impl PolicySet {
         let mut cedar = cedar_policy::PolicySet::new();
         let mut statements: BTreeMap<String, StatementInfo> = BTreeMap::new();
         let mut manual = Vec::new();
+        let mut contacts = Vec::new();
         let located = |file: &str, e: manual::LineError| PolicyLoadError { file: file.to_owned(), line: e.line, message: e.message, fix: e.fix };
 
         for f in files {
-            if f.path.ends_with(".cedar") {
+            if f.path == CONTACTS_FILE {
+                match parse_contacts(&f.text) {
+                    Ok(list) => contacts = list,
+                    Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
+                }
+            } else if f.path.ends_with(".cedar") {
                 match cedar_statements::parse_cedar_file(&f.path, &f.text, &validator) {
                     Ok(list) => {
                         for Statement { policy, id, effect, line, window_minutes } in list {
@@ -166,7 +178,7 @@ impl PolicySet {
             });
         }
         if errors.is_empty() {
-            Ok(Self { cedar, schema: Arc::new(schema), statements, manual })
+            Ok(Self { cedar, schema: Arc::new(schema), statements, manual, contacts })
         } else {
             Err(PolicySetError(errors))
         }

@@ -1,0 +1,34 @@
+//! Notification Lambda, triggered by the bus rule for Pending, Level Completed and final-status
+//! events. Contacts come with the policy set (`contacts.yaml`), bundled at build time.
+
+use jit_shared::adapters::runtime::diagnostic;
+use jit_shared::config::{sdk_config, signing_key_parameter, wiring, MailConfig, StackConfig};
+use jit_shared::events::EventEnvelope;
+use jit_shared::notify::{handle_event, LinkSettings, NotifyDeps};
+use jit_shared::policy::PolicySet;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+mod bundled_policies {
+    include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    let stack = StackConfig::from_env()?;
+    let mail = MailConfig::from_env()?;
+    let parameter = signing_key_parameter()?;
+    let policies = PolicySet::from_files(&bundled_policies::files())?;
+    let sdk = sdk_config(&stack.region).await;
+    let key = wiring::signing_key(&sdk, &parameter).await?;
+    let store = wiring::store(&sdk, &stack);
+    let directory = wiring::principal_directory(&sdk, &stack);
+    let mailer = wiring::mailer(&sdk, &mail);
+    let links = LinkSettings { api_base_url: mail.api_base_url.clone(), account: stack.account_id.clone(), region: stack.region.clone() };
+    let deps = NotifyDeps { store: &store, directory: &directory, mailer: &mailer, contacts: policies.contacts(), key: &key, links: &links };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
+        handle_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "notification"))
+    }))
+    .await
+}

@@ -1,0 +1,108 @@
+//! HTTP routes of the approval function:
+//!
+//! | route                              | auth       | what                                        |
+//! |------------------------------------|------------|---------------------------------------------|
+//! | `GET /approvals`                   | `AWS_IAM`  | requests waiting on the caller now          |
+//! | `POST /requests/{id}/approve`      | `AWS_IAM`  | approve, optional `{"comment"}`              |
+//! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
+//! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
+//! | `GET /decide/{token}`              | the token  | confirmation page; never changes anything   |
+//! | `POST /decide/{token}`             | the token  | the decision from that page's form          |
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::api::{authenticated_caller, method_not_allowed, to_json, ApiRequest, ApiResponse};
+use crate::approvals::{self, ApprovalDeps, LinkError};
+use crate::decide_page;
+use crate::domain::approval::Verdict;
+use crate::domain::errors::ServiceError;
+
+/// True for the paths this function serves (the local stack routes on it).
+pub fn serves(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel"] | ["decide", _])
+}
+
+/// Paths that carry their own credential (the mail-link token) instead of a SigV4 signature.
+pub fn is_link_path(path: &str) -> bool {
+    path.starts_with("/decide/")
+}
+
+pub async fn handle(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
+    let path = req.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    if let ["decide", token] = segments.as_slice() {
+        return link(deps, req, token, now).await;
+    }
+    match api(deps, req, &segments, now).await {
+        Ok(resp) => resp,
+        Err(e) => ApiResponse::error(&e),
+    }
+}
+
+async fn api(deps: &ApprovalDeps<'_>, req: &ApiRequest, segments: &[&str], now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
+    if !serves(&req.path) {
+        return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
+    }
+    let caller = authenticated_caller(req)?;
+    match (req.method.as_str(), segments) {
+        ("GET", ["approvals"]) => {
+            let items = approvals::waiting_for(deps, &caller, now).await?;
+            Ok(ApiResponse::json(200, json!({ "items": to_json(&items)? })))
+        }
+        ("POST", ["requests", id, action]) => {
+            if let Some(ct) = req.header("content-type") {
+                if !req.body.is_empty() && !ct.to_ascii_lowercase().starts_with("application/json") {
+                    return Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()));
+                }
+            }
+            let updated = match *action {
+                "approve" => approvals::decide_as_caller(deps, &caller, id, Verdict::Approve, &req.body, now).await?,
+                "reject" => approvals::decide_as_caller(deps, &caller, id, Verdict::Reject, &req.body, now).await?,
+                _ => approvals::cancel(deps, &caller, id, &req.body, now).await?,
+            };
+            Ok(ApiResponse::json(200, to_json(&updated)?))
+        }
+        _ => Ok(method_not_allowed(req)),
+    }
+}
+
+fn link_error(e: &LinkError) -> ApiResponse {
+    if e.http_status() >= 500 {
+        tracing::error!(error = %e, "mail-link decision failed");
+    }
+    let message = match e {
+        LinkError::Service(ServiceError::Internal(_)) => "internal error; the failure was logged".to_owned(),
+        LinkError::Service(ServiceError::Unavailable(_)) => "a dependency is unavailable; go back and try again in a moment".to_owned(),
+        other => other.to_string(),
+    };
+    ApiResponse::html(e.http_status(), decide_page::refused(e.http_status(), &message))
+}
+
+async fn link(deps: &ApprovalDeps<'_>, req: &ApiRequest, token: &str, now: DateTime<Utc>) -> ApiResponse {
+    match req.method.as_str() {
+        "GET" | "HEAD" => match approvals::view_link(deps, token, now).await {
+            Ok(view) => ApiResponse::html(200, decide_page::confirmation(&view)),
+            Err(e) => link_error(&e),
+        },
+        "POST" => {
+            let form = match decide_page::parse_form(&req.body) {
+                Ok(f) => f,
+                Err(m) => return ApiResponse::html(400, decide_page::refused(400, &m)),
+            };
+            let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            let verdict = match field("decision") {
+                Some("approve") => Verdict::Approve,
+                Some("reject") => Verdict::Reject,
+                _ => return ApiResponse::html(400, decide_page::refused(400, "decision: choose Approve or Reject")),
+            };
+            match approvals::decide_with_link(deps, token, verdict, field("comment"), now).await {
+                Ok(updated) => ApiResponse::html(200, decide_page::decided(&updated, verdict)),
+                Err(LinkError::Service(ServiceError::InvalidInput(f))) => ApiResponse::html(400, decide_page::refused(400, &f.to_string())),
+                Err(e) => link_error(&e),
+            }
+        }
+        _ => ApiResponse::html(405, decide_page::refused(405, "use the buttons on the page")),
+    }
+}

@@ -1,0 +1,123 @@
+//! `contacts.yaml` at the root of the policy set: who gets approval mail, and where.
+//!
+//! ```yaml
+//! contacts:
+//!   - iamUser: approver-a
+//!     email: approver-a@example.com
+//!   - identityCenterUser: carol
+//!     email: carol@example.com
+//! ```
+//!
+//! The notifier mails each contact who is, when a level opens, an approver of that level
+//! (directly or through a group, resolved then). The address is used only to create the
+//! person's SNS email subscription (`jit contacts subscriptions`), whose filter policy matches
+//! the `recipient` message attribute `Person::key`, so each person receives only their own
+//! links. Requesters get their notifications the same way.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::domain::approval::Person;
+use crate::policy::manual::LineError;
+use crate::policy::yaml_spans;
+
+/// The reserved file name at the root of a policy directory.
+pub const CONTACTS_FILE: &str = "contacts.yaml";
+pub const MAX_CONTACTS: usize = 500;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub person: Person,
+    pub email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    contacts: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Entry {
+    #[serde(default)]
+    iam_user: Option<String>,
+    #[serde(default)]
+    identity_center_user: Option<String>,
+    email: String,
+}
+
+fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && s.len() <= 254 && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+}
+
+pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
+    let doc = yaml_spans::parse(text).map_err(|e| vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }])?;
+    let parsed: Doc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let path = yaml_spans::path_key(e.path());
+        vec![LineError {
+            line: doc.line_of(&path),
+            message: format!("at '{path}': {}", e.into_inner()),
+            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>".into(),
+        }]
+    })?;
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    if parsed.contacts.len() > MAX_CONTACTS {
+        errors.push(LineError { line: doc.line_of("contacts"), message: format!("{} contacts; the limit is {MAX_CONTACTS}", parsed.contacts.len()), fix: "list only people who approve or request".into() });
+    }
+    for (i, entry) in parsed.contacts.into_iter().enumerate() {
+        let line = doc.line_of(&format!("contacts.{i}"));
+        let person = match (entry.iam_user, entry.identity_center_user) {
+            (Some(n), None) if !n.trim().is_empty() => Person::IamUser(n),
+            (None, Some(n)) if !n.trim().is_empty() => Person::IdentityCenterUser(n),
+            _ => {
+                errors.push(LineError { line, message: "a contact names exactly one of iamUser or identityCenterUser".into(), fix: "keep one of the two keys, with a non-empty name".into() });
+                continue;
+            }
+        };
+        if !valid_email(&entry.email) {
+            errors.push(LineError { line: doc.line_of(&format!("contacts.{i}.email")), message: format!("'{}' is not an email address", entry.email), fix: "write a plain address like name@example.com".into() });
+            continue;
+        }
+        if !seen.insert(person.key()) {
+            errors.push(LineError { line, message: format!("{person} is listed twice"), fix: "keep one entry per person".into() });
+            continue;
+        }
+        out.push(Contact { person, email: entry.email });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_parse_into_people_with_addresses() {
+        let c = parse_contacts("contacts:\n  - iamUser: a\n    email: a@example.com\n  - identityCenterUser: carol\n    email: carol@example.com\n").unwrap();
+        assert_eq!(c[0].person, Person::IamUser("a".into()));
+        assert_eq!(c[1].person.key(), "ic-user#carol");
+    }
+
+    #[test]
+    fn bad_contacts_are_refused_with_their_line() {
+        let cases = [
+            ("contacts:\n  - iamUser: a\n    email: nope\n", 3),
+            ("contacts:\n  - iamUser: a\n    identityCenterUser: b\n    email: a@example.com\n", 2),
+            ("contacts:\n  - iamUser: a\n    email: a@example.com\n  - iamUser: a\n    email: b@example.com\n", 4),
+            ("contacts:\n  - iamUser: a\n    mail: a@example.com\n", 3),
+        ];
+        for (text, line) in cases {
+            let errs = parse_contacts(text).unwrap_err();
+            assert_eq!(errs[0].line, line, "{text}: {errs:?}");
+        }
+    }
+}
