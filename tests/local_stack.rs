@@ -2,65 +2,15 @@
 //! outcomes through EventBridge envelopes, and who may read what.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
-use integration_tests::{sdk, unique};
 use jit_cli::client::ApiClient;
-use std::sync::OnceLock;
 
-use jit_cli::local::provision::Provisioned;
-use jit_cli::local::{seed, start, LocalStack, StartOptions};
 use jit_cli::sigv4::ProfileCredentials;
-use jit_shared::policy::PolicySet;
 use serde_json::json;
 
-/// IAM names are account-wide, so the tests share one stack, served from its own runtime.
-struct Shared {
-    api_url: String,
-    provisioned: Provisioned,
-}
-
-static STACK: OnceLock<Shared> = OnceLock::new();
-
-fn stack() -> &'static Shared {
-    STACK.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async move {
-                let sdk = sdk().await;
-                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                let policies = PolicySet::load_dir(&root.join("policies")).unwrap();
-                let seed = seed::parse("local/seed.yaml", &std::fs::read_to_string(root.join("local/seed.yaml")).unwrap()).unwrap();
-                let running: LocalStack =
-                    start(StartOptions {
-                        sdk: &sdk,
-                        policies,
-                        seed,
-                        prefix: unique("stack"),
-                        port: 0,
-                        print_events: false,
-                        pending_timeout_minutes: 60,
-                    })
-                    .await
-                    .unwrap();
-                tx.send(Shared { api_url: running.api_url.clone(), provisioned: running.provisioned.clone() }).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-        rx.recv().expect("the local stack did not start")
-    })
-}
-
-fn client(stack: &Shared, profile: &str) -> ApiClient {
-    ApiClient::new(&stack.api_url, Some(stack.provisioned.profile(profile).unwrap().credentials.clone()))
-}
+use integration_tests::{client, local_stack as stack, submit_with_reason};
 
 async fn submit(c: &ApiClient, node: &str, minutes: u32) -> serde_json::Value {
-    let reply = c.send("POST", "/requests", Some(&json!({"nodeId": node, "reason": "integration test", "durationMinutes": minutes})), &[]).await.unwrap();
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    assert_eq!(reply.body["status"], "Submitted");
-    c.wait_decided(reply.body["requestId"].as_str().unwrap(), Duration::from_secs(20)).await.unwrap()
+    submit_with_reason(c, node, minutes, "integration test").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

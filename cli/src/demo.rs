@@ -78,9 +78,10 @@ async fn mail_link(outbox: &ApiClient, email: &str, request_id: &str, level: u8)
     let needle = format!("level {level} of");
     for _ in 0..100 {
         let mails = outbox.send("GET", "/outbox.json", None, &[]).await?.body;
-        let found = mails.as_array().into_iter().flatten().find(|m| {
-            m["email"] == email && m["body"].as_str().is_some_and(|b| b.contains(request_id) && b.contains(&needle)) && m["links"][0].is_string()
-        });
+        let found =
+            mails.as_array().into_iter().flatten().find(|m| {
+                m["email"] == email && m["body"].as_str().is_some_and(|b| b.contains(request_id) && b.contains(&needle)) && m["links"][0].is_string()
+            });
         if let Some(m) = found {
             println!("   mail to {email}: \"{}\"", m["subject"].as_str().unwrap_or_default());
             return Ok(m["links"][0].as_str().unwrap_or_default().to_owned());
@@ -122,7 +123,14 @@ async fn manual_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
     let end = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
     println!("   final status: {}", end["status"].as_str().unwrap_or("?"));
     for e in end["approval"]["entries"].as_array().into_iter().flatten() {
-        println!("     level {} {} by {} via {} ({})", e["level"], e["verdict"].as_str().unwrap_or("?"), e["actor"].as_str().unwrap_or("?"), e["matched"].as_str().unwrap_or("?"), e["channel"].as_str().unwrap_or("?"));
+        println!(
+            "     level {} {} by {} via {} ({})",
+            e["level"],
+            e["verdict"].as_str().unwrap_or("?"),
+            e["actor"].as_str().unwrap_or("?"),
+            e["matched"].as_str().unwrap_or("?"),
+            e["channel"].as_str().unwrap_or("?")
+        );
     }
     println!("\n   every mail is on the local outbox page: {url}/outbox");
     Ok(())

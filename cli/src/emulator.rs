@@ -34,14 +34,21 @@ impl Emulator {
             return Err(format!("the AWS emulator is not installed: {} is missing. Run `make venv` (make test and make dev do it for you).", bin.display()));
         }
         let port = free_port()?;
+        // The venv's python runs our launcher (moto with serialized DynamoDB, see the script).
+        let python = bin.with_file_name("python");
+        let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../local/moto_server.py");
+        if !python.exists() || !launcher.exists() {
+            return Err(format!("the emulator launcher needs {} and {}; run `make venv`", python.display(), launcher.display()));
+        }
         let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
+            "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
             parent = std::process::id()
         );
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
-            .arg(&bin)
+            .arg(&python)
+            .arg(&launcher)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

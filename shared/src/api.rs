@@ -117,7 +117,10 @@ async fn route(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> R
 }
 
 pub(crate) fn method_not_allowed(req: &ApiRequest) -> ApiResponse {
-    ApiResponse::json(405, json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }))
+    ApiResponse::json(
+        405,
+        json!({ "error": { "code": "MethodNotAllowed", "message": format!("{} is not allowed on {}", req.method, req.path), "field": null } }),
+    )
 }
 
 pub(crate) fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, ServiceError> {

@@ -47,7 +47,8 @@ pub fn parse_comment_body(body: &[u8]) -> Result<Option<Comment>, FieldError> {
     if body.len() > 16 * 1024 {
         return Err(FieldError::new("body", "BodyTooLarge", "the body must be at most 16 KiB"));
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(map) = value else {
         return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
     };
@@ -140,7 +141,8 @@ async fn apply(
         match deps.store.transition(&transition).await {
             Ok(updated) => {
                 tracing::info!(request_id = %id, status = %updated.status, level = step.entry.level, "approval decision stored");
-                publish(deps.events, StatusEvent::for_change(&updated, RequestStatus::Pending, &decider.actor, Some(&step.entry), step.level_completed)).await?;
+                publish(deps.events, StatusEvent::for_change(&updated, RequestStatus::Pending, &decider.actor, Some(&step.entry), step.level_completed))
+                    .await?;
                 return Ok(updated);
             }
             // Someone else changed the request: decide again on what is stored now.
@@ -180,12 +182,7 @@ pub async fn decide_as_caller(
         // Neither requester nor approver: the request does not exist for this caller.
         return Err(not_found());
     }
-    let decider = Decider {
-        person: Person::from_caller(caller),
-        actor: caller.to_string(),
-        approver_keys: keys,
-        channel: Channel::Api,
-    };
+    let decider = Decider { person: Person::from_caller(caller), actor: caller.to_string(), approver_keys: keys, channel: Channel::Api };
     apply(deps, &id, &decider, verdict, comment, None, now).await
 }
 
@@ -200,7 +197,10 @@ pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body:
             return Err(not_found());
         }
         if request.status != RequestStatus::Pending {
-            return Err(ServiceError::Conflict { code: "RequestNotPending", message: format!("the request is {}; only a Pending request can be cancelled", request.status) });
+            return Err(ServiceError::Conflict {
+                code: "RequestNotPending",
+                message: format!("the request is {}; only a Pending request can be cancelled", request.status),
+            });
         }
         if request.approval.as_ref().is_some_and(|p| now >= p.pending_until) {
             expire_one(deps.store, deps.events, &request, now).await?;

@@ -103,10 +103,13 @@ pub fn refused(status: u16, message: &str) -> String {
 /// Parses an `application/x-www-form-urlencoded` body.
 pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the form is not UTF-8".to_owned())?;
-    text.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        Ok((percent_decode(k)?, percent_decode(v)?))
-    }).collect()
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {

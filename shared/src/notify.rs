@@ -51,9 +51,10 @@ pub async fn handle_event(deps: &NotifyDeps<'_>, envelope: &EventEnvelope, now: 
             Some(level) => mail_approvers(deps, &id, level.saturating_add(1), now).await,
             None => Ok(0),
         },
-        (EventKind::StatusChanged, RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Cancelled | RequestStatus::Expired | RequestStatus::Failed) => {
-            mail_requester(deps, envelope).await
-        }
+        (
+            EventKind::StatusChanged,
+            RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Cancelled | RequestStatus::Expired | RequestStatus::Failed,
+        ) => mail_requester(deps, envelope).await,
         _ => Ok(0),
     }
 }
@@ -83,8 +84,13 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
         if approval::matching_approver(plan, level, &approver_keys(&principal)).is_none() {
             continue;
         }
-        let claims =
-            TokenClaims { request_id: id.clone(), approver: contact.person.key(), level, expires: progress.pending_until.timestamp(), nonce: approval_token::nonce() };
+        let claims = TokenClaims {
+            request_id: id.clone(),
+            approver: contact.person.key(),
+            level,
+            expires: progress.pending_until.timestamp(),
+            nonce: approval_token::nonce(),
+        };
         let token = approval_token::sign(deps.key, &claims).map_err(ServiceError::Internal)?;
         let link = format!("{}/decide/{token}", deps.links.api_base_url.trim_end_matches('/'));
         deps.mailer.send(&approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region)).await?;

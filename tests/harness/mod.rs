@@ -27,3 +27,88 @@ pub async fn sdk() -> aws_config::SdkConfig {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The local stack (the repository's policies and seed) shared by the tests of one binary: IAM
+/// names are account-wide, so one stack per emulator. It runs on its own runtime thread.
+pub struct SharedStack {
+    pub api_url: String,
+    pub provisioned: jit_cli::local::provision::Provisioned,
+    pub outbox: std::sync::Arc<std::sync::Mutex<Vec<jit_cli::local::OutboxMessage>>>,
+}
+
+static STACK: OnceLock<SharedStack> = OnceLock::new();
+
+pub fn local_stack() -> &'static SharedStack {
+    STACK.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Runtime::new() else { return };
+            rt.block_on(async move {
+                let sdk = sdk().await;
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).map_err(|e| e.to_string());
+                let seed_text = std::fs::read_to_string(root.join("local/seed.yaml")).map_err(|e| e.to_string());
+                let started = match (policies, seed_text) {
+                    (Ok(policies), Ok(text)) => match jit_cli::local::seed::parse("local/seed.yaml", &text) {
+                        Ok(seed) => {
+                            jit_cli::local::start(jit_cli::local::StartOptions {
+                                sdk: &sdk,
+                                policies,
+                                seed,
+                                prefix: unique("stack"),
+                                port: 0,
+                                print_events: false,
+                                pending_timeout_minutes: 60,
+                            })
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    },
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                match started {
+                    Ok(running) => {
+                        let _ = tx.send(Ok(SharedStack {
+                            api_url: running.api_url.clone(),
+                            provisioned: running.provisioned.clone(),
+                            outbox: running.outbox.clone(),
+                        }));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        match rx.recv() {
+            Ok(Ok(stack)) => stack,
+            Ok(Err(e)) => panic!("the local stack did not start: {e}"),
+            Err(_) => panic!("the local stack thread died while starting"),
+        }
+    })
+}
+
+/// A signed client for one of the seeded principals.
+pub fn client(stack: &SharedStack, profile: &str) -> jit_cli::client::ApiClient {
+    match stack.provisioned.profile(profile) {
+        Some(p) => jit_cli::client::ApiClient::new(&stack.api_url, Some(p.credentials.clone())),
+        None => panic!("no seeded principal {profile}"),
+    }
+}
+
+/// Submits a request and waits until it is decided; returns the decided request.
+pub async fn submit_with_reason(c: &jit_cli::client::ApiClient, node: &str, minutes: u32, reason: &str) -> serde_json::Value {
+    let body = serde_json::json!({"nodeId": node, "reason": reason, "durationMinutes": minutes});
+    let reply = match c.send("POST", "/requests", Some(&body), &[]).await {
+        Ok(r) => r,
+        Err(e) => panic!("POST /requests: {e}"),
+    };
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.body["status"], "Submitted");
+    let id = reply.body["requestId"].as_str().unwrap_or_default().to_owned();
+    match c.wait_decided(&id, std::time::Duration::from_secs(20)).await {
+        Ok(v) => v,
+        Err(e) => panic!("waiting for {id}: {e}"),
+    }
+}

@@ -20,18 +20,18 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use jit_shared::adapters::dynamodb::DynamoStore;
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
+use jit_shared::adapters::mail::SnsMailer;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::api::{self, ApiRequest, ApiResponse};
-use jit_shared::domain::ids::NodeId;
-use jit_shared::adapters::mail::SnsMailer;
 use jit_shared::approval_api;
 use jit_shared::approvals::{self, ApprovalDeps};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::errors::ServiceError;
+use jit_shared::domain::ids::NodeId;
 use jit_shared::evaluation::{self, EvaluationDeps};
-use jit_shared::notify::{self, LinkSettings, NotifyDeps};
 use jit_shared::events::EventEnvelope;
 use jit_shared::intake::IntakeDeps;
+use jit_shared::notify::{self, LinkSettings, NotifyDeps};
 use jit_shared::policy::{NodeInfo, PolicySet};
 use jit_shared::ports::{DirectoryError, NodeDirectory};
 use tokio::net::TcpListener;
@@ -334,7 +334,11 @@ async fn outbox_loop(sqs: aws_sdk_sqs::Client, outboxes: Vec<provision::Outbox>,
         for ob in &outboxes {
             let Ok(out) = sqs.receive_message().queue_url(&ob.queue_url).max_number_of_messages(10).send().await else { continue };
             for m in out.messages() {
-                if let Some(Ok(env)) = m.body().map(serde_json::from_str::<SnsEnvelope>) {
+                let parsed = m.body().map(serde_json::from_str::<SnsEnvelope>);
+                if let Some(Err(e)) = &parsed {
+                    tracing::warn!(error = %e, "an outbox message is not an SNS notification");
+                }
+                if let Some(Ok(env)) = parsed {
                     let links = env.message.split_whitespace().filter(|w| w.contains("/decide/")).map(str::to_owned).collect::<Vec<_>>();
                     let topic = env.topic_arn.rsplit(':').next().unwrap_or_default().to_owned();
                     let msg = OutboxMessage {
@@ -380,7 +384,14 @@ fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiRespons
         html.push_str("<p>No mail yet. Submit a request for a node that needs approval.</p>");
     }
     for m in list.iter().rev() {
-        html.push_str(&format!("<h2>{} &rarr; {}</h2><p>{} &middot; {}</p><pre>{}</pre>", esc(&m.subject), esc(&m.email), esc(&m.topic), m.received_at.to_rfc3339(), esc(&m.body)));
+        html.push_str(&format!(
+            "<h2>{} &rarr; {}</h2><p>{} &middot; {}</p><pre>{}</pre>",
+            esc(&m.subject),
+            esc(&m.email),
+            esc(&m.topic),
+            m.received_at.to_rfc3339(),
+            esc(&m.body)
+        ));
         for l in &m.links {
             html.push_str(&format!("<p><a href=\"{}\">Open the approval page</a></p>", esc(l)));
         }
@@ -465,11 +476,16 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     println!("starting the AWS emulator (moto) on 127.0.0.1 ...");
     let emulator = Emulator::start()?;
     let sdk = emulator.sdk_config().await;
-    let stack = start(StartOptions { sdk: &sdk, policies, seed, prefix: "jit-local".into(),
+    let stack = start(StartOptions {
+        sdk: &sdk,
+        policies,
+        seed,
+        prefix: "jit-local".into(),
         port: args.port,
         print_events: true,
         pending_timeout_minutes: args.pending_timeout_minutes,
-    }).await?;
+    })
+    .await?;
     let (env_path, creds_path) = write_state(&args.state_dir, &stack, &emulator.endpoint)?;
     let p = &stack.provisioned;
     println!("\njit-node-access is running locally (no AWS account involved)\n");

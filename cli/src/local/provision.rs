@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_config::SdkConfig;
-use jit_shared::domain::status::RequestStatus;
 use jit_shared::adapters::mail::filter_policy;
+use jit_shared::domain::status::RequestStatus;
 use jit_shared::events::{detail_type, EVENT_SOURCE, LEVEL_COMPLETED};
 use jit_shared::policy::contacts::Contact;
 
@@ -88,10 +88,11 @@ async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, patt
 
 /// The events the notifier acts on (the deployed rule uses the same pattern).
 pub fn notify_pattern() -> serde_json::Value {
-    let mut types: Vec<String> = [RequestStatus::Pending, RequestStatus::Approved, RequestStatus::Rejected, RequestStatus::Cancelled, RequestStatus::Expired, RequestStatus::Failed]
-        .into_iter()
-        .map(detail_type)
-        .collect();
+    let mut types: Vec<String> =
+        [RequestStatus::Pending, RequestStatus::Approved, RequestStatus::Rejected, RequestStatus::Cancelled, RequestStatus::Expired, RequestStatus::Failed]
+            .into_iter()
+            .map(detail_type)
+            .collect();
     types.push(LEVEL_COMPLETED.to_owned());
     serde_json::json!({"source": [EVENT_SOURCE], "detail-type": types})
 }
@@ -152,7 +153,6 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
                 .protocol("sqs")
                 .endpoint(&queue_arn)
                 .attributes("FilterPolicy", filter_policy(&recipient))
-                .attributes("RawMessageDelivery", "true")
                 .send()
                 .await
                 .map_err(e("an outbox subscription"))?;

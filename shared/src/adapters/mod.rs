@@ -6,14 +6,14 @@ pub mod apigw;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
-#[cfg(all(feature = "tagging", feature = "ssm"))]
-pub mod nodes;
 #[cfg(feature = "sns")]
 pub mod mail;
-#[cfg(feature = "runtime")]
-pub mod runtime;
+#[cfg(all(feature = "tagging", feature = "ssm"))]
+pub mod nodes;
 #[cfg(feature = "iam")]
 pub mod principals;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 #[cfg(feature = "ssm")]
 pub mod secrets;
 
@@ -26,7 +26,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::ports::PortError;
 
-const TRANSIENT_CODES: [&str; 7] = [
+const TRANSIENT_CODES: [&str; 8] = [
+    "ThrottledException",
     "ThrottlingException",
     "Throttling",
     "ProvisionedThroughputExceededException",

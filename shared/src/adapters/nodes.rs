@@ -67,8 +67,7 @@ impl NodeDirectory for AwsNodeDirectory {
 // moto cannot register hybrid managed nodes (there is no activation/registration flow in the
 // emulator), so the SSM path is tested here with `aws-smithy-mocks`, answering with HTTP
 // responses shaped like the real services' (awsJson 1.1 bodies and error `__type`s) so the SDK's
-// own deserialization runs. The EC2 path is also tested against moto in
-// `tests/nodes.rs` of the `integration-tests` crate.
+// own deserialization runs. The EC2 path is also tested against moto in `tests/nodes.rs`.
 #[cfg(test)]
 mod tests {
     use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesInput;
@@ -212,11 +211,8 @@ mod tests {
         assert!(matches!(&err, DirectoryError::NotFound(_)), "{err:?}");
     }
 
-    // The Tagging API throttles with `ThrottledException` (not `ThrottlingException`); the SDK
-    // retries it, but once retries run out `adapters::classify` does not list that code, so the
-    // failure comes back `Permanent`. Un-ignore once `TRANSIENT_CODES` includes it.
+    // The Tagging API throttles with `ThrottledException`, not `ThrottlingException`.
     #[tokio::test]
-    #[ignore = "adapters::classify misses the Tagging API's ThrottledException code"]
     async fn tagging_throttling_is_transient() {
         let get = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
             .then_http_response(|| json_response(400, r#"{"__type":"ThrottledException","Message":"Rate exceeded"}"#));

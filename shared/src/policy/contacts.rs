@@ -67,7 +67,11 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     if parsed.contacts.len() > MAX_CONTACTS {
-        errors.push(LineError { line: doc.line_of("contacts"), message: format!("{} contacts; the limit is {MAX_CONTACTS}", parsed.contacts.len()), fix: "list only people who approve or request".into() });
+        errors.push(LineError {
+            line: doc.line_of("contacts"),
+            message: format!("{} contacts; the limit is {MAX_CONTACTS}", parsed.contacts.len()),
+            fix: "list only people who approve or request".into(),
+        });
     }
     for (i, entry) in parsed.contacts.into_iter().enumerate() {
         let line = doc.line_of(&format!("contacts.{i}"));
@@ -75,12 +79,20 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
             (Some(n), None) if !n.trim().is_empty() => Person::IamUser(n),
             (None, Some(n)) if !n.trim().is_empty() => Person::IdentityCenterUser(n),
             _ => {
-                errors.push(LineError { line, message: "a contact names exactly one of iamUser or identityCenterUser".into(), fix: "keep one of the two keys, with a non-empty name".into() });
+                errors.push(LineError {
+                    line,
+                    message: "a contact names exactly one of iamUser or identityCenterUser".into(),
+                    fix: "keep one of the two keys, with a non-empty name".into(),
+                });
                 continue;
             }
         };
         if !valid_email(&entry.email) {
-            errors.push(LineError { line: doc.line_of(&format!("contacts.{i}.email")), message: format!("'{}' is not an email address", entry.email), fix: "write a plain address like name@example.com".into() });
+            errors.push(LineError {
+                line: doc.line_of(&format!("contacts.{i}.email")),
+                message: format!("'{}' is not an email address", entry.email),
+                fix: "write a plain address like name@example.com".into(),
+            });
             continue;
         }
         if !seen.insert(person.key()) {
