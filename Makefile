@@ -12,7 +12,7 @@ CARGO ?= cargo
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
-	@echo "make demo    - walk through the four decision outcomes against a running 'make dev'"
+	@echo "make demo    - four decision outcomes, then a two-level approval through mail links, against 'make dev'"
 	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint"
 
 # The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the

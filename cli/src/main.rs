@@ -22,8 +22,20 @@ enum Command {
     },
     /// Run the whole system locally against the moto emulator (see README).
     Dev(jit_cli::local::DevArgs),
-    /// Walk through the four decision outcomes against a running `jit dev`.
+    /// Walk through the four decision outcomes and a two-level mail approval against `jit dev`.
     Demo(jit_cli::demo::DemoArgs),
+    /// Print the SNS email subscriptions (with per-person filter policies) for contacts.yaml.
+    Contacts {
+        /// Policy directory holding contacts.yaml.
+        #[arg(long, default_value = "policies")]
+        policies: std::path::PathBuf,
+        /// The stack's ApproverMailTopicArn output.
+        #[arg(long)]
+        approver_topic: String,
+        /// The stack's RequesterMailTopicArn output.
+        #[arg(long)]
+        requester_topic: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,5 +114,15 @@ fn main() -> ExitCode {
         }
         Command::Dev(args) => jit_cli::local::run_dev(args),
         Command::Demo(args) => jit_cli::demo::run_demo(args),
+        Command::Contacts { policies, approver_topic, requester_topic } => match jit_shared::policy::PolicySet::load_dir(&policies) {
+            Ok(set) => {
+                print!("{}", jit_cli::policy_cmds::subscription_commands(set.contacts(), &approver_topic, &requester_topic));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

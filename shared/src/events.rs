@@ -148,13 +148,38 @@ mod tests {
             (include_str!("../../events/request-approved.json"), RequestStatus::Approved),
             (include_str!("../../events/request-pending.json"), RequestStatus::Pending),
             (include_str!("../../events/request-failed.json"), RequestStatus::Failed),
+            (include_str!("../../events/request-rejected.json"), RequestStatus::Rejected),
+            (include_str!("../../events/request-approval-recorded.json"), RequestStatus::Pending),
+            (include_str!("../../events/request-level-completed.json"), RequestStatus::Pending),
         ];
         for (text, status) in samples {
             let env: EventEnvelope = serde_json::from_str(text).unwrap();
             assert_eq!(env.source, EVENT_SOURCE);
             assert_eq!(env.detail.status, status);
-            assert_eq!(env.detail_type, detail_type(status));
+            assert_eq!(env.detail_type, env.detail.detail_type(), "the sample's detail-type matches its detail");
             assert_eq!(env.detail.schema_version, SCHEMA_VERSION);
         }
+    }
+
+    #[test]
+    fn one_change_yields_the_approval_the_level_and_the_status_events_in_order() {
+        let env: EventEnvelope = serde_json::from_str(include_str!("../../events/request-rejected.json")).unwrap();
+        let entry = env.detail.approval.clone().unwrap();
+        let request: AccessRequest = serde_json::from_value(serde_json::json!({
+            "requestId": env.detail.request_id, "requester": env.detail.requester, "nodeId": env.detail.node_id,
+            "reason": env.detail.reason, "durationMinutes": env.detail.duration_minutes, "status": "Approved",
+            "createdAt": env.detail.at, "updatedAt": env.detail.at, "version": 5
+        }))
+        .unwrap();
+        let approve = ApprovalEntry { verdict: Verdict::Approve, ..entry.clone() };
+        let kinds: Vec<String> =
+            StatusEvent::for_change(&request, RequestStatus::Pending, "x", Some(&approve), Some(2)).iter().map(|e| e.detail_type()).collect();
+        assert_eq!(kinds, [APPROVAL_RECORDED, LEVEL_COMPLETED, "Access Request Approved"]);
+        let pending = AccessRequest { status: RequestStatus::Pending, ..request.clone() };
+        let kinds: Vec<String> = StatusEvent::for_change(&pending, RequestStatus::Pending, "x", Some(&approve), None).iter().map(|e| e.detail_type()).collect();
+        assert_eq!(kinds, [APPROVAL_RECORDED]);
+        let rejected = AccessRequest { status: RequestStatus::Rejected, ..request };
+        let kinds: Vec<String> = StatusEvent::for_change(&rejected, RequestStatus::Pending, "x", Some(&entry), None).iter().map(|e| e.detail_type()).collect();
+        assert_eq!(kinds, ["Access Request Rejected"], "a rejection is one status event carrying the entry");
     }
 }

@@ -50,7 +50,7 @@ struct Entry {
 
 fn valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && s.len() <= 254 && !s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    !local.is_empty() && domain.contains('.') && s.len() <= 254 && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>'\\\"`$;".contains(c))
 }
 
 pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
