@@ -8,12 +8,12 @@ POLICIES ?= policies
 SEED ?= local/seed.yaml
 CARGO ?= cargo
 
-.PHONY: help venv test test-unit test-integration lint policy-validate dev demo clean
+.PHONY: help venv test test-unit test-integration lint asl-validate policy-validate dev demo clean
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
 	@echo "make demo    - four decision outcomes, then a two-level approval through mail links, against 'make dev'"
-	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint"
+	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator"
 
 # The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the
 # pins change.
@@ -25,7 +25,19 @@ $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION):
 
 venv: $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
 
-test: venv lint policy-validate
+# The Step Functions definition validator, pinned in package.json / package-lock.json. Idempotent:
+# re-installs only when either file changes (npm ci recreates node_modules, stamp included).
+NODE_STAMP := node_modules/.installed
+ASL_VALIDATOR := node_modules/.bin/asl-validator
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+asl-validate: $(NODE_STAMP)
+	$(ASL_VALIDATOR) --json-path statemachine/lifecycle.asl.json
+
+test: venv lint asl-validate policy-validate
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
 
 lint: venv
@@ -43,4 +55,4 @@ demo:
 	$(CARGO) run --quiet -p jit -- demo
 
 clean:
-	rm -rf .jit target
+	rm -rf .jit target node_modules

@@ -212,7 +212,7 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     let events = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &stack.provisioned.bus);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key };
+    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key, administrators: &[] };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
     let err = approvals::decide_as_caller(&deps, &approver, &overdue, Verdict::Approve, b"", later).await.unwrap_err();

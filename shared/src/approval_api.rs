@@ -6,6 +6,7 @@
 //! | `POST /requests/{id}/approve`      | `AWS_IAM`  | approve, optional `{"comment"}`              |
 //! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
 //! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
+//! | `POST /requests/{id}/revoke`       | `AWS_IAM`  | an approver or administrator ends access    |
 //! | `GET /decide/{token}`              | the token  | confirmation page; never changes anything   |
 //! | `POST /decide/{token}`             | the token  | the decision from that page's form          |
 
@@ -21,7 +22,7 @@ use crate::domain::errors::ServiceError;
 /// True for the paths this function serves (the local stack routes on it).
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel"] | ["decide", _])
+    matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["decide", _])
 }
 
 /// Paths that carry their own credential (the mail-link token) instead of a SigV4 signature.
@@ -60,6 +61,7 @@ async fn api(deps: &ApprovalDeps<'_>, req: &ApiRequest, segments: &[&str], now: 
             let updated = match *action {
                 "approve" => approvals::decide_as_caller(deps, &caller, id, Verdict::Approve, &req.body, now).await?,
                 "reject" => approvals::decide_as_caller(deps, &caller, id, Verdict::Reject, &req.body, now).await?,
+                "revoke" => approvals::revoke(deps, &caller, id, &req.body, now).await?,
                 _ => approvals::cancel(deps, &caller, id, &req.body, now).await?,
             };
             Ok(ApiResponse::json(200, to_json(&updated)?))

@@ -25,6 +25,8 @@ pub struct ApprovalDeps<'a> {
     pub events: &'a dyn EventPublisher,
     pub directory: &'a dyn PrincipalDirectory,
     pub key: &'a SigningKey,
+    /// Principal ARNs that may revoke any request (besides the request's approvers).
+    pub administrators: &'a [String],
 }
 
 fn refusal_to_error(r: Refusal) -> ServiceError {
@@ -213,6 +215,49 @@ pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body:
                 return Ok(updated);
             }
             Err(TransitionError::Conflict) => continue,
+            Err(TransitionError::NotAllowed(e)) => return Err(ServiceError::Internal(e.to_string())),
+            Err(TransitionError::Port(e)) => return Err(e.into()),
+        }
+    }
+    Err(ServiceError::Unavailable("the request kept changing concurrently; retry".into()))
+}
+
+/// `POST /requests/{id}/revoke`: an approver of the request, or an administrator, ends granted
+/// access now. This function may not write IAM: the status change (one conditional write, so one
+/// winner against expiry) publishes `Access Request Revoked`, on which the lifecycle function
+/// removes the policy, ends live sessions and stops the execution.
+pub async fn revoke(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body: &[u8], now: DateTime<Utc>) -> Result<AccessRequest, ServiceError> {
+    let comment = parse_comment_body(body)?;
+    let not_found = || ServiceError::NotFound(format!("no access request {id} visible to you"));
+    let id = RequestId::try_from(id.to_owned()).map_err(|_| not_found())?;
+    let request = load(deps.store, &id).await?;
+    let admin = deps.administrators.iter().any(|a| a == caller.as_str());
+    if !admin {
+        let keys = resolve_caller(deps, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+        let approver = approval::plan_of(&request).is_some_and(|plan| plan.all_approvers().any(|a| keys.contains(&a.index_key())));
+        if !approver {
+            return Err(if &request.requester == caller {
+                ServiceError::Forbidden("only an approver of the request or an administrator can revoke; cancel instead if it is still Pending".into())
+            } else {
+                not_found()
+            });
+        }
+    }
+    let reason = comment.as_ref().map_or_else(|| "revoked".to_owned(), |c| format!("revoked: {}", c.as_str()));
+    let mut current = request;
+    for _ in 0..MAX_ATTEMPTS {
+        if current.status != RequestStatus::Approved {
+            return Err(ServiceError::Conflict {
+                code: "RequestNotApproved",
+                message: format!("the request is {}; only Approved access can be revoked", current.status),
+            });
+        }
+        match deps.store.transition(&Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason.clone(), now)).await {
+            Ok(updated) => {
+                publish(deps.events, StatusEvent::for_change(&updated, RequestStatus::Approved, caller.as_str(), None, None)).await?;
+                return Ok(updated);
+            }
+            Err(TransitionError::Conflict) => current = load(deps.store, &id).await?,
             Err(TransitionError::NotAllowed(e)) => return Err(ServiceError::Internal(e.to_string())),
             Err(TransitionError::Port(e)) => return Err(e.into()),
         }

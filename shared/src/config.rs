@@ -82,6 +82,38 @@ impl MailConfig {
     }
 }
 
+/// Principal ARNs allowed to revoke any request (`JIT_ADMIN_ARNS`, comma-separated, may be empty).
+pub fn administrators() -> Vec<String> {
+    optional("JIT_ADMIN_ARNS").map(|v| v.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect()).unwrap_or_default()
+}
+
+/// What grants allow (`JIT_SESSION_DOCUMENTS`, comma-separated, default `SSM-SessionManagerRunShell`).
+pub fn grant_settings(stack: &StackConfig) -> crate::domain::grant::GrantSettings {
+    let documents: Vec<String> =
+        optional("JIT_SESSION_DOCUMENTS").map(|v| v.split(',').map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()).collect()).unwrap_or_default();
+    crate::domain::grant::GrantSettings {
+        partition: partition_of(&stack.region).to_owned(),
+        region: stack.region.clone(),
+        account: stack.account_id.clone(),
+        session_documents: if documents.is_empty() { vec![crate::domain::grant::DEFAULT_SESSION_DOCUMENT.to_owned()] } else { documents },
+    }
+}
+
+/// The lifecycle state machine (`JIT_STATE_MACHINE_ARN`).
+pub fn state_machine_arn() -> Result<String, ConfigError> {
+    required("JIT_STATE_MACHINE_ARN")
+}
+
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// Loads the AWS SDK configuration for `region`. An endpoint override (`AWS_ENDPOINT_URL`) is
 /// honoured by the SDK itself; the local stack and tests set it to the emulator on 127.0.0.1.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
@@ -117,6 +149,21 @@ pub mod wiring {
     #[cfg(feature = "sns")]
     pub fn mailer(sdk: &aws_config::SdkConfig, mail: &super::MailConfig) -> crate::adapters::mail::SnsMailer {
         crate::adapters::mail::SnsMailer::new(aws_sdk_sns::Client::new(sdk), &mail.approver_topic_arn, &mail.requester_topic_arn)
+    }
+
+    #[cfg(feature = "iam")]
+    pub fn granter(sdk: &aws_config::SdkConfig) -> crate::adapters::grants::IamGranter {
+        crate::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk))
+    }
+
+    #[cfg(feature = "ssm")]
+    pub fn sessions(sdk: &aws_config::SdkConfig) -> crate::adapters::sessions::SsmSessions {
+        crate::adapters::sessions::SsmSessions::new(aws_sdk_ssm::Client::new(sdk))
+    }
+
+    #[cfg(feature = "sfn")]
+    pub fn executions(sdk: &aws_config::SdkConfig, state_machine_arn: &str) -> crate::adapters::executions::StepFunctionsExecutions {
+        crate::adapters::executions::StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn)
     }
 
     #[cfg(all(feature = "tagging", feature = "ssm"))]

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Verdict};
+use crate::domain::grant::GrantRecord;
 use crate::domain::request::{AccessRequest, Decision};
 use crate::domain::status::RequestStatus;
 
@@ -22,6 +23,7 @@ pub fn detail_type(status: RequestStatus) -> String {
 
 pub const APPROVAL_RECORDED: &str = "Access Request Approval Recorded";
 pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
+pub const GRANT_ATTACHED: &str = "Access Request Grant Attached";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +32,8 @@ pub enum EventKind {
     StatusChanged,
     ApprovalRecorded,
     LevelCompleted,
+    /// The IAM grant was attached (`grant` holds policy name, principal and deadline).
+    GrantAttached,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +64,8 @@ pub struct StatusEvent {
     /// Approval progress (current level, deadline, decisions so far) of manual requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ApprovalProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantRecord>,
 }
 
 impl StatusEvent {
@@ -81,6 +87,7 @@ impl StatusEvent {
             approval: None,
             level_completed: None,
             progress: request.approval.clone(),
+            grant: request.grant.clone(),
         }
     }
 
@@ -112,6 +119,7 @@ impl StatusEvent {
             EventKind::StatusChanged => detail_type(self.status),
             EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
             EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
+            EventKind::GrantAttached => GRANT_ATTACHED.to_owned(),
         }
     }
 }

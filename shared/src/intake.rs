@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::errors::{FieldError, ServiceError};
+use crate::domain::grant::check_grantable;
 use crate::domain::ids::{DurationMinutes, IdempotencyKey, NodeId, Reason, RequestId};
 use crate::domain::principal::{CallerArn, GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use crate::domain::request::{AccessRequest, Approver, AuditRecord};
@@ -91,6 +92,7 @@ pub async fn submit(
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
+    check_grantable(caller).map_err(|e| FieldError::new("principal", "PrincipalNotGrantable", e.to_string()))?;
     let request = AccessRequest {
         request_id: RequestId::generate(),
         requester: caller.clone(),
@@ -103,6 +105,8 @@ pub async fn submit(
         version: 1,
         decision: None,
         approval: None,
+        approved_at: None,
+        grant: None,
     };
     let audit = AuditRecord {
         request_id: request.request_id.clone(),

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod evaluation;
 pub mod events;
 pub mod intake;
+pub mod lifecycle;
 pub mod notify;
 pub mod policy;
 pub mod ports;

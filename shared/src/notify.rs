@@ -53,7 +53,12 @@ pub async fn handle_event(deps: &NotifyDeps<'_>, envelope: &EventEnvelope, now: 
         },
         (
             EventKind::StatusChanged,
-            RequestStatus::Approved | RequestStatus::Rejected | RequestStatus::Cancelled | RequestStatus::Expired | RequestStatus::Failed,
+            RequestStatus::Approved
+            | RequestStatus::Rejected
+            | RequestStatus::Cancelled
+            | RequestStatus::Expired
+            | RequestStatus::Revoked
+            | RequestStatus::Failed,
         ) => mail_requester(deps, envelope).await,
         _ => Ok(0),
     }
@@ -150,7 +155,9 @@ async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Resu
         _ => match d.status {
             RequestStatus::Approved => "All approval levels completed.".to_owned(),
             RequestStatus::Cancelled => "You cancelled the request.".to_owned(),
+            RequestStatus::Expired if d.previous_status == Some(RequestStatus::Approved) => "The access window ended; the access was removed.".to_owned(),
             RequestStatus::Expired => "Nobody decided before the approval deadline.".to_owned(),
+            RequestStatus::Revoked => format!("Revoked by {}; the access was removed.", d.actor),
             other => format!("The request is now {other}."),
         },
     };

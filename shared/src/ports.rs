@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Person};
+use crate::domain::grant::GrantRecord;
 use crate::domain::ids::{NodeId, RequestId};
 use crate::domain::principal::{CallerArn, ResolvedPrincipal};
 use crate::domain::request::{AccessRequest, AuditRecord, Decision};
@@ -67,6 +68,8 @@ pub struct Transition {
     /// The approval or rejection this change records.
     pub approval: Option<ApprovalEntry>,
     pub level_completed: Option<u8>,
+    /// The grant as it stands after this change (attached, or detached on teardown).
+    pub grant: Option<GrantRecord>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -84,6 +87,7 @@ impl Transition {
             progress: None,
             approval: None,
             level_completed: None,
+            grant: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -138,6 +142,8 @@ pub trait RequestStore: Send + Sync {
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
     /// Pending requests whose approval deadline is at or before `now`, oldest deadline first.
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Approved requests with a grant whose deadline is at or before `now`.
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
 }
 
 #[async_trait]
@@ -187,4 +193,58 @@ pub struct Mail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), PortError>;
+}
+
+/// The IAM principal a grant is attached to: the requester's own user, or the role behind the
+/// requester's role session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantPrincipal {
+    IamUser { name: String },
+    IamRole { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantWriteError {
+    /// IAM refused the document for its size (`LimitExceeded`): the grant cannot be made.
+    #[error("IAM refused the policy for its size: {0}")]
+    TooLarge(String),
+    /// The principal does not exist (any more).
+    #[error("the principal does not exist: {0}")]
+    NoSuchPrincipal(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Writes and removes the per-request inline policies. Only the grant/expiry function holds an
+/// implementation with IAM write permissions.
+#[async_trait]
+pub trait AccessGranter: Send + Sync {
+    /// The role's unique id (`AROA…`), for the `aws:userid` session condition.
+    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError>;
+    /// Creates or replaces the inline policy (idempotent).
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError>;
+    /// Deletes the inline policy; `Ok(false)` when it was already gone.
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError>;
+    /// Names of the principal's inline policies.
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError>;
+    /// The account's users and roles that could hold a grant (not the AWS-reserved paths).
+    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError>;
+}
+
+/// Live Session Manager sessions.
+#[async_trait]
+pub trait SessionControl: Send + Sync {
+    /// Ids of the active sessions on `node` owned by `owner_arn`.
+    async fn live_sessions(&self, node: &NodeId, owner_arn: &str) -> Result<Vec<String>, PortError>;
+    /// Ends a session; a session that is already gone counts as ended.
+    async fn terminate(&self, session_id: &str) -> Result<(), PortError>;
+}
+
+/// The per-request lifecycle execution (Step Functions in AWS, a task runner locally).
+#[async_trait]
+pub trait ExecutionControl: Send + Sync {
+    /// Starts the execution named by the request id; `Ok(false)` when it already exists.
+    async fn start(&self, request_id: &RequestId) -> Result<bool, PortError>;
+    /// Stops it (revoke); a finished or missing execution is fine.
+    async fn stop(&self, request_id: &RequestId, cause: &str) -> Result<(), PortError>;
 }

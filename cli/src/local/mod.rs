@@ -2,6 +2,7 @@
 //! plays API Gateway (SigV4-authenticated HTTP API on 127.0.0.1) and the Lambda service
 //! (EventBridge → SQS → the evaluation function's handler, with the real event envelopes).
 
+pub mod executions;
 pub mod provision;
 pub mod seed;
 
@@ -20,6 +21,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use jit_shared::adapters::dynamodb::DynamoStore;
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
+use jit_shared::adapters::grants::IamGranter;
 use jit_shared::adapters::mail::SnsMailer;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::api::{self, ApiRequest, ApiResponse};
@@ -27,10 +29,12 @@ use jit_shared::approval_api;
 use jit_shared::approvals::{self, ApprovalDeps};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::errors::ServiceError;
+use jit_shared::domain::grant::GrantSettings;
 use jit_shared::domain::ids::NodeId;
 use jit_shared::evaluation::{self, EvaluationDeps};
 use jit_shared::events::EventEnvelope;
 use jit_shared::intake::IntakeDeps;
+use jit_shared::lifecycle::{self, LifecycleDeps};
 use jit_shared::notify::{self, LinkSettings, NotifyDeps};
 use jit_shared::policy::{NodeInfo, PolicySet};
 use jit_shared::ports::{DirectoryError, NodeDirectory};
@@ -87,6 +91,10 @@ struct Adapters {
     pending_timeout_minutes: u32,
     keys: HashMap<String, IssuedKey>,
     outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    granter: IamGranter,
+    sessions: executions::NoLiveSessions,
+    grant_settings: GrantSettings,
+    executions: executions::LocalExecutions,
 }
 
 impl Adapters {
@@ -104,7 +112,10 @@ impl Adapters {
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.principals, key: &self.key }
+        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.principals, key: &self.key, administrators: &[] }
+    }
+    fn lifecycle(&self) -> LifecycleDeps<'_> {
+        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &self.sessions, settings: &self.grant_settings }
     }
     fn notify(&self) -> NotifyDeps<'_> {
         NotifyDeps {
@@ -169,6 +180,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         .await
         .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
+    let (local_executions, commands) = executions::LocalExecutions::new();
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &provisioned.table),
         events: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &provisioned.bus),
@@ -182,6 +194,15 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         pending_timeout_minutes: opts.pending_timeout_minutes,
         keys: provisioned.issued_keys(),
         outbox: outbox.clone(),
+        granter: IamGranter::new(aws_sdk_iam::Client::new(sdk)),
+        sessions: executions::NoLiveSessions,
+        grant_settings: GrantSettings {
+            partition: "aws".into(),
+            region: crate::emulator::REGION.into(),
+            account: crate::emulator::ACCOUNT_ID.into(),
+            session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
+        },
+        executions: local_executions,
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut tasks = vec![tokio::spawn(serve(listener, adapters.clone()))];
@@ -195,6 +216,12 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         let a = a.clone();
         async move { notify::handle_event(&a.notify(), &env, jit_shared::now()).await.map(|_| ()) }
     })));
+    let a = adapters.clone();
+    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.lifecycle_queue_url.clone(), "lifecycle", move |env| {
+        let a = a.clone();
+        async move { lifecycle::handle_event(&a.lifecycle(), &a.executions, &env, jit_shared::now()).await }
+    })));
+    tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands)));
     tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
     tasks.push(tokio::spawn(outbox_loop(sqs.clone(), provisioned.outboxes.clone(), outbox.clone(), opts.print_events)));
     if opts.print_events {
@@ -308,13 +335,47 @@ where
     }
 }
 
-/// Plays the scheduled sweeper: expires pending requests past their deadline.
+/// Plays the scheduled sweeper (every 2 s here): expires pending requests past their deadline
+/// and reconciles grants.
 async fn expiry_loop(adapters: Arc<Adapters>) {
     loop {
-        if let Err(e) = approvals::expire_overdue(&adapters.store, &adapters.events, jit_shared::now()).await {
+        let now = jit_shared::now();
+        if let Err(e) = approvals::expire_overdue(&adapters.store, &adapters.events, now).await {
             tracing::warn!(error = %e, "pending-expiry sweep failed");
         }
+        match lifecycle::reconcile(&adapters.lifecycle(), now).await {
+            Ok(report) if !report.expired.is_empty() || !report.orphans_removed.is_empty() => {
+                println!("sweep  fixed: expired {:?}, removed orphan policies {:?}", report.expired, report.orphans_removed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "grant reconciliation failed"),
+        }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// Plays Step Functions: runs each started execution, aborts it on Stop.
+async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mpsc::UnboundedReceiver<executions::Command>) {
+    let running: executions::Running = Arc::default();
+    while let Some(command) = commands.recv().await {
+        match command {
+            executions::Command::Start(id) => {
+                let a = adapters.clone();
+                let handle = tokio::spawn(executions::execute(id.clone(), move |task| {
+                    let a = a.clone();
+                    async move { lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await }
+                }));
+                if let Ok(mut map) = running.lock() {
+                    map.retain(|_, h| !h.is_finished());
+                    map.insert(id, handle);
+                }
+            }
+            executions::Command::Stop(id) => {
+                if let Some(handle) = running.lock().ok().and_then(|mut m| m.remove(&id)) {
+                    handle.abort();
+                }
+            }
+        }
     }
 }
 

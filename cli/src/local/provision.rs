@@ -31,6 +31,8 @@ pub struct Provisioned {
     pub requester_topic_arn: String,
     /// Feeds the notification handler (Pending, Level Completed and final-status events).
     pub notify_queue_url: String,
+    /// Feeds the lifecycle handler (Approved starts an execution, Revoked tears down).
+    pub lifecycle_queue_url: String,
     pub signing_key_parameter: String,
     /// One queue per contact, subscribed to both mail topics with that person's filter policy:
     /// what their inbox would receive.
@@ -88,11 +90,18 @@ async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, patt
 
 /// The events the notifier acts on (the deployed rule uses the same pattern).
 pub fn notify_pattern() -> serde_json::Value {
-    let mut types: Vec<String> =
-        [RequestStatus::Pending, RequestStatus::Approved, RequestStatus::Rejected, RequestStatus::Cancelled, RequestStatus::Expired, RequestStatus::Failed]
-            .into_iter()
-            .map(detail_type)
-            .collect();
+    let mut types: Vec<String> = [
+        RequestStatus::Pending,
+        RequestStatus::Approved,
+        RequestStatus::Rejected,
+        RequestStatus::Cancelled,
+        RequestStatus::Expired,
+        RequestStatus::Revoked,
+        RequestStatus::Failed,
+    ]
+    .into_iter()
+    .map(detail_type)
+    .collect();
     types.push(LEVEL_COMPLETED.to_owned());
     serde_json::json!({"source": [EVENT_SOURCE], "detail-type": types})
 }
@@ -138,6 +147,10 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
     route(&events, &bus, &format!("{prefix}-notify"), notify_pattern(), &notify_arn).await?;
+    let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
+    let lifecycle_pattern =
+        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved), detail_type(RequestStatus::Revoked)]});
+    route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
     let requester_topic_arn =
@@ -279,6 +292,7 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
         approvals_topic_arn,
         requester_topic_arn,
         notify_queue_url,
+        lifecycle_queue_url,
         signing_key_parameter,
         outboxes,
         profiles,

@@ -11,13 +11,14 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
     let stack = StackConfig::from_env()?;
     let parameter = signing_key_parameter()?;
+    let administrators = jit_shared::config::administrators();
     let sdk = sdk_config(&stack.region).await;
     // Read once per cold start; a missing or short key stops the function before it serves links.
     let key = wiring::signing_key(&sdk, &parameter).await?;
     let store = wiring::store(&sdk, &stack);
     let events = wiring::publisher(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key };
+    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key, administrators: &administrators };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let api_request = apigw::to_api_request(&req);

@@ -1,24 +1,33 @@
-//! Sweeper Lambda, on an EventBridge schedule: expires pending requests whose approval deadline
-//! has passed. Decisions are refused after the deadline anyway (the write checks it); this makes
-//! the status, the audit record, the event and the requester's mail follow.
+//! Sweeper Lambda, every 5 minutes: expires pending requests past their approval deadline, and
+//! reconciles grants: a grant still attached past its deadline is torn down, and a `jit-` policy
+//! with no live request is removed. Every step is a conditional write or an idempotent delete,
+//! so it is safe next to the lifecycle executions and to itself.
 
 use jit_shared::adapters::runtime::diagnostic;
 use jit_shared::approvals::expire_overdue;
-use jit_shared::config::{sdk_config, wiring, StackConfig};
+use jit_shared::config::{grant_settings, sdk_config, wiring, StackConfig};
+use jit_shared::lifecycle::{reconcile, LifecycleDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
     let stack = StackConfig::from_env()?;
+    let settings = grant_settings(&stack);
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
     let events = wiring::publisher(&sdk, &stack);
-    let (store, events) = (&store, &events);
+    let granter = wiring::granter(&sdk);
+    let sessions = wiring::sessions(&sdk);
+    let deps = LifecycleDeps { store: &store, events: &events, granter: &granter, sessions: &sessions, settings: &settings };
+    let deps = &deps;
     run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let expired = expire_overdue(store, events, jit_shared::now()).await.map_err(|e| diagnostic(&e, "sweep"))?;
-        tracing::info!(expired = expired.len(), "pending requests expired");
-        Ok::<_, lambda_runtime::Diagnostic>(serde_json::json!({ "expired": expired }))
+        let now = jit_shared::now();
+        let expired = expire_overdue(deps.store, deps.events, now).await.map_err(|e| diagnostic(&e, "pending sweep"))?;
+        let report = reconcile(deps, now).await.map_err(|e| diagnostic(&e, "grant reconciliation"))?;
+        // What was fixed is the point of the sweep: log it as one record CloudWatch can alarm on.
+        tracing::info!(pending_expired = expired.len(), grants_expired = report.expired.len(), orphans_removed = report.orphans_removed.len(), "sweep done");
+        Ok::<_, lambda_runtime::Diagnostic>(serde_json::json!({ "pendingExpired": expired, "grants": report }))
     }))
     .await
 }

@@ -8,7 +8,7 @@
 //! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
 //!
 //! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
-//! So is the pending-by-deadline index (gsi3: `PENDING` / `<pendingUntil>#<id>`): a request
+//! So is the by-deadline index (gsi3: `PENDING` / `<pendingUntil>#<id>`): a request
 //! carries those keys only while it waits for approvals, which is what the expiry sweep reads.
 
 use std::collections::{BTreeSet, HashMap};
@@ -31,8 +31,10 @@ use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Pa
 
 pub const BY_REQUESTER_INDEX: &str = "by-requester";
 pub const BY_APPROVER_INDEX: &str = "by-approver";
-pub const PENDING_BY_DEADLINE_INDEX: &str = "pending-by-deadline";
+pub const BY_DEADLINE_INDEX: &str = "by-deadline";
 const PENDING_PARTITION: &str = "PENDING";
+/// Approved requests with an attached grant, by deadline (the reconciliation sweep reads it).
+const GRANTED_PARTITION: &str = "GRANTED";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -105,6 +107,12 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
         item.insert("approval".into(), s(to_json(p)?));
         item.insert("pendingUntil".into(), s(ts(&p.pending_until)));
     }
+    if let Some(at) = &r.approved_at {
+        item.insert("approvedAt".into(), s(ts(at)));
+    }
+    if let Some(g) = &r.grant {
+        item.insert("grant".into(), s(to_json(g)?));
+    }
     Ok(item)
 }
 
@@ -136,6 +144,8 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         version: get_n(item, "version")?,
         decision: from_json(item, "decision")?,
         approval: from_json(item, "approval")?,
+        approved_at: item.get("approvedAt").map(|_| get_time(item, "approvedAt")).transpose()?,
+        grant: from_json(item, "grant")?,
     })
 }
 
@@ -208,6 +218,24 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    async fn past_deadline(&self, partition: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        // `~` sorts after every character of `<deadline>#<id>`, so `<now>#~` bounds all
+        // deadlines at or before `now`.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_DEADLINE_INDEX)
+            .key_condition_expression("gsi3pk = :partition AND gsi3sk <= :bound")
+            .expression_attribute_values(":partition", s(partition))
+            .expression_attribute_values(":bound", s(format!("{}#~", ts(&now))))
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
+    }
+
     async fn replay(&self, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
         let Some(item) = self.get_item(idempotency_pk(record), "IDEM").await? else {
             return Ok(None);
@@ -252,7 +280,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
         .key_schema(key("sk", KeyType::Range)?)
         .global_secondary_indexes(index(BY_REQUESTER_INDEX, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(index(BY_APPROVER_INDEX, "gsi2pk", "gsi2sk")?)
-        .global_secondary_indexes(index(PENDING_BY_DEADLINE_INDEX, "gsi3pk", "gsi3sk")?)
+        .global_secondary_indexes(index(BY_DEADLINE_INDEX, "gsi3pk", "gsi3sk")?)
         .send()
         .await
         .map_err(|e| classify("CreateTable", &e))?;
@@ -376,7 +404,9 @@ impl RequestStore for DynamoStore {
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         let in_place = t.from == t.to;
-        if !(in_place && t.from == RequestStatus::Pending && t.approval.is_some()) {
+        let approval_in_place = in_place && t.from == RequestStatus::Pending && t.approval.is_some();
+        let grant_in_place = in_place && t.from == RequestStatus::Approved && t.grant.is_some();
+        if !(approval_in_place || grant_in_place) {
             t.from.check_transition(t.to)?;
         }
         let current = self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?;
@@ -417,7 +447,23 @@ impl RequestStore for DynamoStore {
                     .expression_attribute_values(":deadline", s(created_sk(&p.pending_until, &t.request_id)));
             }
         }
-        if t.from == RequestStatus::Pending && t.to != RequestStatus::Pending {
+        if t.to == RequestStatus::Approved && t.from != RequestStatus::Approved {
+            set.push_str(", approvedAt = :at");
+        }
+        if let Some(g) = &t.grant {
+            set.push_str(", #grant = :grant");
+            update = update.expression_attribute_names("#grant", "grant").expression_attribute_values(":grant", s(to_json(g)?));
+            if grant_in_place && g.detached_at.is_none() {
+                set.push_str(", gsi3pk = :granted, gsi3sk = :grant_deadline");
+                update = update
+                    .expression_attribute_values(":granted", s(GRANTED_PARTITION))
+                    .expression_attribute_values(":grant_deadline", s(created_sk(&g.deadline, &t.request_id)));
+            }
+        }
+        let leaves_pending = t.from == RequestStatus::Pending && t.to != RequestStatus::Pending;
+        let leaves_approved = t.from == RequestStatus::Approved && t.to != RequestStatus::Approved;
+        // Approved-from-Pending keeps no gsi3 keys until its grant is recorded.
+        if leaves_pending || leaves_approved {
             remove.push("gsi3pk");
             remove.push("gsi3sk");
         }
@@ -473,6 +519,8 @@ impl RequestStore for DynamoStore {
                 updated_at: t.at,
                 decision: t.decision.clone().or(current.decision),
                 approval: t.progress.clone().or(current.approval),
+                approved_at: if t.to == RequestStatus::Approved && t.from != RequestStatus::Approved { Some(t.at) } else { current.approved_at },
+                grant: t.grant.clone().or(current.grant),
                 ..current
             }),
             Err(e) if is_condition_failure(&e) == Some(true) => Err(TransitionError::Conflict),
@@ -481,20 +529,11 @@ impl RequestStore for DynamoStore {
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        // `#` sorts after every digit, so `<now>#` bounds all deadlines at or before `now`.
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PENDING_BY_DEADLINE_INDEX)
-            .key_condition_expression("gsi3pk = :pending AND gsi3sk <= :bound")
-            .expression_attribute_values(":pending", s(PENDING_PARTITION))
-            .expression_attribute_values(":bound", s(format!("{}#~", ts(&now))))
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(|e| classify("Query", &e))?;
-        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
+        self.past_deadline(PENDING_PARTITION, now, limit).await
+    }
+
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.past_deadline(GRANTED_PARTITION, now, limit).await
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {

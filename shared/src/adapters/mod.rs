@@ -6,6 +6,10 @@ pub mod apigw;
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
+#[cfg(feature = "sfn")]
+pub mod executions;
+#[cfg(feature = "iam")]
+pub mod grants;
 #[cfg(feature = "sns")]
 pub mod mail;
 #[cfg(all(feature = "tagging", feature = "ssm"))]
@@ -16,6 +20,8 @@ pub mod principals;
 pub mod runtime;
 #[cfg(feature = "ssm")]
 pub mod secrets;
+#[cfg(feature = "ssm")]
+pub mod sessions;
 
 use std::fmt::Debug;
 

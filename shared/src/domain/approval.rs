@@ -326,6 +326,8 @@ mod tests {
                 decided_at: now,
             }),
             approval: Some(ApprovalProgress::start(now + Duration::hours(24))),
+            approved_at: None,
+            grant: None,
         }
     }
 

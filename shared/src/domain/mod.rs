@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod approval_token;
 pub mod errors;
+pub mod grant;
 pub mod ids;
 pub mod principal;
 pub mod request;

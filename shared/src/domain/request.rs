@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
+use crate::domain::grant::GrantRecord;
 use crate::domain::ids::{DurationMinutes, NodeId, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::status::RequestStatus;
@@ -28,6 +29,12 @@ pub struct AccessRequest {
     /// Manual approval progress: present from `Pending` on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalProgress>,
+    /// When the request became `Approved`: the access window starts here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The IAM grant: policy name, principal, attached at, deadline (and when it was removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantRecord>,
 }
 
 /// Which rule of the evaluation order decided the request.

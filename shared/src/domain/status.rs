@@ -38,7 +38,8 @@ impl RequestStatus {
         match self {
             Submitted => &[Pending, Approved, Failed],
             Pending => &[Approved, Rejected, Cancelled, Expired],
-            Approved => &[Revoked, Expired],
+            // Failed: the grant could not be attached (principal gone, IAM size limit).
+            Approved => &[Revoked, Expired, Failed],
             Rejected | Cancelled | Expired | Revoked | Failed => &[],
         }
     }
@@ -104,6 +105,7 @@ mod tests {
             (Pending, Expired),
             (Approved, Revoked),
             (Approved, Expired),
+            (Approved, Failed),
         ];
         for from in RequestStatus::ALL {
             for to in RequestStatus::ALL {

@@ -1,0 +1,134 @@
+//! Inline IAM policies for grants (`Put/Delete/List{User,Role}Policy`). The grant/expiry function
+//! is the only one whose IAM role allows these calls, and only on eligible principals.
+
+use crate::adapters::classify;
+use crate::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError};
+
+#[derive(Clone, Debug)]
+pub struct IamGranter {
+    iam: aws_sdk_iam::Client,
+}
+
+impl IamGranter {
+    pub fn new(iam: aws_sdk_iam::Client) -> Self {
+        Self { iam }
+    }
+}
+
+fn no_such(principal: &GrantPrincipal) -> GrantWriteError {
+    match principal {
+        GrantPrincipal::IamUser { name } => GrantWriteError::NoSuchPrincipal(format!("IAM user {name}")),
+        GrantPrincipal::IamRole { name } => GrantWriteError::NoSuchPrincipal(format!("IAM role {name}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl AccessGranter for IamGranter {
+    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
+        let out = self.iam.get_role().role_name(role).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                GrantWriteError::NoSuchPrincipal(format!("IAM role {role}"))
+            } else {
+                classify("GetRole", &e).into()
+            }
+        })?;
+        out.role().map(|r| r.role_id().to_owned()).ok_or_else(|| GrantWriteError::NoSuchPrincipal(format!("IAM role {role}")))
+    }
+
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
+        match principal {
+            GrantPrincipal::IamUser { name: user } => {
+                self.iam.put_user_policy().user_name(user).policy_name(name).policy_document(document).send().await.map_err(|e| {
+                    match e.as_service_error() {
+                        Some(s) if s.is_no_such_entity_exception() => no_such(principal),
+                        Some(s) if s.is_limit_exceeded_exception() => GrantWriteError::TooLarge(s.to_string()),
+                        _ => classify("PutUserPolicy", &e).into(),
+                    }
+                })?;
+            }
+            GrantPrincipal::IamRole { name: role } => {
+                self.iam.put_role_policy().role_name(role).policy_name(name).policy_document(document).send().await.map_err(|e| {
+                    match e.as_service_error() {
+                        Some(s) if s.is_no_such_entity_exception() => no_such(principal),
+                        Some(s) if s.is_limit_exceeded_exception() => GrantWriteError::TooLarge(s.to_string()),
+                        _ => classify("PutRolePolicy", &e).into(),
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        let result = match principal {
+            GrantPrincipal::IamUser { name: user } => match self.iam.delete_user_policy().user_name(user).policy_name(name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                Err(e) => Err(classify("DeleteUserPolicy", &e)),
+            },
+            GrantPrincipal::IamRole { name: role } => match self.iam.delete_role_policy().role_name(role).policy_name(name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                Err(e) => Err(classify("DeleteRolePolicy", &e)),
+            },
+        };
+        result
+    }
+
+    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.iam.list_users().set_marker(marker.take()).send().await.map_err(|e| classify("ListUsers", &e))?;
+            out.extend(page.users().iter().map(|u| GrantPrincipal::IamUser { name: u.user_name().to_owned() }));
+            match page.marker {
+                Some(m) if page.is_truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        loop {
+            let page = self.iam.list_roles().set_marker(marker.take()).send().await.map_err(|e| classify("ListRoles", &e))?;
+            out.extend(
+                page.roles()
+                    .iter()
+                    .filter(|r| !r.path().starts_with("/aws-reserved/") && !r.path().starts_with("/aws-service-role/"))
+                    .map(|r| GrantPrincipal::IamRole { name: r.role_name().to_owned() }),
+            );
+            match page.marker {
+                Some(m) if page.is_truncated => marker = Some(m),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let (page, next) = match principal {
+                GrantPrincipal::IamUser { name } => {
+                    let out = match self.iam.list_user_policies().user_name(name).set_marker(marker.take()).send().await {
+                        Ok(o) => o,
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+                        Err(e) => return Err(classify("ListUserPolicies", &e)),
+                    };
+                    (out.policy_names, if out.is_truncated { out.marker } else { None })
+                }
+                GrantPrincipal::IamRole { name } => {
+                    let out = match self.iam.list_role_policies().role_name(name).set_marker(marker.take()).send().await {
+                        Ok(o) => o,
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+                        Err(e) => return Err(classify("ListRolePolicies", &e)),
+                    };
+                    (out.policy_names, if out.is_truncated { out.marker } else { None })
+                }
+            };
+            names.extend(page);
+            match next {
+                Some(m) => marker = Some(m),
+                None => return Ok(names),
+            }
+        }
+    }
+}

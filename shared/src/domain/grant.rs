@@ -1,0 +1,250 @@
+//! The grant: one inline IAM policy per approved request, named `jit-<requestId>`, allowing
+//! `ssm:StartSession` on exactly that node (and the configured session documents) and the
+//! requester's own session control, every statement conditioned on `aws:CurrentTime` being
+//! before the deadline, so IAM itself refuses use after it even if the detach never happens.
+//! For a role session, every statement is also conditioned on `aws:userid` = role id + session
+//! name, so other sessions of the same role gain nothing.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::domain::ids::{NodeId, NodeKind, RequestId};
+use crate::domain::principal::{CallerArn, CallerKind};
+
+pub const POLICY_PREFIX: &str = "jit-";
+/// IAM's aggregate inline-policy size limits, in characters without whitespace.
+pub const USER_POLICY_LIMIT: usize = 2_048;
+pub const ROLE_POLICY_LIMIT: usize = 10_240;
+pub const DEFAULT_SESSION_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+
+pub fn policy_name(id: &RequestId) -> String {
+    format!("{POLICY_PREFIX}{id}")
+}
+
+/// The request a `jit-` policy belongs to, if the name is one of ours.
+pub fn request_of_policy(name: &str) -> Option<RequestId> {
+    RequestId::try_from(name.strip_prefix(POLICY_PREFIX)?.to_owned()).ok()
+}
+
+/// Where grants point: the account and Region the nodes live in, and the session documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantSettings {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+    pub session_documents: Vec<String>,
+}
+
+/// Whom the policy is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum GrantTarget {
+    IamUser {
+        name: String,
+    },
+    /// `role_id` is the role's unique id (`AROA…`); `aws:userid` of the session is `<role_id>:<session>`.
+    IamRoleSession {
+        role: String,
+        role_id: String,
+        session: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRefusal {
+    #[error("IAM Identity Center permission-set roles (AWSReservedSSO_*) cannot be modified, so access cannot be granted to them; request access as an IAM user or an IAM role session")]
+    IdentityCenterRole,
+    #[error("the grant policy would be {size} characters, above IAM's {limit}-character inline-policy limit for this principal")]
+    TooLarge { size: usize, limit: usize },
+}
+
+/// Refuses principals a grant could never be attached to (checked at request time).
+pub fn check_grantable(caller: &CallerArn) -> Result<(), GrantRefusal> {
+    if caller.is_identity_center() {
+        return Err(GrantRefusal::IdentityCenterRole);
+    }
+    Ok(())
+}
+
+/// The role behind a role-session caller (None for IAM users).
+pub fn role_of(caller: &CallerArn) -> Option<(&str, &str)> {
+    match caller.kind() {
+        CallerKind::AssumedRole { role_name, session_name } => Some((role_name, session_name)),
+        CallerKind::IamUser { .. } => None,
+    }
+}
+
+pub fn node_arn(settings: &GrantSettings, node: &NodeId) -> String {
+    let (p, r, a) = (&settings.partition, &settings.region, &settings.account);
+    match node.kind() {
+        NodeKind::Ec2Instance => format!("arn:{p}:ec2:{r}:{a}:instance/{node}"),
+        NodeKind::ManagedInstance => format!("arn:{p}:ssm:{r}:{a}:managed-instance/{node}"),
+    }
+}
+
+/// AWS-owned documents (`AWS-…`) have no account in their ARN; `SSM-SessionManagerRunShell` and
+/// custom documents live in the account.
+pub fn document_arn(settings: &GrantSettings, document: &str) -> String {
+    let account = if document.starts_with("AWS-") { "" } else { settings.account.as_str() };
+    format!("arn:{}:ssm:{}:{account}:document/{document}", settings.partition, settings.region)
+}
+
+pub fn deadline_text(deadline: &DateTime<Utc>) -> String {
+    deadline.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn policy_document(settings: &GrantSettings, target: &GrantTarget, node: &NodeId, deadline: &DateTime<Utc>) -> serde_json::Value {
+    let mut condition = json!({ "DateLessThan": { "aws:CurrentTime": deadline_text(deadline) } });
+    let own_sessions = match target {
+        // `${aws:username}` is an IAM policy variable, resolved by IAM at request time.
+        GrantTarget::IamUser { .. } => format!("arn:{}:ssm:{}:{}:session/${{aws:username}}-*", settings.partition, settings.region, settings.account),
+        GrantTarget::IamRoleSession { role_id, session, .. } => {
+            condition["StringEquals"] = json!({ "aws:userid": format!("{role_id}:{session}") });
+            format!("arn:{}:ssm:{}:{}:session/{session}-*", settings.partition, settings.region, settings.account)
+        }
+    };
+    let mut start = vec![node_arn(settings, node)];
+    start.extend(settings.session_documents.iter().map(|d| document_arn(settings, d)));
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            { "Sid": "StartSessionOnThisNode", "Effect": "Allow", "Action": "ssm:StartSession", "Resource": start, "Condition": condition },
+            { "Sid": "ControlOwnSessions", "Effect": "Allow", "Action": ["ssm:TerminateSession", "ssm:ResumeSession"], "Resource": own_sessions, "Condition": condition },
+        ]
+    })
+}
+
+/// The size IAM counts: the document without whitespace.
+pub fn policy_size(document: &serde_json::Value) -> usize {
+    document.to_string().chars().filter(|c| !c.is_whitespace()).count()
+}
+
+pub fn limit_for(target: &GrantTarget) -> usize {
+    match target {
+        GrantTarget::IamUser { .. } => USER_POLICY_LIMIT,
+        GrantTarget::IamRoleSession { .. } => ROLE_POLICY_LIMIT,
+    }
+}
+
+/// The document, or why it cannot be attached. `existing` is the size of the principal's other
+/// inline policies (IAM's limit is per principal, across all its inline policies).
+pub fn build(settings: &GrantSettings, target: &GrantTarget, node: &NodeId, deadline: &DateTime<Utc>, existing: usize) -> Result<String, GrantRefusal> {
+    let document = policy_document(settings, target, node, deadline);
+    let size = policy_size(&document) + existing;
+    let limit = limit_for(target);
+    if size > limit {
+        return Err(GrantRefusal::TooLarge { size, limit });
+    }
+    Ok(document.to_string())
+}
+
+/// What the request records about its grant (shown by the API).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRecord {
+    pub policy_name: String,
+    pub target: GrantTarget,
+    pub attached_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detached_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terminated_sessions: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> GrantSettings {
+        GrantSettings {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            session_documents: vec![DEFAULT_SESSION_DOCUMENT.into(), "AWS-StartPortForwardingSession".into()],
+        }
+    }
+
+    fn deadline() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-21T10:30:00.123+02:00").unwrap().with_timezone(&Utc)
+    }
+
+    fn user() -> GrantTarget {
+        GrantTarget::IamUser { name: "operator".into() }
+    }
+
+    fn role() -> GrantTarget {
+        GrantTarget::IamRoleSession { role: "OnCall".into(), role_id: "AROAEXAMPLE123".into(), session: "alice".into() }
+    }
+
+    #[test]
+    fn start_session_names_exactly_one_node_with_the_right_arn_form() {
+        for (node, arn) in [
+            ("i-0123456789abcdef0", "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0"),
+            ("mi-0123456789abcdef0", "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-0123456789abcdef0"),
+        ] {
+            let node = NodeId::try_from(node.to_owned()).unwrap();
+            let doc = policy_document(&settings(), &user(), &node, &deadline());
+            let resources: Vec<&str> = doc["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            assert_eq!(doc["Statement"][0]["Action"], "ssm:StartSession");
+            let nodes: Vec<&&str> = resources.iter().filter(|r| r.contains(":instance/") || r.contains(":managed-instance/")).collect();
+            assert_eq!(nodes, vec![&arn]);
+            assert!(resources.iter().all(|r| !r.contains('*')), "no wildcard resource for StartSession: {resources:?}");
+            assert!(resources.contains(&"arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell"));
+            assert!(resources.contains(&"arn:aws:ssm:eu-west-1::document/AWS-StartPortForwardingSession"));
+        }
+    }
+
+    #[test]
+    fn every_statement_carries_the_deadline_in_iso_8601_utc() {
+        let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
+        for target in [user(), role()] {
+            let doc = policy_document(&settings(), &target, &node, &deadline());
+            let statements = doc["Statement"].as_array().unwrap();
+            assert_eq!(statements.len(), 2);
+            for s in statements {
+                assert_eq!(s["Effect"], "Allow");
+                assert_eq!(s["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-11-21T08:30:00Z");
+            }
+        }
+    }
+
+    #[test]
+    fn role_grants_are_bound_to_the_requesting_session() {
+        let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
+        let doc = policy_document(&settings(), &role(), &node, &deadline());
+        for s in doc["Statement"].as_array().unwrap() {
+            assert_eq!(s["Condition"]["StringEquals"]["aws:userid"], "AROAEXAMPLE123:alice");
+        }
+        assert_eq!(doc["Statement"][1]["Resource"], "arn:aws:ssm:eu-west-1:123456789012:session/alice-*");
+        let user_doc = policy_document(&settings(), &user(), &node, &deadline());
+        assert!(user_doc["Statement"][0]["Condition"].get("StringEquals").is_none());
+        assert_eq!(user_doc["Statement"][1]["Resource"], "arn:aws:ssm:eu-west-1:123456789012:session/${aws:username}-*");
+    }
+
+    #[test]
+    fn size_limits_are_checked_per_principal_kind() {
+        let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
+        assert!(build(&settings(), &user(), &node, &deadline(), 0).is_ok());
+        let err = build(&settings(), &user(), &node, &deadline(), 1800).unwrap_err();
+        assert!(matches!(err, GrantRefusal::TooLarge { limit: USER_POLICY_LIMIT, .. }), "{err}");
+        assert!(build(&settings(), &role(), &node, &deadline(), 1800).is_ok(), "roles allow 10,240");
+    }
+
+    #[test]
+    fn policy_names_round_trip_to_their_request() {
+        let id = RequestId::generate();
+        assert_eq!(request_of_policy(&policy_name(&id)), Some(id));
+        assert_eq!(request_of_policy("jit-nonsense"), None);
+        assert_eq!(request_of_policy("AdminAccess"), None);
+    }
+
+    #[test]
+    fn identity_center_roles_are_refused() {
+        let ic = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
+        assert_eq!(check_grantable(&ic), Err(GrantRefusal::IdentityCenterRole));
+        let user = CallerArn::try_from("arn:aws:iam::123456789012:user/operator".to_owned()).unwrap();
+        assert_eq!(check_grantable(&user), Ok(()));
+    }
+}

@@ -1,0 +1,349 @@
+//! Grant and teardown: the Step Functions tasks (grant → wait → expire), revoke's teardown, and
+//! the reconciliation sweep. Every step is idempotent and safe to run concurrently with the
+//! others: policies are put and deleted by name (deleting a missing one is success), and the
+//! status change that ends access is one conditional write, so exactly one teardown wins and
+//! writes the teardown audit record; the others only make sure nothing is left attached.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::errors::ServiceError;
+use crate::domain::grant::{self, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
+use crate::domain::ids::RequestId;
+use crate::domain::principal::{CallerArn, CallerKind};
+use crate::domain::request::AccessRequest;
+use crate::domain::status::RequestStatus;
+use crate::events::{EventEnvelope, EventKind, StatusEvent};
+use crate::ports::{
+    AccessGranter, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, RequestStore, SessionControl, Transition, TransitionError,
+};
+
+pub const LIFECYCLE_ACTOR: &str = "system:lifecycle";
+pub const SWEEPER_ACTOR: &str = "system:sweeper";
+const MAX_ATTEMPTS: usize = 8;
+
+pub struct LifecycleDeps<'a> {
+    pub store: &'a dyn RequestStore,
+    pub events: &'a dyn EventPublisher,
+    pub granter: &'a dyn AccessGranter,
+    pub sessions: &'a dyn SessionControl,
+    pub settings: &'a GrantSettings,
+}
+
+/// The Step Functions task payloads (the local stack sends the same ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "camelCase")]
+pub enum Task {
+    Grant {
+        #[serde(rename = "requestId")]
+        request_id: String,
+    },
+    Expire {
+        #[serde(rename = "requestId")]
+        request_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    RecordFailure {
+        request_id: String,
+        failed_task: String,
+        #[serde(default)]
+        error: serde_json::Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantOutput {
+    pub request_id: String,
+    /// False when there was nothing to grant (no longer Approved, or already past the deadline).
+    pub granted: bool,
+    /// When the Wait state ends (ISO 8601 UTC).
+    pub deadline: String,
+    pub policy_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeardownOutput {
+    pub request_id: String,
+    pub status: RequestStatus,
+    /// Whether this run removed the policy (false: it was already gone).
+    pub detached: bool,
+    pub terminated_sessions: Vec<String>,
+}
+
+fn principal_of(caller: &CallerArn) -> GrantPrincipal {
+    match caller.kind() {
+        CallerKind::IamUser { name } => GrantPrincipal::IamUser { name: name.clone() },
+        CallerKind::AssumedRole { role_name, .. } => GrantPrincipal::IamRole { name: role_name.clone() },
+    }
+}
+
+fn parse_id(id: &str) -> Result<RequestId, ServiceError> {
+    Ok(RequestId::try_from(id.to_owned())?)
+}
+
+async fn load(store: &dyn RequestStore, id: &RequestId) -> Result<AccessRequest, ServiceError> {
+    store.get(id).await?.ok_or_else(|| ServiceError::NotFound(format!("no access request {id}")))
+}
+
+/// When access ends: the approval time plus the requested duration.
+pub fn deadline_of(request: &AccessRequest) -> DateTime<Utc> {
+    if let Some(g) = &request.grant {
+        return g.deadline;
+    }
+    let start = request.approved_at.unwrap_or(request.updated_at);
+    start + Duration::minutes(i64::from(request.duration_minutes.get()))
+}
+
+fn transition_error(e: TransitionError) -> ServiceError {
+    match e {
+        TransitionError::Conflict => ServiceError::Unavailable("the request changed concurrently".into()),
+        TransitionError::NotAllowed(e) => ServiceError::Internal(e.to_string()),
+        TransitionError::Port(e) => e.into(),
+    }
+}
+
+async fn publish(events: &dyn EventPublisher, request: &AccessRequest, previous: RequestStatus, actor: &str) -> Result<(), ServiceError> {
+    for event in StatusEvent::for_change(request, previous, actor, None, None) {
+        events.publish(&event).await?;
+    }
+    Ok(())
+}
+
+async fn fail_grant(deps: &LifecycleDeps<'_>, request: &AccessRequest, reason: String, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+    tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
+    let name = grant::policy_name(&request.request_id);
+    // Nothing may stay behind from a partial attempt.
+    deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
+    match deps.store.transition(&Transition::status_change(request, RequestStatus::Failed, LIFECYCLE_ACTOR, reason, now)).await {
+        Ok(updated) => publish(deps.events, &updated, RequestStatus::Approved, LIFECYCLE_ACTOR).await?,
+        Err(TransitionError::Conflict) => {}
+        Err(e) => return Err(transition_error(e)),
+    }
+    Ok(GrantOutput { request_id: request.request_id.to_string(), granted: false, deadline: grant::deadline_text(&now), policy_name: name })
+}
+
+/// The Grant task: attach `jit-<id>` to the requester's principal and record it.
+pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+    let id = parse_id(id)?;
+    let request = load(deps.store, &id).await?;
+    let name = grant::policy_name(&id);
+    let deadline = deadline_of(&request);
+    let nothing = |deadline: DateTime<Utc>| GrantOutput {
+        request_id: id.to_string(),
+        granted: false,
+        deadline: grant::deadline_text(&deadline),
+        policy_name: name.clone(),
+    };
+    if request.status != RequestStatus::Approved {
+        // Revoked or expired before the grant ran: make sure nothing is attached.
+        deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
+        return Ok(nothing(deadline));
+    }
+    if now >= deadline {
+        return Ok(nothing(deadline));
+    }
+    let target = match request.requester.kind() {
+        CallerKind::IamUser { name } => GrantTarget::IamUser { name: name.clone() },
+        CallerKind::AssumedRole { .. } if request.requester.is_identity_center() => {
+            return fail_grant(deps, &request, GrantRefusal::IdentityCenterRole.to_string(), now).await;
+        }
+        CallerKind::AssumedRole { role_name, session_name } => match deps.granter.role_id(role_name).await {
+            Ok(role_id) => GrantTarget::IamRoleSession { role: role_name.clone(), role_id, session: session_name.clone() },
+            Err(GrantWriteError::Port(e)) => return Err(e.into()),
+            Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
+        },
+    };
+    let principal = principal_of(&request.requester);
+    let document = match grant::build(deps.settings, &target, &request.node_id, &deadline, 0) {
+        Ok(d) => d,
+        Err(refusal) => return fail_grant(deps, &request, refusal.to_string(), now).await,
+    };
+    match deps.granter.put_policy(&principal, &name, &document).await {
+        Ok(()) => {}
+        Err(GrantWriteError::Port(e)) => return Err(e.into()),
+        Err(GrantWriteError::TooLarge(m)) => {
+            return fail_grant(
+                deps,
+                &request,
+                format!("IAM refused the grant policy: the principal's inline policies would exceed IAM's size limit ({m})"),
+                now,
+            )
+            .await;
+        }
+        Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
+    }
+    let record = GrantRecord { policy_name: name.clone(), target, attached_at: now, deadline, detached_at: None, terminated_sessions: vec![] };
+    for _ in 0..MAX_ATTEMPTS {
+        let current = load(deps.store, &id).await?;
+        if current.status != RequestStatus::Approved {
+            // Revoked (or expired) while we attached: the loser of that race removes what it put.
+            deps.granter.delete_policy(&principal, &name).await?;
+            return Ok(nothing(deadline));
+        }
+        if current.grant.as_ref().is_some_and(|g| g.detached_at.is_none()) {
+            return Ok(GrantOutput { request_id: id.to_string(), granted: true, deadline: grant::deadline_text(&deadline), policy_name: name });
+        }
+        let record_it = Transition {
+            grant: Some(GrantRecord { attached_at: current.grant.as_ref().map_or(now, |g| g.attached_at), ..record.clone() }),
+            ..Transition::status_change(
+                &current,
+                RequestStatus::Approved,
+                LIFECYCLE_ACTOR,
+                format!("access granted until {}: {name}", grant::deadline_text(&deadline)),
+                now,
+            )
+        };
+        match deps.store.transition(&record_it).await {
+            Ok(updated) => {
+                tracing::info!(request_id = %id, policy = %name, deadline = %deadline, "grant attached");
+                let event = StatusEvent {
+                    kind: crate::events::EventKind::GrantAttached,
+                    ..StatusEvent::for_request(&updated, Some(RequestStatus::Approved), LIFECYCLE_ACTOR)
+                };
+                deps.events.publish(&event).await?;
+                return Ok(GrantOutput { request_id: id.to_string(), granted: true, deadline: grant::deadline_text(&deadline), policy_name: name });
+            }
+            Err(TransitionError::Conflict) => continue,
+            Err(e) => return Err(transition_error(e)),
+        }
+    }
+    Err(ServiceError::Unavailable("the request kept changing while recording its grant".into()))
+}
+
+/// Removes the policy and ends the requester's live sessions on the node, then (if the request
+/// is still `Approved`) moves it to `to` with one conditional write.
+pub async fn teardown(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    to: RequestStatus,
+    actor: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
+    let request = load(deps.store, id).await?;
+    let name = grant::policy_name(id);
+    let detached = deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
+    let mut terminated = Vec::new();
+    for session in deps.sessions.live_sessions(&request.node_id, request.requester.as_str()).await? {
+        deps.sessions.terminate(&session).await?;
+        terminated.push(session);
+    }
+    let mut current = request;
+    for _ in 0..MAX_ATTEMPTS {
+        if current.status != RequestStatus::Approved {
+            return Ok(TeardownOutput { request_id: id.to_string(), status: current.status, detached, terminated_sessions: terminated });
+        }
+        let grant = current.grant.clone().map(|g| GrantRecord { detached_at: Some(now), terminated_sessions: terminated.clone(), ..g });
+        let change = Transition { grant, ..Transition::status_change(&current, to, actor, reason, now) };
+        match deps.store.transition(&change).await {
+            Ok(updated) => {
+                tracing::info!(request_id = %id, status = %to, detached, sessions = terminated.len(), "access ended");
+                publish(deps.events, &updated, RequestStatus::Approved, actor).await?;
+                return Ok(TeardownOutput { request_id: id.to_string(), status: to, detached, terminated_sessions: terminated });
+            }
+            Err(TransitionError::Conflict) => current = load(deps.store, id).await?,
+            Err(e) => return Err(transition_error(e)),
+        }
+    }
+    Err(ServiceError::Unavailable("the request kept changing during teardown".into()))
+}
+
+/// The Expire task, after the Wait: access ends at the deadline.
+pub async fn expire(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
+    let id = parse_id(id)?;
+    teardown(deps, &id, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
+}
+
+/// Runs one task payload (Step Functions, or the local stack).
+pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>) -> Result<serde_json::Value, ServiceError> {
+    let to_json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
+    match task {
+        Task::Grant { request_id } => to_json(serde_json::to_value(grant(deps, request_id, now).await?)),
+        Task::Expire { request_id } => to_json(serde_json::to_value(expire(deps, request_id, now).await?)),
+        Task::RecordFailure { request_id, failed_task, error } => {
+            tracing::error!(request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
+            if failed_task == "grant" {
+                let id = parse_id(request_id)?;
+                let request = load(deps.store, &id).await?;
+                if request.status == RequestStatus::Approved {
+                    fail_grant(deps, &request, format!("the grant could not be made: {error}"), now).await?;
+                }
+            }
+            Ok(serde_json::json!({ "requestId": request_id, "recorded": true }))
+        }
+    }
+}
+
+/// The lifecycle function's EventBridge side: `Approved` starts the execution (named by the
+/// request id, so a redelivery starts nothing), `Revoked` tears down now and stops it.
+pub async fn handle_event(
+    deps: &LifecycleDeps<'_>,
+    executions: &dyn ExecutionControl,
+    envelope: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let d = &envelope.detail;
+    if d.kind != EventKind::StatusChanged {
+        return Ok(());
+    }
+    let id = parse_id(&d.request_id)?;
+    match d.status {
+        RequestStatus::Approved => {
+            let started = executions.start(&id).await?;
+            tracing::info!(request_id = %id, started, "lifecycle execution");
+        }
+        RequestStatus::Revoked => {
+            teardown(deps, &id, RequestStatus::Revoked, &d.actor, "revoked", now).await?;
+            executions.stop(&id, "revoked").await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What one reconciliation sweep fixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Requests past their deadline whose grant was still attached: torn down and expired.
+    pub expired: Vec<String>,
+    /// `jit-` policies whose request is no longer live: deleted.
+    pub orphans_removed: Vec<String>,
+}
+
+/// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
+/// is not live is removed. Idempotent, and safe next to expiry and revoke (see `teardown`).
+pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
+    let candidates = deps.granter.principals().await?;
+    let mut report = SweepReport::default();
+    for id in deps.store.list_grants_past_deadline(now, 100).await? {
+        let out = teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+        if out.detached || out.status == RequestStatus::Expired {
+            report.expired.push(id.to_string());
+        }
+    }
+    for principal in &candidates {
+        for name in deps.granter.list_policies(principal).await? {
+            let Some(id) = grant::request_of_policy(&name) else { continue };
+            let live = match deps.store.get(&id).await? {
+                Some(r) => r.status == RequestStatus::Approved && now < deadline_of(&r),
+                None => false,
+            };
+            if live {
+                continue;
+            }
+            if deps.granter.delete_policy(principal, &name).await? {
+                tracing::warn!(policy = %name, "removed a jit- policy with no live request");
+                report.orphans_removed.push(name);
+            }
+            if let Some(r) = deps.store.get(&id).await? {
+                if r.status == RequestStatus::Approved {
+                    teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
