@@ -1,0 +1,208 @@
+//! Teardown races and injected faults, against the emulator's real IAM and DynamoDB. Its own test
+//! binary (own emulator): the reconciliation sweep removes every `jit-` policy in the account
+//! without a live request in its table, so it must not share an account with other tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{Duration, Utc};
+use integration_tests::{sdk, unique};
+use jit_cli::local::executions::{with_retry, NoLiveSessions};
+use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
+use jit_shared::adapters::eventbridge::EventBridgePublisher;
+use jit_shared::adapters::grants::IamGranter;
+use jit_shared::adapters::principals::AwsPrincipalDirectory;
+use jit_shared::approvals::{self, ApprovalDeps};
+use jit_shared::domain::approval_token::SigningKey;
+use jit_shared::domain::grant::{policy_name, GrantSettings, DEFAULT_SESSION_DOCUMENT};
+use jit_shared::domain::ids::RequestId;
+use jit_shared::domain::principal::CallerArn;
+use jit_shared::domain::status::RequestStatus;
+use jit_shared::intake::{self, IntakeDeps};
+use jit_shared::lifecycle::{self, LifecycleDeps, Task};
+use jit_shared::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError, RequestStore, Transition};
+
+/// The sweep treats every `jit-` policy in the account without a live request in its table as an
+/// orphan, and each test here has its own table: the tests take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// IAM with a switch: deletes fail with a transient error while `failing_deletes` is above zero.
+struct FlakyIam {
+    inner: IamGranter,
+    failing_deletes: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl AccessGranter for FlakyIam {
+    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
+        self.inner.role_id(role).await
+    }
+    async fn put_policy(&self, p: &GrantPrincipal, name: &str, doc: &str) -> Result<(), GrantWriteError> {
+        self.inner.put_policy(p, name, doc).await
+    }
+    async fn delete_policy(&self, p: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        if self.failing_deletes.load(Ordering::SeqCst) > 0 {
+            self.failing_deletes.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("injected: IAM throttling on DeleteUserPolicy".into()));
+        }
+        self.inner.delete_policy(p, name).await
+    }
+    async fn list_policies(&self, p: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        self.inner.list_policies(p).await
+    }
+    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
+        self.inner.principals().await
+    }
+}
+
+struct World {
+    store: DynamoStore,
+    events: EventBridgePublisher,
+    directory: AwsPrincipalDirectory,
+    granter: FlakyIam,
+    settings: GrantSettings,
+    user: String,
+    caller: CallerArn,
+}
+
+impl World {
+    async fn new() -> Self {
+        let sdk = sdk().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique("race");
+        create_table(&dynamo, &table).await.unwrap();
+        let bus = unique("bus");
+        let eb = aws_sdk_eventbridge::Client::new(&sdk);
+        eb.create_event_bus().name(&bus).send().await.unwrap();
+        let iam = aws_sdk_iam::Client::new(&sdk);
+        let user = unique("racer");
+        let arn = iam.create_user().user_name(&user).send().await.unwrap().user().unwrap().arn().to_owned();
+        Self {
+            store: DynamoStore::new(dynamo, &table),
+            events: EventBridgePublisher::new(eb, &bus),
+            directory: AwsPrincipalDirectory::new(iam.clone()),
+            granter: FlakyIam { inner: IamGranter::new(iam), failing_deletes: AtomicU32::new(0) },
+            settings: GrantSettings {
+                partition: "aws".into(),
+                region: "us-east-1".into(),
+                account: "123456789012".into(),
+                session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+            },
+            user,
+            caller: CallerArn::try_from(arn).unwrap(),
+        }
+    }
+
+    fn lifecycle(&self) -> LifecycleDeps<'_> {
+        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &NoLiveSessions, settings: &self.settings }
+    }
+
+    /// An approved request whose access window ends 10 s from now, with its grant attached.
+    async fn granted(&self) -> RequestId {
+        let now = Utc::now();
+        let deps = IntakeDeps { store: &self.store, events: &self.events, directory: &self.directory };
+        let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
+        let r = intake::submit(&deps, &self.caller, body.as_bytes(), None, now).await.unwrap().request;
+        let approved =
+            self.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
+        let out = lifecycle::grant(&self.lifecycle(), approved.request_id.as_str(), now).await.unwrap();
+        assert!(out.granted, "{out:?}");
+        approved.request_id
+    }
+
+    async fn attached(&self, id: &RequestId) -> bool {
+        self.granter.inner.list_policies(&GrantPrincipal::IamUser { name: self.user.clone() }).await.unwrap().contains(&policy_name(id))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_attached() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let key = SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap();
+    let admins = [w.caller.to_string()];
+    let approvals = ApprovalDeps { store: &w.store, events: &w.events, directory: &w.directory, key: &key, administrators: &admins };
+    for run in 0..100 {
+        let id = w.granted().await;
+        assert!(w.attached(&id).await);
+        let later = Utc::now() + Duration::seconds(11);
+        let deps = w.lifecycle();
+        let expire = lifecycle::expire(&deps, id.as_str(), later);
+        let revoke = async {
+            // The API's status change, then the lifecycle function's teardown on its event.
+            if approvals::revoke(&approvals, &w.caller, id.as_str(), b"", later).await.is_ok() {
+                lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", later).await.unwrap();
+            }
+        };
+        let sweep = lifecycle::reconcile(&deps, later);
+        let (expired, (), swept) = tokio::join!(expire, revoke, sweep);
+        expired.unwrap();
+        swept.unwrap();
+
+        assert!(!w.attached(&id).await, "run {run}: the policy is still attached");
+        let stored = w.store.get(&id).await.unwrap().unwrap();
+        assert!(matches!(stored.status, RequestStatus::Expired | RequestStatus::Revoked), "run {run}: {}", stored.status);
+        let trail = w.store.audit_trail(&id).await.unwrap();
+        let teardowns: Vec<_> = trail.iter().filter(|a| a.from == Some(RequestStatus::Approved) && a.to != RequestStatus::Approved).collect();
+        assert_eq!(teardowns.len(), 1, "run {run}: {trail:#?}");
+        assert_eq!(teardowns[0].to, stored.status);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_iam_failures_on_expiry_are_retried() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let id = w.granted().await;
+    w.granter.failing_deletes.store(3, Ordering::SeqCst);
+    let later = Utc::now() + Duration::seconds(11);
+    let deps = w.lifecycle();
+    let task = Task::Expire { request_id: id.to_string() };
+    let out = with_retry(10, || lifecycle::run_task(&deps, &task, later)).await.unwrap();
+    assert_eq!(out["status"], "Expired");
+    assert!(!w.attached(&id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_clears() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let id = w.granted().await;
+    let later = Utc::now() + Duration::seconds(11);
+    let deps = w.lifecycle();
+    w.granter.failing_deletes.store(u32::MAX, Ordering::SeqCst);
+    let task = Task::Expire { request_id: id.to_string() };
+    let err = with_retry(3, || lifecycle::run_task(&deps, &task, later)).await.unwrap_err();
+    assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
+    // Still attached, but IAM refuses it after the deadline anyway.
+    assert!(w.attached(&id).await);
+    let doc = w.granter.inner.list_policies(&GrantPrincipal::IamUser { name: w.user.clone() }).await.unwrap();
+    assert!(doc.contains(&policy_name(&id)));
+    let stored = w.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Approved);
+    assert!(stored.grant.as_ref().unwrap().deadline <= later);
+
+    w.granter.failing_deletes.store(0, Ordering::SeqCst);
+    let report = lifecycle::reconcile(&deps, later).await.unwrap();
+    assert_eq!(report.expired, vec![id.to_string()]);
+    assert!(!w.attached(&id).await);
+    assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Expired);
+    let again = lifecycle::reconcile(&deps, later).await.unwrap();
+    assert!(again.expired.is_empty() && again.orphans_removed.is_empty(), "idempotent: {again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jit_policy_without_a_live_request_is_removed_by_the_sweeper() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let orphan = RequestId::generate();
+    let principal = GrantPrincipal::IamUser { name: w.user.clone() };
+    w.granter
+        .inner
+        .put_policy(&principal, &policy_name(&orphan), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:StartSession","Resource":"*"}]}"#)
+        .await
+        .unwrap();
+    let report = lifecycle::reconcile(&w.lifecycle(), Utc::now()).await.unwrap();
+    assert!(report.orphans_removed.contains(&policy_name(&orphan)), "{report:?}");
+    assert!(!w.attached(&orphan).await);
+}
