@@ -347,3 +347,33 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_task_payloads_parse() {
+        let cases = [
+            (include_str!("../../events/lifecycle-grant-task.json"), "grant"),
+            (include_str!("../../events/lifecycle-expire-task.json"), "expire"),
+            (include_str!("../../events/lifecycle-record-failure-task.json"), "recordFailure"),
+        ];
+        for (text, task) in cases {
+            let parsed: Task = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
+        }
+    }
+
+    #[test]
+    fn the_grant_output_is_what_the_wait_state_reads() {
+        let out = GrantOutput { request_id: "req-1".into(), granted: true, deadline: "2026-11-21T10:30:00Z".into(), policy_name: "jit-req-1".into() };
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(v["deadline"], "2026-11-21T10:30:00Z");
+        assert_eq!(v["granted"], true);
+        let asl: serde_json::Value = serde_json::from_str(include_str!("../../statemachine/lifecycle.asl.json")).unwrap();
+        let text = asl.to_string();
+        assert!(text.contains("\"TimestampPath\":\"$.deadline\""), "the Wait reads $.deadline");
+        assert!(text.contains("\"$.granted\""), "the Choice reads $.granted");
+    }
+}
