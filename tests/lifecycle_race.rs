@@ -55,6 +55,68 @@ impl AccessGranter for FlakyIam {
     }
 }
 
+/// DynamoDB with a switch: status writes fail with a transient error while `failing` is above zero.
+struct FlakyStore {
+    inner: DynamoStore,
+    failing: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl RequestStore for FlakyStore {
+    async fn create(
+        &self,
+        r: &jit_shared::domain::request::AccessRequest,
+        a: &jit_shared::domain::request::AuditRecord,
+        i: Option<&jit_shared::ports::IdempotencyRecord>,
+    ) -> Result<jit_shared::ports::CreateOutcome, PortError> {
+        self.inner.create(r, a, i).await
+    }
+    async fn get(&self, id: &RequestId) -> Result<Option<jit_shared::domain::request::AccessRequest>, PortError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_requester(&self, c: &CallerArn, q: &jit_shared::ports::ListQuery) -> Result<jit_shared::ports::Page, PortError> {
+        self.inner.list_by_requester(c, q).await
+    }
+    async fn list_pending_by_approver(&self, k: &str, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_pending_by_approver(k, l).await
+    }
+    async fn transition(&self, t: &Transition) -> Result<jit_shared::domain::request::AccessRequest, jit_shared::ports::TransitionError> {
+        if self.failing.load(Ordering::SeqCst) > 0 {
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("injected: DynamoDB 500 on TransactWriteItems".into()).into());
+        }
+        self.inner.transition(t).await
+    }
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<jit_shared::domain::request::AuditRecord>, PortError> {
+        self.inner.audit_trail(id).await
+    }
+    async fn list_pending_past_deadline(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_pending_past_deadline(now, l).await
+    }
+    async fn list_grants_past_deadline(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_grants_past_deadline(now, l).await
+    }
+}
+
+/// Session Manager with a switch: DescribeSessions times out while `failing` is above zero.
+struct FlakySessions {
+    failing: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl jit_shared::ports::SessionControl for FlakySessions {
+    async fn live_sessions(&self, _node: &jit_shared::domain::ids::NodeId, _owner: &str) -> Result<Vec<String>, PortError> {
+        if self.failing.load(Ordering::SeqCst) > 0 {
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("injected: DescribeSessions timed out".into()));
+        }
+        Ok(vec![])
+    }
+    async fn terminate(&self, _id: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
 struct World {
     store: DynamoStore,
     events: EventBridgePublisher,
@@ -205,4 +267,38 @@ async fn a_jit_policy_without_a_live_request_is_removed_by_the_sweeper() {
     let report = lifecycle::reconcile(&w.lifecycle(), Utc::now()).await.unwrap();
     assert!(report.orphans_removed.contains(&policy_name(&orphan)), "{report:?}");
     assert!(!w.attached(&orphan).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadline_is_always_in_the_policy() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let store = FlakyStore { inner: w.store.clone(), failing: AtomicU32::new(0) };
+    let sessions = FlakySessions { failing: AtomicU32::new(0) };
+    let deps = LifecycleDeps { store: &store, events: &w.events, granter: &w.granter, sessions: &sessions, settings: &w.settings };
+    let now = Utc::now();
+    let intake_deps = IntakeDeps { store: &w.store, events: &w.events, directory: &w.directory };
+    let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "faults", "durationMinutes": 1}).to_string();
+    let r = intake::submit(&intake_deps, &w.caller, body.as_bytes(), None, now).await.unwrap().request;
+    let r = w.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
+
+    // Grant: the policy is put, recording it fails twice; the retry records it once.
+    store.failing.store(2, Ordering::SeqCst);
+    let grant = Task::Grant { request_id: r.request_id.to_string() };
+    let out = with_retry(6, || lifecycle::run_task(&deps, &grant, now)).await.unwrap();
+    assert_eq!(out["granted"], true);
+    let iam = aws_sdk_iam::Client::new(&sdk().await);
+    let doc = iam.get_user_policy().user_name(&w.user).policy_name(policy_name(&r.request_id)).send().await.unwrap();
+    assert!(doc.policy_document().contains("aws%3ACurrentTime") || doc.policy_document().contains("aws:CurrentTime"), "the deadline condition is present");
+    let grants = w.store.audit_trail(&r.request_id).await.unwrap().iter().filter(|a| a.reason.starts_with("access granted")).count();
+    assert_eq!(grants, 1, "the grant is recorded once");
+
+    // Expire: DescribeSessions times out twice and the status write fails once; retried.
+    sessions.failing.store(2, Ordering::SeqCst);
+    store.failing.store(1, Ordering::SeqCst);
+    let later = now + Duration::seconds(11);
+    let expire = Task::Expire { request_id: r.request_id.to_string() };
+    let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
+    assert_eq!(out["status"], "Expired");
+    assert!(!w.attached(&r.request_id).await);
 }
