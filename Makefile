@@ -8,7 +8,7 @@ POLICIES ?= policies
 SEED ?= local/seed.yaml
 CARGO ?= cargo
 
-.PHONY: help venv test test-unit test-integration lint asl-validate policy-validate dev demo clean
+.PHONY: help venv test test-unit test-integration lint asl-validate policy-validate least-privilege dev demo clean
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
@@ -37,7 +37,7 @@ $(NODE_STAMP): package.json package-lock.json
 asl-validate: $(NODE_STAMP)
 	$(ASL_VALIDATOR) --json-path statemachine/lifecycle.asl.json
 
-test: venv lint asl-validate policy-validate
+test: venv lint asl-validate policy-validate least-privilege
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
 
 lint: venv
@@ -47,6 +47,11 @@ lint: venv
 
 policy-validate:
 	$(CARGO) run --quiet -p jit -- policy validate $(POLICIES)
+
+# Every IAM permission in template.yaml must be listed in tools/least-privilege.yaml, so a widened
+# policy fails here; then the checker's own tests.
+least-privilege: venv
+	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) -m unittest tools/test_least_privilege.py -v
 
 dev: venv
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run --quiet -p jit -- dev --policies $(POLICIES) --seed $(SEED)

@@ -1,0 +1,153 @@
+"""Tests for tools/least_privilege.py: the real template passes, widened copies fail.
+
+Run: .venv/bin/python -m unittest tools/test_least_privilege.py -v   (from the repository root)
+
+Each widened copy is made by editing the template's text inside one resource's block, so the
+tests keep working as the policies themselves change.
+"""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+TEMPLATE = os.path.join(ROOT, "template.yaml")
+ALLOW_LIST = os.path.join(TOOLS, "least-privilege.yaml")
+SCRIPT = os.path.join(TOOLS, "least_privilege.py")
+
+_spec = importlib.util.spec_from_file_location("least_privilege", SCRIPT)
+lp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lp)
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def block_bounds(text, resource):
+    """(start, end) of `  <resource>:` up to the next top-level resource (two-space indent)."""
+    m = re.search(rf"^  {re.escape(resource)}:\s*$", text, re.M)
+    if not m:
+        raise AssertionError(f"{resource} not found in the template")
+    nxt = re.compile(r"^(  \S|\S)", re.M).search(text, m.end())
+    return m.start(), nxt.start() if nxt else len(text)
+
+
+def edit_block(text, resource, pattern, replace):
+    """Applies re.sub(pattern, replace, count=1) inside the resource's block; the pattern must match."""
+    start, end = block_bounds(text, resource)
+    block, n = re.subn(pattern, replace, text[start:end], count=1, flags=re.M)
+    if n != 1:
+        raise AssertionError(f"pattern {pattern!r} not found in {resource}")
+    return text[:start] + block + text[end:]
+
+
+class LeastPrivilegeTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.template = read(TEMPLATE)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def check(self, template_text, allow_list=ALLOW_LIST):
+        return lp.check(self.write("template.yaml", template_text), allow_list)
+
+    def assertFailsWith(self, findings, *fragments):
+        self.assertTrue(findings.failures, "expected the check to fail")
+        joined = "\n".join(findings.failures)
+        for fragment in fragments:
+            self.assertIn(fragment, joined)
+
+    def insert_statement(self, resource, lines):
+        """Adds a statement as the first entry under the resource's `Statement:`."""
+        def add(m):
+            indent = m.group(1) + "  "
+            body = [indent + "- " + lines[0]] + [indent + "  " + line for line in lines[1:]]
+            return m.group(0) + "\n" + "\n".join(body)
+        return edit_block(self.template, resource, r"^(\s+)Statement:[ \t]*$", add)
+
+    # (a) -------------------------------------------------------------------------------------
+
+    def test_the_real_template_passes(self):
+        findings = lp.check(TEMPLATE, ALLOW_LIST)
+        self.assertEqual(findings.failures, [])
+
+    def test_the_command_line_exits_0_for_the_real_template(self):
+        run = subprocess.run([sys.executable, SCRIPT, TEMPLATE, ALLOW_LIST], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+
+    # (b) -------------------------------------------------------------------------------------
+
+    def test_an_action_added_to_an_existing_statement_fails(self):
+        text = edit_block(self.template, "SubmitRequestFunction", r"^(\s+)- (dynamodb:\w+)[ \t]*$", r"\1- \2\n\1- dynamodb:Scan")
+        self.assertFailsWith(self.check(text), "SubmitRequestFunction", "dynamodb:Scan", "GetAtt:RequestsTable.Arn")
+
+    def test_a_new_statement_fails(self):
+        text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: dynamodb:DeleteItem", "Resource: !GetAtt RequestsTable.Arn"])
+        self.assertFailsWith(self.check(text), "NotifyFunction", "Allow dynamodb:DeleteItem on GetAtt:RequestsTable.Arn")
+
+    def test_an_action_added_to_a_role_policy_fails(self):
+        text = edit_block(self.template, "SweeperGrantDeletePolicy", r'^(\s+)"iam:DeleteUserPolicy",', r'\1"iam:PutUserPolicy",\n\1"iam:DeleteUserPolicy",')
+        self.assertFailsWith(self.check(text), "SweeperGrantDeletePolicy (on SweeperFunction's role)", "iam:PutUserPolicy")
+
+    def test_a_service_wildcard_fails_even_when_listed(self):
+        text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: dynamodb:*", "Resource: !GetAtt RequestsTable.Arn"])
+        allow = read(ALLOW_LIST).replace("      - dynamodb:GetItem\n      Resource:\n      - GetAtt:RequestsTable.Arn\n",
+                                          "      - dynamodb:GetItem\n      - dynamodb:*\n      Resource:\n      - GetAtt:RequestsTable.Arn\n", 1)
+        self.assertNotEqual(allow, read(ALLOW_LIST), "the allow-list's NotifyFunction GetItem statement moved; update this test")
+        self.assertFailsWith(self.check(text, self.write("allow.yaml", allow)), "NotifyFunction", "wildcard action 'dynamodb:*'")
+
+    # (c) -------------------------------------------------------------------------------------
+
+    def test_a_resource_widened_to_star_fails(self):
+        text = edit_block(self.template, "NotifyFunction", r"^(\s+)Resource: (?![\"']?\*)\S.*$", r'\1Resource: "*"')
+        self.assertFailsWith(self.check(text), "NotifyFunction", 'on Resource "*"')
+
+    def test_a_role_policy_resource_widened_to_star_fails(self):
+        text = edit_block(self.template, "LifecycleGrantWritePolicy", r'"arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:user/\*"', '"*"')
+        self.assertFailsWith(self.check(text), "LifecycleGrantWritePolicy", "iam:PutUserPolicy", 'Resource "*"')
+
+    def test_a_dropped_condition_fails(self):
+        text = edit_block(self.template, "LifecycleGrantWritePolicy", r'^\s+"StringEquals": \{"iam:ResourceTag/\$\{EligiblePrincipalTagKey\}": "true"\}\n', "")
+        self.assertFailsWith(self.check(text), "LifecycleGrantWritePolicy", "iam:PutRolePolicy on Sub:arn:")
+
+    def test_a_dropped_deny_fails(self):
+        text = edit_block(self.template, "SweeperGrantDeletePolicy", r'"Effect": "Deny"', '"Effect": "Allow"')
+        self.assertFailsWith(self.check(text), "SweeperGrantDeletePolicy", "lost Deny")
+
+    # (d) -------------------------------------------------------------------------------------
+
+    def test_a_sam_policy_template_fails(self):
+        text = edit_block(self.template, "NotifyFunction", r"^(\s+)Policies:[ \t]*$",
+                          r"\g<0>\n\1  - DynamoDBCrudPolicy:\n\1      TableName: !Ref RequestsTable")
+        self.assertFailsWith(self.check(text), "NotifyFunction", "SAM policy template DynamoDBCrudPolicy")
+
+    def test_a_managed_policy_fails(self):
+        text = edit_block(self.template, "EvaluateRequestFunction", r"^(\s+)Policies:[ \t]*$",
+                          r"\g<0>\n\1  - arn:aws:iam::aws:policy/AdministratorAccess")
+        self.assertFailsWith(self.check(text), "EvaluateRequestFunction", "managed policy arn:aws:iam::aws:policy/AdministratorAccess")
+
+    def test_an_unlisted_function_fails(self):
+        text = self.template.replace("\n  SweeperFunction:\n", "\n  SweeperFunction2:\n", 1)
+        self.assertFailsWith(self.check(text), "SweeperFunction2", "not in the allow-list")
+
+    def test_the_command_line_exits_1_for_a_widened_template(self):
+        text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])
+        run = subprocess.run([sys.executable, SCRIPT, self.write("template.yaml", text), ALLOW_LIST], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 1, run.stdout + run.stderr)
+        self.assertIn("FAIL NotifyFunction: Allow s3:GetObject on *", run.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
