@@ -302,3 +302,38 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_is_named_by_its_request_so_a_second_start_is_a_no_op() {
+    use jit_shared::adapters::executions::StepFunctionsExecutions;
+    use jit_shared::ports::ExecutionControl;
+    let sfn = aws_sdk_sfn::Client::new(&sdk().await);
+    let definition = include_str!("../statemachine/lifecycle.asl.json")
+        .replace("${LifecycleFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:lifecycle")
+        .replace("${AlertTopicArn}", "arn:aws:sns:us-east-1:123456789012:alerts");
+    let arn = sfn
+        .create_state_machine()
+        .name(unique("lifecycle"))
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/lifecycle-state-machine")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn
+        .clone();
+    let executions = StepFunctionsExecutions::new(sfn.clone(), &arn);
+    let id = RequestId::generate();
+    assert!(executions.start(&id).await.unwrap(), "first start");
+    // Step Functions answers a same-name, same-input start of a running execution with that
+    // execution (idempotent), and a start after it closed with ExecutionAlreadyExists.
+    executions.start(&id).await.unwrap();
+    let listed = sfn.list_executions().state_machine_arn(&arn).send().await.unwrap();
+    assert_eq!(listed.executions().len(), 1);
+    assert_eq!(listed.executions()[0].name(), id.as_str());
+    executions.stop(&id, "revoked").await.unwrap();
+    let described = sfn.describe_execution().execution_arn(executions.execution_arn(&id)).send().await.unwrap();
+    assert_eq!(described.status().as_str(), "ABORTED");
+    assert!(!executions.start(&id).await.unwrap(), "a closed execution is never started again");
+    assert_eq!(sfn.list_executions().state_machine_arn(&arn).send().await.unwrap().executions().len(), 1);
+    executions.stop(&RequestId::generate(), "revoked").await.unwrap();
+}

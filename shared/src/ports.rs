@@ -243,7 +243,8 @@ pub trait SessionControl: Send + Sync {
 /// The per-request lifecycle execution (Step Functions in AWS, a task runner locally).
 #[async_trait]
 pub trait ExecutionControl: Send + Sync {
-    /// Starts the execution named by the request id; `Ok(false)` when it already exists.
+    /// Starts the execution named by the request id. Starting it again is a no-op: `Ok(true)` while
+    /// it runs (Step Functions is idempotent for the same name and input), `Ok(false)` once closed.
     async fn start(&self, request_id: &RequestId) -> Result<bool, PortError>;
     /// Stops it (revoke); a finished or missing execution is fine.
     async fn stop(&self, request_id: &RequestId, cause: &str) -> Result<(), PortError>;
