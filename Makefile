@@ -7,13 +7,32 @@ CFN_LINT_VERSION := 1.58.0
 POLICIES ?= policies
 SEED ?= local/seed.yaml
 CARGO ?= cargo
+# Deploy tooling, pinned. SAM CLI validates the template in `make test`; cargo-lambda and zig
+# (the ziglang package, which cargo-lambda runs as `python3 -m ziglang`) only build the Lambda
+# artifacts, so `make test` never installs them.
+SAM_CLI_VERSION := 1.170.0
+CARGO_LAMBDA_VERSION := 1.9.2
+ZIGLANG_VERSION := 0.15.2
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+LAMBDA_FUNCTIONS := submit-request evaluate-request approve-request notify sweeper lifecycle
+# The venv's bin first on PATH: cargo-lambda looks up `python3 -m ziglang` and SAM looks up
+# `cargo lambda` there.
+VENV_PATH := $(abspath $(VENV))/bin:$(PATH)
+# SAM never reaches AWS from validation: no telemetry, a region and dummy credentials.
+SAM_OFFLINE_ENV := SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
+# A guided deploy the first time on this machine (it writes the answers to samconfig.toml),
+# a plain one afterwards; `make deploy GUIDED=1` forces the guided one.
+DEPLOY_MARKER := .aws-sam/.deployed
 
-.PHONY: help venv test test-unit test-integration lint asl-validate policy-validate least-privilege dev demo clean
+.PHONY: help venv sam-tools lambda-tools test test-unit test-integration lint asl-validate policy-validate least-privilege sam-validate build sam-build deploy dev demo clean
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
 	@echo "make demo    - four decision outcomes, then a two-level approval through mail links, against 'make dev'"
-	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator"
+	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator, sam validate"
+	@echo "make build   - arm64 Lambda zips, one per function: target/lambda/<function>/bootstrap.zip"
+	@echo "make deploy  - sam build + sam deploy (guided the first time); needs AWS credentials"
 
 # The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the
 # pins change.
@@ -24,6 +43,26 @@ $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION):
 	touch $@
 
 venv: $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+
+# SAM CLI in the same venv, installed together with the emulator and linter pins so that pip keeps
+# them. Idempotent like the above.
+SAM_STAMP := $(VENV)/.sam-$(SAM_CLI_VERSION)-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+
+$(SAM_STAMP): $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+	$(VENV)/bin/pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)' 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)'
+	touch $@
+
+sam-tools: $(SAM_STAMP)
+
+# cargo-lambda and zig, for `make build` and `make deploy` only.
+LAMBDA_STAMP := $(VENV)/.lambda-$(CARGO_LAMBDA_VERSION)-$(ZIGLANG_VERSION)
+
+$(LAMBDA_STAMP): $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+	$(VENV)/bin/pip install --quiet 'cargo-lambda==$(CARGO_LAMBDA_VERSION)' 'ziglang==$(ZIGLANG_VERSION)'
+	touch $@
+
+lambda-tools: $(LAMBDA_STAMP)
+	rustup target add $(LAMBDA_TARGET)
 
 # The Step Functions definition validator, pinned in package.json / package-lock.json. Idempotent:
 # re-installs only when either file changes (npm ci recreates node_modules, stamp included).
@@ -37,7 +76,7 @@ $(NODE_STAMP): package.json package-lock.json
 asl-validate: $(NODE_STAMP)
 	$(ASL_VALIDATOR) --json-path statemachine/lifecycle.asl.json
 
-test: venv lint asl-validate policy-validate least-privilege
+test: venv lint asl-validate policy-validate least-privilege sam-validate
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
 
 lint: venv
@@ -52,6 +91,32 @@ policy-validate:
 # policy fails here; then the checker's own tests.
 least-privilege: venv
 	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) -m unittest tools/test_least_privilege.py -v
+
+# The template as SAM sees it, with cfn-lint; offline (see SAM_OFFLINE_ENV).
+sam-validate: $(SAM_STAMP)
+	$(SAM_OFFLINE_ENV) $(VENV)/bin/sam validate --lint --template-file template.yaml
+
+# The Lambda artifacts: an arm64 release build (profile.release: fat LTO, codegen-units=1, strip)
+# of every function crate, zipped by cargo-lambda as target/lambda/<function>/bootstrap.zip. The
+# same command as `sam build` runs for each function (BuildMethod rust-cargolambda, CodeUri .:
+# `cargo lambda build --release --arm64 --bin <function>` from the workspace root), so the zips hold
+# exactly the binaries `make deploy` uploads and `sam build` reuses target/ without recompiling.
+build: lambda-tools
+	PATH="$(VENV_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
+	@ls -l $(foreach f,$(LAMBDA_FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+
+# What `sam deploy` uploads: .aws-sam/build, one bootstrap per function.
+sam-build: sam-tools lambda-tools
+	PATH="$(VENV_PATH)" SAM_CLI_TELEMETRY=0 sam build
+
+# Never part of `make test`: this creates or updates the stack in the AWS account of the current
+# credentials (settings in samconfig.toml).
+deploy: sam-build
+	@if [ -z "$(GUIDED)" ] && [ -f $(DEPLOY_MARKER) ]; then \
+		echo "PATH=... sam deploy"; PATH="$(VENV_PATH)" SAM_CLI_TELEMETRY=0 sam deploy; \
+	else \
+		echo "PATH=... sam deploy --guided"; PATH="$(VENV_PATH)" SAM_CLI_TELEMETRY=0 sam deploy --guided && touch $(DEPLOY_MARKER); \
+	fi
 
 dev: venv
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) run --quiet -p jit -- dev --policies $(POLICIES) --seed $(SEED)
