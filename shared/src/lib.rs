@@ -12,6 +12,8 @@ pub mod evaluation;
 pub mod events;
 pub mod intake;
 pub mod lifecycle;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod notify;
 pub mod policy;
 pub mod ports;

@@ -13,7 +13,7 @@ mod bundled_policies {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    jit_shared::logging::init();
     let stack = StackConfig::from_env()?;
     let pending_timeout_minutes = pending_timeout_minutes()?;
     // Validated once per cold start; an invalid set stops the function before it decides anything.

@@ -12,7 +12,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    jit_shared::logging::init();
     let stack = StackConfig::from_env()?;
     let settings = grant_settings(&stack);
     let state_machine = jit_shared::config::state_machine_arn()?;

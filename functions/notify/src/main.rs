@@ -14,7 +14,7 @@ mod bundled_policies {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    jit_shared::logging::init();
     let stack = StackConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let parameter = signing_key_parameter()?;

@@ -32,19 +32,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::ports::PortError;
 
-#[cfg_attr(
-    not(any(
-        feature = "dynamodb",
-        feature = "eventbridge",
-        feature = "iam",
-        feature = "tagging",
-        feature = "identitystore",
-        feature = "ssm",
-        feature = "sns",
-        feature = "sfn"
-    )),
-    allow(dead_code)
-)]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 const TRANSIENT_CODES: [&str; 8] = [
     "ThrottledException",
     "ThrottlingException",
@@ -57,19 +45,7 @@ const TRANSIENT_CODES: [&str; 8] = [
 ];
 
 /// Sorts an SDK failure into retryable or not, once, for every adapter.
-#[cfg_attr(
-    not(any(
-        feature = "dynamodb",
-        feature = "eventbridge",
-        feature = "iam",
-        feature = "tagging",
-        feature = "identitystore",
-        feature = "ssm",
-        feature = "sns",
-        feature = "sfn"
-    )),
-    allow(dead_code)
-)]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
 pub(crate) fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Debug + Send + Sync + 'static,
