@@ -123,6 +123,7 @@ struct World {
     directory: AwsPrincipalDirectory,
     granter: FlakyIam,
     settings: GrantSettings,
+    sessions: NoLiveSessions,
     user: String,
     caller: CallerArn,
 }
@@ -150,13 +151,14 @@ impl World {
                 account: "123456789012".into(),
                 session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
             },
+            sessions: NoLiveSessions::default(),
             user,
             caller: CallerArn::try_from(arn).unwrap(),
         }
     }
 
     fn lifecycle(&self) -> LifecycleDeps<'_> {
-        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &NoLiveSessions, settings: &self.settings }
+        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &self.sessions, settings: &self.settings }
     }
 
     /// An approved request whose access window ends 10 s from now, with its grant attached.

@@ -141,9 +141,26 @@ pub mod wiring {
         crate::adapters::eventbridge::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &stack.event_bus_name)
     }
 
+    /// The approval-link signing key, read from SSM on the first invocation that needs it (not
+    /// at cold start, which then makes no network call), then kept for the life of the
+    /// environment. A failed read is not kept: the next invocation tries again.
     #[cfg(feature = "ssm")]
-    pub async fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> Result<crate::domain::approval_token::SigningKey, crate::ports::PortError> {
-        crate::adapters::secrets::read_signing_key(&aws_sdk_ssm::Client::new(sdk), parameter).await
+    pub struct LazySigningKey {
+        client: aws_sdk_ssm::Client,
+        parameter: String,
+        key: tokio::sync::OnceCell<crate::domain::approval_token::SigningKey>,
+    }
+
+    #[cfg(feature = "ssm")]
+    impl LazySigningKey {
+        pub async fn get(&self) -> Result<&crate::domain::approval_token::SigningKey, crate::ports::PortError> {
+            self.key.get_or_try_init(|| crate::adapters::secrets::read_signing_key(&self.client, &self.parameter)).await
+        }
+    }
+
+    #[cfg(feature = "ssm")]
+    pub fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> LazySigningKey {
+        LazySigningKey { client: aws_sdk_ssm::Client::new(sdk), parameter: parameter.to_owned(), key: tokio::sync::OnceCell::new() }
     }
 
     #[cfg(feature = "sns")]

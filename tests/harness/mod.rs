@@ -59,6 +59,7 @@ pub fn local_stack() -> &'static SharedStack {
                                 port: 0,
                                 print_events: false,
                                 pending_timeout_minutes: 60,
+                                sweeper: true,
                             })
                             .await
                         }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jit_shared::adapters::api_calls::ApiCallLog;
 use jit_shared::domain::errors::{ServiceError, RETRYABLE};
 use jit_shared::domain::ids::{NodeId, RequestId};
 use jit_shared::lifecycle::{GrantOutput, Task};
@@ -22,18 +23,21 @@ pub enum Command {
 pub struct LocalExecutions {
     tx: mpsc::UnboundedSender<Command>,
     started: Mutex<HashSet<RequestId>>,
+    /// Records the Step Functions call each start or stop stands in for.
+    calls: ApiCallLog,
 }
 
 impl LocalExecutions {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Command>) {
+    pub fn new(calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx, started: Mutex::new(HashSet::new()) }, rx)
+        (Self { tx, started: Mutex::new(HashSet::new()), calls }, rx)
     }
 }
 
 #[async_trait::async_trait]
 impl ExecutionControl for LocalExecutions {
     async fn start(&self, request_id: &RequestId) -> Result<bool, PortError> {
+        self.calls.record("SFN", "StartExecution");
         let fresh = self.started.lock().map_err(|_| PortError::Permanent("execution registry poisoned".into()))?.insert(request_id.clone());
         if fresh {
             self.tx.send(Command::Start(request_id.clone())).map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
@@ -42,6 +46,7 @@ impl ExecutionControl for LocalExecutions {
     }
 
     async fn stop(&self, request_id: &RequestId, _cause: &str) -> Result<(), PortError> {
+        self.calls.record("SFN", "StopExecution");
         let _ = self.tx.send(Command::Stop(request_id.clone()));
         Ok(())
     }
@@ -116,12 +121,16 @@ pub type Running = Arc<Mutex<HashMap<RequestId, tokio::task::JoinHandle<()>>>>;
 
 /// Live sessions stand-in: moto implements neither DescribeSessions nor TerminateSession, so the
 /// local stack reports no live sessions (the SSM adapter is tested with aws-smithy-mocks).
+/// It records the `DescribeSessions` call the deployed adapter makes.
 #[derive(Debug, Clone, Default)]
-pub struct NoLiveSessions;
+pub struct NoLiveSessions {
+    pub calls: ApiCallLog,
+}
 
 #[async_trait::async_trait]
 impl SessionControl for NoLiveSessions {
     async fn live_sessions(&self, _node: &NodeId, _owner_arn: &str) -> Result<Vec<String>, PortError> {
+        self.calls.record("SSM", "DescribeSessions");
         Ok(vec![])
     }
     async fn terminate(&self, _session_id: &str) -> Result<(), PortError> {

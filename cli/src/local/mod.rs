@@ -19,6 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use jit_shared::adapters::api_calls::ApiCallLog;
 use jit_shared::adapters::dynamodb::DynamoStore;
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::grants::IamGranter;
@@ -67,12 +68,21 @@ pub struct DevArgs {
 /// (`mi-`) nodes, so the local stack serves the seed file's nodes. The deployed stack uses
 /// `AwsNodeDirectory` (Resource Groups Tagging API and SSM).
 #[derive(Debug, Clone)]
-pub struct SeedNodeDirectory(pub BTreeMap<String, BTreeMap<String, String>>);
+pub struct SeedNodeDirectory {
+    pub nodes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Records the one call the deployed directory makes per lookup (Tagging `GetResources` for
+    /// an instance, SSM `ListTagsForResource` for a managed node).
+    pub calls: ApiCallLog,
+}
 
 #[async_trait::async_trait]
 impl NodeDirectory for SeedNodeDirectory {
     async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError> {
-        self.0
+        match node.kind() {
+            jit_shared::domain::ids::NodeKind::Ec2Instance => self.calls.record("Resource Groups Tagging API", "GetResources"),
+            jit_shared::domain::ids::NodeKind::ManagedInstance => self.calls.record("SSM", "ListTagsForResource"),
+        }
+        self.nodes
             .get(node.as_str())
             .map(|tags| NodeInfo { node_id: node.clone(), tags: tags.clone() })
             .ok_or_else(|| DirectoryError::NotFound(format!("node {node}")))
@@ -148,6 +158,9 @@ pub struct LocalStack {
     pub api_url: String,
     pub provisioned: Provisioned,
     pub outbox: Arc<Mutex<Vec<OutboxMessage>>>,
+    /// Every AWS API call the stack's functions made (the sweeper's excluded: it runs on a
+    /// schedule, not per request), with the calls the stand-ins stand in for.
+    pub api_calls: ApiCallLog,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -168,6 +181,16 @@ pub struct StartOptions<'a> {
     /// Print each status-change event and each mail as it happens.
     pub print_events: bool,
     pub pending_timeout_minutes: u32,
+    /// Run the scheduled sweeper (pending expiry, grant reconciliation). `make bench` turns it
+    /// off so that only per-request API calls are counted.
+    pub sweeper: bool,
+}
+
+/// A client of the emulator that counts its calls in `$log`.
+macro_rules! counted_client {
+    ($krate:ident, $sdk:expr, $log:expr) => {
+        $krate::Client::from_conf($krate::config::Builder::from($sdk).interceptor($log.clone()).build())
+    };
 }
 
 pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
@@ -180,22 +203,23 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         .await
         .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
-    let (local_executions, commands) = executions::LocalExecutions::new();
+    let calls = ApiCallLog::default();
+    let (local_executions, commands) = executions::LocalExecutions::new(calls.clone());
     let adapters = Arc::new(Adapters {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &provisioned.table),
-        events: EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &provisioned.bus),
-        principals: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk))
-            .with_identity_store(aws_sdk_identitystore::Client::new(sdk), LOCAL_IDENTITY_STORE_ID),
-        nodes: SeedNodeDirectory(opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect()),
+        store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
+        events: EventBridgePublisher::new(counted_client!(aws_sdk_eventbridge, sdk, calls), &provisioned.bus),
+        principals: AwsPrincipalDirectory::new(counted_client!(aws_sdk_iam, sdk, calls))
+            .with_identity_store(counted_client!(aws_sdk_identitystore, sdk, calls), LOCAL_IDENTITY_STORE_ID),
+        nodes: SeedNodeDirectory { nodes: opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect(), calls: calls.clone() },
         policies: opts.policies,
-        mailer: SnsMailer::new(aws_sdk_sns::Client::new(sdk), &provisioned.approvals_topic_arn, &provisioned.requester_topic_arn),
+        mailer: SnsMailer::new(counted_client!(aws_sdk_sns, sdk, calls), &provisioned.approvals_topic_arn, &provisioned.requester_topic_arn),
         key,
         links: LinkSettings { api_base_url: api_url.clone(), account: crate::emulator::ACCOUNT_ID.to_owned(), region: crate::emulator::REGION.to_owned() },
         pending_timeout_minutes: opts.pending_timeout_minutes,
         keys: provisioned.issued_keys(),
         outbox: outbox.clone(),
-        granter: IamGranter::new(aws_sdk_iam::Client::new(sdk)),
-        sessions: executions::NoLiveSessions,
+        granter: IamGranter::new(counted_client!(aws_sdk_iam, sdk, calls)),
+        sessions: executions::NoLiveSessions { calls: calls.clone() },
         grant_settings: GrantSettings {
             partition: "aws".into(),
             region: crate::emulator::REGION.into(),
@@ -222,12 +246,14 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         async move { lifecycle::handle_event(&a.lifecycle(), &a.executions, &env, jit_shared::now()).await }
     })));
     tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands)));
-    tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
+    if opts.sweeper {
+        tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
+    }
     tasks.push(tokio::spawn(outbox_loop(sqs.clone(), provisioned.outboxes.clone(), outbox.clone(), opts.print_events)));
     if opts.print_events {
         tasks.push(tokio::spawn(event_log_loop(sqs, provisioned.status_queue_url.clone())));
     }
-    Ok(LocalStack { api_url, provisioned, outbox, tasks })
+    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, tasks })
 }
 
 async fn serve(listener: TcpListener, adapters: Arc<Adapters>) {
@@ -548,6 +574,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         port: args.port,
         print_events: true,
         pending_timeout_minutes: args.pending_timeout_minutes,
+        sweeper: true,
     })
     .await?;
     let (env_path, creds_path) = write_state(&args.state_dir, &stack, &emulator.endpoint)?;

@@ -2,7 +2,9 @@
 //! token-protected `/decide/{token}` pages behind mail links.
 
 use jit_shared::adapters::apigw;
+use jit_shared::api::ApiResponse;
 use jit_shared::approvals::ApprovalDeps;
+use jit_shared::domain::errors::ServiceError;
 use jit_shared::config::{sdk_config, signing_key_parameter, wiring, StackConfig};
 use lambda_http::{run, service_fn, Error, Request};
 
@@ -13,16 +15,21 @@ async fn main() -> Result<(), Error> {
     let parameter = signing_key_parameter()?;
     let administrators = jit_shared::config::administrators();
     let sdk = sdk_config(&stack.region).await;
-    // Read once per cold start; a missing or short key stops the function before it serves links.
-    let key = wiring::signing_key(&sdk, &parameter).await?;
+    let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);
     let events = wiring::publisher(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key, administrators: &administrators };
-    let deps = &deps;
+    let (key, store, events, directory, administrators) = (&key, &store, &events, &directory, &administrators);
     run(service_fn(move |req: Request| async move {
-        let api_request = apigw::to_api_request(&req);
-        let response = jit_shared::approval_api::handle(deps, &api_request, jit_shared::now()).await;
+        // Every route may sign or check a link, so no request is served without the key; a
+        // missing or short key is a 5xx JSON error, never an unsigned link.
+        let response = match key.get().await {
+            Ok(key) => {
+                let deps = ApprovalDeps { store, events, directory, key, administrators };
+                jit_shared::approval_api::handle(&deps, &apigw::to_api_request(&req), jit_shared::now()).await
+            }
+            Err(e) => ApiResponse::error(&ServiceError::from(e)),
+        };
         Ok::<_, Error>(apigw::to_response(response))
     }))
     .await

@@ -2,6 +2,7 @@
 //! events. Contacts come with the policy set (`contacts.yaml`), bundled at build time.
 
 use jit_shared::adapters::runtime::diagnostic;
+use jit_shared::domain::errors::ServiceError;
 use jit_shared::config::{sdk_config, signing_key_parameter, wiring, MailConfig, StackConfig};
 use jit_shared::events::EventEnvelope;
 use jit_shared::notify::{handle_event, LinkSettings, NotifyDeps};
@@ -20,15 +21,18 @@ async fn main() -> Result<(), Error> {
     let parameter = signing_key_parameter()?;
     let policies = PolicySet::from_files(&bundled_policies::files())?;
     let sdk = sdk_config(&stack.region).await;
-    let key = wiring::signing_key(&sdk, &parameter).await?;
+    let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let mailer = wiring::mailer(&sdk, &mail);
     let links = LinkSettings { api_base_url: mail.api_base_url.clone(), account: stack.account_id.clone(), region: stack.region.clone() };
-    let deps = NotifyDeps { store: &store, directory: &directory, mailer: &mailer, contacts: policies.contacts(), key: &key, links: &links };
-    let deps = &deps;
+    let (key, store, directory, mailer, contacts, links) = (&key, &store, &directory, &mailer, policies.contacts(), &links);
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
-        handle_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "notification"))
+        // A key that cannot be read is retryable or not as the read was: Lambda's retry and the
+        // dead-letter queue then handle the mail like any other failure.
+        let key = key.get().await.map_err(|e| diagnostic(&ServiceError::from(e), "notification"))?;
+        let deps = NotifyDeps { store, directory, mailer, contacts, key, links };
+        handle_event(&deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "notification"))
     }))
     .await
 }

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "apigw")]
 pub mod apigw;
+#[cfg(feature = "sdk")]
+pub mod api_calls;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]

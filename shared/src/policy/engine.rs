@@ -101,7 +101,11 @@ impl PolicySet {
             Ok(x) => x,
             Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![format!("could not build the Cedar request: {e}")] },
         };
-        let response = Authorizer::new().is_authorized(&request, &self.cedar, &entities);
+        let candidates = match self.index.candidates(&node.tags) {
+            Ok(set) => set,
+            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![format!("could not select the Cedar statements: {e}")] },
+        };
+        let response = Authorizer::new().is_authorized(&request, &candidates, &entities);
         let reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
         // A forbid that errors might have matched: it must not let a permit through.

@@ -6,6 +6,7 @@ pub mod contacts;
 pub mod engine;
 pub mod manual;
 pub mod policy_set;
+mod statement_index;
 pub mod yaml_spans;
 
 pub use engine::NodeInfo;

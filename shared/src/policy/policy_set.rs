@@ -11,6 +11,7 @@ use cedar_policy::{Effect, Schema};
 use crate::policy::cedar_statements::{self, Statement};
 use crate::policy::contacts::{parse_contacts, Contact, CONTACTS_FILE};
 use crate::policy::manual::{self, ManualPolicy, TagTarget, Targets};
+use crate::policy::statement_index::StatementIndex;
 
 /// How long auto-approved access lasts when the permit carries no `@accessWindowMinutes`.
 pub const DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES: u32 = 60;
@@ -74,7 +75,7 @@ pub struct StatementInfo {
 /// A loaded, validated policy set. Cheap to share across requests.
 #[derive(Clone, Debug)]
 pub struct PolicySet {
-    pub(crate) cedar: cedar_policy::PolicySet,
+    pub(crate) index: StatementIndex,
     pub(crate) schema: Arc<Schema>,
     pub(crate) statements: BTreeMap<String, StatementInfo>,
     pub(crate) manual: Vec<ManualPolicy>,
@@ -123,6 +124,7 @@ impl PolicySet {
         let validator = cedar_statements::validator(&schema);
         let mut errors = Vec::new();
         let mut cedar = cedar_policy::PolicySet::new();
+        let mut index = StatementIndex::default();
         let mut statements: BTreeMap<String, StatementInfo> = BTreeMap::new();
         let mut manual = Vec::new();
         let mut contacts = Vec::new();
@@ -147,7 +149,7 @@ impl PolicySet {
                                 });
                                 continue;
                             }
-                            if cedar.add(policy).is_err() {
+                            if cedar.add(policy.clone()).is_err() {
                                 errors.push(PolicyLoadError {
                                     file: f.path.clone(),
                                     line,
@@ -156,6 +158,7 @@ impl PolicySet {
                                 });
                                 continue;
                             }
+                            index.add(policy);
                             statements.insert(id.clone(), StatementInfo { id, effect, file: f.path.clone(), line, window_minutes });
                         }
                     }
@@ -178,7 +181,7 @@ impl PolicySet {
             });
         }
         if errors.is_empty() {
-            Ok(Self { cedar, schema: Arc::new(schema), statements, manual, contacts })
+            Ok(Self { index, schema: Arc::new(schema), statements, manual, contacts })
         } else {
             Err(PolicySetError(errors))
         }

@@ -1,0 +1,44 @@
+//! Counts the AWS API calls a piece of code makes, by service and operation. The local stack
+//! attaches it to every client its functions use (and its stand-ins record the calls they stand
+//! in for), so `make bench` can state what one request lifecycle costs in API calls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// A shared tally of `"Service:Operation"` → calls. Cloning shares the tally.
+#[derive(Clone, Debug, Default)]
+pub struct ApiCallLog(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl ApiCallLog {
+    pub fn record(&self, service: &str, operation: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry(format!("{service}:{operation}")).or_default() += 1;
+        }
+    }
+
+    /// The calls so far, and a fresh start.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
+    }
+}
+
+impl Intercept for ApiCallLog {
+    fn name(&self) -> &'static str {
+        "ApiCallLog"
+    }
+
+    // Once per call, not per retry attempt: a lifecycle's cost is stated without faults.
+    fn read_before_execution(&self, _context: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+        match cfg.load::<Metadata>() {
+            Some(m) => self.record(m.service(), m.name()),
+            None => self.record("unknown", "unknown"),
+        }
+        Ok(())
+    }
+}
