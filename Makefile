@@ -25,13 +25,14 @@ SAM_OFFLINE_ENV := SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=u
 # a plain one afterwards; `make deploy GUIDED=1` forces the guided one.
 DEPLOY_MARKER := .aws-sam/.deployed
 
-.PHONY: help venv sam-tools lambda-tools test test-unit test-integration lint asl-validate policy-validate least-privilege sam-validate build sam-build deploy dev demo clean
+.PHONY: help venv sam-tools lambda-tools bench test test-unit test-integration lint asl-validate policy-validate least-privilege sam-validate build sam-build deploy dev demo clean
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
 	@echo "make demo    - four decision outcomes, then a two-level approval through mail links, against 'make dev'"
 	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator, sam validate"
 	@echo "make build   - arm64 Lambda zips, one per function: target/lambda/<function>/bootstrap.zip"
+	@echo "make bench   - one table: Cedar decision time, cold start and RSS vs Python boto3, zip sizes, API calls and cost per lifecycle, end-to-end time"
 	@echo "make deploy  - sam build + sam deploy (guided the first time); needs AWS credentials"
 
 # The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the
@@ -104,6 +105,27 @@ sam-validate: $(SAM_STAMP)
 build: lambda-tools
 	PATH="$(VENV_PATH)" cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
 	@ls -l $(foreach f,$(LAMBDA_FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
+
+# The numbers in docs/performance.md, as one table (also written to $(BENCH_OUT)). Host release
+# binaries (same profile as the zips: fat LTO, codegen-units=1, stripped) for the cold-start and
+# Cedar rows, since arm64 binaries cannot run here; the zips come from `make build`. The first
+# run compiles both targets (about 40 minutes on 2 cores); after that the bench takes about 5.
+BENCH_OUT := target/bench/results.md
+BENCH_RUNS ?= 20
+
+bench: venv build
+	$(CARGO) build --release -p jit-bench $(addprefix -p ,$(LAMBDA_FUNCTIONS))
+	@mkdir -p $(dir $(BENCH_OUT))
+	@set -o pipefail; { \
+		echo "Measured $$(date -u +%Y-%m-%d) on $$(uname -srm), $$(nproc) CPUs ($$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $$(free -g | awk '/Mem:/{print $$2}') GB RAM, $$(rustc --version)"; \
+		echo; \
+		echo "| measurement | result | goal | command |"; \
+		echo "|---|---|---|---|"; \
+		target/release/cedar && \
+		target/release/coldstart target/release $(PY) $(BENCH_RUNS) && \
+		target/release/zip_sizes target/lambda $(LAMBDA_FUNCTIONS) && \
+		JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server target/release/lifecycle; \
+	} | tee $(BENCH_OUT)
 
 # What `sam deploy` uploads: .aws-sam/build, one bootstrap per function.
 sam-build: sam-tools lambda-tools

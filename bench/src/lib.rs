@@ -1,9 +1,7 @@
 //! What the `make bench` programs share: the one table they print, row by row.
 
-/// The table's header; `make bench` prints it once, then each program's rows.
-pub const HEADER: &str = "| measurement | result | goal | command |\n|---|---|---|---|";
-
-/// One row. `goal` is empty where the issue sets none.
+/// One row of the table `make bench` prints (`| measurement | result | goal | command |`).
+/// `goal` is empty where the issue sets none.
 pub fn row(measurement: &str, result: &str, goal: &str, command: &str) {
     println!("| {measurement} | {result} | {goal} | `{command}` |");
 }

@@ -73,6 +73,10 @@ pub struct Transition {
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
+    /// The request as the caller read it (at `expected_version`). Every write of a request bumps
+    /// its version, so this is what is stored if the conditional write succeeds: the store needs
+    /// no read of its own, and the write's condition still decides.
+    pub basis: AccessRequest,
 }
 
 impl Transition {
@@ -91,6 +95,7 @@ impl Transition {
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
+            basis: request.clone(),
         }
     }
 }

@@ -105,9 +105,18 @@ struct Adapters {
     sessions: executions::NoLiveSessions,
     grant_settings: GrantSettings,
     executions: executions::LocalExecutions,
+    calls: ApiCallLog,
 }
 
+/// How the local stack records a function invocation (it plays the Lambda service), next to the
+/// functions' own API calls: `"Lambda:Invoke <function>"`.
+pub const INVOCATION_SERVICE: &str = "Lambda";
+
 impl Adapters {
+    fn invoked(&self, function: &str) {
+        self.calls.record(INVOCATION_SERVICE, &format!("Invoke {function}"));
+    }
+
     fn intake(&self) -> IntakeDeps<'_> {
         IntakeDeps { store: &self.store, events: &self.events, directory: &self.principals }
     }
@@ -227,22 +236,26 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
         },
         executions: local_executions,
+        calls: calls.clone(),
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut tasks = vec![tokio::spawn(serve(listener, adapters.clone()))];
     let a = adapters.clone();
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.submitted_queue_url.clone(), "evaluation", move |env| {
         let a = a.clone();
+        a.invoked("evaluate-request");
         async move { evaluation::handle_submitted_event(&a.evaluation(), &env, jit_shared::now()).await.map(|_| ()) }
     })));
     let a = adapters.clone();
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.notify_queue_url.clone(), "notification", move |env| {
         let a = a.clone();
+        a.invoked("notify");
         async move { notify::handle_event(&a.notify(), &env, jit_shared::now()).await.map(|_| ()) }
     })));
     let a = adapters.clone();
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.lifecycle_queue_url.clone(), "lifecycle", move |env| {
         let a = a.clone();
+        a.invoked("lifecycle");
         async move { lifecycle::handle_event(&a.lifecycle(), &a.executions, &env, jit_shared::now()).await }
     })));
     tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands)));
@@ -316,8 +329,10 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         .collect();
     let api_request = ApiRequest { method: parts.method.to_string(), path: path.clone(), query, headers, body: body.to_vec(), caller };
     let response = if approval_api::serves(&path) {
+        adapters.invoked("approve-request");
         approval_api::handle(&adapters.approvals(), &api_request, now).await
     } else {
+        adapters.invoked("submit-request");
         api::handle(&adapters.intake(), &api_request, now).await
     };
     Ok(http_response(&response))
@@ -389,6 +404,7 @@ async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mp
                 let a = adapters.clone();
                 let handle = tokio::spawn(executions::execute(id.clone(), move |task| {
                     let a = a.clone();
+                    a.invoked("lifecycle");
                     async move { lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await }
                 }));
                 if let Ok(mut map) = running.lock() {

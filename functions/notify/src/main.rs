@@ -6,7 +6,6 @@ use jit_shared::domain::errors::ServiceError;
 use jit_shared::config::{sdk_config, signing_key_parameter, wiring, MailConfig, StackConfig};
 use jit_shared::events::EventEnvelope;
 use jit_shared::notify::{handle_event, LinkSettings, NotifyDeps};
-use jit_shared::policy::PolicySet;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 mod bundled_policies {
@@ -19,14 +18,14 @@ async fn main() -> Result<(), Error> {
     let stack = StackConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let parameter = signing_key_parameter()?;
-    let policies = PolicySet::from_files(&bundled_policies::files())?;
+    let contacts = jit_shared::policy::contacts::contacts_of(&bundled_policies::files())?;
     let sdk = sdk_config(&stack.region).await;
     let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let mailer = wiring::mailer(&sdk, &mail);
     let links = LinkSettings { api_base_url: mail.api_base_url.clone(), account: stack.account_id.clone(), region: stack.region.clone() };
-    let (key, store, directory, mailer, contacts, links) = (&key, &store, &directory, &mailer, policies.contacts(), &links);
+    let (key, store, directory, mailer, contacts, links) = (&key, &store, &directory, &mailer, &contacts, &links);
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
         // A key that cannot be read is retryable or not as the read was: Lambda's retry and the
         // dead-letter queue then handle the mail like any other failure.

@@ -9,6 +9,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// A shared tally of `"Service:Operation"` → calls. Cloning shares the tally.
@@ -22,6 +23,11 @@ impl ApiCallLog {
         }
     }
 
+    /// The calls so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
     /// The calls so far, and a fresh start.
     pub fn take(&self) -> BTreeMap<String, u64> {
         self.0.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
@@ -33,8 +39,14 @@ impl Intercept for ApiCallLog {
         "ApiCallLog"
     }
 
-    // Once per call, not per retry attempt: a lifecycle's cost is stated without faults.
-    fn read_before_execution(&self, _context: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    // Once per call, not per retry attempt: a lifecycle's cost is stated without faults. (The
+    // operation's name is in the config bag from serialization on, not before execution.)
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         match cfg.load::<Metadata>() {
             Some(m) => self.record(m.service(), m.name()),
             None => self.record("unknown", "unknown"),

@@ -409,7 +409,14 @@ impl RequestStore for DynamoStore {
         if !(approval_in_place || grant_in_place) {
             t.from.check_transition(t.to)?;
         }
-        let current = self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?;
+        // Normally no read here: the condition below holds only if the stored request is still
+        // `basis`. A transition whose basis is not at `from`/`expected_version` reads what is
+        // stored instead.
+        let current = if t.basis.request_id == t.request_id && t.basis.status == t.from && t.basis.version == t.expected_version {
+            t.basis.clone()
+        } else {
+            self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?
+        };
         if current.status != t.from || current.version != t.expected_version {
             return Err(TransitionError::Conflict);
         }

@@ -53,6 +53,18 @@ fn valid_email(s: &str) -> bool {
     !local.is_empty() && domain.contains('.') && s.len() <= 254 && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>'\\\"`$;".contains(c))
 }
 
+/// The contacts of a bundled policy set (`contacts.yaml`; none when absent), without loading
+/// its Cedar statements: the notification function needs only these, and the set as a whole is
+/// validated where decisions are made and by `jit policy validate` in CI.
+pub fn contacts_of(files: &[crate::policy::PolicyFile]) -> Result<Vec<Contact>, crate::policy::PolicySetError> {
+    let Some(file) = files.iter().find(|f| f.path == CONTACTS_FILE) else { return Ok(Vec::new()) };
+    parse_contacts(&file.text).map_err(|errors| {
+        crate::policy::PolicySetError(
+            errors.into_iter().map(|e| crate::policy::PolicyLoadError { file: file.path.clone(), line: e.line, message: e.message, fix: e.fix }).collect(),
+        )
+    })
+}
+
 pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
     let doc = yaml_spans::parse(text).map_err(|e| vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }])?;
     let parsed: Doc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
@@ -117,6 +129,16 @@ mod tests {
         let c = parse_contacts("contacts:\n  - iamUser: a\n    email: a@example.com\n  - identityCenterUser: carol\n    email: carol@example.com\n").unwrap();
         assert_eq!(c[0].person, Person::IamUser("a".into()));
         assert_eq!(c[1].person.key(), "ic-user#carol");
+    }
+
+    #[test]
+    fn the_contacts_of_a_bundled_set_come_from_its_contacts_file_only() {
+        let file = |path: &str, text: &str| crate::policy::PolicyFile { path: path.into(), text: text.into() };
+        let set = [file("auto-approval/x.cedar", "not cedar at all"), file(CONTACTS_FILE, "contacts:\n  - iamUser: a\n    email: a@example.com\n")];
+        assert_eq!(contacts_of(&set).unwrap().len(), 1, "the Cedar files are not parsed here");
+        assert!(contacts_of(&[file("manual/p.yaml", "x")]).unwrap().is_empty(), "no contacts file, no contacts");
+        let err = contacts_of(&[file(CONTACTS_FILE, "contacts:\n  - iamUser: a\n    email: nope\n")]).unwrap_err();
+        assert_eq!((err.0[0].file.as_str(), err.0[0].line), (CONTACTS_FILE, 3), "{err}");
     }
 
     #[test]
