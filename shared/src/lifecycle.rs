@@ -175,8 +175,13 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
         Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
     }
     let record = GrantRecord { policy_name: name.clone(), target, attached_at: now, deadline, detached_at: None, terminated_sessions: vec![] };
-    for _ in 0..MAX_ATTEMPTS {
-        let current = load(deps.store, &id).await?;
+    // The first attempt writes on what was read above: if a revoke or expiry moved the request
+    // while the policy was put, the write's condition fails and the next attempt reads again.
+    let mut current = request;
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            current = load(deps.store, &id).await?;
+        }
         if current.status != RequestStatus::Approved {
             // Revoked (or expired) while we attached: the loser of that race removes what it put.
             deps.granter.delete_policy(&principal, &name).await?;
