@@ -1,5 +1,6 @@
-//! Cedar evaluation of a submitted request: resolve the requester and the node, decide, and store
-//! the decision with a conditional status change.
+//! Cedar evaluation of a submitted request: resolve the node, and the requester when a statement
+//! that can apply to the node looks at them; decide; store the decision with a conditional status
+//! change.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::approval::ApprovalProgress;
 use crate::domain::errors::ServiceError;
 use crate::domain::ids::RequestId;
+use crate::domain::principal::ResolvedPrincipal;
 use crate::domain::request::{AccessRequest, Decision, DecisionRule};
 use crate::domain::status::RequestStatus;
 use crate::events::EventEnvelope;
@@ -77,7 +79,12 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
         }
         return Ok(EvaluationOutcome::AlreadyDecided(request.status));
     }
-    let decision = match (deps.principals.resolve(&request.requester).await, deps.nodes.describe(&request.node_id).await) {
+    let node = deps.nodes.describe(&request.node_id).await;
+    let principal = match &node {
+        Ok(n) if !deps.policies.needs_principal(&n.tags) => Ok(ResolvedPrincipal::from_arn_only(&request.requester)),
+        _ => deps.principals.resolve(&request.requester).await,
+    };
+    let decision = match (principal, node) {
         (Err(DirectoryError::Port(e)), _) | (_, Err(DirectoryError::Port(e))) => return Err(e.into()),
         (Err(DirectoryError::NotFound(what)), _) => unresolvable("PrincipalNotFound", format!("the requester could not be resolved: {what}"), now),
         (_, Err(DirectoryError::NotFound(_))) => {

@@ -367,3 +367,32 @@ fn invalid_policies_are_refused_naming_file_line_and_fix() {
         assert!(err.to_string().contains(&format!("{}:{}", c.file, c.line)), "{}: the message names file:line", c.what);
     }
 }
+
+/// Where no statement that can apply to the node looks at the requester, the evaluator decides
+/// with the caller's ARN alone (no IAM calls): that decision must equal the resolved one.
+#[test]
+fn a_decision_that_does_not_need_the_requester_is_the_same_without_resolving_them() {
+    let set = PolicySet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")).unwrap();
+    let caller = jit_shared::domain::principal::CallerArn::try_from(format!("arn:aws:iam::{ACCOUNT}:user/operator")).unwrap();
+    let resolved = iam_user("operator", &["DevOps", "Contractors"], &[("OnCall", "true")]);
+    let nodes = [
+        node("i-0123456789abcdef0", &[("Environment", "Development")]),
+        node("i-0fedcba9876543210", &[("Environment", "Production")]),
+        node("i-0aaaaaaaaaaaaaaa1", &[("Environment", "Sandbox")]),
+        node("i-00000000000000aa1", &[("Environment", "Development"), ("DataClass", "Sensitive")]),
+        node("mi-0123456789abcdef0", &[("Environment", "Staging")]),
+    ];
+    let mut skipped = 0;
+    for n in &nodes {
+        if set.needs_principal(&n.tags) {
+            continue;
+        }
+        skipped += 1;
+        let now = Utc::now();
+        let with = set.decide(&resolved, n, minutes(30), now);
+        let without = set.decide(&ResolvedPrincipal::from_arn_only(&caller), n, minutes(30), now);
+        assert_eq!(with, without, "node {}", n.node_id);
+    }
+    assert!(skipped > 0, "the development node's decision does not look at the requester");
+    assert!(set.needs_principal(&nodes[4].tags), "the staging permit reads the requester's OnCall tag");
+}

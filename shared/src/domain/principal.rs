@@ -116,6 +116,26 @@ pub struct ResolvedPrincipal {
     pub principal_tags: BTreeMap<String, String>,
 }
 
+impl ResolvedPrincipal {
+    /// The caller as its ARN alone describes it: no groups, attributes or tags. Only for a
+    /// decision in which no applicable statement looks at the requester
+    /// (`PolicySet::needs_principal`), where it decides exactly as the resolved one would.
+    pub fn from_arn_only(caller: &CallerArn) -> Self {
+        let identity = match caller.kind() {
+            CallerKind::IamUser { name } => PrincipalIdentity::IamUser { arn: caller.as_str().to_owned(), name: name.clone() },
+            CallerKind::AssumedRole { role_name, session_name } if caller.is_identity_center() => {
+                PrincipalIdentity::IdentityCenterUser { user_id: session_name.clone(), user_name: session_name.clone() }
+            }
+            CallerKind::AssumedRole { role_name, session_name } => PrincipalIdentity::IamRole {
+                arn: format!("arn:{}:iam::{}:role/{role_name}", caller.partition(), caller.account()),
+                name: role_name.clone(),
+                session_name: session_name.clone(),
+            },
+        };
+        Self { identity, groups: vec![], attributes: BTreeMap::new(), principal_tags: BTreeMap::new() }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum PrincipalIdentity {

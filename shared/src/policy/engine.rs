@@ -120,6 +120,13 @@ impl PolicySet {
         }
     }
 
+    /// Whether deciding for a node with these tags looks at the requester at all: when no
+    /// statement that can apply to it does, the decision is the same for every requester, and
+    /// the evaluator skips resolving them (two IAM calls).
+    pub fn needs_principal(&self, node_tags: &BTreeMap<String, String>) -> bool {
+        self.index.needs_principal(node_tags)
+    }
+
     /// Decides a request. Pure: the same inputs always give the same decision.
     pub fn decide(&self, principal: &ResolvedPrincipal, node: &NodeInfo, duration: DurationMinutes, now: DateTime<Utc>) -> Decision {
         let auto = self.auto_stage(principal, node);

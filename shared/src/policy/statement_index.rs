@@ -92,41 +92,70 @@ fn resource_tag_equality(expr: &Value) -> Option<(&str, &str)> {
     Some((resource_tag_call(r, "getTag")?, string_literal(l)?))
 }
 
+/// True when the statement's scope or conditions look at who is asking (`principal`, or
+/// `context`, which holds the principal's tags). Read from the JSON form, conservatively: any
+/// mention counts.
+pub(crate) fn reads_principal(policy: &Policy) -> bool {
+    let Ok(json) = policy.to_json() else { return true };
+    let scoped = json.get("principal").and_then(|p| p.get("op")).and_then(Value::as_str) != Some("All");
+    scoped || json.get("conditions").is_some_and(mentions_principal)
+}
+
+fn mentions_principal(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(k, v)| (k == "Var" && matches!(v.as_str(), Some("principal" | "context"))) || mentions_principal(v)),
+        Value::Array(list) => list.iter().any(mentions_principal),
+        _ => false,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    policy: Policy,
+    reads_principal: bool,
+}
+
 /// The statements of a set, grouped by their tag requirement.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StatementIndex {
-    unindexed: Vec<Policy>,
-    by_key: HashMap<String, Vec<Policy>>,
-    by_key_value: HashMap<String, HashMap<String, Vec<Policy>>>,
+    unindexed: Vec<Entry>,
+    by_key: HashMap<String, Vec<Entry>>,
+    by_key_value: HashMap<String, HashMap<String, Vec<Entry>>>,
 }
 
 impl StatementIndex {
     pub(crate) fn add(&mut self, policy: Policy) {
-        match tag_requirement(&policy) {
-            TagRequirement::None => self.unindexed.push(policy),
-            TagRequirement::Key(k) => self.by_key.entry(k).or_default().push(policy),
-            TagRequirement::KeyValue(k, v) => self.by_key_value.entry(k).or_default().entry(v).or_default().push(policy),
+        let requirement = tag_requirement(&policy);
+        let entry = Entry { reads_principal: reads_principal(&policy), policy };
+        match requirement {
+            TagRequirement::None => self.unindexed.push(entry),
+            TagRequirement::Key(k) => self.by_key.entry(k).or_default().push(entry),
+            TagRequirement::KeyValue(k, v) => self.by_key_value.entry(k).or_default().entry(v).or_default().push(entry),
         }
+    }
+
+    fn selected<'a>(&'a self, tags: &'a BTreeMap<String, String>) -> impl Iterator<Item = &'a Entry> + 'a {
+        let tagged = tags.iter().flat_map(move |(k, v)| {
+            let by_key = self.by_key.get(k).into_iter().flatten();
+            by_key.chain(self.by_key_value.get(k).and_then(|values| values.get(v)).into_iter().flatten())
+        });
+        self.unindexed.iter().chain(tagged)
     }
 
     /// The statements whose condition can hold on a node with these tags.
     pub(crate) fn candidates(&self, tags: &BTreeMap<String, String>) -> Result<cedar_policy::PolicySet, String> {
-        let mut picked: Vec<Policy> = self.unindexed.clone();
-        for (k, v) in tags {
-            if let Some(list) = self.by_key.get(k) {
-                picked.extend(list.iter().cloned());
-            }
-            if let Some(list) = self.by_key_value.get(k).and_then(|values| values.get(v)) {
-                picked.extend(list.iter().cloned());
-            }
-        }
         // Ids are unique across the set (checked at load), so a clash here is a bug; the caller
         // then skips auto-approval.
-        cedar_policy::PolicySet::from_policies(picked).map_err(|e| e.to_string())
+        cedar_policy::PolicySet::from_policies(self.selected(tags).map(|e| e.policy.clone())).map_err(|e| e.to_string())
+    }
+
+    /// Whether any statement that can apply to such a node looks at the requester.
+    pub(crate) fn needs_principal(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.selected(tags).any(|e| e.reads_principal)
     }
 
     #[cfg(test)]
-    pub(crate) fn unindexed_len(&self) -> usize {
+    fn unindexed_len(&self) -> usize {
         self.unindexed.len()
     }
 }
@@ -168,6 +197,39 @@ mod tests {
         for (src, expected) in cases {
             assert_eq!(requirement_of(&src), expected, "{src}");
         }
+    }
+
+    #[test]
+    fn statements_that_look_at_the_requester_are_recognised() {
+        let cases = [
+            (r#"permit (principal, action, resource) when { resource.hasTag("Team") };"#, false),
+            (r#"permit (principal, action, resource);"#, false),
+            (r#"permit (principal in AWS::IAM::Group::"g", action, resource);"#, true),
+            (r#"permit (principal == AWS::IAM::User::"u", action, resource);"#, true),
+            (r#"permit (principal is AWS::IAM::User, action, resource);"#, true),
+            (r#"permit (principal, action, resource) when { resource.hasTag("T") && context.iam.principalTags.hasTag("T") };"#, true),
+            (r#"forbid (principal, action, resource) unless { principal.costCenter == "1" };"#, true),
+        ];
+        for (src, expected) in cases {
+            let policy: Policy = src.parse().unwrap();
+            assert_eq!(reads_principal(&policy), expected, "{src}");
+        }
+    }
+
+    #[test]
+    fn the_requester_is_needed_only_where_an_applicable_statement_looks_at_it() {
+        let mut index = StatementIndex::default();
+        for (id, src) in [
+            ("dev", r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" };"#),
+            ("staff", r#"permit (principal in AWS::IAM::Group::"staff", action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };"#),
+        ] {
+            let policy: Policy = src.parse().unwrap();
+            index.add(policy.new_id(cedar_policy::PolicyId::new(id)));
+        }
+        let node = |env: &str| BTreeMap::from([("Env".to_owned(), env.to_owned())]);
+        assert!(!index.needs_principal(&node("dev")));
+        assert!(index.needs_principal(&node("staging")));
+        assert!(!index.needs_principal(&BTreeMap::new()));
     }
 
     #[test]
