@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::Utc;
+use jit_bench::{quantile, row};
 use jit_shared::domain::ids::{DurationMinutes, NodeId};
 use jit_shared::domain::principal::{GroupRef, PrincipalIdentity, ResolvedPrincipal};
-use jit_bench::{quantile, row};
 use jit_shared::policy::{NodeInfo, PolicyFile, PolicySet};
 
 /// `n` statements over 10 files: nine in ten are permits on a team's environment with a

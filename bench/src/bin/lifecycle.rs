@@ -115,9 +115,7 @@ impl Bench {
     async fn policy_attached(&self, id: &str) -> Result<bool, String> {
         match self.iam.get_user_policy().user_name(REQUESTER).policy_name(format!("jit-{id}")).send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(aws_sdk_iam::operation::get_user_policy::GetUserPolicyError::is_no_such_entity_exception) => {
-                Ok(false)
-            }
+            Err(e) if e.as_service_error().is_some_and(aws_sdk_iam::operation::get_user_policy::GetUserPolicyError::is_no_such_entity_exception) => Ok(false),
             Err(e) => Err(format!("GetUserPolicy: {e}")),
         }
     }

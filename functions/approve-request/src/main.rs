@@ -4,8 +4,8 @@
 use jit_shared::adapters::apigw;
 use jit_shared::api::ApiResponse;
 use jit_shared::approvals::ApprovalDeps;
-use jit_shared::domain::errors::ServiceError;
 use jit_shared::config::{sdk_config, signing_key_parameter, wiring, StackConfig};
+use jit_shared::domain::errors::ServiceError;
 use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]

@@ -2,8 +2,8 @@
 //! events. Contacts come with the policy set (`contacts.yaml`), bundled at build time.
 
 use jit_shared::adapters::runtime::diagnostic;
-use jit_shared::domain::errors::ServiceError;
 use jit_shared::config::{sdk_config, signing_key_parameter, wiring, MailConfig, StackConfig};
+use jit_shared::domain::errors::ServiceError;
 use jit_shared::events::EventEnvelope;
 use jit_shared::notify::{handle_event, LinkSettings, NotifyDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};

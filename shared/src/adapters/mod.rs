@@ -1,9 +1,9 @@
 //! AWS adapters for the ports. Each lives behind the cargo feature of the SDK client it uses.
 
-#[cfg(feature = "apigw")]
-pub mod apigw;
 #[cfg(feature = "sdk")]
 pub mod api_calls;
+#[cfg(feature = "apigw")]
+pub mod apigw;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]

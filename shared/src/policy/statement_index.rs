@@ -175,7 +175,10 @@ mod tests {
         let kv = |k: &str, v: &str| TagRequirement::KeyValue(k.into(), v.into());
         let cases: Vec<(String, TagRequirement)> = vec![
             (format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && resource.getTag("Team") == "a" }};"#), kv("Team", "a")),
-            (format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && "a" == resource.getTag("Team") && context.x }};"#), kv("Team", "a")),
+            (
+                format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && "a" == resource.getTag("Team") && context.x }};"#),
+                kv("Team", "a"),
+            ),
             (
                 format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("A") && resource.hasTag("B") && resource.getTag("B") == "b" }};"#),
                 kv("B", "b"),
@@ -221,7 +224,10 @@ mod tests {
         let mut index = StatementIndex::default();
         for (id, src) in [
             ("dev", r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" };"#),
-            ("staff", r#"permit (principal in AWS::IAM::Group::"staff", action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };"#),
+            (
+                "staff",
+                r#"permit (principal in AWS::IAM::Group::"staff", action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };"#,
+            ),
         ] {
             let policy: Policy = src.parse().unwrap();
             index.add(policy.new_id(cedar_policy::PolicyId::new(id)));
@@ -257,7 +263,10 @@ mod tests {
     /// evaluation errors (`context.missing`), so that errors are compared too.
     const STATEMENTS: [(&str, &str); 8] = [
         ("team-a", r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "a" };"#),
-        ("team-b-dev", r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.hasTag("Team") && resource.getTag("Team") == "b" && resource.getTag("Env") == "dev" };"#),
+        (
+            "team-b-dev",
+            r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.hasTag("Team") && resource.getTag("Team") == "b" && resource.getTag("Env") == "dev" };"#,
+        ),
         ("deny-prod", r#"forbid (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "prod" };"#),
         ("deny-pci", r#"forbid (principal, action, resource) when { resource.hasTag("PCI") };"#),
         ("erroring-forbid", r#"forbid (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "b" && context.missing };"#),
