@@ -124,10 +124,10 @@ bench: venv build
 		echo; \
 		echo "| measurement | result | goal | command |"; \
 		echo "|---|---|---|---|"; \
-		target/release/cedar && \
-		target/release/coldstart target/release $(PY) $(BENCH_RUNS) && \
-		target/release/zip_sizes target/lambda $(LAMBDA_FUNCTIONS) && \
-		JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server target/release/lifecycle; \
+		target/release/bench-cedar && \
+		target/release/bench-coldstart target/release $(PY) $(BENCH_RUNS) && \
+		target/release/bench-zips target/lambda $(LAMBDA_FUNCTIONS) && \
+		JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server target/release/bench-lifecycle; \
 	} | tee $(BENCH_OUT)
 
 # What `sam deploy` uploads: .aws-sam/build, one bootstrap per function.

@@ -1,5 +1,5 @@
 //! The size of each function's deployment zip, as `make build` leaves it
-//! (`target/lambda/<function>/bootstrap.zip`). Usage: `zip_sizes <target/lambda> <function>...`.
+//! (`target/lambda/<function>/bootstrap.zip`). Usage: `bench-zips <target/lambda> <function>...`.
 
 use jit_bench::row;
 
@@ -9,7 +9,7 @@ const GOAL_BYTES: u64 = 6_000_000;
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((dir, functions)) = args.split_first() else {
-        return Err("usage: zip_sizes <target/lambda> <function>...".into());
+        return Err("usage: bench-zips <target/lambda> <function>...".into());
     };
     let mut over = Vec::new();
     for f in functions {

@@ -5,7 +5,7 @@
 //! - the time from `POST /requests` to the policy being attached in IAM, for auto-approved
 //!   requests (median of 50).
 //!
-//! Usage: `lifecycle [repository root]`. Needs the emulator `make venv` installs.
+//! Usage: `bench-lifecycle [repository root]`. Needs the emulator `make venv` installs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -214,7 +214,7 @@ async fn run(root: PathBuf) -> Result<(), String> {
     })
     .await?;
     let bench = Bench { iam: aws_sdk_iam::Client::new(&sdk), stack };
-    let command = "target/release/lifecycle";
+    let command = "target/release/bench-lifecycle";
 
     let auto = bench.auto_lifecycle().await?;
     let manual = bench.manual_lifecycle().await?;

@@ -3,7 +3,7 @@
 //! 127.0.0.1), and its peak RSS at that moment (`VmHWM`); side by side with a minimal Python
 //! boto3 handler that builds the same clients (`bench/python/coldstart_handler.py`).
 //!
-//! Usage: `coldstart <dir of release binaries> <python> [runs]`. The page cache is warm after
+//! Usage: `bench-coldstart <dir of release binaries> <python> [runs]`. The page cache is warm after
 //! the first run (as on a Lambda host that keeps the image); the median is reported.
 
 use std::io::{BufRead, BufReader};
@@ -122,12 +122,12 @@ fn measure(runs: usize, make: impl Fn() -> Command, polls: &mpsc::Receiver<Insta
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(bin_dir), Some(python)) = (args.get(1), args.get(2)) else {
-        return Err("usage: coldstart <dir of release function binaries> <python with boto3> [runs]".into());
+        return Err("usage: bench-coldstart <dir of release function binaries> <python with boto3> [runs]".into());
     };
     let runs: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(20);
     let handler = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/coldstart_handler.py");
     let (api, polls) = runtime_api()?;
-    let command = format!("target/release/coldstart {bin_dir} {python} {runs}");
+    let command = format!("target/release/bench-coldstart {bin_dir} {python} {runs}");
     for (function, clients) in FUNCTIONS {
         let binary = PathBuf::from(bin_dir).join(function);
         let (rust_ms, rust_rss) = measure(

@@ -1,6 +1,6 @@
 //! Cedar decision time for policy sets of 10, 100 and 1,000 statements with realistic entities
 //! (an IAM user in groups with principal tags; a node with five tags). Run by `make bench`:
-//! `target/release/cedar`.
+//! `target/release/bench-cedar`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -83,6 +83,6 @@ fn main() {
         samples.sort_unstable();
         let micros = |q| quantile(&samples, q).unwrap_or_default() as f64 / 1000.0;
         let goal = if n == 1000 { "p99 < 50 µs" } else { "" };
-        row(&format!("Cedar decision, {n} policies"), &format!("median {:.1} µs, p99 {:.1} µs", micros(0.5), micros(0.99)), goal, "target/release/cedar");
+        row(&format!("Cedar decision, {n} policies"), &format!("median {:.1} µs, p99 {:.1} µs", micros(0.5), micros(0.99)), goal, "target/release/bench-cedar");
     }
 }
