@@ -175,11 +175,14 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
         Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
     }
     let record = GrantRecord { policy_name: name.clone(), target, attached_at: now, deadline, detached_at: None, terminated_sessions: vec![] };
-    // The first attempt writes on what was read above: if a revoke or expiry moved the request
-    // while the policy was put, the write's condition fails and the next attempt reads again.
+    // The first attempt writes on what was read above when no grant was recorded yet: if a
+    // revoke or expiry moved the request while the policy was put, the write's condition fails
+    // and the next attempt reads again. A retried task that found a grant already recorded
+    // reads again at once, since it returns without writing and a revoke may have just torn the
+    // grant down (the policy put back above must then go again).
     let mut current = request;
     for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
+        if attempt > 0 || current.grant.is_some() {
             current = load(deps.store, &id).await?;
         }
         if current.status != RequestStatus::Approved {

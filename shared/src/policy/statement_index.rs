@@ -93,8 +93,9 @@ fn resource_tag_equality(expr: &Value) -> Option<(&str, &str)> {
 }
 
 /// True when the statement's scope or conditions look at who is asking (`principal`, or
-/// `context`, which holds the principal's tags). Read from the JSON form, conservatively: any
-/// mention counts.
+/// `context`, which holds the principal's tags), or name any entity in a condition (a literal
+/// user's groups exist only once the requester is resolved). Read from the JSON form,
+/// conservatively: any mention counts.
 pub(crate) fn reads_principal(policy: &Policy) -> bool {
     let Ok(json) = policy.to_json() else { return true };
     let scoped = json.get("principal").and_then(|p| p.get("op")).and_then(Value::as_str) != Some("All");
@@ -103,7 +104,9 @@ pub(crate) fn reads_principal(policy: &Policy) -> bool {
 
 fn mentions_principal(v: &Value) -> bool {
     match v {
-        Value::Object(map) => map.iter().any(|(k, v)| (k == "Var" && matches!(v.as_str(), Some("principal" | "context"))) || mentions_principal(v)),
+        Value::Object(map) => {
+            map.iter().any(|(k, v)| (k == "Var" && matches!(v.as_str(), Some("principal" | "context"))) || k == "__entity" || mentions_principal(v))
+        }
         Value::Array(list) => list.iter().any(mentions_principal),
         _ => false,
     }
@@ -212,6 +215,7 @@ mod tests {
             (r#"permit (principal is AWS::IAM::User, action, resource);"#, true),
             (r#"permit (principal, action, resource) when { resource.hasTag("T") && context.iam.principalTags.hasTag("T") };"#, true),
             (r#"forbid (principal, action, resource) unless { principal.costCenter == "1" };"#, true),
+            (r#"forbid (principal, action, resource) when { resource.hasTag("E") && AWS::IAM::User::"bob" in AWS::IAM::Group::"Suspended" };"#, true),
         ];
         for (src, expected) in cases {
             let policy: Policy = src.parse().unwrap();
