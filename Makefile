@@ -97,7 +97,8 @@ least-privilege: venv
 sam-validate: $(SAM_STAMP)
 	$(SAM_OFFLINE_ENV) $(VENV)/bin/sam validate --lint --template-file template.yaml
 
-# The Lambda artifacts: an arm64 release build (profile.release: fat LTO, codegen-units=1, strip)
+# The Lambda artifacts: an arm64 release build (profile.release: fat LTO, codegen-units=1, opt-level s, strip;
+# cargo-lambda adds panic=abort and target-cpu=neoverse-n1)
 # of every function crate, zipped by cargo-lambda as target/lambda/<function>/bootstrap.zip. The
 # same command as `sam build` runs for each function (BuildMethod rust-cargolambda, CodeUri .:
 # `cargo lambda build --release --arm64 --bin <function>` from the workspace root), so the zips hold
@@ -107,11 +108,11 @@ build: lambda-tools
 	@ls -l $(foreach f,$(LAMBDA_FUNCTIONS),target/lambda/$(f)/bootstrap.zip)
 
 # The numbers in docs/performance.md, as one table (also written to $(BENCH_OUT)). Host release
-# binaries (same profile as the zips: fat LTO, codegen-units=1, stripped) for the cold-start and
+# binaries (same profile as the zips, less cargo-lambda's panic=abort and target-cpu) for the cold-start and
 # Cedar rows, since arm64 binaries cannot run here; the zips come from `make build`. The functions
 # are built on their own, as `make build` builds them, so the bench tools' extra dependencies do
 # not change their feature set. The first
-# run compiles both targets (about 40 minutes on 2 cores); after that the bench takes about 5.
+# run compiles both targets (about 25 minutes on 2 cores); after that the bench takes about 5.
 BENCH_OUT := target/bench/results.md
 BENCH_RUNS ?= 20
 
