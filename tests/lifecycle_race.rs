@@ -26,10 +26,14 @@ use jit_shared::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortErro
 /// orphan, and each test here has its own table: the tests take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// IAM with a switch: deletes fail with a transient error while `failing_deletes` is above zero.
+/// IAM with switches: deletes fail with a transient error while `failing_deletes` is above zero;
+/// while `hold_puts` is set, a put waits (after saying so on `put_reached`) for `put_release`.
 struct FlakyIam {
     inner: IamGranter,
     failing_deletes: AtomicU32,
+    hold_puts: std::sync::atomic::AtomicBool,
+    put_reached: tokio::sync::Notify,
+    put_release: tokio::sync::Notify,
 }
 
 #[async_trait::async_trait]
@@ -38,6 +42,10 @@ impl AccessGranter for FlakyIam {
         self.inner.role_id(role).await
     }
     async fn put_policy(&self, p: &GrantPrincipal, name: &str, doc: &str) -> Result<(), GrantWriteError> {
+        if self.hold_puts.load(Ordering::SeqCst) {
+            self.put_reached.notify_one();
+            self.put_release.notified().await;
+        }
         self.inner.put_policy(p, name, doc).await
     }
     async fn delete_policy(&self, p: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
@@ -144,7 +152,13 @@ impl World {
             store: DynamoStore::new(dynamo, &table),
             events: EventBridgePublisher::new(eb, &bus),
             directory: AwsPrincipalDirectory::new(iam.clone()),
-            granter: FlakyIam { inner: IamGranter::new(iam), failing_deletes: AtomicU32::new(0) },
+            granter: FlakyIam {
+                inner: IamGranter::new(iam),
+                failing_deletes: AtomicU32::new(0),
+                hold_puts: std::sync::atomic::AtomicBool::new(false),
+                put_reached: tokio::sync::Notify::new(),
+                put_release: tokio::sync::Notify::new(),
+            },
             settings: GrantSettings {
                 partition: "aws".into(),
                 region: "us-east-1".into(),
@@ -211,6 +225,36 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
         assert_eq!(teardowns.len(), 1, "run {run}: {trail:#?}");
         assert_eq!(teardowns[0].to, stored.status);
     }
+}
+
+/// A Grant task retried after its grant was recorded (Step Functions retries on timeouts) puts
+/// the policy again; a revoke that tears the grant down while that put is in flight must not
+/// leave the policy attached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_grant_racing_a_revoke_leaves_nothing_attached() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let key = SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap();
+    let admins = [w.caller.to_string()];
+    let approvals = ApprovalDeps { store: &w.store, events: &w.events, directory: &w.directory, key: &key, administrators: &admins };
+    let id = w.granted().await;
+    let deps = w.lifecycle();
+    w.granter.hold_puts.store(true, Ordering::SeqCst);
+
+    let retried = lifecycle::grant(&deps, id.as_str(), Utc::now());
+    let revoke = async {
+        w.granter.put_reached.notified().await;
+        let now = Utc::now();
+        approvals::revoke(&approvals, &w.caller, id.as_str(), b"", now).await.unwrap();
+        lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", now).await.unwrap();
+        assert!(!w.attached(&id).await, "the teardown removed the policy");
+        w.granter.put_release.notify_one();
+    };
+    let (granted, ()) = tokio::join!(retried, revoke);
+
+    assert!(!granted.unwrap().granted);
+    assert!(!w.attached(&id).await, "the retried grant put the policy back after the revoke");
+    assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Revoked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
