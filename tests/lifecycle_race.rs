@@ -134,6 +134,9 @@ struct World {
     sessions: NoLiveSessions,
     user: String,
     caller: CallerArn,
+    key: SigningKey,
+    /// The caller may revoke: it is an administrator.
+    administrators: Vec<String>,
 }
 
 impl World {
@@ -167,8 +170,14 @@ impl World {
             },
             sessions: NoLiveSessions::default(),
             user,
+            key: SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap(),
+            administrators: vec![arn.clone()],
             caller: CallerArn::try_from(arn).unwrap(),
         }
+    }
+
+    fn approvals(&self) -> ApprovalDeps<'_> {
+        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.directory, key: &self.key, administrators: &self.administrators }
     }
 
     fn lifecycle(&self) -> LifecycleDeps<'_> {
@@ -197,9 +206,7 @@ impl World {
 async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_attached() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let key = SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap();
-    let admins = [w.caller.to_string()];
-    let approvals = ApprovalDeps { store: &w.store, events: &w.events, directory: &w.directory, key: &key, administrators: &admins };
+    let approvals = w.approvals();
     for run in 0..100 {
         let id = w.granted().await;
         assert!(w.attached(&id).await);
@@ -234,9 +241,7 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
 async fn a_retried_grant_racing_a_revoke_leaves_nothing_attached() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let key = SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap();
-    let admins = [w.caller.to_string()];
-    let approvals = ApprovalDeps { store: &w.store, events: &w.events, directory: &w.directory, key: &key, administrators: &admins };
+    let approvals = w.approvals();
     let id = w.granted().await;
     let deps = w.lifecycle();
     w.granter.hold_puts.store(true, Ordering::SeqCst);

@@ -39,6 +39,11 @@ const SFN_TRANSITIONS_PER_EXECUTION: f64 = 5.0;
 /// SNS publish plus one email delivery ($2.00 per 100,000).
 const SNS_EMAIL_PER_PUBLISH: f64 = 0.50 / 1e6 + 2.00 / 1e5;
 
+/// A Lambda invocation the local stack recorded, not an API call of a function.
+fn is_invocation(key: &str) -> bool {
+    key.strip_prefix(INVOCATION_SERVICE).is_some_and(|rest| rest.starts_with(':'))
+}
+
 fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     map.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v as f64).sum()
@@ -46,8 +51,8 @@ fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
 
 /// Dollars for one lifecycle with these calls and invocations.
 fn cost(calls: &BTreeMap<String, u64>) -> f64 {
-    let invocations = count(calls, |k| k.starts_with("Lambda:"));
-    let http = count(calls, |k| k == "Lambda:Invoke submit-request" || k == "Lambda:Invoke approve-request");
+    let invocations = count(calls, is_invocation);
+    let http = count(calls, |k| is_invocation(k) && (k.ends_with(" submit-request") || k.ends_with(" approve-request")));
     let ddb_writes = count(calls, |k| {
         k.starts_with("DynamoDB:") && ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"].iter().any(|w| k.ends_with(w))
     });
@@ -80,7 +85,7 @@ fn jitna_monthly(nodes: u32) -> f64 {
 }
 
 fn describe(calls: &BTreeMap<String, u64>) -> String {
-    calls.iter().filter(|(k, _)| !k.starts_with("Lambda:")).map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    calls.iter().filter(|(k, _)| !is_invocation(k)).map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 struct Bench {
@@ -219,8 +224,8 @@ async fn run(root: PathBuf) -> Result<(), String> {
     let auto = bench.auto_lifecycle().await?;
     let manual = bench.manual_lifecycle().await?;
     for (what, calls, goal) in [("auto-approved", &auto, "≤ 12"), ("two-level manual", &manual, "")] {
-        let api = count(calls, |k| !k.starts_with(&format!("{INVOCATION_SERVICE}:")));
-        let invocations = count(calls, |k| k.starts_with(&format!("{INVOCATION_SERVICE}:")));
+        let api = count(calls, |k| !is_invocation(k));
+        let invocations = count(calls, is_invocation);
         row(&format!("AWS API calls, {what} lifecycle (submit → grant → expiry)"), &format!("{api} ({})", describe(calls)), goal, command);
         row(
             &format!("Cost per 1,000 {what} requests"),
