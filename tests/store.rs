@@ -228,3 +228,77 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_write_decided_on_another_request_than_the_stored_one_is_refused() {
+    // Arrange: a stored request, and a basis that agrees on id, status and version only.
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let cases = [
+        ("nodeId", jit_shared::domain::request::AccessRequest { node_id: "i-0fff0000aaaa11112".to_owned().try_into().unwrap(), ..r.clone() }),
+        ("requester", jit_shared::domain::request::AccessRequest { requester: caller("mallory"), ..r.clone() }),
+        ("durationMinutes", jit_shared::domain::request::AccessRequest { duration_minutes: 60.try_into().unwrap(), ..r.clone() }),
+        ("reason", jit_shared::domain::request::AccessRequest { reason: "y".to_owned().try_into().unwrap(), ..r.clone() }),
+    ];
+    for (field, other) in cases {
+        // Act
+        let err = f.store.transition(&transition(&other, RequestStatus::Approved, None)).await.unwrap_err();
+        // Assert
+        assert_eq!(err, TransitionError::Conflict, "a basis with another {field} must not be written");
+    }
+    let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version, stored.node_id), (RequestStatus::Submitted, 1, r.node_id), "the stored request is unchanged");
+    assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is_stored() {
+    // Arrange: a request for the production node (manual approval in policies/), and its
+    // Submitted event altered to name a development node (auto-approved there).
+    let f = Fixture::new().await;
+    let name = unique("alice");
+    aws_sdk_iam::Client::new(&sdk().await).create_user().user_name(&name).send().await.unwrap();
+    let prod = "i-0fedcba9876543210";
+    let dev = "i-0123456789abcdef0";
+    let r = intake::submit(&f.deps(), &caller(&name), &body(prod, "fix the payments outage", 30), None, Utc::now()).await.unwrap().request;
+    let mut event = jit_shared::events::StatusEvent::for_request(&r, None, r.requester.as_str());
+    event.node_id = dev.to_owned();
+    let envelope = jit_shared::events::EventEnvelope {
+        version: "0".into(),
+        id: "test".into(),
+        detail_type: event.detail_type(),
+        source: jit_shared::events::EVENT_SOURCE.into(),
+        account: "123456789012".into(),
+        time: None,
+        region: "us-east-1".into(),
+        resources: vec![],
+        detail: event,
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).unwrap();
+    let nodes = jit_cli::local::SeedNodeDirectory {
+        nodes: [
+            (prod.to_owned(), [("Environment".to_owned(), "Production".to_owned())].into()),
+            (dev.to_owned(), [("Environment".to_owned(), "Development".to_owned())].into()),
+        ]
+        .into(),
+        calls: Default::default(),
+    };
+    let deps = jit_shared::evaluation::EvaluationDeps {
+        store: &f.store,
+        events: &f.events,
+        principals: &f.directory,
+        nodes: &nodes,
+        policies: &policies,
+        pending_timeout_minutes: 60,
+    };
+    // Act
+    let outcome = jit_shared::evaluation::handle_submitted_event(&deps, &envelope, Utc::now()).await.unwrap();
+    // Assert: decided once, on the stored production request.
+    let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Pending, "the production node needs approval: {outcome:?}");
+    assert_eq!(stored.node_id.as_str(), prod);
+    let tags = &stored.decision.unwrap().node_tags;
+    assert_eq!(tags.get("Environment").map(String::as_str), Some("Production"));
+    assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 2);
+}

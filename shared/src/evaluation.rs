@@ -63,9 +63,47 @@ pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventE
         )));
     }
     let id = RequestId::try_from(envelope.detail.request_id.clone())?;
+    // The event carries the whole submitted request, so the usual case needs no read: the
+    // decision's write is conditional on the stored request being exactly this one (status,
+    // version, requester, node, duration, reason). Any mismatch (a redelivery after the decision,
+    // or an event that does not match the table) falls back to deciding on what is stored.
+    if let Some(submitted) = submitted_request(&envelope.detail) {
+        match decide_and_store(deps, submitted, now).await? {
+            Some(outcome) => return Ok(outcome),
+            None => tracing::info!(request_id = %id, "the stored request is not the one in the event; reading it"),
+        }
+    }
     evaluate(deps, &id, now).await
 }
 
+/// The request a Submitted event describes, as stored at submission (version 1).
+fn submitted_request(d: &crate::events::StatusEvent) -> Option<AccessRequest> {
+    if d.status != RequestStatus::Submitted || d.version != 1 || d.previous_status.is_some() {
+        return None;
+    }
+    Some(AccessRequest {
+        request_id: RequestId::try_from(d.request_id.clone()).ok()?,
+        requester: crate::domain::principal::CallerArn::try_from(d.requester.clone()).ok()?,
+        node_id: d.node_id.clone().try_into().ok()?,
+        reason: d.reason.clone().try_into().ok()?,
+        duration_minutes: d.duration_minutes.try_into().ok()?,
+        status: RequestStatus::Submitted,
+        created_at: stored_precision(d.at)?,
+        updated_at: stored_precision(d.at)?,
+        version: 1,
+        decision: None,
+        approval: None,
+        approved_at: None,
+        grant: None,
+    })
+}
+
+/// The table keeps times to the microsecond.
+fn stored_precision(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(t.timestamp_micros())
+}
+
+/// Reads the request and decides it, unless it was already decided.
 pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
     let Some(request) = deps.store.get(id).await? else {
         tracing::warn!(request_id = %id, "evaluation event for an unknown request");
@@ -79,6 +117,19 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
         }
         return Ok(EvaluationOutcome::AlreadyDecided(request.status));
     }
+    match decide_and_store(deps, request, now).await? {
+        Some(outcome) => Ok(outcome),
+        None => {
+            let current = deps.store.get(id).await?.map_or(RequestStatus::Submitted, |r| r.status);
+            Ok(EvaluationOutcome::AlreadyDecided(current))
+        }
+    }
+}
+
+/// Decides a Submitted request and stores the decision; `None` when the conditional write finds
+/// the stored request changed (or different from `request`).
+async fn decide_and_store(deps: &EvaluationDeps<'_>, request: AccessRequest, now: DateTime<Utc>) -> Result<Option<EvaluationOutcome>, ServiceError> {
+    let id = &request.request_id;
     let node = deps.nodes.describe(&request.node_id).await;
     let principal = match &node {
         Ok(n) if !deps.policies.needs_principal(&n.tags) => Ok(ResolvedPrincipal::from_arn_only(&request.requester)),
@@ -103,12 +154,9 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
         Ok(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");
             publish_change(deps.events, &updated, Some(RequestStatus::Submitted), EVALUATOR_ACTOR).await?;
-            Ok(EvaluationOutcome::Decided(Box::new(updated)))
+            Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))
         }
-        Err(TransitionError::Conflict) => {
-            let current = deps.store.get(id).await?.map_or(RequestStatus::Submitted, |r| r.status);
-            Ok(EvaluationOutcome::AlreadyDecided(current))
-        }
+        Err(TransitionError::Conflict) => Ok(None),
         Err(TransitionError::NotAllowed(e)) => Err(ServiceError::Internal(e.to_string())),
         Err(TransitionError::Port(e)) => Err(e.into()),
     }

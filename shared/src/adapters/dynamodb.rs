@@ -421,13 +421,26 @@ impl RequestStore for DynamoStore {
             return Err(TransitionError::Conflict);
         }
         let next_version = t.expected_version + 1;
-        let mut condition = "#status = :from AND #version = :expected".to_owned();
+        // The request's own fields are part of the condition too: a caller may decide on a
+        // request it did not read from the table (evaluation takes it from the Submitted event),
+        // and its write must then apply only if the stored request is the one it decided on.
+        let mut condition =
+            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason"
+                .to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(request_pk(&t.request_id)))
             .key("sk", s("META"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#requester", "requester")
+            .expression_attribute_names("#node", "nodeId")
+            .expression_attribute_names("#duration", "durationMinutes")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_values(":requester", s(current.requester.as_str()))
+            .expression_attribute_values(":node", s(current.node_id.as_str()))
+            .expression_attribute_values(":duration", n(current.duration_minutes.get()))
+            .expression_attribute_values(":reason", s(current.reason.as_str()))
             .expression_attribute_values(":from", s(t.from.as_str()))
             .expression_attribute_values(":expected", n(t.expected_version))
             .expression_attribute_values(":to", s(t.to.as_str()))

@@ -31,35 +31,43 @@ impl AwsPrincipalDirectory {
         self
     }
 
-    async fn iam_user(&self, caller: &CallerArn, name: &str) -> Result<ResolvedPrincipal, DirectoryError> {
+    /// `GetUser` returns the user's tags with it (IAM allows at most 50), so no `ListUserTags`.
+    async fn iam_user(&self, name: &str) -> Result<ResolvedPrincipal, DirectoryError> {
+        let not_found = || DirectoryError::NotFound(format!("IAM user {name}"));
+        let out = self.iam.get_user().user_name(name).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                not_found()
+            } else {
+                classify("GetUser", &e).into()
+            }
+        })?;
+        let user = out.user().ok_or_else(not_found)?;
         let groups = self.iam.list_groups_for_user().user_name(name).max_items(1000).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
-                DirectoryError::NotFound(format!("IAM user {name}"))
+                not_found()
             } else {
                 classify("ListGroupsForUser", &e).into()
             }
         })?;
-        let tags = self.iam.list_user_tags().user_name(name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListUserTags", &e)))?;
         Ok(ResolvedPrincipal {
-            identity: PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.to_owned() },
+            identity: PrincipalIdentity::IamUser { arn: user.arn().to_owned(), name: name.to_owned() },
             groups: groups.groups().iter().map(|g| GroupRef::IamGroup { arn: g.arn().to_owned(), name: g.group_name().to_owned() }).collect(),
             attributes: BTreeMap::new(),
-            principal_tags: tags.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+            principal_tags: user.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
         })
     }
 
+    /// `GetRole` returns the role's tags with it, so no `ListRoleTags`.
     async fn role(&self, role_name: &str) -> Result<(String, BTreeMap<String, String>), DirectoryError> {
-        let role = self.iam.get_role().role_name(role_name).send().await.map_err(|e| {
+        let out = self.iam.get_role().role_name(role_name).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
                 DirectoryError::NotFound(format!("IAM role {role_name}"))
             } else {
                 classify("GetRole", &e).into()
             }
         })?;
-        let arn = role.role().map(|r| r.arn().to_owned()).ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role_name}")))?;
-        let tags =
-            self.iam.list_role_tags().role_name(role_name).max_items(1000).send().await.map_err(|e| DirectoryError::from(classify("ListRoleTags", &e)))?;
-        Ok((arn, tags.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()))
+        let role = out.role().ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role_name}")))?;
+        Ok((role.arn().to_owned(), role.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()))
     }
 
     #[cfg(feature = "identitystore")]
@@ -118,18 +126,7 @@ impl AwsPrincipalDirectory {
 impl PrincipalDirectory for AwsPrincipalDirectory {
     async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
         match person {
-            Person::IamUser(name) => {
-                let user = self.iam.get_user().user_name(name).send().await.map_err(|e| {
-                    if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
-                        DirectoryError::NotFound(format!("IAM user {name}"))
-                    } else {
-                        classify("GetUser", &e).into()
-                    }
-                })?;
-                let arn = user.user().map(|u| u.arn().to_owned()).ok_or_else(|| DirectoryError::NotFound(format!("IAM user {name}")))?;
-                let caller = CallerArn::try_from(arn).map_err(|e| DirectoryError::NotFound(e.message))?;
-                self.iam_user(&caller, name).await
-            }
+            Person::IamUser(name) => self.iam_user(name).await,
             Person::IamRoleSession { role, session } => {
                 let (role_arn, principal_tags) = self.role(role).await?;
                 Ok(ResolvedPrincipal {
@@ -152,7 +149,11 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
 
     async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
         match caller.kind() {
-            CallerKind::IamUser { name } => self.iam_user(caller, name).await,
+            CallerKind::IamUser { name } => {
+                let resolved = self.iam_user(name).await?;
+                // Policies see the caller's own ARN (as signed), not a re-spelling of it.
+                Ok(ResolvedPrincipal { identity: PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.clone() }, ..resolved })
+            }
             CallerKind::AssumedRole { role_name, session_name } => {
                 let (role_arn, principal_tags) = self.role(role_name).await?;
                 #[cfg(feature = "identitystore")]
