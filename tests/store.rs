@@ -302,3 +302,24 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
     assert_eq!(tags.get("Environment").map(String::as_str), Some("Production"));
     assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn an_iam_user_resolves_with_its_groups_and_tags_whichever_way_it_is_named() {
+    // Arrange: a user in one group with one tag (GetUser carries the tags; no ListUserTags).
+    let f = Fixture::new().await;
+    let iam = aws_sdk_iam::Client::new(&sdk().await);
+    let (name, group) = (unique("tagged"), unique("Oncall"));
+    let tag = aws_sdk_iam::types::Tag::builder().key("Team").value("payments").build().unwrap();
+    iam.create_user().user_name(&name).tags(tag).send().await.unwrap();
+    iam.create_group().group_name(&group).send().await.unwrap();
+    iam.add_user_to_group().group_name(&group).user_name(&name).send().await.unwrap();
+    use jit_shared::ports::PrincipalDirectory;
+    // Act
+    let by_caller = f.directory.resolve(&caller(&name)).await.unwrap();
+    let by_person = f.directory.resolve_person(&jit_shared::domain::approval::Person::IamUser(name.clone())).await.unwrap();
+    // Assert
+    for resolved in [by_caller, by_person] {
+        assert_eq!(resolved.principal_tags.get("Team").map(String::as_str), Some("payments"));
+        assert_eq!(resolved.groups.len(), 1, "{:?}", resolved.groups);
+    }
+}
