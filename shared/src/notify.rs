@@ -8,7 +8,7 @@ use crate::domain::approval::{self, Person, Verdict};
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
 use crate::domain::errors::ServiceError;
 use crate::domain::ids::RequestId;
-use crate::domain::request::AccessRequest;
+use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
 use crate::domain::status::RequestStatus;
 use crate::events::{EventEnvelope, EventKind};
 use crate::intake::approver_keys;
@@ -78,15 +78,18 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
         if contact.person == requester || progress.has_acted(&contact.person.key()) {
             continue;
         }
-        let principal = match deps.directory.resolve_person(&contact.person).await {
-            Ok(p) => p,
-            Err(DirectoryError::NotFound(what)) => {
-                tracing::warn!(contact = %contact.person, %what, "a contact does not resolve; no mail for them");
-                continue;
-            }
-            Err(DirectoryError::Port(e)) => return Err(e.into()),
+        let keys = match keys_without_lookup(&contact.person, plan, level) {
+            Some(keys) => keys,
+            None => match deps.directory.resolve_person(&contact.person).await {
+                Ok(p) => approver_keys(&p),
+                Err(DirectoryError::NotFound(what)) => {
+                    tracing::warn!(contact = %contact.person, %what, "a contact does not resolve; no mail for them");
+                    continue;
+                }
+                Err(DirectoryError::Port(e)) => return Err(e.into()),
+            },
         };
-        if approval::matching_approver(plan, level, &approver_keys(&principal)).is_none() {
+        if approval::matching_approver(plan, level, &keys).is_none() {
             continue;
         }
         let claims = TokenClaims {
@@ -103,6 +106,21 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
     }
     tracing::info!(request_id = %id, level, sent, "approval mail sent");
     Ok(sent)
+}
+
+/// A contact's approver keys when the level names no group they could be in: their own key is
+/// then all that can match, and no directory lookup is needed. (Whoever follows the link is
+/// resolved in full when they decide.)
+fn keys_without_lookup(person: &Person, plan: &ApprovalPlan, level: u8) -> Option<Vec<String>> {
+    let approvers = &plan.levels.get(usize::from(level).checked_sub(1)?)?.approvers;
+    let (own, in_groups) = match person {
+        Person::IamUser(name) => (Approver::IamUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IamGroup(_)))),
+        Person::IamRoleSession { role, .. } => (Approver::IamRole(role.clone()), false),
+        Person::IdentityCenterUser(name) => {
+            (Approver::IdentityCenterUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IdentityCenterGroup(_))))
+        }
+    };
+    (!in_groups).then(|| vec![own.index_key()])
 }
 
 pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str, account: &str, region: &str) -> Mail {
@@ -179,4 +197,33 @@ async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Resu
     let mail = Mail { audience: Audience::Requesters, recipient: person.key(), subject: format!("Access request {}: {}", d.node_id, d.status), body };
     deps.mailer.send(&mail).await?;
     Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::request::ApprovalLevel;
+
+    fn plan(approvers: Vec<Approver>) -> ApprovalPlan {
+        ApprovalPlan { policy_name: "p".into(), levels: vec![ApprovalLevel { min_approvals: 1, approvers }] }
+    }
+
+    #[test]
+    fn a_contact_is_looked_up_only_when_the_level_names_a_group_they_could_be_in() {
+        let alice = Person::IamUser("alice".into());
+        let carol = Person::IdentityCenterUser("carol".into());
+        let oncall = Person::IamRoleSession { role: "oncall".into(), session: "bob".into() };
+        let cases = [
+            (&alice, vec![Approver::IamUser("alice".into())], Some(vec!["iam-user#alice".to_owned()])),
+            (&alice, vec![Approver::IamUser("x".into()), Approver::IamGroup("DevOps".into())], None),
+            (&alice, vec![Approver::IdentityCenterGroup("g-1".into())], Some(vec!["iam-user#alice".to_owned()])),
+            (&carol, vec![Approver::IamGroup("DevOps".into())], Some(vec!["ic-user#carol".to_owned()])),
+            (&carol, vec![Approver::IdentityCenterGroup("g-1".into())], None),
+            (&oncall, vec![Approver::IamGroup("DevOps".into()), Approver::IdentityCenterGroup("g-1".into())], Some(vec!["iam-role#oncall".to_owned()])),
+        ];
+        for (person, approvers, expected) in cases {
+            assert_eq!(keys_without_lookup(person, &plan(approvers.clone()), 1), expected, "{person} with {approvers:?}");
+        }
+        assert_eq!(keys_without_lookup(&alice, &plan(vec![]), 2), None, "a level the plan does not have is looked up (and then matches nothing)");
+    }
 }
