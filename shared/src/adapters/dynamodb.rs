@@ -425,8 +425,7 @@ impl RequestStore for DynamoStore {
         // request it did not read from the table (evaluation takes it from the Submitted event),
         // and its write must then apply only if the stored request is the one it decided on.
         let mut condition =
-            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason"
-                .to_owned();
+            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(request_pk(&t.request_id)))
