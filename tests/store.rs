@@ -323,3 +323,54 @@ async fn an_iam_user_resolves_with_its_groups_and_tags_whichever_way_it_is_named
         assert_eq!(resolved.groups.len(), 1, "{:?}", resolved.groups);
     }
 }
+
+/// Keeps the mails it is given.
+#[derive(Default)]
+struct Outbox(std::sync::Mutex<Vec<jit_shared::ports::Mail>>);
+
+#[async_trait::async_trait]
+impl jit_shared::ports::Mailer for Outbox {
+    async fn send(&self, mail: &jit_shared::ports::Mail) -> Result<(), jit_shared::ports::PortError> {
+        self.0.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_names_them() {
+    // Arrange: a level naming two IAM users directly (no groups, so no group lookup), one of whom
+    // was offboarded (no IAM user) but is still in the contacts.
+    use jit_shared::domain::approval::Person;
+    let f = Fixture::new().await;
+    let (present, gone) = (unique("present"), unique("gone"));
+    aws_sdk_iam::Client::new(&sdk().await).create_user().user_name(&present).send().await.unwrap();
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let plan = ApprovalPlan {
+        policy_name: "direct".into(),
+        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser(present.clone()), Approver::IamUser(gone.clone())] }],
+    };
+    let pending = f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan))).await.unwrap();
+    let contacts =
+        [&present, &gone].map(|name| jit_shared::policy::contacts::Contact { person: Person::IamUser(name.clone()), email: format!("{name}@example.com") });
+    let outbox = Outbox::default();
+    let key = jit_shared::domain::approval_token::SigningKey::from_secret(&"k".repeat(48)).unwrap();
+    let links = jit_shared::notify::LinkSettings { api_base_url: "http://127.0.0.1:1".into(), account: "123456789012".into(), region: "us-east-1".into() };
+    let deps = jit_shared::notify::NotifyDeps { store: &f.store, directory: &f.directory, mailer: &outbox, contacts: &contacts, key: &key, links: &links };
+    let event = jit_shared::events::StatusEvent::for_request(&pending, Some(RequestStatus::Submitted), "system:evaluator");
+    let envelope = jit_shared::events::EventEnvelope {
+        version: "0".into(),
+        id: "test".into(),
+        detail_type: event.detail_type(),
+        source: jit_shared::events::EVENT_SOURCE.into(),
+        account: "123456789012".into(),
+        time: None,
+        region: "us-east-1".into(),
+        resources: vec![],
+        detail: event,
+    };
+    // Act
+    let sent = jit_shared::notify::handle_event(&deps, &envelope, Utc::now()).await.unwrap();
+    // Assert
+    let recipients: Vec<String> = outbox.0.lock().unwrap().iter().map(|m| m.recipient.clone()).collect();
+    assert_eq!((sent, recipients), (1, vec![Person::IamUser(present).key()]));
+}

@@ -65,12 +65,16 @@ pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventE
     let id = RequestId::try_from(envelope.detail.request_id.clone())?;
     // The event carries the whole submitted request, so the usual case needs no read: the
     // decision's write is conditional on the stored request being exactly this one (status,
-    // version, requester, node, duration, reason). Any mismatch (a redelivery after the decision,
-    // or an event that does not match the table) falls back to deciding on what is stored.
+    // version, requester, node, duration, reason, creation time). Anything else (a redelivery
+    // after the decision, an event that does not match the table, a failed lookup) falls back to
+    // the stored request. A redelivery therefore publishes a stored decision again, as before:
+    // events are at-least-once, and a duplicate arriving while the first delivery is still
+    // running may publish it twice.
     if let Some(submitted) = submitted_request(&envelope.detail) {
-        match decide_and_store(deps, submitted, now).await? {
-            Some(outcome) => return Ok(outcome),
-            None => tracing::info!(request_id = %id, "the stored request is not the one in the event; reading it"),
+        match decide_and_store(deps, submitted, now).await {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) => tracing::info!(request_id = %id, "the stored request is not at the event's version or differs from it; reading it"),
+            Err(e) => tracing::warn!(request_id = %id, error = %e, "deciding on the event failed; reading the stored request"),
         }
     }
     evaluate(deps, &id, now).await

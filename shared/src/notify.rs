@@ -78,16 +78,18 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
         if contact.person == requester || progress.has_acted(&contact.person.key()) {
             continue;
         }
-        let keys = match keys_without_lookup(&contact.person, plan, level) {
-            Some(keys) => keys,
-            None => match deps.directory.resolve_person(&contact.person).await {
-                Ok(p) => approver_keys(&p),
-                Err(DirectoryError::NotFound(what)) => {
-                    tracing::warn!(contact = %contact.person, %what, "a contact does not resolve; no mail for them");
-                    continue;
-                }
-                Err(DirectoryError::Port(e)) => return Err(e.into()),
-            },
+        // Someone who no longer exists (an offboarded user still in contacts.yaml) gets no mail.
+        let looked_up = match keys_without_lookup(&contact.person, plan, level) {
+            Some(keys) => deps.directory.check_exists(&contact.person).await.map(|()| keys),
+            None => deps.directory.resolve_person(&contact.person).await.map(|p| approver_keys(&p)),
+        };
+        let keys = match looked_up {
+            Ok(keys) => keys,
+            Err(DirectoryError::NotFound(what)) => {
+                tracing::warn!(contact = %contact.person, %what, "a contact does not resolve; no mail for them");
+                continue;
+            }
+            Err(DirectoryError::Port(e)) => return Err(e.into()),
         };
         if approval::matching_approver(plan, level, &keys).is_none() {
             continue;
@@ -109,8 +111,8 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
 }
 
 /// A contact's approver keys when the level names no group they could be in: their own key is
-/// then all that can match, and no directory lookup is needed. (Whoever follows the link is
-/// resolved in full when they decide.)
+/// then all that can match, and only their existence needs checking, not their groups. (Whoever
+/// follows the link is resolved in full when they decide.)
 fn keys_without_lookup(person: &Person, plan: &ApprovalPlan, level: u8) -> Option<Vec<String>> {
     let approvers = &plan.levels.get(usize::from(level).checked_sub(1)?)?.approvers;
     let (own, in_groups) = match person {

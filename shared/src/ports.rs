@@ -170,6 +170,11 @@ pub trait PrincipalDirectory: Send + Sync {
     async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError>;
     /// The same for a person named by a mail link (no caller ARN in hand).
     async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError>;
+    /// `Ok` while the person exists (`NotFound` once they are gone). A full resolution by
+    /// default; a directory with a cheaper check overrides it.
+    async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
+        self.resolve_person(person).await.map(|_| ())
+    }
 }
 
 #[async_trait]

@@ -421,11 +421,12 @@ impl RequestStore for DynamoStore {
             return Err(TransitionError::Conflict);
         }
         let next_version = t.expected_version + 1;
-        // The request's own fields are part of the condition too: a caller may decide on a
-        // request it did not read from the table (evaluation takes it from the Submitted event),
-        // and its write must then apply only if the stored request is the one it decided on.
+        // The request's own fields (and its creation time, which keys the approver index) are part
+        // of the condition too: a caller may decide on a request it did not read from the table
+        // (evaluation takes it from the Submitted event), and its write must then apply only if
+        // the stored request is the one it decided on.
         let mut condition =
-            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason".to_owned();
+            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason AND createdAt = :created".to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", s(request_pk(&t.request_id)))
@@ -440,6 +441,7 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":node", s(current.node_id.as_str()))
             .expression_attribute_values(":duration", n(current.duration_minutes.get()))
             .expression_attribute_values(":reason", s(current.reason.as_str()))
+            .expression_attribute_values(":created", s(ts(&current.created_at)))
             .expression_attribute_values(":from", s(t.from.as_str()))
             .expression_attribute_values(":expected", n(t.expected_version))
             .expression_attribute_values(":to", s(t.to.as_str()))

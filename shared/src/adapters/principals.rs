@@ -32,7 +32,7 @@ impl AwsPrincipalDirectory {
     }
 
     /// `GetUser` returns the user's tags with it (IAM allows at most 50), so no `ListUserTags`.
-    async fn iam_user(&self, name: &str) -> Result<ResolvedPrincipal, DirectoryError> {
+    async fn get_user(&self, name: &str) -> Result<aws_sdk_iam::types::User, DirectoryError> {
         let not_found = || DirectoryError::NotFound(format!("IAM user {name}"));
         let out = self.iam.get_user().user_name(name).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
@@ -41,7 +41,12 @@ impl AwsPrincipalDirectory {
                 classify("GetUser", &e).into()
             }
         })?;
-        let user = out.user().ok_or_else(not_found)?;
+        out.user.ok_or_else(not_found)
+    }
+
+    async fn iam_user(&self, name: &str) -> Result<ResolvedPrincipal, DirectoryError> {
+        let not_found = || DirectoryError::NotFound(format!("IAM user {name}"));
+        let user = self.get_user(name).await?;
         let groups = self.iam.list_groups_for_user().user_name(name).max_items(1000).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
                 not_found()
@@ -77,7 +82,33 @@ impl AwsPrincipalDirectory {
         store: &str,
         user_name: &str,
     ) -> Result<(PrincipalIdentity, Vec<GroupRef>), DirectoryError> {
-        use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
+        use aws_sdk_identitystore::types::MemberId;
+        let user_id = Self::identity_center_user_id(client, store, user_name).await?;
+        let mut groups = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = client
+                .list_group_memberships_for_member()
+                .identity_store_id(store)
+                .member_id(MemberId::UserId(user_id.clone()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| DirectoryError::from(classify("ListGroupMembershipsForMember", &e)))?;
+            groups.extend(
+                out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }),
+            );
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok((PrincipalIdentity::IdentityCenterUser { user_id, user_name: user_name.to_owned() }, groups))
+    }
+
+    #[cfg(feature = "identitystore")]
+    async fn identity_center_user_id(client: &aws_sdk_identitystore::Client, store: &str, user_name: &str) -> Result<String, DirectoryError> {
+        use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
         use aws_smithy_types::Document;
         let unique = UniqueAttribute::builder()
             .attribute_path("userName")
@@ -99,26 +130,7 @@ impl AwsPrincipalDirectory {
             })?
             .user_id
             .clone();
-        let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let out = client
-                .list_group_memberships_for_member()
-                .identity_store_id(store)
-                .member_id(MemberId::UserId(user_id.clone()))
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| DirectoryError::from(classify("ListGroupMembershipsForMember", &e)))?;
-            groups.extend(
-                out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }),
-            );
-            match out.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => break,
-            }
-        }
-        Ok((PrincipalIdentity::IdentityCenterUser { user_id, user_name: user_name.to_owned() }, groups))
+        Ok(user_id)
     }
 }
 
@@ -141,6 +153,21 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 if let Some((client, store)) = &self.identity_store {
                     let (identity, groups) = self.identity_center_user(client, store, user_name).await?;
                     return Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags: BTreeMap::new() });
+                }
+                Err(DirectoryError::NotFound(format!("Identity Center user {user_name} (no Identity Store is configured)")))
+            }
+        }
+    }
+
+    /// One call: `GetUser`, `GetRole` or `GetUserId`, without the group lookups.
+    async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
+        match person {
+            Person::IamUser(name) => self.get_user(name).await.map(|_| ()),
+            Person::IamRoleSession { role, .. } => self.role(role).await.map(|_| ()),
+            Person::IdentityCenterUser(user_name) => {
+                #[cfg(feature = "identitystore")]
+                if let Some((client, store)) = &self.identity_store {
+                    return Self::identity_center_user_id(client, store, user_name).await.map(|_| ());
                 }
                 Err(DirectoryError::NotFound(format!("Identity Center user {user_name} (no Identity Store is configured)")))
             }
