@@ -251,6 +251,21 @@ async fn a_write_decided_on_another_request_than_the_stored_one_is_refused() {
     assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 1);
 }
 
+/// The envelope EventBridge would deliver for `event`.
+fn envelope_of(event: jit_shared::events::StatusEvent) -> jit_shared::events::EventEnvelope {
+    jit_shared::events::EventEnvelope {
+        version: "0".into(),
+        id: "test".into(),
+        detail_type: event.detail_type(),
+        source: jit_shared::events::EVENT_SOURCE.into(),
+        account: "123456789012".into(),
+        time: None,
+        region: "us-east-1".into(),
+        resources: vec![],
+        detail: event,
+    }
+}
+
 #[tokio::test]
 async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is_stored() {
     // Arrange: a request for the production node (manual approval in policies/), and its
@@ -263,17 +278,7 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
     let r = intake::submit(&f.deps(), &caller(&name), &body(prod, "fix the payments outage", 30), None, Utc::now()).await.unwrap().request;
     let mut event = jit_shared::events::StatusEvent::for_request(&r, None, r.requester.as_str());
     event.node_id = dev.to_owned();
-    let envelope = jit_shared::events::EventEnvelope {
-        version: "0".into(),
-        id: "test".into(),
-        detail_type: event.detail_type(),
-        source: jit_shared::events::EVENT_SOURCE.into(),
-        account: "123456789012".into(),
-        time: None,
-        region: "us-east-1".into(),
-        resources: vec![],
-        detail: event,
-    };
+    let envelope = envelope_of(event);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).unwrap();
     let nodes = jit_cli::local::SeedNodeDirectory {
@@ -357,17 +362,7 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
     let links = jit_shared::notify::LinkSettings { api_base_url: "http://127.0.0.1:1".into(), account: "123456789012".into(), region: "us-east-1".into() };
     let deps = jit_shared::notify::NotifyDeps { store: &f.store, directory: &f.directory, mailer: &outbox, contacts: &contacts, key: &key, links: &links };
     let event = jit_shared::events::StatusEvent::for_request(&pending, Some(RequestStatus::Submitted), "system:evaluator");
-    let envelope = jit_shared::events::EventEnvelope {
-        version: "0".into(),
-        id: "test".into(),
-        detail_type: event.detail_type(),
-        source: jit_shared::events::EVENT_SOURCE.into(),
-        account: "123456789012".into(),
-        time: None,
-        region: "us-east-1".into(),
-        resources: vec![],
-        detail: event,
-    };
+    let envelope = envelope_of(event);
     // Act
     let sent = jit_shared::notify::handle_event(&deps, &envelope, Utc::now()).await.unwrap();
     // Assert
