@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{Duration, Utc};
-use integration_tests::{sdk, unique};
+use integration_tests::{envelope_of, sdk, unique};
 use jit_cli::local::executions::{with_retry, NoLiveSessions};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
@@ -17,10 +17,13 @@ use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::grant::{policy_name, GrantSettings, DEFAULT_SESSION_DOCUMENT};
 use jit_shared::domain::ids::RequestId;
 use jit_shared::domain::principal::CallerArn;
+use jit_shared::domain::request::AccessRequest;
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::intake::{self, IntakeDeps};
 use jit_shared::lifecycle::{self, LifecycleDeps, Task};
 use jit_shared::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError, RequestStore, Transition};
+
+const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:first";
 
 /// The sweep treats every `jit-` policy in the account without a live request in its table as an
 /// orphan, and each test here has its own table: the tests take turns.
@@ -127,6 +130,7 @@ impl jit_shared::ports::SessionControl for FlakySessions {
 
 struct World {
     store: DynamoStore,
+    table: String,
     events: EventBridgePublisher,
     directory: AwsPrincipalDirectory,
     granter: FlakyIam,
@@ -153,6 +157,7 @@ impl World {
         let arn = iam.create_user().user_name(&user).send().await.unwrap().user().unwrap().arn().to_owned();
         Self {
             store: DynamoStore::new(dynamo, &table),
+            table,
             events: EventBridgePublisher::new(eb, &bus),
             directory: AwsPrincipalDirectory::new(iam.clone()),
             granter: FlakyIam {
@@ -186,15 +191,21 @@ impl World {
 
     /// An approved request whose access window ends 10 s from now, with its grant attached.
     async fn granted(&self) -> RequestId {
+        self.granted_by(None).await.request_id
+    }
+
+    /// The same, granted by the Grant task of `execution`; returns the request as its grant
+    /// recorded it (what the Expire task of that execution receives).
+    async fn granted_by(&self, execution: Option<&str>) -> AccessRequest {
         let now = Utc::now();
         let deps = IntakeDeps { store: &self.store, events: &self.events, directory: &self.directory };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
         let r = intake::submit(&deps, &self.caller, body.as_bytes(), None, now).await.unwrap().request;
         let approved =
             self.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
-        let out = lifecycle::grant(&self.lifecycle(), approved.request_id.as_str(), now).await.unwrap();
+        let out = lifecycle::grant(&self.lifecycle(), approved.request_id.as_str(), execution, now).await.unwrap();
         assert!(out.granted, "{out:?}");
-        approved.request_id
+        *out.request.expect("a granted output carries the recorded request")
     }
 
     async fn attached(&self, id: &RequestId) -> bool {
@@ -208,11 +219,13 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
     let w = World::new().await;
     let approvals = w.approvals();
     for run in 0..100 {
-        let id = w.granted().await;
+        let recorded = w.granted_by(Some(EXECUTION)).await;
+        let id = recorded.request_id.clone();
         assert!(w.attached(&id).await);
         let later = Utc::now() + Duration::seconds(11);
         let deps = w.lifecycle();
-        let expire = lifecycle::expire(&deps, id.as_str(), later);
+        // As the state machine runs it: on the request its Grant task recorded.
+        let expire = lifecycle::expire(&deps, id.as_str(), Some(recorded), later);
         let revoke = async {
             // The API's status change, then the lifecycle function's teardown on its event.
             if approvals::revoke(&approvals, &w.caller, id.as_str(), b"", later).await.is_ok() {
@@ -246,7 +259,7 @@ async fn a_retried_grant_racing_a_revoke_leaves_nothing_attached() {
     let deps = w.lifecycle();
     w.granter.hold_puts.store(true, Ordering::SeqCst);
 
-    let retried = lifecycle::grant(&deps, id.as_str(), Utc::now());
+    let retried = lifecycle::grant(&deps, id.as_str(), None, Utc::now());
     let revoke = async {
         w.granter.put_reached.notified().await;
         let now = Utc::now();
@@ -270,7 +283,7 @@ async fn transient_iam_failures_on_expiry_are_retried() {
     w.granter.failing_deletes.store(3, Ordering::SeqCst);
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
-    let task = Task::Expire { request_id: id.to_string() };
+    let task = Task::Expire { request_id: id.to_string(), request: None };
     let out = with_retry(10, || lifecycle::run_task(&deps, &task, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&id).await);
@@ -284,7 +297,7 @@ async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_cle
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
     w.granter.failing_deletes.store(u32::MAX, Ordering::SeqCst);
-    let task = Task::Expire { request_id: id.to_string() };
+    let task = Task::Expire { request_id: id.to_string(), request: None };
     let err = with_retry(3, || lifecycle::run_task(&deps, &task, later)).await.unwrap_err();
     assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
     // Still attached, but IAM refuses it after the deadline anyway.
@@ -335,7 +348,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
 
     // Grant: the policy is put, recording it fails twice; the retry records it once.
     store.failing.store(2, Ordering::SeqCst);
-    let grant = Task::Grant { request_id: r.request_id.to_string() };
+    let grant = Task::Grant { request_id: r.request_id.to_string(), execution: Some(EXECUTION.into()) };
     let out = with_retry(6, || lifecycle::run_task(&deps, &grant, now)).await.unwrap();
     assert_eq!(out["granted"], true);
     let iam = aws_sdk_iam::Client::new(&sdk().await);
@@ -348,43 +361,125 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     sessions.failing.store(2, Ordering::SeqCst);
     store.failing.store(1, Ordering::SeqCst);
     let later = now + Duration::seconds(11);
-    let expire = Task::Expire { request_id: r.request_id.to_string() };
+    let recorded: AccessRequest = serde_json::from_value(out["request"].clone()).unwrap();
+    let expire = Task::Expire { request_id: r.request_id.to_string(), request: Some(Box::new(recorded)) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_execution_is_named_by_its_request_so_a_second_start_is_a_no_op() {
+async fn a_second_execution_for_the_same_approval_ends_without_touching_the_grant() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let deps = w.lifecycle();
+    let id = w.granted_by(Some(EXECUTION)).await.request_id;
+    let grants = |trail: &[jit_shared::domain::request::AuditRecord]| trail.iter().filter(|a| a.reason.starts_with("access granted")).count();
+
+    // EventBridge redelivered the Approved event: a second execution's Grant.
+    let second = lifecycle::grant(&deps, id.as_str(), Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:second"), Utc::now()).await.unwrap();
+    // The first execution's Grant retried by Step Functions.
+    let retried = lifecycle::grant(&deps, id.as_str(), Some(EXECUTION), Utc::now()).await.unwrap();
+
+    assert!(!second.granted, "the second execution ends: {second:?}");
+    assert!(retried.granted, "the execution the grant names keeps it: {retried:?}");
+    assert!(w.attached(&id).await, "the second execution left the grant alone");
+    let stored = w.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.grant.unwrap().execution.as_deref(), Some(EXECUTION));
+    assert_eq!(grants(&w.store.audit_trail(&id).await.unwrap()), 1, "one grant record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_altered_copy_is_corrected_from_the_table() {
+    use jit_shared::adapters::api_calls::ApiCallLog;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let log = ApiCallLog::default();
+    let sdk = sdk().await;
+    let counted =
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(log.clone()).build()), &w.table);
+    let deps = LifecycleDeps { store: &counted, events: &w.events, granter: &w.granter, sessions: &w.sessions, settings: &w.settings };
+    type Alter = fn(AccessRequest) -> AccessRequest;
+    let cases: [(&str, Alter, bool); 3] = [
+        ("as recorded", |r| r, false),
+        ("stale version", |r| AccessRequest { version: r.version - 1, ..r }, true),
+        ("another node", |r| AccessRequest { node_id: "i-0fedcba9876543210".to_owned().try_into().unwrap(), ..r }, true),
+    ];
+    for (case, alter, reads) in cases {
+        let recorded = w.granted_by(Some(EXECUTION)).await;
+        let id = recorded.request_id.clone();
+        let later = Utc::now() + Duration::seconds(11);
+        log.take();
+
+        let out = lifecycle::expire(&deps, id.as_str(), Some(alter(recorded)), later).await.unwrap();
+
+        let calls = log.take();
+        assert_eq!(out.status, RequestStatus::Expired, "{case}: {out:?}");
+        assert_eq!(calls.contains_key("DynamoDB:GetItem"), reads, "{case}: {calls:?}");
+        assert!(!w.attached(&id).await, "{case}: the policy is still attached");
+        let stored = w.store.get(&id).await.unwrap().unwrap();
+        assert_eq!(stored.status, RequestStatus::Expired, "{case}");
+        assert_eq!(stored.node_id.as_str(), "i-0123456789abcdef0", "{case}: the table keeps its own node");
+        let teardowns = w.store.audit_trail(&id).await.unwrap().iter().filter(|a| a.to == RequestStatus::Expired).count();
+        assert_eq!(teardowns, 1, "{case}");
+    }
+}
+
+/// Records which executions a revocation stops.
+#[derive(Default)]
+struct RecordedStops(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl jit_shared::ports::ExecutionControl for RecordedStops {
+    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
+        self.0.lock().unwrap().push(execution_arn.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let id = w.granted_by(Some(EXECUTION)).await.request_id;
+    let now = Utc::now();
+    let revoked = approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
+    let event = jit_shared::events::StatusEvent::for_request(&revoked, Some(RequestStatus::Approved), w.caller.as_str());
+    let stops = RecordedStops::default();
+
+    lifecycle::handle_event(&w.lifecycle(), &stops, &envelope_of(event), now).await.unwrap();
+
+    assert!(!w.attached(&id).await, "the policy is gone");
+    assert_eq!(*stops.0.lock().unwrap(), vec![EXECUTION.to_owned()]);
+    assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Revoked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     use jit_shared::adapters::executions::StepFunctionsExecutions;
     use jit_shared::ports::ExecutionControl;
     let sfn = aws_sdk_sfn::Client::new(&sdk().await);
     let definition = include_str!("../statemachine/lifecycle.asl.json")
         .replace("${LifecycleFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:lifecycle")
         .replace("${AlertTopicArn}", "arn:aws:sns:us-east-1:123456789012:alerts");
-    let arn = sfn
-        .create_state_machine()
-        .name(unique("lifecycle"))
-        .definition(definition)
-        .role_arn("arn:aws:iam::123456789012:role/lifecycle-state-machine")
-        .send()
-        .await
-        .unwrap()
-        .state_machine_arn
-        .clone();
-    let executions = StepFunctionsExecutions::new(sfn.clone(), &arn);
-    let id = RequestId::generate();
-    assert!(executions.start(&id).await.unwrap(), "first start");
-    // Step Functions answers a same-name, same-input start of a running execution with that
-    // execution (idempotent), and a start after it closed with ExecutionAlreadyExists.
-    executions.start(&id).await.unwrap();
-    let listed = sfn.list_executions().state_machine_arn(&arn).send().await.unwrap();
-    assert_eq!(listed.executions().len(), 1);
-    assert_eq!(listed.executions()[0].name(), id.as_str());
-    executions.stop(&id, "revoked").await.unwrap();
-    let described = sfn.describe_execution().execution_arn(executions.execution_arn(&id)).send().await.unwrap();
-    assert_eq!(described.status().as_str(), "ABORTED");
-    assert!(!executions.start(&id).await.unwrap(), "a closed execution is never started again");
-    assert_eq!(sfn.list_executions().state_machine_arn(&arn).send().await.unwrap().executions().len(), 1);
-    executions.stop(&RequestId::generate(), "revoked").await.unwrap();
+    let create = |name: String| {
+        sfn.create_state_machine().name(name).definition(definition.clone()).role_arn("arn:aws:iam::123456789012:role/lifecycle-state-machine").send()
+    };
+    let ours = create(unique("lifecycle")).await.unwrap().state_machine_arn.clone();
+    let theirs = create(unique("other")).await.unwrap().state_machine_arn.clone();
+    // What the Approved rule does: an execution with a generated name and {"requestId": ...}.
+    let input = serde_json::json!({ "requestId": RequestId::generate().as_str() }).to_string();
+    let start = |arn: String| sfn.start_execution().state_machine_arn(arn).input(input.clone()).send();
+    let mine = start(ours.clone()).await.unwrap().execution_arn.clone();
+    let foreign = start(theirs.clone()).await.unwrap().execution_arn.clone();
+    let executions = StepFunctionsExecutions::new(sfn.clone(), &ours);
+
+    executions.stop(&mine, "revoked").await.unwrap();
+    let refused = executions.stop(&foreign, "revoked").await;
+    executions.stop(&format!("{}:gone", ours.replacen(":stateMachine:", ":execution:", 1)), "revoked").await.unwrap();
+
+    let status = |arn: String| async { sfn.describe_execution().execution_arn(arn).send().await.unwrap().status().as_str().to_owned() };
+    assert_eq!(status(mine).await, "ABORTED");
+    assert!(refused.is_err(), "an execution of another state machine is not stopped");
+    assert_eq!(status(foreign).await, "RUNNING");
 }

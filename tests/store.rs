@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
-use integration_tests::{sdk, unique};
+use integration_tests::{envelope_of, sdk, unique};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
@@ -252,20 +252,6 @@ async fn a_write_decided_on_another_request_than_the_stored_one_is_refused() {
 }
 
 /// The envelope EventBridge would deliver for `event`.
-fn envelope_of(event: jit_shared::events::StatusEvent) -> jit_shared::events::EventEnvelope {
-    jit_shared::events::EventEnvelope {
-        version: "0".into(),
-        id: "test".into(),
-        detail_type: event.detail_type(),
-        source: jit_shared::events::EVENT_SOURCE.into(),
-        account: "123456789012".into(),
-        time: None,
-        region: "us-east-1".into(),
-        resources: vec![],
-        detail: event,
-    }
-}
-
 #[tokio::test]
 async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is_stored() {
     // Arrange: a request for the production node (manual approval in policies/), and its

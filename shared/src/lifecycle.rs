@@ -34,13 +34,22 @@ pub struct LifecycleDeps<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "camelCase")]
 pub enum Task {
+    #[serde(rename_all = "camelCase")]
     Grant {
-        #[serde(rename = "requestId")]
         request_id: String,
+        /// The execution running this task (`$$.Execution.Id`), recorded with the grant so that
+        /// a revocation can stop it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<String>,
     },
+    #[serde(rename_all = "camelCase")]
     Expire {
-        #[serde(rename = "requestId")]
         request_id: String,
+        /// The request as the Grant task of the same execution recorded it. The teardown
+        /// targets come from it instead of a read, and the write that ends access is
+        /// conditioned on it still being what the table holds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<Box<AccessRequest>>,
     },
     #[serde(rename_all = "camelCase")]
     RecordFailure {
@@ -60,6 +69,9 @@ pub struct GrantOutput {
     /// When the Wait state ends (ISO 8601 UTC).
     pub deadline: String,
     pub policy_name: String,
+    /// The request as stored with its grant, for the Expire task (absent when not granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Box<AccessRequest>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,11 +133,14 @@ async fn fail_grant(deps: &LifecycleDeps<'_>, request: &AccessRequest, reason: S
         Err(TransitionError::Conflict) => {}
         Err(e) => return Err(transition_error(e)),
     }
-    Ok(GrantOutput { request_id: request.request_id.to_string(), granted: false, deadline: grant::deadline_text(&now), policy_name: name })
+    Ok(GrantOutput { request_id: request.request_id.to_string(), granted: false, deadline: grant::deadline_text(&now), policy_name: name, request: None })
 }
 
-/// The Grant task: attach `jit-<id>` to the requester's principal and record it.
-pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+/// The Grant task: attach `jit-<id>` to the requester's principal and record it (with the
+/// execution that will expire it). It reads the request first: whoever can start an execution
+/// or put an `Approved` event on the bus still gets a policy only for a request the table holds
+/// as `Approved`.
+pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
     let id = parse_id(id)?;
     let request = load(deps.store, &id).await?;
     let name = grant::policy_name(&id);
@@ -135,7 +150,24 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
         granted: false,
         deadline: grant::deadline_text(&deadline),
         policy_name: name.clone(),
+        request: None,
     };
+    let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput {
+        request_id: id.to_string(),
+        granted: true,
+        deadline: grant::deadline_text(&deadline),
+        policy_name: name.clone(),
+        request: Some(Box::new(request)),
+    };
+    // EventBridge delivers at least once, so one `Approved` can start two executions: the one
+    // the grant names keeps it, any other ends here without touching it.
+    let held_by_another = |r: &AccessRequest| {
+        let recorded = r.grant.as_ref().and_then(|g| g.execution.as_deref());
+        matches!((execution, recorded), (Some(mine), Some(theirs)) if mine != theirs)
+    };
+    if held_by_another(&request) {
+        return Ok(nothing(deadline));
+    }
     if request.status != RequestStatus::Approved {
         // Revoked or expired before the grant ran: make sure nothing is attached.
         deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
@@ -174,7 +206,15 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
         }
         Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
     }
-    let record = GrantRecord { policy_name: name.clone(), target, attached_at: now, deadline, detached_at: None, terminated_sessions: vec![] };
+    let record = GrantRecord {
+        policy_name: name.clone(),
+        target,
+        attached_at: now,
+        deadline,
+        detached_at: None,
+        terminated_sessions: vec![],
+        execution: execution.map(str::to_owned),
+    };
     // The first attempt writes on what was read above when no grant was recorded yet: if a
     // revoke or expiry moved the request while the policy was put, the write's condition fails
     // and the next attempt reads again. A retried task that found a grant already recorded
@@ -190,8 +230,12 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
             deps.granter.delete_policy(&principal, &name).await?;
             return Ok(nothing(deadline));
         }
+        if held_by_another(&current) {
+            // Another execution recorded the same grant first (same policy, same deadline).
+            return Ok(nothing(deadline));
+        }
         if current.grant.as_ref().is_some_and(|g| g.detached_at.is_none()) {
-            return Ok(GrantOutput { request_id: id.to_string(), granted: true, deadline: grant::deadline_text(&deadline), policy_name: name });
+            return Ok(granted(deadline, current));
         }
         let record_it = Transition {
             grant: Some(GrantRecord { attached_at: current.grant.as_ref().map_or(now, |g| g.attached_at), ..record.clone() }),
@@ -211,7 +255,7 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Re
                     ..StatusEvent::for_request(&updated, Some(RequestStatus::Approved), LIFECYCLE_ACTOR)
                 };
                 deps.events.publish(&event).await?;
-                return Ok(GrantOutput { request_id: id.to_string(), granted: true, deadline: grant::deadline_text(&deadline), policy_name: name });
+                return Ok(granted(deadline, updated));
             }
             Err(TransitionError::Conflict) => continue,
             Err(e) => return Err(transition_error(e)),
@@ -231,15 +275,35 @@ pub async fn teardown(
     now: DateTime<Utc>,
 ) -> Result<TeardownOutput, ServiceError> {
     let request = load(deps.store, id).await?;
-    let name = grant::policy_name(id);
-    let detached = deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
-    let mut terminated = Vec::new();
-    for session in deps.sessions.live_sessions(&request.node_id, request.requester.as_str()).await? {
-        deps.sessions.terminate(&session).await?;
-        terminated.push(session);
-    }
+    teardown_request(deps, request, to, actor, reason, now).await
+}
+
+/// `teardown` on a request already in hand. Its requester and node name what is removed, and
+/// the write that records the end is conditioned on the request being exactly this one (status,
+/// version and its own fields), so a stale or foreign copy changes nothing in the table: after a
+/// refused write it reads the table and, while the request is still `Approved`, removes again
+/// before writing (a grant recorded in between may have put the policy back).
+pub async fn teardown_request(
+    deps: &LifecycleDeps<'_>,
+    request: AccessRequest,
+    to: RequestStatus,
+    actor: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
+    let id = request.request_id.clone();
+    let name = grant::policy_name(&id);
     let mut current = request;
+    let mut detached = false;
+    let mut terminated = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
+        detached |= deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
+        for session in deps.sessions.live_sessions(&current.node_id, current.requester.as_str()).await? {
+            deps.sessions.terminate(&session).await?;
+            if !terminated.contains(&session) {
+                terminated.push(session);
+            }
+        }
         if current.status != RequestStatus::Approved {
             return Ok(TeardownOutput { request_id: id.to_string(), status: current.status, detached, terminated_sessions: terminated });
         }
@@ -251,25 +315,36 @@ pub async fn teardown(
                 publish(deps.events, &updated, RequestStatus::Approved, actor).await?;
                 return Ok(TeardownOutput { request_id: id.to_string(), status: to, detached, terminated_sessions: terminated });
             }
-            Err(TransitionError::Conflict) => current = load(deps.store, id).await?,
+            Err(TransitionError::Conflict) => {
+                let stored = load(deps.store, &id).await?;
+                if stored.status != RequestStatus::Approved {
+                    return Ok(TeardownOutput { request_id: id.to_string(), status: stored.status, detached, terminated_sessions: terminated });
+                }
+                current = stored;
+            }
             Err(e) => return Err(transition_error(e)),
         }
     }
     Err(ServiceError::Unavailable("the request kept changing during teardown".into()))
 }
 
-/// The Expire task, after the Wait: access ends at the deadline.
-pub async fn expire(deps: &LifecycleDeps<'_>, id: &str, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
+/// The Expire task, after the Wait: access ends at the deadline. `recorded` is the request the
+/// Grant task of this execution returned; without it (or for another id) the table is read.
+pub async fn expire(deps: &LifecycleDeps<'_>, id: &str, recorded: Option<AccessRequest>, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
     let id = parse_id(id)?;
-    teardown(deps, &id, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
+    let request = match recorded {
+        Some(r) if r.request_id == id => r,
+        _ => load(deps.store, &id).await?,
+    };
+    teardown_request(deps, request, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
 }
 
 /// Runs one task payload (Step Functions, or the local stack).
 pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>) -> Result<serde_json::Value, ServiceError> {
     let to_json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
     match task {
-        Task::Grant { request_id } => to_json(serde_json::to_value(grant(deps, request_id, now).await?)),
-        Task::Expire { request_id } => to_json(serde_json::to_value(expire(deps, request_id, now).await?)),
+        Task::Grant { request_id, execution } => to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?)),
+        Task::Expire { request_id, request } => to_json(serde_json::to_value(expire(deps, request_id, request.as_deref().cloned(), now).await?)),
         Task::RecordFailure { request_id, failed_task, error } => {
             tracing::error!(request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
             if failed_task == "grant" {
@@ -284,8 +359,9 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
     }
 }
 
-/// The lifecycle function's EventBridge side: `Approved` starts the execution (named by the
-/// request id, so a redelivery starts nothing), `Revoked` tears down now and stops it.
+/// The lifecycle function's EventBridge side: `Revoked` tears down now and stops the execution
+/// the grant recorded. (`Approved` starts an execution directly: the bus rule targets the state
+/// machine, so no function runs for it.)
 pub async fn handle_event(
     deps: &LifecycleDeps<'_>,
     executions: &dyn ExecutionControl,
@@ -293,21 +369,19 @@ pub async fn handle_event(
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     let d = &envelope.detail;
-    if d.kind != EventKind::StatusChanged {
+    if d.kind != EventKind::StatusChanged || d.status != RequestStatus::Revoked {
         return Ok(());
     }
     let id = parse_id(&d.request_id)?;
-    match d.status {
-        RequestStatus::Approved => {
-            let started = executions.start(&id).await?;
-            tracing::info!(request_id = %id, started, "lifecycle execution");
-        }
-        RequestStatus::Revoked => {
-            teardown(deps, &id, RequestStatus::Revoked, &d.actor, "revoked", now).await?;
-            executions.stop(&id, "revoked").await?;
-        }
-        _ => {}
+    let request = load(deps.store, &id).await?;
+    // The request is already `Revoked` when its event arrives, so no grant can be recorded
+    // after this read: the execution it names is the one to stop.
+    let execution = request.grant.as_ref().and_then(|g| g.execution.clone());
+    let out = teardown_request(deps, request, RequestStatus::Revoked, &d.actor, "revoked", now).await?;
+    if let Some(execution) = execution {
+        executions.stop(&execution, "revoked").await?;
     }
+    tracing::info!(request_id = %id, status = %out.status, detached = out.detached, "revocation torn down");
     Ok(())
 }
 
@@ -371,11 +445,24 @@ mod tests {
             let parsed: Task = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
         }
+        let Ok(Task::Expire { request_id, request: Some(request) }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+            panic!("the expire sample carries the recorded request");
+        };
+        assert_eq!(request.request_id.as_str(), request_id);
+        assert!(request.grant.is_some_and(|g| g.execution.is_some()), "as the Grant task records it");
+    }
+
+    fn sample_request() -> AccessRequest {
+        let Ok(Task::Expire { request: Some(request), .. }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+            panic!("the expire sample carries a request");
+        };
+        *request
     }
 
     #[test]
     fn the_grant_output_is_what_the_wait_state_reads() {
-        let out = GrantOutput { request_id: "req-1".into(), granted: true, deadline: "2026-11-21T10:30:00Z".into(), policy_name: "jit-req-1".into() };
+        let out =
+            GrantOutput { request_id: "req-1".into(), granted: true, deadline: "2026-11-21T10:30:00Z".into(), policy_name: "jit-req-1".into(), request: None };
         let v = serde_json::to_value(&out).unwrap();
         assert_eq!(v["deadline"], "2026-11-21T10:30:00Z");
         assert_eq!(v["granted"], true);
@@ -383,5 +470,10 @@ mod tests {
         let text = asl.to_string();
         assert!(text.contains("\"TimestampPath\":\"$.deadline\""), "the Wait reads $.deadline");
         assert!(text.contains("\"$.granted\""), "the Choice reads $.granted");
+        let payload = |state: &str| asl["States"][state]["Parameters"]["Payload"].clone();
+        assert_eq!(payload("Grant")["execution.$"], "$$.Execution.Id", "the grant records its execution");
+        assert_eq!(payload("Expire")["request.$"], "$.request", "the expiry gets the recorded request");
+        let granted = GrantOutput { request: Some(Box::new(sample_request())), ..out };
+        assert!(serde_json::to_value(&granted).unwrap().get("request").is_some(), "the Grant output names it request");
     }
 }

@@ -250,12 +250,10 @@ pub trait SessionControl: Send + Sync {
     async fn terminate(&self, session_id: &str) -> Result<(), PortError>;
 }
 
-/// The per-request lifecycle execution (Step Functions in AWS, a task runner locally).
+/// The per-request lifecycle executions (Step Functions in AWS, a task runner locally). The bus
+/// rule for `Approved` starts them; the grant records which one it runs in.
 #[async_trait]
 pub trait ExecutionControl: Send + Sync {
-    /// Starts the execution named by the request id. Starting it again is a no-op: `Ok(true)` while
-    /// it runs (Step Functions is idempotent for the same name and input), `Ok(false)` once closed.
-    async fn start(&self, request_id: &RequestId) -> Result<bool, PortError>;
-    /// Stops it (revoke); a finished or missing execution is fine.
-    async fn stop(&self, request_id: &RequestId, cause: &str) -> Result<(), PortError>;
+    /// Stops the execution with this ARN (revoke); a finished or missing execution is fine.
+    async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), PortError>;
 }

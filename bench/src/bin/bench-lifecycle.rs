@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use jit_bench::{quantile, row};
 use jit_cli::client::ApiClient;
+use jit_cli::local::executions::RULE_TARGET_SERVICE;
 use jit_cli::local::{LocalStack, INVOCATION_SERVICE};
 use serde_json::json;
 
@@ -44,6 +45,16 @@ fn is_invocation(key: &str) -> bool {
     key.strip_prefix(INVOCATION_SERVICE).is_some_and(|rest| rest.starts_with(':'))
 }
 
+/// An execution the `Approved` rule started (EventBridge delivers to the state machine).
+fn is_rule_execution(key: &str) -> bool {
+    key.strip_prefix(RULE_TARGET_SERVICE).is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// What AWS services deliver (invocations, rule targets), as opposed to the functions' own calls.
+fn is_delivery(key: &str) -> bool {
+    is_invocation(key) || is_rule_execution(key)
+}
+
 fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     map.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v as f64).sum()
@@ -58,7 +69,7 @@ fn cost(calls: &BTreeMap<String, u64>) -> f64 {
     });
     let ddb_reads = count(calls, |k| k.starts_with("DynamoDB:")) - ddb_writes;
     let events = count(calls, |k| k == "EventBridge:PutEvents");
-    let executions = count(calls, |k| k == "SFN:StartExecution");
+    let executions = count(calls, is_rule_execution);
     let mails = count(calls, |k| k == "SNS:Publish");
     invocations * (LAMBDA_PER_REQUEST + LAMBDA_GB_S_PER_INVOCATION * LAMBDA_ARM_PER_GB_S)
         + http * HTTP_API_PER_REQUEST
@@ -85,7 +96,7 @@ fn jitna_monthly(nodes: u32) -> f64 {
 }
 
 fn describe(calls: &BTreeMap<String, u64>) -> String {
-    calls.iter().filter(|(k, _)| !is_invocation(k)).map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    calls.iter().filter(|(k, _)| !is_delivery(k)).map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 struct Bench {
@@ -224,12 +235,16 @@ async fn run(root: PathBuf) -> Result<(), String> {
     let auto = bench.auto_lifecycle().await?;
     let manual = bench.manual_lifecycle().await?;
     for (what, calls, goal) in [("auto-approved", &auto, "≤ 12"), ("two-level manual", &manual, "")] {
-        let api = count(calls, |k| !is_invocation(k));
+        let api = count(calls, |k| !is_delivery(k));
         let invocations = count(calls, is_invocation);
+        let executions = count(calls, is_rule_execution);
         row(&format!("AWS API calls, {what} lifecycle (submit → grant → expiry)"), &format!("{api} ({})", describe(calls)), goal, command);
         row(
             &format!("Cost per 1,000 {what} requests"),
-            &format!("${:.3} ({invocations} Lambda invocations each; prices and assumptions in docs/performance.md)", cost(calls) * 1000.0),
+            &format!(
+                "${:.3} ({invocations} Lambda invocations and {executions} Step Functions execution each; prices and assumptions in docs/performance.md)",
+                cost(calls) * 1000.0
+            ),
             "",
             command,
         );
@@ -274,7 +289,7 @@ mod tests {
             ("Lambda:Invoke submit-request".to_owned(), 1),
             ("DynamoDB:TransactWriteItems".to_owned(), 1),
             ("DynamoDB:GetItem".to_owned(), 1),
-            ("SFN:StartExecution".to_owned(), 1),
+            ("EventBridge target:StartExecution".to_owned(), 1),
             ("SNS:Publish".to_owned(), 1),
             ("IAM:PutUserPolicy".to_owned(), 1),
         ]);
@@ -286,5 +301,6 @@ mod tests {
             + 5.0 * SFN_PER_TRANSITION
             + SNS_EMAIL_PER_PUBLISH;
         assert!((cost(&calls) - expected).abs() < 1e-12, "{} vs {expected}", cost(&calls));
+        assert!(!describe(&calls).contains("StartExecution"), "the rule's execution start is a delivery, not a call");
     }
 }

@@ -1,10 +1,11 @@
 //! Plays Step Functions for the lifecycle state machine (`statemachine/lifecycle.asl.json`):
-//! one execution per request id (a second start is a no-op), Grant → (granted?) Wait until the
-//! deadline → Expire, retrying `Retryable` failures with backoff, and on a final failure the
-//! RecordFailure task — with the same task payloads the deployed state machine sends. Stop
-//! (revoke) aborts the execution. Also the stand-in for live sessions, which moto lacks.
+//! every `Approved` event starts an execution, as the deployed bus rule does (it targets the
+//! state machine); Grant → (granted?) Wait until the deadline → Expire, retrying `Retryable`
+//! failures with backoff, and on a final failure the RecordFailure task, with the same task
+//! payloads the deployed state machine sends. Stop (revoke) aborts an execution by its ARN.
+//! Also the stand-in for live sessions, which moto lacks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,39 +16,49 @@ use jit_shared::lifecycle::{GrantOutput, Task};
 use jit_shared::ports::{ExecutionControl, PortError, SessionControl};
 use tokio::sync::mpsc;
 
+/// How the local stack records an execution the bus rule starts: a delivery by EventBridge, like
+/// a Lambda invocation, not an API call of a function (`"EventBridge target:StartExecution"`).
+pub const RULE_TARGET_SERVICE: &str = "EventBridge target";
+
 pub enum Command {
-    Start(RequestId),
-    Stop(RequestId),
+    Start { execution_arn: String, request_id: RequestId },
+    Stop(String),
 }
 
 pub struct LocalExecutions {
     tx: mpsc::UnboundedSender<Command>,
-    started: Mutex<HashSet<RequestId>>,
-    /// Records the Step Functions call each start or stop stands in for.
+    /// `arn:aws:states:<region>:<account>:execution:<state machine>:`
+    execution_prefix: String,
+    /// Records the Step Functions calls and deliveries this stands in for.
     calls: ApiCallLog,
 }
 
 impl LocalExecutions {
-    pub fn new(calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
+    pub fn new(state_machine_name: &str, calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx, started: Mutex::new(HashSet::new()), calls }, rx)
+        let execution_prefix = format!("arn:aws:states:{}:{}:execution:{state_machine_name}:", crate::emulator::REGION, crate::emulator::ACCOUNT_ID);
+        (Self { tx, execution_prefix, calls }, rx)
+    }
+
+    /// What the bus rule does with an `Approved` event: a new execution with a fresh name.
+    pub fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        self.calls.record(RULE_TARGET_SERVICE, "StartExecution");
+        let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
+        self.tx
+            .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone() })
+            .map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
+        Ok(execution_arn)
     }
 }
 
 #[async_trait::async_trait]
 impl ExecutionControl for LocalExecutions {
-    async fn start(&self, request_id: &RequestId) -> Result<bool, PortError> {
-        self.calls.record("SFN", "StartExecution");
-        let fresh = self.started.lock().map_err(|_| PortError::Permanent("execution registry poisoned".into()))?.insert(request_id.clone());
-        if fresh {
-            self.tx.send(Command::Start(request_id.clone())).map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
-        }
-        Ok(fresh)
-    }
-
-    async fn stop(&self, request_id: &RequestId, _cause: &str) -> Result<(), PortError> {
+    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
         self.calls.record("SFN", "StopExecution");
-        let _ = self.tx.send(Command::Stop(request_id.clone()));
+        if !execution_arn.starts_with(&self.execution_prefix) {
+            return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
+        }
+        let _ = self.tx.send(Command::Stop(execution_arn.to_owned()));
         Ok(())
     }
 }
@@ -76,7 +87,7 @@ where
 }
 
 /// One execution. `run` executes a task payload (the Lambda's handler).
-pub async fn execute<R, Fut>(id: RequestId, run: R)
+pub async fn execute<R, Fut>(execution_arn: String, id: RequestId, run: R)
 where
     R: Fn(Task) -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ServiceError>>,
@@ -91,7 +102,7 @@ where
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
     };
-    let grant = with_retry(6, || run(Task::Grant { request_id: request_id.clone() })).await;
+    let grant = with_retry(6, || run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) })).await;
     let output: GrantOutput = match grant.map(serde_json::from_value) {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
@@ -111,13 +122,13 @@ where
         let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
     }
-    if let Err(e) = with_retry(10, || run(Task::Expire { request_id: request_id.clone() })).await {
+    if let Err(e) = with_retry(10, || run(Task::Expire { request_id: request_id.clone(), request: output.request.clone() })).await {
         let _ = run(failed("expire", e)).await;
     }
 }
 
-/// Keeps the running executions, so Stop can abort one.
-pub type Running = Arc<Mutex<HashMap<RequestId, tokio::task::JoinHandle<()>>>>;
+/// Keeps the running executions by ARN, so Stop can abort one.
+pub type Running = Arc<Mutex<HashMap<String, tokio::task::JoinHandle<()>>>>;
 
 /// Live sessions stand-in: moto implements neither DescribeSessions nor TerminateSession, so the
 /// local stack reports no live sessions (the SSM adapter is tested with aws-smithy-mocks).

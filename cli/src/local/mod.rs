@@ -31,7 +31,7 @@ use jit_shared::approvals::{self, ApprovalDeps};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::errors::ServiceError;
 use jit_shared::domain::grant::GrantSettings;
-use jit_shared::domain::ids::NodeId;
+use jit_shared::domain::ids::{NodeId, RequestId};
 use jit_shared::evaluation::{self, EvaluationDeps};
 use jit_shared::events::EventEnvelope;
 use jit_shared::intake::IntakeDeps;
@@ -213,7 +213,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
     let calls = ApiCallLog::default();
-    let (local_executions, commands) = executions::LocalExecutions::new(calls.clone());
+    let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
         events: EventBridgePublisher::new(counted_client!(aws_sdk_eventbridge, sdk, calls), &provisioned.bus),
@@ -257,6 +257,16 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         let a = a.clone();
         a.invoked("lifecycle");
         async move { lifecycle::handle_event(&a.lifecycle(), &a.executions, &env, jit_shared::now()).await }
+    })));
+    let a = adapters.clone();
+    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.executions_queue_url.clone(), "lifecycle execution start", move |env| {
+        let a = a.clone();
+        async move {
+            let id = RequestId::try_from(env.detail.request_id.clone())?;
+            let execution = a.executions.start(&id)?;
+            tracing::debug!(request_id = %id, execution, "lifecycle execution started by the Approved rule");
+            Ok(())
+        }
     })));
     tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands)));
     if opts.sweeper {
@@ -400,20 +410,20 @@ async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mp
     let running: executions::Running = Arc::default();
     while let Some(command) = commands.recv().await {
         match command {
-            executions::Command::Start(id) => {
+            executions::Command::Start { execution_arn, request_id } => {
                 let a = adapters.clone();
-                let handle = tokio::spawn(executions::execute(id.clone(), move |task| {
+                let handle = tokio::spawn(executions::execute(execution_arn.clone(), request_id, move |task| {
                     let a = a.clone();
                     a.invoked("lifecycle");
                     async move { lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await }
                 }));
                 if let Ok(mut map) = running.lock() {
                     map.retain(|_, h| !h.is_finished());
-                    map.insert(id, handle);
+                    map.insert(execution_arn, handle);
                 }
             }
-            executions::Command::Stop(id) => {
-                if let Some(handle) = running.lock().ok().and_then(|mut m| m.remove(&id)) {
+            executions::Command::Stop(execution_arn) => {
+                if let Some(handle) = running.lock().ok().and_then(|mut m| m.remove(&execution_arn)) {
                     handle.abort();
                 }
             }

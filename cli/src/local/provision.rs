@@ -31,8 +31,12 @@ pub struct Provisioned {
     pub requester_topic_arn: String,
     /// Feeds the notification handler (Pending, Level Completed and final-status events).
     pub notify_queue_url: String,
-    /// Feeds the lifecycle handler (Approved starts an execution, Revoked tears down).
+    /// Feeds the lifecycle handler (Revoked tears down).
     pub lifecycle_queue_url: String,
+    /// Approved events, for the local Step Functions: the deployed rule targets the state machine.
+    pub executions_queue_url: String,
+    /// The lifecycle state machine's name, in its executions' ARNs (`<prefix>-lifecycle`).
+    pub state_machine_name: String,
     pub signing_key_parameter: String,
     /// One queue per contact, subscribed to both mail topics with that person's filter policy:
     /// what their inbox would receive.
@@ -148,9 +152,11 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
     route(&events, &bus, &format!("{prefix}-notify"), notify_pattern(), &notify_arn).await?;
     let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
-    let lifecycle_pattern =
-        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved), detail_type(RequestStatus::Revoked)]});
+    let lifecycle_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
     route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
+    let (executions_queue_url, executions_arn) = queue(&sqs, &format!("{prefix}-start-lifecycle")).await?;
+    let executions_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved)]});
+    route(&events, &bus, &format!("{prefix}-start-lifecycle"), executions_pattern, &executions_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
     let requester_topic_arn =
@@ -293,6 +299,8 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
         requester_topic_arn,
         notify_queue_url,
         lifecycle_queue_url,
+        executions_queue_url,
+        state_machine_name: format!("{prefix}-lifecycle"),
         signing_key_parameter,
         outboxes,
         profiles,

@@ -1,7 +1,7 @@
 //! Lifecycle Lambda: the only function allowed to write IAM (and only to eligible principals).
 //! Invoked by Step Functions with a task payload (`{"task": "grant" | "expire" | "recordFailure",
-//! "requestId": …}`) and by the bus rule for `Approved` (start the execution) and `Revoked`
-//! (tear down now, stop the execution).
+//! "requestId": …}`) and by the bus rule for `Revoked` (tear down now, stop the execution). The
+//! rule for `Approved` starts the state machine itself.
 
 use jit_shared::adapters::runtime::diagnostic;
 use jit_shared::config::{grant_settings, sdk_config, wiring, StackConfig};

@@ -151,6 +151,9 @@ pub struct GrantRecord {
     pub detached_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terminated_sessions: Vec<String>,
+    /// The Step Functions execution that expires this grant (a revocation stops it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 #[cfg(test)]
