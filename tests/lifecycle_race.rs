@@ -283,7 +283,7 @@ async fn transient_iam_failures_on_expiry_are_retried() {
     w.granter.failing_deletes.store(3, Ordering::SeqCst);
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
-    let task = Task::Expire { request_id: id.to_string(), request: None };
+    let task = Task::Expire { request_id: id.to_string(), grant: None };
     let out = with_retry(10, || lifecycle::run_task(&deps, &task, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&id).await);
@@ -297,7 +297,7 @@ async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_cle
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
     w.granter.failing_deletes.store(u32::MAX, Ordering::SeqCst);
-    let task = Task::Expire { request_id: id.to_string(), request: None };
+    let task = Task::Expire { request_id: id.to_string(), grant: None };
     let err = with_retry(3, || lifecycle::run_task(&deps, &task, later)).await.unwrap_err();
     assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
     // Still attached, but IAM refuses it after the deadline anyway.
@@ -361,8 +361,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     sessions.failing.store(2, Ordering::SeqCst);
     store.failing.store(1, Ordering::SeqCst);
     let later = now + Duration::seconds(11);
-    let recorded: AccessRequest = serde_json::from_value(out["request"].clone()).unwrap();
-    let expire = Task::Expire { request_id: r.request_id.to_string(), request: Some(Box::new(recorded)) };
+    let expire = Task::Expire { request_id: r.request_id.to_string(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
@@ -377,7 +376,7 @@ async fn a_second_execution_for_the_same_approval_ends_without_touching_the_gran
     let grants = |trail: &[jit_shared::domain::request::AuditRecord]| trail.iter().filter(|a| a.reason.starts_with("access granted")).count();
 
     // EventBridge redelivered the Approved event: a second execution's Grant.
-    let second = lifecycle::grant(&deps, id.as_str(), Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:second"), Utc::now()).await.unwrap();
+    let second = lifecycle::grant(&deps, id.as_str(), Some(SECOND), Utc::now()).await.unwrap();
     // The first execution's Grant retried by Step Functions.
     let retried = lifecycle::grant(&deps, id.as_str(), Some(EXECUTION), Utc::now()).await.unwrap();
 
@@ -387,6 +386,55 @@ async fn a_second_execution_for_the_same_approval_ends_without_touching_the_gran
     let stored = w.store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.grant.unwrap().execution.as_deref(), Some(EXECUTION));
     assert_eq!(grants(&w.store.audit_trail(&id).await.unwrap()), 1, "one grant record");
+}
+
+const SECOND: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:second";
+
+/// The second execution's first Grant attempt put the policy after a revocation tore the grant
+/// down, then failed to answer (a timeout); its retry must remove the policy even though the
+/// grant belongs to the first execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_execution_on_a_revoked_request_removes_a_policy_its_earlier_attempt_put_back() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let deps = w.lifecycle();
+    let id = w.granted_by(Some(EXECUTION)).await.request_id;
+    let now = Utc::now();
+    approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
+    lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", now).await.unwrap();
+    let principal = GrantPrincipal::IamUser { name: w.user.clone() };
+    w.granter
+        .inner
+        .put_policy(&principal, &policy_name(&id), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#)
+        .await
+        .unwrap();
+
+    let retried = lifecycle::grant(&deps, id.as_str(), Some(SECOND), Utc::now()).await.unwrap();
+
+    assert!(!retried.granted);
+    assert!(!w.attached(&id).await, "a revoked request keeps no policy, whoever holds its grant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_grant_is_recorded_only_by_the_execution_that_holds_the_grant() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let deps = w.lifecycle();
+    let id = w.granted_by(Some(EXECUTION)).await.request_id;
+    let failure = |execution: &str| Task::RecordFailure {
+        request_id: id.to_string(),
+        failed_task: "grant".into(),
+        error: serde_json::json!({"Error": "Lambda.TooManyRequestsException"}),
+        execution: Some(execution.to_owned()),
+    };
+
+    lifecycle::run_task(&deps, &failure(SECOND), Utc::now()).await.unwrap();
+    let after_duplicate = (w.store.get(&id).await.unwrap().unwrap().status, w.attached(&id).await);
+    lifecycle::run_task(&deps, &failure(EXECUTION), Utc::now()).await.unwrap();
+    let after_holder = (w.store.get(&id).await.unwrap().unwrap().status, w.attached(&id).await);
+
+    assert_eq!(after_duplicate, (RequestStatus::Approved, true), "a duplicate's failure leaves the grant alone");
+    assert_eq!(after_holder, (RequestStatus::Failed, false), "the holder's failure ends the request and removes the policy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,11 +45,11 @@ pub enum Task {
     #[serde(rename_all = "camelCase")]
     Expire {
         request_id: String,
-        /// The request as the Grant task of the same execution recorded it. The teardown
-        /// targets come from it instead of a read, and the write that ends access is
-        /// conditioned on it still being what the table holds.
+        /// What the Grant task of the same execution returned (`"grant.$": "$"`, a path that
+        /// always exists). The teardown targets come from its `request` instead of a read, and
+        /// the write that ends access is conditioned on that still being what the table holds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        request: Option<Box<AccessRequest>>,
+        grant: Option<Box<GrantOutput>>,
     },
     #[serde(rename_all = "camelCase")]
     RecordFailure {
@@ -57,6 +57,10 @@ pub enum Task {
         failed_task: String,
         #[serde(default)]
         error: serde_json::Value,
+        /// The failing execution: a duplicate execution's failure leaves the grant another
+        /// execution holds alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<String>,
     },
 }
 
@@ -82,6 +86,17 @@ pub struct TeardownOutput {
     /// Whether this run removed the policy (false: it was already gone).
     pub detached: bool,
     pub terminated_sessions: Vec<String>,
+}
+
+/// `arn:…:stateMachine:<name>` → `arn:…:execution:<name>:`, the prefix of its executions' ARNs.
+pub fn execution_prefix(state_machine_arn: &str) -> String {
+    format!("{}:", state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
+}
+
+/// Whether `arn` is an execution under `prefix` (see `execution_prefix`): a revocation stops only
+/// executions of its own stack's state machine, whatever ARN a grant record names.
+pub fn is_execution_of(prefix: &str, arn: &str) -> bool {
+    arn.strip_prefix(prefix).is_some_and(|name| !name.is_empty() && !name.contains(':'))
 }
 
 fn principal_of(caller: &CallerArn) -> GrantPrincipal {
@@ -123,17 +138,53 @@ async fn publish(events: &dyn EventPublisher, request: &AccessRequest, previous:
     Ok(())
 }
 
-async fn fail_grant(deps: &LifecycleDeps<'_>, request: &AccessRequest, reason: String, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+/// Whether the grant of `request` is held by another execution than `execution`. EventBridge
+/// delivers at least once, so one `Approved` can start two executions: whichever records the
+/// grant first keeps it, and any other must leave it alone.
+fn held_by_another(execution: Option<&str>, request: &AccessRequest) -> bool {
+    let recorded = request.grant.as_ref().and_then(|g| g.execution.as_deref());
+    matches!((execution, recorded), (Some(mine), Some(theirs)) if mine != theirs)
+}
+
+/// Ends an `Approved` request `Failed` because its grant cannot be made, then removes whatever a
+/// partial attempt left. The write comes first: if another execution recorded the grant
+/// meanwhile, the write is refused and its policy stays.
+async fn fail_grant(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    execution: Option<&str>,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
     tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
     let name = grant::policy_name(&request.request_id);
-    // Nothing may stay behind from a partial attempt.
-    deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
-    match deps.store.transition(&Transition::status_change(request, RequestStatus::Failed, LIFECYCLE_ACTOR, reason, now)).await {
-        Ok(updated) => publish(deps.events, &updated, RequestStatus::Approved, LIFECYCLE_ACTOR).await?,
-        Err(TransitionError::Conflict) => {}
-        Err(e) => return Err(transition_error(e)),
+    let nothing = GrantOutput {
+        request_id: request.request_id.to_string(),
+        granted: false,
+        deadline: grant::deadline_text(&now),
+        policy_name: name.clone(),
+        request: None,
+    };
+    let mut current = request.clone();
+    for _ in 0..MAX_ATTEMPTS {
+        if held_by_another(execution, &current) {
+            return Ok(nothing);
+        }
+        if current.status != RequestStatus::Approved {
+            deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
+            return Ok(nothing);
+        }
+        match deps.store.transition(&Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now)).await {
+            Ok(updated) => {
+                deps.granter.delete_policy(&principal_of(&updated.requester), &name).await?;
+                publish(deps.events, &updated, RequestStatus::Approved, LIFECYCLE_ACTOR).await?;
+                return Ok(nothing);
+            }
+            Err(TransitionError::Conflict) => current = load(deps.store, &request.request_id).await?,
+            Err(e) => return Err(transition_error(e)),
+        }
     }
-    Ok(GrantOutput { request_id: request.request_id.to_string(), granted: false, deadline: grant::deadline_text(&now), policy_name: name, request: None })
+    Err(ServiceError::Unavailable("the request kept changing while recording its failed grant".into()))
 }
 
 /// The Grant task: attach `jit-<id>` to the requester's principal and record it (with the
@@ -159,18 +210,13 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
         policy_name: name.clone(),
         request: Some(Box::new(request)),
     };
-    // EventBridge delivers at least once, so one `Approved` can start two executions: the one
-    // the grant names keeps it, any other ends here without touching it.
-    let held_by_another = |r: &AccessRequest| {
-        let recorded = r.grant.as_ref().and_then(|g| g.execution.as_deref());
-        matches!((execution, recorded), (Some(mine), Some(theirs)) if mine != theirs)
-    };
-    if held_by_another(&request) {
+    if request.status != RequestStatus::Approved {
+        // Revoked or expired before the grant ran (or a put of an earlier attempt of this task
+        // landed after the teardown): nothing may stay attached, whoever holds the grant.
+        deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
         return Ok(nothing(deadline));
     }
-    if request.status != RequestStatus::Approved {
-        // Revoked or expired before the grant ran: make sure nothing is attached.
-        deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
+    if held_by_another(execution, &request) {
         return Ok(nothing(deadline));
     }
     if now >= deadline {
@@ -179,18 +225,18 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
     let target = match request.requester.kind() {
         CallerKind::IamUser { name } => GrantTarget::IamUser { name: name.clone() },
         CallerKind::AssumedRole { .. } if request.requester.is_identity_center() => {
-            return fail_grant(deps, &request, GrantRefusal::IdentityCenterRole.to_string(), now).await;
+            return fail_grant(deps, &request, execution, GrantRefusal::IdentityCenterRole.to_string(), now).await;
         }
         CallerKind::AssumedRole { role_name, session_name } => match deps.granter.role_id(role_name).await {
             Ok(role_id) => GrantTarget::IamRoleSession { role: role_name.clone(), role_id, session: session_name.clone() },
             Err(GrantWriteError::Port(e)) => return Err(e.into()),
-            Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
+            Err(e) => return fail_grant(deps, &request, execution, e.to_string(), now).await,
         },
     };
     let principal = principal_of(&request.requester);
     let document = match grant::build(deps.settings, &target, &request.node_id, &deadline, 0) {
         Ok(d) => d,
-        Err(refusal) => return fail_grant(deps, &request, refusal.to_string(), now).await,
+        Err(refusal) => return fail_grant(deps, &request, execution, refusal.to_string(), now).await,
     };
     match deps.granter.put_policy(&principal, &name, &document).await {
         Ok(()) => {}
@@ -199,12 +245,13 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
             return fail_grant(
                 deps,
                 &request,
+                execution,
                 format!("IAM refused the grant policy: the principal's inline policies would exceed IAM's size limit ({m})"),
                 now,
             )
             .await;
         }
-        Err(e) => return fail_grant(deps, &request, e.to_string(), now).await,
+        Err(e) => return fail_grant(deps, &request, execution, e.to_string(), now).await,
     }
     let record = GrantRecord {
         policy_name: name.clone(),
@@ -230,7 +277,7 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
             deps.granter.delete_policy(&principal, &name).await?;
             return Ok(nothing(deadline));
         }
-        if held_by_another(&current) {
+        if held_by_another(execution, &current) {
             // Another execution recorded the same grant first (same policy, same deadline).
             return Ok(nothing(deadline));
         }
@@ -344,14 +391,17 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
     let to_json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
     match task {
         Task::Grant { request_id, execution } => to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?)),
-        Task::Expire { request_id, request } => to_json(serde_json::to_value(expire(deps, request_id, request.as_deref().cloned(), now).await?)),
-        Task::RecordFailure { request_id, failed_task, error } => {
+        Task::Expire { request_id, grant } => {
+            let recorded = grant.as_ref().and_then(|g| g.request.as_deref()).cloned();
+            to_json(serde_json::to_value(expire(deps, request_id, recorded, now).await?))
+        }
+        Task::RecordFailure { request_id, failed_task, error, execution } => {
             tracing::error!(request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
             if failed_task == "grant" {
                 let id = parse_id(request_id)?;
                 let request = load(deps.store, &id).await?;
                 if request.status == RequestStatus::Approved {
-                    fail_grant(deps, &request, format!("the grant could not be made: {error}"), now).await?;
+                    fail_grant(deps, &request, execution.as_deref(), format!("the grant could not be made: {error}"), now).await?;
                 }
             }
             Ok(serde_json::json!({ "requestId": request_id, "recorded": true }))
@@ -435,6 +485,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_executions_of_the_stacks_own_state_machine_are_recognised() {
+        let prefix = execution_prefix("arn:aws:states:us-east-1:123456789012:stateMachine:jit-lifecycle");
+        let cases = [
+            ("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:5d1c7e2a", true),
+            ("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle-other:5d1c7e2a", false),
+            ("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:", false),
+            ("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:a:b", false),
+            ("arn:aws:states:us-east-1:210987654321:execution:jit-lifecycle:5d1c7e2a", false),
+            ("arn:aws:states:us-east-1:123456789012:stateMachine:jit-lifecycle", false),
+        ];
+        for (arn, expected) in cases {
+            assert_eq!(is_execution_of(&prefix, arn), expected, "{arn}");
+        }
+    }
+
+    #[test]
     fn the_sample_task_payloads_parse() {
         let cases = [
             (include_str!("../../events/lifecycle-grant-task.json"), "grant"),
@@ -445,18 +511,19 @@ mod tests {
             let parsed: Task = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
         }
-        let Ok(Task::Expire { request_id, request: Some(request) }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
-            panic!("the expire sample carries the recorded request");
+        let Ok(Task::Expire { request_id, grant: Some(grant) }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+            panic!("the expire sample carries the Grant task's output");
         };
+        let request = grant.request.expect("a granted output carries the recorded request");
         assert_eq!(request.request_id.as_str(), request_id);
         assert!(request.grant.is_some_and(|g| g.execution.is_some()), "as the Grant task records it");
     }
 
     fn sample_request() -> AccessRequest {
-        let Ok(Task::Expire { request: Some(request), .. }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
-            panic!("the expire sample carries a request");
+        let Ok(Task::Expire { grant: Some(grant), .. }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+            panic!("the expire sample carries the Grant task's output");
         };
-        *request
+        grant.request.map(|r| *r).expect("with the recorded request")
     }
 
     #[test]
@@ -472,7 +539,10 @@ mod tests {
         assert!(text.contains("\"$.granted\""), "the Choice reads $.granted");
         let payload = |state: &str| asl["States"][state]["Parameters"]["Payload"].clone();
         assert_eq!(payload("Grant")["execution.$"], "$$.Execution.Id", "the grant records its execution");
-        assert_eq!(payload("Expire")["request.$"], "$.request", "the expiry gets the recorded request");
+        assert_eq!(payload("Expire")["grant.$"], "$", "the expiry gets the Grant task's output");
+        for state in ["RecordGrantFailure", "RecordExpireFailure"] {
+            assert_eq!(payload(state)["execution.$"], "$$.Execution.Id", "{state} names its execution");
+        }
         let granted = GrantOutput { request: Some(Box::new(sample_request())), ..out };
         assert!(serde_json::to_value(&granted).unwrap().get("request").is_some(), "the Grant output names it request");
     }

@@ -36,7 +36,8 @@ pub struct LocalExecutions {
 impl LocalExecutions {
     pub fn new(state_machine_name: &str, calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let execution_prefix = format!("arn:aws:states:{}:{}:execution:{state_machine_name}:", crate::emulator::REGION, crate::emulator::ACCOUNT_ID);
+        let state_machine = format!("arn:aws:states:{}:{}:stateMachine:{state_machine_name}", crate::emulator::REGION, crate::emulator::ACCOUNT_ID);
+        let execution_prefix = jit_shared::lifecycle::execution_prefix(&state_machine);
         (Self { tx, execution_prefix, calls }, rx)
     }
 
@@ -55,7 +56,7 @@ impl LocalExecutions {
 impl ExecutionControl for LocalExecutions {
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
         self.calls.record("SFN", "StopExecution");
-        if !execution_arn.starts_with(&self.execution_prefix) {
+        if !jit_shared::lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
             return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
         }
         let _ = self.tx.send(Command::Stop(execution_arn.to_owned()));
@@ -98,6 +99,7 @@ where
             request_id: request_id.clone(),
             failed_task: task.into(),
             error: serde_json::json!({ "Error": e.lambda_error_type(), "Cause": e.to_string() }),
+            execution: Some(execution_arn.clone()),
         };
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
@@ -122,7 +124,7 @@ where
         let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
     }
-    if let Err(e) = with_retry(10, || run(Task::Expire { request_id: request_id.clone(), request: output.request.clone() })).await {
+    if let Err(e) = with_retry(10, || run(Task::Expire { request_id: request_id.clone(), grant: Some(Box::new(output.clone())) })).await {
         let _ = run(failed("expire", e)).await;
     }
 }

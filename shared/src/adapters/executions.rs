@@ -5,6 +5,7 @@
 use aws_sdk_sfn::Client;
 
 use crate::adapters::classify;
+use crate::lifecycle;
 use crate::ports::{ExecutionControl, PortError};
 
 #[derive(Clone, Debug)]
@@ -16,19 +17,14 @@ pub struct StepFunctionsExecutions {
 
 impl StepFunctionsExecutions {
     pub fn new(client: Client, state_machine_arn: &str) -> Self {
-        Self { client, execution_prefix: format!("{}:", state_machine_arn.replacen(":stateMachine:", ":execution:", 1)) }
-    }
-
-    /// Whether `arn` names an execution of this stack's state machine.
-    pub fn owns(&self, arn: &str) -> bool {
-        arn.strip_prefix(&self.execution_prefix).is_some_and(|name| !name.is_empty() && !name.contains(':'))
+        Self { client, execution_prefix: lifecycle::execution_prefix(state_machine_arn) }
     }
 }
 
 #[async_trait::async_trait]
 impl ExecutionControl for StepFunctionsExecutions {
     async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), PortError> {
-        if !self.owns(execution_arn) {
+        if !lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
             return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
         }
         match self.client.stop_execution().execution_arn(execution_arn).cause(cause).send().await {
