@@ -107,6 +107,9 @@ impl RequestStore for FlakyStore {
     async fn list_grants_past_deadline(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_grants_past_deadline(now, l).await
     }
+    async fn list_awaiting_grant(&self, before: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_awaiting_grant(before, l).await
+    }
 }
 
 /// Session Manager with a switch: DescribeSessions times out while `failing` is above zero.
@@ -530,4 +533,60 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     assert_eq!(status(mine).await, "ABORTED");
     assert!(refused.is_err(), "an execution of another state machine is not stopped");
     assert_eq!(status(foreign).await, "RUNNING");
+}
+
+/// Keeps what is published, to see what the sweep publishes.
+#[derive(Default)]
+struct RecordedEvents(std::sync::Mutex<Vec<jit_shared::events::StatusEvent>>);
+
+#[async_trait::async_trait]
+impl jit_shared::ports::EventPublisher for RecordedEvents {
+    async fn publish(&self, event: &jit_shared::events::StatusEvent) -> Result<(), PortError> {
+        self.0.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+/// The `Approved` event that starts a lifecycle can be lost (a function stopped between the
+/// write and the publish): the sweep publishes it again within the access window, and expires
+/// the request once the window has passed with nothing granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and_expired_after_its_window() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::new().await;
+    let events = RecordedEvents::default();
+    let deps = LifecycleDeps { store: &w.store, events: &events, granter: &w.granter, sessions: &w.sessions, settings: &w.settings };
+    let intake_deps = IntakeDeps { store: &w.store, events: &w.events, directory: &w.directory };
+    let now = Utc::now();
+    let approved_at = |at: chrono::DateTime<Utc>| {
+        let intake_deps = &intake_deps;
+        let store = &w.store;
+        let caller = &w.caller;
+        async move {
+            let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "lost event", "durationMinutes": 60}).to_string();
+            let r = intake::submit(intake_deps, caller, body.as_bytes(), None, at).await.unwrap().request;
+            store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at)).await.unwrap().request_id
+        }
+    };
+    let stalled = approved_at(now - Duration::minutes(3)).await;
+    let fresh = approved_at(now).await;
+
+    let first = lifecycle::reconcile(&deps, now).await.unwrap();
+    let republished: Vec<_> = events.0.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
+
+    assert_eq!(first.restarted, vec![stalled.to_string()], "only the request past the grace period: {first:?}");
+    assert_eq!(republished, vec![(stalled.to_string(), RequestStatus::Approved)]);
+
+    // The restarted lifecycle grants; a granted request is not restarted again.
+    assert!(lifecycle::grant(&deps, stalled.as_str(), Some(EXECUTION), now).await.unwrap().granted);
+    let second = lifecycle::reconcile(&deps, now).await.unwrap();
+    assert!(second.restarted.is_empty(), "{second:?}");
+
+    // The fresh request never gets a grant: after its window it expires, once.
+    let after_window = now + Duration::minutes(61);
+    let third = lifecycle::reconcile(&deps, after_window).await.unwrap();
+    assert!(third.expired.contains(&fresh.to_string()), "{third:?}");
+    assert_eq!(w.store.get(&fresh).await.unwrap().unwrap().status, RequestStatus::Expired);
+    let fourth = lifecycle::reconcile(&deps, after_window).await.unwrap();
+    assert!(!fourth.expired.contains(&fresh.to_string()) && fourth.restarted.is_empty(), "{fourth:?}");
 }

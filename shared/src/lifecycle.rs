@@ -20,6 +20,9 @@ use crate::ports::{
 
 pub const LIFECYCLE_ACTOR: &str = "system:lifecycle";
 pub const SWEEPER_ACTOR: &str = "system:sweeper";
+/// How long an approved request may wait for its grant before the sweep publishes its
+/// `Approved` event again (its first one may never have gone out).
+pub const GRANT_GRACE_MINUTES: i64 = 2;
 const MAX_ATTEMPTS: usize = 8;
 
 pub struct LifecycleDeps<'a> {
@@ -435,6 +438,37 @@ pub async fn handle_event(
     Ok(())
 }
 
+/// Approved requests that never got a grant: the event that starts their lifecycle was lost (a
+/// function stopped between the write and the publish, or the rule was being replaced). Within
+/// the access window the `Approved` event is published again (a second execution for a request
+/// whose first one is merely slow ends harmlessly); after it, the request expires, since nothing
+/// was ever attached.
+async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &mut SweepReport) -> Result<(), ServiceError> {
+    for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
+        let Some(request) = deps.store.get(&id).await? else { continue };
+        if request.status != RequestStatus::Approved || request.grant.is_some() {
+            continue;
+        }
+        if now < deadline_of(&request) {
+            let previous = if request.approval.is_some() { RequestStatus::Pending } else { RequestStatus::Submitted };
+            tracing::warn!(request_id = %id, "approved without a grant after the grace period: publishing Approved again");
+            deps.events.publish(&StatusEvent::for_request(&request, Some(previous), SWEEPER_ACTOR)).await?;
+            report.restarted.push(id.to_string());
+            continue;
+        }
+        let change = Transition::status_change(&request, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended before access was granted", now);
+        match deps.store.transition(&change).await {
+            Ok(updated) => {
+                publish(deps.events, &updated, RequestStatus::Approved, SWEEPER_ACTOR).await?;
+                report.expired.push(id.to_string());
+            }
+            Err(TransitionError::Conflict) => {}
+            Err(e) => return Err(transition_error(e)),
+        }
+    }
+    Ok(())
+}
+
 /// What one reconciliation sweep fixed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -443,6 +477,9 @@ pub struct SweepReport {
     pub expired: Vec<String>,
     /// `jit-` policies whose request is no longer live: deleted.
     pub orphans_removed: Vec<String>,
+    /// Approved requests still without a grant after the grace period: their `Approved` event
+    /// was published again, so the rule starts their lifecycle.
+    pub restarted: Vec<String>,
 }
 
 /// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
@@ -450,6 +487,7 @@ pub struct SweepReport {
 pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
     let candidates = deps.granter.principals().await?;
     let mut report = SweepReport::default();
+    restart_stalled(deps, now, &mut report).await?;
     for id in deps.store.list_grants_past_deadline(now, 100).await? {
         let out = teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
         if out.detached || out.status == RequestStatus::Expired {

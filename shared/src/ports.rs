@@ -149,6 +149,8 @@ pub trait RequestStore: Send + Sync {
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Approved requests with a grant whose deadline is at or before `now`.
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Approved requests without a recorded grant, approved at or before `approved_before`.
+    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
 }
 
 #[async_trait]

@@ -395,8 +395,11 @@ async fn expiry_loop(adapters: Arc<Adapters>) {
             tracing::warn!(error = %e, "pending-expiry sweep failed");
         }
         match lifecycle::reconcile(&adapters.lifecycle(), now).await {
-            Ok(report) if !report.expired.is_empty() || !report.orphans_removed.is_empty() => {
-                println!("sweep  fixed: expired {:?}, removed orphan policies {:?}", report.expired, report.orphans_removed);
+            Ok(report) if !report.expired.is_empty() || !report.orphans_removed.is_empty() || !report.restarted.is_empty() => {
+                println!(
+                    "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}",
+                    report.expired, report.orphans_removed, report.restarted
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "grant reconciliation failed"),

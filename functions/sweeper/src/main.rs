@@ -26,7 +26,13 @@ async fn main() -> Result<(), Error> {
         let expired = expire_overdue(deps.store, deps.events, now).await.map_err(|e| diagnostic(&e, "pending sweep"))?;
         let report = reconcile(deps, now).await.map_err(|e| diagnostic(&e, "grant reconciliation"))?;
         // What was fixed is the point of the sweep: log it as one record CloudWatch can alarm on.
-        tracing::info!(pending_expired = expired.len(), grants_expired = report.expired.len(), orphans_removed = report.orphans_removed.len(), "sweep done");
+        tracing::info!(
+            pending_expired = expired.len(),
+            grants_expired = report.expired.len(),
+            orphans_removed = report.orphans_removed.len(),
+            restarted = report.restarted.len(),
+            "sweep done"
+        );
         Ok::<_, lambda_runtime::Diagnostic>(serde_json::json!({ "pendingExpired": expired, "grants": report }))
     }))
     .await

@@ -35,6 +35,9 @@ pub const BY_DEADLINE_INDEX: &str = "by-deadline";
 const PENDING_PARTITION: &str = "PENDING";
 /// Approved requests with an attached grant, by deadline (the reconciliation sweep reads it).
 const GRANTED_PARTITION: &str = "GRANTED";
+/// Approved requests whose grant is not recorded yet, by approval time (the sweep starts their
+/// lifecycle again if it never ran).
+const AWAITING_GRANT_PARTITION: &str = "AWAITING_GRANT";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -468,8 +471,12 @@ impl RequestStore for DynamoStore {
                     .expression_attribute_values(":deadline", s(created_sk(&p.pending_until, &t.request_id)));
             }
         }
-        if t.to == RequestStatus::Approved && t.from != RequestStatus::Approved {
-            set.push_str(", approvedAt = :at");
+        let becomes_approved = t.to == RequestStatus::Approved && t.from != RequestStatus::Approved;
+        if becomes_approved {
+            set.push_str(", approvedAt = :at, gsi3pk = :awaiting, gsi3sk = :approved_sk");
+            update = update
+                .expression_attribute_values(":awaiting", s(AWAITING_GRANT_PARTITION))
+                .expression_attribute_values(":approved_sk", s(created_sk(&t.at, &t.request_id)));
         }
         if let Some(g) = &t.grant {
             set.push_str(", #grant = :grant");
@@ -483,8 +490,8 @@ impl RequestStore for DynamoStore {
         }
         let leaves_pending = t.from == RequestStatus::Pending && t.to != RequestStatus::Pending;
         let leaves_approved = t.from == RequestStatus::Approved && t.to != RequestStatus::Approved;
-        // Approved-from-Pending keeps no gsi3 keys until its grant is recorded.
-        if leaves_pending || leaves_approved {
+        // Approved-from-Pending moves to the awaiting-grant partition (set above) instead.
+        if (leaves_pending && !becomes_approved) || leaves_approved {
             remove.push("gsi3pk");
             remove.push("gsi3sk");
         }
@@ -555,6 +562,10 @@ impl RequestStore for DynamoStore {
 
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.past_deadline(GRANTED_PARTITION, now, limit).await
+    }
+
+    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit).await
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
