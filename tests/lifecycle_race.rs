@@ -131,6 +131,29 @@ impl jit_shared::ports::SessionControl for FlakySessions {
     }
 }
 
+/// Records what the lifecycle publishes and which executions it stops.
+#[derive(Default)]
+struct Recorder {
+    events: std::sync::Mutex<Vec<jit_shared::events::StatusEvent>>,
+    stops: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl jit_shared::ports::EventPublisher for Recorder {
+    async fn publish(&self, event: &jit_shared::events::StatusEvent) -> Result<(), PortError> {
+        self.events.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl jit_shared::ports::ExecutionControl for Recorder {
+    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
+        self.stops.lock().unwrap().push(execution_arn.to_owned());
+        Ok(())
+    }
+}
+
 struct World {
     store: DynamoStore,
     table: String,
@@ -476,18 +499,6 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
     }
 }
 
-/// Records which executions a revocation stops.
-#[derive(Default)]
-struct RecordedStops(std::sync::Mutex<Vec<String>>);
-
-#[async_trait::async_trait]
-impl jit_shared::ports::ExecutionControl for RecordedStops {
-    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
-        self.0.lock().unwrap().push(execution_arn.to_owned());
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -496,12 +507,12 @@ async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded
     let now = Utc::now();
     let revoked = approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
     let event = jit_shared::events::StatusEvent::for_request(&revoked, Some(RequestStatus::Approved), w.caller.as_str());
-    let stops = RecordedStops::default();
+    let stops = Recorder::default();
 
     lifecycle::handle_event(&w.lifecycle(), &stops, &envelope_of(event), now).await.unwrap();
 
     assert!(!w.attached(&id).await, "the policy is gone");
-    assert_eq!(*stops.0.lock().unwrap(), vec![EXECUTION.to_owned()]);
+    assert_eq!(*stops.stops.lock().unwrap(), vec![EXECUTION.to_owned()]);
     assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Revoked);
 }
 
@@ -535,18 +546,6 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     assert_eq!(status(foreign).await, "RUNNING");
 }
 
-/// Keeps what is published, to see what the sweep publishes.
-#[derive(Default)]
-struct RecordedEvents(std::sync::Mutex<Vec<jit_shared::events::StatusEvent>>);
-
-#[async_trait::async_trait]
-impl jit_shared::ports::EventPublisher for RecordedEvents {
-    async fn publish(&self, event: &jit_shared::events::StatusEvent) -> Result<(), PortError> {
-        self.0.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
 /// The `Approved` event that starts a lifecycle can be lost (a function stopped between the
 /// write and the publish): the sweep publishes it again within the access window, and expires
 /// the request once the window has passed with nothing granted.
@@ -554,7 +553,7 @@ impl jit_shared::ports::EventPublisher for RecordedEvents {
 async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and_expired_after_its_window() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let events = RecordedEvents::default();
+    let events = Recorder::default();
     let deps = LifecycleDeps { store: &w.store, events: &events, granter: &w.granter, sessions: &w.sessions, settings: &w.settings };
     let intake_deps = IntakeDeps { store: &w.store, events: &w.events, directory: &w.directory };
     let now = Utc::now();
@@ -572,7 +571,7 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let fresh = approved_at(now).await;
 
     let first = lifecycle::reconcile(&deps, now).await.unwrap();
-    let republished: Vec<_> = events.0.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
+    let republished: Vec<_> = events.events.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
 
     assert_eq!(first.restarted, vec![stalled.to_string()], "only the request past the grace period: {first:?}");
     assert_eq!(republished, vec![(stalled.to_string(), RequestStatus::Approved)]);
