@@ -23,7 +23,6 @@ pub fn detail_type(status: RequestStatus) -> String {
 
 pub const APPROVAL_RECORDED: &str = "Access Request Approval Recorded";
 pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
-pub const GRANT_ATTACHED: &str = "Access Request Grant Attached";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +31,6 @@ pub enum EventKind {
     StatusChanged,
     ApprovalRecorded,
     LevelCompleted,
-    /// The IAM grant was attached (`grant` holds policy name, principal and deadline).
-    GrantAttached,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,7 +116,6 @@ impl StatusEvent {
             EventKind::StatusChanged => detail_type(self.status),
             EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
             EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
-            EventKind::GrantAttached => GRANT_ATTACHED.to_owned(),
         }
     }
 }

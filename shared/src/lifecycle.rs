@@ -299,12 +299,9 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
         };
         match deps.store.transition(&record_it).await {
             Ok(updated) => {
+                // No event here: the status did not change, `Approved` already told subscribers,
+                // and the grant (attached at, policy, deadline) rides on the event that ends it.
                 tracing::info!(request_id = %id, policy = %name, deadline = %deadline, "grant attached");
-                let event = StatusEvent {
-                    kind: crate::events::EventKind::GrantAttached,
-                    ..StatusEvent::for_request(&updated, Some(RequestStatus::Approved), LIFECYCLE_ACTOR)
-                };
-                deps.events.publish(&event).await?;
                 return Ok(granted(deadline, updated));
             }
             Err(TransitionError::Conflict) => continue,

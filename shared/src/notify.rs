@@ -1,6 +1,6 @@
 //! Mail on request events: a personal approval link to each approver of a level when it opens,
-//! and a note to the requester when their request ends up approved, rejected, cancelled,
-//! expired or failed. Mail is plain text; user text is indented so it cannot pose as our lines.
+//! and a note to the requester when others decided for them (see [`requester_is_told`]).
+//! Mail is plain text; user text is indented so it cannot pose as our lines.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -10,7 +10,7 @@ use crate::domain::errors::ServiceError;
 use crate::domain::ids::RequestId;
 use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
 use crate::domain::status::RequestStatus;
-use crate::events::{EventEnvelope, EventKind};
+use crate::events::{detail_type, EventEnvelope, EventKind, EVENT_SOURCE};
 use crate::intake::approver_keys;
 use crate::policy::contacts::Contact;
 use crate::ports::{Audience, DirectoryError, Mail, Mailer, PrincipalDirectory, RequestStore};
@@ -51,17 +51,40 @@ pub async fn handle_event(deps: &NotifyDeps<'_>, envelope: &EventEnvelope, now: 
             Some(level) => mail_approvers(deps, &id, level.saturating_add(1), now).await,
             None => Ok(0),
         },
-        (
-            EventKind::StatusChanged,
-            RequestStatus::Approved
-            | RequestStatus::Rejected
-            | RequestStatus::Cancelled
-            | RequestStatus::Expired
-            | RequestStatus::Revoked
-            | RequestStatus::Failed,
-        ) => mail_requester(deps, envelope).await,
+        (EventKind::StatusChanged, _) => tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await,
         _ => Ok(0),
     }
+}
+
+/// Status changes the requester hears about whatever the previous status was.
+const TOLD_ALWAYS: [RequestStatus; 3] = [RequestStatus::Rejected, RequestStatus::Revoked, RequestStatus::Failed];
+/// Status changes the requester hears about only when they end a `Pending` request, that is,
+/// when approvers (or nobody, before the approval deadline) decided.
+const TOLD_AFTER_PENDING: [RequestStatus; 2] = [RequestStatus::Approved, RequestStatus::Expired];
+
+/// Whether the requester gets mail about a status change: when others decided for them
+/// (approved by the approval levels, rejected, revoked, failed, or left undecided until the
+/// approval deadline), not when they caused or chose it: an auto-approval (the request they just
+/// made shows it, and AWS JITNA sends nothing either), their own cancel, or access ending at the
+/// deadline they asked for. Every mail is an SNS call, and these would come with every request.
+pub fn requester_is_told(status: RequestStatus, previous: Option<RequestStatus>) -> bool {
+    TOLD_ALWAYS.contains(&status) || (TOLD_AFTER_PENDING.contains(&status) && previous == Some(RequestStatus::Pending))
+}
+
+/// The bus rule that invokes the notifier: exactly the events it may mail about, so it is not
+/// invoked for the others. The template's rule on `NotifyFunction` must be this pattern (a test
+/// checks), and the local stack routes with it.
+pub fn rule_pattern() -> serde_json::Value {
+    let mut always: Vec<String> = [RequestStatus::Pending].into_iter().chain(TOLD_ALWAYS).map(detail_type).collect();
+    always.push(crate::events::LEVEL_COMPLETED.to_owned());
+    let after_pending: Vec<String> = TOLD_AFTER_PENDING.into_iter().map(detail_type).collect();
+    serde_json::json!({
+        "source": [EVENT_SOURCE],
+        "$or": [
+            {"detail-type": always},
+            {"detail-type": after_pending, "detail": {"previousStatus": [RequestStatus::Pending.as_str()]}},
+        ],
+    })
 }
 
 /// Mails every contact who may approve `level` now. A redelivered event for a level that has
@@ -163,10 +186,18 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
     }
 }
 
-async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Result<usize, ServiceError> {
+/// Mails the requester about a status change they are told of, if they have a mail contact
+/// (without one nobody is subscribed for them, so publishing would only cost).
+async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkSettings, envelope: &EventEnvelope) -> Result<usize, ServiceError> {
     let d = &envelope.detail;
+    if !requester_is_told(d.status, d.previous_status) {
+        return Ok(0);
+    }
     let Ok(requester) = crate::domain::principal::CallerArn::try_from(d.requester.clone()) else { return Ok(0) };
     let person = Person::from_caller(&requester);
+    if !contacts.iter().any(|c| c.person == person) {
+        return Ok(0);
+    }
     let why = match (&d.approval, &d.decision) {
         (Some(entry), _) if entry.verdict == Verdict::Reject => {
             format!("Rejected by {} at level {}{}", entry.actor, entry.level, entry.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default())
@@ -174,8 +205,6 @@ async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Resu
         (_, Some(decision)) if d.status == RequestStatus::Failed || d.previous_status == Some(RequestStatus::Submitted) => decision.message.clone(),
         _ => match d.status {
             RequestStatus::Approved => "All approval levels completed.".to_owned(),
-            RequestStatus::Cancelled => "You cancelled the request.".to_owned(),
-            RequestStatus::Expired if d.previous_status == Some(RequestStatus::Approved) => "The access window ended; the access was removed.".to_owned(),
             RequestStatus::Expired => "Nobody decided before the approval deadline.".to_owned(),
             RequestStatus::Revoked => format!("Revoked by {}; the access was removed.", d.actor),
             other => format!("The request is now {other}."),
@@ -193,11 +222,11 @@ async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Resu
         why = indent(&why),
         reason = indent(&d.reason),
         minutes = d.duration_minutes,
-        account = deps.links.account,
-        region = deps.links.region,
+        account = links.account,
+        region = links.region,
     );
     let mail = Mail { audience: Audience::Requesters, recipient: person.key(), subject: format!("Access request {}: {}", d.node_id, d.status), body };
-    deps.mailer.send(&mail).await?;
+    mailer.send(&mail).await?;
     Ok(1)
 }
 
@@ -205,6 +234,94 @@ async fn mail_requester(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Resu
 mod tests {
     use super::*;
     use crate::domain::request::ApprovalLevel;
+    use crate::ports::PortError;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Outbox(Mutex<Vec<Mail>>);
+
+    #[async_trait::async_trait]
+    impl Mailer for Outbox {
+        async fn send(&self, mail: &Mail) -> Result<(), PortError> {
+            self.0.lock().map_err(|_| PortError::Permanent("poisoned".into()))?.push(mail.clone());
+            Ok(())
+        }
+    }
+
+    fn links() -> LinkSettings {
+        LinkSettings { api_base_url: "https://api.example".into(), account: "123456789012".into(), region: "us-east-1".into() }
+    }
+
+    fn event(sample: &str, status: RequestStatus, previous: RequestStatus) -> EventEnvelope {
+        let mut envelope: EventEnvelope = serde_json::from_str(sample).unwrap();
+        envelope.detail.status = status;
+        envelope.detail.previous_status = Some(previous);
+        envelope
+    }
+
+    #[test]
+    fn the_requester_is_told_only_what_others_decided_for_them() {
+        use RequestStatus::*;
+        let told = [
+            (Approved, Pending, true),
+            (Approved, Submitted, false),
+            (Expired, Pending, true),
+            (Expired, Approved, false),
+            (Rejected, Pending, true),
+            (Revoked, Approved, true),
+            (Failed, Submitted, true),
+            (Failed, Approved, true),
+            (Cancelled, Pending, false),
+            (Pending, Submitted, false),
+            (Submitted, Submitted, false),
+        ];
+        for (status, previous, expected) in told {
+            assert_eq!(requester_is_told(status, Some(previous)), expected, "{previous} -> {status}");
+        }
+        assert!(!requester_is_told(Approved, None), "an event without a previous status is not a decision by approvers");
+    }
+
+    #[tokio::test]
+    async fn a_requester_with_a_contact_is_mailed_and_one_without_is_not_and_no_call_is_made() {
+        let sample = include_str!("../../events/request-rejected.json");
+        let operator = Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() };
+        let someone_else = Contact { person: Person::IamUser("approver-a".into()), email: "a@example.com".into() };
+        let cases: [(&[Contact], RequestStatus, RequestStatus, usize); 5] = [
+            (std::slice::from_ref(&operator), RequestStatus::Rejected, RequestStatus::Pending, 1),
+            (std::slice::from_ref(&someone_else), RequestStatus::Rejected, RequestStatus::Pending, 0),
+            (&[], RequestStatus::Rejected, RequestStatus::Pending, 0),
+            (std::slice::from_ref(&operator), RequestStatus::Approved, RequestStatus::Submitted, 0),
+            (std::slice::from_ref(&operator), RequestStatus::Expired, RequestStatus::Approved, 0),
+        ];
+        for (contacts, status, previous, expected) in cases {
+            let outbox = Outbox::default();
+            let sent = tell_requester(&outbox, contacts, &links(), &event(sample, status, previous)).await.unwrap();
+            let mails = outbox.0.lock().unwrap().clone();
+            assert_eq!((sent, mails.len()), (expected, expected), "{previous} -> {status} with {} contacts", contacts.len());
+            if let Some(mail) = mails.first() {
+                assert_eq!((mail.audience, mail.recipient.as_str()), (Audience::Requesters, "iam-user#operator"));
+            }
+        }
+    }
+
+    /// The template's rule is where the pattern takes effect; the local stack uses `rule_pattern`.
+    #[test]
+    fn the_templates_notify_rule_is_the_notifiers_pattern() {
+        let docs = yaml_rust2::YamlLoader::load_from_str(include_str!("../../template.yaml")).unwrap();
+        let pattern = &docs[0]["Resources"]["NotifyFunction"]["Properties"]["Events"]["RequestNeedsMail"]["Properties"]["Pattern"];
+        assert!(!pattern.is_badvalue(), "NotifyFunction's RequestNeedsMail rule has a Pattern");
+        assert_eq!(yaml_to_json(pattern), rule_pattern());
+    }
+
+    fn yaml_to_json(y: &yaml_rust2::Yaml) -> serde_json::Value {
+        use yaml_rust2::Yaml;
+        match y {
+            Yaml::String(s) => serde_json::Value::String(s.clone()),
+            Yaml::Array(items) => serde_json::Value::Array(items.iter().map(yaml_to_json).collect()),
+            Yaml::Hash(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), yaml_to_json(v))).collect()),
+            other => panic!("unexpected YAML in a pattern: {other:?}"),
+        }
+    }
 
     fn plan(approvers: Vec<Approver>) -> ApprovalPlan {
         ApprovalPlan { policy_name: "p".into(), levels: vec![ApprovalLevel { min_approvals: 1, approvers }] }

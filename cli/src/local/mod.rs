@@ -530,8 +530,9 @@ async fn event_log_loop(sqs: aws_sdk_sqs::Client, queue_url: String) {
                 let policies = env.detail.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
                 let by = env.detail.approval.as_ref().map_or(env.detail.actor.as_str(), |a| a.actor.as_str());
                 println!("event  {:<34} {}  node {}  by {}  {}", env.detail_type, env.detail.request_id, env.detail.node_id, by, policies);
-                if let (jit_shared::events::EventKind::GrantAttached, Some(g)) = (env.detail.kind, &env.detail.grant) {
-                    println!("       IAM inline policy {} attached to {:?}, until {}", g.policy_name, g.target, g.deadline);
+                if let Some(g) = env.detail.grant.as_ref().filter(|_| env.detail.status.is_terminal()) {
+                    let removed = g.detached_at.map_or_else(|| "not yet removed".to_owned(), |t| format!("removed {t}"));
+                    println!("       IAM inline policy {} on {:?}: attached {}, deadline {}, {removed}", g.policy_name, g.target, g.attached_at, g.deadline);
                 }
             }
             if let Some(handle) = m.receipt_handle() {

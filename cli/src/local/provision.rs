@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_config::SdkConfig;
 use jit_shared::adapters::mail::filter_policy;
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::events::{detail_type, EVENT_SOURCE, LEVEL_COMPLETED};
+use jit_shared::events::{detail_type, EVENT_SOURCE};
 use jit_shared::policy::contacts::Contact;
 
 use crate::local::seed::{PrincipalKind, Seed};
@@ -92,24 +92,6 @@ async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, patt
     Ok(())
 }
 
-/// The events the notifier acts on (the deployed rule uses the same pattern).
-pub fn notify_pattern() -> serde_json::Value {
-    let mut types: Vec<String> = [
-        RequestStatus::Pending,
-        RequestStatus::Approved,
-        RequestStatus::Rejected,
-        RequestStatus::Cancelled,
-        RequestStatus::Expired,
-        RequestStatus::Revoked,
-        RequestStatus::Failed,
-    ]
-    .into_iter()
-    .map(detail_type)
-    .collect();
-    types.push(LEVEL_COMPLETED.to_owned());
-    serde_json::json!({"source": [EVENT_SOURCE], "detail-type": types})
-}
-
 const TRUST_POLICY: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -150,7 +132,7 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     .await?;
     route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
-    route(&events, &bus, &format!("{prefix}-notify"), notify_pattern(), &notify_arn).await?;
+    route(&events, &bus, &format!("{prefix}-notify"), jit_shared::notify::rule_pattern(), &notify_arn).await?;
     let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
     let lifecycle_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
     route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
