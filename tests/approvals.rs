@@ -221,6 +221,10 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     assert_eq!(read(stack, &overdue).await["status"], "Expired");
     assert_eq!(act(stack, "approver-a", &overdue, "approve", None).await.0, 409);
     wait_mail(stack, "operator@example.com", &overdue, "is Expired").await;
+    // Their own cancel, made before the expiry above, is not mailed to the requester (the notifier's
+    // rule does not route it; had it, that mail would most likely be in by now).
+    let to_requester: Vec<_> = mails_for(stack, &cancelled).into_iter().filter(|m| m.topic.contains("requester")).collect();
+    assert!(to_requester.is_empty(), "{to_requester:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -547,10 +547,10 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
 }
 
 /// The `Approved` event that starts a lifecycle can be lost (a function stopped between the
-/// write and the publish): the sweep publishes it again within the access window, and expires
+/// write and the publish): the sweep publishes it again within the access window, and fails
 /// the request once the window has passed with nothing granted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and_expired_after_its_window() {
+async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and_failed_after_its_window() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let events = Recorder::default();
@@ -581,11 +581,14 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let second = lifecycle::reconcile(&deps, now).await.unwrap();
     assert!(second.restarted.is_empty(), "{second:?}");
 
-    // The fresh request never gets a grant: after its window it expires, once.
+    // The fresh request never gets a grant: after its window it fails, once, and says so.
     let after_window = now + Duration::minutes(61);
     let third = lifecycle::reconcile(&deps, after_window).await.unwrap();
-    assert!(third.expired.contains(&fresh.to_string()), "{third:?}");
-    assert_eq!(w.store.get(&fresh).await.unwrap().unwrap().status, RequestStatus::Expired);
+    assert_eq!(third.failed, vec![fresh.to_string()], "{third:?}");
+    assert_eq!(w.store.get(&fresh).await.unwrap().unwrap().status, RequestStatus::Failed);
+    let told: Vec<_> = events.events.lock().unwrap().iter().filter(|e| e.request_id == fresh.as_str()).map(|e| (e.status, e.previous_status)).collect();
+    assert_eq!(told, vec![(RequestStatus::Failed, Some(RequestStatus::Approved))]);
+    assert!(jit_shared::notify::requester_is_told(told[0].0, told[0].1), "the requester hears of it");
     let fourth = lifecycle::reconcile(&deps, after_window).await.unwrap();
-    assert!(!fourth.expired.contains(&fresh.to_string()) && fourth.restarted.is_empty(), "{fourth:?}");
+    assert!(fourth.failed.is_empty() && fourth.restarted.is_empty() && fourth.fixed() == 0, "{fourth:?}");
 }

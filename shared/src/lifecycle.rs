@@ -438,8 +438,9 @@ pub async fn handle_event(
 /// Approved requests that never got a grant: the event that starts their lifecycle was lost (a
 /// function stopped between the write and the publish, or the rule was being replaced). Within
 /// the access window the `Approved` event is published again (a second execution for a request
-/// whose first one is merely slow ends harmlessly); after it, the request expires, since nothing
-/// was ever attached.
+/// whose first one is merely slow ends harmlessly; its requester, if mailed on approval, may be
+/// mailed twice, as with any redelivery); after it, the request fails: nothing was ever attached,
+/// and unlike access ending at its deadline this is our failure, which the requester is told of.
 async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &mut SweepReport) -> Result<(), ServiceError> {
     for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
         let Some(request) = deps.store.get(&id).await? else { continue };
@@ -453,11 +454,17 @@ async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &
             report.restarted.push(id.to_string());
             continue;
         }
-        let change = Transition::status_change(&request, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended before access was granted", now);
+        let change = Transition::status_change(
+            &request,
+            RequestStatus::Failed,
+            SWEEPER_ACTOR,
+            "the access window ended before access was granted (its lifecycle never started)",
+            now,
+        );
         match deps.store.transition(&change).await {
             Ok(updated) => {
                 publish(deps.events, &updated, RequestStatus::Approved, SWEEPER_ACTOR).await?;
-                report.expired.push(id.to_string());
+                report.failed.push(id.to_string());
             }
             Err(TransitionError::Conflict) => {}
             Err(e) => return Err(transition_error(e)),
@@ -477,6 +484,16 @@ pub struct SweepReport {
     /// Approved requests still without a grant after the grace period: their `Approved` event
     /// was published again, so the rule starts their lifecycle.
     pub restarted: Vec<String>,
+    /// Approved requests whose window ended without a grant: `Failed`.
+    pub failed: Vec<String>,
+}
+
+impl SweepReport {
+    /// How many things the sweep had to fix. Each is drift the lifecycle should have prevented,
+    /// so the sweeper logs this and the template alarms on it.
+    pub fn fixed(&self) -> usize {
+        self.expired.len() + self.orphans_removed.len() + self.restarted.len() + self.failed.len()
+    }
 }
 
 /// Grants past their deadline are torn down, and every `jit-` policy in the account whose request

@@ -1,6 +1,63 @@
 //! Function logging: structured JSON (CloudWatch and Logs Insights parse it), no timestamps (the
 //! Lambda service adds them), level from `RUST_LOG` / the template's log level settings.
+//! A record is `{"level": …, "fields": {"message": …, <field>: …}, "target": …}`: the template's
+//! metric filters address fields as `$.fields.<name>`.
+
+use tracing_subscriber::fmt::MakeWriter;
+
+fn builder<W>(writer: W, filter: tracing_subscriber::EnvFilter) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().with_writer(writer).finish()
+}
 
 pub fn init() {
-    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_current_span(false).without_time().init();
+    tracing::subscriber::set_global_default(builder(std::io::stdout, tracing_subscriber::EnvFilter::from_default_env())).ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// The sweeper's record as the SweeperFixes metric filter reads it.
+    #[test]
+    fn a_sweep_record_has_the_fields_the_templates_metric_filter_reads() {
+        let buffer = Buffer::default();
+        tracing::subscriber::with_default(builder(buffer.clone(), tracing_subscriber::EnvFilter::new("info")), || {
+            tracing::info!(restarted = 1usize, fixed = 3usize, "sweep done");
+        });
+        let line = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let record: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(record["fields"]["message"], "sweep done", "{line}");
+        assert_eq!(record["fields"]["fixed"], 3, "{line}");
+
+        let template = include_str!("../../template.yaml");
+        assert!(
+            template.contains(r#"FilterPattern: '{ $.fields.message = "sweep done" && $.fields.fixed > 0 }'"#)
+                && template.contains("MetricValue: $.fields.fixed"),
+            "the template's SweeperFixes filter reads $.fields.message and $.fields.fixed"
+        );
+    }
 }

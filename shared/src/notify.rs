@@ -75,14 +75,16 @@ pub fn requester_is_told(status: RequestStatus, previous: Option<RequestStatus>)
 /// invoked for the others. The template's rule on `NotifyFunction` must be this pattern (a test
 /// checks), and the local stack routes with it.
 pub fn rule_pattern() -> serde_json::Value {
-    let mut always: Vec<String> = [RequestStatus::Pending].into_iter().chain(TOLD_ALWAYS).map(detail_type).collect();
-    always.push(crate::events::LEVEL_COMPLETED.to_owned());
+    let always: Vec<String> = [RequestStatus::Pending].into_iter().chain(TOLD_ALWAYS).map(detail_type).collect();
     let after_pending: Vec<String> = TOLD_AFTER_PENDING.into_iter().map(detail_type).collect();
+    let pending = [RequestStatus::Pending.as_str()];
     serde_json::json!({
         "source": [EVENT_SOURCE],
         "$or": [
             {"detail-type": always},
-            {"detail-type": after_pending, "detail": {"previousStatus": [RequestStatus::Pending.as_str()]}},
+            // The last level's completion comes with the request already Approved: nothing to mail.
+            {"detail-type": [crate::events::LEVEL_COMPLETED], "detail": {"status": pending}},
+            {"detail-type": after_pending, "detail": {"previousStatus": pending}},
         ],
     })
 }
@@ -202,10 +204,13 @@ async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkS
         (Some(entry), _) if entry.verdict == Verdict::Reject => {
             format!("Rejected by {} at level {}{}", entry.actor, entry.level, entry.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default())
         }
-        (_, Some(decision)) if d.status == RequestStatus::Failed || d.previous_status == Some(RequestStatus::Submitted) => decision.message.clone(),
+        // The evaluator's message explains a decision made at submission; a later failure is the
+        // grant's, whose reason is in the audit record, not the event.
+        (_, Some(decision)) if d.previous_status == Some(RequestStatus::Submitted) => decision.message.clone(),
         _ => match d.status {
             RequestStatus::Approved => "All approval levels completed.".to_owned(),
             RequestStatus::Expired => "Nobody decided before the approval deadline.".to_owned(),
+            RequestStatus::Failed => "The access could not be granted, and nothing is attached; the reason is in the request's audit trail.".to_owned(),
             RequestStatus::Revoked => format!("Revoked by {}; the access was removed.", d.actor),
             other => format!("The request is now {other}."),
         },
@@ -302,6 +307,19 @@ mod tests {
                 assert_eq!((mail.audience, mail.recipient.as_str()), (Audience::Requesters, "iam-user#operator"));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_grant_is_explained_as_such_and_not_with_the_approval_message() {
+        let operator = [Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() }];
+        let outbox = Outbox::default();
+        let failed = event(include_str!("../../events/request-approved.json"), RequestStatus::Failed, RequestStatus::Approved);
+        let approval_message = failed.detail.decision.as_ref().map(|d| d.message.clone()).unwrap();
+
+        tell_requester(&outbox, &operator, &links(), &failed).await.unwrap();
+
+        let body = outbox.0.lock().unwrap()[0].body.clone();
+        assert!(body.contains("could not be granted") && !body.contains(&approval_message), "{body}");
     }
 
     /// The template's rule is where the pattern takes effect; the local stack uses `rule_pattern`.

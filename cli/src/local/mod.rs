@@ -395,10 +395,10 @@ async fn expiry_loop(adapters: Arc<Adapters>) {
             tracing::warn!(error = %e, "pending-expiry sweep failed");
         }
         match lifecycle::reconcile(&adapters.lifecycle(), now).await {
-            Ok(report) if !report.expired.is_empty() || !report.orphans_removed.is_empty() || !report.restarted.is_empty() => {
+            Ok(report) if report.fixed() > 0 => {
                 println!(
-                    "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}",
-                    report.expired, report.orphans_removed, report.restarted
+                    "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}, failed never-granted {:?}",
+                    report.expired, report.orphans_removed, report.restarted, report.failed
                 );
             }
             Ok(_) => {}
@@ -530,9 +530,8 @@ async fn event_log_loop(sqs: aws_sdk_sqs::Client, queue_url: String) {
                 let policies = env.detail.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
                 let by = env.detail.approval.as_ref().map_or(env.detail.actor.as_str(), |a| a.actor.as_str());
                 println!("event  {:<34} {}  node {}  by {}  {}", env.detail_type, env.detail.request_id, env.detail.node_id, by, policies);
-                if let Some(g) = env.detail.grant.as_ref().filter(|_| env.detail.status.is_terminal()) {
-                    let removed = g.detached_at.map_or_else(|| "not yet removed".to_owned(), |t| format!("removed {t}"));
-                    println!("       IAM inline policy {} on {:?}: attached {}, deadline {}, {removed}", g.policy_name, g.target, g.attached_at, g.deadline);
+                if let Some(g) = env.detail.grant.as_ref().filter(|g| g.detached_at.is_some()) {
+                    println!("       IAM inline policy {} removed", g.policy_name);
                 }
             }
             if let Some(handle) = m.receipt_handle() {

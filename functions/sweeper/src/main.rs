@@ -31,6 +31,9 @@ async fn main() -> Result<(), Error> {
             grants_expired = report.expired.len(),
             orphans_removed = report.orphans_removed.len(),
             restarted = report.restarted.len(),
+            failed = report.failed.len(),
+            // The template's SweeperFixes metric filter sums this field.
+            fixed = report.fixed(),
             "sweep done"
         );
         Ok::<_, lambda_runtime::Diagnostic>(serde_json::json!({ "pendingExpired": expired, "grants": report }))
