@@ -119,8 +119,6 @@ where
     if !output.granted {
         return;
     }
-    let target = output.request.as_ref().and_then(|r| r.grant.as_ref()).map(|g| format!(" on {:?}", g.target)).unwrap_or_default();
-    println!("grant  {request_id}  IAM inline policy {} attached{target}, until {}", output.policy_name, output.deadline);
     // Wait (TimestampPath $.deadline).
     if let Ok(deadline) = chrono::DateTime::parse_from_rfc3339(&output.deadline) {
         let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();

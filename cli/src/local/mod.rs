@@ -268,7 +268,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             Ok(())
         }
     })));
-    tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands)));
+    tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands, opts.print_events)));
     if opts.sweeper {
         tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
     }
@@ -409,7 +409,7 @@ async fn expiry_loop(adapters: Arc<Adapters>) {
 }
 
 /// Plays Step Functions: runs each started execution, aborts it on Stop.
-async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mpsc::UnboundedReceiver<executions::Command>) {
+async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mpsc::UnboundedReceiver<executions::Command>, print_grants: bool) {
     let running: executions::Running = Arc::default();
     while let Some(command) = commands.recv().await {
         match command {
@@ -418,7 +418,20 @@ async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mp
                 let handle = tokio::spawn(executions::execute(execution_arn.clone(), request_id, move |task| {
                     let a = a.clone();
                     a.invoked("lifecycle");
-                    async move { lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await }
+                    async move {
+                        let out = lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await;
+                        // The grant has no event of its own; `make dev` shows it here.
+                        if let (true, lifecycle::Task::Grant { request_id, .. }, Ok(o)) = (print_grants, &task, &out) {
+                            if o["granted"] == true {
+                                println!(
+                                    "grant  {request_id}  IAM inline policy {} attached, until {}",
+                                    o["policyName"].as_str().unwrap_or("?"),
+                                    o["deadline"].as_str().unwrap_or("?")
+                                );
+                            }
+                        }
+                        out
+                    }
                 }));
                 if let Ok(mut map) = running.lock() {
                     map.retain(|_, h| !h.is_finished());
