@@ -12,9 +12,10 @@ use chrono::Utc;
 use integration_tests::{client, local_stack, sdk, submit_with_reason, SharedStack};
 use jit_cli::client::ApiClient;
 use jit_shared::adapters::dynamodb::DynamoStore;
-use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
-use jit_shared::approvals::{self, ApprovalDeps};
+use jit_shared::app::approve::{self as approvals, ApprovalDeps};
+use jit_shared::app::sweep;
+use jit_shared::domain::approval::Person;
 use jit_shared::domain::approval::{ApprovalProgress, Verdict};
 use jit_shared::domain::approval_token::{self, SigningKey, TokenClaims};
 use jit_shared::domain::ids::RequestId;
@@ -83,7 +84,7 @@ async fn two_levels_approve_only_after_the_right_approvals_in_order() {
     // Level 1 mail goes to its two approvers only; level-2 approvers get nothing yet.
     let a = wait_mail(stack, "approver-a@example.com", &id, "level 1 of 2").await;
     wait_mail(stack, "approver-b@example.com", &id, "level 1 of 2").await;
-    assert_eq!(claims_of(&link_path(&a)).approver, "iam-user#approver-a", "each link is made for its recipient");
+    assert_eq!(claims_of(&link_path(&a)).approver.key(), "iam-user#approver-a", "each link is made for its recipient");
     let (status, body) = act(stack, "approver-c", &id, "approve", None).await;
     assert_eq!(status, 403, "a level-2 approver cannot act at level 1: {body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -118,7 +119,7 @@ async fn two_levels_approve_only_after_the_right_approvals_in_order() {
     let mails = mails_for(stack, &id);
     assert!(mails.iter().filter(|m| !m.links.is_empty()).count() >= 5, "{mails:#?}");
     for m in mails.iter().filter(|m| !m.links.is_empty()) {
-        assert_eq!(claims_of(&link_path(m)).approver, m.recipient, "{} got someone else's link", m.email);
+        assert_eq!(claims_of(&link_path(m)).approver.key(), m.recipient, "{} got someone else's link", m.email);
     }
 }
 
@@ -210,14 +211,13 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     let overdue = pending_request(stack, "operator", "nobody looks").await;
     let sdk = sdk().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table);
-    let events = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &stack.provisioned.bus);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, events: &events, directory: &directory, key: &key, administrators: &[] };
+    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &[] };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
     let err = approvals::decide_as_caller(&deps, &approver, &overdue, Verdict::Approve, b"", later).await.unwrap_err();
-    assert_eq!((err.http_status(), err.code()), (409, "ApprovalDeadlinePassed"));
+    assert_eq!((jit_shared::http::error::status(&err), err.code()), (409, "ApprovalDeadlinePassed"));
     assert_eq!(read(stack, &overdue).await["status"], "Expired");
     assert_eq!(act(stack, "approver-a", &overdue, "approve", None).await.0, 409);
     wait_mail(stack, "operator@example.com", &overdue, "is Expired").await;
@@ -236,14 +236,13 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
     let table = integration_tests::unique("sweep");
     jit_shared::adapters::dynamodb::create_table(&ddb, &table).await.unwrap();
     let store = DynamoStore::new(ddb, &table);
-    let events = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&sdk), &stack.provisioned.bus);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let requester = CallerArn::try_from(stack.provisioned.profile("operator").unwrap().caller_arn.clone()).unwrap();
-    let intake = jit_shared::intake::IntakeDeps { store: &store, events: &events, directory: &directory };
+    let intake = jit_shared::app::submit::SubmitDeps { store: &store, directory: &directory };
     let mut ids = Vec::new();
     for minutes in [10, 120] {
         let body = json!({"nodeId": PROD, "reason": "sweep", "durationMinutes": 30}).to_string();
-        let r = jit_shared::intake::submit(&intake, &requester, body.as_bytes(), None, Utc::now()).await.unwrap().request;
+        let r = jit_shared::app::submit::submit(&intake, &requester, body.as_bytes(), None, Utc::now()).await.unwrap().request;
         let to_pending = jit_shared::ports::Transition {
             progress: Some(ApprovalProgress::start(Utc::now() + chrono::Duration::minutes(minutes))),
             ..jit_shared::ports::Transition::status_change(&r, RequestStatus::Pending, "test", "test", Utc::now())
@@ -255,12 +254,12 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
         let store = store.clone();
         async move { store.get(&id).await.unwrap().unwrap().status }
     };
-    assert!(approvals::expire_overdue(&store, &events, Utc::now()).await.unwrap().is_empty(), "nothing is overdue yet");
+    assert!(sweep::expire_overdue(&store, Utc::now()).await.unwrap().is_empty(), "nothing is overdue yet");
     let in_an_hour = Utc::now() + chrono::Duration::minutes(60);
-    assert_eq!(approvals::expire_overdue(&store, &events, in_an_hour).await.unwrap(), vec![ids[0].clone()]);
+    assert_eq!(sweep::expire_overdue(&store, in_an_hour).await.unwrap(), vec![ids[0].clone()]);
     assert_eq!(status(ids[0].clone()).await, RequestStatus::Expired);
     assert_eq!(status(ids[1].clone()).await, RequestStatus::Pending, "its deadline is later");
-    assert!(approvals::expire_overdue(&store, &events, in_an_hour).await.unwrap().is_empty(), "idempotent");
+    assert!(sweep::expire_overdue(&store, in_an_hour).await.unwrap().is_empty(), "idempotent");
     let trail = store.audit_trail(&ids[0]).await.unwrap();
     assert_eq!(trail.last().unwrap().actor, approvals::PENDING_EXPIRY_ACTOR);
 }
@@ -290,10 +289,10 @@ async fn mail_links_refuse_every_bad_token_and_a_get_never_decides() {
         ("tampered", format!("/decide/{}", flip(&token, token.len() / 3))),
         ("truncated", format!("/decide/{}", &token[..token.len() - 4])),
         ("expired", forged(TokenClaims { expires: Utc::now().timestamp() - 5, ..claims.clone() })),
-        ("other approver", forged(TokenClaims { approver: "iam-user#approver-c".into(), ..claims.clone() })),
+        ("other approver", forged(TokenClaims { approver: Person::IamUser("approver-c".into()), ..claims.clone() })),
         ("other request", resigned_without_key(&token, &TokenClaims { request_id: RequestId::try_from(other.clone()).unwrap(), ..claims.clone() })),
         ("other level", forged(TokenClaims { level: 2, ..claims.clone() })),
-        ("unknown person", forged(TokenClaims { approver: "iam-user#nobody".into(), ..claims.clone() })),
+        ("unknown person", forged(TokenClaims { approver: Person::IamUser("nobody".into()), ..claims.clone() })),
     ];
     for (what, p) in &bad {
         let (status, page) = browser(stack).post_form(p, &[("decision", "approve")]).await.unwrap();

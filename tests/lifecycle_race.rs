@@ -9,18 +9,18 @@ use chrono::{Duration, Utc};
 use integration_tests::{envelope_of, sdk, unique};
 use jit_cli::local::executions::{with_retry, NoLiveSessions};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
-use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::grants::IamGranter;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
-use jit_shared::approvals::{self, ApprovalDeps};
+use jit_shared::app::approve::{self as approvals, ApprovalDeps};
+use jit_shared::app::lifecycle::{self, LifecycleDeps, Task};
+use jit_shared::app::submit::{self as intake, SubmitDeps};
+use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::grant::{policy_name, GrantSettings, DEFAULT_SESSION_DOCUMENT};
 use jit_shared::domain::ids::RequestId;
 use jit_shared::domain::principal::CallerArn;
 use jit_shared::domain::request::AccessRequest;
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::intake::{self, IntakeDeps};
-use jit_shared::lifecycle::{self, LifecycleDeps, Task};
 use jit_shared::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError, RequestStore, Transition};
 
 const EXECUTION: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:first";
@@ -131,23 +131,19 @@ impl jit_shared::ports::SessionControl for FlakySessions {
     }
 }
 
-/// Records what the lifecycle publishes and which executions it stops.
+/// Records which executions the lifecycle and the sweep start and stop.
 #[derive(Default)]
 struct Recorder {
-    events: std::sync::Mutex<Vec<jit_shared::events::StatusEvent>>,
+    starts: std::sync::Mutex<Vec<RequestId>>,
     stops: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait::async_trait]
-impl jit_shared::ports::EventPublisher for Recorder {
-    async fn publish(&self, event: &jit_shared::events::StatusEvent) -> Result<(), PortError> {
-        self.events.lock().unwrap().push(event.clone());
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
 impl jit_shared::ports::ExecutionControl for Recorder {
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        self.starts.lock().unwrap().push(request_id.clone());
+        Ok(format!("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:{request_id}"))
+    }
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
         self.stops.lock().unwrap().push(execution_arn.to_owned());
         Ok(())
@@ -157,7 +153,7 @@ impl jit_shared::ports::ExecutionControl for Recorder {
 struct World {
     store: DynamoStore,
     table: String,
-    events: EventBridgePublisher,
+    executions: Recorder,
     directory: AwsPrincipalDirectory,
     granter: FlakyIam,
     settings: GrantSettings,
@@ -175,16 +171,13 @@ impl World {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let table = unique("race");
         create_table(&dynamo, &table).await.unwrap();
-        let bus = unique("bus");
-        let eb = aws_sdk_eventbridge::Client::new(&sdk);
-        eb.create_event_bus().name(&bus).send().await.unwrap();
         let iam = aws_sdk_iam::Client::new(&sdk);
         let user = unique("racer");
         let arn = iam.create_user().user_name(&user).send().await.unwrap().user().unwrap().arn().to_owned();
         Self {
             store: DynamoStore::new(dynamo, &table),
             table,
-            events: EventBridgePublisher::new(eb, &bus),
+            executions: Recorder::default(),
             directory: AwsPrincipalDirectory::new(iam.clone()),
             granter: FlakyIam {
                 inner: IamGranter::new(iam),
@@ -208,11 +201,11 @@ impl World {
     }
 
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.directory, key: &self.key, administrators: &self.administrators }
+        ApprovalDeps { store: &self.store, directory: &self.directory, key: &self.key, administrators: &self.administrators }
     }
 
     fn lifecycle(&self) -> LifecycleDeps<'_> {
-        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &self.sessions, settings: &self.settings }
+        LifecycleDeps { store: &self.store, granter: &self.granter, sessions: &self.sessions, executions: &self.executions, settings: &self.settings }
     }
 
     /// An approved request whose access window ends 10 s from now, with its grant attached.
@@ -224,12 +217,12 @@ impl World {
     /// recorded it (what the Expire task of that execution receives).
     async fn granted_by(&self, execution: Option<&str>) -> AccessRequest {
         let now = Utc::now();
-        let deps = IntakeDeps { store: &self.store, events: &self.events, directory: &self.directory };
+        let deps = SubmitDeps { store: &self.store, directory: &self.directory };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
         let r = intake::submit(&deps, &self.caller, body.as_bytes(), None, now).await.unwrap().request;
         let approved =
             self.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
-        let out = lifecycle::grant(&self.lifecycle(), approved.request_id.as_str(), execution, now).await.unwrap();
+        let out = lifecycle::grant(&self.lifecycle(), &approved.request_id, execution, now).await.unwrap();
         assert!(out.granted, "{out:?}");
         *out.request.expect("a granted output carries the recorded request")
     }
@@ -251,14 +244,14 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
         let later = Utc::now() + Duration::seconds(11);
         let deps = w.lifecycle();
         // As the state machine runs it: on the request its Grant task recorded.
-        let expire = lifecycle::expire(&deps, id.as_str(), Some(recorded), later);
+        let expire = lifecycle::expire(&deps, &id, Some(recorded), later);
         let revoke = async {
             // The API's status change, then the lifecycle function's teardown on its event.
             if approvals::revoke(&approvals, &w.caller, id.as_str(), b"", later).await.is_ok() {
                 lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", later).await.unwrap();
             }
         };
-        let sweep = lifecycle::reconcile(&deps, later);
+        let sweep = sweep::reconcile(&deps, later);
         let (expired, (), swept) = tokio::join!(expire, revoke, sweep);
         expired.unwrap();
         swept.unwrap();
@@ -285,7 +278,7 @@ async fn a_retried_grant_racing_a_revoke_leaves_nothing_attached() {
     let deps = w.lifecycle();
     w.granter.hold_puts.store(true, Ordering::SeqCst);
 
-    let retried = lifecycle::grant(&deps, id.as_str(), None, Utc::now());
+    let retried = lifecycle::grant(&deps, &id, None, Utc::now());
     let revoke = async {
         w.granter.put_reached.notified().await;
         let now = Utc::now();
@@ -309,7 +302,7 @@ async fn transient_iam_failures_on_expiry_are_retried() {
     w.granter.failing_deletes.store(3, Ordering::SeqCst);
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
-    let task = Task::Expire { request_id: id.to_string(), grant: None };
+    let task = Task::Expire { request_id: id.clone(), grant: None };
     let out = with_retry(10, || lifecycle::run_task(&deps, &task, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&id).await);
@@ -323,7 +316,7 @@ async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_cle
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
     w.granter.failing_deletes.store(u32::MAX, Ordering::SeqCst);
-    let task = Task::Expire { request_id: id.to_string(), grant: None };
+    let task = Task::Expire { request_id: id.clone(), grant: None };
     let err = with_retry(3, || lifecycle::run_task(&deps, &task, later)).await.unwrap_err();
     assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
     // Still attached, but IAM refuses it after the deadline anyway.
@@ -335,11 +328,11 @@ async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_cle
     assert!(stored.grant.as_ref().unwrap().deadline <= later);
 
     w.granter.failing_deletes.store(0, Ordering::SeqCst);
-    let report = lifecycle::reconcile(&deps, later).await.unwrap();
+    let report = sweep::reconcile(&deps, later).await.unwrap();
     assert_eq!(report.expired, vec![id.to_string()]);
     assert!(!w.attached(&id).await);
     assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Expired);
-    let again = lifecycle::reconcile(&deps, later).await.unwrap();
+    let again = sweep::reconcile(&deps, later).await.unwrap();
     assert!(again.expired.is_empty() && again.orphans_removed.is_empty(), "idempotent: {again:?}");
 }
 
@@ -354,7 +347,7 @@ async fn a_jit_policy_without_a_live_request_is_removed_by_the_sweeper() {
         .put_policy(&principal, &policy_name(&orphan), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:StartSession","Resource":"*"}]}"#)
         .await
         .unwrap();
-    let report = lifecycle::reconcile(&w.lifecycle(), Utc::now()).await.unwrap();
+    let report = sweep::reconcile(&w.lifecycle(), Utc::now()).await.unwrap();
     assert!(report.orphans_removed.contains(&policy_name(&orphan)), "{report:?}");
     assert!(!w.attached(&orphan).await);
 }
@@ -365,16 +358,16 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     let w = World::new().await;
     let store = FlakyStore { inner: w.store.clone(), failing: AtomicU32::new(0) };
     let sessions = FlakySessions { failing: AtomicU32::new(0) };
-    let deps = LifecycleDeps { store: &store, events: &w.events, granter: &w.granter, sessions: &sessions, settings: &w.settings };
+    let deps = LifecycleDeps { store: &store, granter: &w.granter, sessions: &sessions, executions: &w.executions, settings: &w.settings };
     let now = Utc::now();
-    let intake_deps = IntakeDeps { store: &w.store, events: &w.events, directory: &w.directory };
+    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory };
     let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "faults", "durationMinutes": 1}).to_string();
     let r = intake::submit(&intake_deps, &w.caller, body.as_bytes(), None, now).await.unwrap().request;
     let r = w.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
 
     // Grant: the policy is put, recording it fails twice; the retry records it once.
     store.failing.store(2, Ordering::SeqCst);
-    let grant = Task::Grant { request_id: r.request_id.to_string(), execution: Some(EXECUTION.into()) };
+    let grant = Task::Grant { request_id: r.request_id.clone(), execution: Some(EXECUTION.into()) };
     let out = with_retry(6, || lifecycle::run_task(&deps, &grant, now)).await.unwrap();
     assert_eq!(out["granted"], true);
     let iam = aws_sdk_iam::Client::new(&sdk().await);
@@ -387,7 +380,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     sessions.failing.store(2, Ordering::SeqCst);
     store.failing.store(1, Ordering::SeqCst);
     let later = now + Duration::seconds(11);
-    let expire = Task::Expire { request_id: r.request_id.to_string(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
+    let expire = Task::Expire { request_id: r.request_id.clone(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
@@ -402,9 +395,9 @@ async fn a_second_execution_for_the_same_approval_ends_without_touching_the_gran
     let grants = |trail: &[jit_shared::domain::request::AuditRecord]| trail.iter().filter(|a| a.reason.starts_with("access granted")).count();
 
     // EventBridge redelivered the Approved event: a second execution's Grant.
-    let second = lifecycle::grant(&deps, id.as_str(), Some(SECOND), Utc::now()).await.unwrap();
+    let second = lifecycle::grant(&deps, &id, Some(SECOND), Utc::now()).await.unwrap();
     // The first execution's Grant retried by Step Functions.
-    let retried = lifecycle::grant(&deps, id.as_str(), Some(EXECUTION), Utc::now()).await.unwrap();
+    let retried = lifecycle::grant(&deps, &id, Some(EXECUTION), Utc::now()).await.unwrap();
 
     assert!(!second.granted, "the second execution ends: {second:?}");
     assert!(retried.granted, "the execution the grant names keeps it: {retried:?}");
@@ -435,7 +428,7 @@ async fn a_second_execution_on_a_revoked_request_removes_a_policy_its_earlier_at
         .await
         .unwrap();
 
-    let retried = lifecycle::grant(&deps, id.as_str(), Some(SECOND), Utc::now()).await.unwrap();
+    let retried = lifecycle::grant(&deps, &id, Some(SECOND), Utc::now()).await.unwrap();
 
     assert!(!retried.granted);
     assert!(!w.attached(&id).await, "a revoked request keeps no policy, whoever holds its grant");
@@ -448,7 +441,7 @@ async fn a_failed_grant_is_recorded_only_by_the_execution_that_holds_the_grant()
     let deps = w.lifecycle();
     let id = w.granted_by(Some(EXECUTION)).await.request_id;
     let failure = |execution: &str| Task::RecordFailure {
-        request_id: id.to_string(),
+        request_id: id.clone(),
         failed_task: "grant".into(),
         error: serde_json::json!({"Error": "Lambda.TooManyRequestsException"}),
         execution: Some(execution.to_owned()),
@@ -472,7 +465,7 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
     let sdk = sdk().await;
     let counted =
         DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(log.clone()).build()), &w.table);
-    let deps = LifecycleDeps { store: &counted, events: &w.events, granter: &w.granter, sessions: &w.sessions, settings: &w.settings };
+    let deps = LifecycleDeps { store: &counted, granter: &w.granter, sessions: &w.sessions, executions: &w.executions, settings: &w.settings };
     type Alter = fn(AccessRequest) -> AccessRequest;
     let cases: [(&str, Alter, bool); 3] = [
         ("as recorded", |r| r, false),
@@ -485,7 +478,7 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
         let later = Utc::now() + Duration::seconds(11);
         log.take();
 
-        let out = lifecycle::expire(&deps, id.as_str(), Some(alter(recorded)), later).await.unwrap();
+        let out = lifecycle::expire(&deps, &id, Some(alter(recorded)), later).await.unwrap();
 
         let calls = log.take();
         assert_eq!(out.status, RequestStatus::Expired, "{case}: {out:?}");
@@ -506,13 +499,12 @@ async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded
     let id = w.granted_by(Some(EXECUTION)).await.request_id;
     let now = Utc::now();
     let revoked = approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
-    let event = jit_shared::events::StatusEvent::for_request(&revoked, Some(RequestStatus::Approved), w.caller.as_str());
-    let stops = Recorder::default();
+    let event = jit_shared::domain::events::StatusEvent::for_request(&revoked, Some(RequestStatus::Approved), w.caller.as_str());
 
-    lifecycle::handle_event(&w.lifecycle(), &stops, &envelope_of(event), now).await.unwrap();
+    lifecycle::handle_event(&w.lifecycle(), &envelope_of(event), now).await.unwrap();
 
     assert!(!w.attached(&id).await, "the policy is gone");
-    assert_eq!(*stops.stops.lock().unwrap(), vec![EXECUTION.to_owned()]);
+    assert_eq!(*w.executions.stops.lock().unwrap(), vec![EXECUTION.to_owned()]);
     assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Revoked);
 }
 
@@ -546,16 +538,15 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     assert_eq!(status(foreign).await, "RUNNING");
 }
 
-/// The `Approved` event that starts a lifecycle can be lost (a function stopped between the
-/// write and the publish): the sweep publishes it again within the access window, and fails
-/// the request once the window has passed with nothing granted.
+/// The delivery of the `Approved` event to Step Functions can fail for good: the sweep starts the
+/// lifecycle itself within the access window, and fails the request once the window has passed
+/// with nothing granted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and_failed_after_its_window() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let events = Recorder::default();
-    let deps = LifecycleDeps { store: &w.store, events: &events, granter: &w.granter, sessions: &w.sessions, settings: &w.settings };
-    let intake_deps = IntakeDeps { store: &w.store, events: &w.events, directory: &w.directory };
+    let deps = w.lifecycle();
+    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory };
     let now = Utc::now();
     let approved_at = |at: chrono::DateTime<Utc>| {
         let intake_deps = &intake_deps;
@@ -570,25 +561,26 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let stalled = approved_at(now - Duration::minutes(3)).await;
     let fresh = approved_at(now).await;
 
-    let first = lifecycle::reconcile(&deps, now).await.unwrap();
-    let republished: Vec<_> = events.events.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
+    let first = sweep::reconcile(&deps, now).await.unwrap();
+    let started = w.executions.starts.lock().unwrap().clone();
 
     assert_eq!(first.restarted, vec![stalled.to_string()], "only the request past the grace period: {first:?}");
-    assert_eq!(republished, vec![(stalled.to_string(), RequestStatus::Approved)]);
+    assert_eq!(started, vec![stalled.clone()], "the sweep started its execution");
 
     // The restarted lifecycle grants; a granted request is not restarted again.
-    assert!(lifecycle::grant(&deps, stalled.as_str(), Some(EXECUTION), now).await.unwrap().granted);
-    let second = lifecycle::reconcile(&deps, now).await.unwrap();
+    assert!(lifecycle::grant(&deps, &stalled, Some(EXECUTION), now).await.unwrap().granted);
+    let second = sweep::reconcile(&deps, now).await.unwrap();
     assert!(second.restarted.is_empty(), "{second:?}");
 
     // The fresh request never gets a grant: after its window it fails, once, and says so.
     let after_window = now + Duration::minutes(61);
-    let third = lifecycle::reconcile(&deps, after_window).await.unwrap();
+    let third = sweep::reconcile(&deps, after_window).await.unwrap();
     assert_eq!(third.failed, vec![fresh.to_string()], "{third:?}");
     assert_eq!(w.store.get(&fresh).await.unwrap().unwrap().status, RequestStatus::Failed);
-    let told: Vec<_> = events.events.lock().unwrap().iter().filter(|e| e.request_id == fresh.as_str()).map(|e| (e.status, e.previous_status)).collect();
-    assert_eq!(told, vec![(RequestStatus::Failed, Some(RequestStatus::Approved))]);
-    assert!(jit_shared::notify::requester_is_told(told[0].0, told[0].1), "the requester hears of it");
-    let fourth = lifecycle::reconcile(&deps, after_window).await.unwrap();
+    let trail = w.store.audit_trail(&fresh).await.unwrap();
+    let told: Vec<_> = trail.iter().filter(|a| a.actor == sweep::SWEEPER_ACTOR).map(|a| (a.to, a.from)).collect();
+    assert_eq!(told, vec![(RequestStatus::Failed, Some(RequestStatus::Approved))], "one change, which the stream publishes");
+    assert!(jit_shared::app::notify::requester_is_told(told[0].0, told[0].1), "the requester hears of it");
+    let fourth = sweep::reconcile(&deps, after_window).await.unwrap();
     assert!(fourth.failed.is_empty() && fourth.restarted.is_empty() && fourth.fixed() == 0, "{fourth:?}");
 }

@@ -7,20 +7,18 @@ use std::collections::BTreeSet;
 use chrono::{Duration, Utc};
 use integration_tests::{envelope_of, sdk, unique};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
-use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
+use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::domain::approval::ApprovalProgress;
 use jit_shared::domain::principal::CallerArn;
 use jit_shared::domain::request::{ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::intake::{self, IntakeDeps};
 use jit_shared::ports::{ListQuery, RequestStore, Transition, TransitionError};
 use proptest::prelude::*;
 use serde_json::json;
 
 struct Fixture {
     store: DynamoStore,
-    events: EventBridgePublisher,
     directory: AwsPrincipalDirectory,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
@@ -32,19 +30,10 @@ impl Fixture {
         let table = unique("store");
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         create_table(&dynamo, &table).await.unwrap();
-        let bus = unique("bus");
-        let eb = aws_sdk_eventbridge::Client::new(&sdk);
-        eb.create_event_bus().name(&bus).send().await.unwrap();
-        Self {
-            store: DynamoStore::new(dynamo.clone(), &table),
-            events: EventBridgePublisher::new(eb, &bus),
-            directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)),
-            dynamo,
-            table,
-        }
+        Self { store: DynamoStore::new(dynamo.clone(), &table), directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)), dynamo, table }
     }
-    fn deps(&self) -> IntakeDeps<'_> {
-        IntakeDeps { store: &self.store, events: &self.events, directory: &self.directory }
+    fn deps(&self) -> SubmitDeps<'_> {
+        SubmitDeps { store: &self.store, directory: &self.directory }
     }
     async fn item_count(&self) -> usize {
         // A scan is fine here: it only checks what the tests wrote.
@@ -80,7 +69,7 @@ async fn reusing_a_key_with_another_body_is_a_conflict_and_writes_nothing() {
     let first = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k1"), Utc::now()).await.unwrap();
     let before = f.item_count().await;
     let err = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap_err();
-    assert_eq!(err.http_status(), 409);
+    assert_eq!(jit_shared::http::error::status(&err), 409);
     let again = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "  one ", 30), Some("k1"), Utc::now()).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.request.request_id, first.request.request_id);
@@ -101,8 +90,8 @@ async fn bad_input_is_refused_naming_the_field_and_writes_nothing() {
     ];
     for (b, key, field) in cases {
         let err = intake::submit(&f.deps(), &caller("alice"), b, key, Utc::now()).await.unwrap_err();
-        assert_eq!(err.http_status(), 400);
-        assert_eq!(err.to_body()["error"]["field"], field);
+        assert_eq!(jit_shared::http::error::status(&err), 400);
+        assert_eq!(jit_shared::http::error::body(&err)["error"]["field"], field);
     }
     assert_eq!(f.item_count().await, 0);
 }
@@ -201,7 +190,7 @@ proptest! {
                 let to = RequestStatus::ALL[target];
                 let mut t = transition(&current, to, if to == RequestStatus::Pending { Some(plan()) } else { None });
                 if stale {
-                    t.expected_version = current.version.saturating_sub(1);
+                    t.basis.version = current.version.saturating_sub(1);
                 }
                 match f.store.transition(&t).await {
                     Ok(next) => {
@@ -262,8 +251,8 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
     let prod = "i-0fedcba9876543210";
     let dev = "i-0123456789abcdef0";
     let r = intake::submit(&f.deps(), &caller(&name), &body(prod, "fix the payments outage", 30), None, Utc::now()).await.unwrap().request;
-    let mut event = jit_shared::events::StatusEvent::for_request(&r, None, r.requester.as_str());
-    event.node_id = dev.to_owned();
+    let mut event = jit_shared::domain::events::StatusEvent::for_request(&r, None, r.requester.as_str());
+    event.node_id = dev.to_owned().try_into().unwrap();
     let envelope = envelope_of(event);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).unwrap();
@@ -275,16 +264,15 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
         .into(),
         calls: Default::default(),
     };
-    let deps = jit_shared::evaluation::EvaluationDeps {
+    let deps = jit_shared::app::evaluate::EvaluationDeps {
         store: &f.store,
-        events: &f.events,
         principals: &f.directory,
         nodes: &nodes,
         policies: &policies,
         pending_timeout_minutes: 60,
     };
     // Act
-    let outcome = jit_shared::evaluation::handle_submitted_event(&deps, &envelope, Utc::now()).await.unwrap();
+    let outcome = jit_shared::app::evaluate::handle_submitted_event(&deps, &envelope, Utc::now()).await.unwrap();
     // Assert: decided once, on the stored production request.
     let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
     assert_eq!(stored.status, RequestStatus::Pending, "the production node needs approval: {outcome:?}");
@@ -345,12 +333,12 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
         [&present, &gone].map(|name| jit_shared::policy::contacts::Contact { person: Person::IamUser(name.clone()), email: format!("{name}@example.com") });
     let outbox = Outbox::default();
     let key = jit_shared::domain::approval_token::SigningKey::from_secret(&"k".repeat(48)).unwrap();
-    let links = jit_shared::notify::LinkSettings { api_base_url: "http://127.0.0.1:1".into(), account: "123456789012".into(), region: "us-east-1".into() };
-    let deps = jit_shared::notify::NotifyDeps { store: &f.store, directory: &f.directory, mailer: &outbox, contacts: &contacts, key: &key, links: &links };
-    let event = jit_shared::events::StatusEvent::for_request(&pending, Some(RequestStatus::Submitted), "system:evaluator");
+    let links = jit_shared::app::notify::LinkSettings { api_base_url: "http://127.0.0.1:1".into(), account: "123456789012".into(), region: "us-east-1".into() };
+    let deps = jit_shared::app::notify::NotifyDeps { store: &f.store, directory: &f.directory, mailer: &outbox, contacts: &contacts, key: &key, links: &links };
+    let event = jit_shared::domain::events::StatusEvent::for_request(&pending, Some(RequestStatus::Submitted), "system:evaluator");
     let envelope = envelope_of(event);
     // Act
-    let sent = jit_shared::notify::handle_event(&deps, &envelope, Utc::now()).await.unwrap();
+    let sent = jit_shared::app::notify::handle_event(&deps, &envelope, Utc::now()).await.unwrap();
     // Assert
     let recipients: Vec<String> = outbox.0.lock().unwrap().iter().map(|m| m.recipient.clone()).collect();
     assert_eq!((sent, recipients), (1, vec![Person::IamUser(present).key()]));

@@ -12,6 +12,13 @@ What is checked, per resource that carries IAM permissions:
   * AWS::IAM::RolePolicy, AWS::IAM::Policy, AWS::IAM::ManagedPolicy: their PolicyDocument (a YAML
     mapping, or a `!Sub` JSON string) and the roles they attach to.
   * AWS::IAM::Role: inline Policies[].PolicyDocument and ManagedPolicyArns.
+  * What SAM grants by itself: function properties such as Role or DeadLetterQueue, polling event
+    sources (`Events: {X: {Type: DynamoDB}}`: SAM attaches the AWS managed poller policy, whose
+    stream or queue reads are on Resource "*") and their `DestinationConfig.OnFailure` with a
+    Type (SAM adds a send policy for the Destination). Each fails unless the allow-list names it
+    under ImplicitGrants (`Events.X:DynamoDB`, `Events.X.DestinationConfig.OnFailure:SQS:<dest>`).
+    An AWS::Lambda::EventSourceMapping grants nothing itself: the function's own Policies must
+    hold the stream reads and the destination send, and are checked as above.
 
 Every statement is split into single (When, Effect, Action, Resource, Condition) permissions, so
 how statements are grouped does not matter, only what they allow:
@@ -53,8 +60,25 @@ CHECKED_TYPES = FUNCTION_TYPES + STATE_MACHINE_TYPES + POLICY_TYPES + ROLE_TYPES
 # the documents checked here. Their presence fails unless the allow-list names it (ImplicitGrants).
 UNCHECKED_RESOURCE_TYPES = ("AWS::Serverless::Connector", "AWS::IAM::User", "AWS::IAM::Group", "AWS::IAM::UserToGroupAddition")
 IMPLICIT_GRANT_PROPERTIES = ("Role", "DeadLetterQueue", "EventInvokeConfig", "VpcConfig")
-# SAM event sources whose poller permissions SAM adds to the function's role.
-POLLING_EVENT_TYPES = ("SQS", "Kinesis", "DynamoDB", "MSK", "MQ", "SelfManagedKafka", "DocumentDB")
+# SAM event sources whose poller permissions SAM adds to the function's role, with the AWS managed
+# policy it attaches for them (None: SAM writes inline statements instead). A SAM DynamoDB event,
+# for one, attaches service-role/AWSLambdaDynamoDBExecutionRole: DescribeStream, GetRecords,
+# GetShardIterator and ListStreams on every stream in the account (Resource "*"). Declaring an
+# AWS::Lambda::EventSourceMapping and granting the stream reads in the function's own Policies
+# keeps them checkable here.
+POLLING_EVENT_POLICIES = {
+    "SQS": "service-role/AWSLambdaSQSQueueExecutionRole",
+    "Kinesis": "service-role/AWSLambdaKinesisExecutionRole",
+    "DynamoDB": "service-role/AWSLambdaDynamoDBExecutionRole",
+    "MSK": "service-role/AWSLambdaMSKExecutionRole",
+    "MQ": None,
+    "SelfManagedKafka": None,
+    "DocumentDB": None,
+}
+POLLING_EVENT_TYPES = tuple(POLLING_EVENT_POLICIES)
+# A polling event's DestinationConfig.OnFailure with a Type makes SAM add an inline policy
+# (`<Function><Event><Type>Policy`) for its Destination: sqs:SendMessage, sns:Publish or S3 writes.
+DESTINATION_POLICY_TYPES = ("SQS", "SNS", "S3")
 
 ENTRY_KEYS = {"Type", "Statements", "StarResourceActions", "PolicyTemplates", "ManagedPolicies", "Roles", "ImplicitGrants"}
 STATEMENT_KEYS = {"When", "Effect", "Action", "Resource", "Condition"}
@@ -266,7 +290,33 @@ def implicit_grants(name, resource, globals_function):
     for event_name, event in (props.get("Events") or {}).items():
         if isinstance(event, dict) and event.get("Type") in POLLING_EVENT_TYPES:
             found.append(f"Events.{event_name}:{event['Type']}")
+            found.extend(destination_grants(event_name, event))
     return found
+
+
+def destination_grants(event_name, event):
+    """`Events.<name>.DestinationConfig.OnFailure:<Type>:<Destination>` for the policy SAM adds for a
+    polling event's on-failure destination, so that listing the event does not also allow sending
+    its failures anywhere (a changed Destination is a new grant)."""
+    destination = (((event.get("Properties") or {}).get("DestinationConfig")) or {})
+    on_failure = destination.get("OnFailure") if isinstance(destination, dict) else None
+    if not isinstance(on_failure, dict) or "Type" not in on_failure:
+        return []
+    dtype = on_failure.get("Type")
+    dtype = dtype if isinstance(dtype, str) else render(dtype)
+    return [f"Events.{event_name}.DestinationConfig.OnFailure:{dtype}:{render(on_failure.get('Destination'))}"]
+
+
+def describe_implicit_grant(item):
+    """What SAM adds for an ImplicitGrants item, for the failure message."""
+    if item.startswith("Events.") and ".DestinationConfig." in item:
+        return " (SAM adds an inline policy that lets the role send to that destination)"
+    if item.startswith("Events.") and ":" in item:
+        policy = POLLING_EVENT_POLICIES.get(item.rsplit(":", 1)[1])
+        if policy:
+            return f" (SAM attaches the managed policy {policy}, on Resource \"*\")"
+        return " (SAM adds the poller's permissions to the role)"
+    return ""
 
 
 def read_template(path, findings):
@@ -397,7 +447,8 @@ def compare(template_entries, allowed_entries, findings):
             for item in sorted(have_set - allow_set):
                 kind = {"PolicyTemplates": "SAM policy template", "ManagedPolicies": "managed policy",
                         "ImplicitGrants": "property that grants IAM permissions implicitly"}[key]
-                findings.fail(f"{who}: {kind} {item} is not in the allow-list ({key})")
+                detail = describe_implicit_grant(item) if key == "ImplicitGrants" else ""
+                findings.fail(f"{who}: {kind} {item} is not in the allow-list ({key}){detail}")
             for item in sorted(allow_set - have_set):
                 findings.warn(f"{who}: listed {key} entry {item} is not in the template")
         if "Roles" in entry and sorted(listed.get("Roles") or []) != entry["Roles"]:

@@ -142,6 +142,68 @@ class LeastPrivilegeTest(unittest.TestCase):
         text = self.template.replace("\n  SweeperFunction:\n", "\n  SweeperFunction2:\n", 1)
         self.assertFailsWith(self.check(text), "SweeperFunction2", "not in the allow-list")
 
+    # (e) the outbox: event sources and who publishes -------------------------------------------
+
+    def add_sam_stream_event(self, destination=True):
+        """PublishEventsFunction reading the stream through a SAM DynamoDB event instead of its
+        AWS::Lambda::EventSourceMapping (optionally with a typed on-failure destination)."""
+        lines = ["Events:", "  Outbox:", "    Type: DynamoDB", "    Properties:",
+                 "      Stream: !GetAtt RequestsTable.StreamArn", "      StartingPosition: TRIM_HORIZON"]
+        if destination:
+            lines += ["      DestinationConfig:", "        OnFailure:", "          Type: SQS",
+                      "          Destination: !GetAtt PublishEventsOnFailureQueue.Arn"]
+        def add(m):
+            return m.group(0) + "\n" + "\n".join(m.group(1) + line for line in lines)
+        return edit_block(self.template, "PublishEventsFunction", r"^(\s+)CodeUri: .*$", add)
+
+    def allow_list_with_implicit_grants(self, *items):
+        allow = read(ALLOW_LIST)
+        anchor = "  PublishEventsFunction:\n    Type: AWS::Serverless::Function\n"
+        self.assertIn(anchor, allow, "the allow-list's PublishEventsFunction entry moved; update this test")
+        listed = anchor + "    ImplicitGrants:\n" + "".join(f"    - '{item}'\n" for item in items)
+        return self.write("allow.yaml", allow.replace(anchor, listed, 1))
+
+    def test_a_sam_dynamodb_event_fails_with_the_managed_policy_it_attaches(self):
+        findings = self.check(self.add_sam_stream_event(destination=False))
+        self.assertFailsWith(findings, "PublishEventsFunction", "Events.Outbox:DynamoDB",
+                             "service-role/AWSLambdaDynamoDBExecutionRole")
+
+    def test_a_sam_event_destination_is_a_grant_of_its_own(self):
+        text = self.add_sam_stream_event()
+        findings = self.check(text, self.allow_list_with_implicit_grants("Events.Outbox:DynamoDB"))
+        self.assertFailsWith(findings, "PublishEventsFunction",
+                             "Events.Outbox.DestinationConfig.OnFailure:SQS:GetAtt:PublishEventsOnFailureQueue.Arn")
+        self.assertNotIn("Events.Outbox:DynamoDB is not", "\n".join(findings.failures))
+
+    def test_listed_sam_event_grants_pass(self):
+        text = self.add_sam_stream_event()
+        allow = self.allow_list_with_implicit_grants(
+            "Events.Outbox:DynamoDB", "Events.Outbox.DestinationConfig.OnFailure:SQS:GetAtt:PublishEventsOnFailureQueue.Arn")
+        self.assertEqual(self.check(text, allow).failures, [])
+
+    def test_a_sam_event_destination_moved_elsewhere_fails(self):
+        text = self.add_sam_stream_event().replace(
+            "Destination: !GetAtt PublishEventsOnFailureQueue.Arn", "Destination: !GetAtt LifecycleDeadLetterQueue.Arn", 1)
+        allow = self.allow_list_with_implicit_grants(
+            "Events.Outbox:DynamoDB", "Events.Outbox.DestinationConfig.OnFailure:SQS:GetAtt:PublishEventsOnFailureQueue.Arn")
+        self.assertFailsWith(self.check(text, allow), "OnFailure:SQS:GetAtt:LifecycleDeadLetterQueue.Arn")
+
+    def test_a_stream_read_widened_to_every_stream_fails(self):
+        text = edit_block(self.template, "PublishEventsFunction", r"^(\s+)Resource: !GetAtt RequestsTable\.StreamArn[ \t]*$", r'\1Resource: "*"')
+        self.assertFailsWith(self.check(text), "PublishEventsFunction", "dynamodb:GetRecords on Resource \"*\"")
+
+    def test_put_events_is_granted_to_the_outbox_relay_only(self):
+        findings = lp.Findings()
+        entries = lp.read_template(TEMPLATE, findings)
+        entries.pop("__roles__")
+        publishers = sorted(name for name, entry in entries.items()
+                            for s in entry.get("Statements", []) if s["Effect"] == "Allow" and "events:PutEvents" in s["Action"])
+        self.assertEqual(publishers, ["PublishEventsFunction"])
+
+    def test_put_events_added_back_to_another_function_fails(self):
+        text = self.insert_statement("ApproveRequestFunction", ["Effect: Allow", "Action: events:PutEvents", "Resource: !GetAtt EventBus.Arn"])
+        self.assertFailsWith(self.check(text), "ApproveRequestFunction: Allow events:PutEvents on GetAtt:EventBus.Arn is not in the allow-list")
+
     def test_the_command_line_exits_1_for_a_widened_template(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])
         run = subprocess.run([sys.executable, SCRIPT, self.write("template.yaml", text), ALLOW_LIST], capture_output=True, text=True)

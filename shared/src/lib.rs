@@ -1,20 +1,13 @@
-//! jit-node-access core: the domain, the Cedar policy engine, and the AWS adapters every
-//! function shares. Adapters are feature-gated so each function links only the SDK clients it uses.
+//! jit-node-access core, in layers that only import downwards: `domain` (pure rules), `policy`
+//! (Cedar), `ports` (the traits the use cases need), `app` (the use cases), `http` (routes and
+//! pages), `adapters` (all SDK code, feature-gated so each function links only the clients it
+//! uses, and `wiring`, the composition root). `config` reads typed settings from the environment.
 
 pub mod adapters;
-pub mod api;
-pub mod approval_api;
-pub mod approvals;
+pub mod app;
 pub mod config;
-pub mod decide_page;
 pub mod domain;
-pub mod evaluation;
-pub mod events;
-pub mod intake;
-pub mod lifecycle;
-#[cfg(feature = "logging")]
-pub mod logging;
-pub mod notify;
+pub mod http;
 pub mod policy;
 pub mod ports;
 

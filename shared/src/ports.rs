@@ -4,13 +4,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Person};
-use crate::domain::grant::GrantRecord;
+use crate::domain::approval::Person;
+use crate::domain::events::StatusEvent;
 use crate::domain::ids::{NodeId, RequestId};
 use crate::domain::principal::{CallerArn, ResolvedPrincipal};
-use crate::domain::request::{AccessRequest, AuditRecord, Decision};
+use crate::domain::request::{AccessRequest, AuditRecord};
 use crate::domain::status::RequestStatus;
-use crate::events::StatusEvent;
 use crate::policy::NodeInfo;
 
 /// A dependency failure, classified once so every entry point retries (or not) the same way.
@@ -22,15 +21,6 @@ pub enum PortError {
     /// Anything else: configuration, permissions, malformed data.
     #[error("permanent failure: {0}")]
     Permanent(String),
-}
-
-impl From<PortError> for crate::domain::errors::ServiceError {
-    fn from(e: PortError) -> Self {
-        match e {
-            PortError::Transient(m) => Self::Unavailable(m),
-            PortError::Permanent(m) => Self::Internal(m),
-        }
-    }
 }
 
 /// Ties an `Idempotency-Key` to the request it created.
@@ -51,54 +41,7 @@ pub enum CreateOutcome {
     KeyReused,
 }
 
-/// A change to apply only if the request is still where the caller saw it: a status change, or
-/// (with `from == to == Pending`) an approval that does not finish the request yet.
-///
-/// Leaving `Pending` is additionally conditioned on the stored approval deadline: to `Expired`
-/// only once it has passed, anywhere else only before it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
-    pub request_id: RequestId,
-    pub from: RequestStatus,
-    pub expected_version: u32,
-    pub to: RequestStatus,
-    pub decision: Option<Decision>,
-    /// The new approval progress (set when entering `Pending` and with every decision).
-    pub progress: Option<ApprovalProgress>,
-    /// The approval or rejection this change records.
-    pub approval: Option<ApprovalEntry>,
-    pub level_completed: Option<u8>,
-    /// The grant as it stands after this change (attached, or detached on teardown).
-    pub grant: Option<GrantRecord>,
-    pub actor: String,
-    pub reason: String,
-    pub at: DateTime<Utc>,
-    /// The request as the caller read it (at `expected_version`). Every write of a request bumps
-    /// its version, so this is what is stored if the conditional write succeeds: the store needs
-    /// no read of its own, and the write's condition still decides.
-    pub basis: AccessRequest,
-}
-
-impl Transition {
-    /// A plain status change with no approval bookkeeping.
-    pub fn status_change(request: &AccessRequest, to: RequestStatus, actor: &str, reason: impl Into<String>, at: DateTime<Utc>) -> Self {
-        Self {
-            request_id: request.request_id.clone(),
-            from: request.status,
-            expected_version: request.version,
-            to,
-            decision: None,
-            progress: None,
-            approval: None,
-            level_completed: None,
-            grant: None,
-            actor: actor.to_owned(),
-            reason: reason.into(),
-            at,
-            basis: request.clone(),
-        }
-    }
-}
+pub use crate::domain::transition::Transition;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TransitionError {
@@ -141,8 +84,10 @@ pub trait RequestStore: Send + Sync {
     async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError>;
     /// Ids of pending requests that name this approver key (see `Approver::index_key`).
     async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError>;
-    /// Applies a status change and its audit record atomically, conditioned on the expected
-    /// status and version. Returns the request as stored afterwards.
+    /// Applies a checked change (`Transition::check`) and its audit record atomically,
+    /// conditioned on the stored request being the change's `basis`. The audit record carries
+    /// the change's `ChangeRecord`, which the table's stream turns into events. Returns the
+    /// request as stored afterwards.
     async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
     /// Pending requests whose approval deadline is at or before `now`, oldest deadline first.
@@ -153,9 +98,12 @@ pub trait RequestStore: Send + Sync {
     async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
 }
 
+/// Puts events on the bus. Only the publisher (`app::publish`) holds one: use cases write
+/// changes, and the table's stream turns them into events.
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
-    async fn publish(&self, event: &StatusEvent) -> Result<(), PortError>;
+    /// Publishes all of `events`, in order; on failure none of them may be assumed delivered.
+    async fn publish(&self, events: &[StatusEvent]) -> Result<(), PortError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -256,6 +204,9 @@ pub trait SessionControl: Send + Sync {
 /// rule for `Approved` starts them; the grant records which one it runs in.
 #[async_trait]
 pub trait ExecutionControl: Send + Sync {
+    /// Starts an execution for an approved request (the sweeper, when the rule's delivery was
+    /// lost); returns its ARN. A second execution for the same request ends harmlessly.
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError>;
     /// Stops the execution with this ARN (revoke); a finished or missing execution is fine.
     async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), PortError>;
 }

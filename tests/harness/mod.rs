@@ -115,12 +115,12 @@ pub async fn submit_with_reason(c: &jit_cli::client::ApiClient, node: &str, minu
 }
 
 /// The EventBridge envelope a rule target receives for this event.
-pub fn envelope_of(event: jit_shared::events::StatusEvent) -> jit_shared::events::EventEnvelope {
-    jit_shared::events::EventEnvelope {
+pub fn envelope_of(event: jit_shared::domain::events::StatusEvent) -> jit_shared::domain::events::EventEnvelope {
+    jit_shared::domain::events::EventEnvelope {
         version: "0".into(),
         id: "test".into(),
         detail_type: event.detail_type(),
-        source: jit_shared::events::EVENT_SOURCE.into(),
+        source: jit_shared::domain::events::EVENT_SOURCE.into(),
         account: "123456789012".into(),
         time: None,
         region: "us-east-1".into(),

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jit_shared::adapters::api_calls::ApiCallLog;
-use jit_shared::domain::errors::{ServiceError, RETRYABLE};
+use jit_shared::app::error::{ServiceError, RETRYABLE};
+use jit_shared::app::lifecycle::{GrantOutput, Task};
 use jit_shared::domain::ids::{NodeId, RequestId};
-use jit_shared::lifecycle::{GrantOutput, Task};
 use jit_shared::ports::{ExecutionControl, PortError, SessionControl};
 use tokio::sync::mpsc;
 
@@ -37,12 +37,12 @@ impl LocalExecutions {
     pub fn new(state_machine_name: &str, calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let state_machine = format!("arn:aws:states:{}:{}:stateMachine:{state_machine_name}", crate::emulator::REGION, crate::emulator::ACCOUNT_ID);
-        let execution_prefix = jit_shared::lifecycle::execution_prefix(&state_machine);
+        let execution_prefix = jit_shared::app::lifecycle::execution_prefix(&state_machine);
         (Self { tx, execution_prefix, calls }, rx)
     }
 
     /// What the bus rule does with an `Approved` event: a new execution with a fresh name.
-    pub fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+    pub fn start_from_rule(&self, request_id: &RequestId) -> Result<String, PortError> {
         self.calls.record(RULE_TARGET_SERVICE, "StartExecution");
         let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
         self.tx
@@ -54,9 +54,19 @@ impl LocalExecutions {
 
 #[async_trait::async_trait]
 impl ExecutionControl for LocalExecutions {
+    /// The sweeper's StartExecution (a function's call, unlike the rule's delivery above).
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        self.calls.record("SFN", "StartExecution");
+        let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
+        self.tx
+            .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone() })
+            .map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
+        Ok(execution_arn)
+    }
+
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
         self.calls.record("SFN", "StopExecution");
-        if !jit_shared::lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
+        if !jit_shared::app::lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
             return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
         }
         let _ = self.tx.send(Command::Stop(execution_arn.to_owned()));
@@ -93,7 +103,7 @@ where
     R: Fn(Task) -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ServiceError>>,
 {
-    let request_id = id.to_string();
+    let request_id = id;
     let failed = |task: &'static str, e: ServiceError| {
         let payload = Task::RecordFailure {
             request_id: request_id.clone(),

@@ -5,6 +5,7 @@
 pub mod executions;
 pub mod provision;
 pub mod seed;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -25,18 +26,18 @@ use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::grants::IamGranter;
 use jit_shared::adapters::mail::SnsMailer;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
-use jit_shared::api::{self, ApiRequest, ApiResponse};
-use jit_shared::approval_api;
-use jit_shared::approvals::{self, ApprovalDeps};
+use jit_shared::app::approve::ApprovalDeps;
+use jit_shared::app::error::ServiceError;
+use jit_shared::app::evaluate::{self, EvaluationDeps};
+use jit_shared::app::lifecycle::{self, LifecycleDeps};
+use jit_shared::app::notify::{self, LinkSettings, NotifyDeps};
+use jit_shared::app::submit::SubmitDeps;
+use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
-use jit_shared::domain::errors::ServiceError;
+use jit_shared::domain::events::{EventEnvelope, StatusEvent};
 use jit_shared::domain::grant::GrantSettings;
-use jit_shared::domain::ids::{NodeId, RequestId};
-use jit_shared::evaluation::{self, EvaluationDeps};
-use jit_shared::events::EventEnvelope;
-use jit_shared::intake::IntakeDeps;
-use jit_shared::lifecycle::{self, LifecycleDeps};
-use jit_shared::notify::{self, LinkSettings, NotifyDeps};
+use jit_shared::domain::ids::NodeId;
+use jit_shared::http::{ApiRequest, ApiResponse};
 use jit_shared::policy::{NodeInfo, PolicySet};
 use jit_shared::ports::{DirectoryError, NodeDirectory};
 use tokio::net::TcpListener;
@@ -91,7 +92,8 @@ impl NodeDirectory for SeedNodeDirectory {
 
 struct Adapters {
     store: DynamoStore,
-    events: EventBridgePublisher,
+    /// The publish-events function's client (the only one that puts events on the bus).
+    publisher: EventBridgePublisher,
     principals: AwsPrincipalDirectory,
     nodes: SeedNodeDirectory,
     policies: PolicySet,
@@ -117,13 +119,12 @@ impl Adapters {
         self.calls.record(INVOCATION_SERVICE, &format!("Invoke {function}"));
     }
 
-    fn intake(&self) -> IntakeDeps<'_> {
-        IntakeDeps { store: &self.store, events: &self.events, directory: &self.principals }
+    fn submit(&self) -> SubmitDeps<'_> {
+        SubmitDeps { store: &self.store, directory: &self.principals }
     }
     fn evaluation(&self) -> EvaluationDeps<'_> {
         EvaluationDeps {
             store: &self.store,
-            events: &self.events,
             principals: &self.principals,
             nodes: &self.nodes,
             policies: &self.policies,
@@ -131,10 +132,10 @@ impl Adapters {
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, events: &self.events, directory: &self.principals, key: &self.key, administrators: &[] }
+        ApprovalDeps { store: &self.store, directory: &self.principals, key: &self.key, administrators: &[] }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
-        LifecycleDeps { store: &self.store, events: &self.events, granter: &self.granter, sessions: &self.sessions, settings: &self.grant_settings }
+        LifecycleDeps { store: &self.store, granter: &self.granter, sessions: &self.sessions, executions: &self.executions, settings: &self.grant_settings }
     }
     fn notify(&self) -> NotifyDeps<'_> {
         NotifyDeps {
@@ -216,7 +217,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
-        events: EventBridgePublisher::new(counted_client!(aws_sdk_eventbridge, sdk, calls), &provisioned.bus),
+        publisher: EventBridgePublisher::new(counted_client!(aws_sdk_eventbridge, sdk, calls), &provisioned.bus),
         principals: AwsPrincipalDirectory::new(counted_client!(aws_sdk_iam, sdk, calls))
             .with_identity_store(counted_client!(aws_sdk_identitystore, sdk, calls), LOCAL_IDENTITY_STORE_ID),
         nodes: SeedNodeDirectory { nodes: opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect(), calls: calls.clone() },
@@ -244,7 +245,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.submitted_queue_url.clone(), "evaluation", move |env| {
         let a = a.clone();
         a.invoked("evaluate-request");
-        async move { evaluation::handle_submitted_event(&a.evaluation(), &env, jit_shared::now()).await.map(|_| ()) }
+        async move { evaluate::handle_submitted_event(&a.evaluation(), &env, jit_shared::now()).await.map(|_| ()) }
     })));
     let a = adapters.clone();
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.notify_queue_url.clone(), "notification", move |env| {
@@ -256,14 +257,14 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.lifecycle_queue_url.clone(), "lifecycle", move |env| {
         let a = a.clone();
         a.invoked("lifecycle");
-        async move { lifecycle::handle_event(&a.lifecycle(), &a.executions, &env, jit_shared::now()).await }
+        async move { lifecycle::handle_event(&a.lifecycle(), &env, jit_shared::now()).await }
     })));
     let a = adapters.clone();
     tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.executions_queue_url.clone(), "lifecycle execution start", move |env| {
         let a = a.clone();
         async move {
-            let id = RequestId::try_from(env.detail.request_id.clone())?;
-            let execution = a.executions.start(&id)?;
+            let id = env.detail.request_id.clone();
+            let execution = a.executions.start_from_rule(&id)?;
             tracing::debug!(request_id = %id, execution, "lifecycle execution started by the Approved rule");
             Ok(())
         }
@@ -273,9 +274,9 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
     }
     tasks.push(tokio::spawn(outbox_loop(sqs.clone(), provisioned.outboxes.clone(), outbox.clone(), opts.print_events)));
-    if opts.print_events {
-        tasks.push(tokio::spawn(event_log_loop(sqs, provisioned.status_queue_url.clone())));
-    }
+    let observer = StreamObserver { adapters: adapters.clone(), print: opts.print_events };
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    tasks.push(tokio::spawn(stream::stream_loop(streams, provisioned.table_stream_arn.clone(), adapters.publisher.clone(), observer)));
     Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, tasks })
 }
 
@@ -315,7 +316,7 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     }
     let headers: Vec<(String, String)> = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned()))).collect();
     let now = jit_shared::now();
-    let caller = if approval_api::is_link_path(&path) {
+    let caller = if jit_shared::http::approve::is_link_path(&path) {
         None
     } else {
         match sigv4::verify(&adapters.keys, parts.method.as_str(), &path, parts.uri.query(), &headers, &body, now) {
@@ -338,12 +339,12 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         })
         .collect();
     let api_request = ApiRequest { method: parts.method.to_string(), path: path.clone(), query, headers, body: body.to_vec(), caller };
-    let response = if approval_api::serves(&path) {
+    let response = if jit_shared::http::approve::serves(&path) {
         adapters.invoked("approve-request");
-        approval_api::handle(&adapters.approvals(), &api_request, now).await
+        jit_shared::http::approve::handle(&adapters.approvals(), &api_request, now).await
     } else {
         adapters.invoked("submit-request");
-        api::handle(&adapters.intake(), &api_request, now).await
+        jit_shared::http::submit::handle(&adapters.submit(), &api_request, now).await
     };
     Ok(http_response(&response))
 }
@@ -369,7 +370,7 @@ where
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(error = %e, kind = e.lambda_error_type(), "{what} failed");
-                        e.lambda_error_type() != jit_shared::domain::errors::RETRYABLE
+                        !e.is_retryable()
                     }
                 },
                 Err(e) => {
@@ -391,10 +392,10 @@ where
 async fn expiry_loop(adapters: Arc<Adapters>) {
     loop {
         let now = jit_shared::now();
-        if let Err(e) = approvals::expire_overdue(&adapters.store, &adapters.events, now).await {
+        if let Err(e) = sweep::expire_overdue(&adapters.store, now).await {
             tracing::warn!(error = %e, "pending-expiry sweep failed");
         }
-        match lifecycle::reconcile(&adapters.lifecycle(), now).await {
+        match sweep::reconcile(&adapters.lifecycle(), now).await {
             Ok(report) if report.fixed() > 0 => {
                 println!(
                     "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}, failed never-granted {:?}",
@@ -503,7 +504,7 @@ fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiRespons
     if json {
         return ApiResponse::json(200, serde_json::to_value(&list).unwrap_or_default());
     }
-    let esc = jit_shared::decide_page::escape;
+    let esc = jit_shared::http::decide_page::escape;
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>jit-node-access local outbox</title>\
          <style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto}pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}</style></head><body>\
@@ -532,23 +533,28 @@ fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiRespons
     resp
 }
 
-async fn event_log_loop(sqs: aws_sdk_sqs::Client, queue_url: String) {
-    loop {
-        let Ok(out) = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            continue;
-        };
-        for m in out.messages() {
-            if let Some(Ok(env)) = m.body().map(serde_json::from_str::<EventEnvelope>) {
-                let policies = env.detail.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
-                let by = env.detail.approval.as_ref().map_or(env.detail.actor.as_str(), |a| a.actor.as_str());
-                println!("event  {:<34} {}  node {}  by {}  {}", env.detail_type, env.detail.request_id, env.detail.node_id, by, policies);
-                if let Some(g) = env.detail.grant.as_ref().filter(|g| g.detached_at.is_some()) {
-                    println!("       IAM inline policy {} removed", g.policy_name);
-                }
-            }
-            if let Some(handle) = m.receipt_handle() {
-                let _ = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await;
+/// What the publish-events function's invocations look like locally: counted like the other
+/// functions, and in `make dev` each event is printed as it leaves the table's stream.
+struct StreamObserver {
+    adapters: Arc<Adapters>,
+    print: bool,
+}
+
+impl stream::BatchObserver for StreamObserver {
+    fn invoked(&self) {
+        self.adapters.invoked("publish-events");
+    }
+
+    fn published(&self, events: &[StatusEvent]) {
+        if !self.print {
+            return;
+        }
+        for e in events {
+            let policies = e.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
+            let by = e.approval.as_ref().map_or(e.actor.as_str(), |a| a.actor.as_str());
+            println!("event  {:<34} {}  node {}  by {}  {}  (from the table's stream)", e.detail_type(), e.request_id, e.node_id, by, policies);
+            if let Some(g) = e.grant.as_ref().filter(|g| g.detached_at.is_some()) {
+                println!("       IAM inline policy {} removed", g.policy_name);
             }
         }
     }

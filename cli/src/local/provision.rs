@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_config::SdkConfig;
 use jit_shared::adapters::mail::filter_policy;
+use jit_shared::domain::events::{detail_type, EVENT_SOURCE};
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::events::{detail_type, EVENT_SOURCE};
 use jit_shared::policy::contacts::Contact;
 
 use crate::local::seed::{PrincipalKind, Seed};
@@ -24,6 +24,9 @@ pub struct Profile {
 #[derive(Debug, Clone)]
 pub struct Provisioned {
     pub table: String,
+    /// The table's stream: the local stack reads it the way the publish-events function's event
+    /// source mapping does.
+    pub table_stream_arn: String,
     pub bus: String,
     pub submitted_queue_url: String,
     pub status_queue_url: String,
@@ -116,7 +119,7 @@ async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Res
 pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefix: &str) -> Result<Provisioned, String> {
     let table = format!("{prefix}-requests");
     let bus = format!("{prefix}-events");
-    jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.map_err(e("the DynamoDB table"))?;
+    let table_stream_arn = jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.map_err(e("the DynamoDB table"))?;
     let events = aws_sdk_eventbridge::Client::new(sdk);
     events.create_event_bus().name(&bus).send().await.map_err(e("the event bus"))?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -132,7 +135,7 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     .await?;
     route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
-    route(&events, &bus, &format!("{prefix}-notify"), jit_shared::notify::rule_pattern(), &notify_arn).await?;
+    route(&events, &bus, &format!("{prefix}-notify"), jit_shared::app::notify::rule_pattern(), &notify_arn).await?;
     let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
     let lifecycle_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
     route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
@@ -274,6 +277,7 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     }
     Ok(Provisioned {
         table,
+        table_stream_arn,
         bus,
         submitted_queue_url,
         status_queue_url,

@@ -2,31 +2,31 @@
 //! token-protected `/decide/{token}` pages behind mail links.
 
 use jit_shared::adapters::apigw;
-use jit_shared::api::ApiResponse;
-use jit_shared::approvals::ApprovalDeps;
-use jit_shared::config::{sdk_config, signing_key_parameter, wiring, StackConfig};
-use jit_shared::domain::errors::ServiceError;
+use jit_shared::adapters::wiring::{self, sdk_config};
+use jit_shared::app::approve::ApprovalDeps;
+use jit_shared::app::error::ServiceError;
+use jit_shared::config::{signing_key_parameter, StackConfig};
+use jit_shared::http::ApiResponse;
 use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    jit_shared::logging::init();
+    jit_shared::adapters::logging::init();
     let stack = StackConfig::from_env()?;
     let parameter = signing_key_parameter()?;
     let administrators = jit_shared::config::administrators();
     let sdk = sdk_config(&stack.region).await;
     let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);
-    let events = wiring::publisher(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let (key, store, events, directory, administrators) = (&key, &store, &events, &directory, &administrators);
+    let (key, store, directory, administrators) = (&key, &store, &directory, &administrators);
     run(service_fn(move |req: Request| async move {
         // Every route may sign or check a link, so no request is served without the key; a
         // missing or short key is a 5xx JSON error, never an unsigned link.
         let response = match key.get().await {
             Ok(key) => {
-                let deps = ApprovalDeps { store, events, directory, key, administrators };
-                jit_shared::approval_api::handle(&deps, &apigw::to_api_request(&req), jit_shared::now()).await
+                let deps = ApprovalDeps { store, directory, key, administrators };
+                jit_shared::http::approve::handle(&deps, &apigw::to_api_request(&req), jit_shared::now()).await
             }
             Err(e) => ApiResponse::error(&ServiceError::from(e)),
         };

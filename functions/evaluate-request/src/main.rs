@@ -1,9 +1,10 @@
 //! Cedar evaluation Lambda, triggered by the "Access Request Submitted" EventBridge rule.
 
 use jit_shared::adapters::runtime::diagnostic;
-use jit_shared::config::{pending_timeout_minutes, sdk_config, wiring, StackConfig};
-use jit_shared::evaluation::{handle_submitted_event, EvaluationDeps};
-use jit_shared::events::EventEnvelope;
+use jit_shared::adapters::wiring::{self, sdk_config};
+use jit_shared::app::evaluate::{handle_submitted_event, EvaluationDeps};
+use jit_shared::config::{pending_timeout_minutes, StackConfig};
+use jit_shared::domain::events::EventEnvelope;
 use jit_shared::policy::PolicySet;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -13,17 +14,16 @@ mod bundled_policies {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    jit_shared::logging::init();
+    jit_shared::adapters::logging::init();
     let stack = StackConfig::from_env()?;
     let pending_timeout_minutes = pending_timeout_minutes()?;
     // Validated once per cold start; an invalid set stops the function before it decides anything.
     let policies = PolicySet::from_files(&bundled_policies::files())?;
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
-    let events = wiring::publisher(&sdk, &stack);
     let principals = wiring::principal_directory(&sdk, &stack);
     let nodes = wiring::node_directory(&sdk, &stack);
-    let deps = EvaluationDeps { store: &store, events: &events, principals: &principals, nodes: &nodes, policies: &policies, pending_timeout_minutes };
+    let deps = EvaluationDeps { store: &store, principals: &principals, nodes: &nodes, policies: &policies, pending_timeout_minutes };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
         handle_submitted_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "evaluation"))

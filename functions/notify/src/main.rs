@@ -2,10 +2,11 @@
 //! events. Contacts come with the policy set (`contacts.yaml`), bundled at build time.
 
 use jit_shared::adapters::runtime::diagnostic;
-use jit_shared::config::{sdk_config, signing_key_parameter, wiring, MailConfig, StackConfig};
-use jit_shared::domain::errors::ServiceError;
-use jit_shared::events::EventEnvelope;
-use jit_shared::notify::{handle_event, LinkSettings, NotifyDeps};
+use jit_shared::adapters::wiring::{self, sdk_config};
+use jit_shared::app::error::ServiceError;
+use jit_shared::app::notify::{handle_event, LinkSettings, NotifyDeps};
+use jit_shared::config::{signing_key_parameter, MailConfig, StackConfig};
+use jit_shared::domain::events::EventEnvelope;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 mod bundled_policies {
@@ -14,7 +15,7 @@ mod bundled_policies {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    jit_shared::logging::init();
+    jit_shared::adapters::logging::init();
     let stack = StackConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let parameter = signing_key_parameter()?;

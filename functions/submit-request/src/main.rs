@@ -1,23 +1,23 @@
 //! Request submission Lambda (API Gateway HTTP API, AWS_IAM authorization).
 
 use jit_shared::adapters::apigw;
-use jit_shared::config::{sdk_config, wiring, StackConfig};
-use jit_shared::intake::IntakeDeps;
+use jit_shared::adapters::wiring::{self, sdk_config};
+use jit_shared::app::submit::SubmitDeps;
+use jit_shared::config::StackConfig;
 use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    jit_shared::logging::init();
+    jit_shared::adapters::logging::init();
     let stack = StackConfig::from_env()?;
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
-    let events = wiring::publisher(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let deps = IntakeDeps { store: &store, events: &events, directory: &directory };
+    let deps = SubmitDeps { store: &store, directory: &directory };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let api_request = apigw::to_api_request(&req);
-        let response = jit_shared::api::handle(deps, &api_request, jit_shared::now()).await;
+        let response = jit_shared::http::submit::handle(deps, &api_request, jit_shared::now()).await;
         Ok::<_, Error>(apigw::to_response(response))
     }))
     .await

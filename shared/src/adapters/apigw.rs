@@ -3,7 +3,7 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::api::{ApiRequest, ApiResponse};
+use crate::http::{ApiRequest, ApiResponse};
 
 /// The caller is the principal API Gateway authenticated with SigV4 (`AWS_IAM` authorization);
 /// a request without it never reaches the domain as authenticated.

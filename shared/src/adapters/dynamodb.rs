@@ -16,13 +16,15 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem, Update,
+    StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::classify;
+use crate::adapters::stream::CHANGE_ATTRIBUTE;
+use crate::domain::events::ChangeRecord;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord, Decision};
@@ -152,7 +154,8 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
     })
 }
 
-fn audit_to_item(a: &AuditRecord) -> Item {
+/// The audit record, with the change the table's stream turns into events (`adapters::stream`).
+fn audit_to_item(a: &AuditRecord, change: &ChangeRecord) -> Result<Item, PortError> {
     let mut item = Item::from([
         ("pk".into(), s(request_pk(&a.request_id))),
         ("sk".into(), s(format!("AUDIT#{:06}", a.version))),
@@ -168,14 +171,13 @@ fn audit_to_item(a: &AuditRecord) -> Item {
         item.insert("from".into(), s(from.as_str()));
     }
     if let Some(entry) = &a.approval {
-        if let Ok(text) = to_json(entry) {
-            item.insert("approval".into(), s(text));
-        }
+        item.insert("approval".into(), s(to_json(entry)?));
     }
     if let Some(level) = a.level_completed {
         item.insert("levelCompleted".into(), n(u32::from(level)));
     }
-    item
+    item.insert(CHANGE_ATTRIBUTE.into(), s(to_json(change)?));
+    Ok(item)
 }
 
 fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
@@ -252,8 +254,125 @@ impl DynamoStore {
     }
 }
 
-/// Creates the table with its indexes (the local stack and tests; `template.yaml` in AWS).
-pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError> {
+impl DynamoStore {
+    /// The request's update: conditioned on the stored request being the change's basis (status,
+    /// version, and its own fields and creation time, which key the indexes: a caller may decide
+    /// on a request it did not read, as evaluation does with the Submitted event's copy), and
+    /// while it is pending on the approval deadline. Sets the new status and the sparse index
+    /// keys the change moves the request in or out of.
+    fn update_of(&self, t: &Transition) -> Result<Update, PortError> {
+        let basis = &t.basis;
+        let id = t.request_id();
+        let mut condition =
+            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason AND createdAt = :created".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(request_pk(id)))
+            .key("sk", s("META"))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#requester", "requester")
+            .expression_attribute_names("#node", "nodeId")
+            .expression_attribute_names("#duration", "durationMinutes")
+            .expression_attribute_names("#reason", "reason")
+            .expression_attribute_values(":requester", s(basis.requester.as_str()))
+            .expression_attribute_values(":node", s(basis.node_id.as_str()))
+            .expression_attribute_values(":duration", n(basis.duration_minutes.get()))
+            .expression_attribute_values(":reason", s(basis.reason.as_str()))
+            .expression_attribute_values(":created", s(ts(&basis.created_at)))
+            .expression_attribute_values(":from", s(t.from().as_str()))
+            .expression_attribute_values(":expected", n(t.expected_version()))
+            .expression_attribute_values(":to", s(t.to.as_str()))
+            .expression_attribute_values(":next", n(t.expected_version() + 1))
+            .expression_attribute_values(":at", s(ts(&t.at)));
+        let from = t.from();
+        if from == RequestStatus::Pending {
+            // The deadline is enforced here, in the write, not by whoever happens to sweep.
+            condition.push_str(if t.to == RequestStatus::Expired { " AND pendingUntil <= :at" } else { " AND pendingUntil > :at" });
+        }
+        let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
+        if let Some(d) = &t.decision {
+            set.push_str(", decision = :decision");
+            update = update.expression_attribute_values(":decision", s(decision_json(d)?));
+        }
+        if let Some(p) = &t.progress {
+            set.push_str(", approval = :approval");
+            update = update.expression_attribute_values(":approval", s(to_json(p)?));
+            if from != RequestStatus::Pending && t.to == RequestStatus::Pending {
+                set.push_str(", pendingUntil = :until, gsi3pk = :pending, gsi3sk = :deadline");
+                update = update
+                    .expression_attribute_values(":until", s(ts(&p.pending_until)))
+                    .expression_attribute_values(":pending", s(PENDING_PARTITION))
+                    .expression_attribute_values(":deadline", s(created_sk(&p.pending_until, id)));
+            }
+        }
+        let becomes_approved = t.to == RequestStatus::Approved && from != RequestStatus::Approved;
+        if becomes_approved {
+            set.push_str(", approvedAt = :at, gsi3pk = :awaiting, gsi3sk = :approved_sk");
+            update = update
+                .expression_attribute_values(":awaiting", s(AWAITING_GRANT_PARTITION))
+                .expression_attribute_values(":approved_sk", s(created_sk(&t.at, id)));
+        }
+        if let Some(g) = &t.grant {
+            set.push_str(", #grant = :grant");
+            update = update.expression_attribute_names("#grant", "grant").expression_attribute_values(":grant", s(to_json(g)?));
+            if t.attaches_grant() {
+                set.push_str(", gsi3pk = :granted, gsi3sk = :grant_deadline");
+                update = update
+                    .expression_attribute_values(":granted", s(GRANTED_PARTITION))
+                    .expression_attribute_values(":grant_deadline", s(created_sk(&g.deadline, id)));
+            }
+        }
+        let leaves_pending = from == RequestStatus::Pending && t.to != RequestStatus::Pending;
+        let leaves_approved = from == RequestStatus::Approved && t.to != RequestStatus::Approved;
+        // Approved-from-Pending moves to the awaiting-grant partition (set above) instead.
+        if (leaves_pending && !becomes_approved) || leaves_approved {
+            set.push_str(" REMOVE gsi3pk, gsi3sk");
+        }
+        update.condition_expression(condition).update_expression(set).build().map_err(build_err)
+    }
+
+    /// The approver-index entries a change adds (entering `Pending`) or removes (leaving it).
+    fn approver_entries(&self, t: &Transition) -> Result<Vec<TransactWriteItem>, PortError> {
+        let keys_of = |d: &Option<Decision>| -> BTreeSet<String> {
+            d.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect()
+        };
+        let id = t.request_id();
+        let mut writes = Vec::new();
+        if t.is_in_place() {
+            return Ok(writes);
+        }
+        if t.to == RequestStatus::Pending {
+            for key in keys_of(&t.decision) {
+                let item = Item::from([
+                    ("pk".into(), s(request_pk(id))),
+                    ("sk".into(), s(format!("APPROVER#{key}"))),
+                    ("type".into(), s("approver")),
+                    ("requestId".into(), s(id.as_str())),
+                    ("gsi2pk".into(), s(format!("APPROVER#{key}"))),
+                    ("gsi2sk".into(), s(created_sk(&t.basis.created_at, id))),
+                ]);
+                writes.push(self.put(item, "attribute_not_exists(pk)")?);
+            }
+        }
+        if t.from() == RequestStatus::Pending {
+            for key in keys_of(&t.basis.decision) {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(request_pk(id)))
+                    .key("sk", s(format!("APPROVER#{key}")))
+                    .build()
+                    .map_err(build_err)?;
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        Ok(writes)
+    }
+}
+
+/// Creates the table with its indexes and its stream (the local stack and tests; `template.yaml`
+/// in AWS); returns the stream's ARN.
+pub async fn create_table(client: &Client, table: &str) -> Result<String, PortError> {
     let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(build_err);
     let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_err);
     let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, PortError> {
@@ -265,7 +384,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
             .build()
             .map_err(build_err)
     };
-    client
+    let out = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -284,10 +403,11 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), PortError>
         .global_secondary_indexes(index(BY_REQUESTER_INDEX, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(index(BY_APPROVER_INDEX, "gsi2pk", "gsi2sk")?)
         .global_secondary_indexes(index(BY_DEADLINE_INDEX, "gsi3pk", "gsi3sk")?)
+        .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(build_err)?)
         .send()
         .await
         .map_err(|e| classify("CreateTable", &e))?;
-    Ok(())
+    out.table_description.and_then(|d| d.latest_stream_arn).ok_or_else(|| PortError::Permanent(format!("table {table} was created without a stream")))
 }
 
 fn is_condition_failure(
@@ -310,7 +430,9 @@ fn is_condition_failure(
 #[async_trait::async_trait]
 impl RequestStore for DynamoStore {
     async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
-        let mut writes = vec![self.put(request_to_item(request)?, "attribute_not_exists(pk)")?, self.put(audit_to_item(audit), "attribute_not_exists(pk)")?];
+        let change = ChangeRecord::of(audit, request.clone());
+        let mut writes =
+            vec![self.put(request_to_item(request)?, "attribute_not_exists(pk)")?, self.put(audit_to_item(audit, &change)?, "attribute_not_exists(pk)")?];
         if let Some(record) = idempotency {
             let item = Item::from([
                 ("pk".into(), s(idempotency_pk(record))),
@@ -406,151 +528,16 @@ impl RequestStore for DynamoStore {
     }
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
-        let in_place = t.from == t.to;
-        let approval_in_place = in_place && t.from == RequestStatus::Pending && t.approval.is_some();
-        let grant_in_place = in_place && t.from == RequestStatus::Approved && t.grant.is_some();
-        if !(approval_in_place || grant_in_place) {
-            t.from.check_transition(t.to)?;
-        }
-        // Normally no read here: the condition below holds only if the stored request is still
-        // `basis`. A transition whose basis is not at `from`/`expected_version` reads what is
-        // stored instead.
-        let current = if t.basis.request_id == t.request_id && t.basis.status == t.from && t.basis.version == t.expected_version {
-            t.basis.clone()
-        } else {
-            self.get(&t.request_id).await?.ok_or(TransitionError::Conflict)?
-        };
-        if current.status != t.from || current.version != t.expected_version {
-            return Err(TransitionError::Conflict);
-        }
-        let next_version = t.expected_version + 1;
-        // The request's own fields (and its creation time, which keys the approver index) are part
-        // of the condition too: a caller may decide on a request it did not read from the table
-        // (evaluation takes it from the Submitted event), and its write must then apply only if
-        // the stored request is the one it decided on.
-        let mut condition =
-            "#status = :from AND #version = :expected AND #requester = :requester AND #node = :node AND #duration = :duration AND #reason = :reason AND createdAt = :created".to_owned();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(request_pk(&t.request_id)))
-            .key("sk", s("META"))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#requester", "requester")
-            .expression_attribute_names("#node", "nodeId")
-            .expression_attribute_names("#duration", "durationMinutes")
-            .expression_attribute_names("#reason", "reason")
-            .expression_attribute_values(":requester", s(current.requester.as_str()))
-            .expression_attribute_values(":node", s(current.node_id.as_str()))
-            .expression_attribute_values(":duration", n(current.duration_minutes.get()))
-            .expression_attribute_values(":reason", s(current.reason.as_str()))
-            .expression_attribute_values(":created", s(ts(&current.created_at)))
-            .expression_attribute_values(":from", s(t.from.as_str()))
-            .expression_attribute_values(":expected", n(t.expected_version))
-            .expression_attribute_values(":to", s(t.to.as_str()))
-            .expression_attribute_values(":next", n(next_version))
-            .expression_attribute_values(":at", s(ts(&t.at)));
-        if t.from == RequestStatus::Pending {
-            // The deadline is enforced here, in the write, not by whoever happens to sweep.
-            condition.push_str(if t.to == RequestStatus::Expired { " AND pendingUntil <= :at" } else { " AND pendingUntil > :at" });
-        }
-        let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
-        let mut remove = Vec::new();
-        if let Some(d) = &t.decision {
-            set.push_str(", decision = :decision");
-            update = update.expression_attribute_values(":decision", s(decision_json(d)?));
-        }
-        if let Some(p) = &t.progress {
-            set.push_str(", approval = :approval");
-            update = update.expression_attribute_values(":approval", s(to_json(p)?));
-            if t.from != RequestStatus::Pending && t.to == RequestStatus::Pending {
-                set.push_str(", pendingUntil = :until, gsi3pk = :pending, gsi3sk = :deadline");
-                update = update
-                    .expression_attribute_values(":until", s(ts(&p.pending_until)))
-                    .expression_attribute_values(":pending", s(PENDING_PARTITION))
-                    .expression_attribute_values(":deadline", s(created_sk(&p.pending_until, &t.request_id)));
-            }
-        }
-        let becomes_approved = t.to == RequestStatus::Approved && t.from != RequestStatus::Approved;
-        if becomes_approved {
-            set.push_str(", approvedAt = :at, gsi3pk = :awaiting, gsi3sk = :approved_sk");
-            update = update
-                .expression_attribute_values(":awaiting", s(AWAITING_GRANT_PARTITION))
-                .expression_attribute_values(":approved_sk", s(created_sk(&t.at, &t.request_id)));
-        }
-        if let Some(g) = &t.grant {
-            set.push_str(", #grant = :grant");
-            update = update.expression_attribute_names("#grant", "grant").expression_attribute_values(":grant", s(to_json(g)?));
-            if grant_in_place && g.detached_at.is_none() {
-                set.push_str(", gsi3pk = :granted, gsi3sk = :grant_deadline");
-                update = update
-                    .expression_attribute_values(":granted", s(GRANTED_PARTITION))
-                    .expression_attribute_values(":grant_deadline", s(created_sk(&g.deadline, &t.request_id)));
-            }
-        }
-        let leaves_pending = t.from == RequestStatus::Pending && t.to != RequestStatus::Pending;
-        let leaves_approved = t.from == RequestStatus::Approved && t.to != RequestStatus::Approved;
-        // Approved-from-Pending moves to the awaiting-grant partition (set above) instead.
-        if (leaves_pending && !becomes_approved) || leaves_approved {
-            remove.push("gsi3pk");
-            remove.push("gsi3sk");
-        }
-        let mut expression = set;
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let update = update.condition_expression(condition).update_expression(expression).build().map_err(build_err)?;
-        let audit = AuditRecord {
-            request_id: t.request_id.clone(),
-            version: next_version,
-            from: Some(t.from),
-            to: t.to,
-            actor: t.actor.clone(),
-            at: t.at,
-            reason: t.reason.clone(),
-            approval: t.approval.clone(),
-            level_completed: t.level_completed,
-        };
-        let mut writes = vec![TransactWriteItem::builder().update(update).build(), self.put(audit_to_item(&audit), "attribute_not_exists(pk)")?];
-        if t.to == RequestStatus::Pending && !in_place {
-            let keys: BTreeSet<String> =
-                t.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
-            for key in keys {
-                let item = Item::from([
-                    ("pk".into(), s(request_pk(&t.request_id))),
-                    ("sk".into(), s(format!("APPROVER#{key}"))),
-                    ("type".into(), s("approver")),
-                    ("requestId".into(), s(t.request_id.as_str())),
-                    ("gsi2pk".into(), s(format!("APPROVER#{key}"))),
-                    ("gsi2sk".into(), s(created_sk(&current.created_at, &t.request_id))),
-                ]);
-                writes.push(self.put(item, "attribute_not_exists(pk)")?);
-            }
-        }
-        if t.from == RequestStatus::Pending && !in_place {
-            let keys: BTreeSet<String> =
-                current.decision.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect();
-            for key in keys {
-                let delete = aws_sdk_dynamodb::types::Delete::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(request_pk(&t.request_id)))
-                    .key("sk", s(format!("APPROVER#{key}")))
-                    .build()
-                    .map_err(build_err)?;
-                writes.push(TransactWriteItem::builder().delete(delete).build());
-            }
-        }
+        t.check()?;
+        let after = t.after();
+        let audit = t.audit();
+        let mut writes = vec![
+            TransactWriteItem::builder().update(self.update_of(t)?).build(),
+            self.put(audit_to_item(&audit, &ChangeRecord::of(&audit, after.clone()))?, "attribute_not_exists(pk)")?,
+        ];
+        writes.extend(self.approver_entries(t)?);
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(AccessRequest {
-                status: t.to,
-                version: next_version,
-                updated_at: t.at,
-                decision: t.decision.clone().or(current.decision),
-                approval: t.progress.clone().or(current.approval),
-                approved_at: if t.to == RequestStatus::Approved && t.from != RequestStatus::Approved { Some(t.at) } else { current.approved_at },
-                grant: t.grant.clone().or(current.grant),
-                ..current
-            }),
+            Ok(_) => Ok(after),
             Err(e) if is_condition_failure(&e) == Some(true) => Err(TransitionError::Conflict),
             Err(e) => Err(TransitionError::Port(classify("TransactWriteItems", &e))),
         }

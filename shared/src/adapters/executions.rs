@@ -1,28 +1,39 @@
-//! Stops lifecycle executions. They are started by the bus rule for `Approved` (the rule targets
-//! the state machine), so this adapter only ends one early, on revocation, by the ARN the grant
-//! recorded, and only if that ARN is an execution of this stack's state machine.
+//! Lifecycle executions. The bus rule for `Approved` starts them (it targets the state machine);
+//! this adapter starts one only for the sweeper (when that delivery failed), and stops one early
+//! on revocation, by the ARN the grant recorded, only if it is an execution of this stack's
+//! state machine.
 
 use aws_sdk_sfn::Client;
 
 use crate::adapters::classify;
-use crate::lifecycle;
+use crate::app::lifecycle;
+use crate::domain::ids::RequestId;
 use crate::ports::{ExecutionControl, PortError};
 
 #[derive(Clone, Debug)]
 pub struct StepFunctionsExecutions {
     client: Client,
+    state_machine_arn: String,
     /// `arn:…:execution:<state machine name>:`
     execution_prefix: String,
 }
 
 impl StepFunctionsExecutions {
     pub fn new(client: Client, state_machine_arn: &str) -> Self {
-        Self { client, execution_prefix: lifecycle::execution_prefix(state_machine_arn) }
+        Self { client, state_machine_arn: state_machine_arn.to_owned(), execution_prefix: lifecycle::execution_prefix(state_machine_arn) }
     }
 }
 
 #[async_trait::async_trait]
 impl ExecutionControl for StepFunctionsExecutions {
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        // The same input the Approved rule's input transformer gives the state machine.
+        let input = serde_json::json!({ "requestId": request_id }).to_string();
+        let out =
+            self.client.start_execution().state_machine_arn(&self.state_machine_arn).input(input).send().await.map_err(|e| classify("StartExecution", &e))?;
+        Ok(out.execution_arn)
+    }
+
     async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), PortError> {
         if !lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
             return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));

@@ -12,8 +12,11 @@ pub mod eventbridge;
 pub mod executions;
 #[cfg(feature = "iam")]
 pub mod grants;
+#[cfg(feature = "logging")]
+pub mod logging;
 #[cfg(feature = "sns")]
 pub mod mail;
+pub mod memory;
 #[cfg(all(feature = "tagging", feature = "ssm"))]
 pub mod nodes;
 #[cfg(feature = "iam")]
@@ -24,6 +27,8 @@ pub mod runtime;
 pub mod secrets;
 #[cfg(feature = "ssm")]
 pub mod sessions;
+pub mod stream;
+pub mod wiring;
 
 use std::fmt::Debug;
 

@@ -2,7 +2,7 @@
 
 use lambda_runtime::Diagnostic;
 
-use crate::domain::errors::ServiceError;
+use crate::app::error::ServiceError;
 
 /// Reports the stable error type (`Retryable` / `NonRetryable`) that EventBridge retry policies
 /// and Step Functions `Retry`/`Catch` match on, and logs the failure once.

@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::domain::approval::Person;
 use crate::domain::ids::RequestId;
 
 /// Tokens longer than this are refused before any work is done on them.
@@ -52,7 +53,7 @@ pub struct TokenClaims {
     pub request_id: RequestId,
     /// `Person::key` of the approver the link was made for.
     #[serde(rename = "a")]
-    pub approver: String,
+    pub approver: Person,
     #[serde(rename = "l")]
     pub level: u8,
     /// Unix seconds.
@@ -119,7 +120,7 @@ mod tests {
     fn claims() -> TokenClaims {
         TokenClaims {
             request_id: RequestId::generate(),
-            approver: "iam-user#approver-a".into(),
+            approver: Person::IamUser("approver-a".into()),
             level: 1,
             expires: Utc::now().timestamp() + 3600,
             nonce: nonce(),
@@ -157,7 +158,7 @@ mod tests {
         let token = sign(&key(), &c).unwrap();
         let sig = token.split_once('.').unwrap().1;
         let forged_claims = [
-            TokenClaims { approver: "iam-user#mallory".into(), ..c.clone() },
+            TokenClaims { approver: Person::IamUser("mallory".into()), ..c.clone() },
             TokenClaims { level: 2, ..c.clone() },
             TokenClaims { request_id: RequestId::generate(), ..c.clone() },
             TokenClaims { expires: c.expires + 86_400, ..c.clone() },

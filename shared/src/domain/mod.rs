@@ -1,10 +1,13 @@
 //! Domain types: no AWS SDK type appears below this module.
 
 pub mod approval;
+pub mod approval_rules;
 pub mod approval_token;
 pub mod errors;
+pub mod events;
 pub mod grant;
 pub mod ids;
 pub mod principal;
 pub mod request;
 pub mod status;
+pub mod transition;

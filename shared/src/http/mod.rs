@@ -1,12 +1,17 @@
-//! The HTTP API, independent of how requests arrive: API Gateway (through `lambda_http`) and the
+//! The HTTP face, independent of how requests arrive: API Gateway (through `lambda_http`) and the
 //! local stack both turn their request into an `ApiRequest` and send back the `ApiResponse`.
+//! Routes live next to the use case they serve (`submit`, `approve`); `error` is the one mapping
+//! from the application error to a status and body.
 
-use chrono::{DateTime, Utc};
+pub mod approve;
+pub mod decide_page;
+pub mod error;
+pub mod submit;
+
 use serde_json::json;
 
-use crate::domain::errors::ServiceError;
+use crate::app::error::ServiceError;
 use crate::domain::principal::CallerArn;
-use crate::intake::{self, IntakeDeps};
 
 #[derive(Debug, Clone, Default)]
 pub struct ApiRequest {
@@ -61,11 +66,12 @@ impl ApiResponse {
     }
 
     pub fn error(err: &ServiceError) -> Self {
-        if err.http_status() >= 500 {
+        let status = error::status(err);
+        if status >= 500 {
             tracing::error!(error = %err, "request failed");
         }
-        let mut resp = Self::json(err.http_status(), err.to_body());
-        if err.http_status() == 503 {
+        let mut resp = Self::json(status, error::body(err));
+        if status == 503 {
             resp.headers.push(("retry-after".into(), "2".into()));
         }
         resp
@@ -74,46 +80,6 @@ impl ApiResponse {
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("serializing a response: {e}")))
-}
-
-pub async fn handle(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
-    match route(deps, req, now).await {
-        Ok(resp) => resp,
-        Err(e) => ApiResponse::error(&e),
-    }
-}
-
-async fn route(deps: &IntakeDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
-    let path = req.path.trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _]);
-    if !known {
-        return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
-    }
-    let caller = authenticated_caller(req)?;
-    match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["requests"]) => {
-            if let Some(ct) = req.header("content-type") {
-                if !ct.to_ascii_lowercase().starts_with("application/json") {
-                    return Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()));
-                }
-            }
-            let submitted = intake::submit(deps, &caller, &req.body, req.header("idempotency-key"), now).await?;
-            let mut resp = ApiResponse::json(202, to_json(&submitted.request)?);
-            resp.headers.push(("location".into(), format!("/requests/{}", submitted.request.request_id)));
-            if submitted.replayed {
-                resp.headers.push(("idempotent-replayed".into(), "true".into()));
-            }
-            Ok(resp)
-        }
-        ("GET", ["requests"]) => {
-            let query = intake::parse_list_query(&req.query)?;
-            let page = intake::list(deps, &caller, &query).await?;
-            Ok(ApiResponse::json(200, json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(intake::encode_position) })))
-        }
-        ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&intake::get(deps, &caller, id).await?)?)),
-        _ => Ok(method_not_allowed(req)),
-    }
 }
 
 pub(crate) fn method_not_allowed(req: &ApiRequest) -> ApiResponse {

@@ -6,23 +6,22 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::app::common::{written, Attempt};
+use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval::ApprovalProgress;
-use crate::domain::errors::ServiceError;
+use crate::domain::events::{EventEnvelope, EventKind, StatusEvent};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::ResolvedPrincipal;
 use crate::domain::request::{AccessRequest, Decision, DecisionRule};
 use crate::domain::status::RequestStatus;
-use crate::events::EventEnvelope;
-use crate::intake::publish_change;
 use crate::policy::PolicySet;
-use crate::ports::{DirectoryError, EventPublisher, NodeDirectory, PrincipalDirectory, RequestStore, Transition, TransitionError};
+use crate::ports::{DirectoryError, NodeDirectory, PrincipalDirectory, RequestStore, Transition};
 
 /// The audit actor of automated decisions.
 pub const EVALUATOR_ACTOR: &str = "system:evaluator";
 
 pub struct EvaluationDeps<'a> {
     pub store: &'a dyn RequestStore,
-    pub events: &'a dyn EventPublisher,
     pub principals: &'a dyn PrincipalDirectory,
     pub nodes: &'a dyn NodeDirectory,
     pub policies: &'a PolicySet,
@@ -55,51 +54,33 @@ fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
 
 /// Handles one "Access Request Submitted" EventBridge envelope.
 pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
-    if envelope.detail.status != RequestStatus::Submitted || envelope.detail.kind != crate::events::EventKind::StatusChanged {
-        return Err(ServiceError::InvalidInput(crate::domain::errors::FieldError::new(
-            "detail.status",
-            "UnexpectedEvent",
-            "only Submitted events are evaluated",
-        )));
+    let d = &envelope.detail;
+    if d.status != RequestStatus::Submitted || d.kind != EventKind::StatusChanged {
+        return Err(FieldError::new("detail.status", "UnexpectedEvent", "only Submitted events are evaluated").into());
     }
-    let id = RequestId::try_from(envelope.detail.request_id.clone())?;
     // The event carries the whole submitted request, so the usual case needs no read: the
     // decision's write is conditional on the stored request being exactly this one (status,
     // version, requester, node, duration, reason, creation time). Anything else (a redelivery
     // after the decision, an event that does not match the table, a failed lookup) falls back to
-    // the stored request. A redelivery therefore publishes a stored decision again, as before:
-    // events are at-least-once, and a duplicate arriving while the first delivery is still
-    // running may publish it twice.
-    if let Some(submitted) = submitted_request(&envelope.detail) {
+    // the stored request. The decision's events come from the table's stream, so a redelivery
+    // has nothing to publish.
+    if let Some(submitted) = submitted_request(d) {
         match decide_and_store(deps, submitted, now).await {
             Ok(Some(outcome)) => return Ok(outcome),
-            Ok(None) => tracing::info!(request_id = %id, "the stored request is not at the event's version or differs from it; reading it"),
-            Err(e) => tracing::warn!(request_id = %id, error = %e, "deciding on the event failed; reading the stored request"),
+            Ok(None) => tracing::info!(request_id = %d.request_id, "the stored request is not at the event's version or differs from it; reading it"),
+            Err(e) => tracing::warn!(request_id = %d.request_id, error = %e, "deciding on the event failed; reading the stored request"),
         }
     }
-    evaluate(deps, &id, now).await
+    evaluate(deps, &d.request_id, now).await
 }
 
 /// The request a Submitted event describes, as stored at submission (version 1).
-fn submitted_request(d: &crate::events::StatusEvent) -> Option<AccessRequest> {
+fn submitted_request(d: &StatusEvent) -> Option<AccessRequest> {
     if d.status != RequestStatus::Submitted || d.version != 1 || d.previous_status.is_some() {
         return None;
     }
-    Some(AccessRequest {
-        request_id: RequestId::try_from(d.request_id.clone()).ok()?,
-        requester: crate::domain::principal::CallerArn::try_from(d.requester.clone()).ok()?,
-        node_id: d.node_id.clone().try_into().ok()?,
-        reason: d.reason.clone().try_into().ok()?,
-        duration_minutes: d.duration_minutes.try_into().ok()?,
-        status: RequestStatus::Submitted,
-        created_at: stored_precision(d.at)?,
-        updated_at: stored_precision(d.at)?,
-        version: 1,
-        decision: None,
-        approval: None,
-        approved_at: None,
-        grant: None,
-    })
+    let at = stored_precision(d.at)?;
+    Some(AccessRequest { created_at: at, updated_at: at, decision: None, approval: None, grant: None, ..d.request()? })
 }
 
 /// The table keeps times to the microsecond.
@@ -114,11 +95,6 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
         return Ok(EvaluationOutcome::UnknownRequest);
     };
     if request.status != RequestStatus::Submitted {
-        // A redelivery after the decision was stored but its event was not published: publish
-        // again. Events are at-least-once; consumers deduplicate on (requestId, version).
-        if request.version == 2 && request.decision.is_some() {
-            publish_change(deps.events, &request, Some(RequestStatus::Submitted), EVALUATOR_ACTOR).await?;
-        }
         return Ok(EvaluationOutcome::AlreadyDecided(request.status));
     }
     match decide_and_store(deps, request, now).await? {
@@ -154,14 +130,11 @@ async fn decide_and_store(deps: &EvaluationDeps<'_>, request: AccessRequest, now
         decision: Some(decision.clone()),
         ..Transition::status_change(&request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
-    match deps.store.transition(&transition).await {
-        Ok(updated) => {
+    match written(deps.store.transition(&transition).await)? {
+        Attempt::Done(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");
-            publish_change(deps.events, &updated, Some(RequestStatus::Submitted), EVALUATOR_ACTOR).await?;
             Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))
         }
-        Err(TransitionError::Conflict) => Ok(None),
-        Err(TransitionError::NotAllowed(e)) => Err(ServiceError::Internal(e.to_string())),
-        Err(TransitionError::Port(e)) => Err(e.into()),
+        Attempt::Conflict => Ok(None),
     }
 }

@@ -7,29 +7,23 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::errors::ServiceError;
+use crate::app::common::{load, until_written, written, Attempt};
+use crate::app::error::{FieldError, ServiceError};
+use crate::domain::events::{EventEnvelope, EventKind};
 use crate::domain::grant::{self, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, CallerKind};
 use crate::domain::request::AccessRequest;
 use crate::domain::status::RequestStatus;
-use crate::events::{EventEnvelope, EventKind, StatusEvent};
-use crate::ports::{
-    AccessGranter, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, RequestStore, SessionControl, Transition, TransitionError,
-};
+use crate::ports::{AccessGranter, ExecutionControl, GrantPrincipal, GrantWriteError, RequestStore, SessionControl, Transition};
 
 pub const LIFECYCLE_ACTOR: &str = "system:lifecycle";
-pub const SWEEPER_ACTOR: &str = "system:sweeper";
-/// How long an approved request may wait for its grant before the sweep publishes its
-/// `Approved` event again (its first one may never have gone out).
-pub const GRANT_GRACE_MINUTES: i64 = 2;
-const MAX_ATTEMPTS: usize = 8;
 
 pub struct LifecycleDeps<'a> {
     pub store: &'a dyn RequestStore,
-    pub events: &'a dyn EventPublisher,
     pub granter: &'a dyn AccessGranter,
     pub sessions: &'a dyn SessionControl,
+    pub executions: &'a dyn ExecutionControl,
     pub settings: &'a GrantSettings,
 }
 
@@ -39,7 +33,7 @@ pub struct LifecycleDeps<'a> {
 pub enum Task {
     #[serde(rename_all = "camelCase")]
     Grant {
-        request_id: String,
+        request_id: RequestId,
         /// The execution running this task (`$$.Execution.Id`), recorded with the grant so that
         /// a revocation can stop it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +41,7 @@ pub enum Task {
     },
     #[serde(rename_all = "camelCase")]
     Expire {
-        request_id: String,
+        request_id: RequestId,
         /// What the Grant task of the same execution returned (`"grant.$": "$"`, a path that
         /// always exists). The teardown targets come from its `request` instead of a read, and
         /// the write that ends access is conditioned on that still being what the table holds.
@@ -56,7 +50,7 @@ pub enum Task {
     },
     #[serde(rename_all = "camelCase")]
     RecordFailure {
-        request_id: String,
+        request_id: RequestId,
         failed_task: String,
         #[serde(default)]
         error: serde_json::Value,
@@ -70,7 +64,7 @@ pub enum Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantOutput {
-    pub request_id: String,
+    pub request_id: RequestId,
     /// False when there was nothing to grant (no longer Approved, or already past the deadline).
     pub granted: bool,
     /// When the Wait state ends (ISO 8601 UTC).
@@ -84,7 +78,7 @@ pub struct GrantOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TeardownOutput {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub status: RequestStatus,
     /// Whether this run removed the policy (false: it was already gone).
     pub detached: bool,
@@ -109,14 +103,6 @@ fn principal_of(caller: &CallerArn) -> GrantPrincipal {
     }
 }
 
-fn parse_id(id: &str) -> Result<RequestId, ServiceError> {
-    Ok(RequestId::try_from(id.to_owned())?)
-}
-
-async fn load(store: &dyn RequestStore, id: &RequestId) -> Result<AccessRequest, ServiceError> {
-    store.get(id).await?.ok_or_else(|| ServiceError::NotFound(format!("no access request {id}")))
-}
-
 /// When access ends: the approval time plus the requested duration.
 pub fn deadline_of(request: &AccessRequest) -> DateTime<Utc> {
     if let Some(g) = &request.grant {
@@ -124,21 +110,6 @@ pub fn deadline_of(request: &AccessRequest) -> DateTime<Utc> {
     }
     let start = request.approved_at.unwrap_or(request.updated_at);
     start + Duration::minutes(i64::from(request.duration_minutes.get()))
-}
-
-fn transition_error(e: TransitionError) -> ServiceError {
-    match e {
-        TransitionError::Conflict => ServiceError::Unavailable("the request changed concurrently".into()),
-        TransitionError::NotAllowed(e) => ServiceError::Internal(e.to_string()),
-        TransitionError::Port(e) => e.into(),
-    }
-}
-
-async fn publish(events: &dyn EventPublisher, request: &AccessRequest, previous: RequestStatus, actor: &str) -> Result<(), ServiceError> {
-    for event in StatusEvent::for_change(request, previous, actor, None, None) {
-        events.publish(&event).await?;
-    }
-    Ok(())
 }
 
 /// Whether the grant of `request` is held by another execution than `execution`. EventBridge
@@ -161,53 +132,46 @@ async fn fail_grant(
 ) -> Result<GrantOutput, ServiceError> {
     tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
     let name = grant::policy_name(&request.request_id);
-    let nothing = GrantOutput {
-        request_id: request.request_id.to_string(),
-        granted: false,
-        deadline: grant::deadline_text(&now),
-        policy_name: name.clone(),
-        request: None,
-    };
-    let mut current = request.clone();
-    for _ in 0..MAX_ATTEMPTS {
+    let nothing =
+        GrantOutput { request_id: request.request_id.clone(), granted: false, deadline: grant::deadline_text(&now), policy_name: name.clone(), request: None };
+    until_written!("recording a failed grant", |attempt| {
+        let current = if attempt == 0 { request.clone() } else { load(deps.store, &request.request_id).await? };
         if held_by_another(execution, &current) {
-            return Ok(nothing);
+            return Ok(Attempt::Done(nothing.clone()));
         }
         if current.status != RequestStatus::Approved {
             deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
-            return Ok(nothing);
+            return Ok(Attempt::Done(nothing.clone()));
         }
-        match deps.store.transition(&Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now)).await {
-            Ok(updated) => {
+        let change = Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now);
+        match written(deps.store.transition(&change).await)? {
+            Attempt::Done(updated) => {
                 deps.granter.delete_policy(&principal_of(&updated.requester), &name).await?;
-                publish(deps.events, &updated, RequestStatus::Approved, LIFECYCLE_ACTOR).await?;
-                return Ok(nothing);
+                Ok(Attempt::Done(nothing.clone()))
             }
-            Err(TransitionError::Conflict) => current = load(deps.store, &request.request_id).await?,
-            Err(e) => return Err(transition_error(e)),
+            Attempt::Conflict => Ok(Attempt::Conflict),
         }
-    }
-    Err(ServiceError::Unavailable("the request kept changing while recording its failed grant".into()))
+    })
 }
 
 /// The Grant task: attach `jit-<id>` to the requester's principal and record it (with the
 /// execution that will expire it). It reads the request first: whoever can start an execution
 /// or put an `Approved` event on the bus still gets a policy only for a request the table holds
 /// as `Approved`.
-pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
-    let id = parse_id(id)?;
+pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&str>, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+    let id = id.clone();
     let request = load(deps.store, &id).await?;
     let name = grant::policy_name(&id);
     let deadline = deadline_of(&request);
     let nothing = |deadline: DateTime<Utc>| GrantOutput {
-        request_id: id.to_string(),
+        request_id: id.clone(),
         granted: false,
         deadline: grant::deadline_text(&deadline),
         policy_name: name.clone(),
         request: None,
     };
     let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput {
-        request_id: id.to_string(),
+        request_id: id.clone(),
         granted: true,
         deadline: grant::deadline_text(&deadline),
         policy_name: name.clone(),
@@ -270,22 +234,19 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
     // and the next attempt reads again. A retried task that found a grant already recorded
     // reads again at once, since it returns without writing and a revoke may have just torn the
     // grant down (the policy put back above must then go again).
-    let mut current = request;
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 || current.grant.is_some() {
-            current = load(deps.store, &id).await?;
-        }
+    until_written!("recording a grant", |attempt| {
+        let current = if attempt > 0 || request.grant.is_some() { load(deps.store, &id).await? } else { request.clone() };
         if current.status != RequestStatus::Approved {
             // Revoked (or expired) while we attached: the loser of that race removes what it put.
             deps.granter.delete_policy(&principal, &name).await?;
-            return Ok(nothing(deadline));
+            return Ok(Attempt::Done(nothing(deadline)));
         }
         if held_by_another(execution, &current) {
             // Another execution recorded the same grant first (same policy, same deadline).
-            return Ok(nothing(deadline));
+            return Ok(Attempt::Done(nothing(deadline)));
         }
         if current.grant.as_ref().is_some_and(|g| g.detached_at.is_none()) {
-            return Ok(granted(deadline, current));
+            return Ok(Attempt::Done(granted(deadline, current)));
         }
         let record_it = Transition {
             grant: Some(GrantRecord { attached_at: current.grant.as_ref().map_or(now, |g| g.attached_at), ..record.clone() }),
@@ -297,18 +258,16 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &str, execution: Option<&str>, 
                 now,
             )
         };
-        match deps.store.transition(&record_it).await {
-            Ok(updated) => {
-                // No event here: the status did not change, `Approved` already told subscribers,
-                // and the grant (attached at, policy, deadline) rides on the event that ends it.
+        // No event comes of this write: the status did not change, `Approved` already told
+        // subscribers, and the grant rides on the event that ends it.
+        Ok(match written(deps.store.transition(&record_it).await)? {
+            Attempt::Done(updated) => {
                 tracing::info!(request_id = %id, policy = %name, deadline = %deadline, "grant attached");
-                return Ok(granted(deadline, updated));
+                Attempt::Done(granted(deadline, updated))
             }
-            Err(TransitionError::Conflict) => continue,
-            Err(e) => return Err(transition_error(e)),
-        }
-    }
-    Err(ServiceError::Unavailable("the request kept changing while recording its grant".into()))
+            Attempt::Conflict => Attempt::Conflict,
+        })
+    })
 }
 
 /// Removes the policy and ends the requester's live sessions on the node, then (if the request
@@ -343,7 +302,7 @@ pub async fn teardown_request(
     let mut current = request;
     let mut detached = false;
     let mut terminated = Vec::new();
-    for _ in 0..MAX_ATTEMPTS {
+    until_written!("teardown", |_| {
         detached |= deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
         for session in deps.sessions.live_sessions(&current.node_id, current.requester.as_str()).await? {
             deps.sessions.terminate(&session).await?;
@@ -351,37 +310,35 @@ pub async fn teardown_request(
                 terminated.push(session);
             }
         }
+        let ended = |status| TeardownOutput { request_id: id.clone(), status, detached, terminated_sessions: terminated.clone() };
         if current.status != RequestStatus::Approved {
-            return Ok(TeardownOutput { request_id: id.to_string(), status: current.status, detached, terminated_sessions: terminated });
+            return Ok(Attempt::Done(ended(current.status)));
         }
         let grant = current.grant.clone().map(|g| GrantRecord { detached_at: Some(now), terminated_sessions: terminated.clone(), ..g });
         let change = Transition { grant, ..Transition::status_change(&current, to, actor, reason, now) };
-        match deps.store.transition(&change).await {
-            Ok(updated) => {
+        match written(deps.store.transition(&change).await)? {
+            Attempt::Done(_) => {
                 tracing::info!(request_id = %id, status = %to, detached, sessions = terminated.len(), "access ended");
-                publish(deps.events, &updated, RequestStatus::Approved, actor).await?;
-                return Ok(TeardownOutput { request_id: id.to_string(), status: to, detached, terminated_sessions: terminated });
+                Ok(Attempt::Done(ended(to)))
             }
-            Err(TransitionError::Conflict) => {
+            Attempt::Conflict => {
                 let stored = load(deps.store, &id).await?;
                 if stored.status != RequestStatus::Approved {
-                    return Ok(TeardownOutput { request_id: id.to_string(), status: stored.status, detached, terminated_sessions: terminated });
+                    return Ok(Attempt::Done(ended(stored.status)));
                 }
                 current = stored;
+                Ok(Attempt::Conflict)
             }
-            Err(e) => return Err(transition_error(e)),
         }
-    }
-    Err(ServiceError::Unavailable("the request kept changing during teardown".into()))
+    })
 }
 
 /// The Expire task, after the Wait: access ends at the deadline. `recorded` is the request the
 /// Grant task of this execution returned; without it (or for another id) the table is read.
-pub async fn expire(deps: &LifecycleDeps<'_>, id: &str, recorded: Option<AccessRequest>, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
-    let id = parse_id(id)?;
+pub async fn expire(deps: &LifecycleDeps<'_>, id: &RequestId, recorded: Option<AccessRequest>, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
     let request = match recorded {
-        Some(r) if r.request_id == id => r,
-        _ => load(deps.store, &id).await?,
+        Some(r) if &r.request_id == id => r,
+        _ => load(deps.store, id).await?,
     };
     teardown_request(deps, request, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
 }
@@ -396,10 +353,9 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
             to_json(serde_json::to_value(expire(deps, request_id, recorded, now).await?))
         }
         Task::RecordFailure { request_id, failed_task, error, execution } => {
-            tracing::error!(request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
+            tracing::error!(%request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
             if failed_task == "grant" {
-                let id = parse_id(request_id)?;
-                let request = load(deps.store, &id).await?;
+                let request = load(deps.store, request_id).await?;
                 if request.status == RequestStatus::Approved {
                     fail_grant(deps, &request, execution.as_deref(), format!("the grant could not be made: {error}"), now).await?;
                 }
@@ -412,124 +368,34 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
 /// The lifecycle function's EventBridge side: `Revoked` tears down now and stops the execution
 /// the grant recorded. (`Approved` starts an execution directly: the bus rule targets the state
 /// machine, so no function runs for it.)
-pub async fn handle_event(
-    deps: &LifecycleDeps<'_>,
-    executions: &dyn ExecutionControl,
-    envelope: &EventEnvelope,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
+pub async fn handle_event(deps: &LifecycleDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<(), ServiceError> {
     let d = &envelope.detail;
     if d.kind != EventKind::StatusChanged || d.status != RequestStatus::Revoked {
         return Ok(());
     }
-    let id = parse_id(&d.request_id)?;
-    let request = load(deps.store, &id).await?;
+    // Act on the stored request, not on the event's word.
+    let request = load(deps.store, &d.request_id).await?;
     // The request is already `Revoked` when its event arrives, so no grant can be recorded
     // after this read: the execution it names is the one to stop.
     let execution = request.grant.as_ref().and_then(|g| g.execution.clone());
     let out = teardown_request(deps, request, RequestStatus::Revoked, &d.actor, "revoked", now).await?;
     if let Some(execution) = execution {
-        executions.stop(&execution, "revoked").await?;
+        deps.executions.stop(&execution, "revoked").await?;
     }
-    tracing::info!(request_id = %id, status = %out.status, detached = out.detached, "revocation torn down");
+    tracing::info!(request_id = %d.request_id, status = %out.status, detached = out.detached, "revocation torn down");
     Ok(())
 }
 
-/// Approved requests that never got a grant: the event that starts their lifecycle was lost (a
-/// function stopped between the write and the publish, or the rule was being replaced). Within
-/// the access window the `Approved` event is published again (a second execution for a request
-/// whose first one is merely slow ends harmlessly; its requester, if mailed on approval, may be
-/// mailed twice, as with any redelivery); after it, the request fails: nothing was ever attached,
-/// and unlike access ending at its deadline this is our failure, which the requester is told of.
-async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &mut SweepReport) -> Result<(), ServiceError> {
-    for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
-        let Some(request) = deps.store.get(&id).await? else { continue };
-        if request.status != RequestStatus::Approved || request.grant.is_some() {
-            continue;
-        }
-        if now < deadline_of(&request) {
-            let previous = if request.approval.is_some() { RequestStatus::Pending } else { RequestStatus::Submitted };
-            tracing::warn!(request_id = %id, "approved without a grant after the grace period: publishing Approved again");
-            deps.events.publish(&StatusEvent::for_request(&request, Some(previous), SWEEPER_ACTOR)).await?;
-            report.restarted.push(id.to_string());
-            continue;
-        }
-        let change = Transition::status_change(
-            &request,
-            RequestStatus::Failed,
-            SWEEPER_ACTOR,
-            "the access window ended before access was granted (its lifecycle never started)",
-            now,
-        );
-        match deps.store.transition(&change).await {
-            Ok(updated) => {
-                publish(deps.events, &updated, RequestStatus::Approved, SWEEPER_ACTOR).await?;
-                report.failed.push(id.to_string());
-            }
-            Err(TransitionError::Conflict) => {}
-            Err(e) => return Err(transition_error(e)),
-        }
+/// The lifecycle function's whole input: an EventBridge envelope (it has a `detail-type`) or a
+/// Step Functions task payload, each validated by its type at the door.
+pub async fn handle_payload(deps: &LifecycleDeps<'_>, payload: serde_json::Value, now: DateTime<Utc>) -> Result<serde_json::Value, ServiceError> {
+    if payload.get("detail-type").is_some() {
+        let envelope: EventEnvelope = serde_json::from_value(payload).map_err(|e| FieldError::new("detail", "InvalidEvent", e.to_string()))?;
+        handle_event(deps, &envelope, now).await.map(|()| serde_json::Value::Null)
+    } else {
+        let task: Task = serde_json::from_value(payload).map_err(|e| FieldError::new("task", "InvalidTask", e.to_string()))?;
+        run_task(deps, &task, now).await
     }
-    Ok(())
-}
-
-/// What one reconciliation sweep fixed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SweepReport {
-    /// Requests past their deadline whose grant was still attached: torn down and expired.
-    pub expired: Vec<String>,
-    /// `jit-` policies whose request is no longer live: deleted.
-    pub orphans_removed: Vec<String>,
-    /// Approved requests still without a grant after the grace period: their `Approved` event
-    /// was published again, so the rule starts their lifecycle.
-    pub restarted: Vec<String>,
-    /// Approved requests whose window ended without a grant: `Failed`.
-    pub failed: Vec<String>,
-}
-
-impl SweepReport {
-    /// How many things the sweep had to fix. Each is drift the lifecycle should have prevented,
-    /// so the sweeper logs this and the template alarms on it.
-    pub fn fixed(&self) -> usize {
-        self.expired.len() + self.orphans_removed.len() + self.restarted.len() + self.failed.len()
-    }
-}
-
-/// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
-/// is not live is removed. Idempotent, and safe next to expiry and revoke (see `teardown`).
-pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
-    let candidates = deps.granter.principals().await?;
-    let mut report = SweepReport::default();
-    restart_stalled(deps, now, &mut report).await?;
-    for id in deps.store.list_grants_past_deadline(now, 100).await? {
-        let out = teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
-        if out.detached || out.status == RequestStatus::Expired {
-            report.expired.push(id.to_string());
-        }
-    }
-    for principal in &candidates {
-        for name in deps.granter.list_policies(principal).await? {
-            let Some(id) = grant::request_of_policy(&name) else { continue };
-            let live = match deps.store.get(&id).await? {
-                Some(r) => r.status == RequestStatus::Approved && now < deadline_of(&r),
-                None => false,
-            };
-            if live {
-                continue;
-            }
-            if deps.granter.delete_policy(principal, &name).await? {
-                tracing::warn!(policy = %name, "removed a jit- policy with no live request");
-                report.orphans_removed.push(name);
-            }
-            if let Some(r) = deps.store.get(&id).await? {
-                if r.status == RequestStatus::Approved {
-                    teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
-                }
-            }
-        }
-    }
-    Ok(report)
 }
 
 #[cfg(test)]
@@ -555,24 +421,24 @@ mod tests {
     #[test]
     fn the_sample_task_payloads_parse() {
         let cases = [
-            (include_str!("../../events/lifecycle-grant-task.json"), "grant"),
-            (include_str!("../../events/lifecycle-expire-task.json"), "expire"),
-            (include_str!("../../events/lifecycle-record-failure-task.json"), "recordFailure"),
+            (include_str!("../../../events/lifecycle-grant-task.json"), "grant"),
+            (include_str!("../../../events/lifecycle-expire-task.json"), "expire"),
+            (include_str!("../../../events/lifecycle-record-failure-task.json"), "recordFailure"),
         ];
         for (text, task) in cases {
             let parsed: Task = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
         }
-        let Ok(Task::Expire { request_id, grant: Some(grant) }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+        let Ok(Task::Expire { request_id, grant: Some(grant) }) = serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json")) else {
             panic!("the expire sample carries the Grant task's output");
         };
         let request = grant.request.expect("a granted output carries the recorded request");
-        assert_eq!(request.request_id.as_str(), request_id);
+        assert_eq!(request.request_id, request_id);
         assert!(request.grant.is_some_and(|g| g.execution.is_some()), "as the Grant task records it");
     }
 
     fn sample_request() -> AccessRequest {
-        let Ok(Task::Expire { grant: Some(grant), .. }) = serde_json::from_str(include_str!("../../events/lifecycle-expire-task.json")) else {
+        let Ok(Task::Expire { grant: Some(grant), .. }) = serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json")) else {
             panic!("the expire sample carries the Grant task's output");
         };
         grant.request.map(|r| *r).expect("with the recorded request")
@@ -580,12 +446,17 @@ mod tests {
 
     #[test]
     fn the_grant_output_is_what_the_wait_state_reads() {
-        let out =
-            GrantOutput { request_id: "req-1".into(), granted: true, deadline: "2026-11-21T10:30:00Z".into(), policy_name: "jit-req-1".into(), request: None };
+        let out = GrantOutput {
+            request_id: sample_request().request_id,
+            granted: true,
+            deadline: "2026-11-21T10:30:00Z".into(),
+            policy_name: "jit-req-1".into(),
+            request: None,
+        };
         let v = serde_json::to_value(&out).unwrap();
         assert_eq!(v["deadline"], "2026-11-21T10:30:00Z");
         assert_eq!(v["granted"], true);
-        let asl: serde_json::Value = serde_json::from_str(include_str!("../../statemachine/lifecycle.asl.json")).unwrap();
+        let asl: serde_json::Value = serde_json::from_str(include_str!("../../../statemachine/lifecycle.asl.json")).unwrap();
         let text = asl.to_string();
         assert!(text.contains("\"TimestampPath\":\"$.deadline\""), "the Wait reads $.deadline");
         assert!(text.contains("\"$.granted\""), "the Choice reads $.granted");

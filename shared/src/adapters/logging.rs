@@ -41,19 +41,21 @@ mod tests {
         }
     }
 
-    /// The sweeper's record as the SweeperFixes metric filter reads it.
+    /// The sweeper's own record (`SweepOutcome::log`) as the SweeperFixes metric filter reads it.
     #[test]
     fn a_sweep_record_has_the_fields_the_templates_metric_filter_reads() {
         let buffer = Buffer::default();
         tracing::subscriber::with_default(builder(buffer.clone(), tracing_subscriber::EnvFilter::new("info")), || {
-            tracing::info!(restarted = 1usize, fixed = 3usize, "sweep done");
+            let grants =
+                crate::app::sweep::SweepReport { expired: vec!["req-a".into(), "req-b".into()], restarted: vec!["req-c".into()], ..Default::default() };
+            crate::app::sweep::SweepOutcome { pending_expired: vec!["req-d".into()], grants }.log();
         });
         let line = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let record: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(record["fields"]["message"], "sweep done", "{line}");
         assert_eq!(record["fields"]["fixed"], 3, "{line}");
 
-        let template = include_str!("../../template.yaml");
+        let template = include_str!("../../../template.yaml");
         assert!(
             template.contains(r#"FilterPattern: '{ $.fields.message = "sweep done" && $.fields.fixed > 0 }'"#)
                 && template.contains("MetricValue: $.fields.fixed"),

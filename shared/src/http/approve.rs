@@ -13,11 +13,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::api::{authenticated_caller, method_not_allowed, to_json, ApiRequest, ApiResponse};
-use crate::approvals::{self, ApprovalDeps, LinkError};
-use crate::decide_page;
+use super::{authenticated_caller, decide_page, error, method_not_allowed, to_json, ApiRequest, ApiResponse};
+use crate::app::approve::{self as approvals, ApprovalDeps};
+use crate::app::error::ServiceError;
 use crate::domain::approval::Verdict;
-use crate::domain::errors::ServiceError;
 
 /// True for the paths this function serves (the local stack routes on it).
 pub fn serves(path: &str) -> bool {
@@ -70,16 +69,12 @@ async fn api(deps: &ApprovalDeps<'_>, req: &ApiRequest, segments: &[&str], now: 
     }
 }
 
-fn link_error(e: &LinkError) -> ApiResponse {
-    if e.http_status() >= 500 {
+fn link_error(e: &ServiceError) -> ApiResponse {
+    let status = error::link_status(e);
+    if status >= 500 {
         tracing::error!(error = %e, "mail-link decision failed");
     }
-    let message = match e {
-        LinkError::Service(ServiceError::Internal(_)) => "internal error; the failure was logged".to_owned(),
-        LinkError::Service(ServiceError::Unavailable(_)) => "a dependency is unavailable; go back and try again in a moment".to_owned(),
-        other => other.to_string(),
-    };
-    ApiResponse::html(e.http_status(), decide_page::refused(e.http_status(), &message))
+    ApiResponse::html(status, decide_page::refused(status, &error::link_message(e)))
 }
 
 async fn link(deps: &ApprovalDeps<'_>, req: &ApiRequest, token: &str, now: DateTime<Utc>) -> ApiResponse {
@@ -101,7 +96,7 @@ async fn link(deps: &ApprovalDeps<'_>, req: &ApiRequest, token: &str, now: DateT
             };
             match approvals::decide_with_link(deps, token, verdict, field("comment"), now).await {
                 Ok(updated) => ApiResponse::html(200, decide_page::decided(&updated, verdict)),
-                Err(LinkError::Service(ServiceError::InvalidInput(f))) => ApiResponse::html(400, decide_page::refused(400, &f.to_string())),
+                Err(ServiceError::InvalidInput(f)) => ApiResponse::html(400, decide_page::refused(400, &f.to_string())),
                 Err(e) => link_error(&e),
             }
         }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Verdict};
 use crate::domain::grant::GrantRecord;
-use crate::domain::request::{AccessRequest, Decision};
+use crate::domain::ids::{NodeId, RequestId};
+use crate::domain::principal::CallerArn;
+use crate::domain::request::{AccessRequest, AuditRecord, Decision};
 use crate::domain::status::RequestStatus;
 
 pub const EVENT_SOURCE: &str = "jit-node-access";
@@ -37,12 +39,12 @@ pub enum EventKind {
 #[serde(rename_all = "camelCase")]
 pub struct StatusEvent {
     pub schema_version: u32,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub status: RequestStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_status: Option<RequestStatus>,
-    pub requester: String,
-    pub node_id: String,
+    pub requester: CallerArn,
+    pub node_id: NodeId,
     pub reason: String,
     pub duration_minutes: u32,
     /// Who made the change: a principal ARN or `system:<component>`.
@@ -69,11 +71,11 @@ impl StatusEvent {
     pub fn for_request(request: &AccessRequest, previous: Option<RequestStatus>, actor: &str) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
-            request_id: request.request_id.to_string(),
+            request_id: request.request_id.clone(),
             status: request.status,
             previous_status: previous,
-            requester: request.requester.to_string(),
-            node_id: request.node_id.to_string(),
+            requester: request.requester.clone(),
+            node_id: request.node_id.clone(),
             reason: request.reason.as_str().to_owned(),
             duration_minutes: request.duration_minutes.get(),
             actor: actor.to_owned(),
@@ -92,12 +94,12 @@ impl StatusEvent {
     /// the status change, in that order, each only when it happened.
     pub fn for_change(
         request: &AccessRequest,
-        previous: RequestStatus,
+        previous: Option<RequestStatus>,
         actor: &str,
         approval: Option<&ApprovalEntry>,
         level_completed: Option<u8>,
     ) -> Vec<Self> {
-        let base = Self { approval: approval.cloned(), ..Self::for_request(request, Some(previous), actor) };
+        let base = Self { approval: approval.cloned(), ..Self::for_request(request, previous, actor) };
         let mut events = Vec::new();
         if approval.is_some_and(|a| a.verdict == Verdict::Approve) {
             events.push(Self { kind: EventKind::ApprovalRecorded, ..base.clone() });
@@ -105,10 +107,30 @@ impl StatusEvent {
         if let Some(level) = level_completed {
             events.push(Self { kind: EventKind::LevelCompleted, level_completed: Some(level), ..base.clone() });
         }
-        if request.status != previous {
+        if Some(request.status) != previous {
             events.push(Self { kind: EventKind::StatusChanged, ..base });
         }
         events
+    }
+
+    /// The request as this event describes it (without its audit trail). Fails only on a
+    /// detail whose fields do not make a valid request (a reason too long, say).
+    pub fn request(&self) -> Option<AccessRequest> {
+        Some(AccessRequest {
+            request_id: self.request_id.clone(),
+            requester: self.requester.clone(),
+            node_id: self.node_id.clone(),
+            reason: self.reason.clone().try_into().ok()?,
+            duration_minutes: self.duration_minutes.try_into().ok()?,
+            status: self.status,
+            created_at: self.at,
+            updated_at: self.at,
+            version: self.version,
+            decision: self.decision.clone(),
+            approval: self.progress.clone(),
+            approved_at: None,
+            grant: self.grant.clone(),
+        })
     }
 
     pub fn detail_type(&self) -> String {
@@ -117,6 +139,34 @@ impl StatusEvent {
             EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
             EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
         }
+    }
+}
+
+/// What an audit record carries for the event publisher: the request as stored by the change
+/// and what the change recorded. The table's stream delivers it once the transaction commits,
+/// whatever happens to the function that wrote it, so every change becomes its events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    pub request: AccessRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<RequestStatus>,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_completed: Option<u8>,
+}
+
+impl ChangeRecord {
+    pub fn of(audit: &AuditRecord, request: AccessRequest) -> Self {
+        Self { request, previous: audit.from, actor: audit.actor.clone(), approval: audit.approval.clone(), level_completed: audit.level_completed }
+    }
+
+    /// The events this change produces, in order (see `StatusEvent::for_change`); none for a
+    /// grant recorded in place.
+    pub fn events(&self) -> Vec<StatusEvent> {
+        StatusEvent::for_change(&self.request, self.previous, &self.actor, self.approval.as_ref(), self.level_completed)
     }
 }
 
@@ -148,13 +198,13 @@ mod tests {
     #[test]
     fn every_sample_event_parses_and_matches_its_detail_type() {
         let samples = [
-            (include_str!("../../events/request-submitted.json"), RequestStatus::Submitted),
-            (include_str!("../../events/request-approved.json"), RequestStatus::Approved),
-            (include_str!("../../events/request-pending.json"), RequestStatus::Pending),
-            (include_str!("../../events/request-failed.json"), RequestStatus::Failed),
-            (include_str!("../../events/request-rejected.json"), RequestStatus::Rejected),
-            (include_str!("../../events/request-approval-recorded.json"), RequestStatus::Pending),
-            (include_str!("../../events/request-level-completed.json"), RequestStatus::Pending),
+            (include_str!("../../../events/request-submitted.json"), RequestStatus::Submitted),
+            (include_str!("../../../events/request-approved.json"), RequestStatus::Approved),
+            (include_str!("../../../events/request-pending.json"), RequestStatus::Pending),
+            (include_str!("../../../events/request-failed.json"), RequestStatus::Failed),
+            (include_str!("../../../events/request-rejected.json"), RequestStatus::Rejected),
+            (include_str!("../../../events/request-approval-recorded.json"), RequestStatus::Pending),
+            (include_str!("../../../events/request-level-completed.json"), RequestStatus::Pending),
         ];
         for (text, status) in samples {
             let env: EventEnvelope = serde_json::from_str(text).unwrap();
@@ -167,7 +217,7 @@ mod tests {
 
     #[test]
     fn one_change_yields_the_approval_the_level_and_the_status_events_in_order() {
-        let env: EventEnvelope = serde_json::from_str(include_str!("../../events/request-rejected.json")).unwrap();
+        let env: EventEnvelope = serde_json::from_str(include_str!("../../../events/request-rejected.json")).unwrap();
         let entry = env.detail.approval.clone().unwrap();
         let request: AccessRequest = serde_json::from_value(serde_json::json!({
             "requestId": env.detail.request_id, "requester": env.detail.requester, "nodeId": env.detail.node_id,
@@ -177,13 +227,15 @@ mod tests {
         .unwrap();
         let approve = ApprovalEntry { verdict: Verdict::Approve, ..entry.clone() };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&request, RequestStatus::Pending, "x", Some(&approve), Some(2)).iter().map(|e| e.detail_type()).collect();
+            StatusEvent::for_change(&request, Some(RequestStatus::Pending), "x", Some(&approve), Some(2)).iter().map(|e| e.detail_type()).collect();
         assert_eq!(kinds, [APPROVAL_RECORDED, LEVEL_COMPLETED, "Access Request Approved"]);
         let pending = AccessRequest { status: RequestStatus::Pending, ..request.clone() };
-        let kinds: Vec<String> = StatusEvent::for_change(&pending, RequestStatus::Pending, "x", Some(&approve), None).iter().map(|e| e.detail_type()).collect();
+        let kinds: Vec<String> =
+            StatusEvent::for_change(&pending, Some(RequestStatus::Pending), "x", Some(&approve), None).iter().map(|e| e.detail_type()).collect();
         assert_eq!(kinds, [APPROVAL_RECORDED]);
         let rejected = AccessRequest { status: RequestStatus::Rejected, ..request };
-        let kinds: Vec<String> = StatusEvent::for_change(&rejected, RequestStatus::Pending, "x", Some(&entry), None).iter().map(|e| e.detail_type()).collect();
+        let kinds: Vec<String> =
+            StatusEvent::for_change(&rejected, Some(RequestStatus::Pending), "x", Some(&entry), None).iter().map(|e| e.detail_type()).collect();
         assert_eq!(kinds, ["Access Request Rejected"], "a rejection is one status event carrying the entry");
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::approvals::LinkView;
+use crate::app::approve::LinkView;
 use crate::domain::approval::Verdict;
 use crate::domain::request::AccessRequest;
 

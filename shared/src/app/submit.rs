@@ -6,23 +6,23 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::domain::errors::{FieldError, ServiceError};
+use crate::app::common::{approver_keys, not_found, parse_id, plan_names_any, resolve_caller};
+use crate::app::error::{FieldError, ServiceError};
+use crate::domain::approval_rules as approval;
 use crate::domain::grant::check_grantable;
 use crate::domain::ids::{DurationMinutes, IdempotencyKey, NodeId, Reason, RequestId};
-use crate::domain::principal::{CallerArn, GroupRef, PrincipalIdentity, ResolvedPrincipal};
-use crate::domain::request::{AccessRequest, Approver, AuditRecord};
+use crate::domain::principal::CallerArn;
+use crate::domain::request::{AccessRequest, AuditRecord};
 use crate::domain::status::RequestStatus;
-use crate::events::StatusEvent;
-use crate::ports::{CreateOutcome, DirectoryError, EventPublisher, IdempotencyRecord, ListPosition, ListQuery, Page, PrincipalDirectory, RequestStore};
+use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PrincipalDirectory, RequestStore};
 
 /// The largest request body accepted; a valid one is far smaller.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-pub struct IntakeDeps<'a> {
+pub struct SubmitDeps<'a> {
     pub store: &'a dyn RequestStore,
-    pub events: &'a dyn EventPublisher,
     pub directory: &'a dyn PrincipalDirectory,
 }
 
@@ -83,7 +83,7 @@ pub struct Submitted {
 }
 
 pub async fn submit(
-    deps: &IntakeDeps<'_>,
+    deps: &SubmitDeps<'_>,
     caller: &CallerArn,
     body: &[u8],
     idempotency_key: Option<&str>,
@@ -120,76 +120,32 @@ pub async fn submit(
         level_completed: None,
     };
     let idem = key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: new.fingerprint() });
+    // The Submitted event comes from the table's stream once this write commits, so a replay
+    // has nothing to publish again.
     match deps.store.create(&request, &audit, idem.as_ref()).await? {
-        CreateOutcome::Created => {
-            publish_change(deps.events, &request, None, &caller.to_string()).await?;
-            Ok(Submitted { request, replayed: false })
-        }
-        CreateOutcome::Replayed(existing) => {
-            // The first call may have stored the request and then failed to publish; a replay
-            // of a still-Submitted request publishes again (evaluation is idempotent).
-            if existing.status == RequestStatus::Submitted {
-                publish_change(deps.events, &existing, None, &caller.to_string()).await?;
-            }
-            Ok(Submitted { request: *existing, replayed: true })
-        }
+        CreateOutcome::Created => Ok(Submitted { request, replayed: false }),
+        CreateOutcome::Replayed(existing) => Ok(Submitted { request: *existing, replayed: true }),
         CreateOutcome::KeyReused => {
             Err(ServiceError::Conflict { code: "IdempotencyKeyReused", message: "this Idempotency-Key was already used with a different request body".into() })
         }
     }
 }
 
-pub(crate) async fn publish_change(
-    events: &dyn EventPublisher,
-    request: &AccessRequest,
-    previous: Option<RequestStatus>,
-    actor: &str,
-) -> Result<(), ServiceError> {
-    events.publish(&StatusEvent::for_request(request, previous, actor)).await.map_err(|e| {
-        tracing::error!(request_id = %request.request_id, error = %e, "status change stored but its event was not published");
-        ServiceError::from(e)
-    })
-}
-
-/// The keys under which the caller may appear in an approval plan.
-pub fn approver_keys(principal: &ResolvedPrincipal) -> Vec<String> {
-    let mut keys = Vec::new();
-    match &principal.identity {
-        PrincipalIdentity::IamUser { name, .. } => keys.push(Approver::IamUser(name.clone()).index_key()),
-        PrincipalIdentity::IamRole { name, .. } => keys.push(Approver::IamRole(name.clone()).index_key()),
-        PrincipalIdentity::IdentityCenterUser { user_name, .. } => keys.push(Approver::IdentityCenterUser(user_name.clone()).index_key()),
-    }
-    for g in &principal.groups {
-        match g {
-            GroupRef::IamGroup { name, .. } => keys.push(Approver::IamGroup(name.clone()).index_key()),
-            GroupRef::IdentityCenterGroup { id, .. } => keys.push(Approver::IdentityCenterGroup(id.clone()).index_key()),
-        }
-    }
-    keys
-}
-
 /// Requests are visible to their requester and to the approvers their plan names. Anyone else
 /// gets 404, so request ids cannot be probed.
-pub async fn get(deps: &IntakeDeps<'_>, caller: &CallerArn, id: &str) -> Result<AccessRequest, ServiceError> {
-    let not_found = || ServiceError::NotFound(format!("no access request {id} visible to you"));
-    let id = RequestId::try_from(id.to_owned()).map_err(|_| not_found())?;
-    let request = deps.store.get(&id).await?.ok_or_else(not_found)?;
+pub async fn get(deps: &SubmitDeps<'_>, caller: &CallerArn, id: &str) -> Result<AccessRequest, ServiceError> {
+    let request = deps.store.get(&parse_id(id)?).await?.ok_or_else(|| not_found(id))?;
     if &request.requester == caller {
         return Ok(request);
     }
-    let Some(plan) = request.decision.as_ref().and_then(|d| d.approval_plan.as_ref()) else {
-        return Err(not_found());
-    };
-    let principal = match deps.directory.resolve(caller).await {
-        Ok(p) => p,
-        Err(DirectoryError::NotFound(_)) => return Err(not_found()),
-        Err(DirectoryError::Port(e)) => return Err(e.into()),
-    };
-    let mine = approver_keys(&principal);
-    if plan.all_approvers().any(|a| mine.contains(&a.index_key())) {
+    if approval::plan_of(&request).is_none() {
+        return Err(not_found(id));
+    }
+    let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+    if plan_names_any(&request, &keys) {
         Ok(request)
     } else {
-        Err(not_found())
+        Err(not_found(id))
     }
 }
 
@@ -230,7 +186,7 @@ pub fn decode_position(token: &str) -> Result<ListPosition, FieldError> {
     })
 }
 
-pub async fn list(deps: &IntakeDeps<'_>, caller: &CallerArn, query: &ListQuery) -> Result<Page, ServiceError> {
+pub async fn list(deps: &SubmitDeps<'_>, caller: &CallerArn, query: &ListQuery) -> Result<Page, ServiceError> {
     Ok(deps.store.list_by_requester(caller, query).await?)
 }
 

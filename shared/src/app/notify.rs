@@ -4,14 +4,15 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::approval::{self, Person, Verdict};
+use crate::app::common::approver_keys;
+use crate::app::error::ServiceError;
+use crate::domain::approval::{Person, Verdict};
+use crate::domain::approval_rules as approval;
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
-use crate::domain::errors::ServiceError;
+use crate::domain::events::{detail_type, EventEnvelope, EventKind, EVENT_SOURCE};
 use crate::domain::ids::RequestId;
 use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
 use crate::domain::status::RequestStatus;
-use crate::events::{detail_type, EventEnvelope, EventKind, EVENT_SOURCE};
-use crate::intake::approver_keys;
 use crate::policy::contacts::Contact;
 use crate::ports::{Audience, DirectoryError, Mail, Mailer, PrincipalDirectory, RequestStore};
 
@@ -44,11 +45,11 @@ fn time(t: &DateTime<Utc>) -> String {
 /// Handles one event from the bus; returns how many mails were sent.
 pub async fn handle_event(deps: &NotifyDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<usize, ServiceError> {
     let detail = &envelope.detail;
-    let id = RequestId::try_from(detail.request_id.clone())?;
+    let id = &detail.request_id;
     match (detail.kind, detail.status) {
-        (EventKind::StatusChanged, RequestStatus::Pending) => mail_approvers(deps, &id, 1, now).await,
+        (EventKind::StatusChanged, RequestStatus::Pending) => mail_approvers(deps, id, 1, now).await,
         (EventKind::LevelCompleted, RequestStatus::Pending) => match detail.level_completed {
-            Some(level) => mail_approvers(deps, &id, level.saturating_add(1), now).await,
+            Some(level) => mail_approvers(deps, id, level.saturating_add(1), now).await,
             None => Ok(0),
         },
         (EventKind::StatusChanged, _) => tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await,
@@ -83,7 +84,7 @@ pub fn rule_pattern() -> serde_json::Value {
         "$or": [
             {"detail-type": always},
             // The last level's completion comes with the request already Approved: nothing to mail.
-            {"detail-type": [crate::events::LEVEL_COMPLETED], "detail": {"status": pending}},
+            {"detail-type": [crate::domain::events::LEVEL_COMPLETED], "detail": {"status": pending}},
             {"detail-type": after_pending, "detail": {"previousStatus": pending}},
         ],
     })
@@ -100,7 +101,7 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
     let requester = Person::from_caller(&request.requester);
     let mut sent = 0;
     for contact in deps.contacts {
-        if contact.person == requester || progress.has_acted(&contact.person.key()) {
+        if contact.person == requester || progress.has_acted(&contact.person) {
             continue;
         }
         // Someone who no longer exists (an offboarded user still in contacts.yaml) gets no mail.
@@ -121,7 +122,7 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
         }
         let claims = TokenClaims {
             request_id: id.clone(),
-            approver: contact.person.key(),
+            approver: contact.person.clone(),
             level,
             expires: progress.pending_until.timestamp(),
             nonce: approval_token::nonce(),
@@ -195,8 +196,7 @@ async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkS
     if !requester_is_told(d.status, d.previous_status) {
         return Ok(0);
     }
-    let Ok(requester) = crate::domain::principal::CallerArn::try_from(d.requester.clone()) else { return Ok(0) };
-    let person = Person::from_caller(&requester);
+    let person = Person::from_caller(&d.requester);
     if !contacts.iter().any(|c| c.person == person) {
         return Ok(0);
     }
@@ -288,7 +288,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_requester_with_a_contact_is_mailed_and_one_without_is_not_and_no_call_is_made() {
-        let sample = include_str!("../../events/request-rejected.json");
+        let sample = include_str!("../../../events/request-rejected.json");
         let operator = Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() };
         let someone_else = Contact { person: Person::IamUser("approver-a".into()), email: "a@example.com".into() };
         let cases: [(&[Contact], RequestStatus, RequestStatus, usize); 5] = [
@@ -313,7 +313,7 @@ mod tests {
     async fn a_failed_grant_is_explained_as_such_and_not_with_the_approval_message() {
         let operator = [Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() }];
         let outbox = Outbox::default();
-        let failed = event(include_str!("../../events/request-approved.json"), RequestStatus::Failed, RequestStatus::Approved);
+        let failed = event(include_str!("../../../events/request-approved.json"), RequestStatus::Failed, RequestStatus::Approved);
         let approval_message = failed.detail.decision.as_ref().map(|d| d.message.clone()).unwrap();
 
         tell_requester(&outbox, &operator, &links(), &failed).await.unwrap();
@@ -325,7 +325,7 @@ mod tests {
     /// The template's rule is where the pattern takes effect; the local stack uses `rule_pattern`.
     #[test]
     fn the_templates_notify_rule_is_the_notifiers_pattern() {
-        let docs = yaml_rust2::YamlLoader::load_from_str(include_str!("../../template.yaml")).unwrap();
+        let docs = yaml_rust2::YamlLoader::load_from_str(include_str!("../../../template.yaml")).unwrap();
         let pattern = &docs[0]["Resources"]["NotifyFunction"]["Properties"]["Events"]["RequestNeedsMail"]["Properties"]["Pattern"];
         assert!(!pattern.is_badvalue(), "NotifyFunction's RequestNeedsMail rule has a Pattern");
         assert_eq!(yaml_to_json(pattern), rule_pattern());

@@ -1,0 +1,171 @@
+//! An in-memory `RequestStore` with the same contract as the DynamoDB one: checked changes,
+//! conditional on the stored request being the change's basis, each with its audit record and
+//! the change the stream would carry (`changes`). It keeps the use cases' unit tests fast and
+//! free of the emulator; races and item mapping are tested against moto.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::events::ChangeRecord;
+use crate::domain::ids::RequestId;
+use crate::domain::principal::CallerArn;
+use crate::domain::request::{AccessRequest, AuditRecord};
+use crate::domain::status::RequestStatus;
+use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
+
+#[derive(Default)]
+struct State {
+    requests: BTreeMap<RequestId, AccessRequest>,
+    audits: HashMap<RequestId, Vec<AuditRecord>>,
+    /// (caller, key) → (body hash, request)
+    idempotency: HashMap<(String, String), (String, RequestId)>,
+    /// Every committed change in commit order: what the table's stream would deliver.
+    changes: Vec<ChangeRecord>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+fn poisoned() -> PortError {
+    PortError::Permanent("the in-memory store's lock was poisoned".into())
+}
+
+fn same_request(stored: &AccessRequest, basis: &AccessRequest) -> bool {
+    stored.status == basis.status
+        && stored.version == basis.version
+        && stored.requester == basis.requester
+        && stored.node_id == basis.node_id
+        && stored.duration_minutes == basis.duration_minutes
+        && stored.reason == basis.reason
+        && stored.created_at == basis.created_at
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every committed change so far, in order (the stream's view of the table).
+    pub fn changes(&self) -> Vec<ChangeRecord> {
+        self.state.lock().map(|s| s.changes.clone()).unwrap_or_default()
+    }
+
+    fn ids_where(&self, limit: u32, keep: impl Fn(&AccessRequest) -> Option<DateTime<Utc>>) -> Result<Vec<RequestId>, PortError> {
+        let state = self.state.lock().map_err(|_| poisoned())?;
+        let mut found: Vec<(DateTime<Utc>, RequestId)> = state.requests.values().filter_map(|r| keep(r).map(|at| (at, r.request_id.clone()))).collect();
+        found.sort();
+        Ok(found.into_iter().take(limit as usize).map(|(_, id)| id).collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestStore for MemoryStore {
+    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        if let Some(record) = idempotency {
+            let key = (record.caller.to_string(), record.key.clone());
+            if let Some((hash, id)) = state.idempotency.get(&key) {
+                if hash != &record.body_hash {
+                    return Ok(CreateOutcome::KeyReused);
+                }
+                let existing = state.requests.get(id).cloned().ok_or_else(|| PortError::Permanent("idempotency key without its request".into()))?;
+                return Ok(CreateOutcome::Replayed(Box::new(existing)));
+            }
+            state.idempotency.insert(key, (record.body_hash.clone(), request.request_id.clone()));
+        }
+        if state.requests.contains_key(&request.request_id) {
+            return Err(PortError::Permanent(format!("request {} exists", request.request_id)));
+        }
+        state.requests.insert(request.request_id.clone(), request.clone());
+        state.audits.entry(request.request_id.clone()).or_default().push(audit.clone());
+        state.changes.push(ChangeRecord::of(audit, request.clone()));
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
+        Ok(self.state.lock().map_err(|_| poisoned())?.requests.get(id).cloned())
+    }
+
+    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError> {
+        let state = self.state.lock().map_err(|_| poisoned())?;
+        let mut mine: Vec<&AccessRequest> = state.requests.values().filter(|r| &r.requester == requester).collect();
+        mine.sort_by(|a, b| (b.created_at, &b.request_id).cmp(&(a.created_at, &a.request_id)));
+        let start = query
+            .after
+            .as_ref()
+            .map_or(0, |after| mine.iter().position(|r| r.created_at == after.created_at && r.request_id == after.request_id).map_or(mine.len(), |i| i + 1));
+        let window: Vec<&AccessRequest> = mine.into_iter().skip(start).take(query.limit as usize).collect();
+        let next = (window.len() == query.limit as usize)
+            .then(|| window.last().map(|r| ListPosition { created_at: r.created_at, request_id: r.request_id.clone() }))
+            .flatten();
+        let items = window.into_iter().filter(|r| query.status.is_none_or(|s| r.status == s)).cloned().collect();
+        Ok(Page { items, next })
+    }
+
+    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let state = self.state.lock().map_err(|_| poisoned())?;
+        let mut found: Vec<&AccessRequest> = state
+            .requests
+            .values()
+            .filter(|r| r.status == RequestStatus::Pending)
+            .filter(|r| r.decision.as_ref().and_then(|d| d.approval_plan.as_ref()).is_some_and(|p| p.all_approvers().any(|a| a.index_key() == approver_key)))
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+        Ok(found.into_iter().take(limit as usize).map(|r| r.request_id.clone()).collect())
+    }
+
+    async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
+        t.check()?;
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        let stored = state.requests.get(t.request_id()).ok_or(TransitionError::Conflict)?;
+        if !same_request(stored, &t.basis) {
+            return Err(TransitionError::Conflict);
+        }
+        if stored.status == RequestStatus::Pending {
+            let until = stored.approval.as_ref().map(|p| p.pending_until);
+            let allowed = match until {
+                Some(until) if t.to == RequestStatus::Expired => until <= t.at,
+                Some(until) => until > t.at,
+                None => false,
+            };
+            if !allowed {
+                return Err(TransitionError::Conflict);
+            }
+        }
+        let after = t.after();
+        let audit = t.audit();
+        state.requests.insert(after.request_id.clone(), after.clone());
+        state.audits.entry(after.request_id.clone()).or_default().push(audit.clone());
+        state.changes.push(ChangeRecord::of(&audit, after.clone()));
+        Ok(after)
+    }
+
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
+        Ok(self.state.lock().map_err(|_| poisoned())?.audits.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| {
+            let until = r.approval.as_ref().map(|p| p.pending_until)?;
+            (r.status == RequestStatus::Pending && until <= now).then_some(until)
+        })
+    }
+
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| {
+            let g = r.grant.as_ref().filter(|g| g.detached_at.is_none())?;
+            (r.status == RequestStatus::Approved && g.deadline <= now).then_some(g.deadline)
+        })
+    }
+
+    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| {
+            let at = r.approved_at?;
+            (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The composition root: builds the adapters from SDK configuration, so function binaries need
+//! no SDK crate of their own and every function builds its clients the same way.
+
+#[allow(unused_imports, reason = "which of these a build uses depends on the adapter features")]
+use crate::config::{MailConfig, StackConfig};
+
+/// Loads the AWS SDK configuration for `region`. An endpoint override (`AWS_ENDPOINT_URL`) is
+/// honoured by the SDK itself; the local stack and tests set it to the emulator on 127.0.0.1.
+pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_owned())).load().await
+}
+
+#[cfg(all(feature = "iam", feature = "identitystore"))]
+pub fn principal_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::principals::AwsPrincipalDirectory {
+    let dir = crate::adapters::principals::AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk));
+    match &stack.identity_store_id {
+        Some(id) => dir.with_identity_store(aws_sdk_identitystore::Client::new(sdk), id),
+        None => dir,
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+pub fn store(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::dynamodb::DynamoStore {
+    crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &stack.table_name)
+}
+
+#[cfg(feature = "eventbridge")]
+pub fn publisher(sdk: &aws_config::SdkConfig, bus: &str) -> crate::adapters::eventbridge::EventBridgePublisher {
+    crate::adapters::eventbridge::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), bus)
+}
+
+/// The approval-link signing key, read from SSM on the first invocation that needs it (not
+/// at cold start, which then makes no network call), then kept for the life of the
+/// environment. A failed read is not kept: the next invocation tries again.
+#[cfg(feature = "ssm")]
+pub struct LazySigningKey {
+    client: aws_sdk_ssm::Client,
+    parameter: String,
+    key: tokio::sync::OnceCell<crate::domain::approval_token::SigningKey>,
+}
+
+#[cfg(feature = "ssm")]
+impl LazySigningKey {
+    pub async fn get(&self) -> Result<&crate::domain::approval_token::SigningKey, crate::ports::PortError> {
+        self.key.get_or_try_init(|| crate::adapters::secrets::read_signing_key(&self.client, &self.parameter)).await
+    }
+}
+
+#[cfg(feature = "ssm")]
+pub fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> LazySigningKey {
+    LazySigningKey { client: aws_sdk_ssm::Client::new(sdk), parameter: parameter.to_owned(), key: tokio::sync::OnceCell::new() }
+}
+
+#[cfg(feature = "sns")]
+pub fn mailer(sdk: &aws_config::SdkConfig, mail: &MailConfig) -> crate::adapters::mail::SnsMailer {
+    crate::adapters::mail::SnsMailer::new(aws_sdk_sns::Client::new(sdk), &mail.approver_topic_arn, &mail.requester_topic_arn)
+}
+
+#[cfg(feature = "iam")]
+pub fn granter(sdk: &aws_config::SdkConfig) -> crate::adapters::grants::IamGranter {
+    crate::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk))
+}
+
+#[cfg(feature = "ssm")]
+pub fn sessions(sdk: &aws_config::SdkConfig) -> crate::adapters::sessions::SsmSessions {
+    crate::adapters::sessions::SsmSessions::new(aws_sdk_ssm::Client::new(sdk))
+}
+
+#[cfg(feature = "sfn")]
+pub fn executions(sdk: &aws_config::SdkConfig, state_machine_arn: &str) -> crate::adapters::executions::StepFunctionsExecutions {
+    crate::adapters::executions::StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn)
+}
+
+#[cfg(all(feature = "tagging", feature = "ssm"))]
+pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::nodes::AwsNodeDirectory {
+    crate::adapters::nodes::AwsNodeDirectory::new(
+        aws_sdk_resourcegroupstagging::Client::new(sdk),
+        aws_sdk_ssm::Client::new(sdk),
+        &stack.region,
+        &stack.account_id,
+    )
+}

@@ -1,0 +1,268 @@
+//! Manual approval: decisions through the API and mail links, the approver's queue, cancel, and
+//! the expiry of requests that waited too long. The rules are `domain::approval`; this module
+//! resolves who is acting, writes the result with one conditional write, and retries on a
+//! concurrent change by re-reading and deciding again (so a retry is never counted twice).
+
+use chrono::{DateTime, Utc};
+
+use crate::app::common::{approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, written, Attempt};
+use crate::app::error::{FieldError, ServiceError};
+use crate::domain::approval::{Channel, Comment, Person, Verdict};
+use crate::domain::approval_rules::{self as approval, Decider, Refusal};
+use crate::domain::approval_token::{self, SigningKey, TokenClaims};
+use crate::domain::ids::RequestId;
+use crate::domain::principal::{CallerArn, PrincipalIdentity, ResolvedPrincipal};
+use crate::domain::request::AccessRequest;
+use crate::domain::status::RequestStatus;
+use crate::ports::{DirectoryError, PrincipalDirectory, RequestStore, Transition};
+
+pub const PENDING_EXPIRY_ACTOR: &str = "system:pending-expiry";
+
+pub struct ApprovalDeps<'a> {
+    pub store: &'a dyn RequestStore,
+    pub directory: &'a dyn PrincipalDirectory,
+    pub key: &'a SigningKey,
+    /// Principal ARNs that may revoke any request (besides the request's approvers).
+    pub administrators: &'a [String],
+}
+
+fn refusal_to_error(r: Refusal) -> ServiceError {
+    let message = r.to_string();
+    match r {
+        Refusal::NotPending(_) => ServiceError::Conflict { code: "RequestNotPending", message },
+        Refusal::DeadlinePassed(_) => ServiceError::Conflict { code: "ApprovalDeadlinePassed", message },
+        Refusal::AlreadyDecided => ServiceError::Conflict { code: "AlreadyDecided", message },
+        Refusal::WrongLevel { .. } => ServiceError::Conflict { code: "LevelChanged", message },
+        Refusal::NoPlan => ServiceError::Conflict { code: "NotManualApproval", message },
+        Refusal::OwnRequest | Refusal::NotAnApprover { .. } => ServiceError::Forbidden(message),
+    }
+}
+
+/// Parses the optional `{"comment": "…"}` body of approve, reject, cancel and revoke.
+pub fn parse_comment_body(body: &[u8]) -> Result<Option<Comment>, FieldError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if body.len() > 16 * 1024 {
+        return Err(FieldError::new("body", "BodyTooLarge", "the body must be at most 16 KiB"));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
+    };
+    if let Some(unknown) = map.keys().find(|k| k.as_str() != "comment") {
+        return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown field; allowed: comment"));
+    }
+    match map.get("comment") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Comment::parse_optional(Some(s)),
+        Some(_) => Err(FieldError::new("comment", "InvalidType", "must be a string")),
+    }
+}
+
+fn actor_of(principal: &ResolvedPrincipal) -> String {
+    match &principal.identity {
+        PrincipalIdentity::IamUser { arn, .. } => arn.clone(),
+        PrincipalIdentity::IamRole { arn, session_name, .. } => format!("{arn} (session {session_name})"),
+        PrincipalIdentity::IdentityCenterUser { user_name, .. } => format!("identity-center-user/{user_name}"),
+    }
+}
+
+/// Moves an overdue pending request to `Expired` (the write itself checks the deadline); false
+/// when another write got there first.
+pub(crate) async fn expire_one(store: &dyn RequestStore, request: &AccessRequest, now: DateTime<Utc>) -> Result<bool, ServiceError> {
+    let reason = match request.approval.as_ref().map(|p| p.pending_until) {
+        Some(d) => format!("no decision before the approval deadline {}", d.to_rfc3339()),
+        None => "no decision before the approval deadline".to_owned(),
+    };
+    let change = Transition::status_change(request, RequestStatus::Expired, PENDING_EXPIRY_ACTOR, reason, now);
+    Ok(matches!(written(store.transition(&change).await)?, Attempt::Done(_)))
+}
+
+/// Decides for `decider`, re-reading and re-deciding when another write got there first.
+async fn apply(
+    deps: &ApprovalDeps<'_>,
+    id: &RequestId,
+    decider: &Decider,
+    verdict: Verdict,
+    comment: Option<Comment>,
+    level: Option<u8>,
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
+    until_written!("approval", |_| {
+        let request = load(deps.store, id).await?;
+        let step = match approval::decide(&request, decider, verdict, comment.clone(), level, now) {
+            Ok(step) => step,
+            Err(Refusal::DeadlinePassed(at)) => {
+                expire_one(deps.store, &request, now).await?;
+                return Err(refusal_to_error(Refusal::DeadlinePassed(at)));
+            }
+            Err(r) => return Err(refusal_to_error(r)),
+        };
+        let reason = match (verdict, step.level_completed, step.status) {
+            (Verdict::Reject, ..) => format!("rejected at level {}", step.entry.level),
+            (Verdict::Approve, _, RequestStatus::Approved) => format!("approved: the last level ({}) completed", step.entry.level),
+            (Verdict::Approve, Some(l), _) => format!("approval at level {l} completed the level"),
+            (Verdict::Approve, None, _) => format!("approval recorded at level {}", step.entry.level),
+        };
+        let reason = match &step.entry.comment {
+            Some(c) => format!("{reason}: {}", c.as_str()),
+            None => reason,
+        };
+        let transition = Transition {
+            progress: Some(step.progress.clone()),
+            approval: Some(step.entry.clone()),
+            level_completed: step.level_completed,
+            ..Transition::status_change(&request, step.status, &decider.actor, reason, now)
+        };
+        let result = written(deps.store.transition(&transition).await)?;
+        if let Attempt::Done(updated) = &result {
+            tracing::info!(request_id = %id, status = %updated.status, level = step.entry.level, "approval decision stored");
+        }
+        Ok(result)
+    })
+}
+
+/// `POST /requests/{id}/approve|reject` by an authenticated approver.
+pub async fn decide_as_caller(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    verdict: Verdict,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
+    let comment = parse_comment_body(body)?;
+    let id = parse_id(id)?;
+    let request = load(deps.store, &id).await?;
+    let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+    if !plan_names_any(&request, &keys) && &request.requester != caller {
+        // Neither requester nor approver: the request does not exist for this caller.
+        return Err(crate::app::common::not_found(id.as_str()));
+    }
+    let decider = Decider { person: Person::from_caller(caller), actor: caller.to_string(), approver_keys: keys, channel: Channel::Api };
+    apply(deps, &id, &decider, verdict, comment, None, now).await
+}
+
+/// `POST /requests/{id}/cancel` by the requester.
+pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body: &[u8], now: DateTime<Utc>) -> Result<AccessRequest, ServiceError> {
+    let comment = parse_comment_body(body)?;
+    let id = parse_id(id)?;
+    let reason = comment.as_ref().map_or_else(|| "cancelled by the requester".to_owned(), |c| format!("cancelled by the requester: {}", c.as_str()));
+    until_written!("cancel", |_| {
+        let request = load(deps.store, &id).await?;
+        if &request.requester != caller {
+            return Err(crate::app::common::not_found(id.as_str()));
+        }
+        if request.status != RequestStatus::Pending {
+            return Err(ServiceError::Conflict {
+                code: "RequestNotPending",
+                message: format!("the request is {}; only a Pending request can be cancelled", request.status),
+            });
+        }
+        if let Some(deadline) = request.approval.as_ref().map(|p| p.pending_until).filter(|d| now >= *d) {
+            expire_one(deps.store, &request, now).await?;
+            return Err(refusal_to_error(Refusal::DeadlinePassed(deadline)));
+        }
+        written(deps.store.transition(&Transition::status_change(&request, RequestStatus::Cancelled, caller.as_str(), reason.clone(), now)).await)
+    })
+}
+
+/// `POST /requests/{id}/revoke`: an approver of the request, or an administrator, ends granted
+/// access now. This function may not write IAM: its status change (one conditional write, so one
+/// winner against expiry) becomes `Access Request Revoked` on the table's stream, on which the
+/// lifecycle function removes the policy, ends live sessions and stops the execution.
+pub async fn revoke(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body: &[u8], now: DateTime<Utc>) -> Result<AccessRequest, ServiceError> {
+    let comment = parse_comment_body(body)?;
+    let id = parse_id(id)?;
+    let request = load(deps.store, &id).await?;
+    let admin = deps.administrators.iter().any(|a| a == caller.as_str());
+    if !admin {
+        let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+        if !plan_names_any(&request, &keys) {
+            return Err(if &request.requester == caller {
+                ServiceError::Forbidden("only an approver of the request or an administrator can revoke; cancel instead if it is still Pending".into())
+            } else {
+                crate::app::common::not_found(id.as_str())
+            });
+        }
+    }
+    let reason = comment.as_ref().map_or_else(|| "revoked".to_owned(), |c| format!("revoked: {}", c.as_str()));
+    until_written!("revoke", |attempt| {
+        let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
+        if current.status != RequestStatus::Approved {
+            return Err(ServiceError::Conflict {
+                code: "RequestNotApproved",
+                message: format!("the request is {}; only Approved access can be revoked", current.status),
+            });
+        }
+        written(deps.store.transition(&Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason.clone(), now)).await)
+    })
+}
+
+/// `GET /approvals`: pending requests waiting on the caller at their current level, newest first.
+pub async fn waiting_for(deps: &ApprovalDeps<'_>, caller: &CallerArn, now: DateTime<Utc>) -> Result<Vec<AccessRequest>, ServiceError> {
+    let Some(principal) = resolve_caller(deps.directory, caller).await? else {
+        return Ok(vec![]);
+    };
+    let keys = approver_keys(&principal);
+    let decider = Decider { person: Person::from_caller(caller), actor: caller.to_string(), approver_keys: keys.clone(), channel: Channel::Api };
+    let mut ids = std::collections::BTreeSet::new();
+    for key in &keys {
+        ids.extend(deps.store.list_pending_by_approver(key, 100).await?);
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(request) = deps.store.get(&id).await? {
+            if approval::check_may_decide(&request, &decider, None, now).is_ok() {
+                out.push(request);
+            }
+        }
+    }
+    out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    Ok(out)
+}
+
+/// What the confirmation page shows.
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub request: AccessRequest,
+    pub claims: TokenClaims,
+    pub person: Person,
+}
+
+/// A link that cannot be used (bad token, person gone) is `Forbidden`: the pages show every
+/// refusal as one 403 (`http::error::link_status`).
+async fn link_decider(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<(TokenClaims, Decider, AccessRequest), ServiceError> {
+    let claims = approval_token::verify(deps.key, token, now).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
+    let person = claims.approver.clone();
+    let principal = match deps.directory.resolve_person(&person).await {
+        Ok(p) => p,
+        Err(DirectoryError::NotFound(_)) => return Err(ServiceError::Forbidden(format!("{person} no longer exists"))),
+        Err(DirectoryError::Port(e)) => return Err(e.into()),
+    };
+    let decider = Decider { actor: actor_of(&principal), approver_keys: approver_keys(&principal), person, channel: Channel::EmailLink };
+    let request = load(deps.store, &claims.request_id).await?;
+    Ok((claims, decider, request))
+}
+
+/// `GET /decide/{token}`: checks the link and shows what it would decide. Changes nothing.
+pub async fn view_link(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<LinkView, ServiceError> {
+    let (claims, decider, request) = link_decider(deps, token, now).await?;
+    approval::check_may_decide(&request, &decider, Some(claims.level), now).map_err(refusal_to_error)?;
+    Ok(LinkView { request, claims, person: decider.person })
+}
+
+/// `POST /decide/{token}` from the confirmation page.
+pub async fn decide_with_link(
+    deps: &ApprovalDeps<'_>,
+    token: &str,
+    verdict: Verdict,
+    comment: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
+    let comment = Comment::parse_optional(comment)?;
+    let (claims, decider, _) = link_decider(deps, token, now).await?;
+    apply(deps, &claims.request_id, &decider, verdict, comment, Some(claims.level), now).await
+}

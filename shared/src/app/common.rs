@@ -1,0 +1,91 @@
+//! What the use cases share: reading a request, the read → decide → conditional write loop with
+//! its one attempt bound, and who counts as an approver of a request.
+
+use crate::app::error::ServiceError;
+use crate::domain::approval_rules as approval;
+use crate::domain::ids::RequestId;
+use crate::domain::principal::{CallerArn, GroupRef, PrincipalIdentity, ResolvedPrincipal};
+use crate::domain::request::{AccessRequest, Approver};
+use crate::ports::{DirectoryError, PrincipalDirectory, RequestStore, TransitionError};
+
+/// How often a write that lost to a concurrent one is decided again before giving up (503).
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// The stored request, or `404` worded so that an id cannot be probed.
+pub async fn load(store: &dyn RequestStore, id: &RequestId) -> Result<AccessRequest, ServiceError> {
+    store.get(id).await?.ok_or_else(|| not_found(id.as_str()))
+}
+
+pub fn not_found(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no access request {id} visible to you"))
+}
+
+/// A request id from a path: a malformed one is as absent as an unknown one.
+pub fn parse_id(id: &str) -> Result<RequestId, ServiceError> {
+    RequestId::try_from(id.to_owned()).map_err(|_| not_found(id))
+}
+
+/// One round of a read → decide → write loop: done, or the write lost to a concurrent one.
+pub enum Attempt<T> {
+    Done(T),
+    Conflict,
+}
+
+/// A conditional write's result as an `Attempt`: a refused condition means "decide again".
+pub fn written(result: Result<AccessRequest, TransitionError>) -> Result<Attempt<AccessRequest>, ServiceError> {
+    match result {
+        Ok(updated) => Ok(Attempt::Done(updated)),
+        Err(TransitionError::Conflict) => Ok(Attempt::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `$body` (which reads, decides and writes, yielding `Result<Attempt<T>, ServiceError>`)
+/// until it is done, at most `MAX_ATTEMPTS` times; `$attempt` is the round, from 0. Each round
+/// decides again on what it reads, so a retry never counts anything twice. A macro rather than a
+/// function taking an async closure: the body borrows the caller's state mutably, and futures of
+/// async closures are not provably `Send` for the Lambda runtime.
+macro_rules! until_written {
+    ($what:expr, |$attempt:pat_param| $body:block) => {{
+        let mut outcome = Err($crate::app::error::ServiceError::Unavailable(format!("{}: the request kept changing concurrently; retry", $what)));
+        for $attempt in 0..$crate::app::common::MAX_ATTEMPTS {
+            let round: Result<$crate::app::common::Attempt<_>, $crate::app::error::ServiceError> = async { $body }.await;
+            match round {
+                Ok($crate::app::common::Attempt::Conflict) => continue,
+                Ok($crate::app::common::Attempt::Done(value)) => outcome = Ok(value),
+                Err(e) => outcome = Err(e),
+            }
+            break;
+        }
+        outcome
+    }};
+}
+pub(crate) use until_written;
+
+/// The keys under which a principal may appear in an approval plan: themself and their groups.
+pub fn approver_keys(principal: &ResolvedPrincipal) -> Vec<String> {
+    let own = match &principal.identity {
+        PrincipalIdentity::IamUser { name, .. } => Approver::IamUser(name.clone()),
+        PrincipalIdentity::IamRole { name, .. } => Approver::IamRole(name.clone()),
+        PrincipalIdentity::IdentityCenterUser { user_name, .. } => Approver::IdentityCenterUser(user_name.clone()),
+    };
+    let groups = principal.groups.iter().map(|g| match g {
+        GroupRef::IamGroup { name, .. } => Approver::IamGroup(name.clone()),
+        GroupRef::IdentityCenterGroup { id, .. } => Approver::IdentityCenterGroup(id.clone()),
+    });
+    std::iter::once(own).chain(groups).map(|a| a.index_key()).collect()
+}
+
+/// The caller as the directory knows them now; `None` once they are gone.
+pub async fn resolve_caller(directory: &dyn PrincipalDirectory, caller: &CallerArn) -> Result<Option<ResolvedPrincipal>, ServiceError> {
+    match directory.resolve(caller).await {
+        Ok(p) => Ok(Some(p)),
+        Err(DirectoryError::NotFound(_)) => Ok(None),
+        Err(DirectoryError::Port(e)) => Err(e.into()),
+    }
+}
+
+/// Whether the request's approval plan names any of `keys` (at any level).
+pub fn plan_names_any(request: &AccessRequest, keys: &[String]) -> bool {
+    approval::plan_of(request).is_some_and(|plan| plan.all_approvers().any(|a| keys.contains(&a.index_key())))
+}

@@ -1,0 +1,167 @@
+//! The sweeper, every few minutes: expires pending requests past their approval deadline and
+//! reconciles grants (a grant still attached past its deadline is torn down, a `jit-` policy with
+//! no live request is removed, an approval whose lifecycle never started is started or failed).
+//! Every step is a conditional write or an idempotent delete, so it is safe next to the lifecycle
+//! executions and to itself.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::app::approve::expire_one;
+use crate::app::common::{written, Attempt};
+use crate::app::error::ServiceError;
+use crate::app::lifecycle::{deadline_of, teardown, LifecycleDeps};
+use crate::domain::grant;
+use crate::domain::ids::RequestId;
+use crate::domain::status::RequestStatus;
+use crate::ports::{RequestStore, Transition};
+
+pub const SWEEPER_ACTOR: &str = "system:sweeper";
+/// How long an approved request may wait for its grant before the sweep starts its lifecycle
+/// itself (the delivery of its `Approved` event to Step Functions may have failed).
+pub const GRANT_GRACE_MINUTES: i64 = 2;
+
+/// Expires every pending request whose deadline has passed. Safe to run concurrently with
+/// decisions and with itself: each expiry is a conditional write.
+pub async fn expire_overdue(store: &dyn RequestStore, now: DateTime<Utc>) -> Result<Vec<RequestId>, ServiceError> {
+    let mut expired = Vec::new();
+    loop {
+        let ids = store.list_pending_past_deadline(now, 50).await?;
+        let mut progressed = false;
+        for id in &ids {
+            let Some(request) = store.get(id).await? else { continue };
+            if request.status == RequestStatus::Pending && expire_one(store, &request, now).await? {
+                expired.push(id.clone());
+                progressed = true;
+            }
+        }
+        if ids.len() < 50 || !progressed {
+            return Ok(expired);
+        }
+    }
+}
+
+/// Approved requests that never got a grant. Their `Approved` event left through the table's
+/// stream, but its delivery from the bus to Step Functions may have failed (the rule's retries
+/// and dead-letter queue exhausted, or the rule being replaced). Within the access window the
+/// sweep starts an execution itself (one for a request whose first is merely slow ends
+/// harmlessly); after it, the request fails: nothing was ever attached, and unlike access ending
+/// at its deadline this is our failure, which the requester is told of.
+async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &mut SweepReport) -> Result<(), ServiceError> {
+    for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
+        let Some(request) = deps.store.get(&id).await? else { continue };
+        if request.status != RequestStatus::Approved || request.grant.is_some() {
+            continue;
+        }
+        if now < deadline_of(&request) {
+            let execution = deps.executions.start(&id).await?;
+            tracing::warn!(request_id = %id, %execution, "approved without a grant after the grace period: started its lifecycle");
+            report.restarted.push(id.to_string());
+            continue;
+        }
+        let change = Transition::status_change(
+            &request,
+            RequestStatus::Failed,
+            SWEEPER_ACTOR,
+            "the access window ended before access was granted (its lifecycle never started)",
+            now,
+        );
+        if let Attempt::Done(_) = written(deps.store.transition(&change).await)? {
+            report.failed.push(id.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// What one reconciliation sweep fixed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Requests past their deadline whose grant was still attached: torn down and expired.
+    pub expired: Vec<String>,
+    /// `jit-` policies whose request is no longer live: deleted.
+    pub orphans_removed: Vec<String>,
+    /// Approved requests still without a grant after the grace period: their lifecycle was
+    /// started by the sweep.
+    pub restarted: Vec<String>,
+    /// Approved requests whose window ended without a grant: `Failed`.
+    pub failed: Vec<String>,
+}
+
+impl SweepReport {
+    /// How many things the sweep had to fix. Each is drift the lifecycle should have prevented,
+    /// so the sweeper logs this and the template alarms on it.
+    pub fn fixed(&self) -> usize {
+        self.expired.len() + self.orphans_removed.len() + self.restarted.len() + self.failed.len()
+    }
+}
+
+/// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
+/// is not live is removed. Idempotent, and safe next to expiry and revoke (see `teardown`).
+pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
+    let candidates = deps.granter.principals().await?;
+    let mut report = SweepReport::default();
+    restart_stalled(deps, now, &mut report).await?;
+    for id in deps.store.list_grants_past_deadline(now, 100).await? {
+        let out = teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+        if out.detached || out.status == RequestStatus::Expired {
+            report.expired.push(id.to_string());
+        }
+    }
+    for principal in &candidates {
+        for name in deps.granter.list_policies(principal).await? {
+            let Some(id) = grant::request_of_policy(&name) else { continue };
+            let live = match deps.store.get(&id).await? {
+                Some(r) => r.status == RequestStatus::Approved && now < deadline_of(&r),
+                None => false,
+            };
+            if live {
+                continue;
+            }
+            if deps.granter.delete_policy(principal, &name).await? {
+                tracing::warn!(policy = %name, "removed a jit- policy with no live request");
+                report.orphans_removed.push(name);
+            }
+            if let Some(r) = deps.store.get(&id).await? {
+                if r.status == RequestStatus::Approved {
+                    teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// One scheduled sweep: pending expiry, then grant reconciliation. What it fixed is logged as one
+/// `sweep done` record (the template's SweeperFixes metric filter sums its `fixed` field).
+pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepOutcome, ServiceError> {
+    let pending_expired = expire_overdue(deps.store, now).await?;
+    let grants = reconcile(deps, now).await?;
+    let outcome = SweepOutcome { pending_expired: pending_expired.iter().map(ToString::to_string).collect(), grants };
+    outcome.log();
+    Ok(outcome)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepOutcome {
+    pub pending_expired: Vec<String>,
+    pub grants: SweepReport,
+}
+
+impl SweepOutcome {
+    /// The `sweep done` record CloudWatch alarms on.
+    pub fn log(&self) {
+        let report = &self.grants;
+        tracing::info!(
+            pending_expired = self.pending_expired.len(),
+            grants_expired = report.expired.len(),
+            orphans_removed = report.orphans_removed.len(),
+            restarted = report.restarted.len(),
+            failed = report.failed.len(),
+            // The template's SweeperFixes metric filter sums this field.
+            fixed = report.fixed(),
+            "sweep done"
+        );
+    }
+}

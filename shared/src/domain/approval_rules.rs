@@ -1,0 +1,281 @@
+//! The approval rules, pure: who may decide a pending request at its current level, and what a
+//! decision does to its progress (levels complete in order; one person counts once; the
+//! requester never decides their own request).
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Channel, Comment, Person, Verdict};
+use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
+use crate::domain::status::RequestStatus;
+
+/// Someone who wants to decide, as resolved now (group memberships are current).
+#[derive(Clone, Debug)]
+pub struct Decider {
+    pub person: Person,
+    pub actor: String,
+    /// `Approver::index_key`s the person holds now: themself and their groups.
+    pub approver_keys: Vec<String>,
+    pub channel: Channel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the request is {0}, not Pending; decisions are no longer accepted")]
+    NotPending(RequestStatus),
+    #[error("the request's approval deadline ({0}) has passed")]
+    DeadlinePassed(DateTime<Utc>),
+    #[error("the requester cannot approve or reject their own request")]
+    OwnRequest,
+    #[error("you are not an approver of level {level} of this request")]
+    NotAnApprover { level: u8 },
+    #[error("you already decided on this request; one approver counts once")]
+    AlreadyDecided,
+    #[error("this decision was for level {wanted}, but the request is at level {current}")]
+    WrongLevel { wanted: u8, current: u8 },
+    #[error("the request has no approval plan")]
+    NoPlan,
+}
+
+/// The effect of an accepted decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub status: RequestStatus,
+    pub progress: ApprovalProgress,
+    pub entry: ApprovalEntry,
+    /// The level this decision completed, if it did.
+    pub level_completed: Option<u8>,
+}
+
+pub fn plan_of(request: &AccessRequest) -> Option<&ApprovalPlan> {
+    request.decision.as_ref().and_then(|d| d.approval_plan.as_ref())
+}
+
+/// The plan entry of `level` that lets someone holding `keys` act, if any.
+pub fn matching_approver<'a>(plan: &'a ApprovalPlan, level: u8, keys: &[String]) -> Option<&'a Approver> {
+    let index = usize::from(level).checked_sub(1)?;
+    plan.levels.get(index)?.approvers.iter().find(|a| keys.contains(&a.index_key()))
+}
+
+/// Checks who may act without deciding anything (the confirmation page and `GET /approvals`).
+pub fn check_may_decide<'a>(
+    request: &'a AccessRequest,
+    decider: &Decider,
+    level: Option<u8>,
+    now: DateTime<Utc>,
+) -> Result<(&'a ApprovalProgress, &'a Approver), Refusal> {
+    if request.status != RequestStatus::Pending {
+        return Err(Refusal::NotPending(request.status));
+    }
+    let (Some(plan), Some(progress)) = (plan_of(request), request.approval.as_ref()) else {
+        return Err(Refusal::NoPlan);
+    };
+    if now >= progress.pending_until {
+        return Err(Refusal::DeadlinePassed(progress.pending_until));
+    }
+    if Person::from_caller(&request.requester) == decider.person {
+        return Err(Refusal::OwnRequest);
+    }
+    if let Some(wanted) = level {
+        if wanted != progress.current_level {
+            return Err(Refusal::WrongLevel { wanted, current: progress.current_level });
+        }
+    }
+    if progress.has_acted(&decider.person) {
+        return Err(Refusal::AlreadyDecided);
+    }
+    let approver = matching_approver(plan, progress.current_level, &decider.approver_keys).ok_or(Refusal::NotAnApprover { level: progress.current_level })?;
+    Ok((progress, approver))
+}
+
+/// Applies one decision. `level` is the level a mail link was issued for (None for the API).
+pub fn decide(
+    request: &AccessRequest,
+    decider: &Decider,
+    verdict: Verdict,
+    comment: Option<Comment>,
+    level: Option<u8>,
+    now: DateTime<Utc>,
+) -> Result<Step, Refusal> {
+    let (progress, approver) = check_may_decide(request, decider, level, now)?;
+    let plan = plan_of(request).ok_or(Refusal::NoPlan)?;
+    let entry = ApprovalEntry {
+        level: progress.current_level,
+        verdict,
+        approver: decider.person.clone(),
+        actor: decider.actor.clone(),
+        matched: approver.index_key(),
+        channel: decider.channel,
+        at: now,
+        comment,
+    };
+    let mut next = progress.clone();
+    next.entries.push(entry.clone());
+    if verdict == Verdict::Reject {
+        return Ok(Step { status: RequestStatus::Rejected, progress: next, entry, level_completed: None });
+    }
+    let level = progress.current_level;
+    let needed = plan.levels.get(usize::from(level).saturating_sub(1)).map_or(1, |l| usize::from(l.min_approvals));
+    if next.approvals_at(level) < needed {
+        return Ok(Step { status: RequestStatus::Pending, progress: next, entry, level_completed: None });
+    }
+    let last = usize::from(level) >= plan.levels.len();
+    if last {
+        Ok(Step { status: RequestStatus::Approved, progress: next, entry, level_completed: Some(level) })
+    } else {
+        next.current_level = level + 1;
+        Ok(Step { status: RequestStatus::Pending, progress: next, entry, level_completed: Some(level) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::principal::CallerArn;
+    use crate::domain::request::{ApprovalLevel, Decision, DecisionRule};
+    use chrono::Duration;
+
+    fn arn(user: &str) -> CallerArn {
+        CallerArn::try_from(format!("arn:aws:iam::123456789012:user/{user}")).unwrap()
+    }
+
+    fn pending(plan: Vec<(u8, Vec<Approver>)>, now: DateTime<Utc>) -> AccessRequest {
+        AccessRequest {
+            request_id: crate::domain::ids::RequestId::generate(),
+            requester: arn("operator"),
+            node_id: "i-0123456789abcdef0".to_owned().try_into().unwrap(),
+            reason: "test".to_owned().try_into().unwrap(),
+            duration_minutes: 30.try_into().unwrap(),
+            status: RequestStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            version: 2,
+            decision: Some(Decision {
+                outcome: RequestStatus::Pending,
+                rule: DecisionRule::ManualTagSpecific,
+                deciding_policy_ids: vec!["manual/production".into()],
+                deny_policy_ids: vec![],
+                failure_code: None,
+                message: "needs approval".into(),
+                max_duration_minutes: Some(240),
+                approval_plan: Some(ApprovalPlan {
+                    policy_name: "production".into(),
+                    levels: plan.into_iter().map(|(min, approvers)| ApprovalLevel { min_approvals: min, approvers }).collect(),
+                }),
+                node_tags: Default::default(),
+                decided_at: now,
+            }),
+            approval: Some(ApprovalProgress::start(now + Duration::hours(24))),
+            approved_at: None,
+            grant: None,
+        }
+    }
+
+    fn user(name: &str, groups: &[&str]) -> Decider {
+        let mut keys = vec![Approver::IamUser(name.into()).index_key()];
+        keys.extend(groups.iter().map(|g| Approver::IamGroup((*g).into()).index_key()));
+        Decider { person: Person::IamUser(name.into()), actor: arn(name).to_string(), approver_keys: keys, channel: Channel::Api }
+    }
+
+    fn two_levels(now: DateTime<Utc>) -> AccessRequest {
+        pending(
+            vec![
+                (1, vec![Approver::IamUser("a1".into()), Approver::IamGroup("Leads".into())]),
+                (2, vec![Approver::IamUser("b1".into()), Approver::IamUser("b2".into()), Approver::IamUser("b3".into())]),
+            ],
+            now,
+        )
+    }
+
+    fn apply(r: &mut AccessRequest, d: &Decider, v: Verdict, now: DateTime<Utc>) -> Result<Step, Refusal> {
+        let step = decide(r, d, v, None, None, now)?;
+        r.status = step.status;
+        r.approval = Some(step.progress.clone());
+        Ok(step)
+    }
+
+    #[test]
+    fn two_levels_approve_only_after_the_right_approvals_in_order() {
+        let now = Utc::now();
+        let mut r = two_levels(now);
+        assert_eq!(apply(&mut r, &user("b1", &[]), Verdict::Approve, now), Err(Refusal::NotAnApprover { level: 1 }));
+        let step = apply(&mut r, &user("lead", &["Leads"]), Verdict::Approve, now).unwrap();
+        assert_eq!((step.status, step.level_completed, step.entry.matched.as_str()), (RequestStatus::Pending, Some(1), "iam-group#Leads"));
+        assert_eq!(apply(&mut r, &user("a1", &[]), Verdict::Approve, now), Err(Refusal::NotAnApprover { level: 2 }));
+        let step = apply(&mut r, &user("b1", &[]), Verdict::Approve, now).unwrap();
+        assert_eq!((step.status, step.level_completed), (RequestStatus::Pending, None));
+        let step = apply(&mut r, &user("b3", &[]), Verdict::Approve, now).unwrap();
+        assert_eq!((step.status, step.level_completed), (RequestStatus::Approved, Some(2)));
+        assert_eq!(apply(&mut r, &user("b2", &[]), Verdict::Approve, now), Err(Refusal::NotPending(RequestStatus::Approved)));
+    }
+
+    #[test]
+    fn approval_by_the_requester_is_refused_even_when_named() {
+        let now = Utc::now();
+        let mut r = pending(vec![(1, vec![Approver::IamUser("operator".into())])], now);
+        assert_eq!(apply(&mut r, &user("operator", &[]), Verdict::Approve, now), Err(Refusal::OwnRequest));
+        assert_eq!(apply(&mut r, &user("operator", &[]), Verdict::Reject, now), Err(Refusal::OwnRequest));
+    }
+
+    #[test]
+    fn an_identity_center_requester_cannot_approve_through_another_permission_set() {
+        let now = Utc::now();
+        let mut r = pending(vec![(1, vec![Approver::IdentityCenterUser("carol".into())])], now);
+        r.requester = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
+        let carol = Decider {
+            person: Person::IdentityCenterUser("carol".into()),
+            actor: "identity-center-user/carol".into(),
+            approver_keys: vec![Approver::IdentityCenterUser("carol".into()).index_key()],
+            channel: Channel::EmailLink,
+        };
+        assert_eq!(apply(&mut r, &carol, Verdict::Approve, now), Err(Refusal::OwnRequest));
+    }
+
+    #[test]
+    fn a_duplicate_approval_counts_once() {
+        let now = Utc::now();
+        let mut r = pending(vec![(2, vec![Approver::IamGroup("Leads".into())])], now);
+        apply(&mut r, &user("x", &["Leads"]), Verdict::Approve, now).unwrap();
+        assert_eq!(apply(&mut r, &user("x", &["Leads"]), Verdict::Approve, now), Err(Refusal::AlreadyDecided));
+        assert_eq!(r.approval.as_ref().unwrap().approvals_at(1), 1);
+        assert_eq!(r.status, RequestStatus::Pending);
+    }
+
+    #[test]
+    fn one_rejection_at_any_level_ends_the_request() {
+        let now = Utc::now();
+        let mut r = two_levels(now);
+        apply(&mut r, &user("a1", &[]), Verdict::Approve, now).unwrap();
+        apply(&mut r, &user("b1", &[]), Verdict::Approve, now).unwrap();
+        let step = apply(&mut r, &user("b2", &[]), Verdict::Reject, now).unwrap();
+        assert_eq!(step.status, RequestStatus::Rejected);
+        assert_eq!(apply(&mut r, &user("b3", &[]), Verdict::Approve, now), Err(Refusal::NotPending(RequestStatus::Rejected)));
+    }
+
+    #[test]
+    fn decisions_after_the_deadline_or_for_another_level_are_refused() {
+        let now = Utc::now();
+        let r = two_levels(now);
+        let later = now + Duration::hours(24);
+        assert!(matches!(decide(&r, &user("a1", &[]), Verdict::Approve, None, None, later), Err(Refusal::DeadlinePassed(_))));
+        assert_eq!(decide(&r, &user("a1", &[]), Verdict::Approve, None, Some(2), now), Err(Refusal::WrongLevel { wanted: 2, current: 1 }));
+    }
+
+    #[test]
+    fn person_keys_round_trip() {
+        for p in [Person::IamUser("a".into()), Person::IdentityCenterUser("c@x".into()), Person::IamRoleSession { role: "R".into(), session: "s".into() }] {
+            assert_eq!(Person::parse_key(&p.key()), Some(p.clone()));
+        }
+        for bad in ["", "iam-user#", "nobody#x", "iam-role-session#nosession", "iam-user"] {
+            assert_eq!(Person::parse_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn comments_are_bounded_and_plain() {
+        assert_eq!(Comment::parse_optional(Some("  ")).unwrap(), None);
+        assert_eq!(Comment::parse_optional(Some(&"x".repeat(1000))).unwrap().unwrap().as_str().len(), 1000);
+        assert_eq!(Comment::parse_optional(Some(&"x".repeat(1001))).unwrap_err().field, "comment");
+        assert_eq!(Comment::parse_optional(Some("a\u{7}b")).unwrap_err().field, "comment");
+        assert_eq!(Comment::parse_optional(Some("<b>ok</b>\nline")).unwrap().unwrap().as_str(), "<b>ok</b>\nline");
+    }
+}

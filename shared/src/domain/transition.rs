@@ -1,0 +1,173 @@
+//! One change to a stored request: a status change on the status machine's graph, or one of the
+//! two in-place changes (an approval on a `Pending` request, a grant record on an `Approved`
+//! one). `check` is the only place these rules live; a store turns a checked change into its
+//! conditions and items, and `after` / `audit` / `change_record` say what it stores.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
+use crate::domain::events::ChangeRecord;
+use crate::domain::grant::GrantRecord;
+use crate::domain::ids::RequestId;
+use crate::domain::request::{AccessRequest, AuditRecord, Decision};
+use crate::domain::status::{RequestStatus, TransitionError};
+
+/// A change to apply only if the stored request is still `basis` (same status, version and own
+/// fields): the caller read (or was handed) `basis` and decided on it.
+///
+/// Leaving `Pending` is additionally conditioned on the stored approval deadline: to `Expired`
+/// only once it has passed, anywhere else only before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub to: RequestStatus,
+    pub decision: Option<Decision>,
+    /// The new approval progress (set when entering `Pending` and with every decision).
+    pub progress: Option<ApprovalProgress>,
+    /// The approval or rejection this change records.
+    pub approval: Option<ApprovalEntry>,
+    pub level_completed: Option<u8>,
+    /// The grant as it stands after this change (attached, or detached on teardown).
+    pub grant: Option<GrantRecord>,
+    pub actor: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The request as the caller decided on it. Every write bumps the version, so if the
+    /// conditional write succeeds, `after()` is exactly what is stored: the store needs no read.
+    pub basis: AccessRequest,
+}
+
+impl Transition {
+    /// A plain status change with no approval bookkeeping.
+    pub fn status_change(request: &AccessRequest, to: RequestStatus, actor: &str, reason: impl Into<String>, at: DateTime<Utc>) -> Self {
+        Self {
+            to,
+            decision: None,
+            progress: None,
+            approval: None,
+            level_completed: None,
+            grant: None,
+            actor: actor.to_owned(),
+            reason: reason.into(),
+            at,
+            basis: request.clone(),
+        }
+    }
+
+    pub fn request_id(&self) -> &RequestId {
+        &self.basis.request_id
+    }
+
+    pub fn from(&self) -> RequestStatus {
+        self.basis.status
+    }
+
+    pub fn expected_version(&self) -> u32 {
+        self.basis.version
+    }
+
+    pub fn is_in_place(&self) -> bool {
+        self.from() == self.to
+    }
+
+    /// An approval that leaves the request `Pending`, or a grant recorded on an `Approved`
+    /// request, stays in place; anything else must be an edge of the status graph.
+    pub fn check(&self) -> Result<(), TransitionError> {
+        let from = self.from();
+        let approval_in_place = from == RequestStatus::Pending && self.approval.is_some();
+        let grant_in_place = from == RequestStatus::Approved && self.grant.is_some();
+        if self.is_in_place() && (approval_in_place || grant_in_place) {
+            return Ok(());
+        }
+        from.check_transition(self.to)
+    }
+
+    /// Whether this change records a grant that is attached now (the by-deadline index needs it).
+    pub fn attaches_grant(&self) -> bool {
+        self.is_in_place() && self.from() == RequestStatus::Approved && self.grant.as_ref().is_some_and(|g| g.detached_at.is_none())
+    }
+
+    /// The request as stored once the write succeeds.
+    pub fn after(&self) -> AccessRequest {
+        let b = &self.basis;
+        let becomes_approved = self.to == RequestStatus::Approved && b.status != RequestStatus::Approved;
+        AccessRequest {
+            status: self.to,
+            version: b.version + 1,
+            updated_at: self.at,
+            decision: self.decision.clone().or_else(|| b.decision.clone()),
+            approval: self.progress.clone().or_else(|| b.approval.clone()),
+            approved_at: if becomes_approved { Some(self.at) } else { b.approved_at },
+            grant: self.grant.clone().or_else(|| b.grant.clone()),
+            ..b.clone()
+        }
+    }
+
+    /// The audit record written in the same transaction.
+    pub fn audit(&self) -> AuditRecord {
+        AuditRecord {
+            request_id: self.basis.request_id.clone(),
+            version: self.basis.version + 1,
+            from: Some(self.from()),
+            to: self.to,
+            actor: self.actor.clone(),
+            at: self.at,
+            reason: self.reason.clone(),
+            approval: self.approval.clone(),
+            level_completed: self.level_completed,
+        }
+    }
+
+    /// What the audit record carries for the event publisher (the table's stream).
+    pub fn change_record(&self) -> ChangeRecord {
+        ChangeRecord::of(&self.audit(), self.after())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(status: RequestStatus) -> AccessRequest {
+        let env: crate::domain::events::EventEnvelope = serde_json::from_str(include_str!("../../../events/request-submitted.json")).unwrap();
+        let mut r = env.detail.request().unwrap();
+        r.status = status;
+        r
+    }
+
+    #[test]
+    fn only_graph_edges_and_the_two_in_place_changes_pass_the_check() {
+        let entry: ApprovalEntry = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/request-approval-recorded.json")).unwrap()["detail"]["approval"].clone(),
+        )
+        .unwrap();
+        let grant: GrantRecord = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/lifecycle-expire-task.json")).unwrap()["grant"]["request"]["grant"].clone(),
+        )
+        .unwrap();
+        for from in RequestStatus::ALL {
+            for to in RequestStatus::ALL {
+                let plain = Transition::status_change(&request(from), to, "t", "t", Utc::now());
+                assert_eq!(plain.check().is_ok(), from.successors().contains(&to), "{from} -> {to}");
+                let with_approval = Transition { approval: Some(entry.clone()), ..plain.clone() };
+                let with_grant = Transition { grant: Some(grant.clone()), ..plain.clone() };
+                let edge = from.successors().contains(&to);
+                assert_eq!(with_approval.check().is_ok(), edge || (from == to && from == RequestStatus::Pending), "{from} -> {to} with an approval");
+                assert_eq!(with_grant.check().is_ok(), edge || (from == to && from == RequestStatus::Approved), "{from} -> {to} with a grant");
+            }
+        }
+    }
+
+    #[test]
+    fn after_bumps_the_version_and_keeps_what_the_change_does_not_set() {
+        let basis = request(RequestStatus::Submitted);
+        let now = Utc::now();
+        let t = Transition::status_change(&basis, RequestStatus::Approved, "system:evaluator", "auto", now);
+        let after = t.after();
+        assert_eq!((after.status, after.version, after.approved_at, after.updated_at), (RequestStatus::Approved, basis.version + 1, Some(now), now));
+        assert_eq!((after.requester, after.node_id, after.created_at), (basis.requester.clone(), basis.node_id.clone(), basis.created_at));
+        let audit = t.audit();
+        assert_eq!((audit.from, audit.to, audit.version), (Some(RequestStatus::Submitted), RequestStatus::Approved, basis.version + 1));
+        let record = t.change_record();
+        assert_eq!(record.events().iter().map(|e| e.detail_type()).collect::<Vec<_>>(), ["Access Request Approved"]);
+    }
+}

@@ -1,0 +1,392 @@
+//! The use cases' decisions against the in-memory store (no emulator, no Python): approve,
+//! reject, cancel, revoke, expire, grant, sweep, and the outbox guarantee that a change whose
+//! function fails right after the write still becomes its events. Races and item mapping are
+//! tested against moto in `tests/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use jit_shared::adapters::memory::MemoryStore;
+use jit_shared::app::approve::{self, ApprovalDeps};
+use jit_shared::app::error::ServiceError;
+use jit_shared::app::lifecycle::{self, LifecycleDeps};
+use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
+use jit_shared::app::submit::{self, SubmitDeps};
+use jit_shared::app::sweep;
+use jit_shared::domain::approval::{ApprovalProgress, Person, Verdict};
+use jit_shared::domain::approval_token::SigningKey;
+use jit_shared::domain::events::{ChangeRecord, StatusEvent};
+use jit_shared::domain::grant::{GrantSettings, DEFAULT_SESSION_DOCUMENT};
+use jit_shared::domain::ids::{NodeId, RequestId};
+use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
+use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, AuditRecord, Decision, DecisionRule};
+use jit_shared::domain::status::RequestStatus;
+use jit_shared::ports::{
+    AccessGranter, CreateOutcome, DirectoryError, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, IdempotencyRecord, ListQuery, Page,
+    PortError, PrincipalDirectory, RequestStore, SessionControl, Transition, TransitionError,
+};
+
+fn arn(user: &str) -> CallerArn {
+    CallerArn::try_from(format!("arn:aws:iam::123456789012:user/{user}")).unwrap()
+}
+
+/// Everyone is an IAM user with no groups; the plans below name users directly.
+struct Users;
+
+#[async_trait]
+impl PrincipalDirectory for Users {
+    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
+        Ok(ResolvedPrincipal::from_arn_only(caller))
+    }
+    async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
+        match person {
+            Person::IamUser(name) => Ok(ResolvedPrincipal::from_arn_only(&arn(name))),
+            other => Err(DirectoryError::NotFound(other.to_string())),
+        }
+    }
+}
+
+/// IAM inline policies by (principal, name).
+#[derive(Default)]
+struct Policies(Mutex<BTreeMap<String, String>>);
+
+#[async_trait]
+impl AccessGranter for Policies {
+    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
+        Ok(format!("AROA{role}"))
+    }
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
+        self.0.lock().unwrap().insert(format!("{principal:?}/{name}"), document.to_owned());
+        Ok(())
+    }
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        Ok(self.0.lock().unwrap().remove(&format!("{principal:?}/{name}")).is_some())
+    }
+    async fn list_policies(&self, _principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        Ok(self.0.lock().unwrap().keys().filter_map(|k| k.rsplit('/').next().map(str::to_owned)).collect())
+    }
+    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
+        Ok(vec![])
+    }
+}
+
+struct NoSessions;
+
+#[async_trait]
+impl SessionControl for NoSessions {
+    async fn live_sessions(&self, _node: &NodeId, _owner_arn: &str) -> Result<Vec<String>, PortError> {
+        Ok(vec![])
+    }
+    async fn terminate(&self, _session_id: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Executions {
+    started: Mutex<Vec<RequestId>>,
+    stopped: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl ExecutionControl for Executions {
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        self.started.lock().unwrap().push(request_id.clone());
+        Ok(format!("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:{request_id}"))
+    }
+    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
+        self.stopped.lock().unwrap().push(execution_arn.to_owned());
+        Ok(())
+    }
+}
+
+/// A store whose writes commit and then report a failure, as a function that dies (or times
+/// out) right after its transaction would.
+struct FailsAfterCommit(MemoryStore);
+
+#[async_trait]
+impl RequestStore for FailsAfterCommit {
+    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+        self.0.create(request, audit, idempotency).await?;
+        Err(PortError::Transient("injected: the connection dropped after the commit".into()))
+    }
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
+        self.0.get(id).await
+    }
+    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError> {
+        self.0.list_by_requester(requester, query).await
+    }
+    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_pending_by_approver(approver_key, limit).await
+    }
+    async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
+        self.0.transition(t).await?;
+        Err(TransitionError::Port(PortError::Transient("injected: the connection dropped after the commit".into())))
+    }
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
+        self.0.audit_trail(id).await
+    }
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_pending_past_deadline(now, limit).await
+    }
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_grants_past_deadline(now, limit).await
+    }
+    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_awaiting_grant(approved_before, limit).await
+    }
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_secret(&"k".repeat(48)).unwrap()
+}
+
+fn settings() -> GrantSettings {
+    GrantSettings {
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+    }
+}
+
+/// Two levels: level 1 needs lead; level 2 needs one of c, d.
+fn two_level_plan() -> ApprovalPlan {
+    ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![
+            ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("lead".into())] },
+            ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("c".into()), Approver::IamUser("d".into())] },
+        ],
+    }
+}
+
+fn decision(outcome: RequestStatus, plan: Option<ApprovalPlan>, now: DateTime<Utc>) -> Decision {
+    Decision {
+        outcome,
+        rule: if plan.is_some() { DecisionRule::ManualTagSpecific } else { DecisionRule::AutoApproval },
+        deciding_policy_ids: vec!["test".into()],
+        deny_policy_ids: vec![],
+        failure_code: None,
+        message: "decided in a test".into(),
+        max_duration_minutes: Some(60),
+        approval_plan: plan,
+        node_tags: BTreeMap::new(),
+        decided_at: now,
+    }
+}
+
+/// A request by `alice`, submitted and then decided `to` (Pending with the two-level plan).
+async fn decided(store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
+    let deps = SubmitDeps { store, directory: &Users };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&deps, &arn("alice"), body, None, now).await.unwrap().request;
+    let pending = to == RequestStatus::Pending;
+    let change = Transition {
+        decision: Some(decision(to, pending.then(two_level_plan), now)),
+        progress: pending.then(|| ApprovalProgress::start(now + Duration::hours(1))),
+        ..Transition::status_change(&submitted, to, "system:evaluator", "decided", now)
+    };
+    store.transition(&change).await.unwrap()
+}
+
+fn detail_types(changes: &[ChangeRecord]) -> Vec<String> {
+    changes.iter().flat_map(ChangeRecord::events).map(|e| e.detail_type()).collect()
+}
+
+fn approvals<'a>(store: &'a dyn RequestStore, key: &'a SigningKey, administrators: &'a [String]) -> ApprovalDeps<'a> {
+    ApprovalDeps { store, directory: &Users, key, administrators }
+}
+
+#[tokio::test]
+async fn every_decision_is_one_change_and_becomes_its_events() {
+    // Arrange
+    let now = Utc::now();
+    type Act =
+        fn(&ApprovalDeps<'_>, &RequestId, DateTime<Utc>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessRequest, ServiceError>> + '_>>;
+    let cases: Vec<(&str, RequestStatus, Act, RequestStatus, Vec<&str>)> = vec![
+        (
+            "an approval that completes level 1",
+            RequestStatus::Pending,
+            |d, id, now| Box::pin(approve::decide_as_caller(d, &ARN_LEAD, id.as_str(), Verdict::Approve, b"", now)),
+            RequestStatus::Pending,
+            vec!["Access Request Approval Recorded", "Access Request Level Completed"],
+        ),
+        (
+            "a rejection",
+            RequestStatus::Pending,
+            |d, id, now| Box::pin(approve::decide_as_caller(d, &ARN_LEAD, id.as_str(), Verdict::Reject, br#"{"comment": "not now"}"#, now)),
+            RequestStatus::Rejected,
+            vec!["Access Request Rejected"],
+        ),
+        (
+            "the requester's cancel",
+            RequestStatus::Pending,
+            |d, id, now| Box::pin(approve::cancel(d, &ARN_ALICE, id.as_str(), b"", now)),
+            RequestStatus::Cancelled,
+            vec!["Access Request Cancelled"],
+        ),
+        (
+            "an administrator's revoke",
+            RequestStatus::Approved,
+            |d, id, now| Box::pin(approve::revoke(d, &ARN_ADMIN, id.as_str(), b"", now)),
+            RequestStatus::Revoked,
+            vec!["Access Request Revoked"],
+        ),
+    ];
+    for (case, start, act, expected, events) in cases {
+        let store = MemoryStore::new();
+        let key = key();
+        let admins = [ARN_ADMIN.to_string()];
+        let request = decided(&store, start, now).await;
+        let before = store.changes().len();
+        // Act
+        let updated = act(&approvals(&store, &key, &admins), &request.request_id, now).await.unwrap();
+        // Assert
+        assert_eq!(updated.status, expected, "{case}");
+        assert_eq!(detail_types(&store.changes()[before..]), events, "{case}");
+        assert_eq!(store.audit_trail(&request.request_id).await.unwrap().len(), before + 1, "{case}: one audit record per change");
+    }
+}
+
+static ARN_LEAD: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("lead"));
+static ARN_ALICE: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("alice"));
+static ARN_ADMIN: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("admin"));
+
+#[tokio::test]
+async fn the_requester_cannot_decide_and_a_stranger_cannot_see_the_request() {
+    let now = Utc::now();
+    let store = MemoryStore::new();
+    let key = key();
+    let request = decided(&store, RequestStatus::Pending, now).await;
+    let deps = approvals(&store, &key, &[]);
+
+    let own = approve::decide_as_caller(&deps, &ARN_ALICE, request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
+    let stranger = approve::decide_as_caller(&deps, &arn("mallory"), request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
+    let level_two_too_early = approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
+
+    assert!(matches!(own, ServiceError::Forbidden(_)), "{own}");
+    assert!(matches!(stranger, ServiceError::NotFound(_)), "{stranger}");
+    assert!(matches!(level_two_too_early, ServiceError::Forbidden(_)), "{level_two_too_early}");
+    assert_eq!(store.get(&request.request_id).await.unwrap().unwrap().status, RequestStatus::Pending, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_change_whose_function_fails_right_after_the_commit_still_becomes_its_events() {
+    // Arrange: the write commits, then the store reports a failure (the function's reply is lost).
+    let now = Utc::now();
+    let store = FailsAfterCommit(MemoryStore::new());
+    let key = key();
+    let request = decided(&store.0, RequestStatus::Pending, now).await;
+    let before = store.0.changes().len();
+    let deps = approvals(&store, &key, &[]);
+
+    // Act: an approval record (level 1 completes), then a status change (the level-2 rejection).
+    let approval = approve::decide_as_caller(&deps, &ARN_LEAD, request.request_id.as_str(), Verdict::Approve, b"", now).await;
+    let rejection = approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Reject, b"", now).await;
+
+    // Assert: both callers saw a retryable failure, yet both changes are in the outbox.
+    assert!(approval.as_ref().is_err_and(ServiceError::is_retryable), "{approval:?}");
+    assert!(rejection.as_ref().is_err_and(ServiceError::is_retryable), "{rejection:?}");
+    assert_eq!(detail_types(&store.0.changes()[before..]), ["Access Request Approval Recorded", "Access Request Level Completed", "Access Request Rejected"]);
+}
+
+#[tokio::test]
+async fn a_grant_is_recorded_in_place_without_an_event_and_expiry_removes_it() {
+    let now = Utc::now();
+    let store = MemoryStore::new();
+    let policies = Policies::default();
+    let executions = Executions::default();
+    let settings = settings();
+    let deps = LifecycleDeps { store: &store, granter: &policies, sessions: &NoSessions, executions: &executions, settings: &settings };
+    let request = decided(&store, RequestStatus::Approved, now).await;
+    let before = store.changes().len();
+
+    let out = lifecycle::grant(&deps, &request.request_id, Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:x"), now).await.unwrap();
+    let after_grant = store.changes().len();
+    let ended = lifecycle::expire(&deps, &request.request_id, out.request.map(|r| *r), now + Duration::minutes(31)).await.unwrap();
+
+    assert!(out.granted);
+    assert_eq!(after_grant, before + 1, "the grant is one change");
+    assert!(detail_types(&store.changes()[before..after_grant]).is_empty(), "and no event");
+    assert_eq!(ended.status, RequestStatus::Expired);
+    assert!(ended.detached, "the policy was removed");
+    assert!(policies.0.lock().unwrap().is_empty());
+    assert_eq!(detail_types(&store.changes()[after_grant..]), ["Access Request Expired"]);
+}
+
+#[tokio::test]
+async fn the_sweep_expires_overdue_requests_and_starts_lifecycles_that_never_ran() {
+    let now = Utc::now();
+    let store = MemoryStore::new();
+    let policies = Policies::default();
+    let executions = Executions::default();
+    let settings = settings();
+    let deps = LifecycleDeps { store: &store, granter: &policies, sessions: &NoSessions, executions: &executions, settings: &settings };
+    let pending = decided(&store, RequestStatus::Pending, now).await;
+    let approved = decided(&store, RequestStatus::Approved, now).await;
+
+    let early = sweep::sweep(&deps, now).await.unwrap();
+    let later = sweep::sweep(&deps, now + Duration::minutes(3)).await.unwrap();
+    let after_window = sweep::sweep(&deps, now + Duration::hours(2)).await.unwrap();
+
+    assert_eq!((early.pending_expired.len(), early.grants.fixed()), (0, 0), "nothing is due yet: {early:?}");
+    assert_eq!(later.grants.restarted, vec![approved.request_id.to_string()], "past the grace period: {later:?}");
+    assert_eq!(*executions.started.lock().unwrap(), vec![approved.request_id.clone()]);
+    assert_eq!(after_window.pending_expired, vec![pending.request_id.to_string()]);
+    assert_eq!(after_window.grants.failed, vec![approved.request_id.to_string()], "its window ended with nothing granted");
+}
+
+/// Publishes into a list, failing on the request named `fail_on`.
+#[derive(Default)]
+struct Bus {
+    published: Mutex<Vec<StatusEvent>>,
+    fail_on: Option<RequestId>,
+}
+
+#[async_trait]
+impl EventPublisher for Bus {
+    async fn publish(&self, events: &[StatusEvent]) -> Result<(), PortError> {
+        if events.iter().any(|e| Some(&e.request_id) == self.fail_on.as_ref()) {
+            return Err(PortError::Transient("injected: PutEvents throttled".into()));
+        }
+        self.published.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
+    let now = Utc::now();
+    let store = MemoryStore::new();
+    let first = decided(&store, RequestStatus::Approved, now).await;
+    let second = decided(&store, RequestStatus::Approved, now).await;
+    let items: Vec<OutboxItem> = store
+        .changes()
+        .into_iter()
+        .enumerate()
+        .map(|(n, change)| OutboxItem { sequence: format!("{n:03}"), content: OutboxContent::Change(Box::new(change)) })
+        .chain([OutboxItem { sequence: "skip".into(), content: OutboxContent::Skip }])
+        .collect();
+
+    let healthy = Bus::default();
+    let all = publish_batch(&healthy, &items).await;
+    let failing = Bus { fail_on: Some(second.request_id.clone()), ..Bus::default() };
+    let partial = publish_batch(&failing, &items).await;
+
+    assert_eq!((all.published_events, all.failed_from), (4, None), "Submitted and Approved for each");
+    let order: Vec<(RequestId, RequestStatus)> = healthy.published.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
+    assert_eq!(
+        order,
+        [
+            (first.request_id.clone(), RequestStatus::Submitted),
+            (first.request_id.clone(), RequestStatus::Approved),
+            (second.request_id.clone(), RequestStatus::Submitted),
+            (second.request_id.clone(), RequestStatus::Approved)
+        ]
+    );
+    assert_eq!((partial.published_events, partial.failed_from.as_deref()), (2, Some("002")), "retried from the first failed record");
+}
