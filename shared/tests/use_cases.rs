@@ -205,8 +205,11 @@ fn approvals<'a>(store: &'a dyn RequestStore, key: &'a SigningKey, administrator
 async fn every_decision_is_one_change_and_becomes_its_events() {
     // Arrange
     let now = Utc::now();
-    type Act =
-        fn(&ApprovalDeps<'_>, &RequestId, DateTime<Utc>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessRequest, ServiceError>> + '_>>;
+    type Act = for<'a> fn(
+        &'a ApprovalDeps<'a>,
+        &'a RequestId,
+        DateTime<Utc>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessRequest, ServiceError>> + 'a>>;
     let cases: Vec<(&str, RequestStatus, Act, RequestStatus, Vec<&str>)> = vec![
         (
             "an approval that completes level 1",
