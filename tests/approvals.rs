@@ -12,6 +12,7 @@ use chrono::Utc;
 use integration_tests::{client, local_stack, sdk, submit_with_reason, SharedStack};
 use jit_cli::client::ApiClient;
 use jit_shared::adapters::dynamodb::DynamoStore;
+use jit_shared::adapters::memory::FailsAfterCommit;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::app::approve::{self as approvals, ApprovalDeps};
 use jit_shared::app::sweep;
@@ -396,4 +397,34 @@ async fn bad_decision_bodies_get_a_400_naming_the_field() {
         assert_eq!((reply.status, reply.body["error"]["field"].as_str()), (400, Some(field)), "{}", reply.body);
     }
     assert_eq!(read(stack, &id).await["approval"]["entries"], json!([]), "nothing written");
+}
+
+/// The outbox guarantee against the emulator: a decision whose function fails right after its
+/// transaction committed (the caller gets a 503-class error) still becomes its events, read from
+/// the table's stream; the notifier then mails the next level, and the requester the rejection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifier() {
+    // Arrange: a pending two-level request, and the approval use case on a store that loses the
+    // reply of every committed write.
+    let stack = local_stack();
+    let id = pending_request(stack, "operator", "fails after commit").await;
+    let sdk = sdk().await;
+    let store = FailsAfterCommit(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table));
+    let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
+    let key = signing_key(stack).await;
+    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &[] };
+    let arn_of = |who: &str| CallerArn::try_from(stack.provisioned.profile(who).unwrap().caller_arn.clone()).unwrap();
+
+    // Act: an approval that completes level 1 (an approval record), then a rejection at level 2
+    // (a status change), each failing after its commit.
+    let approval = approvals::decide_as_caller(&deps, &arn_of("approver-a"), &id, Verdict::Approve, b"", Utc::now()).await;
+    let level_two = wait_mail(stack, "approver-c@example.com", &id, "level 2 of 2").await;
+    let rejection = approvals::decide_as_caller(&deps, &arn_of("approver-c"), &id, Verdict::Reject, b"", Utc::now()).await;
+
+    // Assert: the callers were told to retry, yet each change went out through the stream.
+    assert!(approval.as_ref().is_err_and(|e| e.is_retryable()), "{approval:?}");
+    assert!(rejection.as_ref().is_err_and(|e| e.is_retryable()), "{rejection:?}");
+    assert!(!level_two.links.is_empty(), "the level-2 approver got a link: the Level Completed event was published");
+    wait_mail(stack, "operator@example.com", &id, "Rejected by").await;
+    assert_eq!(read(stack, &id).await["status"], "Rejected");
 }

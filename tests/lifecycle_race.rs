@@ -10,6 +10,7 @@ use integration_tests::{envelope_of, sdk, unique};
 use jit_cli::local::executions::{with_retry, NoLiveSessions};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::grants::IamGranter;
+use jit_shared::adapters::memory::MemoryExecutions;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::app::approve::{self as approvals, ApprovalDeps};
 use jit_shared::app::lifecycle::{self, LifecycleDeps, Task};
@@ -131,29 +132,10 @@ impl jit_shared::ports::SessionControl for FlakySessions {
     }
 }
 
-/// Records which executions the lifecycle and the sweep start and stop.
-#[derive(Default)]
-struct Recorder {
-    starts: std::sync::Mutex<Vec<RequestId>>,
-    stops: std::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl jit_shared::ports::ExecutionControl for Recorder {
-    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.starts.lock().unwrap().push(request_id.clone());
-        Ok(format!("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:{request_id}"))
-    }
-    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
-        self.stops.lock().unwrap().push(execution_arn.to_owned());
-        Ok(())
-    }
-}
-
 struct World {
     store: DynamoStore,
     table: String,
-    executions: Recorder,
+    executions: MemoryExecutions,
     directory: AwsPrincipalDirectory,
     granter: FlakyIam,
     settings: GrantSettings,
@@ -177,7 +159,7 @@ impl World {
         Self {
             store: DynamoStore::new(dynamo, &table),
             table,
-            executions: Recorder::default(),
+            executions: MemoryExecutions::default(),
             directory: AwsPrincipalDirectory::new(iam.clone()),
             granter: FlakyIam {
                 inner: IamGranter::new(iam),
@@ -504,7 +486,7 @@ async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded
     lifecycle::handle_event(&w.lifecycle(), &envelope_of(event), now).await.unwrap();
 
     assert!(!w.attached(&id).await, "the policy is gone");
-    assert_eq!(*w.executions.stops.lock().unwrap(), vec![EXECUTION.to_owned()]);
+    assert_eq!(*w.executions.stopped.lock().unwrap(), vec![EXECUTION.to_owned()]);
     assert_eq!(w.store.get(&id).await.unwrap().unwrap().status, RequestStatus::Revoked);
 }
 
@@ -562,7 +544,7 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let fresh = approved_at(now).await;
 
     let first = sweep::reconcile(&deps, now).await.unwrap();
-    let started = w.executions.starts.lock().unwrap().clone();
+    let started = w.executions.started.lock().unwrap().clone();
 
     assert_eq!(first.restarted, vec![stalled.to_string()], "only the request past the grace period: {first:?}");
     assert_eq!(started, vec![stalled.clone()], "the sweep started its execution");

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use jit_shared::adapters::memory::MemoryStore;
+use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryStore};
 use jit_shared::app::approve::{self, ApprovalDeps};
 use jit_shared::app::error::ServiceError;
 use jit_shared::app::lifecycle::{self, LifecycleDeps};
@@ -22,11 +22,10 @@ use jit_shared::domain::events::{ChangeRecord, StatusEvent};
 use jit_shared::domain::grant::{GrantSettings, DEFAULT_SESSION_DOCUMENT};
 use jit_shared::domain::ids::{NodeId, RequestId};
 use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
-use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, AuditRecord, Decision, DecisionRule};
+use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::ports::{
-    AccessGranter, CreateOutcome, DirectoryError, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, IdempotencyRecord, ListQuery, Page,
-    PortError, PrincipalDirectory, RequestStore, SessionControl, Transition, TransitionError,
+    AccessGranter, DirectoryError, EventPublisher, GrantPrincipal, GrantWriteError, PortError, PrincipalDirectory, RequestStore, SessionControl, Transition,
 };
 
 fn arn(user: &str) -> CallerArn {
@@ -85,58 +84,17 @@ impl SessionControl for NoSessions {
     }
 }
 
+/// What the lifecycle and the sweep work on: the store, IAM policies and recorded executions.
 #[derive(Default)]
-struct Executions {
-    started: Mutex<Vec<RequestId>>,
-    stopped: Mutex<Vec<String>>,
+struct Lifecycle {
+    store: MemoryStore,
+    policies: Policies,
+    executions: MemoryExecutions,
 }
 
-#[async_trait]
-impl ExecutionControl for Executions {
-    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.started.lock().unwrap().push(request_id.clone());
-        Ok(format!("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:{request_id}"))
-    }
-    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
-        self.stopped.lock().unwrap().push(execution_arn.to_owned());
-        Ok(())
-    }
-}
-
-/// A store whose writes commit and then report a failure, as a function that dies (or times
-/// out) right after its transaction would.
-struct FailsAfterCommit(MemoryStore);
-
-#[async_trait]
-impl RequestStore for FailsAfterCommit {
-    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
-        self.0.create(request, audit, idempotency).await?;
-        Err(PortError::Transient("injected: the connection dropped after the commit".into()))
-    }
-    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
-        self.0.get(id).await
-    }
-    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError> {
-        self.0.list_by_requester(requester, query).await
-    }
-    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.0.list_pending_by_approver(approver_key, limit).await
-    }
-    async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
-        self.0.transition(t).await?;
-        Err(TransitionError::Port(PortError::Transient("injected: the connection dropped after the commit".into())))
-    }
-    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
-        self.0.audit_trail(id).await
-    }
-    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.0.list_pending_past_deadline(now, limit).await
-    }
-    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.0.list_grants_past_deadline(now, limit).await
-    }
-    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.0.list_awaiting_grant(approved_before, limit).await
+impl Lifecycle {
+    fn deps<'a>(&'a self, settings: &'a GrantSettings) -> LifecycleDeps<'a> {
+        LifecycleDeps { store: &self.store, granter: &self.policies, sessions: &NoSessions, executions: &self.executions, settings }
     }
 }
 
@@ -300,12 +258,11 @@ async fn a_change_whose_function_fails_right_after_the_commit_still_becomes_its_
 #[tokio::test]
 async fn a_grant_is_recorded_in_place_without_an_event_and_expiry_removes_it() {
     let now = Utc::now();
-    let store = MemoryStore::new();
-    let policies = Policies::default();
-    let executions = Executions::default();
+    let world = Lifecycle::default();
     let settings = settings();
-    let deps = LifecycleDeps { store: &store, granter: &policies, sessions: &NoSessions, executions: &executions, settings: &settings };
-    let request = decided(&store, RequestStatus::Approved, now).await;
+    let deps = world.deps(&settings);
+    let (store, policies) = (&world.store, &world.policies);
+    let request = decided(store, RequestStatus::Approved, now).await;
     let before = store.changes().len();
 
     let out = lifecycle::grant(&deps, &request.request_id, Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:x"), now).await.unwrap();
@@ -324,13 +281,12 @@ async fn a_grant_is_recorded_in_place_without_an_event_and_expiry_removes_it() {
 #[tokio::test]
 async fn the_sweep_expires_overdue_requests_and_starts_lifecycles_that_never_ran() {
     let now = Utc::now();
-    let store = MemoryStore::new();
-    let policies = Policies::default();
-    let executions = Executions::default();
+    let world = Lifecycle::default();
     let settings = settings();
-    let deps = LifecycleDeps { store: &store, granter: &policies, sessions: &NoSessions, executions: &executions, settings: &settings };
-    let pending = decided(&store, RequestStatus::Pending, now).await;
-    let approved = decided(&store, RequestStatus::Approved, now).await;
+    let deps = world.deps(&settings);
+    let (store, executions) = (&world.store, &world.executions);
+    let pending = decided(store, RequestStatus::Pending, now).await;
+    let approved = decided(store, RequestStatus::Approved, now).await;
 
     let early = sweep::sweep(&deps, now).await.unwrap();
     let later = sweep::sweep(&deps, now + Duration::minutes(3)).await.unwrap();

@@ -43,7 +43,13 @@ impl LocalExecutions {
 
     /// What the bus rule does with an `Approved` event: a new execution with a fresh name.
     pub fn start_from_rule(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.calls.record(RULE_TARGET_SERVICE, "StartExecution");
+        self.launch(RULE_TARGET_SERVICE, request_id)
+    }
+
+    /// A new execution with a fresh name, recorded as a call of `service` (a delivery by the
+    /// rule, or the sweeper's own `StartExecution`).
+    fn launch(&self, service: &str, request_id: &RequestId) -> Result<String, PortError> {
+        self.calls.record(service, "StartExecution");
         let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
         self.tx
             .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone() })
@@ -56,12 +62,7 @@ impl LocalExecutions {
 impl ExecutionControl for LocalExecutions {
     /// The sweeper's StartExecution (a function's call, unlike the rule's delivery above).
     async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.calls.record("SFN", "StartExecution");
-        let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
-        self.tx
-            .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone() })
-            .map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
-        Ok(execution_arn)
+        self.launch("SFN", request_id)
     }
 
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {

@@ -39,7 +39,7 @@ use jit_shared::domain::grant::GrantSettings;
 use jit_shared::domain::ids::NodeId;
 use jit_shared::http::{ApiRequest, ApiResponse};
 use jit_shared::policy::{NodeInfo, PolicySet};
-use jit_shared::ports::{DirectoryError, NodeDirectory};
+use jit_shared::ports::{DirectoryError, EventPublisher, NodeDirectory, PortError};
 use tokio::net::TcpListener;
 
 use crate::emulator::Emulator;
@@ -274,9 +274,10 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
     }
     tasks.push(tokio::spawn(outbox_loop(sqs.clone(), provisioned.outboxes.clone(), outbox.clone(), opts.print_events)));
-    let observer = StreamObserver { adapters: adapters.clone(), print: opts.print_events };
+    let publisher = LocalPublisher { inner: adapters.publisher.clone(), print: opts.print_events };
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    tasks.push(tokio::spawn(stream::stream_loop(streams, provisioned.table_stream_arn.clone(), adapters.publisher.clone(), observer)));
+    let a = adapters.clone();
+    tasks.push(tokio::spawn(stream::stream_loop(streams, provisioned.table_stream_arn.clone(), publisher, move || a.invoked("publish-events"))));
     Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, tasks })
 }
 
@@ -533,23 +534,18 @@ fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiRespons
     resp
 }
 
-/// What the publish-events function's invocations look like locally: counted like the other
-/// functions, and in `make dev` each event is printed as it leaves the table's stream.
-struct StreamObserver {
-    adapters: Arc<Adapters>,
+/// The publish-events function's publisher; in `make dev` it also prints each event it put on
+/// the bus, as it left the table's stream.
+struct LocalPublisher {
+    inner: EventBridgePublisher,
     print: bool,
 }
 
-impl stream::BatchObserver for StreamObserver {
-    fn invoked(&self) {
-        self.adapters.invoked("publish-events");
-    }
-
-    fn published(&self, events: &[StatusEvent]) {
-        if !self.print {
-            return;
-        }
-        for e in events {
+#[async_trait::async_trait]
+impl EventPublisher for LocalPublisher {
+    async fn publish(&self, events: &[StatusEvent]) -> Result<(), PortError> {
+        self.inner.publish(events).await?;
+        for e in events.iter().filter(|_| self.print) {
             let policies = e.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
             let by = e.approval.as_ref().map_or(e.actor.as_str(), |a| a.actor.as_str());
             println!("event  {:<34} {}  node {}  by {}  {}  (from the table's stream)", e.detail_type(), e.request_id, e.node_id, by, policies);
@@ -557,6 +553,7 @@ impl stream::BatchObserver for StreamObserver {
                 println!("       IAM inline policy {} removed", g.policy_name);
             }
         }
+        Ok(())
     }
 }
 

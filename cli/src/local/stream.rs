@@ -11,15 +11,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 use jit_shared::adapters::stream::outbox_item;
 use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
-use jit_shared::domain::events::StatusEvent;
 use jit_shared::ports::EventPublisher;
-
-/// Called once per batch the mapping would deliver (the local stack records the invocation and,
-/// in `make dev`, prints the events).
-pub trait BatchObserver: Send + Sync {
-    fn invoked(&self);
-    fn published(&self, events: &[StatusEvent]);
-}
 
 /// moto's streams have one flaw that matters here: a transaction that fails its condition is
 /// rolled back by restoring the table, stream included, after its records were visible; later
@@ -62,22 +54,23 @@ async fn read_all(client: &Client, stream_arn: &str) -> Option<Vec<(String, Outb
 }
 
 /// Polls the stream until the task is dropped.
-pub async fn stream_loop(client: Client, stream_arn: String, events: impl EventPublisher, observer: impl BatchObserver) {
+/// `invoked` is called once per batch the mapping would deliver (the local stack counts it).
+pub async fn stream_loop(client: Client, stream_arn: String, events: impl EventPublisher, invoked: impl Fn()) {
     let mut done: HashSet<String> = HashSet::new();
     let mut seen_once: HashSet<String> = HashSet::new();
-    let mut pending: Vec<(String, OutboxItem)> = Vec::new();
+    let mut pending: Vec<OutboxItem> = Vec::new();
     loop {
         if let Some(records) = read_all(&client, &stream_arn).await {
             let mut now_seen = HashSet::new();
             for (event_id, item) in records {
-                if done.contains(&event_id) || pending.iter().any(|(id, _)| id == &event_id) {
+                if done.contains(&event_id) {
                     continue;
                 }
                 if seen_once.contains(&event_id) {
-                    done.insert(event_id.clone());
+                    done.insert(event_id);
                     // The mapping's filter: only inserted audit records reach the function.
                     if item.content != OutboxContent::Skip {
-                        pending.push((event_id, item));
+                        pending.push(item);
                     }
                 } else {
                     now_seen.insert(event_id);
@@ -86,23 +79,13 @@ pub async fn stream_loop(client: Client, stream_arn: String, events: impl EventP
             seen_once = now_seen;
         }
         if !pending.is_empty() {
-            observer.invoked();
-            let items: Vec<OutboxItem> = pending.iter().map(|(_, i)| i.clone()).collect();
-            let report = publish_batch(&events, &items).await;
-            let published_up_to = match &report.failed_from {
-                Some(sequence) => items.iter().position(|i| &i.sequence == sequence).unwrap_or(items.len()),
-                None => items.len(),
+            invoked();
+            let report = publish_batch(&events, &pending).await;
+            let published = match &report.failed_from {
+                Some(sequence) => pending.iter().position(|i| &i.sequence == sequence).unwrap_or(pending.len()),
+                None => pending.len(),
             };
-            let published: Vec<StatusEvent> = items[..published_up_to]
-                .iter()
-                .filter_map(|i| match &i.content {
-                    OutboxContent::Change(c) => Some(c.events()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            observer.published(&published);
-            pending.drain(..published_up_to);
+            pending.drain(..published);
             if !pending.is_empty() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

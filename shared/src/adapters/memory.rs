@@ -13,7 +13,7 @@ use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord};
 use crate::domain::status::RequestStatus;
-use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
+use crate::ports::{CreateOutcome, ExecutionControl, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
 
 #[derive(Default)]
 struct State {
@@ -167,5 +167,68 @@ impl RequestStore for MemoryStore {
             let at = r.approved_at?;
             (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
         })
+    }
+}
+
+/// Lifecycle executions that are only recorded: what was started (for which request) and what
+/// was stopped. The use-case tests and the race tests read them back.
+#[derive(Default)]
+pub struct MemoryExecutions {
+    pub started: Mutex<Vec<RequestId>>,
+    pub stopped: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ExecutionControl for MemoryExecutions {
+    async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
+        self.started.lock().map_err(|_| poisoned())?.push(request_id.clone());
+        Ok(format!("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:{request_id}"))
+    }
+
+    async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
+        self.stopped.lock().map_err(|_| poisoned())?.push(execution_arn.to_owned());
+        Ok(())
+    }
+}
+
+/// Wraps a store so that every write commits and then reports a transient failure, as a function
+/// that dies (or loses its connection) right after its transaction would: what the outbox must
+/// survive. For tests, in memory and against the emulator alike.
+pub struct FailsAfterCommit<S>(pub S);
+
+fn lost_reply() -> PortError {
+    PortError::Transient("injected: the connection dropped after the commit".into())
+}
+
+#[async_trait::async_trait]
+impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
+    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+        self.0.create(request, audit, idempotency).await?;
+        Err(lost_reply())
+    }
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
+        self.0.get(id).await
+    }
+    async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError> {
+        self.0.list_by_requester(requester, query).await
+    }
+    async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_pending_by_approver(approver_key, limit).await
+    }
+    async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
+        self.0.transition(t).await?;
+        Err(TransitionError::Port(lost_reply()))
+    }
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
+        self.0.audit_trail(id).await
+    }
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_pending_past_deadline(now, limit).await
+    }
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_grants_past_deadline(now, limit).await
+    }
+    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_awaiting_grant(approved_before, limit).await
     }
 }
