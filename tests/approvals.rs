@@ -2,7 +2,12 @@
 //! (level 1: 1 of [DevOps group (approver-a), approver-b]; level 2: 2 of [approver-c,
 //! approver-d, carol]), the approval API, mail through the emulator's SNS with the real filter
 //! policies (each person's outbox is their filtered subscription), and the mail-link pages.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::time::Duration;
 
@@ -89,7 +94,10 @@ async fn two_levels_approve_only_after_the_right_approvals_in_order() {
     let (status, body) = act(stack, "approver-c", &id, "approve", None).await;
     assert_eq!(status, 403, "a level-2 approver cannot act at level 1: {body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let early: Vec<_> = mails_for(stack, &id).into_iter().filter(|m| m.email != "approver-a@example.com" && m.email != "approver-b@example.com").collect();
+    let early: Vec<_> = mails_for(stack, &id)
+        .into_iter()
+        .filter(|m| m.email != "approver-a@example.com" && m.email != "approver-b@example.com")
+        .collect();
     assert!(early.is_empty(), "no level-2 mail before level 1 completes: {early:#?}");
 
     let (status, body) = act(stack, "approver-a", &id, "approve", Some("ok from DevOps")).await;
@@ -100,18 +108,23 @@ async fn two_levels_approve_only_after_the_right_approvals_in_order() {
     for email in ["approver-c@example.com", "approver-d@example.com", "carol@example.com"] {
         wait_mail(stack, email, &id, "level 2 of 2").await;
     }
-    assert!(mails_for(stack, &id).iter().all(|m| m.email != "operator@example.com" || m.topic.contains("requester")), "the requester gets no approval link");
+    assert!(
+        mails_for(stack, &id).iter().all(|m| m.email != "operator@example.com" || m.topic.contains("requester")),
+        "the requester gets no approval link"
+    );
     let (status, body) = act(stack, "approver-b", &id, "approve", None).await;
     assert_eq!(status, 403, "level 1 is done: {body}");
 
     let (status, body) = act(stack, "approver-c", &id, "approve", None).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("Pending")), "one of two at level 2: {body}");
     let carol = wait_mail(stack, "carol@example.com", &id, "level 2 of 2").await;
-    let (status, page) = browser(stack).post_form(&link_path(&carol), &[("decision", "approve"), ("comment", "fine")]).await.unwrap();
+    let (status, page) =
+        browser(stack).post_form(&link_path(&carol), &[("decision", "approve"), ("comment", "fine")]).await.unwrap();
     assert_eq!(status, 200, "{page}");
     let done = read(stack, &id).await;
     assert_eq!(done["status"], "Approved", "{done}");
-    let channels: Vec<&str> = done["approval"]["entries"].as_array().unwrap().iter().map(|e| e["channel"].as_str().unwrap()).collect();
+    let channels: Vec<&str> =
+        done["approval"]["entries"].as_array().unwrap().iter().map(|e| e["channel"].as_str().unwrap()).collect();
     assert_eq!(channels, ["Api", "Api", "EmailLink"]);
     let notice = wait_mail(stack, "operator@example.com", &id, "is Approved").await;
     assert!(notice.topic.contains("requester-notices"));
@@ -134,7 +147,10 @@ async fn the_requester_named_as_an_approver_is_refused() {
     assert!(body["error"]["message"].as_str().unwrap().contains("own request"));
     wait_mail(stack, "approver-a@example.com", &id, "level 1 of 2").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(mails_for(stack, &id).iter().all(|m| m.email != "approver-b@example.com"), "no approval mail to the requester");
+    assert!(
+        mails_for(stack, &id).iter().all(|m| m.email != "approver-b@example.com"),
+        "no approval mail to the requester"
+    );
     assert_eq!(read_as(stack, "approver-b", &id).await["status"], "Pending");
 }
 
@@ -160,7 +176,8 @@ async fn twenty_concurrent_approvals_by_one_approver_count_once() {
     assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
     let now = read(stack, &id).await;
     assert_eq!(now["status"], "Pending", "2 of 3 needed at level 2, one person counted once");
-    let level2: Vec<&Value> = now["approval"]["entries"].as_array().unwrap().iter().filter(|e| e["level"] == 2).collect();
+    let level2: Vec<&Value> =
+        now["approval"]["entries"].as_array().unwrap().iter().filter(|e| e["level"] == 2).collect();
     assert_eq!(level2.len(), 1);
 }
 
@@ -184,7 +201,10 @@ async fn concurrent_approve_and_reject_leave_exactly_one_terminal_outcome() {
         }
         let trail = store.audit_trail(&RequestId::try_from(id.clone()).unwrap()).await.unwrap();
         // Status changes only: the lifecycle may already have recorded the grant (Approved → Approved).
-        let terminal: Vec<_> = trail.iter().filter(|r| r.from != Some(r.to) && (r.to.is_terminal() || r.to == RequestStatus::Approved)).collect();
+        let terminal: Vec<_> = trail
+            .iter()
+            .filter(|r| r.from != Some(r.to) && (r.to.is_terminal() || r.to == RequestStatus::Approved))
+            .collect();
         assert_eq!(terminal.len(), 1, "{trail:#?}");
         assert_eq!(terminal[0].to.as_str(), final_status);
         assert_eq!(trail.last().unwrap().to.as_str(), final_status);
@@ -224,7 +244,8 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     wait_mail(stack, "operator@example.com", &overdue, "is Expired").await;
     // Their own cancel, made before the expiry above, is not mailed to the requester (the notifier's
     // rule does not route it; had it, that mail would most likely be in by now).
-    let to_requester: Vec<_> = mails_for(stack, &cancelled).into_iter().filter(|m| m.topic.contains("requester")).collect();
+    let to_requester: Vec<_> =
+        mails_for(stack, &cancelled).into_iter().filter(|m| m.topic.contains("requester")).collect();
     assert!(to_requester.is_empty(), "{to_requester:#?}");
 }
 
@@ -243,7 +264,10 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
     let mut ids = Vec::new();
     for minutes in [10, 120] {
         let body = json!({"nodeId": PROD, "reason": "sweep", "durationMinutes": 30}).to_string();
-        let r = jit_shared::app::submit::submit(&intake, &requester, body.as_bytes(), None, Utc::now()).await.unwrap().request;
+        let r = jit_shared::app::submit::submit(&intake, &requester, body.as_bytes(), None, Utc::now())
+            .await
+            .unwrap()
+            .request;
         let to_pending = jit_shared::ports::Transition {
             progress: Some(ApprovalProgress::start(Utc::now() + chrono::Duration::minutes(minutes))),
             ..jit_shared::ports::Transition::status_change(&r, RequestStatus::Pending, "test", "test", Utc::now())
@@ -291,7 +315,13 @@ async fn mail_links_refuse_every_bad_token_and_a_get_never_decides() {
         ("truncated", format!("/decide/{}", &token[..token.len() - 4])),
         ("expired", forged(TokenClaims { expires: Utc::now().timestamp() - 5, ..claims.clone() })),
         ("other approver", forged(TokenClaims { approver: Person::IamUser("approver-c".into()), ..claims.clone() })),
-        ("other request", resigned_without_key(&token, &TokenClaims { request_id: RequestId::try_from(other.clone()).unwrap(), ..claims.clone() })),
+        (
+            "other request",
+            resigned_without_key(
+                &token,
+                &TokenClaims { request_id: RequestId::try_from(other.clone()).unwrap(), ..claims.clone() },
+            ),
+        ),
         ("other level", forged(TokenClaims { level: 2, ..claims.clone() })),
         ("unknown person", forged(TokenClaims { approver: Person::IamUser("nobody".into()), ..claims.clone() })),
     ];
@@ -346,7 +376,8 @@ async fn a_thousand_mutated_tokens_are_all_refused_over_http() {
         let mut b = token.clone().into_bytes();
         b[pos] = ch;
         let mutated = String::from_utf8(b).unwrap();
-        let (status, _) = browser(stack).post_form(&format!("/decide/{mutated}"), &[("decision", "approve")]).await.unwrap();
+        let (status, _) =
+            browser(stack).post_form(&format!("/decide/{mutated}"), &[("decision", "approve")]).await.unwrap();
         assert_eq!(status, 403, "mutation {tried} accepted: {mutated}");
         tried += 1;
     }
@@ -392,8 +423,15 @@ async fn bad_decision_bodies_get_a_400_naming_the_field() {
     let stack = local_stack();
     let id = pending_request(stack, "operator", "bad bodies").await;
     let long = "x".repeat(1001);
-    for (body, field) in [(json!({ "comment": long }), "comment"), (json!({ "comment": 5 }), "comment"), (json!({ "note": "x" }), "note")] {
-        let reply = client(stack, "approver-a").send("POST", &format!("/requests/{id}/approve"), Some(&body), &[]).await.unwrap();
+    for (body, field) in [
+        (json!({ "comment": long }), "comment"),
+        (json!({ "comment": 5 }), "comment"),
+        (json!({ "note": "x" }), "note"),
+    ] {
+        let reply = client(stack, "approver-a")
+            .send("POST", &format!("/requests/{id}/approve"), Some(&body), &[])
+            .await
+            .unwrap();
         assert_eq!((reply.status, reply.body["error"]["field"].as_str()), (400, Some(field)), "{}", reply.body);
     }
     assert_eq!(read(stack, &id).await["approval"]["entries"], json!([]), "nothing written");
@@ -417,9 +455,11 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
 
     // Act: an approval that completes level 1 (an approval record), then a rejection at level 2
     // (a status change), each failing after its commit.
-    let approval = approvals::decide_as_caller(&deps, &arn_of("approver-a"), &id, Verdict::Approve, b"", Utc::now()).await;
+    let approval =
+        approvals::decide_as_caller(&deps, &arn_of("approver-a"), &id, Verdict::Approve, b"", Utc::now()).await;
     let level_two = wait_mail(stack, "approver-c@example.com", &id, "level 2 of 2").await;
-    let rejection = approvals::decide_as_caller(&deps, &arn_of("approver-c"), &id, Verdict::Reject, b"", Utc::now()).await;
+    let rejection =
+        approvals::decide_as_caller(&deps, &arn_of("approver-c"), &id, Verdict::Reject, b"", Utc::now()).await;
 
     // Assert: the callers were told to retry, yet each change went out through the stream.
     assert!(approval.as_ref().is_err_and(|e| e.is_retryable()), "{approval:?}");

@@ -1,7 +1,12 @@
 //! Grant and expiry on the local stack: the inline policy appears in the emulator's IAM after
 //! approval, carries the node ARN, the deadline and (for roles) the session condition, and is
 //! gone after the deadline or a revoke.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::time::Duration;
 
@@ -12,7 +17,14 @@ async fn read(stack: &SharedStack, who: &str, id: &str) -> Value {
     client(stack, who).send("GET", &format!("/requests/{id}"), None, &[]).await.unwrap().body
 }
 
-async fn wait_for(stack: &SharedStack, who: &str, id: &str, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(
+    stack: &SharedStack,
+    who: &str,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let start = std::time::Instant::now();
     loop {
         let r = read(stack, who, id).await;
@@ -63,10 +75,14 @@ fn urlencoding_decode(s: &str) -> String {
 async fn an_approved_request_gets_its_node_policy_until_the_deadline() {
     let stack = local_stack();
     let iam = aws_sdk_iam::Client::new(&sdk().await);
-    let decided = submit_with_reason(&client(stack, "operator"), "i-0123456789abcdef0", 1, "one minute of access").await;
+    let decided =
+        submit_with_reason(&client(stack, "operator"), "i-0123456789abcdef0", 1, "one minute of access").await;
     assert_eq!(decided["status"], "Approved", "{decided}");
     let id = decided["requestId"].as_str().unwrap().to_owned();
-    let granted = wait_for(stack, "operator", &id, "the grant", Duration::from_secs(20), |r| r["grant"]["policyName"].is_string()).await;
+    let granted = wait_for(stack, "operator", &id, "the grant", Duration::from_secs(20), |r| {
+        r["grant"]["policyName"].is_string()
+    })
+    .await;
     let name = format!("jit-{id}");
     assert_eq!(granted["grant"]["policyName"], name.as_str());
     let deadline = granted["grant"]["deadline"].as_str().unwrap().to_owned();
@@ -75,10 +91,15 @@ async fn an_approved_request_gets_its_node_policy_until_the_deadline() {
     let in_policy = doc["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"].as_str().unwrap().to_owned();
     assert_eq!(
         chrono::DateTime::parse_from_rfc3339(&in_policy).unwrap(),
-        chrono::DateTime::parse_from_rfc3339(&deadline).unwrap().with_timezone(&chrono::Utc).with_nanosecond(0).unwrap()
+        chrono::DateTime::parse_from_rfc3339(&deadline)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .with_nanosecond(0)
+            .unwrap()
     );
 
-    let ended = wait_for(stack, "operator", &id, "expiry", Duration::from_secs(120), |r| r["status"] == "Expired").await;
+    let ended =
+        wait_for(stack, "operator", &id, "expiry", Duration::from_secs(120), |r| r["status"] == "Expired").await;
     assert!(ended["grant"]["detachedAt"].is_string(), "{ended}");
     assert!(user_policy(&iam, "operator", &name).await.is_none(), "the policy is gone after the deadline");
 }
@@ -93,14 +114,18 @@ async fn a_role_grant_is_bound_to_the_requesting_session_and_a_revoke_removes_it
     let decided = submit_with_reason(&client(stack, "oncall"), "mi-0123456789abcdef0", 60, "db failover drill").await;
     assert_eq!(decided["status"], "Approved", "{decided}");
     let id = decided["requestId"].as_str().unwrap().to_owned();
-    wait_for(stack, "oncall", &id, "the grant", Duration::from_secs(20), |r| r["grant"]["policyName"].is_string()).await;
+    wait_for(stack, "oncall", &id, "the grant", Duration::from_secs(20), |r| r["grant"]["policyName"].is_string())
+        .await;
     let name = format!("jit-{id}");
     let doc = role_policy(&iam, "oncall", &name).await.expect("attached to the role");
     let role_id = iam.get_role().role_name("oncall").send().await.unwrap().role().unwrap().role_id().to_owned();
     for s in doc["Statement"].as_array().unwrap() {
         assert_eq!(s["Condition"]["StringEquals"]["aws:userid"], format!("{role_id}:oncall").as_str());
     }
-    assert_eq!(doc["Statement"][0]["Resource"][0], "arn:aws:ssm:us-east-1:123456789012:managed-instance/mi-0123456789abcdef0");
+    assert_eq!(
+        doc["Statement"][0]["Resource"][0],
+        "arn:aws:ssm:us-east-1:123456789012:managed-instance/mi-0123456789abcdef0"
+    );
 
     // No approvers on an auto-approved request, and no administrators locally: the requester
     // cannot revoke their own access (they simply stop using it).
@@ -118,11 +143,14 @@ async fn an_approver_revokes_manual_access_and_the_policy_goes() {
     let id = decided["requestId"].as_str().unwrap().to_owned();
     let reply = client(stack, "approver-b").send("POST", &format!("/requests/{id}/approve"), None, &[]).await.unwrap();
     assert_eq!(reply.body["status"], "Approved", "{}", reply.body);
-    wait_for(stack, "operator", &id, "the grant", Duration::from_secs(20), |r| r["grant"]["policyName"].is_string()).await;
+    wait_for(stack, "operator", &id, "the grant", Duration::from_secs(20), |r| r["grant"]["policyName"].is_string())
+        .await;
     let name = format!("jit-{id}");
     assert!(user_policy(&iam, "operator", &name).await.is_some());
-    let reply =
-        client(stack, "approver-a").send("POST", &format!("/requests/{id}/revoke"), Some(&serde_json::json!({"comment": "done early"})), &[]).await.unwrap();
+    let reply = client(stack, "approver-a")
+        .send("POST", &format!("/requests/{id}/revoke"), Some(&serde_json::json!({"comment": "done early"})), &[])
+        .await
+        .unwrap();
     assert_eq!((reply.status, reply.body["status"].as_str()), (200, Some("Revoked")), "{}", reply.body);
     let start = std::time::Instant::now();
     while user_policy(&iam, "operator", &name).await.is_some() {

@@ -1,7 +1,12 @@
 //! Teardown races and injected faults, against the emulator's real IAM and DynamoDB. Its own test
 //! binary (own emulator): the reconciliation sweep removes every `jit-` policy in the account
 //! without a live request in its table, so it must not share an account with other tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -86,13 +91,20 @@ impl RequestStore for FlakyStore {
     async fn get(&self, id: &RequestId) -> Result<Option<jit_shared::domain::request::AccessRequest>, PortError> {
         self.inner.get(id).await
     }
-    async fn list_by_requester(&self, c: &CallerArn, q: &jit_shared::ports::ListQuery) -> Result<jit_shared::ports::Page, PortError> {
+    async fn list_by_requester(
+        &self,
+        c: &CallerArn,
+        q: &jit_shared::ports::ListQuery,
+    ) -> Result<jit_shared::ports::Page, PortError> {
         self.inner.list_by_requester(c, q).await
     }
     async fn list_pending_by_approver(&self, k: &str, l: u32) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_pending_by_approver(k, l).await
     }
-    async fn transition(&self, t: &Transition) -> Result<jit_shared::domain::request::AccessRequest, jit_shared::ports::TransitionError> {
+    async fn transition(
+        &self,
+        t: &Transition,
+    ) -> Result<jit_shared::domain::request::AccessRequest, jit_shared::ports::TransitionError> {
         if self.failing.load(Ordering::SeqCst) > 0 {
             self.failing.fetch_sub(1, Ordering::SeqCst);
             return Err(PortError::Transient("injected: DynamoDB 500 on TransactWriteItems".into()).into());
@@ -102,7 +114,11 @@ impl RequestStore for FlakyStore {
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<jit_shared::domain::request::AuditRecord>, PortError> {
         self.inner.audit_trail(id).await
     }
-    async fn list_pending_past_deadline(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+    async fn list_pending_past_deadline(
+        &self,
+        now: chrono::DateTime<Utc>,
+        l: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_pending_past_deadline(now, l).await
     }
     async fn list_grants_past_deadline(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
@@ -120,7 +136,11 @@ struct FlakySessions {
 
 #[async_trait::async_trait]
 impl jit_shared::ports::SessionControl for FlakySessions {
-    async fn live_sessions(&self, _node: &jit_shared::domain::ids::NodeId, _owner: &str) -> Result<Vec<String>, PortError> {
+    async fn live_sessions(
+        &self,
+        _node: &jit_shared::domain::ids::NodeId,
+        _owner: &str,
+    ) -> Result<Vec<String>, PortError> {
         if self.failing.load(Ordering::SeqCst) > 0 {
             self.failing.fetch_sub(1, Ordering::SeqCst);
             return Err(PortError::Transient("injected: DescribeSessions timed out".into()));
@@ -183,11 +203,22 @@ impl World {
     }
 
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, directory: &self.directory, key: &self.key, administrators: &self.administrators }
+        ApprovalDeps {
+            store: &self.store,
+            directory: &self.directory,
+            key: &self.key,
+            administrators: &self.administrators,
+        }
     }
 
     fn lifecycle(&self) -> LifecycleDeps<'_> {
-        LifecycleDeps { store: &self.store, granter: &self.granter, sessions: &self.sessions, executions: &self.executions, settings: &self.settings }
+        LifecycleDeps {
+            store: &self.store,
+            granter: &self.granter,
+            sessions: &self.sessions,
+            executions: &self.executions,
+            settings: &self.settings,
+        }
     }
 
     /// An approved request whose access window ends 10 s from now, with its grant attached.
@@ -200,17 +231,32 @@ impl World {
     async fn granted_by(&self, execution: Option<&str>) -> AccessRequest {
         let now = Utc::now();
         let deps = SubmitDeps { store: &self.store, directory: &self.directory };
-        let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
+        let body =
+            serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
         let r = intake::submit(&deps, &self.caller, body.as_bytes(), None, now).await.unwrap().request;
-        let approved =
-            self.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
+        let approved = self
+            .store
+            .transition(&Transition::status_change(
+                &r,
+                RequestStatus::Approved,
+                "test",
+                "approved",
+                now - Duration::seconds(50),
+            ))
+            .await
+            .unwrap();
         let out = lifecycle::grant(&self.lifecycle(), &approved.request_id, execution, now).await.unwrap();
         assert!(out.granted, "{out:?}");
         *out.request.expect("a granted output carries the recorded request")
     }
 
     async fn attached(&self, id: &RequestId) -> bool {
-        self.granter.inner.list_policies(&GrantPrincipal::IamUser { name: self.user.clone() }).await.unwrap().contains(&policy_name(id))
+        self.granter
+            .inner
+            .list_policies(&GrantPrincipal::IamUser { name: self.user.clone() })
+            .await
+            .unwrap()
+            .contains(&policy_name(id))
     }
 }
 
@@ -230,7 +276,9 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
         let revoke = async {
             // The API's status change, then the lifecycle function's teardown on its event.
             if approvals::revoke(&approvals, &w.caller, id.as_str(), b"", later).await.is_ok() {
-                lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", later).await.unwrap();
+                lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", later)
+                    .await
+                    .unwrap();
             }
         };
         let sweep = sweep::reconcile(&deps, later);
@@ -240,9 +288,16 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
 
         assert!(!w.attached(&id).await, "run {run}: the policy is still attached");
         let stored = w.store.get(&id).await.unwrap().unwrap();
-        assert!(matches!(stored.status, RequestStatus::Expired | RequestStatus::Revoked), "run {run}: {}", stored.status);
+        assert!(
+            matches!(stored.status, RequestStatus::Expired | RequestStatus::Revoked),
+            "run {run}: {}",
+            stored.status
+        );
         let trail = w.store.audit_trail(&id).await.unwrap();
-        let teardowns: Vec<_> = trail.iter().filter(|a| a.from == Some(RequestStatus::Approved) && a.to != RequestStatus::Approved).collect();
+        let teardowns: Vec<_> = trail
+            .iter()
+            .filter(|a| a.from == Some(RequestStatus::Approved) && a.to != RequestStatus::Approved)
+            .collect();
         assert_eq!(teardowns.len(), 1, "run {run}: {trail:#?}");
         assert_eq!(teardowns[0].to, stored.status);
     }
@@ -326,7 +381,11 @@ async fn a_jit_policy_without_a_live_request_is_removed_by_the_sweeper() {
     let principal = GrantPrincipal::IamUser { name: w.user.clone() };
     w.granter
         .inner
-        .put_policy(&principal, &policy_name(&orphan), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:StartSession","Resource":"*"}]}"#)
+        .put_policy(
+            &principal,
+            &policy_name(&orphan),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:StartSession","Resource":"*"}]}"#,
+        )
         .await
         .unwrap();
     let report = sweep::reconcile(&w.lifecycle(), Utc::now()).await.unwrap();
@@ -340,12 +399,29 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     let w = World::new().await;
     let store = FlakyStore { inner: w.store.clone(), failing: AtomicU32::new(0) };
     let sessions = FlakySessions { failing: AtomicU32::new(0) };
-    let deps = LifecycleDeps { store: &store, granter: &w.granter, sessions: &sessions, executions: &w.executions, settings: &w.settings };
+    let deps = LifecycleDeps {
+        store: &store,
+        granter: &w.granter,
+        sessions: &sessions,
+        executions: &w.executions,
+        settings: &w.settings,
+    };
     let now = Utc::now();
     let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory };
-    let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "faults", "durationMinutes": 1}).to_string();
+    let body =
+        serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "faults", "durationMinutes": 1}).to_string();
     let r = intake::submit(&intake_deps, &w.caller, body.as_bytes(), None, now).await.unwrap().request;
-    let r = w.store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))).await.unwrap();
+    let r = w
+        .store
+        .transition(&Transition::status_change(
+            &r,
+            RequestStatus::Approved,
+            "test",
+            "approved",
+            now - Duration::seconds(50),
+        ))
+        .await
+        .unwrap();
 
     // Grant: the policy is put, recording it fails twice; the retry records it once.
     store.failing.store(2, Ordering::SeqCst);
@@ -354,15 +430,26 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     assert_eq!(out["granted"], true);
     let iam = aws_sdk_iam::Client::new(&sdk().await);
     let doc = iam.get_user_policy().user_name(&w.user).policy_name(policy_name(&r.request_id)).send().await.unwrap();
-    assert!(doc.policy_document().contains("aws%3ACurrentTime") || doc.policy_document().contains("aws:CurrentTime"), "the deadline condition is present");
-    let grants = w.store.audit_trail(&r.request_id).await.unwrap().iter().filter(|a| a.reason.starts_with("access granted")).count();
+    assert!(
+        doc.policy_document().contains("aws%3ACurrentTime") || doc.policy_document().contains("aws:CurrentTime"),
+        "the deadline condition is present"
+    );
+    let grants = w
+        .store
+        .audit_trail(&r.request_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|a| a.reason.starts_with("access granted"))
+        .count();
     assert_eq!(grants, 1, "the grant is recorded once");
 
     // Expire: DescribeSessions times out twice and the status write fails once; retried.
     sessions.failing.store(2, Ordering::SeqCst);
     store.failing.store(1, Ordering::SeqCst);
     let later = now + Duration::seconds(11);
-    let expire = Task::Expire { request_id: r.request_id.clone(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
+    let expire =
+        Task::Expire { request_id: r.request_id.clone(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
@@ -374,7 +461,9 @@ async fn a_second_execution_for_the_same_approval_ends_without_touching_the_gran
     let w = World::new().await;
     let deps = w.lifecycle();
     let id = w.granted_by(Some(EXECUTION)).await.request_id;
-    let grants = |trail: &[jit_shared::domain::request::AuditRecord]| trail.iter().filter(|a| a.reason.starts_with("access granted")).count();
+    let grants = |trail: &[jit_shared::domain::request::AuditRecord]| {
+        trail.iter().filter(|a| a.reason.starts_with("access granted")).count()
+    };
 
     // EventBridge redelivered the Approved event: a second execution's Grant.
     let second = lifecycle::grant(&deps, &id, Some(SECOND), Utc::now()).await.unwrap();
@@ -406,7 +495,11 @@ async fn a_second_execution_on_a_revoked_request_removes_a_policy_its_earlier_at
     let principal = GrantPrincipal::IamUser { name: w.user.clone() };
     w.granter
         .inner
-        .put_policy(&principal, &policy_name(&id), r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#)
+        .put_policy(
+            &principal,
+            &policy_name(&id),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession","Resource":"*"}]}"#,
+        )
         .await
         .unwrap();
 
@@ -435,24 +528,43 @@ async fn a_failed_grant_is_recorded_only_by_the_execution_that_holds_the_grant()
     let after_holder = (w.store.get(&id).await.unwrap().unwrap().status, w.attached(&id).await);
 
     assert_eq!(after_duplicate, (RequestStatus::Approved, true), "a duplicate's failure leaves the grant alone");
-    assert_eq!(after_holder, (RequestStatus::Failed, false), "the holder's failure ends the request and removes the policy");
+    assert_eq!(
+        after_holder,
+        (RequestStatus::Failed, false),
+        "the holder's failure ends the request and removes the policy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_altered_copy_is_corrected_from_the_table() {
+async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_altered_copy_is_corrected_from_the_table(
+) {
     use jit_shared::adapters::api_calls::ApiCallLog;
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let log = ApiCallLog::default();
     let sdk = sdk().await;
-    let counted =
-        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(log.clone()).build()), &w.table);
-    let deps = LifecycleDeps { store: &counted, granter: &w.granter, sessions: &w.sessions, executions: &w.executions, settings: &w.settings };
+    let counted = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(log.clone()).build(),
+        ),
+        &w.table,
+    );
+    let deps = LifecycleDeps {
+        store: &counted,
+        granter: &w.granter,
+        sessions: &w.sessions,
+        executions: &w.executions,
+        settings: &w.settings,
+    };
     type Alter = fn(AccessRequest) -> AccessRequest;
     let cases: [(&str, Alter, bool); 3] = [
         ("as recorded", |r| r, false),
         ("stale version", |r| AccessRequest { version: r.version - 1, ..r }, true),
-        ("another node", |r| AccessRequest { node_id: "i-0fedcba9876543210".to_owned().try_into().unwrap(), ..r }, true),
+        (
+            "another node",
+            |r| AccessRequest { node_id: "i-0fedcba9876543210".to_owned().try_into().unwrap(), ..r },
+            true,
+        ),
     ];
     for (case, alter, reads) in cases {
         let recorded = w.granted_by(Some(EXECUTION)).await;
@@ -469,7 +581,8 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
         let stored = w.store.get(&id).await.unwrap().unwrap();
         assert_eq!(stored.status, RequestStatus::Expired, "{case}");
         assert_eq!(stored.node_id.as_str(), "i-0123456789abcdef0", "{case}: the table keeps its own node");
-        let teardowns = w.store.audit_trail(&id).await.unwrap().iter().filter(|a| a.to == RequestStatus::Expired).count();
+        let teardowns =
+            w.store.audit_trail(&id).await.unwrap().iter().filter(|a| a.to == RequestStatus::Expired).count();
         assert_eq!(teardowns, 1, "{case}");
     }
 }
@@ -481,7 +594,11 @@ async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded
     let id = w.granted_by(Some(EXECUTION)).await.request_id;
     let now = Utc::now();
     let revoked = approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
-    let event = jit_shared::domain::events::StatusEvent::for_request(&revoked, Some(RequestStatus::Approved), w.caller.as_str());
+    let event = jit_shared::domain::events::StatusEvent::for_request(
+        &revoked,
+        Some(RequestStatus::Approved),
+        w.caller.as_str(),
+    );
 
     lifecycle::handle_event(&w.lifecycle(), &envelope_of(event), now).await.unwrap();
 
@@ -499,7 +616,11 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
         .replace("${LifecycleFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:lifecycle")
         .replace("${AlertTopicArn}", "arn:aws:sns:us-east-1:123456789012:alerts");
     let create = |name: String| {
-        sfn.create_state_machine().name(name).definition(definition.clone()).role_arn("arn:aws:iam::123456789012:role/lifecycle-state-machine").send()
+        sfn.create_state_machine()
+            .name(name)
+            .definition(definition.clone())
+            .role_arn("arn:aws:iam::123456789012:role/lifecycle-state-machine")
+            .send()
     };
     let ours = create(unique("lifecycle")).await.unwrap().state_machine_arn.clone();
     let theirs = create(unique("other")).await.unwrap().state_machine_arn.clone();
@@ -514,7 +635,9 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     let refused = executions.stop(&foreign, "revoked").await;
     executions.stop(&format!("{}:gone", ours.replacen(":stateMachine:", ":execution:", 1)), "revoked").await.unwrap();
 
-    let status = |arn: String| async { sfn.describe_execution().execution_arn(arn).send().await.unwrap().status().as_str().to_owned() };
+    let status = |arn: String| async {
+        sfn.describe_execution().execution_arn(arn).send().await.unwrap().status().as_str().to_owned()
+    };
     assert_eq!(status(mine).await, "ABORTED");
     assert!(refused.is_err(), "an execution of another state machine is not stopped");
     assert_eq!(status(foreign).await, "RUNNING");
@@ -535,9 +658,15 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
         let store = &w.store;
         let caller = &w.caller;
         async move {
-            let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "lost event", "durationMinutes": 60}).to_string();
+            let body =
+                serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "lost event", "durationMinutes": 60})
+                    .to_string();
             let r = intake::submit(intake_deps, caller, body.as_bytes(), None, at).await.unwrap().request;
-            store.transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at)).await.unwrap().request_id
+            store
+                .transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at))
+                .await
+                .unwrap()
+                .request_id
         }
     };
     let stalled = approved_at(now - Duration::minutes(3)).await;
@@ -561,7 +690,11 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     assert_eq!(w.store.get(&fresh).await.unwrap().unwrap().status, RequestStatus::Failed);
     let trail = w.store.audit_trail(&fresh).await.unwrap();
     let told: Vec<_> = trail.iter().filter(|a| a.actor == sweep::SWEEPER_ACTOR).map(|a| (a.to, a.from)).collect();
-    assert_eq!(told, vec![(RequestStatus::Failed, Some(RequestStatus::Approved))], "one change, which the stream publishes");
+    assert_eq!(
+        told,
+        vec![(RequestStatus::Failed, Some(RequestStatus::Approved))],
+        "one change, which the stream publishes"
+    );
     assert!(jit_shared::app::notify::requester_is_told(told[0].0, told[0].1), "the requester hears of it");
     let fourth = sweep::reconcile(&deps, after_window).await.unwrap();
     assert!(fourth.failed.is_empty() && fourth.restarted.is_empty() && fourth.fixed() == 0, "{fourth:?}");

@@ -1,6 +1,11 @@
 //! The local stack end to end: SigV4 authentication like API Gateway, the four decision
 //! outcomes through EventBridge envelopes, and who may read what.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use jit_cli::client::ApiClient;
 
@@ -22,8 +27,10 @@ async fn unsigned_and_badly_signed_calls_are_refused_with_403() {
     forged.secret_access_key.push('x');
     let bad = ApiClient::new(&stack.api_url, Some(forged)).send("GET", "/requests", None, &[]).await.unwrap();
     assert_eq!(bad.status, 403);
-    let unknown = ProfileCredentials { access_key_id: "AKIAUNKNOWN".into(), secret_access_key: "x".into(), session_token: None };
-    let bad = ApiClient::new(&stack.api_url, Some(unknown)).send("POST", "/requests", Some(&json!({})), &[]).await.unwrap();
+    let unknown =
+        ProfileCredentials { access_key_id: "AKIAUNKNOWN".into(), secret_access_key: "x".into(), session_token: None };
+    let bad =
+        ApiClient::new(&stack.api_url, Some(unknown)).send("POST", "/requests", Some(&json!({})), &[]).await.unwrap();
     assert_eq!(bad.status, 403);
 }
 
@@ -79,12 +86,23 @@ async fn a_request_is_visible_to_its_requester_and_its_approvers_only() {
     let stack = stack();
     let pending = submit(&client(stack, "operator"), "i-0fedcba9876543210", 60).await;
     let path = format!("/requests/{}", pending["requestId"].as_str().unwrap());
-    for (who, expected) in [("operator", 200), ("approver-a", 200), ("approver-b", 200), ("carol", 200), ("approver-c", 200), ("oncall", 404)] {
+    for (who, expected) in [
+        ("operator", 200),
+        ("approver-a", 200),
+        ("approver-b", 200),
+        ("carol", 200),
+        ("approver-c", 200),
+        ("oncall", 404),
+    ] {
         assert_eq!(client(stack, who).send("GET", &path, None, &[]).await.unwrap().status, expected, "{who}");
     }
     let approved = submit(&client(stack, "operator"), "i-0123456789abcdef0", 10).await;
     let path = format!("/requests/{}", approved["requestId"].as_str().unwrap());
-    assert_eq!(client(stack, "approver-a").send("GET", &path, None, &[]).await.unwrap().status, 404, "no approval plan, no approvers");
+    assert_eq!(
+        client(stack, "approver-a").send("GET", &path, None, &[]).await.unwrap().status,
+        404,
+        "no approval plan, no approvers"
+    );
     let theirs = client(stack, "approver-a").send("GET", "/requests", None, &[]).await.unwrap();
     assert_eq!(theirs.body["items"], json!([]), "the list holds only the caller's own requests");
 }

@@ -3,7 +3,12 @@
 //!
 //! The SSM path (`mi-` hybrid managed nodes) is covered by mock-based unit tests in
 //! `shared/src/adapters/nodes.rs`: moto cannot register hybrid managed nodes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -92,14 +97,25 @@ fn sign_ec2(url: &str, headers: &[(String, String)], body: &[u8]) -> Vec<(String
         .build()
         .unwrap()
         .into();
-    let signable = SignableRequest::new("POST", url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body)).unwrap();
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 async fn directory() -> AwsNodeDirectory {
     let sdk = sdk().await;
-    AwsNodeDirectory::new(aws_sdk_resourcegroupstagging::Client::new(&sdk), aws_sdk_ssm::Client::new(&sdk), REGION, ACCOUNT_ID)
+    AwsNodeDirectory::new(
+        aws_sdk_resourcegroupstagging::Client::new(&sdk),
+        aws_sdk_ssm::Client::new(&sdk),
+        REGION,
+        ACCOUNT_ID,
+    )
 }
 
 fn node(raw: &str) -> NodeId {
@@ -115,8 +131,11 @@ async fn a_tagged_instance_resolves_to_its_tags() {
     let info = directory().await.describe(&node(&id)).await.unwrap();
 
     assert_eq!(info.node_id.as_str(), id);
-    let expected =
-        BTreeMap::from([("Environment".to_owned(), "Development".to_owned()), ("Team".to_owned(), "platform team".to_owned()), ("Name".to_owned(), name)]);
+    let expected = BTreeMap::from([
+        ("Environment".to_owned(), "Development".to_owned()),
+        ("Team".to_owned(), "platform team".to_owned()),
+        ("Name".to_owned(), name),
+    ]);
     assert_eq!(info.tags, expected);
 }
 

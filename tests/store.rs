@@ -1,6 +1,11 @@
 //! The DynamoDB adapter and the intake service against the emulator: conditional writes,
 //! idempotency under concurrency, the audit trail, and the access patterns.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::collections::BTreeSet;
 
@@ -30,7 +35,12 @@ impl Fixture {
         let table = unique("store");
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         create_table(&dynamo, &table).await.unwrap();
-        Self { store: DynamoStore::new(dynamo.clone(), &table), directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)), dynamo, table }
+        Self {
+            store: DynamoStore::new(dynamo.clone(), &table),
+            directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)),
+            dynamo,
+            table,
+        }
     }
     fn deps(&self) -> SubmitDeps<'_> {
         SubmitDeps { store: &self.store, directory: &self.directory }
@@ -55,7 +65,9 @@ async fn fifty_concurrent_submissions_with_one_idempotency_key_create_exactly_on
     let alice = caller("alice");
     let b = body("i-0123456789abcdef0", "disk full", 30);
     let deps = f.deps();
-    let results = futures::future::join_all((0..50).map(|_| intake::submit(&deps, &alice, &b, Some("same-key"), Utc::now()))).await;
+    let results =
+        futures::future::join_all((0..50).map(|_| intake::submit(&deps, &alice, &b, Some("same-key"), Utc::now())))
+            .await;
     let ids: BTreeSet<String> = results.into_iter().map(|r| r.unwrap().request.request_id.to_string()).collect();
     assert_eq!(ids.len(), 1, "every call answers with the same request");
     let page = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 100, after: None }).await.unwrap();
@@ -66,16 +78,21 @@ async fn fifty_concurrent_submissions_with_one_idempotency_key_create_exactly_on
 async fn reusing_a_key_with_another_body_is_a_conflict_and_writes_nothing() {
     let f = Fixture::new().await;
     let alice = caller("alice");
-    let first = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k1"), Utc::now()).await.unwrap();
+    let first =
+        intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k1"), Utc::now()).await.unwrap();
     let before = f.item_count().await;
-    let err = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap_err();
+    let err =
+        intake::submit(&f.deps(), &alice, &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap_err();
     assert_eq!(jit_shared::http::error::status(&err), 409);
-    let again = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "  one ", 30), Some("k1"), Utc::now()).await.unwrap();
+    let again =
+        intake::submit(&f.deps(), &alice, &body("i-0123abcd", "  one ", 30), Some("k1"), Utc::now()).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.request.request_id, first.request.request_id);
     assert_eq!(f.item_count().await, before);
     // The same key from another caller is another request.
-    let bob = intake::submit(&f.deps(), &caller("bob"), &body("i-0123abcd", "two", 30), Some("k1"), Utc::now()).await.unwrap();
+    let bob = intake::submit(&f.deps(), &caller("bob"), &body("i-0123abcd", "two", 30), Some("k1"), Utc::now())
+        .await
+        .unwrap();
     assert_ne!(bob.request.request_id, first.request.request_id);
 }
 
@@ -103,30 +120,53 @@ async fn listing_is_newest_first_paginated_and_filtered_by_status() {
     let t0 = Utc::now();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = intake::submit(&f.deps(), &alice, &body("i-0123abcd", &format!("r{i}"), 10), None, t0 + Duration::seconds(i)).await.unwrap();
+        let r = intake::submit(
+            &f.deps(),
+            &alice,
+            &body("i-0123abcd", &format!("r{i}"), 10),
+            None,
+            t0 + Duration::seconds(i),
+        )
+        .await
+        .unwrap();
         ids.push(r.request.request_id);
     }
     intake::submit(&f.deps(), &caller("bob"), &body("i-0123abcd", "not alice's", 10), None, t0).await.unwrap();
     let first = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 3, after: None }).await.unwrap();
-    let second = f.store.list_by_requester(&alice, &ListQuery { status: None, limit: 3, after: first.next.clone() }).await.unwrap();
+    let second = f
+        .store
+        .list_by_requester(&alice, &ListQuery { status: None, limit: 3, after: first.next.clone() })
+        .await
+        .unwrap();
     let listed: Vec<_> = first.items.iter().chain(second.items.iter()).map(|r| r.request_id.clone()).collect();
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(listed, newest_first);
     let r = f.store.get(&ids[0]).await.unwrap().unwrap();
     f.store.transition(&transition(&r, RequestStatus::Failed, None)).await.unwrap();
-    let failed = f.store.list_by_requester(&alice, &ListQuery { status: Some(RequestStatus::Failed), limit: 100, after: None }).await.unwrap();
+    let failed = f
+        .store
+        .list_by_requester(&alice, &ListQuery { status: Some(RequestStatus::Failed), limit: 100, after: None })
+        .await
+        .unwrap();
     assert_eq!(failed.items.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()]);
 }
 
 fn plan() -> ApprovalPlan {
     ApprovalPlan {
         policy_name: "prod".into(),
-        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())] }],
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())],
+        }],
     }
 }
 
-fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus, plan: Option<ApprovalPlan>) -> Transition {
+fn transition(
+    r: &jit_shared::domain::request::AccessRequest,
+    to: RequestStatus,
+    plan: Option<ApprovalPlan>,
+) -> Transition {
     let decision = Decision {
         outcome: to,
         rule: DecisionRule::ManualTagSpecific,
@@ -141,7 +181,8 @@ fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus,
     };
     Transition {
         decision: Some(decision),
-        progress: (to == RequestStatus::Pending).then(|| ApprovalProgress::start(Utc::now() + chrono::Duration::hours(1))),
+        progress: (to == RequestStatus::Pending)
+            .then(|| ApprovalProgress::start(Utc::now() + chrono::Duration::hours(1))),
         ..Transition::status_change(r, to, "test", "test", Utc::now())
     }
 }
@@ -149,7 +190,10 @@ fn transition(r: &jit_shared::domain::request::AccessRequest, to: RequestStatus,
 #[tokio::test]
 async fn pending_requests_are_found_by_approver_until_they_leave_pending() {
     let f = Fixture::new().await;
-    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
     let pending = f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan()))).await.unwrap();
     assert_eq!(f.store.list_pending_by_approver("iam-group#DevOps", 10).await.unwrap(), vec![r.request_id.clone()]);
     assert_eq!(f.store.list_pending_by_approver("iam-user#lead", 10).await.unwrap(), vec![r.request_id.clone()]);
@@ -163,7 +207,10 @@ async fn pending_requests_are_found_by_approver_until_they_leave_pending() {
 #[tokio::test]
 async fn a_stale_transition_is_refused_and_changes_nothing() {
     let f = Fixture::new().await;
-    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
     f.store.transition(&transition(&r, RequestStatus::Approved, None)).await.unwrap();
     let err = f.store.transition(&transition(&r, RequestStatus::Failed, None)).await.unwrap_err();
     assert_eq!(err, TransitionError::Conflict);
@@ -222,12 +269,27 @@ proptest! {
 async fn a_write_decided_on_another_request_than_the_stored_one_is_refused() {
     // Arrange: a stored request, and a basis that agrees on id, status and version only.
     let f = Fixture::new().await;
-    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
     let cases = [
-        ("nodeId", jit_shared::domain::request::AccessRequest { node_id: "i-0fff0000aaaa11112".to_owned().try_into().unwrap(), ..r.clone() }),
+        (
+            "nodeId",
+            jit_shared::domain::request::AccessRequest {
+                node_id: "i-0fff0000aaaa11112".to_owned().try_into().unwrap(),
+                ..r.clone()
+            },
+        ),
         ("requester", jit_shared::domain::request::AccessRequest { requester: caller("mallory"), ..r.clone() }),
-        ("durationMinutes", jit_shared::domain::request::AccessRequest { duration_minutes: 60.try_into().unwrap(), ..r.clone() }),
-        ("reason", jit_shared::domain::request::AccessRequest { reason: "y".to_owned().try_into().unwrap(), ..r.clone() }),
+        (
+            "durationMinutes",
+            jit_shared::domain::request::AccessRequest { duration_minutes: 60.try_into().unwrap(), ..r.clone() },
+        ),
+        (
+            "reason",
+            jit_shared::domain::request::AccessRequest { reason: "y".to_owned().try_into().unwrap(), ..r.clone() },
+        ),
     ];
     for (field, other) in cases {
         // Act
@@ -236,7 +298,11 @@ async fn a_write_decided_on_another_request_than_the_stored_one_is_refused() {
         assert_eq!(err, TransitionError::Conflict, "a basis with another {field} must not be written");
     }
     let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.version, stored.node_id), (RequestStatus::Submitted, 1, r.node_id), "the stored request is unchanged");
+    assert_eq!(
+        (stored.status, stored.version, stored.node_id),
+        (RequestStatus::Submitted, 1, r.node_id),
+        "the stored request is unchanged"
+    );
     assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 1);
 }
 
@@ -250,7 +316,10 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
     aws_sdk_iam::Client::new(&sdk().await).create_user().user_name(&name).send().await.unwrap();
     let prod = "i-0fedcba9876543210";
     let dev = "i-0123456789abcdef0";
-    let r = intake::submit(&f.deps(), &caller(&name), &body(prod, "fix the payments outage", 30), None, Utc::now()).await.unwrap().request;
+    let r = intake::submit(&f.deps(), &caller(&name), &body(prod, "fix the payments outage", 30), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
     let mut event = jit_shared::domain::events::StatusEvent::for_request(&r, None, r.requester.as_str());
     event.node_id = dev.to_owned().try_into().unwrap();
     let envelope = envelope_of(event);
@@ -295,7 +364,8 @@ async fn an_iam_user_resolves_with_its_groups_and_tags_whichever_way_it_is_named
     use jit_shared::ports::PrincipalDirectory;
     // Act
     let by_caller = f.directory.resolve(&caller(&name)).await.unwrap();
-    let by_person = f.directory.resolve_person(&jit_shared::domain::approval::Person::IamUser(name.clone())).await.unwrap();
+    let by_person =
+        f.directory.resolve_person(&jit_shared::domain::approval::Person::IamUser(name.clone())).await.unwrap();
     // Assert
     for resolved in [by_caller, by_person] {
         assert_eq!(resolved.principal_tags.get("Team").map(String::as_str), Some("payments"));
@@ -323,19 +393,42 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
     let f = Fixture::new().await;
     let (present, gone) = (unique("present"), unique("gone"));
     aws_sdk_iam::Client::new(&sdk().await).create_user().user_name(&present).send().await.unwrap();
-    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now()).await.unwrap().request;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
     let plan = ApprovalPlan {
         policy_name: "direct".into(),
-        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser(present.clone()), Approver::IamUser(gone.clone())] }],
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: vec![Approver::IamUser(present.clone()), Approver::IamUser(gone.clone())],
+        }],
     };
     let pending = f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan))).await.unwrap();
-    let contacts =
-        [&present, &gone].map(|name| jit_shared::policy::contacts::Contact { person: Person::IamUser(name.clone()), email: format!("{name}@example.com") });
+    let contacts = [&present, &gone].map(|name| jit_shared::policy::contacts::Contact {
+        person: Person::IamUser(name.clone()),
+        email: format!("{name}@example.com"),
+    });
     let outbox = Outbox::default();
     let key = jit_shared::domain::approval_token::SigningKey::from_secret(&"k".repeat(48)).unwrap();
-    let links = jit_shared::app::notify::LinkSettings { api_base_url: "http://127.0.0.1:1".into(), account: "123456789012".into(), region: "us-east-1".into() };
-    let deps = jit_shared::app::notify::NotifyDeps { store: &f.store, directory: &f.directory, mailer: &outbox, contacts: &contacts, key: &key, links: &links };
-    let event = jit_shared::domain::events::StatusEvent::for_request(&pending, Some(RequestStatus::Submitted), "system:evaluator");
+    let links = jit_shared::app::notify::LinkSettings {
+        api_base_url: "http://127.0.0.1:1".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let deps = jit_shared::app::notify::NotifyDeps {
+        store: &f.store,
+        directory: &f.directory,
+        mailer: &outbox,
+        contacts: &contacts,
+        key: &key,
+        links: &links,
+    };
+    let event = jit_shared::domain::events::StatusEvent::for_request(
+        &pending,
+        Some(RequestStatus::Submitted),
+        "system:evaluator",
+    );
     let envelope = envelope_of(event);
     // Act
     let sent = jit_shared::app::notify::handle_event(&deps, &envelope, Utc::now()).await.unwrap();

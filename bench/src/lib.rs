@@ -11,7 +11,12 @@ pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     if sorted.is_empty() {
         return None;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "timings and sizes are far inside f64 and u64 ranges"
+    )]
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted.get(i.min(sorted.len() - 1)).copied()
 }

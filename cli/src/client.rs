@@ -25,17 +25,28 @@ pub struct ApiReply {
 impl ApiClient {
     /// `credentials: None` sends unsigned requests.
     pub fn new(base_url: &str, credentials: Option<ProfileCredentials>) -> Self {
-        Self { base_url: base_url.trim_end_matches('/').to_owned(), credentials, http: Client::builder(TokioExecutor::new()).build_http() }
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            credentials,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
-    pub async fn send(&self, method: &str, path_and_query: &str, body: Option<&serde_json::Value>, extra_headers: &[(&str, &str)]) -> Result<ApiReply, String> {
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<ApiReply, String> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let content_type = body.map(|_| "application/json");
         let (status, body) = self.send_raw(method, path_and_query, bytes, content_type, extra_headers).await?;
         let body = if body.is_empty() {
             serde_json::Value::Null
         } else {
-            serde_json::from_slice(&body).map_err(|e| format!("{method} {path_and_query}: response is not JSON: {e}"))?
+            serde_json::from_slice(&body)
+                .map_err(|e| format!("{method} {path_and_query}: response is not JSON: {e}"))?
         };
         Ok(ApiReply { status, body })
     }
@@ -48,8 +59,10 @@ impl ApiClient {
 
     /// `POST` a form the way a browser submits one; returns the status and the page.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<(u16, String), String> {
-        let body = fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
-        let (status, page) = self.send_raw("POST", path, body.into_bytes(), Some("application/x-www-form-urlencoded"), &[]).await?;
+        let body =
+            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
+        let (status, page) =
+            self.send_raw("POST", path, body.into_bytes(), Some("application/x-www-form-urlencoded"), &[]).await?;
         Ok((status, String::from_utf8_lossy(&page).into_owned()))
     }
 
@@ -70,7 +83,8 @@ impl ApiClient {
         }
         headers.extend(extra_headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         if let Some(creds) = &self.credentials {
-            let signed = sigv4::sign(creds, crate::emulator::REGION, method, &url, &headers, &bytes, SystemTime::now())?;
+            let signed =
+                sigv4::sign(creds, crate::emulator::REGION, method, &url, &headers, &bytes, SystemTime::now())?;
             headers.extend(signed);
         }
         let mut builder = hyper::Request::builder().method(method).uri(uri);
@@ -123,7 +137,9 @@ pub fn read_profile(credentials_file: &str, profile: &str) -> Result<ProfileCred
         }
     }
     match (key, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(ProfileCredentials { access_key_id, secret_access_key, session_token: token }),
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(ProfileCredentials { access_key_id, secret_access_key, session_token: token })
+        }
         _ => Err(format!("profile '{profile}' is not in {credentials_file}")),
     }
 }

@@ -18,8 +18,20 @@ pub struct DemoArgs {
 /// (what, profile, node, duration, reason)
 const STEPS: [(&str, &str, &str, u32, &str); 4] = [
     ("auto-approved (development node)", "operator", "i-0123456789abcdef0", 30, "Deploy a hotfix to web-dev"),
-    ("pending manual approval (production node)", "operator", "i-0fedcba9876543210", 120, "Investigate payment latency, INC-4211"),
-    ("deny-access policy removes auto-approval, falls to manual", "operator", "i-00000000000000aa1", 30, "Rotate analytics credentials"),
+    (
+        "pending manual approval (production node)",
+        "operator",
+        "i-0fedcba9876543210",
+        120,
+        "Investigate payment latency, INC-4211",
+    ),
+    (
+        "deny-access policy removes auto-approval, falls to manual",
+        "operator",
+        "i-00000000000000aa1",
+        30,
+        "Rotate analytics credentials",
+    ),
     ("no applicable policy", "operator", "i-0aaaaaaaaaaaaaaa1", 30, "Poke at the sandbox"),
 ];
 
@@ -45,9 +57,11 @@ fn env_value(text: &str, key: &str) -> Option<String> {
 }
 
 async fn demo(args: &DemoArgs) -> Result<(), String> {
-    let env = std::fs::read_to_string(&args.env_file).map_err(|e| format!("{}: {e}; start `make dev` first", args.env_file))?;
+    let env = std::fs::read_to_string(&args.env_file)
+        .map_err(|e| format!("{}: {e}; start `make dev` first", args.env_file))?;
     let url = env_value(&env, "JIT_API_URL").ok_or("JIT_API_URL missing from dev.env")?;
-    let creds_file = env_value(&env, "AWS_SHARED_CREDENTIALS_FILE").ok_or("AWS_SHARED_CREDENTIALS_FILE missing from dev.env")?;
+    let creds_file =
+        env_value(&env, "AWS_SHARED_CREDENTIALS_FILE").ok_or("AWS_SHARED_CREDENTIALS_FILE missing from dev.env")?;
     let unsigned = ApiClient::new(&url, None).send("GET", "/requests", None, &[]).await?;
     println!("unsigned GET /requests -> {} {}\n", unsigned.status, unsigned.body["error"]["code"]);
     for (i, (what, profile, node, minutes, reason)) in STEPS.iter().enumerate() {
@@ -61,7 +75,11 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         let id = reply.body["requestId"].as_str().unwrap_or_default().to_owned();
         let decided = client.wait_decided(&id, Duration::from_secs(20)).await?;
         let d = &decided["decision"];
-        println!("{}. {what}\n   {profile} -> {node} for {minutes} min: {}", i + 1, decided["status"].as_str().unwrap_or("?"));
+        println!(
+            "{}. {what}\n   {profile} -> {node} for {minutes} min: {}",
+            i + 1,
+            decided["status"].as_str().unwrap_or("?")
+        );
         println!(
             "   rule {}  policies {}  {}",
             d["rule"],
@@ -78,10 +96,11 @@ async fn mail_link(outbox: &ApiClient, email: &str, request_id: &str, level: u8)
     let needle = format!("level {level} of");
     for _ in 0..100 {
         let mails = outbox.send("GET", "/outbox.json", None, &[]).await?.body;
-        let found =
-            mails.as_array().into_iter().flatten().find(|m| {
-                m["email"] == email && m["body"].as_str().is_some_and(|b| b.contains(request_id) && b.contains(&needle)) && m["links"][0].is_string()
-            });
+        let found = mails.as_array().into_iter().flatten().find(|m| {
+            m["email"] == email
+                && m["body"].as_str().is_some_and(|b| b.contains(request_id) && b.contains(&needle))
+                && m["links"][0].is_string()
+        });
         if let Some(m) = found {
             println!("   mail to {email}: \"{}\"", m["subject"].as_str().unwrap_or_default());
             return Ok(m["links"][0].as_str().unwrap_or_default().to_owned());
@@ -110,7 +129,10 @@ async fn manual_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
     let operator = ApiClient::new(url, Some(read_profile(creds_file, "operator")?));
     let body = json!({ "nodeId": "i-0fedcba9876543210", "reason": "Apply the <b>payments</b> DB migration, CHG-88", "durationMinutes": 60 });
     let reply = operator.send("POST", "/requests", Some(&body), &[]).await?;
-    let id = reply.body["requestId"].as_str().ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?.to_owned();
+    let id = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
+        .to_owned();
     let decided = operator.wait_decided(&id, Duration::from_secs(20)).await?;
     println!("   operator -> payments-prod: {}", decided["status"].as_str().unwrap_or("?"));
     let outbox = ApiClient::new(url, None);

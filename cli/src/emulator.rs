@@ -17,7 +17,9 @@ pub struct Emulator {
 
 /// The moto_server the Makefile installs (`JIT_MOTO_SERVER`, else `.venv/bin/moto_server`).
 pub fn moto_server_path() -> PathBuf {
-    std::env::var_os("JIT_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
+    std::env::var_os("JIT_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
 }
 
 fn free_port() -> Result<u16, String> {
@@ -38,7 +40,11 @@ impl Emulator {
         let python = bin.with_file_name("python");
         let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../local/moto_server.py");
         if !python.exists() || !launcher.exists() {
-            return Err(format!("the emulator launcher needs {} and {}; run `make venv`", python.display(), launcher.display()));
+            return Err(format!(
+                "the emulator launcher needs {} and {}; run `make venv`",
+                python.display(),
+                launcher.display()
+            ));
         }
         let script = format!(
             "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",

@@ -91,8 +91,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Policy { command: PolicyCommand::Explain { policies, principal, groups, attributes, principal_tags, node, tags, duration, json } } => {
-            let input = ExplainInput { principal, groups, attributes, principal_tags, node_id: node, node_tags: tags, duration_minutes: duration };
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    policies,
+                    principal,
+                    groups,
+                    attributes,
+                    principal_tags,
+                    node,
+                    tags,
+                    duration,
+                    json,
+                },
+        } => {
+            let input = ExplainInput {
+                principal,
+                groups,
+                attributes,
+                principal_tags,
+                node_id: node,
+                node_tags: tags,
+                duration_minutes: duration,
+            };
             match policy_cmds::explain(&policies, &input) {
                 Ok(d) if json => {
                     println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
@@ -114,15 +135,20 @@ fn main() -> ExitCode {
         }
         Command::Dev(args) => jit_cli::local::run_dev(args),
         Command::Demo(args) => jit_cli::demo::run_demo(args),
-        Command::Contacts { policies, approver_topic, requester_topic } => match jit_shared::policy::PolicySet::load_dir(&policies) {
-            Ok(set) => {
-                print!("{}", jit_cli::policy_cmds::subscription_commands(set.contacts(), &approver_topic, &requester_topic));
-                ExitCode::SUCCESS
+        Command::Contacts { policies, approver_topic, requester_topic } => {
+            match jit_shared::policy::PolicySet::load_dir(&policies) {
+                Ok(set) => {
+                    print!(
+                        "{}",
+                        jit_cli::policy_cmds::subscription_commands(set.contacts(), &approver_topic, &requester_topic)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }

@@ -104,8 +104,11 @@ pub fn verify(
             _ => return Err(SigV4Error::Malformed),
         }
     }
-    let (credential, signed_headers, signature) =
-        (credential.ok_or(SigV4Error::Malformed)?, signed_headers.ok_or(SigV4Error::Malformed)?, signature.ok_or(SigV4Error::Malformed)?);
+    let (credential, signed_headers, signature) = (
+        credential.ok_or(SigV4Error::Malformed)?,
+        signed_headers.ok_or(SigV4Error::Malformed)?,
+        signature.ok_or(SigV4Error::Malformed)?,
+    );
     let scope: Vec<&str> = credential.split('/').collect();
     let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
         return Err(SigV4Error::Malformed);
@@ -123,7 +126,9 @@ pub fn verify(
     if !signed.contains(&"host") || !signed.contains(&"x-amz-date") {
         return Err(SigV4Error::Malformed);
     }
-    if key.session_token.as_deref() != header("x-amz-security-token") || (key.session_token.is_some() && !signed.contains(&"x-amz-security-token")) {
+    if key.session_token.as_deref() != header("x-amz-security-token")
+        || (key.session_token.is_some() && !signed.contains(&"x-amz-security-token"))
+    {
         return Err(SigV4Error::BadToken);
     }
     let body_hash = hex::encode(Sha256::digest(body));
@@ -134,8 +139,11 @@ pub fn verify(
     }
     let mut canonical_headers = String::new();
     for name in &signed {
-        let values: Vec<String> =
-            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        let values: Vec<String> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
         if values.is_empty() {
             return Err(SigV4Error::Malformed);
         }
@@ -154,9 +162,12 @@ pub fn verify(
     let canonical_query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     // execute-api, like most services, signs the path URI-encoded once more.
     let canonical_uri = uri_encode(if raw_path.is_empty() { "/" } else { raw_path }, true);
-    let canonical_request = format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{body_hash}");
-    let string_to_sign =
-        format!("AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())));
+    let canonical_request =
+        format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{body_hash}");
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+    );
     let k_date = hmac(format!("AWS4{}", key.secret).as_bytes(), date);
     let k_region = hmac(&k_date, region);
     let k_service = hmac(&k_region, service);
@@ -189,8 +200,14 @@ pub fn sign(
 ) -> Result<Vec<(String, String)>, String> {
     use aws_sigv4::http_request::{sign as sdk_sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
-    let identity =
-        aws_credential_types::Credentials::new(&creds.access_key_id, &creds.secret_access_key, creds.session_token.clone(), None, "jit-local").into();
+    let identity = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        creds.session_token.clone(),
+        None,
+        "jit-local",
+    )
+    .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
@@ -200,8 +217,13 @@ pub fn sign(
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let signable =
-        SignableRequest::new(method, url, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), SignableBody::Bytes(body)).map_err(|e| e.to_string())?;
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
     let (instructions, _) = sdk_sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
     Ok(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
@@ -213,14 +235,34 @@ mod tests {
     fn keys() -> HashMap<String, IssuedKey> {
         HashMap::from([(
             "AKIDEXAMPLE".to_owned(),
-            IssuedKey { secret: "secret".into(), session_token: None, caller_arn: "arn:aws:iam::123456789012:user/operator".into() },
+            IssuedKey {
+                secret: "secret".into(),
+                session_token: None,
+                caller_arn: "arn:aws:iam::123456789012:user/operator".into(),
+            },
         )])
     }
 
     fn signed(method: &str, path_and_query: &str, body: &[u8], secret: &str) -> Vec<(String, String)> {
-        let creds = ProfileCredentials { access_key_id: "AKIDEXAMPLE".into(), secret_access_key: secret.into(), session_token: None };
-        let mut headers = vec![("host".to_owned(), "127.0.0.1:8080".to_owned()), ("content-type".to_owned(), "application/json".to_owned())];
-        let extra = sign(&creds, "us-east-1", method, &format!("http://127.0.0.1:8080{path_and_query}"), &headers, body, SystemTime::now()).unwrap();
+        let creds = ProfileCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: secret.into(),
+            session_token: None,
+        };
+        let mut headers = vec![
+            ("host".to_owned(), "127.0.0.1:8080".to_owned()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ];
+        let extra = sign(
+            &creds,
+            "us-east-1",
+            method,
+            &format!("http://127.0.0.1:8080{path_and_query}"),
+            &headers,
+            body,
+            SystemTime::now(),
+        )
+        .unwrap();
         headers.extend(extra);
         headers
     }
@@ -229,7 +271,8 @@ mod tests {
     fn a_request_signed_by_the_sdk_verifies_as_its_principal() {
         let body = br#"{"a":1}"#;
         let headers = signed("POST", "/requests?status=Pending&limit=5", body, "secret");
-        let caller = verify(&keys(), "POST", "/requests", Some("status=Pending&limit=5"), &headers, body, Utc::now()).unwrap();
+        let caller =
+            verify(&keys(), "POST", "/requests", Some("status=Pending&limit=5"), &headers, body, Utc::now()).unwrap();
         assert_eq!(caller, "arn:aws:iam::123456789012:user/operator");
     }
 
@@ -238,14 +281,29 @@ mod tests {
         let body = br#"{"a":1}"#;
         let headers = signed("POST", "/requests", body, "secret");
         let k = keys();
-        assert_eq!(verify(&k, "POST", "/requests", None, &headers, br#"{"a":2}"#, Utc::now()), Err(SigV4Error::BadSignature));
+        assert_eq!(
+            verify(&k, "POST", "/requests", None, &headers, br#"{"a":2}"#, Utc::now()),
+            Err(SigV4Error::BadSignature)
+        );
         assert_eq!(verify(&k, "GET", "/requests", None, &headers, body, Utc::now()), Err(SigV4Error::BadSignature));
         assert_eq!(verify(&k, "POST", "/requests/x", None, &headers, body, Utc::now()), Err(SigV4Error::BadSignature));
-        assert_eq!(verify(&k, "POST", "/requests", Some("limit=1"), &headers, body, Utc::now()), Err(SigV4Error::BadSignature));
-        assert_eq!(verify(&k, "POST", "/requests", None, &headers, body, Utc::now() + chrono::Duration::minutes(20)), Err(SigV4Error::Stale));
+        assert_eq!(
+            verify(&k, "POST", "/requests", Some("limit=1"), &headers, body, Utc::now()),
+            Err(SigV4Error::BadSignature)
+        );
+        assert_eq!(
+            verify(&k, "POST", "/requests", None, &headers, body, Utc::now() + chrono::Duration::minutes(20)),
+            Err(SigV4Error::Stale)
+        );
         let wrong_secret = signed("POST", "/requests", body, "other");
-        assert_eq!(verify(&k, "POST", "/requests", None, &wrong_secret, body, Utc::now()), Err(SigV4Error::BadSignature));
+        assert_eq!(
+            verify(&k, "POST", "/requests", None, &wrong_secret, body, Utc::now()),
+            Err(SigV4Error::BadSignature)
+        );
         assert_eq!(verify(&k, "POST", "/requests", None, &[], body, Utc::now()), Err(SigV4Error::Malformed));
-        assert_eq!(verify(&HashMap::new(), "POST", "/requests", None, &headers, body, Utc::now()), Err(SigV4Error::UnknownKey));
+        assert_eq!(
+            verify(&HashMap::new(), "POST", "/requests", None, &headers, body, Utc::now()),
+            Err(SigV4Error::UnknownKey)
+        );
     }
 }

@@ -48,12 +48,14 @@ impl StackConfig {
 pub fn pending_timeout_minutes() -> Result<u32, ConfigError> {
     match optional("JIT_PENDING_TIMEOUT_MINUTES") {
         None => Ok(crate::domain::approval::DEFAULT_PENDING_TIMEOUT_MINUTES),
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|m| (1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(m))
-            .ok_or(ConfigError { name: "JIT_PENDING_TIMEOUT_MINUTES", problem: format!("must be whole minutes from 1 to 20160, not '{v}'") }),
+        Some(v) => {
+            v.trim().parse::<u32>().ok().filter(|m| (1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(m)).ok_or(
+                ConfigError {
+                    name: "JIT_PENDING_TIMEOUT_MINUTES",
+                    problem: format!("must be whole minutes from 1 to 20160, not '{v}'"),
+                },
+            )
+        }
     }
 }
 
@@ -74,26 +76,40 @@ impl MailConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let api_base_url = required("JIT_API_URL")?;
         if !api_base_url.starts_with("https://") && !api_base_url.starts_with("http://127.0.0.1") {
-            return Err(ConfigError { name: "JIT_API_URL", problem: "must be an https:// URL (links carry approval tokens)".into() });
+            return Err(ConfigError {
+                name: "JIT_API_URL",
+                problem: "must be an https:// URL (links carry approval tokens)".into(),
+            });
         }
-        Ok(Self { approver_topic_arn: required("JIT_APPROVER_TOPIC_ARN")?, requester_topic_arn: required("JIT_REQUESTER_TOPIC_ARN")?, api_base_url })
+        Ok(Self {
+            approver_topic_arn: required("JIT_APPROVER_TOPIC_ARN")?,
+            requester_topic_arn: required("JIT_REQUESTER_TOPIC_ARN")?,
+            api_base_url,
+        })
     }
 }
 
 /// Principal ARNs allowed to revoke any request (`JIT_ADMIN_ARNS`, comma-separated, may be empty).
 pub fn administrators() -> Vec<String> {
-    optional("JIT_ADMIN_ARNS").map(|v| v.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect()).unwrap_or_default()
+    optional("JIT_ADMIN_ARNS")
+        .map(|v| v.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 /// What grants allow (`JIT_SESSION_DOCUMENTS`, comma-separated, default `SSM-SessionManagerRunShell`).
 pub fn grant_settings(stack: &StackConfig) -> crate::domain::grant::GrantSettings {
-    let documents: Vec<String> =
-        optional("JIT_SESSION_DOCUMENTS").map(|v| v.split(',').map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()).collect()).unwrap_or_default();
+    let documents: Vec<String> = optional("JIT_SESSION_DOCUMENTS")
+        .map(|v| v.split(',').map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()).collect())
+        .unwrap_or_default();
     crate::domain::grant::GrantSettings {
         partition: partition_of(&stack.region).to_owned(),
         region: stack.region.clone(),
         account: stack.account_id.clone(),
-        session_documents: if documents.is_empty() { vec![crate::domain::grant::DEFAULT_SESSION_DOCUMENT.to_owned()] } else { documents },
+        session_documents: if documents.is_empty() {
+            vec![crate::domain::grant::DEFAULT_SESSION_DOCUMENT.to_owned()]
+        } else {
+            documents
+        },
     }
 }
 

@@ -78,7 +78,12 @@ pub struct Page {
 pub trait RequestStore: Send + Sync {
     /// Stores a new `Submitted` request, its first audit record and, when given, the idempotency
     /// record, all or nothing.
-    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError>;
+    async fn create(
+        &self,
+        request: &AccessRequest,
+        audit: &AuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, PortError>;
     async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError>;
     /// The requester's requests, newest first.
     async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError>;
@@ -95,7 +100,11 @@ pub trait RequestStore: Send + Sync {
     /// Approved requests with a grant whose deadline is at or before `now`.
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Approved requests without a recorded grant, approved at or before `approved_before`.
-    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    async fn list_awaiting_grant(
+        &self,
+        approved_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError>;
 }
 
 /// Puts events on the bus. Only the publisher (`app::publish`) holds one: use cases write

@@ -1,5 +1,10 @@
 //! The decision table: AWS JITNA's evaluation order and our additions, on in-memory policy sets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::collections::BTreeMap;
 
@@ -46,7 +51,10 @@ fn base_set(with_all_nodes: bool) -> PolicySet {
 fn iam_user(name: &str, groups: &[&str], tags: &[(&str, &str)]) -> ResolvedPrincipal {
     ResolvedPrincipal {
         identity: PrincipalIdentity::IamUser { arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"), name: name.into() },
-        groups: groups.iter().map(|g| GroupRef::IamGroup { arn: format!("arn:aws:iam::{ACCOUNT}:group/{g}"), name: (*g).into() }).collect(),
+        groups: groups
+            .iter()
+            .map(|g| GroupRef::IamGroup { arn: format!("arn:aws:iam::{ACCOUNT}:group/{g}"), name: (*g).into() })
+            .collect(),
         attributes: BTreeMap::new(),
         principal_tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     }
@@ -62,7 +70,10 @@ fn identity_center_user(user_id: &str, groups: &[&str]) -> ResolvedPrincipal {
 }
 
 fn node(id: &str, tags: &[(&str, &str)]) -> NodeInfo {
-    NodeInfo { node_id: NodeId::try_from(id.to_owned()).unwrap(), tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect() }
+    NodeInfo {
+        node_id: NodeId::try_from(id.to_owned()).unwrap(),
+        tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
 }
 
 fn minutes(m: u32) -> DurationMinutes {
@@ -204,14 +215,24 @@ fn decisions_follow_aws_evaluation_order() {
 
 #[test]
 fn a_failed_duration_names_the_maximum() {
-    let d = base_set(false).decide(&iam_user("alice", &[], &[]), &node("i-0123abcd", &[("Environment", "Production")]), minutes(500), Utc::now());
+    let d = base_set(false).decide(
+        &iam_user("alice", &[], &[]),
+        &node("i-0123abcd", &[("Environment", "Production")]),
+        minutes(500),
+        Utc::now(),
+    );
     assert!(d.message.contains("240"), "{}", d.message);
     assert_eq!(d.max_duration_minutes, Some(240));
 }
 
 #[test]
 fn the_manual_plan_is_recorded_with_the_decision() {
-    let d = base_set(false).decide(&iam_user("alice", &[], &[]), &node("i-0123abcd", &[("Environment", "Production")]), minutes(60), Utc::now());
+    let d = base_set(false).decide(
+        &iam_user("alice", &[], &[]),
+        &node("i-0123abcd", &[("Environment", "Production")]),
+        minutes(60),
+        Utc::now(),
+    );
     let plan = d.approval_plan.unwrap();
     assert_eq!(plan.policy_name, "prod");
     assert_eq!(plan.levels.len(), 1);
@@ -232,10 +253,14 @@ fn the_aws_launch_post_example_validates_and_decides_as_documented() {
     let member = identity_center_user("user-1", &["911b8590-7041-70fa-d20b-12345EXAMPLE"]);
     let outsider = identity_center_user("user-2", &["another-group"]);
     let d = set.decide(&member, &dev, minutes(60), Utc::now());
-    assert_eq!((d.outcome, d.deciding_policy_ids.clone()), (RequestStatus::Approved, vec!["aws-example.cedar#1".to_owned()]));
+    assert_eq!(
+        (d.outcome, d.deciding_policy_ids.clone()),
+        (RequestStatus::Approved, vec!["aws-example.cedar#1".to_owned()])
+    );
     let d = set.decide(&outsider, &dev, minutes(60), Utc::now());
     assert_eq!(d.rule, DecisionRule::NoApplicablePolicy);
-    let d = set.decide(&member, &node("i-0123456789abcdef0", &[("Environment", "Production")]), minutes(60), Utc::now());
+    let d =
+        set.decide(&member, &node("i-0123456789abcdef0", &[("Environment", "Production")]), minutes(60), Utc::now());
     assert_eq!(d.rule, DecisionRule::NoApplicablePolicy);
 }
 
@@ -258,7 +283,11 @@ permit (principal == AWS::IAM::Role::"arn:aws:iam::123456789012:role/Oncall", ac
     assert_eq!(decide(&iam_user("a", &["DevOps"], &[]), &managed), ["devops-group"]);
     assert!(decide(&iam_user("a", &["DevOps"], &[]), &ec2).is_empty());
     let role = ResolvedPrincipal {
-        identity: PrincipalIdentity::IamRole { arn: format!("arn:aws:iam::{ACCOUNT}:role/Oncall"), name: "Oncall".into(), session_name: "dave".into() },
+        identity: PrincipalIdentity::IamRole {
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/Oncall"),
+            name: "Oncall".into(),
+            session_name: "dave".into(),
+        },
         groups: vec![],
         attributes: BTreeMap::new(),
         principal_tags: BTreeMap::new(),
@@ -309,7 +338,10 @@ fn invalid_policies_are_refused_naming_file_line_and_fix() {
     let cases = vec![
         Bad {
             what: "syntax",
-            files: vec![file("a.cedar", "@id(\"x\")\npermit (principal, action, resource)\nwhen { resource.hasTag(\"A\") && };\n")],
+            files: vec![file(
+                "a.cedar",
+                "@id(\"x\")\npermit (principal, action, resource)\nwhen { resource.hasTag(\"A\") && };\n",
+            )],
             file: "a.cedar",
             line: 3,
             needle: "syntax",
@@ -323,19 +355,31 @@ fn invalid_policies_are_refused_naming_file_line_and_fix() {
         },
         Bad {
             what: "schema: unknown attribute",
-            files: vec![file("c.cedar", "permit (principal, action, resource)\nwhen { principal.shoeSize == \"9\" };\n")],
+            files: vec![file(
+                "c.cedar",
+                "permit (principal, action, resource)\nwhen { principal.shoeSize == \"9\" };\n",
+            )],
             file: "c.cedar",
             line: 2,
             needle: "schema",
         },
         Bad {
             what: "AWS doc action form",
-            files: vec![file("d.cedar", "permit (\n  principal,\n  action == AWS::SSM::getTokenForInstanceAccess,\n  resource);\n")],
+            files: vec![file(
+                "d.cedar",
+                "permit (\n  principal,\n  action == AWS::SSM::getTokenForInstanceAccess,\n  resource);\n",
+            )],
             file: "d.cedar",
             line: 3,
             needle: "not valid Cedar",
         },
-        Bad { what: "limit: duration", files: vec![file("e.yaml", &manual("e", "{allNodes: true}", 30_000))], file: "e.yaml", line: 3, needle: "20160" },
+        Bad {
+            what: "limit: duration",
+            files: vec![file("e.yaml", &manual("e", "{allNodes: true}", 30_000))],
+            file: "e.yaml",
+            line: 3,
+            needle: "20160",
+        },
         Bad {
             what: "conflict",
             files: vec![file("p1.yaml", &prod), file("p2.yaml", &prod.replace("name: prod", "name: prod-too"))],
@@ -373,7 +417,8 @@ fn invalid_policies_are_refused_naming_file_line_and_fix() {
 #[test]
 fn a_decision_that_does_not_need_the_requester_is_the_same_without_resolving_them() {
     let set = PolicySet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")).unwrap();
-    let caller = jit_shared::domain::principal::CallerArn::try_from(format!("arn:aws:iam::{ACCOUNT}:user/operator")).unwrap();
+    let caller =
+        jit_shared::domain::principal::CallerArn::try_from(format!("arn:aws:iam::{ACCOUNT}:user/operator")).unwrap();
     let resolved = iam_user("operator", &["DevOps", "Contractors"], &[("OnCall", "true")]);
     let nodes = [
         node("i-0123456789abcdef0", &[("Environment", "Development")]),

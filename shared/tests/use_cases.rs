@@ -2,7 +2,12 @@
 //! reject, cancel, revoke, expire, grant, sweep, and the outbox guarantee that a change whose
 //! function fails right after the write still becomes its events. Races and item mapping are
 //! tested against moto in `tests/`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -25,7 +30,8 @@ use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
 use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::ports::{
-    AccessGranter, DirectoryError, EventPublisher, GrantPrincipal, GrantWriteError, PortError, PrincipalDirectory, RequestStore, SessionControl, Transition,
+    AccessGranter, DirectoryError, EventPublisher, GrantPrincipal, GrantWriteError, PortError, PrincipalDirectory,
+    RequestStore, SessionControl, Transition,
 };
 
 fn arn(user: &str) -> CallerArn {
@@ -94,7 +100,13 @@ struct Lifecycle {
 
 impl Lifecycle {
     fn deps<'a>(&'a self, settings: &'a GrantSettings) -> LifecycleDeps<'a> {
-        LifecycleDeps { store: &self.store, granter: &self.policies, sessions: &NoSessions, executions: &self.executions, settings }
+        LifecycleDeps {
+            store: &self.store,
+            granter: &self.policies,
+            sessions: &NoSessions,
+            executions: &self.executions,
+            settings,
+        }
     }
 }
 
@@ -117,7 +129,10 @@ fn two_level_plan() -> ApprovalPlan {
         policy_name: "prod".into(),
         levels: vec![
             ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("lead".into())] },
-            ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("c".into()), Approver::IamUser("d".into())] },
+            ApprovalLevel {
+                min_approvals: 1,
+                approvers: vec![Approver::IamUser("c".into()), Approver::IamUser("d".into())],
+            },
         ],
     }
 }
@@ -167,7 +182,9 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
         &'a ApprovalDeps<'a>,
         &'a RequestId,
         DateTime<Utc>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessRequest, ServiceError>> + 'a>>;
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<AccessRequest, ServiceError>> + 'a>,
+    >;
     let cases: Vec<(&str, RequestStatus, Act, RequestStatus, Vec<&str>)> = vec![
         (
             "an approval that completes level 1",
@@ -179,7 +196,16 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
         (
             "a rejection",
             RequestStatus::Pending,
-            |d, id, now| Box::pin(approve::decide_as_caller(d, &ARN_LEAD, id.as_str(), Verdict::Reject, br#"{"comment": "not now"}"#, now)),
+            |d, id, now| {
+                Box::pin(approve::decide_as_caller(
+                    d,
+                    &ARN_LEAD,
+                    id.as_str(),
+                    Verdict::Reject,
+                    br#"{"comment": "not now"}"#,
+                    now,
+                ))
+            },
             RequestStatus::Rejected,
             vec!["Access Request Rejected"],
         ),
@@ -209,7 +235,11 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
         // Assert
         assert_eq!(updated.status, expected, "{case}");
         assert_eq!(detail_types(&store.changes()[before..]), events, "{case}");
-        assert_eq!(store.audit_trail(&request.request_id).await.unwrap().len(), before + 1, "{case}: one audit record per change");
+        assert_eq!(
+            store.audit_trail(&request.request_id).await.unwrap().len(),
+            before + 1,
+            "{case}: one audit record per change"
+        );
     }
 }
 
@@ -225,14 +255,26 @@ async fn the_requester_cannot_decide_and_a_stranger_cannot_see_the_request() {
     let request = decided(&store, RequestStatus::Pending, now).await;
     let deps = approvals(&store, &key, &[]);
 
-    let own = approve::decide_as_caller(&deps, &ARN_ALICE, request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
-    let stranger = approve::decide_as_caller(&deps, &arn("mallory"), request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
-    let level_two_too_early = approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Approve, b"", now).await.unwrap_err();
+    let own = approve::decide_as_caller(&deps, &ARN_ALICE, request.request_id.as_str(), Verdict::Approve, b"", now)
+        .await
+        .unwrap_err();
+    let stranger =
+        approve::decide_as_caller(&deps, &arn("mallory"), request.request_id.as_str(), Verdict::Approve, b"", now)
+            .await
+            .unwrap_err();
+    let level_two_too_early =
+        approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Approve, b"", now)
+            .await
+            .unwrap_err();
 
     assert!(matches!(own, ServiceError::Forbidden(_)), "{own}");
     assert!(matches!(stranger, ServiceError::NotFound(_)), "{stranger}");
     assert!(matches!(level_two_too_early, ServiceError::Forbidden(_)), "{level_two_too_early}");
-    assert_eq!(store.get(&request.request_id).await.unwrap().unwrap().status, RequestStatus::Pending, "nothing changed");
+    assert_eq!(
+        store.get(&request.request_id).await.unwrap().unwrap().status,
+        RequestStatus::Pending,
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -246,13 +288,18 @@ async fn a_change_whose_function_fails_right_after_the_commit_still_becomes_its_
     let deps = approvals(&store, &key, &[]);
 
     // Act: an approval record (level 1 completes), then a status change (the level-2 rejection).
-    let approval = approve::decide_as_caller(&deps, &ARN_LEAD, request.request_id.as_str(), Verdict::Approve, b"", now).await;
-    let rejection = approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Reject, b"", now).await;
+    let approval =
+        approve::decide_as_caller(&deps, &ARN_LEAD, request.request_id.as_str(), Verdict::Approve, b"", now).await;
+    let rejection =
+        approve::decide_as_caller(&deps, &arn("c"), request.request_id.as_str(), Verdict::Reject, b"", now).await;
 
     // Assert: both callers saw a retryable failure, yet both changes are in the outbox.
     assert!(approval.as_ref().is_err_and(ServiceError::is_retryable), "{approval:?}");
     assert!(rejection.as_ref().is_err_and(ServiceError::is_retryable), "{rejection:?}");
-    assert_eq!(detail_types(&store.0.changes()[before..]), ["Access Request Approval Recorded", "Access Request Level Completed", "Access Request Rejected"]);
+    assert_eq!(
+        detail_types(&store.0.changes()[before..]),
+        ["Access Request Approval Recorded", "Access Request Level Completed", "Access Request Rejected"]
+    );
 }
 
 #[tokio::test]
@@ -265,9 +312,18 @@ async fn a_grant_is_recorded_in_place_without_an_event_and_expiry_removes_it() {
     let request = decided(store, RequestStatus::Approved, now).await;
     let before = store.changes().len();
 
-    let out = lifecycle::grant(&deps, &request.request_id, Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:x"), now).await.unwrap();
+    let out = lifecycle::grant(
+        &deps,
+        &request.request_id,
+        Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:x"),
+        now,
+    )
+    .await
+    .unwrap();
     let after_grant = store.changes().len();
-    let ended = lifecycle::expire(&deps, &request.request_id, out.request.map(|r| *r), now + Duration::minutes(31)).await.unwrap();
+    let ended = lifecycle::expire(&deps, &request.request_id, out.request.map(|r| *r), now + Duration::minutes(31))
+        .await
+        .unwrap();
 
     assert!(out.granted);
     assert_eq!(after_grant, before + 1, "the grant is one change");
@@ -296,7 +352,11 @@ async fn the_sweep_expires_overdue_requests_and_starts_lifecycles_that_never_ran
     assert_eq!(later.grants.restarted, vec![approved.request_id.to_string()], "past the grace period: {later:?}");
     assert_eq!(*executions.started.lock().unwrap(), vec![approved.request_id.clone()]);
     assert_eq!(after_window.pending_expired, vec![pending.request_id.to_string()]);
-    assert_eq!(after_window.grants.failed, vec![approved.request_id.to_string()], "its window ended with nothing granted");
+    assert_eq!(
+        after_window.grants.failed,
+        vec![approved.request_id.to_string()],
+        "its window ended with nothing granted"
+    );
 }
 
 /// Publishes into a list, failing on the request named `fail_on`.
@@ -337,7 +397,8 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
     let partial = publish_batch(&failing, &items).await;
 
     assert_eq!((all.published_events, all.failed_from), (4, None), "Submitted and Approved for each");
-    let order: Vec<(RequestId, RequestStatus)> = healthy.published.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
+    let order: Vec<(RequestId, RequestStatus)> =
+        healthy.published.lock().unwrap().iter().map(|e| (e.request_id.clone(), e.status)).collect();
     assert_eq!(
         order,
         [
@@ -347,5 +408,9 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
             (second.request_id.clone(), RequestStatus::Approved)
         ]
     );
-    assert_eq!((partial.published_events, partial.failed_from.as_deref()), (2, Some("002")), "retried from the first failed record");
+    assert_eq!(
+        (partial.published_events, partial.failed_from.as_deref()),
+        (2, Some("002")),
+        "retried from the first failed record"
+    );
 }

@@ -1,6 +1,10 @@
 //! One harness for every integration test: the moto emulator on a random loopback port,
 //! started once per test binary and stopped with it. If it cannot start, tests fail loudly.
-#![allow(clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "the harness stops a test loudly when the emulator or stack cannot start"
+)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -46,7 +50,8 @@ pub fn local_stack() -> &'static SharedStack {
             rt.block_on(async move {
                 let sdk = sdk().await;
                 let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).map_err(|e| e.to_string());
+                let policies =
+                    jit_shared::policy::PolicySet::load_dir(&root.join("policies")).map_err(|e| e.to_string());
                 let seed_text = std::fs::read_to_string(root.join("local/seed.yaml")).map_err(|e| e.to_string());
                 let started = match (policies, seed_text) {
                     (Ok(policies), Ok(text)) => match jit_cli::local::seed::parse("local/seed.yaml", &text) {
@@ -99,7 +104,12 @@ pub fn client(stack: &SharedStack, profile: &str) -> jit_cli::client::ApiClient 
 }
 
 /// Submits a request and waits until it is decided; returns the decided request.
-pub async fn submit_with_reason(c: &jit_cli::client::ApiClient, node: &str, minutes: u32, reason: &str) -> serde_json::Value {
+pub async fn submit_with_reason(
+    c: &jit_cli::client::ApiClient,
+    node: &str,
+    minutes: u32,
+    reason: &str,
+) -> serde_json::Value {
     let body = serde_json::json!({"nodeId": node, "reason": reason, "durationMinutes": minutes});
     let reply = match c.send("POST", "/requests", Some(&body), &[]).await {
         Ok(r) => r,

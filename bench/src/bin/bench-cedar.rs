@@ -1,7 +1,12 @@
 //! Cedar decision time for policy sets of 10, 100 and 1,000 statements with realistic entities
 //! (an IAM user in groups with principal tags; a node with five tags). Run by `make bench`:
 //! `target/release/bench-cedar`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -47,7 +52,10 @@ fn policy_set(n: usize) -> PolicySet {
 fn main() {
     let now = Utc::now();
     let principal = ResolvedPrincipal {
-        identity: PrincipalIdentity::IamUser { arn: "arn:aws:iam::123456789012:user/operator".into(), name: "operator".into() },
+        identity: PrincipalIdentity::IamUser {
+            arn: "arn:aws:iam::123456789012:user/operator".into(),
+            name: "operator".into(),
+        },
         groups: vec![
             GroupRef::IamGroup { arn: "arn:aws:iam::123456789012:group/DevOps".into(), name: "DevOps".into() },
             GroupRef::IamGroup { arn: "arn:aws:iam::123456789012:group/OnCall".into(), name: "OnCall".into() },
@@ -83,6 +91,11 @@ fn main() {
         samples.sort_unstable();
         let micros = |q| quantile(&samples, q).unwrap_or_default() as f64 / 1000.0;
         let goal = if n == 1000 { "p99 < 50 µs" } else { "" };
-        row(&format!("Cedar decision, {n} policies"), &format!("median {:.1} µs, p99 {:.1} µs", micros(0.5), micros(0.99)), goal, "target/release/bench-cedar");
+        row(
+            &format!("Cedar decision, {n} policies"),
+            &format!("median {:.1} µs, p99 {:.1} µs", micros(0.5), micros(0.99)),
+            goal,
+            "target/release/bench-cedar",
+        );
     }
 }

@@ -85,7 +85,10 @@ fn runtime_api() -> Result<(String, mpsc::Receiver<Instant>), String> {
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 struct Run {
@@ -101,9 +104,11 @@ fn measure_once(mut cmd: Command, polls: &mpsc::Receiver<Instant>) -> Result<Run
     let rss = peak_rss_kib(child.id());
     let _ = child.kill();
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    let polled = polled.map_err(|_| format!("{cmd:?} never polled the Runtime API; it said: {}", String::from_utf8_lossy(&output.stderr)))?;
+    let polled = polled.map_err(|_| {
+        format!("{cmd:?} never polled the Runtime API; it said: {}", String::from_utf8_lossy(&output.stderr))
+    })?;
     let rss = rss.ok_or_else(|| "no /proc status for the process".to_owned())?;
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, reason = "sizes and counts are far inside the exact range of f64")]
     Ok(Run { millis: polled.duration_since(started).as_secs_f64() * 1000.0, rss_mib: rss as f64 / 1024.0 })
 }
 
@@ -156,7 +161,12 @@ fn main() -> Result<(), String> {
             "< 20 ms, ≥ 10× Python",
             &command,
         );
-        row(&format!("Peak RSS at first poll, {function}"), &format!("{rust_rss:.1} MiB (Python boto3: {py_rss:.1} MiB)"), "< 40 MB", &command);
+        row(
+            &format!("Peak RSS at first poll, {function}"),
+            &format!("{rust_rss:.1} MiB (Python boto3: {py_rss:.1} MiB)"),
+            "< 40 MB",
+            &command,
+        );
     }
     Ok(())
 }

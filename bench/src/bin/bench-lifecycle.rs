@@ -56,16 +56,20 @@ fn is_delivery(key: &str) -> bool {
 }
 
 fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, reason = "sizes and counts are far inside the exact range of f64")]
     map.iter().filter(|(k, _)| pred(k)).map(|(_, v)| *v as f64).sum()
 }
 
 /// Dollars for one lifecycle with these calls and invocations.
 fn cost(calls: &BTreeMap<String, u64>) -> f64 {
     let invocations = count(calls, is_invocation);
-    let http = count(calls, |k| is_invocation(k) && (k.ends_with(" submit-request") || k.ends_with(" approve-request")));
+    let http =
+        count(calls, |k| is_invocation(k) && (k.ends_with(" submit-request") || k.ends_with(" approve-request")));
     let ddb_writes = count(calls, |k| {
-        k.starts_with("DynamoDB:") && ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"].iter().any(|w| k.ends_with(w))
+        k.starts_with("DynamoDB:")
+            && ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"]
+                .iter()
+                .any(|w| k.ends_with(w))
     });
     let ddb_reads = count(calls, |k| k.starts_with("DynamoDB:")) - ddb_writes;
     let events = count(calls, |k| k == "EventBridge:PutEvents");
@@ -120,7 +124,10 @@ impl Bench {
     }
 
     async fn approve(&self, who: &str, id: &str) -> Result<(), String> {
-        let reply = self.client(who)?.send("POST", &format!("/requests/{id}/approve"), Some(&json!({"comment": "make bench"})), &[]).await?;
+        let reply = self
+            .client(who)?
+            .send("POST", &format!("/requests/{id}/approve"), Some(&json!({"comment": "make bench"})), &[])
+            .await?;
         if reply.status == 200 {
             Ok(())
         } else {
@@ -131,7 +138,13 @@ impl Bench {
     async fn policy_attached(&self, id: &str) -> Result<bool, String> {
         match self.iam.get_user_policy().user_name(REQUESTER).policy_name(format!("jit-{id}")).send().await {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(aws_sdk_iam::operation::get_user_policy::GetUserPolicyError::is_no_such_entity_exception) => Ok(false),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_iam::operation::get_user_policy::GetUserPolicyError::is_no_such_entity_exception,
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(format!("GetUserPolicy: {e}")),
         }
     }
@@ -140,7 +153,10 @@ impl Bench {
         let start = Instant::now();
         while self.policy_attached(id).await? != attached {
             if start.elapsed() > timeout {
-                return Err(format!("the grant of {id} was not {} within {timeout:?}", if attached { "attached" } else { "removed" }));
+                return Err(format!(
+                    "the grant of {id} was not {} within {timeout:?}",
+                    if attached { "attached" } else { "removed" }
+                ));
             }
             tokio::time::sleep(every).await;
         }
@@ -151,7 +167,10 @@ impl Bench {
     async fn wait_mail(&self, email: &str, id: &str, about: &str) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            let found = self.stack.outbox.lock().map(|list| list.iter().any(|m| m.email == email && m.body.contains(id) && m.subject.contains(about)));
+            let found =
+                self.stack.outbox.lock().map(|list| {
+                    list.iter().any(|m| m.email == email && m.body.contains(id) && m.subject.contains(about))
+                });
             if found.unwrap_or(false) {
                 return Ok(());
             }
@@ -205,7 +224,13 @@ impl Bench {
             self.wait_policy(&id, true, Duration::from_secs(30), Duration::from_millis(5)).await?;
             samples.push(start.elapsed().as_secs_f64() * 1000.0);
             // Off the clock: keep the requester's 2,048-character inline-policy budget free.
-            self.iam.delete_user_policy().user_name(REQUESTER).policy_name(format!("jit-{id}")).send().await.map_err(|e| format!("DeleteUserPolicy: {e}"))?;
+            self.iam
+                .delete_user_policy()
+                .user_name(REQUESTER)
+                .policy_name(format!("jit-{id}"))
+                .send()
+                .await
+                .map_err(|e| format!("DeleteUserPolicy: {e}"))?;
         }
         samples.sort_by(f64::total_cmp);
         Ok(samples)
@@ -214,7 +239,8 @@ impl Bench {
 
 async fn run(root: PathBuf) -> Result<(), String> {
     let policies = jit_shared::policy::PolicySet::load_dir(&root.join("policies")).map_err(|e| e.to_string())?;
-    let seed_text = std::fs::read_to_string(root.join("local/seed.yaml")).map_err(|e| format!("reading local/seed.yaml: {e}"))?;
+    let seed_text =
+        std::fs::read_to_string(root.join("local/seed.yaml")).map_err(|e| format!("reading local/seed.yaml: {e}"))?;
     let seed = jit_cli::local::seed::parse("local/seed.yaml", &seed_text)?;
     let emulator = jit_cli::emulator::Emulator::start()?;
     let sdk = emulator.sdk_config().await;
@@ -238,7 +264,12 @@ async fn run(root: PathBuf) -> Result<(), String> {
         let api = count(calls, |k| !is_delivery(k));
         let invocations = count(calls, is_invocation);
         let executions = count(calls, is_rule_execution);
-        row(&format!("AWS API calls, {what} lifecycle (submit → grant → expiry)"), &format!("{api} ({})", describe(calls)), goal, command);
+        row(
+            &format!("AWS API calls, {what} lifecycle (submit → grant → expiry)"),
+            &format!("{api} ({})", describe(calls)),
+            goal,
+            command,
+        );
         row(
             &format!("Cost per 1,000 {what} requests"),
             &format!(
@@ -250,13 +281,22 @@ async fn run(root: PathBuf) -> Result<(), String> {
         );
     }
     for nodes in [100, 1_000, 10_000] {
-        row(&format!("AWS JITNA, {nodes} nodes"), &format!("${:.0} per month, requests or not", jitna_monthly(nodes)), "", command);
+        row(
+            &format!("AWS JITNA, {nodes} nodes"),
+            &format!("${:.0} per month, requests or not", jitna_monthly(nodes)),
+            "",
+            command,
+        );
     }
 
     let samples = bench.end_to_end().await?;
     row(
         &format!("End to end, POST /requests → Approved with the policy in IAM, auto-approved (median of {E2E_RUNS})"),
-        &format!("median {:.0} ms, p90 {:.0} ms", quantile(&samples, 0.5).unwrap_or_default(), quantile(&samples, 0.9).unwrap_or_default()),
+        &format!(
+            "median {:.0} ms, p90 {:.0} ms",
+            quantile(&samples, 0.5).unwrap_or_default(),
+            quantile(&samples, 0.9).unwrap_or_default()
+        ),
         "",
         command,
     );
@@ -267,7 +307,8 @@ async fn run(root: PathBuf) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let root = std::env::args().nth(1).map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."), PathBuf::from);
+    let root =
+        std::env::args().nth(1).map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."), PathBuf::from);
     run(root).await
 }
 

@@ -36,7 +36,11 @@ pub struct LocalExecutions {
 impl LocalExecutions {
     pub fn new(state_machine_name: &str, calls: ApiCallLog) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let state_machine = format!("arn:aws:states:{}:{}:stateMachine:{state_machine_name}", crate::emulator::REGION, crate::emulator::ACCOUNT_ID);
+        let state_machine = format!(
+            "arn:aws:states:{}:{}:stateMachine:{state_machine_name}",
+            crate::emulator::REGION,
+            crate::emulator::ACCOUNT_ID
+        );
         let execution_prefix = jit_shared::app::lifecycle::execution_prefix(&state_machine);
         (Self { tx, execution_prefix, calls }, rx)
     }
@@ -68,7 +72,9 @@ impl ExecutionControl for LocalExecutions {
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
         self.calls.record("SFN", "StopExecution");
         if !jit_shared::app::lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
-            return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
+            return Err(PortError::Permanent(format!(
+                "{execution_arn} is not an execution of the lifecycle state machine; not stopping it"
+            )));
         }
         let _ = self.tx.send(Command::Stop(execution_arn.to_owned()));
         Ok(())
@@ -115,7 +121,9 @@ where
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
     };
-    let grant = with_retry(6, || run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) })).await;
+    let grant =
+        with_retry(6, || run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) }))
+            .await;
     let output: GrantOutput = match grant.map(serde_json::from_value) {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
@@ -135,7 +143,10 @@ where
         let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
     }
-    if let Err(e) = with_retry(10, || run(Task::Expire { request_id: request_id.clone(), grant: Some(Box::new(output.clone())) })).await {
+    if let Err(e) =
+        with_retry(10, || run(Task::Expire { request_id: request_id.clone(), grant: Some(Box::new(output.clone())) }))
+            .await
+    {
         let _ = run(failed("expire", e)).await;
     }
 }

@@ -80,7 +80,9 @@ pub struct SeedNodeDirectory {
 impl NodeDirectory for SeedNodeDirectory {
     async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError> {
         match node.kind() {
-            jit_shared::domain::ids::NodeKind::Ec2Instance => self.calls.record("Resource Groups Tagging API", "GetResources"),
+            jit_shared::domain::ids::NodeKind::Ec2Instance => {
+                self.calls.record("Resource Groups Tagging API", "GetResources")
+            }
             jit_shared::domain::ids::NodeKind::ManagedInstance => self.calls.record("SSM", "ListTagsForResource"),
         }
         self.nodes
@@ -135,7 +137,13 @@ impl Adapters {
         ApprovalDeps { store: &self.store, directory: &self.principals, key: &self.key, administrators: &[] }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
-        LifecycleDeps { store: &self.store, granter: &self.granter, sessions: &self.sessions, executions: &self.executions, settings: &self.grant_settings }
+        LifecycleDeps {
+            store: &self.store,
+            granter: &self.granter,
+            sessions: &self.sessions,
+            executions: &self.executions,
+            settings: &self.grant_settings,
+        }
     }
     fn notify(&self) -> NotifyDeps<'_> {
         NotifyDeps {
@@ -206,12 +214,17 @@ macro_rules! counted_client {
 pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let provisioned = provision::provision(opts.sdk, &opts.seed, opts.policies.contacts(), &opts.prefix).await?;
     let sdk = opts.sdk;
-    let listener = TcpListener::bind(("127.0.0.1", opts.port)).await.map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", opts.port))?;
+    let listener = TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", opts.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let api_url = format!("http://{addr}");
-    let key = jit_shared::adapters::secrets::read_signing_key(&aws_sdk_ssm::Client::new(sdk), &provisioned.signing_key_parameter)
-        .await
-        .map_err(|e| format!("reading the signing key: {e}"))?;
+    let key = jit_shared::adapters::secrets::read_signing_key(
+        &aws_sdk_ssm::Client::new(sdk),
+        &provisioned.signing_key_parameter,
+    )
+    .await
+    .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
     let calls = ApiCallLog::default();
     let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
@@ -220,11 +233,22 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         publisher: EventBridgePublisher::new(counted_client!(aws_sdk_eventbridge, sdk, calls), &provisioned.bus),
         principals: AwsPrincipalDirectory::new(counted_client!(aws_sdk_iam, sdk, calls))
             .with_identity_store(counted_client!(aws_sdk_identitystore, sdk, calls), LOCAL_IDENTITY_STORE_ID),
-        nodes: SeedNodeDirectory { nodes: opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect(), calls: calls.clone() },
+        nodes: SeedNodeDirectory {
+            nodes: opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect(),
+            calls: calls.clone(),
+        },
         policies: opts.policies,
-        mailer: SnsMailer::new(counted_client!(aws_sdk_sns, sdk, calls), &provisioned.approvals_topic_arn, &provisioned.requester_topic_arn),
+        mailer: SnsMailer::new(
+            counted_client!(aws_sdk_sns, sdk, calls),
+            &provisioned.approvals_topic_arn,
+            &provisioned.requester_topic_arn,
+        ),
         key,
-        links: LinkSettings { api_base_url: api_url.clone(), account: crate::emulator::ACCOUNT_ID.to_owned(), region: crate::emulator::REGION.to_owned() },
+        links: LinkSettings {
+            api_base_url: api_url.clone(),
+            account: crate::emulator::ACCOUNT_ID.to_owned(),
+            region: crate::emulator::REGION.to_owned(),
+        },
         pending_timeout_minutes: opts.pending_timeout_minutes,
         keys: provisioned.issued_keys(),
         outbox: outbox.clone(),
@@ -260,15 +284,20 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         async move { lifecycle::handle_event(&a.lifecycle(), &env, jit_shared::now()).await }
     })));
     let a = adapters.clone();
-    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.executions_queue_url.clone(), "lifecycle execution start", move |env| {
-        let a = a.clone();
-        async move {
-            let id = env.detail.request_id.clone();
-            let execution = a.executions.start_from_rule(&id)?;
-            tracing::debug!(request_id = %id, execution, "lifecycle execution started by the Approved rule");
-            Ok(())
-        }
-    })));
+    tasks.push(tokio::spawn(consume(
+        sqs.clone(),
+        provisioned.executions_queue_url.clone(),
+        "lifecycle execution start",
+        move |env| {
+            let a = a.clone();
+            async move {
+                let id = env.detail.request_id.clone();
+                let execution = a.executions.start_from_rule(&id)?;
+                tracing::debug!(request_id = %id, execution, "lifecycle execution started by the Approved rule");
+                Ok(())
+            }
+        },
+    )));
     tasks.push(tokio::spawn(execution_runner(adapters.clone(), commands, opts.print_events)));
     if opts.sweeper {
         tasks.push(tokio::spawn(expiry_loop(adapters.clone())));
@@ -277,7 +306,12 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let publisher = LocalPublisher { inner: adapters.publisher.clone(), print: opts.print_events };
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let a = adapters.clone();
-    tasks.push(tokio::spawn(stream::stream_loop(streams, provisioned.table_stream_arn.clone(), publisher, move || a.invoked("publish-events"))));
+    tasks.push(tokio::spawn(stream::stream_loop(
+        streams,
+        provisioned.table_stream_arn.clone(),
+        publisher,
+        move || a.invoked("publish-events"),
+    )));
     Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, tasks })
 }
 
@@ -307,7 +341,8 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     let body = match Limited::new(body, 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            let err = jit_shared::domain::errors::FieldError::new("body", "BodyTooLarge", "the body must be at most 64 KiB");
+            let err =
+                jit_shared::domain::errors::FieldError::new("body", "BodyTooLarge", "the body must be at most 64 KiB");
             return Ok(http_response(&ApiResponse::error(&err.into())));
         }
     };
@@ -315,7 +350,11 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     if parts.method == hyper::Method::GET && (path == "/outbox" || path == "/outbox.json") {
         return Ok(http_response(&outbox_response(&adapters.outbox, path.ends_with(".json"))));
     }
-    let headers: Vec<(String, String)> = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned()))).collect();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .collect();
     let now = jit_shared::now();
     let caller = if jit_shared::http::approve::is_link_path(&path) {
         None
@@ -339,7 +378,14 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let api_request = ApiRequest { method: parts.method.to_string(), path: path.clone(), query, headers, body: body.to_vec(), caller };
+    let api_request = ApiRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query,
+        headers,
+        body: body.to_vec(),
+        caller,
+    };
     let response = if jit_shared::http::approve::serves(&path) {
         adapters.invoked("approve-request");
         jit_shared::http::approve::handle(&adapters.approvals(), &api_request, now).await
@@ -359,7 +405,14 @@ where
     Fut: std::future::Future<Output = Result<(), ServiceError>>,
 {
     loop {
-        let received = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).visibility_timeout(5).send().await;
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(5)
+            .send()
+            .await;
         let Ok(out) = received else {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             continue;
@@ -411,7 +464,11 @@ async fn expiry_loop(adapters: Arc<Adapters>) {
 }
 
 /// Plays Step Functions: runs each started execution, aborts it on Stop.
-async fn execution_runner(adapters: Arc<Adapters>, mut commands: tokio::sync::mpsc::UnboundedReceiver<executions::Command>, print_grants: bool) {
+async fn execution_runner(
+    adapters: Arc<Adapters>,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<executions::Command>,
+    print_grants: bool,
+) {
     let running: executions::Running = Arc::default();
     while let Some(command) = commands.recv().await {
         match command {
@@ -460,17 +517,29 @@ struct SnsEnvelope {
 }
 
 /// Reads each contact's filtered subscription queue: exactly what their inbox would receive.
-async fn outbox_loop(sqs: aws_sdk_sqs::Client, outboxes: Vec<provision::Outbox>, store: Arc<Mutex<Vec<OutboxMessage>>>, print: bool) {
+async fn outbox_loop(
+    sqs: aws_sdk_sqs::Client,
+    outboxes: Vec<provision::Outbox>,
+    store: Arc<Mutex<Vec<OutboxMessage>>>,
+    print: bool,
+) {
     loop {
         for ob in &outboxes {
-            let Ok(out) = sqs.receive_message().queue_url(&ob.queue_url).max_number_of_messages(10).send().await else { continue };
+            let Ok(out) = sqs.receive_message().queue_url(&ob.queue_url).max_number_of_messages(10).send().await else {
+                continue;
+            };
             for m in out.messages() {
                 let parsed = m.body().map(serde_json::from_str::<SnsEnvelope>);
                 if let Some(Err(e)) = &parsed {
                     tracing::warn!(error = %e, "an outbox message is not an SNS notification");
                 }
                 if let Some(Ok(env)) = parsed {
-                    let links = env.message.split_whitespace().filter(|w| w.contains("/decide/")).map(str::to_owned).collect::<Vec<_>>();
+                    let links = env
+                        .message
+                        .split_whitespace()
+                        .filter(|w| w.contains("/decide/"))
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>();
                     let topic = env.topic_arn.rsplit(':').next().unwrap_or_default().to_owned();
                     let msg = OutboxMessage {
                         recipient: ob.recipient.clone(),
@@ -548,7 +617,14 @@ impl EventPublisher for LocalPublisher {
         for e in events.iter().filter(|_| self.print) {
             let policies = e.decision.as_ref().map(|d| d.deciding_policy_ids.join(", ")).unwrap_or_default();
             let by = e.approval.as_ref().map_or(e.actor.as_str(), |a| a.actor.as_str());
-            println!("event  {:<34} {}  node {}  by {}  {}  (from the table's stream)", e.detail_type(), e.request_id, e.node_id, by, policies);
+            println!(
+                "event  {:<34} {}  node {}  by {}  {}  (from the table's stream)",
+                e.detail_type(),
+                e.request_id,
+                e.node_id,
+                by,
+                policies
+            );
             if let Some(g) = e.grant.as_ref().filter(|g| g.detached_at.is_some()) {
                 println!("       IAM inline policy {} removed", g.policy_name);
             }
@@ -561,7 +637,8 @@ impl EventPublisher for LocalPublisher {
 pub fn write_state(dir: &Path, stack: &LocalStack, emulator_endpoint: &str) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
-    let mut creds = String::from("# Written by `make dev`: credentials issued by the local emulator, valid only there.\n");
+    let mut creds =
+        String::from("# Written by `make dev`: credentials issued by the local emulator, valid only there.\n");
     for p in &stack.provisioned.profiles {
         creds.push_str(&format!(
             "\n[{}]\n# {}\naws_access_key_id = {}\naws_secret_access_key = {}\n",
@@ -603,7 +680,10 @@ pub fn run_dev(args: DevArgs) -> ExitCode {
 
 async fn dev(args: DevArgs) -> Result<(), String> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
         .init();
     let policies = PolicySet::load_dir(&args.policies).map_err(|e| e.to_string())?;
     let seed_text = std::fs::read_to_string(&args.seed).map_err(|e| format!("reading {}: {e}", args.seed.display()))?;

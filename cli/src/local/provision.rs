@@ -77,33 +77,83 @@ impl Provisioned {
 }
 
 fn e<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |err| format!("creating {what} in the emulator: {}", aws_smithy_types::error::display::DisplayErrorContext(&err))
+    move |err| {
+        format!("creating {what} in the emulator: {}", aws_smithy_types::error::display::DisplayErrorContext(&err))
+    }
 }
 
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), String> {
-    let url = sqs.create_queue().queue_name(name).send().await.map_err(e("an SQS queue"))?.queue_url.unwrap_or_default();
-    let attrs =
-        sqs.get_queue_attributes().queue_url(&url).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.map_err(e("an SQS queue"))?;
-    let arn = attrs.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)).cloned().unwrap_or_default();
+    let url =
+        sqs.create_queue().queue_name(name).send().await.map_err(e("an SQS queue"))?.queue_url.unwrap_or_default();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(e("an SQS queue"))?;
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
     Ok((url, arn))
 }
 
-async fn route(events: &aws_sdk_eventbridge::Client, bus: &str, rule: &str, pattern: serde_json::Value, queue_arn: &str) -> Result<(), String> {
-    events.put_rule().name(rule).event_bus_name(bus).event_pattern(pattern.to_string()).send().await.map_err(e("an EventBridge rule"))?;
-    let target = aws_sdk_eventbridge::types::Target::builder().id("queue").arn(queue_arn).build().map_err(e("an EventBridge target"))?;
-    events.put_targets().rule(rule).event_bus_name(bus).targets(target).send().await.map_err(e("an EventBridge target"))?;
+async fn route(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    rule: &str,
+    pattern: serde_json::Value,
+    queue_arn: &str,
+) -> Result<(), String> {
+    events
+        .put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(e("an EventBridge rule"))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("queue")
+        .arn(queue_arn)
+        .build()
+        .map_err(e("an EventBridge target"))?;
+    events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(e("an EventBridge target"))?;
     Ok(())
 }
 
-const TRUST_POLICY: &str =
-    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
 fn iam_tags(map: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_iam::types::Tag>, String> {
-    map.iter().map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().map_err(|err| format!("tag {k}: {err}"))).collect()
+    map.iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder().key(k).value(v).build().map_err(|err| format!("tag {k}: {err}"))
+        })
+        .collect()
 }
 
-async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Result<(String, ProfileCredentials), String> {
-    let out = sts.assume_role().role_arn(role_arn).role_session_name(session).duration_seconds(43_200).send().await.map_err(e("role session credentials"))?;
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    role_arn: &str,
+    session: &str,
+) -> Result<(String, ProfileCredentials), String> {
+    let out = sts
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session)
+        .duration_seconds(43_200)
+        .send()
+        .await
+        .map_err(e("role session credentials"))?;
     let creds = out.credentials().ok_or("AssumeRole returned no credentials")?;
     let arn = out.assumed_role_user().map(|u| u.arn().to_owned()).ok_or("AssumeRole returned no ARN")?;
     Ok((
@@ -116,10 +166,17 @@ async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, session: &str) -> Res
     ))
 }
 
-pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefix: &str) -> Result<Provisioned, String> {
+pub async fn provision(
+    sdk: &SdkConfig,
+    seed: &Seed,
+    contacts: &[Contact],
+    prefix: &str,
+) -> Result<Provisioned, String> {
     let table = format!("{prefix}-requests");
     let bus = format!("{prefix}-events");
-    let table_stream_arn = jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table).await.map_err(e("the DynamoDB table"))?;
+    let table_stream_arn = jit_shared::adapters::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(sdk), &table)
+        .await
+        .map_err(e("the DynamoDB table"))?;
     let events = aws_sdk_eventbridge::Client::new(sdk);
     events.create_event_bus().name(&bus).send().await.map_err(e("the event bus"))?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -133,19 +190,35 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
         &submitted_arn,
     )
     .await?;
-    route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn).await?;
+    route(&events, &bus, &format!("{prefix}-status-log"), serde_json::json!({"source": [EVENT_SOURCE]}), &status_arn)
+        .await?;
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
     route(&events, &bus, &format!("{prefix}-notify"), jit_shared::app::notify::rule_pattern(), &notify_arn).await?;
     let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
-    let lifecycle_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
+    let lifecycle_pattern =
+        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
     route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
     let (executions_queue_url, executions_arn) = queue(&sqs, &format!("{prefix}-start-lifecycle")).await?;
-    let executions_pattern = serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved)]});
+    let executions_pattern =
+        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved)]});
     route(&events, &bus, &format!("{prefix}-start-lifecycle"), executions_pattern, &executions_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
-    let approvals_topic_arn = sns.create_topic().name(format!("{prefix}-approvals")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
-    let requester_topic_arn =
-        sns.create_topic().name(format!("{prefix}-requester-notices")).send().await.map_err(e("the SNS topic"))?.topic_arn.unwrap_or_default();
+    let approvals_topic_arn = sns
+        .create_topic()
+        .name(format!("{prefix}-approvals"))
+        .send()
+        .await
+        .map_err(e("the SNS topic"))?
+        .topic_arn
+        .unwrap_or_default();
+    let requester_topic_arn = sns
+        .create_topic()
+        .name(format!("{prefix}-requester-notices"))
+        .send()
+        .await
+        .map_err(e("the SNS topic"))?
+        .topic_arn
+        .unwrap_or_default();
     let mut outboxes = Vec::new();
     for (i, contact) in contacts.iter().enumerate() {
         let recipient = contact.person.key();
@@ -185,14 +258,25 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
     for p in &seed.principals {
         match p.kind {
             PrincipalKind::IamUser => {
-                let user = iam.create_user().user_name(&p.name).set_tags(Some(iam_tags(&p.principal_tags)?)).send().await.map_err(e("an IAM user"))?;
+                let user = iam
+                    .create_user()
+                    .user_name(&p.name)
+                    .set_tags(Some(iam_tags(&p.principal_tags)?))
+                    .send()
+                    .await
+                    .map_err(e("an IAM user"))?;
                 let arn = user.user().map(|u| u.arn().to_owned()).ok_or("CreateUser returned no user")?;
                 for g in &p.groups {
                     if !iam_groups.contains_key(g) {
                         iam.create_group().group_name(g).send().await.map_err(e("an IAM group"))?;
                         iam_groups.insert(g.clone(), ());
                     }
-                    iam.add_user_to_group().group_name(g).user_name(&p.name).send().await.map_err(e("a group membership"))?;
+                    iam.add_user_to_group()
+                        .group_name(g)
+                        .user_name(&p.name)
+                        .send()
+                        .await
+                        .map_err(e("a group membership"))?;
                 }
                 let key = iam.create_access_key().user_name(&p.name).send().await.map_err(e("an access key"))?;
                 let key = key.access_key().ok_or("CreateAccessKey returned no key")?;
@@ -220,7 +304,8 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
                 profiles.push(Profile { name: p.name.clone(), caller_arn, credentials });
             }
             PrincipalKind::IdentityCenterUser => {
-                let name = aws_sdk_identitystore::types::Name::builder().given_name(&p.name).family_name("Local").build();
+                let name =
+                    aws_sdk_identitystore::types::Name::builder().given_name(&p.name).family_name("Local").build();
                 let user_id = identity
                     .create_user()
                     .identity_store_id(LOCAL_IDENTITY_STORE_ID)
@@ -259,7 +344,10 @@ pub async fn provision(sdk: &SdkConfig, seed: &Seed, contacts: &[Contact], prefi
                         .map_err(e("an Identity Center group membership"))?;
                 }
                 // Identity Center signs users in through a permission-set role under this path.
-                let role_name = format!("AWSReservedSSO_JitLocal_{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(p.name.as_bytes()))[..16]);
+                let role_name = format!(
+                    "AWSReservedSSO_JitLocal_{}",
+                    &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(p.name.as_bytes()))[..16]
+                );
                 let role = iam
                     .create_role()
                     .role_name(&role_name)

@@ -48,13 +48,18 @@ pub fn parse(path: &str, text: &str) -> Result<Seed, String> {
     let doc = jit_shared::policy::yaml_spans::parse(text).map_err(|e| format!("{path}:{}: {}", e.line, e.message))?;
     let seed: Seed = serde_json::from_value(doc.value).map_err(|e| format!("{path}: {e}"))?;
     for n in &seed.nodes {
-        jit_shared::domain::ids::NodeId::try_from(n.id.clone()).map_err(|e| format!("{path}: node '{}': {}", n.id, e.message))?;
+        jit_shared::domain::ids::NodeId::try_from(n.id.clone())
+            .map_err(|e| format!("{path}: node '{}': {}", n.id, e.message))?;
     }
     let mut names = std::collections::BTreeSet::new();
     for p in &seed.principals {
-        let ok = (1..=64).contains(&p.name.len()) && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let ok = (1..=64).contains(&p.name.len())
+            && p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !ok || !names.insert(p.name.clone()) {
-            return Err(format!("{path}: principal name '{}' is invalid or repeated (letters, digits, '-', '_', '.')", p.name));
+            return Err(format!(
+                "{path}: principal name '{}' is invalid or repeated (letters, digits, '-', '_', '.')",
+                p.name
+            ));
         }
     }
     Ok(seed)

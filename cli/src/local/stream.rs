@@ -41,10 +41,11 @@ async fn read_all(client: &Client, stream_arn: &str) -> Option<Vec<(String, Outb
             for record in out.records() {
                 let Some(change) = record.dynamodb() else { continue };
                 let image = change.new_image();
-                let item =
-                    outbox_item(change.sequence_number().unwrap_or_default().to_owned(), record.event_name().map(|n| n.as_str()).unwrap_or_default(), |name| {
-                        image.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok()).cloned()
-                    });
+                let item = outbox_item(
+                    change.sequence_number().unwrap_or_default().to_owned(),
+                    record.event_name().map(|n| n.as_str()).unwrap_or_default(),
+                    |name| image.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok()).cloned(),
+                );
                 records.push((record.event_id().unwrap_or_default().to_owned(), item));
             }
             iterator = out.next_shard_iterator;

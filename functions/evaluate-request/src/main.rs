@@ -23,10 +23,19 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let principals = wiring::principal_directory(&sdk, &stack);
     let nodes = wiring::node_directory(&sdk, &stack);
-    let deps = EvaluationDeps { store: &store, principals: &principals, nodes: &nodes, policies: &policies, pending_timeout_minutes };
+    let deps = EvaluationDeps {
+        store: &store,
+        principals: &principals,
+        nodes: &nodes,
+        policies: &policies,
+        pending_timeout_minutes,
+    };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
-        handle_submitted_event(deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "evaluation"))
+        handle_submitted_event(deps, &event.payload, jit_shared::now())
+            .await
+            .map(|_| ())
+            .map_err(|e| diagnostic(&e, "evaluation"))
     }))
     .await
 }

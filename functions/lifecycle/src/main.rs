@@ -19,7 +19,13 @@ async fn main() -> Result<(), Error> {
     let granter = wiring::granter(&sdk);
     let sessions = wiring::sessions(&sdk);
     let executions = wiring::executions(&sdk, &state_machine);
-    let deps = LifecycleDeps { store: &store, granter: &granter, sessions: &sessions, executions: &executions, settings: &settings };
+    let deps = LifecycleDeps {
+        store: &store,
+        granter: &granter,
+        sessions: &sessions,
+        executions: &executions,
+        settings: &settings,
+    };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         handle_payload(deps, event.payload, jit_shared::now()).await.map_err(|e| diagnostic(&e, "lifecycle"))

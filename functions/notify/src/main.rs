@@ -25,14 +25,21 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let mailer = wiring::mailer(&sdk, &mail);
-    let links = LinkSettings { api_base_url: mail.api_base_url.clone(), account: stack.account_id.clone(), region: stack.region.clone() };
+    let links = LinkSettings {
+        api_base_url: mail.api_base_url.clone(),
+        account: stack.account_id.clone(),
+        region: stack.region.clone(),
+    };
     let (key, store, directory, mailer, contacts, links) = (&key, &store, &directory, &mailer, &contacts, &links);
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
         // A key that cannot be read is retryable or not as the read was: Lambda's retry and the
         // dead-letter queue then handle the mail like any other failure.
         let key = key.get().await.map_err(|e| diagnostic(&ServiceError::from(e), "notification"))?;
         let deps = NotifyDeps { store, directory, mailer, contacts, key, links };
-        handle_event(&deps, &event.payload, jit_shared::now()).await.map(|_| ()).map_err(|e| diagnostic(&e, "notification"))
+        handle_event(&deps, &event.payload, jit_shared::now())
+            .await
+            .map(|_| ())
+            .map_err(|e| diagnostic(&e, "notification"))
     }))
     .await
 }

@@ -17,7 +17,13 @@ async fn main() -> Result<(), Error> {
     let granter = wiring::granter(&sdk);
     let sessions = wiring::sessions(&sdk);
     let executions = wiring::executions(&sdk, &state_machine);
-    let deps = LifecycleDeps { store: &store, granter: &granter, sessions: &sessions, executions: &executions, settings: &settings };
+    let deps = LifecycleDeps {
+        store: &store,
+        granter: &granter,
+        sessions: &sessions,
+        executions: &executions,
+        settings: &settings,
+    };
     let deps = &deps;
     run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         jit_shared::app::sweep::sweep(deps, jit_shared::now()).await.map_err(|e| diagnostic(&e, "sweep"))

@@ -9,7 +9,9 @@ use crate::http::{ApiRequest, ApiResponse};
 /// a request without it never reaches the domain as authenticated.
 pub fn to_api_request(req: &Request) -> ApiRequest {
     let caller = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.iam.as_ref()).and_then(|iam| iam.user_arn.clone()),
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.iam.as_ref()).and_then(|iam| iam.user_arn.clone())
+        }
         _ => None,
     };
     let query = req.query_string_parameters();
@@ -18,7 +20,11 @@ pub fn to_api_request(req: &Request) -> ApiRequest {
         method: req.method().as_str().to_owned(),
         path: req.raw_http_path().to_owned(),
         query,
-        headers: req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))).collect(),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned())))
+            .collect(),
         body: req.body().to_vec(),
         caller,
     }
@@ -30,7 +36,9 @@ pub fn to_response(resp: ApiResponse) -> Response<Body> {
         builder = builder.header(k, v);
     }
     builder.body(Body::Text(resp.body_text())).unwrap_or_else(|_| {
-        let mut fallback = Response::new(Body::Text(r#"{"error":{"code":"InternalError","message":"internal error","field":null}}"#.into()));
+        let mut fallback = Response::new(Body::Text(
+            r#"{"error":{"code":"InternalError","message":"internal error","field":null}}"#.into(),
+        ));
         *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
         fallback
     })

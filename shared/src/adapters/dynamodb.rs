@@ -15,8 +15,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -29,7 +29,10 @@ use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord, Decision};
 use crate::domain::status::RequestStatus;
-use crate::ports::{CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
+use crate::ports::{
+    CreateOutcome, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition,
+    TransitionError,
+};
 
 pub const BY_REQUESTER_INDEX: &str = "by-requester";
 pub const BY_APPROVER_INDEX: &str = "by-approver";
@@ -184,7 +187,12 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
     Ok(AuditRecord {
         request_id: RequestId::try_from(get_s(item, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?,
         version: get_n(item, "version")?,
-        from: item.get("from").and_then(|v| v.as_s().ok()).map(|v| v.parse::<RequestStatus>()).transpose().map_err(|_| bad("from"))?,
+        from: item
+            .get("from")
+            .and_then(|v| v.as_s().ok())
+            .map(|v| v.parse::<RequestStatus>())
+            .transpose()
+            .map_err(|_| bad("from"))?,
         to: get_s(item, "to")?.parse().map_err(|_| bad("to"))?,
         actor: get_s(item, "actor")?.to_owned(),
         at: get_time(item, "at")?,
@@ -205,7 +213,12 @@ impl DynamoStore {
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, PortError> {
-        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition).build().map_err(build_err)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(build_err)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -223,7 +236,12 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn past_deadline(&self, partition: &str, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+    async fn past_deadline(
+        &self,
+        partition: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
         // `~` sorts after every character of `<deadline>#<id>`, so `<now>#~` bounds all
         // deadlines at or before `now`.
         let out = self
@@ -238,7 +256,10 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query", &e))?;
-        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
+        out.items()
+            .iter()
+            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
+            .collect()
     }
 
     async fn replay(&self, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
@@ -288,7 +309,11 @@ impl DynamoStore {
         let from = t.from();
         if from == RequestStatus::Pending {
             // The deadline is enforced here, in the write, not by whoever happens to sweep.
-            condition.push_str(if t.to == RequestStatus::Expired { " AND pendingUntil <= :at" } else { " AND pendingUntil > :at" });
+            condition.push_str(if t.to == RequestStatus::Expired {
+                " AND pendingUntil <= :at"
+            } else {
+                " AND pendingUntil > :at"
+            });
         }
         let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
         if let Some(d) = &t.decision {
@@ -315,7 +340,9 @@ impl DynamoStore {
         }
         if let Some(g) = &t.grant {
             set.push_str(", #grant = :grant");
-            update = update.expression_attribute_names("#grant", "grant").expression_attribute_values(":grant", s(to_json(g)?));
+            update = update
+                .expression_attribute_names("#grant", "grant")
+                .expression_attribute_values(":grant", s(to_json(g)?));
             if t.attaches_grant() {
                 set.push_str(", gsi3pk = :granted, gsi3sk = :grant_deadline");
                 update = update
@@ -335,7 +362,10 @@ impl DynamoStore {
     /// The approver-index entries a change adds (entering `Pending`) or removes (leaving it).
     fn approver_entries(&self, t: &Transition) -> Result<Vec<TransactWriteItem>, PortError> {
         let keys_of = |d: &Option<Decision>| -> BTreeSet<String> {
-            d.iter().filter_map(|d| d.approval_plan.as_ref()).flat_map(|p| p.all_approvers().map(|a| a.index_key())).collect()
+            d.iter()
+                .filter_map(|d| d.approval_plan.as_ref())
+                .flat_map(|p| p.all_approvers().map(|a| a.index_key()))
+                .collect()
         };
         let id = t.request_id();
         let mut writes = Vec::new();
@@ -373,8 +403,16 @@ impl DynamoStore {
 /// Creates the table with its indexes and its stream (the local stack and tests; `template.yaml`
 /// in AWS); returns the stream's ARN.
 pub async fn create_table(client: &Client, table: &str) -> Result<String, PortError> {
-    let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(build_err);
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_err);
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_err)
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_err)
+    };
     let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, PortError> {
         GlobalSecondaryIndex::builder()
             .index_name(name)
@@ -403,11 +441,19 @@ pub async fn create_table(client: &Client, table: &str) -> Result<String, PortEr
         .global_secondary_indexes(index(BY_REQUESTER_INDEX, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(index(BY_APPROVER_INDEX, "gsi2pk", "gsi2sk")?)
         .global_secondary_indexes(index(BY_DEADLINE_INDEX, "gsi3pk", "gsi3sk")?)
-        .stream_specification(StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(build_err)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(build_err)?,
+        )
         .send()
         .await
         .map_err(|e| classify("CreateTable", &e))?;
-    out.table_description.and_then(|d| d.latest_stream_arn).ok_or_else(|| PortError::Permanent(format!("table {table} was created without a stream")))
+    out.table_description
+        .and_then(|d| d.latest_stream_arn)
+        .ok_or_else(|| PortError::Permanent(format!("table {table} was created without a stream")))
 }
 
 fn is_condition_failure(
@@ -429,10 +475,17 @@ fn is_condition_failure(
 
 #[async_trait::async_trait]
 impl RequestStore for DynamoStore {
-    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+    async fn create(
+        &self,
+        request: &AccessRequest,
+        audit: &AuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, PortError> {
         let change = ChangeRecord::of(audit, request.clone());
-        let mut writes =
-            vec![self.put(request_to_item(request)?, "attribute_not_exists(pk)")?, self.put(audit_to_item(audit, &change)?, "attribute_not_exists(pk)")?];
+        let mut writes = vec![
+            self.put(request_to_item(request)?, "attribute_not_exists(pk)")?,
+            self.put(audit_to_item(audit, &change)?, "attribute_not_exists(pk)")?,
+        ];
         if let Some(record) = idempotency {
             let item = Item::from([
                 ("pk".into(), s(idempotency_pk(record))),
@@ -454,7 +507,9 @@ impl RequestStore for DynamoStore {
                     let Some(record) = idempotency else {
                         return Err(classify("TransactWriteItems", &e));
                     };
-                    if is_condition_failure(&e).is_none() && !matches!(classify("TransactWriteItems", &e), PortError::Transient(_)) {
+                    if is_condition_failure(&e).is_none()
+                        && !matches!(classify("TransactWriteItems", &e), PortError::Transient(_))
+                    {
                         return Err(classify("TransactWriteItems", &e));
                     }
                     if let Some(outcome) = self.replay(record).await? {
@@ -524,7 +579,10 @@ impl RequestStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("Query", &e))?;
-        out.items().iter().map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))).collect()
+        out.items()
+            .iter()
+            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
+            .collect()
     }
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
@@ -551,7 +609,11 @@ impl RequestStore for DynamoStore {
         self.past_deadline(GRANTED_PARTITION, now, limit).await
     }
 
-    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+    async fn list_awaiting_grant(
+        &self,
+        approved_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
         self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit).await
     }
 

@@ -20,7 +20,11 @@ pub struct StepFunctionsExecutions {
 
 impl StepFunctionsExecutions {
     pub fn new(client: Client, state_machine_arn: &str) -> Self {
-        Self { client, state_machine_arn: state_machine_arn.to_owned(), execution_prefix: lifecycle::execution_prefix(state_machine_arn) }
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.to_owned(),
+            execution_prefix: lifecycle::execution_prefix(state_machine_arn),
+        }
     }
 }
 
@@ -29,14 +33,22 @@ impl ExecutionControl for StepFunctionsExecutions {
     async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
         // The same input the Approved rule's input transformer gives the state machine.
         let input = serde_json::json!({ "requestId": request_id }).to_string();
-        let out =
-            self.client.start_execution().state_machine_arn(&self.state_machine_arn).input(input).send().await.map_err(|e| classify("StartExecution", &e))?;
+        let out = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| classify("StartExecution", &e))?;
         Ok(out.execution_arn)
     }
 
     async fn stop(&self, execution_arn: &str, cause: &str) -> Result<(), PortError> {
         if !lifecycle::is_execution_of(&self.execution_prefix, execution_arn) {
-            return Err(PortError::Permanent(format!("{execution_arn} is not an execution of the lifecycle state machine; not stopping it")));
+            return Err(PortError::Permanent(format!(
+                "{execution_arn} is not an execution of the lifecycle state machine; not stopping it"
+            )));
         }
         match self.client.stop_execution().execution_arn(execution_arn).cause(cause).send().await {
             Ok(_) => Ok(()),

@@ -32,28 +32,40 @@ impl AccessGranter for IamGranter {
                 classify("GetRole", &e).into()
             }
         })?;
-        out.role().map(|r| r.role_id().to_owned()).ok_or_else(|| GrantWriteError::NoSuchPrincipal(format!("IAM role {role}")))
+        out.role()
+            .map(|r| r.role_id().to_owned())
+            .ok_or_else(|| GrantWriteError::NoSuchPrincipal(format!("IAM role {role}")))
     }
 
     async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
         match principal {
             GrantPrincipal::IamUser { name: user } => {
-                self.iam.put_user_policy().user_name(user).policy_name(name).policy_document(document).send().await.map_err(|e| {
-                    match e.as_service_error() {
+                self.iam
+                    .put_user_policy()
+                    .user_name(user)
+                    .policy_name(name)
+                    .policy_document(document)
+                    .send()
+                    .await
+                    .map_err(|e| match e.as_service_error() {
                         Some(s) if s.is_no_such_entity_exception() => no_such(principal),
                         Some(s) if s.is_limit_exceeded_exception() => GrantWriteError::TooLarge(s.to_string()),
                         _ => classify("PutUserPolicy", &e).into(),
-                    }
-                })?;
+                    })?;
             }
             GrantPrincipal::IamRole { name: role } => {
-                self.iam.put_role_policy().role_name(role).policy_name(name).policy_document(document).send().await.map_err(|e| {
-                    match e.as_service_error() {
+                self.iam
+                    .put_role_policy()
+                    .role_name(role)
+                    .policy_name(name)
+                    .policy_document(document)
+                    .send()
+                    .await
+                    .map_err(|e| match e.as_service_error() {
                         Some(s) if s.is_no_such_entity_exception() => no_such(principal),
                         Some(s) if s.is_limit_exceeded_exception() => GrantWriteError::TooLarge(s.to_string()),
                         _ => classify("PutRolePolicy", &e).into(),
-                    }
-                })?;
+                    })?;
             }
         }
         Ok(())
@@ -61,16 +73,20 @@ impl AccessGranter for IamGranter {
 
     async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
         let result = match principal {
-            GrantPrincipal::IamUser { name: user } => match self.iam.delete_user_policy().user_name(user).policy_name(name).send().await {
-                Ok(_) => Ok(true),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
-                Err(e) => Err(classify("DeleteUserPolicy", &e)),
-            },
-            GrantPrincipal::IamRole { name: role } => match self.iam.delete_role_policy().role_name(role).policy_name(name).send().await {
-                Ok(_) => Ok(true),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
-                Err(e) => Err(classify("DeleteRolePolicy", &e)),
-            },
+            GrantPrincipal::IamUser { name: user } => {
+                match self.iam.delete_user_policy().user_name(user).policy_name(name).send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                    Err(e) => Err(classify("DeleteUserPolicy", &e)),
+                }
+            }
+            GrantPrincipal::IamRole { name: role } => {
+                match self.iam.delete_role_policy().role_name(role).policy_name(name).send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                    Err(e) => Err(classify("DeleteRolePolicy", &e)),
+                }
+            }
         };
         result
     }
@@ -79,7 +95,8 @@ impl AccessGranter for IamGranter {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = self.iam.list_users().set_marker(marker.take()).send().await.map_err(|e| classify("ListUsers", &e))?;
+            let page =
+                self.iam.list_users().set_marker(marker.take()).send().await.map_err(|e| classify("ListUsers", &e))?;
             out.extend(page.users().iter().map(|u| GrantPrincipal::IamUser { name: u.user_name().to_owned() }));
             match page.marker {
                 Some(m) if page.is_truncated => marker = Some(m),
@@ -87,7 +104,8 @@ impl AccessGranter for IamGranter {
             }
         }
         loop {
-            let page = self.iam.list_roles().set_marker(marker.take()).send().await.map_err(|e| classify("ListRoles", &e))?;
+            let page =
+                self.iam.list_roles().set_marker(marker.take()).send().await.map_err(|e| classify("ListRoles", &e))?;
             out.extend(
                 page.roles()
                     .iter()
@@ -108,17 +126,23 @@ impl AccessGranter for IamGranter {
         loop {
             let (page, next) = match principal {
                 GrantPrincipal::IamUser { name } => {
-                    let out = match self.iam.list_user_policies().user_name(name).set_marker(marker.take()).send().await {
+                    let out = match self.iam.list_user_policies().user_name(name).set_marker(marker.take()).send().await
+                    {
                         Ok(o) => o,
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                            return Ok(vec![])
+                        }
                         Err(e) => return Err(classify("ListUserPolicies", &e)),
                     };
                     (out.policy_names, if out.is_truncated { out.marker } else { None })
                 }
                 GrantPrincipal::IamRole { name } => {
-                    let out = match self.iam.list_role_policies().role_name(name).set_marker(marker.take()).send().await {
+                    let out = match self.iam.list_role_policies().role_name(name).set_marker(marker.take()).send().await
+                    {
                         Ok(o) => o,
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(vec![]),
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                            return Ok(vec![])
+                        }
                         Err(e) => return Err(classify("ListRolePolicies", &e)),
                     };
                     (out.policy_names, if out.is_truncated { out.marker } else { None })

@@ -9,11 +9,21 @@ fn builder<W>(writer: W, filter: tracing_subscriber::EnvFilter) -> impl tracing:
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().with_writer(writer).finish()
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_writer(writer)
+        .finish()
 }
 
 pub fn init() {
-    tracing::subscriber::set_global_default(builder(std::io::stdout, tracing_subscriber::EnvFilter::from_default_env())).ok();
+    tracing::subscriber::set_global_default(builder(
+        std::io::stdout,
+        tracing_subscriber::EnvFilter::from_default_env(),
+    ))
+    .ok();
 }
 
 #[cfg(test)]
@@ -46,8 +56,11 @@ mod tests {
     fn a_sweep_record_has_the_fields_the_templates_metric_filter_reads() {
         let buffer = Buffer::default();
         tracing::subscriber::with_default(builder(buffer.clone(), tracing_subscriber::EnvFilter::new("info")), || {
-            let grants =
-                crate::app::sweep::SweepReport { expired: vec!["req-a".into(), "req-b".into()], restarted: vec!["req-c".into()], ..Default::default() };
+            let grants = crate::app::sweep::SweepReport {
+                expired: vec!["req-a".into(), "req-b".into()],
+                restarted: vec!["req-c".into()],
+                ..Default::default()
+            };
             crate::app::sweep::SweepOutcome { pending_expired: vec!["req-d".into()], grants }.log();
         });
         let line = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -13,7 +13,10 @@ use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord};
 use crate::domain::status::RequestStatus;
-use crate::ports::{CreateOutcome, ExecutionControl, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore, Transition, TransitionError};
+use crate::ports::{
+    CreateOutcome, ExecutionControl, IdempotencyRecord, ListPosition, ListQuery, Page, PortError, RequestStore,
+    Transition, TransitionError,
+};
 
 #[derive(Default)]
 struct State {
@@ -54,9 +57,14 @@ impl MemoryStore {
         self.state.lock().map(|s| s.changes.clone()).unwrap_or_default()
     }
 
-    fn ids_where(&self, limit: u32, keep: impl Fn(&AccessRequest) -> Option<DateTime<Utc>>) -> Result<Vec<RequestId>, PortError> {
+    fn ids_where(
+        &self,
+        limit: u32,
+        keep: impl Fn(&AccessRequest) -> Option<DateTime<Utc>>,
+    ) -> Result<Vec<RequestId>, PortError> {
         let state = self.state.lock().map_err(|_| poisoned())?;
-        let mut found: Vec<(DateTime<Utc>, RequestId)> = state.requests.values().filter_map(|r| keep(r).map(|at| (at, r.request_id.clone()))).collect();
+        let mut found: Vec<(DateTime<Utc>, RequestId)> =
+            state.requests.values().filter_map(|r| keep(r).map(|at| (at, r.request_id.clone()))).collect();
         found.sort();
         Ok(found.into_iter().take(limit as usize).map(|(_, id)| id).collect())
     }
@@ -64,7 +72,12 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl RequestStore for MemoryStore {
-    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+    async fn create(
+        &self,
+        request: &AccessRequest,
+        audit: &AuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, PortError> {
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         if let Some(record) = idempotency {
             let key = (record.caller.to_string(), record.key.clone());
@@ -72,7 +85,11 @@ impl RequestStore for MemoryStore {
                 if hash != &record.body_hash {
                     return Ok(CreateOutcome::KeyReused);
                 }
-                let existing = state.requests.get(id).cloned().ok_or_else(|| PortError::Permanent("idempotency key without its request".into()))?;
+                let existing = state
+                    .requests
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| PortError::Permanent("idempotency key without its request".into()))?;
                 return Ok(CreateOutcome::Replayed(Box::new(existing)));
             }
             state.idempotency.insert(key, (record.body_hash.clone(), request.request_id.clone()));
@@ -94,10 +111,11 @@ impl RequestStore for MemoryStore {
         let state = self.state.lock().map_err(|_| poisoned())?;
         let mut mine: Vec<&AccessRequest> = state.requests.values().filter(|r| &r.requester == requester).collect();
         mine.sort_by(|a, b| (b.created_at, &b.request_id).cmp(&(a.created_at, &a.request_id)));
-        let start = query
-            .after
-            .as_ref()
-            .map_or(0, |after| mine.iter().position(|r| r.created_at == after.created_at && r.request_id == after.request_id).map_or(mine.len(), |i| i + 1));
+        let start = query.after.as_ref().map_or(0, |after| {
+            mine.iter()
+                .position(|r| r.created_at == after.created_at && r.request_id == after.request_id)
+                .map_or(mine.len(), |i| i + 1)
+        });
         let window: Vec<&AccessRequest> = mine.into_iter().skip(start).take(query.limit as usize).collect();
         let next = (window.len() == query.limit as usize)
             .then(|| window.last().map(|r| ListPosition { created_at: r.created_at, request_id: r.request_id.clone() }))
@@ -112,7 +130,12 @@ impl RequestStore for MemoryStore {
             .requests
             .values()
             .filter(|r| r.status == RequestStatus::Pending)
-            .filter(|r| r.decision.as_ref().and_then(|d| d.approval_plan.as_ref()).is_some_and(|p| p.all_approvers().any(|a| a.index_key() == approver_key)))
+            .filter(|r| {
+                r.decision
+                    .as_ref()
+                    .and_then(|d| d.approval_plan.as_ref())
+                    .is_some_and(|p| p.all_approvers().any(|a| a.index_key() == approver_key))
+            })
             .collect();
         found.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Ok(found.into_iter().take(limit as usize).map(|r| r.request_id.clone()).collect())
@@ -162,7 +185,11 @@ impl RequestStore for MemoryStore {
         })
     }
 
-    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+    async fn list_awaiting_grant(
+        &self,
+        approved_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
         self.ids_where(limit, |r| {
             let at = r.approved_at?;
             (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
@@ -202,7 +229,12 @@ fn lost_reply() -> PortError {
 
 #[async_trait::async_trait]
 impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
-    async fn create(&self, request: &AccessRequest, audit: &AuditRecord, idempotency: Option<&IdempotencyRecord>) -> Result<CreateOutcome, PortError> {
+    async fn create(
+        &self,
+        request: &AccessRequest,
+        audit: &AuditRecord,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, PortError> {
         self.0.create(request, audit, idempotency).await?;
         Err(lost_reply())
     }
@@ -228,7 +260,11 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.0.list_grants_past_deadline(now, limit).await
     }
-    async fn list_awaiting_grant(&self, approved_before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+    async fn list_awaiting_grant(
+        &self,
+        approved_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
         self.0.list_awaiting_grant(approved_before, limit).await
     }
 }

@@ -39,7 +39,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::ports::PortError;
 
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code, reason = "only the SDK adapters classify errors"))]
 const TRANSIENT_CODES: [&str; 8] = [
     "ThrottledException",
     "ThrottlingException",
@@ -52,14 +52,16 @@ const TRANSIENT_CODES: [&str; 8] = [
 ];
 
 /// Sorts an SDK failure into retryable or not, once, for every adapter.
-#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+#[cfg_attr(not(feature = "sdk"), allow(dead_code, reason = "only the SDK adapters classify errors"))]
 pub(crate) fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Debug + Send + Sync + 'static,
 {
     let transient = match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(se) => se.raw().status().is_server_error() || se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error() || se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
         _ => false,
     };
     let message = format!("{operation}: {}", DisplayErrorContext(err));

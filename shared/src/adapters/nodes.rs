@@ -23,7 +23,12 @@ pub struct AwsNodeDirectory {
 }
 
 impl AwsNodeDirectory {
-    pub fn new(tagging: aws_sdk_resourcegroupstagging::Client, ssm: aws_sdk_ssm::Client, region: impl Into<String>, account: impl Into<String>) -> Self {
+    pub fn new(
+        tagging: aws_sdk_resourcegroupstagging::Client,
+        ssm: aws_sdk_ssm::Client,
+        region: impl Into<String>,
+        account: impl Into<String>,
+    ) -> Self {
         Self { tagging, ssm, partition: "aws".into(), region: region.into(), account: account.into() }
     }
 
@@ -38,7 +43,13 @@ impl NodeDirectory for AwsNodeDirectory {
         let tags: BTreeMap<String, String> = match node.kind() {
             NodeKind::Ec2Instance => {
                 let arn = self.instance_arn(node);
-                let out = self.tagging.get_resources().resource_arn_list(&arn).send().await.map_err(|e| DirectoryError::from(classify("GetResources", &e)))?;
+                let out = self
+                    .tagging
+                    .get_resources()
+                    .resource_arn_list(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| DirectoryError::from(classify("GetResources", &e)))?;
                 let mapping = out
                     .resource_tag_mapping_list()
                     .iter()
@@ -47,16 +58,20 @@ impl NodeDirectory for AwsNodeDirectory {
                 mapping.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
             NodeKind::ManagedInstance => {
-                let out =
-                    self.ssm.list_tags_for_resource().resource_type(ResourceTypeForTagging::ManagedInstance).resource_id(node.as_str()).send().await.map_err(
-                        |e| {
-                            if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) {
-                                DirectoryError::NotFound(format!("managed node {node}"))
-                            } else {
-                                classify("ListTagsForResource", &e).into()
-                            }
-                        },
-                    )?;
+                let out = self
+                    .ssm
+                    .list_tags_for_resource()
+                    .resource_type(ResourceTypeForTagging::ManagedInstance)
+                    .resource_id(node.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) {
+                            DirectoryError::NotFound(format!("managed node {node}"))
+                        } else {
+                            classify("ListTagsForResource", &e).into()
+                        }
+                    })?;
                 out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
         };
@@ -104,8 +119,10 @@ mod tests {
     /// adapter sorts the final failure, not the SDK's retry loop.
     fn directory(tagging_rules: &[&Rule], ssm_rules: &[&Rule]) -> AwsNodeDirectory {
         let tagging =
-            mock_client!(aws_sdk_resourcegroupstagging, RuleMode::MatchAny, tagging_rules.iter().copied(), |c| c.retry_config(RetryConfig::disabled()));
-        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm_rules.iter().copied(), |c| c.retry_config(RetryConfig::disabled()));
+            mock_client!(aws_sdk_resourcegroupstagging, RuleMode::MatchAny, tagging_rules.iter().copied(), |c| c
+                .retry_config(RetryConfig::disabled()));
+        let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm_rules.iter().copied(), |c| c
+            .retry_config(RetryConfig::disabled()));
         AwsNodeDirectory::new(tagging, ssm, "us-east-1", "123456789012")
     }
 
@@ -124,18 +141,26 @@ mod tests {
         aws_sdk_ssm::operation::list_tags_for_resource::ListTagsForResourceOutput,
         aws_sdk_ssm::operation::list_tags_for_resource::ListTagsForResourceError,
     > {
-        mock!(aws_sdk_ssm::Client::list_tags_for_resource)
-            .match_requests(|req| req.resource_type() == Some(&ResourceTypeForTagging::ManagedInstance) && req.resource_id() == Some(MANAGED))
+        mock!(aws_sdk_ssm::Client::list_tags_for_resource).match_requests(|req| {
+            req.resource_type() == Some(&ResourceTypeForTagging::ManagedInstance) && req.resource_id() == Some(MANAGED)
+        })
     }
 
     #[tokio::test]
     async fn a_managed_node_resolves_to_its_ssm_tags() {
-        let list = list_tags_for_our_node()
-            .then_http_response(|| json_response(200, r#"{"TagList":[{"Key":"Environment","Value":"Production"},{"Key":"Team","Value":"payments"}]}"#));
+        let list = list_tags_for_our_node().then_http_response(|| {
+            json_response(
+                200,
+                r#"{"TagList":[{"Key":"Environment","Value":"Production"},{"Key":"Team","Value":"payments"}]}"#,
+            )
+        });
         let unused = tagging_never_called();
         let info = directory(&[&unused], &[&list]).describe(&node(MANAGED)).await.unwrap();
         assert_eq!(info.node_id.as_str(), MANAGED);
-        let expected = BTreeMap::from([("Environment".to_owned(), "Production".to_owned()), ("Team".to_owned(), "payments".to_owned())]);
+        let expected = BTreeMap::from([
+            ("Environment".to_owned(), "Production".to_owned()),
+            ("Team".to_owned(), "payments".to_owned()),
+        ]);
         assert_eq!(info.tags, expected);
         assert_eq!(list.num_calls(), 1);
         assert_eq!(unused.num_calls(), 0, "managed nodes never go to the Tagging API");
@@ -151,16 +176,21 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_managed_node_is_not_found() {
         // What SSM answers for an `mi-` id that is not registered in the account and region.
-        let list = list_tags_for_our_node().then_http_response(|| json_response(400, r#"{"__type":"InvalidResourceId"}"#));
+        let list =
+            list_tags_for_our_node().then_http_response(|| json_response(400, r#"{"__type":"InvalidResourceId"}"#));
         let err = directory(&[], &[&list]).describe(&node(MANAGED)).await.unwrap_err();
         assert!(matches!(&err, DirectoryError::NotFound(m) if m.contains(MANAGED)), "{err:?}");
     }
 
     #[tokio::test]
     async fn ssm_throttling_is_transient() {
-        let list = list_tags_for_our_node().then_http_response(|| json_response(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
+        let list = list_tags_for_our_node()
+            .then_http_response(|| json_response(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
         let err = directory(&[], &[&list]).describe(&node(MANAGED)).await.unwrap_err();
-        assert!(matches!(&err, DirectoryError::Port(PortError::Transient(m)) if m.contains("ListTagsForResource")), "{err:?}");
+        assert!(
+            matches!(&err, DirectoryError::Port(PortError::Transient(m)) if m.contains("ListTagsForResource")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

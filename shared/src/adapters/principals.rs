@@ -26,7 +26,11 @@ impl AwsPrincipalDirectory {
 
     /// Lets callers behind Identity Center permission-set roles resolve as Identity Center users.
     #[cfg(feature = "identitystore")]
-    pub fn with_identity_store(mut self, client: aws_sdk_identitystore::Client, identity_store_id: impl Into<String>) -> Self {
+    pub fn with_identity_store(
+        mut self,
+        client: aws_sdk_identitystore::Client,
+        identity_store_id: impl Into<String>,
+    ) -> Self {
         self.identity_store = Some((client, identity_store_id.into()));
         self
     }
@@ -56,7 +60,11 @@ impl AwsPrincipalDirectory {
         })?;
         Ok(ResolvedPrincipal {
             identity: PrincipalIdentity::IamUser { arn: user.arn().to_owned(), name: name.to_owned() },
-            groups: groups.groups().iter().map(|g| GroupRef::IamGroup { arn: g.arn().to_owned(), name: g.group_name().to_owned() }).collect(),
+            groups: groups
+                .groups()
+                .iter()
+                .map(|g| GroupRef::IamGroup { arn: g.arn().to_owned(), name: g.group_name().to_owned() })
+                .collect(),
             attributes: BTreeMap::new(),
             principal_tags: user.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
         })
@@ -96,7 +104,10 @@ impl AwsPrincipalDirectory {
                 .await
                 .map_err(|e| DirectoryError::from(classify("ListGroupMembershipsForMember", &e)))?;
             groups.extend(
-                out.group_memberships().iter().filter_map(|m| m.group_id()).map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }),
+                out.group_memberships()
+                    .iter()
+                    .filter_map(|m| m.group_id())
+                    .map(|id| GroupRef::IdentityCenterGroup { id: id.to_owned(), display_name: None }),
             );
             match out.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
@@ -107,7 +118,11 @@ impl AwsPrincipalDirectory {
     }
 
     #[cfg(feature = "identitystore")]
-    async fn identity_center_user_id(client: &aws_sdk_identitystore::Client, store: &str, user_name: &str) -> Result<String, DirectoryError> {
+    async fn identity_center_user_id(
+        client: &aws_sdk_identitystore::Client,
+        store: &str,
+        user_name: &str,
+    ) -> Result<String, DirectoryError> {
         use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
         use aws_smithy_types::Document;
         let unique = UniqueAttribute::builder()
@@ -142,7 +157,11 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
             Person::IamRoleSession { role, session } => {
                 let (role_arn, principal_tags) = self.role(role).await?;
                 Ok(ResolvedPrincipal {
-                    identity: PrincipalIdentity::IamRole { arn: role_arn, name: role.clone(), session_name: session.clone() },
+                    identity: PrincipalIdentity::IamRole {
+                        arn: role_arn,
+                        name: role.clone(),
+                        session_name: session.clone(),
+                    },
                     groups: vec![],
                     attributes: BTreeMap::new(),
                     principal_tags,
@@ -152,9 +171,16 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 #[cfg(feature = "identitystore")]
                 if let Some((client, store)) = &self.identity_store {
                     let (identity, groups) = self.identity_center_user(client, store, user_name).await?;
-                    return Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags: BTreeMap::new() });
+                    return Ok(ResolvedPrincipal {
+                        identity,
+                        groups,
+                        attributes: BTreeMap::new(),
+                        principal_tags: BTreeMap::new(),
+                    });
                 }
-                Err(DirectoryError::NotFound(format!("Identity Center user {user_name} (no Identity Store is configured)")))
+                Err(DirectoryError::NotFound(format!(
+                    "Identity Center user {user_name} (no Identity Store is configured)"
+                )))
             }
         }
     }
@@ -169,7 +195,9 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 if let Some((client, store)) = &self.identity_store {
                     return Self::identity_center_user_id(client, store, user_name).await.map(|_| ());
                 }
-                Err(DirectoryError::NotFound(format!("Identity Center user {user_name} (no Identity Store is configured)")))
+                Err(DirectoryError::NotFound(format!(
+                    "Identity Center user {user_name} (no Identity Store is configured)"
+                )))
             }
         }
     }
@@ -179,7 +207,10 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
             CallerKind::IamUser { name } => {
                 let resolved = self.iam_user(name).await?;
                 // Policies see the caller's own ARN (as signed), not a re-spelling of it.
-                Ok(ResolvedPrincipal { identity: PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.clone() }, ..resolved })
+                Ok(ResolvedPrincipal {
+                    identity: PrincipalIdentity::IamUser { arn: caller.to_string(), name: name.clone() },
+                    ..resolved
+                })
             }
             CallerKind::AssumedRole { role_name, session_name } => {
                 let (role_arn, principal_tags) = self.role(role_name).await?;
@@ -191,7 +222,11 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                     }
                 }
                 Ok(ResolvedPrincipal {
-                    identity: PrincipalIdentity::IamRole { arn: role_arn, name: role_name.clone(), session_name: session_name.clone() },
+                    identity: PrincipalIdentity::IamRole {
+                        arn: role_arn,
+                        name: role_name.clone(),
+                        session_name: session_name.clone(),
+                    },
                     groups: vec![],
                     attributes: BTreeMap::new(),
                     principal_tags,

@@ -14,6 +14,9 @@ pub async fn read_signing_key(client: &aws_sdk_ssm::Client, parameter: &str) -> 
             classify("GetParameter", &e)
         }
     })?;
-    let value = out.parameter().and_then(|p| p.value()).ok_or_else(|| PortError::Permanent(format!("parameter {parameter} has no value")))?;
+    let value = out
+        .parameter()
+        .and_then(|p| p.value())
+        .ok_or_else(|| PortError::Permanent(format!("parameter {parameter} has no value")))?;
     SigningKey::from_secret(value).map_err(|e| PortError::Permanent(format!("parameter {parameter}: {e}")))
 }

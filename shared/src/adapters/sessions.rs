@@ -23,7 +23,11 @@ impl SsmSessions {
 }
 
 fn filter(key: SessionFilterKey, value: &str) -> Result<SessionFilter, PortError> {
-    SessionFilter::builder().key(key).value(value).build().map_err(|e| PortError::Permanent(format!("DescribeSessions filter: {e}")))
+    SessionFilter::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .map_err(|e| PortError::Permanent(format!("DescribeSessions filter: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -50,7 +54,9 @@ impl SessionControl for SsmSessions {
                 None => return Ok(ids),
                 // A service that hands back the token it was given would keep us here forever.
                 Some(t) if next_token.as_deref() == Some(t) => {
-                    return Err(PortError::Permanent(format!("DescribeSessions returned the same NextToken again for {node}")));
+                    return Err(PortError::Permanent(format!(
+                        "DescribeSessions returned the same NextToken again for {node}"
+                    )));
                 }
                 Some(t) => next_token = Some(t.to_owned()),
             }
@@ -61,7 +67,12 @@ impl SessionControl for SsmSessions {
         // The SSM API model gives TerminateSession no "not found" error (only
         // InternalServerError): ending a session that is already gone succeeds, so every error
         // here is a real failure.
-        self.client.terminate_session().session_id(session_id).send().await.map_err(|e| classify("TerminateSession", &e))?;
+        self.client
+            .terminate_session()
+            .session_id(session_id)
+            .send()
+            .await
+            .map_err(|e| classify("TerminateSession", &e))?;
         Ok(())
     }
 }
@@ -97,7 +108,8 @@ mod tests {
 
     /// SDK retries are off so each case sees exactly one answer per call.
     fn sessions(rules: &[&Rule]) -> SsmSessions {
-        let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules.iter().copied(), |c| c.retry_config(RetryConfig::disabled()));
+        let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules.iter().copied(), |c| c
+            .retry_config(RetryConfig::disabled()));
         SsmSessions::new(client)
     }
 
@@ -137,7 +149,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_live_sessions_is_an_empty_list() {
-        let describe = mock!(aws_sdk_ssm::Client::describe_sessions).then_http_response(|| json_response(200, r#"{"Sessions":[]}"#));
+        let describe = mock!(aws_sdk_ssm::Client::describe_sessions)
+            .then_http_response(|| json_response(200, r#"{"Sessions":[]}"#));
         let ids = sessions(&[&describe]).live_sessions(&node(), OWNER).await.unwrap();
         assert!(ids.is_empty());
     }

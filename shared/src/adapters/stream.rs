@@ -49,12 +49,21 @@ pub struct BatchItemFailure {
 
 impl BatchResponse {
     pub fn failed_from(sequence: Option<String>) -> Self {
-        Self { batch_item_failures: sequence.into_iter().map(|item_identifier| BatchItemFailure { item_identifier }).collect() }
+        Self {
+            batch_item_failures: sequence
+                .into_iter()
+                .map(|item_identifier| BatchItemFailure { item_identifier })
+                .collect(),
+        }
     }
 }
 
 /// Reads one record from its event name and the string attributes of its new image.
-pub fn outbox_item(sequence: String, event_name: &str, string_attribute: impl Fn(&str) -> Option<String>) -> OutboxItem {
+pub fn outbox_item(
+    sequence: String,
+    event_name: &str,
+    string_attribute: impl Fn(&str) -> Option<String>,
+) -> OutboxItem {
     let content = if event_name != "INSERT" || string_attribute("type").as_deref() != Some("audit") {
         OutboxContent::Skip
     } else {
@@ -75,7 +84,9 @@ impl StreamEvent {
             .iter()
             .map(|r| {
                 let image = &r.dynamodb.new_image;
-                outbox_item(r.dynamodb.sequence_number.clone(), &r.event_name, |name| image.get(name)?.get("S")?.as_str().map(str::to_owned))
+                outbox_item(r.dynamodb.sequence_number.clone(), &r.event_name, |name| {
+                    image.get(name)?.get("S")?.as_str().map(str::to_owned)
+                })
             })
             .collect()
     }
@@ -87,7 +98,8 @@ mod tests {
 
     #[test]
     fn the_sample_stream_event_yields_its_change_and_skips_other_items() {
-        let event: StreamEvent = serde_json::from_str(include_str!("../../../events/stream-audit-records.json")).unwrap();
+        let event: StreamEvent =
+            serde_json::from_str(include_str!("../../../events/stream-audit-records.json")).unwrap();
         let items = event.outbox_items();
         let kinds: Vec<&str> = items
             .iter()
@@ -102,6 +114,9 @@ mod tests {
         let types: Vec<String> = change.events().iter().map(|e| e.detail_type()).collect();
         assert_eq!(types, ["Access Request Approval Recorded", "Access Request Level Completed"]);
         assert_eq!(BatchResponse::failed_from(Some(items[0].sequence.clone())).batch_item_failures.len(), 1);
-        assert_eq!(serde_json::to_value(BatchResponse::failed_from(None)).unwrap(), serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(
+            serde_json::to_value(BatchResponse::failed_from(None)).unwrap(),
+            serde_json::json!({"batchItemFailures": []})
+        );
     }
 }

@@ -7,11 +7,17 @@ use crate::config::{MailConfig, StackConfig};
 /// Loads the AWS SDK configuration for `region`. An endpoint override (`AWS_ENDPOINT_URL`) is
 /// honoured by the SDK itself; the local stack and tests set it to the emulator on 127.0.0.1.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_owned())).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await
 }
 
 #[cfg(all(feature = "iam", feature = "identitystore"))]
-pub fn principal_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::principals::AwsPrincipalDirectory {
+pub fn principal_directory(
+    sdk: &aws_config::SdkConfig,
+    stack: &StackConfig,
+) -> crate::adapters::principals::AwsPrincipalDirectory {
     let dir = crate::adapters::principals::AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk));
     match &stack.identity_store_id {
         Some(id) => dir.with_identity_store(aws_sdk_identitystore::Client::new(sdk), id),
@@ -48,12 +54,20 @@ impl LazySigningKey {
 
 #[cfg(feature = "ssm")]
 pub fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> LazySigningKey {
-    LazySigningKey { client: aws_sdk_ssm::Client::new(sdk), parameter: parameter.to_owned(), key: tokio::sync::OnceCell::new() }
+    LazySigningKey {
+        client: aws_sdk_ssm::Client::new(sdk),
+        parameter: parameter.to_owned(),
+        key: tokio::sync::OnceCell::new(),
+    }
 }
 
 #[cfg(feature = "sns")]
 pub fn mailer(sdk: &aws_config::SdkConfig, mail: &MailConfig) -> crate::adapters::mail::SnsMailer {
-    crate::adapters::mail::SnsMailer::new(aws_sdk_sns::Client::new(sdk), &mail.approver_topic_arn, &mail.requester_topic_arn)
+    crate::adapters::mail::SnsMailer::new(
+        aws_sdk_sns::Client::new(sdk),
+        &mail.approver_topic_arn,
+        &mail.requester_topic_arn,
+    )
 }
 
 #[cfg(feature = "iam")]
@@ -67,7 +81,10 @@ pub fn sessions(sdk: &aws_config::SdkConfig) -> crate::adapters::sessions::SsmSe
 }
 
 #[cfg(feature = "sfn")]
-pub fn executions(sdk: &aws_config::SdkConfig, state_machine_arn: &str) -> crate::adapters::executions::StepFunctionsExecutions {
+pub fn executions(
+    sdk: &aws_config::SdkConfig,
+    state_machine_arn: &str,
+) -> crate::adapters::executions::StepFunctionsExecutions {
     crate::adapters::executions::StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn)
 }
 

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::common::{approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, written, Attempt};
+use crate::app::common::{
+    approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, written, Attempt,
+};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval::{Channel, Comment, Person, Verdict};
 use crate::domain::approval_rules::{self as approval, Decider, Refusal};
@@ -46,8 +48,8 @@ pub fn parse_comment_body(body: &[u8]) -> Result<Option<Comment>, FieldError> {
     if body.len() > 16 * 1024 {
         return Err(FieldError::new("body", "BodyTooLarge", "the body must be at most 16 KiB"));
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(map) = value else {
         return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
     };
@@ -71,7 +73,11 @@ fn actor_of(principal: &ResolvedPrincipal) -> String {
 
 /// Moves an overdue pending request to `Expired` (the write itself checks the deadline); false
 /// when another write got there first.
-pub(crate) async fn expire_one(store: &dyn RequestStore, request: &AccessRequest, now: DateTime<Utc>) -> Result<bool, ServiceError> {
+pub(crate) async fn expire_one(
+    store: &dyn RequestStore,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
     let reason = match request.approval.as_ref().map(|p| p.pending_until) {
         Some(d) => format!("no decision before the approval deadline {}", d.to_rfc3339()),
         None => "no decision before the approval deadline".to_owned(),
@@ -102,7 +108,9 @@ async fn apply(
         };
         let reason = match (verdict, step.level_completed, step.status) {
             (Verdict::Reject, ..) => format!("rejected at level {}", step.entry.level),
-            (Verdict::Approve, _, RequestStatus::Approved) => format!("approved: the last level ({}) completed", step.entry.level),
+            (Verdict::Approve, _, RequestStatus::Approved) => {
+                format!("approved: the last level ({}) completed", step.entry.level)
+            }
             (Verdict::Approve, Some(l), _) => format!("approval at level {l} completed the level"),
             (Verdict::Approve, None, _) => format!("approval recorded at level {}", step.entry.level),
         };
@@ -141,15 +149,29 @@ pub async fn decide_as_caller(
         // Neither requester nor approver: the request does not exist for this caller.
         return Err(crate::app::common::not_found(id.as_str()));
     }
-    let decider = Decider { person: Person::from_caller(caller), actor: caller.to_string(), approver_keys: keys, channel: Channel::Api };
+    let decider = Decider {
+        person: Person::from_caller(caller),
+        actor: caller.to_string(),
+        approver_keys: keys,
+        channel: Channel::Api,
+    };
     apply(deps, &id, &decider, verdict, comment, None, now).await
 }
 
 /// `POST /requests/{id}/cancel` by the requester.
-pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body: &[u8], now: DateTime<Utc>) -> Result<AccessRequest, ServiceError> {
+pub async fn cancel(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
     let comment = parse_comment_body(body)?;
     let id = parse_id(id)?;
-    let reason = comment.as_ref().map_or_else(|| "cancelled by the requester".to_owned(), |c| format!("cancelled by the requester: {}", c.as_str()));
+    let reason = comment.as_ref().map_or_else(
+        || "cancelled by the requester".to_owned(),
+        |c| format!("cancelled by the requester: {}", c.as_str()),
+    );
     until_written!("cancel", |_| {
         let request = load(deps.store, &id).await?;
         if &request.requester != caller {
@@ -165,7 +187,17 @@ pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body:
             expire_one(deps.store, &request, now).await?;
             return Err(refusal_to_error(Refusal::DeadlinePassed(deadline)));
         }
-        written(deps.store.transition(&Transition::status_change(&request, RequestStatus::Cancelled, caller.as_str(), reason.clone(), now)).await)
+        written(
+            deps.store
+                .transition(&Transition::status_change(
+                    &request,
+                    RequestStatus::Cancelled,
+                    caller.as_str(),
+                    reason.clone(),
+                    now,
+                ))
+                .await,
+        )
     })
 }
 
@@ -173,7 +205,13 @@ pub async fn cancel(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body:
 /// access now. This function may not write IAM: its status change (one conditional write, so one
 /// winner against expiry) becomes `Access Request Revoked` on the table's stream, on which the
 /// lifecycle function removes the policy, ends live sessions and stops the execution.
-pub async fn revoke(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body: &[u8], now: DateTime<Utc>) -> Result<AccessRequest, ServiceError> {
+pub async fn revoke(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
     let comment = parse_comment_body(body)?;
     let id = parse_id(id)?;
     let request = load(deps.store, &id).await?;
@@ -197,17 +235,36 @@ pub async fn revoke(deps: &ApprovalDeps<'_>, caller: &CallerArn, id: &str, body:
                 message: format!("the request is {}; only Approved access can be revoked", current.status),
             });
         }
-        written(deps.store.transition(&Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason.clone(), now)).await)
+        written(
+            deps.store
+                .transition(&Transition::status_change(
+                    &current,
+                    RequestStatus::Revoked,
+                    caller.as_str(),
+                    reason.clone(),
+                    now,
+                ))
+                .await,
+        )
     })
 }
 
 /// `GET /approvals`: pending requests waiting on the caller at their current level, newest first.
-pub async fn waiting_for(deps: &ApprovalDeps<'_>, caller: &CallerArn, now: DateTime<Utc>) -> Result<Vec<AccessRequest>, ServiceError> {
+pub async fn waiting_for(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    now: DateTime<Utc>,
+) -> Result<Vec<AccessRequest>, ServiceError> {
     let Some(principal) = resolve_caller(deps.directory, caller).await? else {
         return Ok(vec![]);
     };
     let keys = approver_keys(&principal);
-    let decider = Decider { person: Person::from_caller(caller), actor: caller.to_string(), approver_keys: keys.clone(), channel: Channel::Api };
+    let decider = Decider {
+        person: Person::from_caller(caller),
+        actor: caller.to_string(),
+        approver_keys: keys.clone(),
+        channel: Channel::Api,
+    };
     let mut ids = std::collections::BTreeSet::new();
     for key in &keys {
         ids.extend(deps.store.list_pending_by_approver(key, 100).await?);
@@ -234,7 +291,11 @@ pub struct LinkView {
 
 /// A link that cannot be used (bad token, person gone) is `Forbidden`: the pages show every
 /// refusal as one 403 (`http::error::link_status`).
-async fn link_decider(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<(TokenClaims, Decider, AccessRequest), ServiceError> {
+async fn link_decider(
+    deps: &ApprovalDeps<'_>,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(TokenClaims, Decider, AccessRequest), ServiceError> {
     let claims = approval_token::verify(deps.key, token, now).map_err(|e| ServiceError::Forbidden(e.to_string()))?;
     let person = claims.approver.clone();
     let principal = match deps.directory.resolve_person(&person).await {
@@ -242,7 +303,12 @@ async fn link_decider(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) 
         Err(DirectoryError::NotFound(_)) => return Err(ServiceError::Forbidden(format!("{person} no longer exists"))),
         Err(DirectoryError::Port(e)) => return Err(e.into()),
     };
-    let decider = Decider { actor: actor_of(&principal), approver_keys: approver_keys(&principal), person, channel: Channel::EmailLink };
+    let decider = Decider {
+        actor: actor_of(&principal),
+        approver_keys: approver_keys(&principal),
+        person,
+        channel: Channel::EmailLink,
+    };
     let request = load(deps.store, &claims.request_id).await?;
     Ok((claims, decider, request))
 }

@@ -47,9 +47,13 @@ pub fn written(result: Result<AccessRequest, TransitionError>) -> Result<Attempt
 /// async closures are not provably `Send` for the Lambda runtime.
 macro_rules! until_written {
     ($what:expr, |$attempt:pat_param| $body:block) => {{
-        let mut outcome = Err($crate::app::error::ServiceError::Unavailable(format!("{}: the request kept changing concurrently; retry", $what)));
+        let mut outcome = Err($crate::app::error::ServiceError::Unavailable(format!(
+            "{}: the request kept changing concurrently; retry",
+            $what
+        )));
         for $attempt in 0..$crate::app::common::MAX_ATTEMPTS {
-            let round: Result<$crate::app::common::Attempt<_>, $crate::app::error::ServiceError> = async { $body }.await;
+            let round: Result<$crate::app::common::Attempt<_>, $crate::app::error::ServiceError> =
+                async { $body }.await;
             match round {
                 Ok($crate::app::common::Attempt::Conflict) => continue,
                 Ok($crate::app::common::Attempt::Done(value)) => outcome = Ok(value),
@@ -77,7 +81,10 @@ pub fn approver_keys(principal: &ResolvedPrincipal) -> Vec<String> {
 }
 
 /// The caller as the directory knows them now; `None` once they are gone.
-pub async fn resolve_caller(directory: &dyn PrincipalDirectory, caller: &CallerArn) -> Result<Option<ResolvedPrincipal>, ServiceError> {
+pub async fn resolve_caller(
+    directory: &dyn PrincipalDirectory,
+    caller: &CallerArn,
+) -> Result<Option<ResolvedPrincipal>, ServiceError> {
     match directory.resolve(caller).await {
         Ok(p) => Ok(Some(p)),
         Err(DirectoryError::NotFound(_)) => Ok(None),

@@ -62,8 +62,12 @@ impl ServiceError {
         match self {
             Self::InvalidInput(e) => e.message.clone(),
             Self::Internal(_) => "internal error; the failure was logged".to_owned(),
-            Self::Unavailable(_) => "a dependency is unavailable; retry later (with the same Idempotency-Key)".to_owned(),
-            Self::Unauthenticated(m) | Self::Forbidden(m) | Self::NotFound(m) | Self::UnsupportedMediaType(m) => m.clone(),
+            Self::Unavailable(_) => {
+                "a dependency is unavailable; retry later (with the same Idempotency-Key)".to_owned()
+            }
+            Self::Unauthenticated(m) | Self::Forbidden(m) | Self::NotFound(m) | Self::UnsupportedMediaType(m) => {
+                m.clone()
+            }
             Self::Conflict { message, .. } => message.clone(),
         }
     }

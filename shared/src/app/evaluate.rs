@@ -53,7 +53,11 @@ fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
 }
 
 /// Handles one "Access Request Submitted" EventBridge envelope.
-pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
+pub async fn handle_submitted_event(
+    deps: &EvaluationDeps<'_>,
+    envelope: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<EvaluationOutcome, ServiceError> {
     let d = &envelope.detail;
     if d.status != RequestStatus::Submitted || d.kind != EventKind::StatusChanged {
         return Err(FieldError::new("detail.status", "UnexpectedEvent", "only Submitted events are evaluated").into());
@@ -67,8 +71,12 @@ pub async fn handle_submitted_event(deps: &EvaluationDeps<'_>, envelope: &EventE
     if let Some(submitted) = submitted_request(d) {
         match decide_and_store(deps, submitted, now).await {
             Ok(Some(outcome)) => return Ok(outcome),
-            Ok(None) => tracing::info!(request_id = %d.request_id, "the stored request is not at the event's version or differs from it; reading it"),
-            Err(e) => tracing::warn!(request_id = %d.request_id, error = %e, "deciding on the event failed; reading the stored request"),
+            Ok(None) => {
+                tracing::info!(request_id = %d.request_id, "the stored request is not at the event's version or differs from it; reading it")
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %d.request_id, error = %e, "deciding on the event failed; reading the stored request")
+            }
         }
     }
     evaluate(deps, &d.request_id, now).await
@@ -89,7 +97,11 @@ fn stored_precision(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 /// Reads the request and decides it, unless it was already decided.
-pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<Utc>) -> Result<EvaluationOutcome, ServiceError> {
+pub async fn evaluate(
+    deps: &EvaluationDeps<'_>,
+    id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<EvaluationOutcome, ServiceError> {
     let Some(request) = deps.store.get(id).await? else {
         tracing::warn!(request_id = %id, "evaluation event for an unknown request");
         return Ok(EvaluationOutcome::UnknownRequest);
@@ -108,7 +120,11 @@ pub async fn evaluate(deps: &EvaluationDeps<'_>, id: &RequestId, now: DateTime<U
 
 /// Decides a Submitted request and stores the decision; `None` when the conditional write finds
 /// the stored request changed (or different from `request`).
-async fn decide_and_store(deps: &EvaluationDeps<'_>, request: AccessRequest, now: DateTime<Utc>) -> Result<Option<EvaluationOutcome>, ServiceError> {
+async fn decide_and_store(
+    deps: &EvaluationDeps<'_>,
+    request: AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<EvaluationOutcome>, ServiceError> {
     let id = &request.request_id;
     let node = deps.nodes.describe(&request.node_id).await;
     let principal = match &node {
@@ -117,14 +133,18 @@ async fn decide_and_store(deps: &EvaluationDeps<'_>, request: AccessRequest, now
     };
     let decision = match (principal, node) {
         (Err(DirectoryError::Port(e)), _) | (_, Err(DirectoryError::Port(e))) => return Err(e.into()),
-        (Err(DirectoryError::NotFound(what)), _) => unresolvable("PrincipalNotFound", format!("the requester could not be resolved: {what}"), now),
-        (_, Err(DirectoryError::NotFound(_))) => {
-            unresolvable("NodeNotFound", format!("node {} does not exist or is not visible to jit-node-access", request.node_id), now)
+        (Err(DirectoryError::NotFound(what)), _) => {
+            unresolvable("PrincipalNotFound", format!("the requester could not be resolved: {what}"), now)
         }
+        (_, Err(DirectoryError::NotFound(_))) => unresolvable(
+            "NodeNotFound",
+            format!("node {} does not exist or is not visible to jit-node-access", request.node_id),
+            now,
+        ),
         (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
     };
-    let progress =
-        (decision.outcome == RequestStatus::Pending).then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
+    let progress = (decision.outcome == RequestStatus::Pending)
+        .then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
     let transition = Transition {
         progress,
         decision: Some(decision.clone()),

@@ -15,7 +15,9 @@ use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, CallerKind};
 use crate::domain::request::AccessRequest;
 use crate::domain::status::RequestStatus;
-use crate::ports::{AccessGranter, ExecutionControl, GrantPrincipal, GrantWriteError, RequestStore, SessionControl, Transition};
+use crate::ports::{
+    AccessGranter, ExecutionControl, GrantPrincipal, GrantWriteError, RequestStore, SessionControl, Transition,
+};
 
 pub const LIFECYCLE_ACTOR: &str = "system:lifecycle";
 
@@ -132,8 +134,13 @@ async fn fail_grant(
 ) -> Result<GrantOutput, ServiceError> {
     tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
     let name = grant::policy_name(&request.request_id);
-    let nothing =
-        GrantOutput { request_id: request.request_id.clone(), granted: false, deadline: grant::deadline_text(&now), policy_name: name.clone(), request: None };
+    let nothing = GrantOutput {
+        request_id: request.request_id.clone(),
+        granted: false,
+        deadline: grant::deadline_text(&now),
+        policy_name: name.clone(),
+        request: None,
+    };
     until_written!("recording a failed grant", |attempt| {
         let current = if attempt == 0 { request.clone() } else { load(deps.store, &request.request_id).await? };
         if held_by_another(execution, &current) {
@@ -158,7 +165,12 @@ async fn fail_grant(
 /// execution that will expire it). It reads the request first: whoever can start an execution
 /// or put an `Approved` event on the bus still gets a policy only for a request the table holds
 /// as `Approved`.
-pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&str>, now: DateTime<Utc>) -> Result<GrantOutput, ServiceError> {
+pub async fn grant(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    execution: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
     let id = id.clone();
     let request = load(deps.store, &id).await?;
     let name = grant::policy_name(&id);
@@ -195,7 +207,9 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&
             return fail_grant(deps, &request, execution, GrantRefusal::IdentityCenterRole.to_string(), now).await;
         }
         CallerKind::AssumedRole { role_name, session_name } => match deps.granter.role_id(role_name).await {
-            Ok(role_id) => GrantTarget::IamRoleSession { role: role_name.clone(), role_id, session: session_name.clone() },
+            Ok(role_id) => {
+                GrantTarget::IamRoleSession { role: role_name.clone(), role_id, session: session_name.clone() }
+            }
             Err(GrantWriteError::Port(e)) => return Err(e.into()),
             Err(e) => return fail_grant(deps, &request, execution, e.to_string(), now).await,
         },
@@ -213,7 +227,9 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&
                 deps,
                 &request,
                 execution,
-                format!("IAM refused the grant policy: the principal's inline policies would exceed IAM's size limit ({m})"),
+                format!(
+                    "IAM refused the grant policy: the principal's inline policies would exceed IAM's size limit ({m})"
+                ),
                 now,
             )
             .await;
@@ -235,7 +251,8 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&
     // reads again at once, since it returns without writing and a revoke may have just torn the
     // grant down (the policy put back above must then go again).
     until_written!("recording a grant", |attempt| {
-        let current = if attempt > 0 || request.grant.is_some() { load(deps.store, &id).await? } else { request.clone() };
+        let current =
+            if attempt > 0 || request.grant.is_some() { load(deps.store, &id).await? } else { request.clone() };
         if current.status != RequestStatus::Approved {
             // Revoked (or expired) while we attached: the loser of that race removes what it put.
             deps.granter.delete_policy(&principal, &name).await?;
@@ -249,7 +266,10 @@ pub async fn grant(deps: &LifecycleDeps<'_>, id: &RequestId, execution: Option<&
             return Ok(Attempt::Done(granted(deadline, current)));
         }
         let record_it = Transition {
-            grant: Some(GrantRecord { attached_at: current.grant.as_ref().map_or(now, |g| g.attached_at), ..record.clone() }),
+            grant: Some(GrantRecord {
+                attached_at: current.grant.as_ref().map_or(now, |g| g.attached_at),
+                ..record.clone()
+            }),
             ..Transition::status_change(
                 &current,
                 RequestStatus::Approved,
@@ -310,11 +330,20 @@ pub async fn teardown_request(
                 terminated.push(session);
             }
         }
-        let ended = |status| TeardownOutput { request_id: id.clone(), status, detached, terminated_sessions: terminated.clone() };
+        let ended = |status| TeardownOutput {
+            request_id: id.clone(),
+            status,
+            detached,
+            terminated_sessions: terminated.clone(),
+        };
         if current.status != RequestStatus::Approved {
             return Ok(Attempt::Done(ended(current.status)));
         }
-        let grant = current.grant.clone().map(|g| GrantRecord { detached_at: Some(now), terminated_sessions: terminated.clone(), ..g });
+        let grant = current.grant.clone().map(|g| GrantRecord {
+            detached_at: Some(now),
+            terminated_sessions: terminated.clone(),
+            ..g
+        });
         let change = Transition { grant, ..Transition::status_change(&current, to, actor, reason, now) };
         match written(deps.store.transition(&change).await)? {
             Attempt::Done(_) => {
@@ -335,7 +364,12 @@ pub async fn teardown_request(
 
 /// The Expire task, after the Wait: access ends at the deadline. `recorded` is the request the
 /// Grant task of this execution returned; without it (or for another id) the table is read.
-pub async fn expire(deps: &LifecycleDeps<'_>, id: &RequestId, recorded: Option<AccessRequest>, now: DateTime<Utc>) -> Result<TeardownOutput, ServiceError> {
+pub async fn expire(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    recorded: Option<AccessRequest>,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
     let request = match recorded {
         Some(r) if &r.request_id == id => r,
         _ => load(deps.store, id).await?,
@@ -344,10 +378,17 @@ pub async fn expire(deps: &LifecycleDeps<'_>, id: &RequestId, recorded: Option<A
 }
 
 /// Runs one task payload (Step Functions, or the local stack).
-pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>) -> Result<serde_json::Value, ServiceError> {
-    let to_json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
+pub async fn run_task(
+    deps: &LifecycleDeps<'_>,
+    task: &Task,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, ServiceError> {
+    let to_json =
+        |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
     match task {
-        Task::Grant { request_id, execution } => to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?)),
+        Task::Grant { request_id, execution } => {
+            to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?))
+        }
         Task::Expire { request_id, grant } => {
             let recorded = grant.as_ref().and_then(|g| g.request.as_deref()).cloned();
             to_json(serde_json::to_value(expire(deps, request_id, recorded, now).await?))
@@ -357,7 +398,14 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
             if failed_task == "grant" {
                 let request = load(deps.store, request_id).await?;
                 if request.status == RequestStatus::Approved {
-                    fail_grant(deps, &request, execution.as_deref(), format!("the grant could not be made: {error}"), now).await?;
+                    fail_grant(
+                        deps,
+                        &request,
+                        execution.as_deref(),
+                        format!("the grant could not be made: {error}"),
+                        now,
+                    )
+                    .await?;
                 }
             }
             Ok(serde_json::json!({ "requestId": request_id, "recorded": true }))
@@ -368,7 +416,11 @@ pub async fn run_task(deps: &LifecycleDeps<'_>, task: &Task, now: DateTime<Utc>)
 /// The lifecycle function's EventBridge side: `Revoked` tears down now and stops the execution
 /// the grant recorded. (`Approved` starts an execution directly: the bus rule targets the state
 /// machine, so no function runs for it.)
-pub async fn handle_event(deps: &LifecycleDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<(), ServiceError> {
+pub async fn handle_event(
+    deps: &LifecycleDeps<'_>,
+    envelope: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
     let d = &envelope.detail;
     if d.kind != EventKind::StatusChanged || d.status != RequestStatus::Revoked {
         return Ok(());
@@ -388,12 +440,18 @@ pub async fn handle_event(deps: &LifecycleDeps<'_>, envelope: &EventEnvelope, no
 
 /// The lifecycle function's whole input: an EventBridge envelope (it has a `detail-type`) or a
 /// Step Functions task payload, each validated by its type at the door.
-pub async fn handle_payload(deps: &LifecycleDeps<'_>, payload: serde_json::Value, now: DateTime<Utc>) -> Result<serde_json::Value, ServiceError> {
+pub async fn handle_payload(
+    deps: &LifecycleDeps<'_>,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, ServiceError> {
     if payload.get("detail-type").is_some() {
-        let envelope: EventEnvelope = serde_json::from_value(payload).map_err(|e| FieldError::new("detail", "InvalidEvent", e.to_string()))?;
+        let envelope: EventEnvelope =
+            serde_json::from_value(payload).map_err(|e| FieldError::new("detail", "InvalidEvent", e.to_string()))?;
         handle_event(deps, &envelope, now).await.map(|()| serde_json::Value::Null)
     } else {
-        let task: Task = serde_json::from_value(payload).map_err(|e| FieldError::new("task", "InvalidTask", e.to_string()))?;
+        let task: Task =
+            serde_json::from_value(payload).map_err(|e| FieldError::new("task", "InvalidTask", e.to_string()))?;
         run_task(deps, &task, now).await
     }
 }
@@ -429,7 +487,9 @@ mod tests {
             let parsed: Task = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
         }
-        let Ok(Task::Expire { request_id, grant: Some(grant) }) = serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json")) else {
+        let Ok(Task::Expire { request_id, grant: Some(grant) }) =
+            serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json"))
+        else {
             panic!("the expire sample carries the Grant task's output");
         };
         let request = grant.request.expect("a granted output carries the recorded request");
@@ -438,7 +498,9 @@ mod tests {
     }
 
     fn sample_request() -> AccessRequest {
-        let Ok(Task::Expire { grant: Some(grant), .. }) = serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json")) else {
+        let Ok(Task::Expire { grant: Some(grant), .. }) =
+            serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json"))
+        else {
             panic!("the expire sample carries the Grant task's output");
         };
         grant.request.map(|r| *r).expect("with the recorded request")
@@ -456,7 +518,8 @@ mod tests {
         let v = serde_json::to_value(&out).unwrap();
         assert_eq!(v["deadline"], "2026-11-21T10:30:00Z");
         assert_eq!(v["granted"], true);
-        let asl: serde_json::Value = serde_json::from_str(include_str!("../../../statemachine/lifecycle.asl.json")).unwrap();
+        let asl: serde_json::Value =
+            serde_json::from_str(include_str!("../../../statemachine/lifecycle.asl.json")).unwrap();
         let text = asl.to_string();
         assert!(text.contains("\"TimestampPath\":\"$.deadline\""), "the Wait reads $.deadline");
         assert!(text.contains("\"$.granted\""), "the Choice reads $.granted");

@@ -43,7 +43,11 @@ fn time(t: &DateTime<Utc>) -> String {
 }
 
 /// Handles one event from the bus; returns how many mails were sent.
-pub async fn handle_event(deps: &NotifyDeps<'_>, envelope: &EventEnvelope, now: DateTime<Utc>) -> Result<usize, ServiceError> {
+pub async fn handle_event(
+    deps: &NotifyDeps<'_>,
+    envelope: &EventEnvelope,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
     let detail = &envelope.detail;
     let id = &detail.request_id;
     match (detail.kind, detail.status) {
@@ -92,7 +96,12 @@ pub fn rule_pattern() -> serde_json::Value {
 
 /// Mails every contact who may approve `level` now. A redelivered event for a level that has
 /// already moved on sends nothing, so the next level's approvers never get mail early.
-async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: DateTime<Utc>) -> Result<usize, ServiceError> {
+async fn mail_approvers(
+    deps: &NotifyDeps<'_>,
+    id: &RequestId,
+    level: u8,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
     let Some(request) = deps.store.get(id).await? else { return Ok(0) };
     let (Some(plan), Some(progress)) = (approval::plan_of(&request), request.approval.as_ref()) else { return Ok(0) };
     if request.status != RequestStatus::Pending || progress.current_level != level || now >= progress.pending_until {
@@ -129,7 +138,9 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
         };
         let token = approval_token::sign(deps.key, &claims).map_err(ServiceError::Internal)?;
         let link = format!("{}/decide/{token}", deps.links.api_base_url.trim_end_matches('/'));
-        deps.mailer.send(&approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region)).await?;
+        deps.mailer
+            .send(&approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region))
+            .await?;
         sent += 1;
     }
     tracing::info!(request_id = %id, level, sent, "approval mail sent");
@@ -142,11 +153,14 @@ async fn mail_approvers(deps: &NotifyDeps<'_>, id: &RequestId, level: u8, now: D
 fn keys_without_lookup(person: &Person, plan: &ApprovalPlan, level: u8) -> Option<Vec<String>> {
     let approvers = &plan.levels.get(usize::from(level).checked_sub(1)?)?.approvers;
     let (own, in_groups) = match person {
-        Person::IamUser(name) => (Approver::IamUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IamGroup(_)))),
-        Person::IamRoleSession { role, .. } => (Approver::IamRole(role.clone()), false),
-        Person::IdentityCenterUser(name) => {
-            (Approver::IdentityCenterUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IdentityCenterGroup(_))))
+        Person::IamUser(name) => {
+            (Approver::IamUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IamGroup(_))))
         }
+        Person::IamRoleSession { role, .. } => (Approver::IamRole(role.clone()), false),
+        Person::IdentityCenterUser(name) => (
+            Approver::IdentityCenterUser(name.clone()),
+            approvers.iter().any(|a| matches!(a, Approver::IdentityCenterGroup(_))),
+        ),
     };
     (!in_groups).then(|| vec![own.index_key()])
 }
@@ -158,7 +172,9 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
     let needed = plan.and_then(|p| p.levels.get(usize::from(level).saturating_sub(1))).map_or(1, |l| l.min_approvals);
     let progress = request.approval.as_ref();
     let so_far = progress.map_or(0, |p| p.approvals_at(level));
-    let tags = decision.map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let tags = decision
+        .map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
     let deadline = progress.map(|p| time(&p.pending_until)).unwrap_or_default();
     let body = format!(
         "{requester} asks for access to node {node}.\n\n\
@@ -191,7 +207,12 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
 
 /// Mails the requester about a status change they are told of, if they have a mail contact
 /// (without one nobody is subscribed for them, so publishing would only cost).
-async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkSettings, envelope: &EventEnvelope) -> Result<usize, ServiceError> {
+async fn tell_requester(
+    mailer: &dyn Mailer,
+    contacts: &[Contact],
+    links: &LinkSettings,
+    envelope: &EventEnvelope,
+) -> Result<usize, ServiceError> {
     let d = &envelope.detail;
     if !requester_is_told(d.status, d.previous_status) {
         return Ok(0);
@@ -202,7 +223,12 @@ async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkS
     }
     let why = match (&d.approval, &d.decision) {
         (Some(entry), _) if entry.verdict == Verdict::Reject => {
-            format!("Rejected by {} at level {}{}", entry.actor, entry.level, entry.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default())
+            format!(
+                "Rejected by {} at level {}{}",
+                entry.actor,
+                entry.level,
+                entry.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default()
+            )
         }
         // The evaluator's message explains a decision made at submission; a later failure is the
         // grant's, whose reason is in the audit record, not the event.
@@ -210,7 +236,10 @@ async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkS
         _ => match d.status {
             RequestStatus::Approved => "All approval levels completed.".to_owned(),
             RequestStatus::Expired => "Nobody decided before the approval deadline.".to_owned(),
-            RequestStatus::Failed => "The access could not be granted, and nothing is attached; the reason is in the request's audit trail.".to_owned(),
+            RequestStatus::Failed => {
+                "The access could not be granted, and nothing is attached; the reason is in the request's audit trail."
+                    .to_owned()
+            }
             RequestStatus::Revoked => format!("Revoked by {}; the access was removed.", d.actor),
             other => format!("The request is now {other}."),
         },
@@ -230,7 +259,12 @@ async fn tell_requester(mailer: &dyn Mailer, contacts: &[Contact], links: &LinkS
         account = links.account,
         region = links.region,
     );
-    let mail = Mail { audience: Audience::Requesters, recipient: person.key(), subject: format!("Access request {}: {}", d.node_id, d.status), body };
+    let mail = Mail {
+        audience: Audience::Requesters,
+        recipient: person.key(),
+        subject: format!("Access request {}: {}", d.node_id, d.status),
+        body,
+    };
     mailer.send(&mail).await?;
     Ok(1)
 }
@@ -254,7 +288,11 @@ mod tests {
     }
 
     fn links() -> LinkSettings {
-        LinkSettings { api_base_url: "https://api.example".into(), account: "123456789012".into(), region: "us-east-1".into() }
+        LinkSettings {
+            api_base_url: "https://api.example".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
     }
 
     fn event(sample: &str, status: RequestStatus, previous: RequestStatus) -> EventEnvelope {
@@ -283,7 +321,10 @@ mod tests {
         for (status, previous, expected) in told {
             assert_eq!(requester_is_told(status, Some(previous)), expected, "{previous} -> {status}");
         }
-        assert!(!requester_is_told(Approved, None), "an event without a previous status is not a decision by approvers");
+        assert!(
+            !requester_is_told(Approved, None),
+            "an event without a previous status is not a decision by approvers"
+        );
     }
 
     #[tokio::test]
@@ -302,7 +343,12 @@ mod tests {
             let outbox = Outbox::default();
             let sent = tell_requester(&outbox, contacts, &links(), &event(sample, status, previous)).await.unwrap();
             let mails = outbox.0.lock().unwrap().clone();
-            assert_eq!((sent, mails.len()), (expected, expected), "{previous} -> {status} with {} contacts", contacts.len());
+            assert_eq!(
+                (sent, mails.len()),
+                (expected, expected),
+                "{previous} -> {status} with {} contacts",
+                contacts.len()
+            );
             if let Some(mail) = mails.first() {
                 assert_eq!((mail.audience, mail.recipient.as_str()), (Audience::Requesters, "iam-user#operator"));
             }
@@ -313,7 +359,11 @@ mod tests {
     async fn a_failed_grant_is_explained_as_such_and_not_with_the_approval_message() {
         let operator = [Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() }];
         let outbox = Outbox::default();
-        let failed = event(include_str!("../../../events/request-approved.json"), RequestStatus::Failed, RequestStatus::Approved);
+        let failed = event(
+            include_str!("../../../events/request-approved.json"),
+            RequestStatus::Failed,
+            RequestStatus::Approved,
+        );
         let approval_message = failed.detail.decision.as_ref().map(|d| d.message.clone()).unwrap();
 
         tell_requester(&outbox, &operator, &links(), &failed).await.unwrap();
@@ -326,7 +376,8 @@ mod tests {
     #[test]
     fn the_templates_notify_rule_is_the_notifiers_pattern() {
         let docs = yaml_rust2::YamlLoader::load_from_str(include_str!("../../../template.yaml")).unwrap();
-        let pattern = &docs[0]["Resources"]["NotifyFunction"]["Properties"]["Events"]["RequestNeedsMail"]["Properties"]["Pattern"];
+        let pattern = &docs[0]["Resources"]["NotifyFunction"]["Properties"]["Events"]["RequestNeedsMail"]["Properties"]
+            ["Pattern"];
         assert!(!pattern.is_badvalue(), "NotifyFunction's RequestNeedsMail rule has a Pattern");
         assert_eq!(yaml_to_json(pattern), rule_pattern());
     }
@@ -336,7 +387,9 @@ mod tests {
         match y {
             Yaml::String(s) => serde_json::Value::String(s.clone()),
             Yaml::Array(items) => serde_json::Value::Array(items.iter().map(yaml_to_json).collect()),
-            Yaml::Hash(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), yaml_to_json(v))).collect()),
+            Yaml::Hash(map) => serde_json::Value::Object(
+                map.iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), yaml_to_json(v))).collect(),
+            ),
             other => panic!("unexpected YAML in a pattern: {other:?}"),
         }
     }
@@ -356,11 +409,23 @@ mod tests {
             (&alice, vec![Approver::IdentityCenterGroup("g-1".into())], Some(vec!["iam-user#alice".to_owned()])),
             (&carol, vec![Approver::IamGroup("DevOps".into())], Some(vec!["ic-user#carol".to_owned()])),
             (&carol, vec![Approver::IdentityCenterGroup("g-1".into())], None),
-            (&oncall, vec![Approver::IamGroup("DevOps".into()), Approver::IdentityCenterGroup("g-1".into())], Some(vec!["iam-role#oncall".to_owned()])),
+            (
+                &oncall,
+                vec![Approver::IamGroup("DevOps".into()), Approver::IdentityCenterGroup("g-1".into())],
+                Some(vec!["iam-role#oncall".to_owned()]),
+            ),
         ];
         for (person, approvers, expected) in cases {
-            assert_eq!(keys_without_lookup(person, &plan(approvers.clone()), 1), expected, "{person} with {approvers:?}");
+            assert_eq!(
+                keys_without_lookup(person, &plan(approvers.clone()), 1),
+                expected,
+                "{person} with {approvers:?}"
+            );
         }
-        assert_eq!(keys_without_lookup(&alice, &plan(vec![]), 2), None, "a level the plan does not have is looked up (and then matches nothing)");
+        assert_eq!(
+            keys_without_lookup(&alice, &plan(vec![]), 2),
+            None,
+            "a level the plan does not have is looked up (and then matches nothing)"
+        );
     }
 }

@@ -38,15 +38,23 @@ impl NewRequest {
     /// Parses the JSON body, naming the field of the first problem found.
     pub fn parse(body: &[u8]) -> Result<Self, FieldError> {
         if body.len() > MAX_BODY_BYTES {
-            return Err(FieldError::new("body", "BodyTooLarge", format!("the body must be at most {MAX_BODY_BYTES} bytes")));
+            return Err(FieldError::new(
+                "body",
+                "BodyTooLarge",
+                format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+            ));
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
         let serde_json::Value::Object(map) = value else {
             return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
         };
         if let Some(unknown) = map.keys().find(|k| !["nodeId", "reason", "durationMinutes"].contains(&k.as_str())) {
-            return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown field; allowed: nodeId, reason, durationMinutes"));
+            return Err(FieldError::new(
+                unknown.clone(),
+                "UnknownField",
+                "unknown field; allowed: nodeId, reason, durationMinutes",
+            ));
         }
         let string = |name: &str| -> Result<String, FieldError> {
             match map.get(name) {
@@ -58,11 +66,16 @@ impl NewRequest {
         let node_id = NodeId::try_from(string("nodeId")?)?;
         let reason = Reason::try_from(string("reason")?)?;
         let duration = match map.get("durationMinutes") {
-            None | Some(serde_json::Value::Null) => return Err(FieldError::new("durationMinutes", "MissingField", "is required")),
-            Some(serde_json::Value::Number(n)) => n
-                .as_u64()
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| FieldError::new("durationMinutes", "InvalidDuration", "must be a whole number of minutes from 1 to 20160 (336 hours)"))?,
+            None | Some(serde_json::Value::Null) => {
+                return Err(FieldError::new("durationMinutes", "MissingField", "is required"))
+            }
+            Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+                FieldError::new(
+                    "durationMinutes",
+                    "InvalidDuration",
+                    "must be a whole number of minutes from 1 to 20160 (336 hours)",
+                )
+            })?,
             Some(_) => return Err(FieldError::new("durationMinutes", "InvalidType", "must be a number")),
         };
         Ok(Self { node_id, reason, duration_minutes: DurationMinutes::try_from(duration)? })
@@ -119,15 +132,20 @@ pub async fn submit(
         approval: None,
         level_completed: None,
     };
-    let idem = key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: new.fingerprint() });
+    let idem = key.map(|k| IdempotencyRecord {
+        caller: caller.clone(),
+        key: k.as_str().to_owned(),
+        body_hash: new.fingerprint(),
+    });
     // The Submitted event comes from the table's stream once this write commits, so a replay
     // has nothing to publish again.
     match deps.store.create(&request, &audit, idem.as_ref()).await? {
         CreateOutcome::Created => Ok(Submitted { request, replayed: false }),
         CreateOutcome::Replayed(existing) => Ok(Submitted { request: *existing, replayed: true }),
-        CreateOutcome::KeyReused => {
-            Err(ServiceError::Conflict { code: "IdempotencyKeyReused", message: "this Idempotency-Key was already used with a different request body".into() })
-        }
+        CreateOutcome::KeyReused => Err(ServiceError::Conflict {
+            code: "IdempotencyKeyReused",
+            message: "this Idempotency-Key was already used with a different request body".into(),
+        }),
     }
 }
 
@@ -156,14 +174,22 @@ pub fn parse_list_query(params: &[(String, String)]) -> Result<ListQuery, FieldE
         match k.as_str() {
             "status" => query.status = Some(v.parse()?),
             "limit" => {
-                query.limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=MAX_PAGE_SIZE).contains(l))
-                    .ok_or_else(|| FieldError::new("limit", "InvalidLimit", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}")))?;
+                query.limit = v.parse::<u32>().ok().filter(|l| (1..=MAX_PAGE_SIZE).contains(l)).ok_or_else(|| {
+                    FieldError::new(
+                        "limit",
+                        "InvalidLimit",
+                        format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                    )
+                })?;
             }
             "nextToken" => query.after = Some(decode_position(v)?),
-            other => return Err(FieldError::new(other, "UnknownParameter", "unknown query parameter; allowed: status, limit, nextToken")),
+            other => {
+                return Err(FieldError::new(
+                    other,
+                    "UnknownParameter",
+                    "unknown query parameter; allowed: status, limit, nextToken",
+                ))
+            }
         }
     }
     Ok(query)

@@ -47,7 +47,11 @@ pub async fn expire_overdue(store: &dyn RequestStore, now: DateTime<Utc>) -> Res
 /// sweep starts an execution itself (one for a request whose first is merely slow ends
 /// harmlessly); after it, the request fails: nothing was ever attached, and unlike access ending
 /// at its deadline this is our failure, which the requester is told of.
-async fn restart_stalled(deps: &LifecycleDeps<'_>, now: DateTime<Utc>, report: &mut SweepReport) -> Result<(), ServiceError> {
+async fn restart_stalled(
+    deps: &LifecycleDeps<'_>,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), ServiceError> {
     for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
         let Some(request) = deps.store.get(&id).await? else { continue };
         if request.status != RequestStatus::Approved || request.grant.is_some() {
@@ -103,7 +107,15 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
     let mut report = SweepReport::default();
     restart_stalled(deps, now, &mut report).await?;
     for id in deps.store.list_grants_past_deadline(now, 100).await? {
-        let out = teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+        let out = teardown(
+            deps,
+            &id,
+            RequestStatus::Expired,
+            SWEEPER_ACTOR,
+            "the access window ended (found by the sweeper)",
+            now,
+        )
+        .await?;
         if out.detached || out.status == RequestStatus::Expired {
             report.expired.push(id.to_string());
         }
@@ -124,7 +136,15 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
             }
             if let Some(r) = deps.store.get(&id).await? {
                 if r.status == RequestStatus::Approved {
-                    teardown(deps, &id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now).await?;
+                    teardown(
+                        deps,
+                        &id,
+                        RequestStatus::Expired,
+                        SWEEPER_ACTOR,
+                        "the access window ended (found by the sweeper)",
+                        now,
+                    )
+                    .await?;
                 }
             }
         }

@@ -27,8 +27,13 @@ pub enum Person {
 impl TryFrom<String> for Person {
     type Error = FieldError;
     fn try_from(key: String) -> Result<Self, Self::Error> {
-        Self::parse(&key)
-            .ok_or_else(|| FieldError::new("person", "InvalidPerson", format!("'{key}' is not a person key (iam-user#…, iam-role-session#…/…, ic-user#…)")))
+        Self::parse(&key).ok_or_else(|| {
+            FieldError::new(
+                "person",
+                "InvalidPerson",
+                format!("'{key}' is not a person key (iam-user#…, iam-role-session#…/…, ic-user#…)"),
+            )
+        })
     }
 }
 
@@ -43,8 +48,12 @@ impl Person {
     pub fn from_caller(caller: &CallerArn) -> Self {
         match caller.kind() {
             CallerKind::IamUser { name } => Self::IamUser(name.clone()),
-            CallerKind::AssumedRole { session_name, .. } if caller.is_identity_center() => Self::IdentityCenterUser(session_name.clone()),
-            CallerKind::AssumedRole { role_name, session_name } => Self::IamRoleSession { role: role_name.clone(), session: session_name.clone() },
+            CallerKind::AssumedRole { session_name, .. } if caller.is_identity_center() => {
+                Self::IdentityCenterUser(session_name.clone())
+            }
+            CallerKind::AssumedRole { role_name, session_name } => {
+                Self::IamRoleSession { role: role_name.clone(), session: session_name.clone() }
+            }
         }
     }
 
@@ -114,7 +123,11 @@ impl TryFrom<String> for Comment {
         let trimmed = value.trim();
         let chars = trimmed.chars().count();
         if chars > MAX_COMMENT_CHARS {
-            return Err(FieldError::new("comment", "InvalidComment", format!("must be at most {MAX_COMMENT_CHARS} characters (got {chars})")));
+            return Err(FieldError::new(
+                "comment",
+                "InvalidComment",
+                format!("must be at most {MAX_COMMENT_CHARS} characters (got {chars})"),
+            ));
         }
         if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
             return Err(FieldError::new("comment", "InvalidComment", "must not contain control characters"));

@@ -83,7 +83,8 @@ pub fn check_may_decide<'a>(
     if progress.has_acted(&decider.person) {
         return Err(Refusal::AlreadyDecided);
     }
-    let approver = matching_approver(plan, progress.current_level, &decider.approver_keys).ok_or(Refusal::NotAnApprover { level: progress.current_level })?;
+    let approver = matching_approver(plan, progress.current_level, &decider.approver_keys)
+        .ok_or(Refusal::NotAnApprover { level: progress.current_level })?;
     Ok((progress, approver))
 }
 
@@ -159,7 +160,10 @@ mod tests {
                 max_duration_minutes: Some(240),
                 approval_plan: Some(ApprovalPlan {
                     policy_name: "production".into(),
-                    levels: plan.into_iter().map(|(min, approvers)| ApprovalLevel { min_approvals: min, approvers }).collect(),
+                    levels: plan
+                        .into_iter()
+                        .map(|(min, approvers)| ApprovalLevel { min_approvals: min, approvers })
+                        .collect(),
                 }),
                 node_tags: Default::default(),
                 decided_at: now,
@@ -173,14 +177,26 @@ mod tests {
     fn user(name: &str, groups: &[&str]) -> Decider {
         let mut keys = vec![Approver::IamUser(name.into()).index_key()];
         keys.extend(groups.iter().map(|g| Approver::IamGroup((*g).into()).index_key()));
-        Decider { person: Person::IamUser(name.into()), actor: arn(name).to_string(), approver_keys: keys, channel: Channel::Api }
+        Decider {
+            person: Person::IamUser(name.into()),
+            actor: arn(name).to_string(),
+            approver_keys: keys,
+            channel: Channel::Api,
+        }
     }
 
     fn two_levels(now: DateTime<Utc>) -> AccessRequest {
         pending(
             vec![
                 (1, vec![Approver::IamUser("a1".into()), Approver::IamGroup("Leads".into())]),
-                (2, vec![Approver::IamUser("b1".into()), Approver::IamUser("b2".into()), Approver::IamUser("b3".into())]),
+                (
+                    2,
+                    vec![
+                        Approver::IamUser("b1".into()),
+                        Approver::IamUser("b2".into()),
+                        Approver::IamUser("b3".into()),
+                    ],
+                ),
             ],
             now,
         )
@@ -199,13 +215,19 @@ mod tests {
         let mut r = two_levels(now);
         assert_eq!(apply(&mut r, &user("b1", &[]), Verdict::Approve, now), Err(Refusal::NotAnApprover { level: 1 }));
         let step = apply(&mut r, &user("lead", &["Leads"]), Verdict::Approve, now).unwrap();
-        assert_eq!((step.status, step.level_completed, step.entry.matched.as_str()), (RequestStatus::Pending, Some(1), "iam-group#Leads"));
+        assert_eq!(
+            (step.status, step.level_completed, step.entry.matched.as_str()),
+            (RequestStatus::Pending, Some(1), "iam-group#Leads")
+        );
         assert_eq!(apply(&mut r, &user("a1", &[]), Verdict::Approve, now), Err(Refusal::NotAnApprover { level: 2 }));
         let step = apply(&mut r, &user("b1", &[]), Verdict::Approve, now).unwrap();
         assert_eq!((step.status, step.level_completed), (RequestStatus::Pending, None));
         let step = apply(&mut r, &user("b3", &[]), Verdict::Approve, now).unwrap();
         assert_eq!((step.status, step.level_completed), (RequestStatus::Approved, Some(2)));
-        assert_eq!(apply(&mut r, &user("b2", &[]), Verdict::Approve, now), Err(Refusal::NotPending(RequestStatus::Approved)));
+        assert_eq!(
+            apply(&mut r, &user("b2", &[]), Verdict::Approve, now),
+            Err(Refusal::NotPending(RequestStatus::Approved))
+        );
     }
 
     #[test]
@@ -220,7 +242,9 @@ mod tests {
     fn an_identity_center_requester_cannot_approve_through_another_permission_set() {
         let now = Utc::now();
         let mut r = pending(vec![(1, vec![Approver::IdentityCenterUser("carol".into())])], now);
-        r.requester = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
+        r.requester =
+            CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned())
+                .unwrap();
         let carol = Decider {
             person: Person::IdentityCenterUser("carol".into()),
             actor: "identity-center-user/carol".into(),
@@ -248,7 +272,10 @@ mod tests {
         apply(&mut r, &user("b1", &[]), Verdict::Approve, now).unwrap();
         let step = apply(&mut r, &user("b2", &[]), Verdict::Reject, now).unwrap();
         assert_eq!(step.status, RequestStatus::Rejected);
-        assert_eq!(apply(&mut r, &user("b3", &[]), Verdict::Approve, now), Err(Refusal::NotPending(RequestStatus::Rejected)));
+        assert_eq!(
+            apply(&mut r, &user("b3", &[]), Verdict::Approve, now),
+            Err(Refusal::NotPending(RequestStatus::Rejected))
+        );
     }
 
     #[test]
@@ -256,13 +283,23 @@ mod tests {
         let now = Utc::now();
         let r = two_levels(now);
         let later = now + Duration::hours(24);
-        assert!(matches!(decide(&r, &user("a1", &[]), Verdict::Approve, None, None, later), Err(Refusal::DeadlinePassed(_))));
-        assert_eq!(decide(&r, &user("a1", &[]), Verdict::Approve, None, Some(2), now), Err(Refusal::WrongLevel { wanted: 2, current: 1 }));
+        assert!(matches!(
+            decide(&r, &user("a1", &[]), Verdict::Approve, None, None, later),
+            Err(Refusal::DeadlinePassed(_))
+        ));
+        assert_eq!(
+            decide(&r, &user("a1", &[]), Verdict::Approve, None, Some(2), now),
+            Err(Refusal::WrongLevel { wanted: 2, current: 1 })
+        );
     }
 
     #[test]
     fn person_keys_round_trip() {
-        for p in [Person::IamUser("a".into()), Person::IdentityCenterUser("c@x".into()), Person::IamRoleSession { role: "R".into(), session: "s".into() }] {
+        for p in [
+            Person::IamUser("a".into()),
+            Person::IdentityCenterUser("c@x".into()),
+            Person::IamRoleSession { role: "R".into(), session: "s".into() },
+        ] {
             assert_eq!(Person::parse_key(&p.key()), Some(p.clone()));
         }
         for bad in ["", "iam-user#", "nobody#x", "iam-role-session#nosession", "iam-user"] {

@@ -37,9 +37,14 @@ impl SigningKey {
     pub fn from_secret(secret: &str) -> Result<Self, String> {
         let bytes = secret.trim().as_bytes();
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!("the approval-link signing key must be at least {MIN_KEY_BYTES} bytes (it has {})", bytes.len()));
+            return Err(format!(
+                "the approval-link signing key must be at least {MIN_KEY_BYTES} bytes (it has {})",
+                bytes.len()
+            ));
         }
-        Hmac::<Sha256>::new_from_slice(bytes).map(Self).map_err(|e| format!("the approval-link signing key is unusable: {e}"))
+        Hmac::<Sha256>::new_from_slice(bytes)
+            .map(Self)
+            .map_err(|e| format!("the approval-link signing key is unusable: {e}"))
     }
 
     fn mac(&self) -> Hmac<Sha256> {

@@ -160,7 +160,13 @@ pub struct ChangeRecord {
 
 impl ChangeRecord {
     pub fn of(audit: &AuditRecord, request: AccessRequest) -> Self {
-        Self { request, previous: audit.from, actor: audit.actor.clone(), approval: audit.approval.clone(), level_completed: audit.level_completed }
+        Self {
+            request,
+            previous: audit.from,
+            actor: audit.actor.clone(),
+            approval: audit.approval.clone(),
+            level_completed: audit.level_completed,
+        }
     }
 
     /// The events this change produces, in order (see `StatusEvent::for_change`); none for a
@@ -227,15 +233,24 @@ mod tests {
         .unwrap();
         let approve = ApprovalEntry { verdict: Verdict::Approve, ..entry.clone() };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&request, Some(RequestStatus::Pending), "x", Some(&approve), Some(2)).iter().map(|e| e.detail_type()).collect();
+            StatusEvent::for_change(&request, Some(RequestStatus::Pending), "x", Some(&approve), Some(2))
+                .iter()
+                .map(|e| e.detail_type())
+                .collect();
         assert_eq!(kinds, [APPROVAL_RECORDED, LEVEL_COMPLETED, "Access Request Approved"]);
         let pending = AccessRequest { status: RequestStatus::Pending, ..request.clone() };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&pending, Some(RequestStatus::Pending), "x", Some(&approve), None).iter().map(|e| e.detail_type()).collect();
+            StatusEvent::for_change(&pending, Some(RequestStatus::Pending), "x", Some(&approve), None)
+                .iter()
+                .map(|e| e.detail_type())
+                .collect();
         assert_eq!(kinds, [APPROVAL_RECORDED]);
         let rejected = AccessRequest { status: RequestStatus::Rejected, ..request };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&rejected, Some(RequestStatus::Pending), "x", Some(&entry), None).iter().map(|e| e.detail_type()).collect();
+            StatusEvent::for_change(&rejected, Some(RequestStatus::Pending), "x", Some(&entry), None)
+                .iter()
+                .map(|e| e.detail_type())
+                .collect();
         assert_eq!(kinds, ["Access Request Rejected"], "a rejection is one status event carrying the entry");
     }
 }

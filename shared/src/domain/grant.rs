@@ -94,11 +94,19 @@ pub fn deadline_text(deadline: &DateTime<Utc>) -> String {
     deadline.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-pub fn policy_document(settings: &GrantSettings, target: &GrantTarget, node: &NodeId, deadline: &DateTime<Utc>) -> serde_json::Value {
+pub fn policy_document(
+    settings: &GrantSettings,
+    target: &GrantTarget,
+    node: &NodeId,
+    deadline: &DateTime<Utc>,
+) -> serde_json::Value {
     let mut condition = json!({ "DateLessThan": { "aws:CurrentTime": deadline_text(deadline) } });
     let own_sessions = match target {
         // `${aws:username}` is an IAM policy variable, resolved by IAM at request time.
-        GrantTarget::IamUser { .. } => format!("arn:{}:ssm:{}:{}:session/${{aws:username}}-*", settings.partition, settings.region, settings.account),
+        GrantTarget::IamUser { .. } => format!(
+            "arn:{}:ssm:{}:{}:session/${{aws:username}}-*",
+            settings.partition, settings.region, settings.account
+        ),
         GrantTarget::IamRoleSession { role_id, session, .. } => {
             condition["StringEquals"] = json!({ "aws:userid": format!("{role_id}:{session}") });
             format!("arn:{}:ssm:{}:{}:session/{session}-*", settings.partition, settings.region, settings.account)
@@ -129,7 +137,13 @@ pub fn limit_for(target: &GrantTarget) -> usize {
 
 /// The document, or why it cannot be attached. `existing` is the size of the principal's other
 /// inline policies (IAM's limit is per principal, across all its inline policies).
-pub fn build(settings: &GrantSettings, target: &GrantTarget, node: &NodeId, deadline: &DateTime<Utc>, existing: usize) -> Result<String, GrantRefusal> {
+pub fn build(
+    settings: &GrantSettings,
+    target: &GrantTarget,
+    node: &NodeId,
+    deadline: &DateTime<Utc>,
+    existing: usize,
+) -> Result<String, GrantRefusal> {
     let document = policy_document(settings, target, node, deadline);
     let size = policy_size(&document) + existing;
     let limit = limit_for(target);
@@ -189,9 +203,11 @@ mod tests {
         ] {
             let node = NodeId::try_from(node.to_owned()).unwrap();
             let doc = policy_document(&settings(), &user(), &node, &deadline());
-            let resources: Vec<&str> = doc["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            let resources: Vec<&str> =
+                doc["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
             assert_eq!(doc["Statement"][0]["Action"], "ssm:StartSession");
-            let nodes: Vec<&&str> = resources.iter().filter(|r| r.contains(":instance/") || r.contains(":managed-instance/")).collect();
+            let nodes: Vec<&&str> =
+                resources.iter().filter(|r| r.contains(":instance/") || r.contains(":managed-instance/")).collect();
             assert_eq!(nodes, vec![&arn]);
             assert!(resources.iter().all(|r| !r.contains('*')), "no wildcard resource for StartSession: {resources:?}");
             assert!(resources.contains(&"arn:aws:ssm:eu-west-1:123456789012:document/SSM-SessionManagerRunShell"));
@@ -223,7 +239,10 @@ mod tests {
         assert_eq!(doc["Statement"][1]["Resource"], "arn:aws:ssm:eu-west-1:123456789012:session/alice-*");
         let user_doc = policy_document(&settings(), &user(), &node, &deadline());
         assert!(user_doc["Statement"][0]["Condition"].get("StringEquals").is_none());
-        assert_eq!(user_doc["Statement"][1]["Resource"], "arn:aws:ssm:eu-west-1:123456789012:session/${aws:username}-*");
+        assert_eq!(
+            user_doc["Statement"][1]["Resource"],
+            "arn:aws:ssm:eu-west-1:123456789012:session/${aws:username}-*"
+        );
     }
 
     #[test]
@@ -245,7 +264,8 @@ mod tests {
 
     #[test]
     fn identity_center_roles_are_refused() {
-        let ic = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
+        let ic = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned())
+            .unwrap();
         assert_eq!(check_grantable(&ic), Err(GrantRefusal::IdentityCenterRole));
         let user = CallerArn::try_from("arn:aws:iam::123456789012:user/operator".to_owned()).unwrap();
         assert_eq!(check_grantable(&user), Ok(()));

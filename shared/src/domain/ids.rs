@@ -29,7 +29,9 @@ impl RequestId {
 impl TryFrom<String> for RequestId {
     type Error = FieldError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let ok = value.strip_prefix("req-").is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        let ok = value.strip_prefix("req-").is_some_and(|hex| {
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
         if ok {
             Ok(Self(value))
         } else {
@@ -134,7 +136,11 @@ impl TryFrom<String> for Reason {
             return Err(FieldError::new("reason", "InvalidReason", "must not be empty"));
         }
         if chars > MAX_REASON_CHARS {
-            return Err(FieldError::new("reason", "InvalidReason", format!("must be at most {MAX_REASON_CHARS} characters after trimming (got {chars})")));
+            return Err(FieldError::new(
+                "reason",
+                "InvalidReason",
+                format!("must be at most {MAX_REASON_CHARS} characters after trimming (got {chars})"),
+            ));
         }
         if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
             return Err(FieldError::new("reason", "InvalidReason", "must not contain control characters"));
@@ -197,7 +203,11 @@ impl TryFrom<String> for IdempotencyKey {
         if (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
             Ok(Self(value))
         } else {
-            Err(FieldError::new("Idempotency-Key", "InvalidIdempotencyKey", "must be 1 to 128 printable ASCII characters without spaces"))
+            Err(FieldError::new(
+                "Idempotency-Key",
+                "InvalidIdempotencyKey",
+                "must be 1 to 128 printable ASCII characters without spaces",
+            ))
         }
     }
 }
@@ -208,8 +218,11 @@ mod tests {
 
     #[test]
     fn node_ids_of_both_kinds_are_accepted_and_classified() {
-        let cases =
-            [("i-0123456789abcdef0", NodeKind::Ec2Instance), ("i-0123abcd", NodeKind::Ec2Instance), ("mi-0123456789abcdef0", NodeKind::ManagedInstance)];
+        let cases = [
+            ("i-0123456789abcdef0", NodeKind::Ec2Instance),
+            ("i-0123abcd", NodeKind::Ec2Instance),
+            ("mi-0123456789abcdef0", NodeKind::ManagedInstance),
+        ];
         for (raw, kind) in cases {
             let id = NodeId::try_from(raw.to_owned()).unwrap();
             assert_eq!(id.kind(), kind, "{raw}");

@@ -53,12 +53,23 @@ fn valid_name(s: &str) -> bool {
 impl TryFrom<String> for CallerArn {
     type Error = FieldError;
     fn try_from(arn: String) -> Result<Self, Self::Error> {
-        let bad = || FieldError::new("principal", "UnsupportedPrincipal", format!("'{arn}' is not an IAM user or assumed-role ARN"));
+        let bad = || {
+            FieldError::new(
+                "principal",
+                "UnsupportedPrincipal",
+                format!("'{arn}' is not an IAM user or assumed-role ARN"),
+            )
+        };
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         let [scheme, partition, service, region, account, resource] = parts.as_slice() else {
             return Err(bad());
         };
-        if *scheme != "arn" || !partition.starts_with("aws") || !region.is_empty() || account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if *scheme != "arn"
+            || !partition.starts_with("aws")
+            || !region.is_empty()
+            || account.len() != 12
+            || !account.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let kind = match *service {
@@ -122,7 +133,9 @@ impl ResolvedPrincipal {
     /// (`PolicySet::needs_principal`), where it decides exactly as the resolved one would.
     pub fn from_arn_only(caller: &CallerArn) -> Self {
         let identity = match caller.kind() {
-            CallerKind::IamUser { name } => PrincipalIdentity::IamUser { arn: caller.as_str().to_owned(), name: name.clone() },
+            CallerKind::IamUser { name } => {
+                PrincipalIdentity::IamUser { arn: caller.as_str().to_owned(), name: name.clone() }
+            }
             CallerKind::AssumedRole { role_name, session_name } if caller.is_identity_center() => {
                 PrincipalIdentity::IdentityCenterUser { user_id: session_name.clone(), user_name: session_name.clone() }
             }
@@ -156,9 +169,18 @@ mod tests {
         let user = CallerArn::try_from("arn:aws:iam::123456789012:user/ops/alice".to_owned()).unwrap();
         assert_eq!(user.kind(), &CallerKind::IamUser { name: "alice".into() });
         assert_eq!(user.account(), "123456789012");
-        let session = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0123/bob@example.com".to_owned()).unwrap();
+        let session = CallerArn::try_from(
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0123/bob@example.com".to_owned(),
+        )
+        .unwrap();
         assert!(session.is_identity_center());
-        assert_eq!(session.kind(), &CallerKind::AssumedRole { role_name: "AWSReservedSSO_Ops_0123".into(), session_name: "bob@example.com".into() });
+        assert_eq!(
+            session.kind(),
+            &CallerKind::AssumedRole {
+                role_name: "AWSReservedSSO_Ops_0123".into(),
+                session_name: "bob@example.com".into()
+            }
+        );
     }
 
     #[test]

@@ -29,8 +29,16 @@ pub struct TransitionError {
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 8] =
-        [Self::Submitted, Self::Pending, Self::Approved, Self::Rejected, Self::Cancelled, Self::Expired, Self::Revoked, Self::Failed];
+    pub const ALL: [RequestStatus; 8] = [
+        Self::Submitted,
+        Self::Pending,
+        Self::Approved,
+        Self::Rejected,
+        Self::Cancelled,
+        Self::Expired,
+        Self::Revoked,
+        Self::Failed,
+    ];
 
     /// The statuses this one may move to.
     pub fn successors(self) -> &'static [RequestStatus] {

@@ -38,7 +38,13 @@ pub struct Transition {
 
 impl Transition {
     /// A plain status change with no approval bookkeeping.
-    pub fn status_change(request: &AccessRequest, to: RequestStatus, actor: &str, reason: impl Into<String>, at: DateTime<Utc>) -> Self {
+    pub fn status_change(
+        request: &AccessRequest,
+        to: RequestStatus,
+        actor: &str,
+        reason: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             to,
             decision: None,
@@ -83,7 +89,9 @@ impl Transition {
 
     /// Whether this change records a grant that is attached now (the by-deadline index needs it).
     pub fn attaches_grant(&self) -> bool {
-        self.is_in_place() && self.from() == RequestStatus::Approved && self.grant.as_ref().is_some_and(|g| g.detached_at.is_none())
+        self.is_in_place()
+            && self.from() == RequestStatus::Approved
+            && self.grant.as_ref().is_some_and(|g| g.detached_at.is_none())
     }
 
     /// The request as stored once the write succeeds.
@@ -128,7 +136,8 @@ mod tests {
     use super::*;
 
     fn request(status: RequestStatus) -> AccessRequest {
-        let env: crate::domain::events::EventEnvelope = serde_json::from_str(include_str!("../../../events/request-submitted.json")).unwrap();
+        let env: crate::domain::events::EventEnvelope =
+            serde_json::from_str(include_str!("../../../events/request-submitted.json")).unwrap();
         let mut r = env.detail.request().unwrap();
         r.status = status;
         r
@@ -137,11 +146,15 @@ mod tests {
     #[test]
     fn only_graph_edges_and_the_two_in_place_changes_pass_the_check() {
         let entry: ApprovalEntry = serde_json::from_value(
-            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/request-approval-recorded.json")).unwrap()["detail"]["approval"].clone(),
+            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/request-approval-recorded.json"))
+                .unwrap()["detail"]["approval"]
+                .clone(),
         )
         .unwrap();
         let grant: GrantRecord = serde_json::from_value(
-            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/lifecycle-expire-task.json")).unwrap()["grant"]["request"]["grant"].clone(),
+            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/lifecycle-expire-task.json"))
+                .unwrap()["grant"]["request"]["grant"]
+                .clone(),
         )
         .unwrap();
         for from in RequestStatus::ALL {
@@ -151,8 +164,16 @@ mod tests {
                 let with_approval = Transition { approval: Some(entry.clone()), ..plain.clone() };
                 let with_grant = Transition { grant: Some(grant.clone()), ..plain.clone() };
                 let edge = from.successors().contains(&to);
-                assert_eq!(with_approval.check().is_ok(), edge || (from == to && from == RequestStatus::Pending), "{from} -> {to} with an approval");
-                assert_eq!(with_grant.check().is_ok(), edge || (from == to && from == RequestStatus::Approved), "{from} -> {to} with a grant");
+                assert_eq!(
+                    with_approval.check().is_ok(),
+                    edge || (from == to && from == RequestStatus::Pending),
+                    "{from} -> {to} with an approval"
+                );
+                assert_eq!(
+                    with_grant.check().is_ok(),
+                    edge || (from == to && from == RequestStatus::Approved),
+                    "{from} -> {to} with a grant"
+                );
             }
         }
     }
@@ -163,10 +184,19 @@ mod tests {
         let now = Utc::now();
         let t = Transition::status_change(&basis, RequestStatus::Approved, "system:evaluator", "auto", now);
         let after = t.after();
-        assert_eq!((after.status, after.version, after.approved_at, after.updated_at), (RequestStatus::Approved, basis.version + 1, Some(now), now));
-        assert_eq!((after.requester, after.node_id, after.created_at), (basis.requester.clone(), basis.node_id.clone(), basis.created_at));
+        assert_eq!(
+            (after.status, after.version, after.approved_at, after.updated_at),
+            (RequestStatus::Approved, basis.version + 1, Some(now), now)
+        );
+        assert_eq!(
+            (after.requester, after.node_id, after.created_at),
+            (basis.requester.clone(), basis.node_id.clone(), basis.created_at)
+        );
         let audit = t.audit();
-        assert_eq!((audit.from, audit.to, audit.version), (Some(RequestStatus::Submitted), RequestStatus::Approved, basis.version + 1));
+        assert_eq!(
+            (audit.from, audit.to, audit.version),
+            (Some(RequestStatus::Submitted), RequestStatus::Approved, basis.version + 1)
+        );
         let record = t.change_record();
         assert_eq!(record.events().iter().map(|e| e.detail_type()).collect::<Vec<_>>(), ["Access Request Approved"]);
     }

@@ -21,7 +21,10 @@ use crate::domain::approval::Verdict;
 /// True for the paths this function serves (the local stack routes on it).
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["decide", _])
+    matches!(
+        segments.as_slice(),
+        ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["decide", _]
+    )
 }
 
 /// Paths that carry their own credential (the mail-link token) instead of a SigV4 signature.
@@ -41,7 +44,12 @@ pub async fn handle(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc
     }
 }
 
-async fn api(deps: &ApprovalDeps<'_>, req: &ApiRequest, segments: &[&str], now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
+async fn api(
+    deps: &ApprovalDeps<'_>,
+    req: &ApiRequest,
+    segments: &[&str],
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, ServiceError> {
     if !serves(&req.path) {
         return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
     }

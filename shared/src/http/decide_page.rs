@@ -48,12 +48,22 @@ pub fn confirmation(view: &LinkView) -> String {
     let decision = r.decision.as_ref();
     let plan = decision.and_then(|d| d.approval_plan.as_ref());
     let levels = plan.map_or(0, |p| p.levels.len());
-    let tags = decision.map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")).unwrap_or_default();
+    let tags = decision
+        .map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
     let decided: Vec<String> = r
         .approval
         .iter()
         .flat_map(|p| p.entries.iter())
-        .map(|e| format!("level {}: {} ({:?}){}", e.level, e.actor, e.verdict, e.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "level {}: {} ({:?}){}",
+                e.level,
+                e.actor,
+                e.verdict,
+                e.comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default()
+            )
+        })
         .collect();
     let mut table = String::new();
     table.push_str(&row("Request", r.request_id.as_str()));
@@ -64,7 +74,10 @@ pub fn confirmation(view: &LinkView) -> String {
     table.push_str(&row("Duration", &format!("{} minutes", r.duration_minutes.get())));
     table.push_str(&row("Policy", plan.map_or("", |p| p.policy_name.as_str())));
     table.push_str(&row("Level", &format!("{} of {levels}", view.claims.level)));
-    table.push_str(&row("Already decided", &if decided.is_empty() { "nobody yet".to_owned() } else { decided.join("\n") }));
+    table.push_str(&row(
+        "Already decided",
+        &if decided.is_empty() { "nobody yet".to_owned() } else { decided.join("\n") },
+    ));
     table.push_str(&row("You", &view.person.to_string()));
     table.push_str(&row("Link expires", &time(&view.claims.expires_at())));
     let body = format!(
@@ -120,7 +133,10 @@ fn percent_decode(s: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 out.push(hex.ok_or_else(|| "the form has a bad % escape".to_owned())?);
                 i += 2;
             }
@@ -137,7 +153,10 @@ mod tests {
 
     #[test]
     fn markup_in_user_text_is_escaped() {
-        assert_eq!(escape("<script>alert('x')</script> & \"q\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;");
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
     }
 
     #[test]

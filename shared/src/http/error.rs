@@ -27,7 +27,10 @@ pub fn body(e: &ServiceError) -> serde_json::Value {
 /// on, an approver who may not decide) is one `403` page, never a hint of what exists.
 pub fn link_status(e: &ServiceError) -> u16 {
     match e {
-        ServiceError::Conflict { .. } | ServiceError::Forbidden(_) | ServiceError::NotFound(_) | ServiceError::Unauthenticated(_) => 403,
+        ServiceError::Conflict { .. }
+        | ServiceError::Forbidden(_)
+        | ServiceError::NotFound(_)
+        | ServiceError::Unauthenticated(_) => 403,
         other => status(other),
     }
 }

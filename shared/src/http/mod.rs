@@ -53,9 +53,17 @@ impl ApiResponse {
             ("referrer-policy", "no-referrer"),
             ("x-frame-options", "DENY"),
             ("x-content-type-options", "nosniff"),
-            ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            (
+                "content-security-policy",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
         ];
-        Self { status, headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), body: serde_json::Value::Null, html: Some(page) }
+        Self {
+            status,
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            body: serde_json::Value::Null,
+            html: Some(page),
+        }
     }
 
     pub fn body_text(&self) -> String {
@@ -90,6 +98,9 @@ pub(crate) fn method_not_allowed(req: &ApiRequest) -> ApiResponse {
 }
 
 pub(crate) fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, ServiceError> {
-    let raw = req.caller.as_deref().ok_or_else(|| ServiceError::Unauthenticated("sign the request with AWS SigV4 (IAM authorization)".into()))?;
+    let raw = req
+        .caller
+        .as_deref()
+        .ok_or_else(|| ServiceError::Unauthenticated("sign the request with AWS SigV4 (IAM authorization)".into()))?;
     CallerArn::try_from(raw.to_owned()).map_err(|e| ServiceError::Forbidden(e.message))
 }

@@ -40,7 +40,10 @@ async fn route(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> R
         ("GET", ["requests"]) => {
             let query = submit::parse_list_query(&req.query)?;
             let page = submit::list(deps, &caller, &query).await?;
-            Ok(ApiResponse::json(200, json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(submit::encode_position) })))
+            Ok(ApiResponse::json(
+                200,
+                json!({ "items": to_json(&page.items)?, "nextToken": page.next.as_ref().map(submit::encode_position) }),
+            ))
         }
         ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&submit::get(deps, &caller, id).await?)?)),
         _ => Ok(method_not_allowed(req)),

@@ -60,8 +60,10 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
     })?;
 
     // Statements come back keyed policy0, policy1, ... in source order.
-    let mut ordered: Vec<(usize, &Policy)> =
-        parsed.policies().map(|p| (p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX), p)).collect();
+    let mut ordered: Vec<(usize, &Policy)> = parsed
+        .policies()
+        .map(|p| (p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX), p))
+        .collect();
     ordered.sort_by_key(|(n, _)| *n);
 
     let mut errors = Vec::new();
@@ -72,7 +74,11 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
         let line = text.find(source.trim()).map_or(1, |o| line_at(text, o));
         let id = policy.annotation(ID_ANNOTATION).map_or_else(|| format!("{file}#{}", position + 1), str::to_owned);
         if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-            errors.push(LineError { line, message: format!("@id(\"{id}\") is not a usable policy id"), fix: "use 1 to 128 printable characters".into() });
+            errors.push(LineError {
+                line,
+                message: format!("@id(\"{id}\") is not a usable policy id"),
+                fix: "use 1 to 128 printable characters".into(),
+            });
             continue;
         }
         let window_minutes = match policy.annotation(WINDOW_ANNOTATION) {
@@ -100,7 +106,11 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
         let effect = policy.effect();
         let policy = policy.new_id(PolicyId::new(&id));
         if renamed.add(policy.clone()).is_err() {
-            errors.push(LineError { line, message: format!("policy id '{id}' is used twice in this file"), fix: "give each statement its own @id".into() });
+            errors.push(LineError {
+                line,
+                message: format!("policy id '{id}' is used twice in this file"),
+                fix: "give each statement its own @id".into(),
+            });
             continue;
         }
         statements.push(Statement { policy, id, effect, line, window_minutes });

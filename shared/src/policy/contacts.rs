@@ -50,7 +50,10 @@ struct Entry {
 
 fn valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && s.len() <= 254 && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>'\\\"`$;".contains(c))
+    !local.is_empty()
+        && domain.contains('.')
+        && s.len() <= 254
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>'\\\"`$;".contains(c))
 }
 
 /// The contacts of a bundled policy set (`contacts.yaml`; none when absent), without loading
@@ -60,13 +63,23 @@ pub fn contacts_of(files: &[crate::policy::PolicyFile]) -> Result<Vec<Contact>, 
     let Some(file) = files.iter().find(|f| f.path == CONTACTS_FILE) else { return Ok(Vec::new()) };
     parse_contacts(&file.text).map_err(|errors| {
         crate::policy::PolicySetError(
-            errors.into_iter().map(|e| crate::policy::PolicyLoadError { file: file.path.clone(), line: e.line, message: e.message, fix: e.fix }).collect(),
+            errors
+                .into_iter()
+                .map(|e| crate::policy::PolicyLoadError {
+                    file: file.path.clone(),
+                    line: e.line,
+                    message: e.message,
+                    fix: e.fix,
+                })
+                .collect(),
         )
     })
 }
 
 pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
-    let doc = yaml_spans::parse(text).map_err(|e| vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }])?;
+    let doc = yaml_spans::parse(text).map_err(|e| {
+        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
+    })?;
     let parsed: Doc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let path = yaml_spans::path_key(e.path());
         vec![LineError {
@@ -108,7 +121,11 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
             continue;
         }
         if !seen.insert(person.key()) {
-            errors.push(LineError { line, message: format!("{person} is listed twice"), fix: "keep one entry per person".into() });
+            errors.push(LineError {
+                line,
+                message: format!("{person} is listed twice"),
+                fix: "keep one entry per person".into(),
+            });
             continue;
         }
         out.push(Contact { person, email: entry.email });
@@ -134,7 +151,10 @@ mod tests {
     #[test]
     fn the_contacts_of_a_bundled_set_come_from_its_contacts_file_only() {
         let file = |path: &str, text: &str| crate::policy::PolicyFile { path: path.into(), text: text.into() };
-        let set = [file("auto-approval/x.cedar", "not cedar at all"), file(CONTACTS_FILE, "contacts:\n  - iamUser: a\n    email: a@example.com\n")];
+        let set = [
+            file("auto-approval/x.cedar", "not cedar at all"),
+            file(CONTACTS_FILE, "contacts:\n  - iamUser: a\n    email: a@example.com\n"),
+        ];
         assert_eq!(contacts_of(&set).unwrap().len(), 1, "the Cedar files are not parsed here");
         assert!(contacts_of(&[file("manual/p.yaml", "x")]).unwrap().is_empty(), "no contacts file, no contacts");
         let err = contacts_of(&[file(CONTACTS_FILE, "contacts:\n  - iamUser: a\n    email: nope\n")]).unwrap_err();

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use cedar_policy::{Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request,
+    RestrictedExpression,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +39,11 @@ fn string_map(map: &BTreeMap<String, String>) -> Vec<(String, RestrictedExpressi
 
 /// The Cedar request and entities for (principal, node). Entity ids: IAM users, groups and roles
 /// by ARN; Identity Center users and groups by their Identity Store ids; nodes by node id.
-fn cedar_request(set: &PolicySet, principal: &ResolvedPrincipal, node: &NodeInfo) -> Result<(Request, Entities), String> {
+fn cedar_request(
+    set: &PolicySet,
+    principal: &ResolvedPrincipal,
+    node: &NodeInfo,
+) -> Result<(Request, Entities), String> {
     let mut entities = Vec::new();
     let (principal_uid, attrs) = match &principal.identity {
         PrincipalIdentity::IamUser { arn, .. } => (uid("AWS::IAM::User", arn)?, Vec::new()),
@@ -55,33 +62,47 @@ fn cedar_request(set: &PolicySet, principal: &ResolvedPrincipal, node: &NodeInfo
     for g in &principal.groups {
         let g_uid = match (&principal.identity, g) {
             (PrincipalIdentity::IamUser { .. }, GroupRef::IamGroup { arn, .. }) => uid("AWS::IAM::Group", arn)?,
-            (PrincipalIdentity::IdentityCenterUser { .. }, GroupRef::IdentityCenterGroup { id, .. }) => uid("AWS::IdentityStore::Group", id)?,
+            (PrincipalIdentity::IdentityCenterUser { .. }, GroupRef::IdentityCenterGroup { id, .. }) => {
+                uid("AWS::IdentityStore::Group", id)?
+            }
             // A group of another directory cannot contain this principal in the schema.
             _ => continue,
         };
         entities.push(Entity::new_no_attrs(g_uid.clone(), std::collections::HashSet::new()));
         parents.push(g_uid);
     }
-    entities.push(Entity::new(principal_uid.clone(), attrs.into_iter().collect(), parents.into_iter().collect()).map_err(|e| e.to_string())?);
+    entities.push(
+        Entity::new(principal_uid.clone(), attrs.into_iter().collect(), parents.into_iter().collect())
+            .map_err(|e| e.to_string())?,
+    );
 
     let tags_uid = uid("AWS::IAM::PrincipalTags", &principal_uid.to_string())?;
-    entities.push(Entity::new_with_tags(tags_uid.clone(), [], [], string_map(&principal.principal_tags)).map_err(|e| e.to_string())?);
+    entities.push(
+        Entity::new_with_tags(tags_uid.clone(), [], [], string_map(&principal.principal_tags))
+            .map_err(|e| e.to_string())?,
+    );
 
     let resource_type = match node.node_id.kind() {
         NodeKind::Ec2Instance => "AWS::EC2::Instance",
         NodeKind::ManagedInstance => "AWS::SSM::ManagedInstance",
     };
     let resource_uid = uid(resource_type, node.node_id.as_str())?;
-    entities.push(Entity::new_with_tags(resource_uid.clone(), [], [], string_map(&node.tags)).map_err(|e| e.to_string())?);
+    entities
+        .push(Entity::new_with_tags(resource_uid.clone(), [], [], string_map(&node.tags)).map_err(|e| e.to_string())?);
 
     let action = uid("AWS::SSM::Action", ACTION_ID)?;
     let context = Context::from_pairs([(
         "iam".to_owned(),
-        RestrictedExpression::new_record([("principalTags".to_owned(), RestrictedExpression::new_entity_uid(tags_uid))]).map_err(|e| e.to_string())?,
+        RestrictedExpression::new_record([(
+            "principalTags".to_owned(),
+            RestrictedExpression::new_entity_uid(tags_uid),
+        )])
+        .map_err(|e| e.to_string())?,
     )])
     .map_err(|e| e.to_string())?;
     let schema = set.schema.as_ref();
-    let request = Request::new(principal_uid, action, resource_uid, context, Some(schema)).map_err(|e| e.to_string())?;
+    let request =
+        Request::new(principal_uid, action, resource_uid, context, Some(schema)).map_err(|e| e.to_string())?;
     let entities = Entities::from_entities(entities, Some(schema)).map_err(|e| e.to_string())?;
     Ok((request, entities))
 }
@@ -99,11 +120,23 @@ impl PolicySet {
     fn auto_stage(&self, principal: &ResolvedPrincipal, node: &NodeInfo) -> AutoStage {
         let (request, entities) = match cedar_request(self, principal, node) {
             Ok(x) => x,
-            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![format!("could not build the Cedar request: {e}")] },
+            Err(e) => {
+                return AutoStage {
+                    permits: vec![],
+                    forbids: vec![],
+                    errors: vec![format!("could not build the Cedar request: {e}")],
+                }
+            }
         };
         let candidates = match self.index.candidates(&node.tags) {
             Ok(set) => set,
-            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![format!("could not select the Cedar statements: {e}")] },
+            Err(e) => {
+                return AutoStage {
+                    permits: vec![],
+                    forbids: vec![],
+                    errors: vec![format!("could not select the Cedar statements: {e}")],
+                }
+            }
         };
         let response = Authorizer::new().is_authorized(&request, &candidates, &entities);
         let reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
@@ -128,15 +161,29 @@ impl PolicySet {
     }
 
     /// Decides a request. Pure: the same inputs always give the same decision.
-    pub fn decide(&self, principal: &ResolvedPrincipal, node: &NodeInfo, duration: DurationMinutes, now: DateTime<Utc>) -> Decision {
+    pub fn decide(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        duration: DurationMinutes,
+        now: DateTime<Utc>,
+    ) -> Decision {
         let auto = self.auto_stage(principal, node);
-        let mut notes: Vec<String> =
-            auto.errors.iter().map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}")).collect();
+        let mut notes: Vec<String> = auto
+            .errors
+            .iter()
+            .map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}"))
+            .collect();
         if !auto.permits.is_empty() {
             let window = auto
                 .permits
                 .iter()
-                .map(|id| self.statements.get(id).and_then(|s| s.window_minutes).unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES))
+                .map(|id| {
+                    self.statements
+                        .get(id)
+                        .and_then(|s| s.window_minutes)
+                        .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES)
+                })
                 .min()
                 .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES);
             if duration.get() > window {
@@ -174,7 +221,11 @@ impl PolicySet {
             notes.push(format!("deny-access policies removed auto-approval: {}", auto.forbids.join(", ")));
         }
 
-        let tag_specific: Vec<&ManualPolicy> = self.manual.iter().filter(|p| matches!(p.targets, Targets::Tags(_)) && p.matches_tags(&node.tags)).collect();
+        let tag_specific: Vec<&ManualPolicy> = self
+            .manual
+            .iter()
+            .filter(|p| matches!(p.targets, Targets::Tags(_)) && p.matches_tags(&node.tags))
+            .collect();
         let all_nodes = self.manual.iter().find(|p| p.targets == Targets::AllNodes);
         let failed = |rule: DecisionRule, code: &str, ids: Vec<String>, message: String, max: Option<u32>| Decision {
             outcome: RequestStatus::Failed,
@@ -197,7 +248,14 @@ impl PolicySet {
             }
             (many, _) => {
                 let ids: Vec<String> = many.iter().map(|p| p.id()).collect();
-                notes.insert(0, format!("policy conflict: {} manual-approval policies target this node's tags ({})", ids.len(), ids.join(", ")));
+                notes.insert(
+                    0,
+                    format!(
+                        "policy conflict: {} manual-approval policies target this node's tags ({})",
+                        ids.len(),
+                        ids.join(", ")
+                    ),
+                );
                 return failed(DecisionRule::PolicyConflict, "PolicyConflict", ids, notes.join("; "), None);
             }
         };

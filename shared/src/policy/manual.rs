@@ -126,7 +126,9 @@ fn valid_principal_name(name: &str) -> bool {
 
 /// Parses and checks one manual policy file; every problem found is returned, not just the first.
 pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<LineError>> {
-    let doc = yaml_spans::parse(text).map_err(|e| vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }])?;
+    let doc = yaml_spans::parse(text).map_err(|e| {
+        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
+    })?;
     let parsed: ManualPolicyDoc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let path = yaml_spans::path_key(e.path());
         let inner = e.into_inner().to_string();
@@ -143,7 +145,12 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
 
     let mut errors = Vec::new();
     if !valid_policy_name(&parsed.name) {
-        errors.push(err(&doc, "name", format!("policy name '{}' is not valid", parsed.name), "use 1 to 64 letters, digits, '-', '_' or '.'"));
+        errors.push(err(
+            &doc,
+            "name",
+            format!("policy name '{}' is not valid", parsed.name),
+            "use 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
     }
     let targets = match (&parsed.targets.all_nodes, &parsed.targets.tags) {
         (Some(true), None) => Targets::AllNodes,
@@ -166,10 +173,20 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
                     ));
                 }
                 if t.value.chars().count() > 256 {
-                    errors.push(err(&doc, &format!("targets.tags.{i}.value"), "tag value is longer than 256 characters", "shorten the tag value"));
+                    errors.push(err(
+                        &doc,
+                        &format!("targets.tags.{i}.value"),
+                        "tag value is longer than 256 characters",
+                        "shorten the tag value",
+                    ));
                 }
                 if tags[..i].contains(t) {
-                    errors.push(err(&doc, &format!("targets.tags.{i}"), format!("tag target {}={} is listed twice", t.key, t.value), "remove the duplicate"));
+                    errors.push(err(
+                        &doc,
+                        &format!("targets.tags.{i}"),
+                        format!("tag target {}={} is listed twice", t.key, t.value),
+                        "remove the duplicate",
+                    ));
                 }
             }
             Targets::Tags(tags.clone())
@@ -188,7 +205,10 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         errors.push(err(
             &doc,
             "maxDurationMinutes",
-            format!("maxDurationMinutes {} is outside 1 to {MAX_DURATION_MINUTES} (336 hours)", parsed.max_duration_minutes),
+            format!(
+                "maxDurationMinutes {} is outside 1 to {MAX_DURATION_MINUTES} (336 hours)",
+                parsed.max_duration_minutes
+            ),
             format!("set maxDurationMinutes between 1 and {MAX_DURATION_MINUTES}"),
         ));
     }
@@ -211,19 +231,29 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
                 "name between 1 and 5 approvers (use a group for more people)",
             ));
         }
-        let has_group = level.approvers.iter().any(|a| matches!(a, Approver::IamGroup(_) | Approver::IdentityCenterGroup(_)));
+        let has_group =
+            level.approvers.iter().any(|a| matches!(a, Approver::IamGroup(_) | Approver::IdentityCenterGroup(_)));
         let ceiling = if has_group { MAX_APPROVERS_PER_LEVEL } else { n };
         if level.min_approvals == 0 || usize::from(level.min_approvals) > ceiling.max(1) {
             errors.push(err(
                 &doc,
                 &format!("{base}.minApprovals"),
-                format!("level {} asks for {} approvals but can get at most {}", li + 1, level.min_approvals, ceiling.max(1)),
+                format!(
+                    "level {} asks for {} approvals but can get at most {}",
+                    li + 1,
+                    level.min_approvals,
+                    ceiling.max(1)
+                ),
                 "set minApprovals between 1 and the number of approvers that can act (at most 5)",
             ));
         }
         for (ai, approver) in level.approvers.iter().enumerate() {
             let name = match approver {
-                Approver::IamUser(n) | Approver::IamGroup(n) | Approver::IamRole(n) | Approver::IdentityCenterUser(n) | Approver::IdentityCenterGroup(n) => n,
+                Approver::IamUser(n)
+                | Approver::IamGroup(n)
+                | Approver::IamRole(n)
+                | Approver::IdentityCenterUser(n)
+                | Approver::IdentityCenterGroup(n) => n,
             };
             if !valid_principal_name(name) {
                 errors.push(err(
@@ -255,7 +285,11 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         description: parsed.description,
         targets,
         max_duration_minutes: parsed.max_duration_minutes,
-        levels: parsed.levels.into_iter().map(|l| ApprovalLevel { min_approvals: l.min_approvals, approvers: l.approvers }).collect(),
+        levels: parsed
+            .levels
+            .into_iter()
+            .map(|l| ApprovalLevel { min_approvals: l.min_approvals, approvers: l.approvers })
+            .collect(),
         file: file.to_owned(),
         line: doc.line_of("name"),
         target_lines,
@@ -289,8 +323,13 @@ mod tests {
             ("bad approver type", "      - iamUser: alice", 11, "unknown variant"),
             ("wrong type", "maxDurationMinutes: 240", 6, "invalid type"),
         ];
-        let replacements =
-            ["maxDurationMinutes: 20161", "  - minApprovals: 6", "maxDurationMinute: 240", "      - iamPerson: alice", "maxDurationMinutes: lots"];
+        let replacements = [
+            "maxDurationMinutes: 20161",
+            "  - minApprovals: 6",
+            "maxDurationMinute: 240",
+            "      - iamPerson: alice",
+            "maxDurationMinutes: lots",
+        ];
         for ((what, from, line, needle), to) in cases.iter().zip(replacements) {
             let text = VALID.replace(from, to);
             let errors = parse_manual_policy("prod.yaml", &text).unwrap_err();
@@ -307,7 +346,8 @@ mod tests {
         let errors = parse_manual_policy("p.yaml", &text).unwrap_err();
         assert!(errors.iter().any(|e| e.message.contains("6 approvers")), "{errors:?}");
         let level = "  - minApprovals: 1\n    approvers:\n      - iamUser: a\n";
-        let text = format!("name: p\ntargets: {{allNodes: true}}\nmaxDurationMinutes: 60\nlevels:\n{}", level.repeat(6));
+        let text =
+            format!("name: p\ntargets: {{allNodes: true}}\nmaxDurationMinutes: 60\nlevels:\n{}", level.repeat(6));
         let errors = parse_manual_policy("p.yaml", &text).unwrap_err();
         assert!(errors.iter().any(|e| e.message.contains("6 approval levels")), "{errors:?}");
     }

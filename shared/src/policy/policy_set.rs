@@ -54,7 +54,12 @@ pub struct PolicySetError(pub Vec<PolicyLoadError>);
 
 impl fmt::Display for PolicySetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "the policy set is invalid ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "the policy set is invalid ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
@@ -128,7 +133,12 @@ impl PolicySet {
         let mut statements: BTreeMap<String, StatementInfo> = BTreeMap::new();
         let mut manual = Vec::new();
         let mut contacts = Vec::new();
-        let located = |file: &str, e: manual::LineError| PolicyLoadError { file: file.to_owned(), line: e.line, message: e.message, fix: e.fix };
+        let located = |file: &str, e: manual::LineError| PolicyLoadError {
+            file: file.to_owned(),
+            line: e.line,
+            message: e.message,
+            fix: e.fix,
+        };
 
         for f in files {
             if f.path == CONTACTS_FILE {
@@ -144,7 +154,10 @@ impl PolicySet {
                                 errors.push(PolicyLoadError {
                                     file: f.path.clone(),
                                     line,
-                                    message: format!("policy id '{id}' is already used at {}:{}", first.file, first.line),
+                                    message: format!(
+                                        "policy id '{id}' is already used at {}:{}",
+                                        first.file, first.line
+                                    ),
                                     fix: "give each statement a unique @id".into(),
                                 });
                                 continue;
@@ -159,7 +172,10 @@ impl PolicySet {
                                 continue;
                             }
                             index.add(policy);
-                            statements.insert(id.clone(), StatementInfo { id, effect, file: f.path.clone(), line, window_minutes });
+                            statements.insert(
+                                id.clone(),
+                                StatementInfo { id, effect, file: f.path.clone(), line, window_minutes },
+                            );
                         }
                     }
                     Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
@@ -210,7 +226,10 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
                     errors.push(PolicyLoadError {
                         file: p.file.clone(),
                         line: p.target_lines.first().copied().unwrap_or(p.line),
-                        message: format!("manual policies '{}' and '{}' ({}) both target all nodes", first.name, p.name, first.file),
+                        message: format!(
+                            "manual policies '{}' and '{}' ({}) both target all nodes",
+                            first.name, p.name, first.file
+                        ),
                         fix: "keep one all-nodes policy; give the other tag targets".into(),
                     });
                 } else {

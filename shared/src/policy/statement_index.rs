@@ -104,9 +104,11 @@ pub(crate) fn reads_principal(policy: &Policy) -> bool {
 
 fn mentions_principal(v: &Value) -> bool {
     match v {
-        Value::Object(map) => {
-            map.iter().any(|(k, v)| (k == "Var" && matches!(v.as_str(), Some("principal" | "context"))) || k == "__entity" || mentions_principal(v))
-        }
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (k == "Var" && matches!(v.as_str(), Some("principal" | "context")))
+                || k == "__entity"
+                || mentions_principal(v)
+        }),
         Value::Array(list) => list.iter().any(mentions_principal),
         _ => false,
     }
@@ -177,28 +179,66 @@ mod tests {
         let action = r#"action == AWS::SSM::Action::"getTokenForInstanceAccess""#;
         let kv = |k: &str, v: &str| TagRequirement::KeyValue(k.into(), v.into());
         let cases: Vec<(String, TagRequirement)> = vec![
-            (format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && resource.getTag("Team") == "a" }};"#), kv("Team", "a")),
             (
-                format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && "a" == resource.getTag("Team") && context.x }};"#),
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && resource.getTag("Team") == "a" }};"#
+                ),
                 kv("Team", "a"),
             ),
             (
-                format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("A") && resource.hasTag("B") && resource.getTag("B") == "b" }};"#),
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && "a" == resource.getTag("Team") && context.x }};"#
+                ),
+                kv("Team", "a"),
+            ),
+            (
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ resource.hasTag("A") && resource.hasTag("B") && resource.getTag("B") == "b" }};"#
+                ),
                 kv("B", "b"),
             ),
-            (format!(r#"forbid (principal, {action}, resource) when {{ resource.hasTag("Prod") }};"#), TagRequirement::Key("Prod".into())),
-            (format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && principal.x == 1 }};"#), TagRequirement::Key("Team".into())),
+            (
+                format!(r#"forbid (principal, {action}, resource) when {{ resource.hasTag("Prod") }};"#),
+                TagRequirement::Key("Prod".into()),
+            ),
+            (
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ resource.hasTag("Team") && principal.x == 1 }};"#
+                ),
+                TagRequirement::Key("Team".into()),
+            ),
             // Something that may error comes first: evaluated every time.
-            (format!(r#"permit (principal, {action}, resource) when {{ principal.x == 1 && resource.hasTag("Team") }};"#), TagRequirement::None),
+            (
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ principal.x == 1 && resource.hasTag("Team") }};"#
+                ),
+                TagRequirement::None,
+            ),
             // An unguarded getTag could error on a node without the tag.
-            (format!(r#"permit (principal, {action}, resource) when {{ resource.getTag("Team") == "a" }};"#), TagRequirement::None),
+            (
+                format!(r#"permit (principal, {action}, resource) when {{ resource.getTag("Team") == "a" }};"#),
+                TagRequirement::None,
+            ),
             // A tag of something other than the node.
-            (format!(r#"permit (principal, {action}, resource) when {{ context.iam.principalTags.hasTag("Team") }};"#), TagRequirement::None),
+            (
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ context.iam.principalTags.hasTag("Team") }};"#
+                ),
+                TagRequirement::None,
+            ),
             // The first clause is an `unless`, or there is no clause.
-            (format!(r#"permit (principal, {action}, resource) unless {{ resource.hasTag("Team") }};"#), TagRequirement::None),
+            (
+                format!(r#"permit (principal, {action}, resource) unless {{ resource.hasTag("Team") }};"#),
+                TagRequirement::None,
+            ),
             (format!(r#"permit (principal, {action}, resource);"#), TagRequirement::None),
             // A disjunction is not a requirement.
-            (format!(r#"permit (principal, {action}, resource) when {{ resource.hasTag("A") || resource.hasTag("B") }};"#), TagRequirement::None),
+            (
+                format!(
+                    r#"permit (principal, {action}, resource) when {{ resource.hasTag("A") || resource.hasTag("B") }};"#
+                ),
+                TagRequirement::None,
+            ),
         ];
         for (src, expected) in cases {
             assert_eq!(requirement_of(&src), expected, "{src}");
@@ -213,9 +253,15 @@ mod tests {
             (r#"permit (principal in AWS::IAM::Group::"g", action, resource);"#, true),
             (r#"permit (principal == AWS::IAM::User::"u", action, resource);"#, true),
             (r#"permit (principal is AWS::IAM::User, action, resource);"#, true),
-            (r#"permit (principal, action, resource) when { resource.hasTag("T") && context.iam.principalTags.hasTag("T") };"#, true),
+            (
+                r#"permit (principal, action, resource) when { resource.hasTag("T") && context.iam.principalTags.hasTag("T") };"#,
+                true,
+            ),
             (r#"forbid (principal, action, resource) unless { principal.costCenter == "1" };"#, true),
-            (r#"forbid (principal, action, resource) when { resource.hasTag("E") && AWS::IAM::User::"bob" in AWS::IAM::Group::"Suspended" };"#, true),
+            (
+                r#"forbid (principal, action, resource) when { resource.hasTag("E") && AWS::IAM::User::"bob" in AWS::IAM::Group::"Suspended" };"#,
+                true,
+            ),
         ];
         for (src, expected) in cases {
             let policy: Policy = src.parse().unwrap();
@@ -227,7 +273,10 @@ mod tests {
     fn the_requester_is_needed_only_where_an_applicable_statement_looks_at_it() {
         let mut index = StatementIndex::default();
         for (id, src) in [
-            ("dev", r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" };"#),
+            (
+                "dev",
+                r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" };"#,
+            ),
             (
                 "staff",
                 r#"permit (principal in AWS::IAM::Group::"staff", action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "staging" };"#,
@@ -246,8 +295,14 @@ mod tests {
     fn candidates_are_the_unindexed_statements_and_those_whose_tag_test_the_node_passes() {
         let mut index = StatementIndex::default();
         for (id, src) in [
-            ("team-a", r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "a" };"#),
-            ("team-b", r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "b" };"#),
+            (
+                "team-a",
+                r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "a" };"#,
+            ),
+            (
+                "team-b",
+                r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "b" };"#,
+            ),
             ("prod", r#"forbid (principal, action, resource) when { resource.hasTag("Prod") };"#),
             ("all", r#"permit (principal, action, resource);"#),
         ] {
@@ -259,24 +314,40 @@ mod tests {
         let mut ids: Vec<String> = index.candidates(&tags).unwrap().policies().map(|p| p.id().to_string()).collect();
         ids.sort();
         assert_eq!(ids, ["all", "prod", "team-a"]);
-        let ids: Vec<String> = index.candidates(&BTreeMap::new()).unwrap().policies().map(|p| p.id().to_string()).collect();
+        let ids: Vec<String> =
+            index.candidates(&BTreeMap::new()).unwrap().policies().map(|p| p.id().to_string()).collect();
         assert_eq!(ids, ["all"]);
     }
 
     /// Statements of every shape the index reads or refuses, including ones that raise
     /// evaluation errors (`context.missing`), so that errors are compared too.
     const STATEMENTS: [(&str, &str); 8] = [
-        ("team-a", r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "a" };"#),
+        (
+            "team-a",
+            r#"permit (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "a" };"#,
+        ),
         (
             "team-b-dev",
             r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.hasTag("Team") && resource.getTag("Team") == "b" && resource.getTag("Env") == "dev" };"#,
         ),
-        ("deny-prod", r#"forbid (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "prod" };"#),
+        (
+            "deny-prod",
+            r#"forbid (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "prod" };"#,
+        ),
         ("deny-pci", r#"forbid (principal, action, resource) when { resource.hasTag("PCI") };"#),
-        ("erroring-forbid", r#"forbid (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "b" && context.missing };"#),
-        ("erroring-first", r#"forbid (principal, action, resource) when { context.missing && resource.hasTag("Env") };"#),
+        (
+            "erroring-forbid",
+            r#"forbid (principal, action, resource) when { resource.hasTag("Team") && resource.getTag("Team") == "b" && context.missing };"#,
+        ),
+        (
+            "erroring-first",
+            r#"forbid (principal, action, resource) when { context.missing && resource.hasTag("Env") };"#,
+        ),
         ("unguarded", r#"permit (principal, action, resource) when { resource.getTag("Env") == "dev" };"#),
-        ("any-dev", r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" || resource.hasTag("Team") };"#),
+        (
+            "any-dev",
+            r#"permit (principal, action, resource) when { resource.hasTag("Env") && resource.getTag("Env") == "dev" || resource.hasTag("Team") };"#,
+        ),
     ];
 
     fn response_facts(r: &cedar_policy::Response) -> (cedar_policy::Decision, Vec<String>, Vec<String>) {

@@ -134,7 +134,8 @@ impl MarkedEventReceiver for Builder {
                 if let Some((path, at)) = self.next_path(line) {
                     self.lines.insert(path, at);
                 }
-                let value = if style == TScalarStyle::Plain { plain_scalar(&text) } else { serde_json::Value::String(text) };
+                let value =
+                    if style == TScalarStyle::Plain { plain_scalar(&text) } else { serde_json::Value::String(text) };
                 self.push_value(value, line);
             }
             Event::SequenceStart(_, _) | Event::MappingStart(_, _) => {
@@ -166,7 +167,9 @@ impl MarkedEventReceiver for Builder {
 pub fn parse(text: &str) -> Result<SpannedYaml, YamlError> {
     let mut builder = Builder { stack: Vec::new(), root: None, lines: HashMap::new(), error: None, documents: 0 };
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| YamlError { line: e.marker().line(), message: format!("invalid YAML: {}", e.info()) })?;
+    parser
+        .load(&mut builder, true)
+        .map_err(|e| YamlError { line: e.marker().line(), message: format!("invalid YAML: {}", e.info()) })?;
     if let Some(err) = builder.error {
         return Err(err);
     }
@@ -214,7 +217,8 @@ mod tests {
 
     #[test]
     fn broken_yaml_duplicate_keys_and_aliases_are_reported_with_a_line() {
-        let cases = [("a: [1, 2\n", "invalid YAML"), ("a: 1\nb: 2\na: 3\n", "duplicate key"), ("a: &x 1\nb: *x\n", "aliases")];
+        let cases =
+            [("a: [1, 2\n", "invalid YAML"), ("a: 1\nb: 2\na: 3\n", "duplicate key"), ("a: &x 1\nb: *x\n", "aliases")];
         for (text, needle) in cases {
             let err = parse(text).unwrap_err();
             assert!(err.message.contains(needle), "{text:?}: {err:?}");
