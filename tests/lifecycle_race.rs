@@ -18,7 +18,7 @@ use jit_shared::adapters::grants::IamGranter;
 use jit_shared::adapters::memory::MemoryExecutions;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::app::approve::{self as approvals, ApprovalDeps};
-use jit_shared::app::lifecycle::{self, LifecycleDeps, Task};
+use jit_shared::app::lifecycle::{self, GrantOutput, LifecycleDeps, Task};
 use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
@@ -247,7 +247,7 @@ impl World {
             .unwrap();
         let out = lifecycle::grant(&self.lifecycle(), &approved.request_id, execution, now).await.unwrap();
         assert!(out.granted, "{out:?}");
-        *out.request.expect("a granted output carries the recorded request")
+        *out.request
     }
 
     async fn attached(&self, id: &RequestId) -> bool {
@@ -272,7 +272,7 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
         let later = Utc::now() + Duration::seconds(11);
         let deps = w.lifecycle();
         // As the state machine runs it: on the request its Grant task recorded.
-        let expire = lifecycle::expire(&deps, &id, Some(recorded), later);
+        let expire = lifecycle::expire(&deps, recorded, later);
         let revoke = async {
             // The API's status change, then the lifecycle function's teardown on its event.
             if approvals::revoke(&approvals, &w.caller, id.as_str(), b"", later).await.is_ok() {
@@ -335,11 +335,12 @@ async fn a_retried_grant_racing_a_revoke_leaves_nothing_attached() {
 async fn transient_iam_failures_on_expiry_are_retried() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let id = w.granted().await;
+    let recorded = w.granted_by(None).await;
+    let id = recorded.request_id.clone();
     w.granter.failing_deletes.store(3, Ordering::SeqCst);
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
-    let task = Task::Expire { request_id: id.clone(), grant: None };
+    let task = Task::Expire { grant: Box::new(GrantOutput::new(true, &later, recorded)) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &task, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&id).await);
@@ -349,11 +350,12 @@ async fn transient_iam_failures_on_expiry_are_retried() {
 async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_clears() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
-    let id = w.granted().await;
+    let recorded = w.granted_by(None).await;
+    let id = recorded.request_id.clone();
     let later = Utc::now() + Duration::seconds(11);
     let deps = w.lifecycle();
     w.granter.failing_deletes.store(u32::MAX, Ordering::SeqCst);
-    let task = Task::Expire { request_id: id.clone(), grant: None };
+    let task = Task::Expire { grant: Box::new(GrantOutput::new(true, &later, recorded)) };
     let err = with_retry(3, || lifecycle::run_task(&deps, &task, later)).await.unwrap_err();
     assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
     // Still attached, but IAM refuses it after the deadline anyway.
@@ -448,8 +450,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
     sessions.failing.store(2, Ordering::SeqCst);
     store.failing.store(1, Ordering::SeqCst);
     let later = now + Duration::seconds(11);
-    let expire =
-        Task::Expire { request_id: r.request_id.clone(), grant: Some(Box::new(serde_json::from_value(out).unwrap())) };
+    let expire = Task::Expire { grant: Box::new(serde_json::from_value(out).unwrap()) };
     let out = with_retry(10, || lifecycle::run_task(&deps, &expire, later)).await.unwrap();
     assert_eq!(out["status"], "Expired");
     assert!(!w.attached(&r.request_id).await);
@@ -572,7 +573,7 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
         let later = Utc::now() + Duration::seconds(11);
         log.take();
 
-        let out = lifecycle::expire(&deps, &id, Some(alter(recorded)), later).await.unwrap();
+        let out = lifecycle::expire(&deps, alter(recorded), later).await.unwrap();
 
         let calls = log.take();
         assert_eq!(out.status, RequestStatus::Expired, "{case}: {out:?}");

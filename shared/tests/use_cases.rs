@@ -321,9 +321,7 @@ async fn a_grant_is_recorded_in_place_without_an_event_and_expiry_removes_it() {
     .await
     .unwrap();
     let after_grant = store.changes().len();
-    let ended = lifecycle::expire(&deps, &request.request_id, out.request.map(|r| *r), now + Duration::minutes(31))
-        .await
-        .unwrap();
+    let ended = lifecycle::expire(&deps, *out.request, now + Duration::minutes(31)).await.unwrap();
 
     assert!(out.granted);
     assert_eq!(after_grant, before + 1, "the grant is one change");

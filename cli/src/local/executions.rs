@@ -143,10 +143,7 @@ where
         let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
     }
-    if let Err(e) =
-        with_retry(10, || run(Task::Expire { request_id: request_id.clone(), grant: Some(Box::new(output.clone())) }))
-            .await
-    {
+    if let Err(e) = with_retry(10, || run(Task::Expire { grant: Box::new(output.clone()) })).await {
         let _ = run(failed("expire", e)).await;
     }
 }

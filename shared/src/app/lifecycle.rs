@@ -43,12 +43,11 @@ pub enum Task {
     },
     #[serde(rename_all = "camelCase")]
     Expire {
-        request_id: RequestId,
         /// What the Grant task of the same execution returned (`"grant.$": "$"`, a path that
-        /// always exists). The teardown targets come from its `request` instead of a read, and
-        /// the write that ends access is conditioned on that still being what the table holds.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        grant: Option<Box<GrantOutput>>,
+        /// always exists), the request's one id included. The teardown targets come from its
+        /// `request` instead of a read, and the write that ends access is conditioned on that
+        /// still being what the table holds.
+        grant: Box<GrantOutput>,
     },
     #[serde(rename_all = "camelCase")]
     RecordFailure {
@@ -66,15 +65,25 @@ pub enum Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantOutput {
-    pub request_id: RequestId,
     /// False when there was nothing to grant (no longer Approved, or already past the deadline).
     pub granted: bool,
     /// When the Wait state ends (ISO 8601 UTC).
     pub deadline: String,
     pub policy_name: String,
-    /// The request as stored with its grant, for the Expire task (absent when not granted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<Box<AccessRequest>>,
+    /// The request as the task last saw it: as stored with its grant when granted (what the
+    /// Expire task tears down), as read otherwise.
+    pub request: Box<AccessRequest>,
+}
+
+impl GrantOutput {
+    pub fn new(granted: bool, deadline: &DateTime<Utc>, request: AccessRequest) -> Self {
+        Self {
+            granted,
+            deadline: grant::deadline_text(deadline),
+            policy_name: grant::policy_name(&request.request_id),
+            request: Box::new(request),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,13 +143,7 @@ async fn fail_grant(
 ) -> Result<GrantOutput, ServiceError> {
     tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
     let name = grant::policy_name(&request.request_id);
-    let nothing = GrantOutput {
-        request_id: request.request_id.clone(),
-        granted: false,
-        deadline: grant::deadline_text(&now),
-        policy_name: name.clone(),
-        request: None,
-    };
+    let nothing = GrantOutput::new(false, &now, request.clone());
     until_written!("recording a failed grant", |attempt| {
         let current = if attempt == 0 { request.clone() } else { load(deps.store, &request.request_id).await? };
         if held_by_another(execution, &current) {
@@ -175,20 +178,8 @@ pub async fn grant(
     let request = load(deps.store, &id).await?;
     let name = grant::policy_name(&id);
     let deadline = deadline_of(&request);
-    let nothing = |deadline: DateTime<Utc>| GrantOutput {
-        request_id: id.clone(),
-        granted: false,
-        deadline: grant::deadline_text(&deadline),
-        policy_name: name.clone(),
-        request: None,
-    };
-    let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput {
-        request_id: id.clone(),
-        granted: true,
-        deadline: grant::deadline_text(&deadline),
-        policy_name: name.clone(),
-        request: Some(Box::new(request)),
-    };
+    let nothing = |deadline: DateTime<Utc>| GrantOutput::new(false, &deadline, request.clone());
+    let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput::new(true, &deadline, request);
     if request.status != RequestStatus::Approved {
         // Revoked or expired before the grant ran (or a put of an earlier attempt of this task
         // landed after the teardown): nothing may stay attached, whoever holds the grant.
@@ -362,19 +353,14 @@ pub async fn teardown_request(
     })
 }
 
-/// The Expire task, after the Wait: access ends at the deadline. `recorded` is the request the
-/// Grant task of this execution returned; without it (or for another id) the table is read.
+/// The Expire task, after the Wait: access ends at the deadline, torn down on `recorded`, the
+/// request the Grant task of this execution returned (see `teardown_request`).
 pub async fn expire(
     deps: &LifecycleDeps<'_>,
-    id: &RequestId,
-    recorded: Option<AccessRequest>,
+    recorded: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<TeardownOutput, ServiceError> {
-    let request = match recorded {
-        Some(r) if &r.request_id == id => r,
-        _ => load(deps.store, id).await?,
-    };
-    teardown_request(deps, request, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
+    teardown_request(deps, recorded, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
 }
 
 /// Runs one task payload (Step Functions, or the local stack).
@@ -389,10 +375,7 @@ pub async fn run_task(
         Task::Grant { request_id, execution } => {
             to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?))
         }
-        Task::Expire { request_id, grant } => {
-            let recorded = grant.as_ref().and_then(|g| g.request.as_deref()).cloned();
-            to_json(serde_json::to_value(expire(deps, request_id, recorded, now).await?))
-        }
+        Task::Expire { grant } => to_json(serde_json::to_value(expire(deps, (*grant.request).clone(), now).await?)),
         Task::RecordFailure { request_id, failed_task, error, execution } => {
             tracing::error!(%request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
             if failed_task == "grant" {
@@ -487,34 +470,27 @@ mod tests {
             let parsed: Task = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap()["task"], task);
         }
-        let Ok(Task::Expire { request_id, grant: Some(grant) }) =
-            serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json"))
-        else {
-            panic!("the expire sample carries the Grant task's output");
-        };
-        let request = grant.request.expect("a granted output carries the recorded request");
-        assert_eq!(request.request_id, request_id);
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json")).unwrap();
+        let ids = sample.to_string().matches(r#""requestId":"#).count();
+        assert_eq!(ids, 1, "the Expire payload names its request once");
+        let request = sample_request();
         assert!(request.grant.is_some_and(|g| g.execution.is_some()), "as the Grant task records it");
     }
 
     fn sample_request() -> AccessRequest {
-        let Ok(Task::Expire { grant: Some(grant), .. }) =
+        let Ok(Task::Expire { grant }) =
             serde_json::from_str(include_str!("../../../events/lifecycle-expire-task.json"))
         else {
             panic!("the expire sample carries the Grant task's output");
         };
-        grant.request.map(|r| *r).expect("with the recorded request")
+        *grant.request
     }
 
     #[test]
     fn the_grant_output_is_what_the_wait_state_reads() {
-        let out = GrantOutput {
-            request_id: sample_request().request_id,
-            granted: true,
-            deadline: "2026-11-21T10:30:00Z".into(),
-            policy_name: "jit-req-1".into(),
-            request: None,
-        };
+        let deadline = DateTime::parse_from_rfc3339("2026-11-21T10:30:00Z").unwrap().with_timezone(&Utc);
+        let out = GrantOutput::new(true, &deadline, sample_request());
         let v = serde_json::to_value(&out).unwrap();
         assert_eq!(v["deadline"], "2026-11-21T10:30:00Z");
         assert_eq!(v["granted"], true);
@@ -529,7 +505,11 @@ mod tests {
         for state in ["RecordGrantFailure", "RecordExpireFailure"] {
             assert_eq!(payload(state)["execution.$"], "$$.Execution.Id", "{state} names its execution");
         }
-        let granted = GrantOutput { request: Some(Box::new(sample_request())), ..out };
-        assert!(serde_json::to_value(&granted).unwrap().get("request").is_some(), "the Grant output names it request");
+        assert_eq!(
+            v["request"]["requestId"],
+            sample_request().request_id.as_str(),
+            "the Grant output names its request"
+        );
+        assert!(v.get("requestId").is_none(), "and only there");
     }
 }
