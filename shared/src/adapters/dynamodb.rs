@@ -111,7 +111,7 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(d) = &r.decision {
         item.insert("decision".into(), s(decision_json(d)?));
     }
-    if let Some(p) = &r.approval {
+    if let Some(p) = &r.progress {
         item.insert("approval".into(), s(to_json(p)?));
         item.insert("pendingUntil".into(), s(ts(&p.pending_until)));
     }
@@ -151,7 +151,7 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         updated_at: get_time(item, "updatedAt")?,
         version: get_n(item, "version")?,
         decision: from_json(item, "decision")?,
-        approval: from_json(item, "approval")?,
+        progress: from_json(item, "approval")?,
         approved_at: item.get("approvedAt").map(|_| get_time(item, "approvedAt")).transpose()?,
         grant: from_json(item, "grant")?,
     })

@@ -149,7 +149,7 @@ impl RequestStore for MemoryStore {
             return Err(TransitionError::Conflict);
         }
         if stored.status == RequestStatus::Pending {
-            let until = stored.approval.as_ref().map(|p| p.pending_until);
+            let until = stored.progress.as_ref().map(|p| p.pending_until);
             let allowed = match until {
                 Some(until) if t.to == RequestStatus::Expired => until <= t.at,
                 Some(until) => until > t.at,
@@ -173,7 +173,7 @@ impl RequestStore for MemoryStore {
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.ids_where(limit, |r| {
-            let until = r.approval.as_ref().map(|p| p.pending_until)?;
+            let until = r.progress.as_ref().map(|p| p.pending_until)?;
             (r.status == RequestStatus::Pending && until <= now).then_some(until)
         })
     }

@@ -78,7 +78,7 @@ pub(crate) async fn expire_one(
     request: &AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<bool, ServiceError> {
-    let reason = match request.approval.as_ref().map(|p| p.pending_until) {
+    let reason = match request.progress.as_ref().map(|p| p.pending_until) {
         Some(d) => format!("no decision before the approval deadline {}", d.to_rfc3339()),
         None => "no decision before the approval deadline".to_owned(),
     };
@@ -183,7 +183,7 @@ pub async fn cancel(
                 message: format!("the request is {}; only a Pending request can be cancelled", request.status),
             });
         }
-        if let Some(deadline) = request.approval.as_ref().map(|p| p.pending_until).filter(|d| now >= *d) {
+        if let Some(deadline) = request.progress.as_ref().map(|p| p.pending_until).filter(|d| now >= *d) {
             expire_one(deps.store, &request, now).await?;
             return Err(refusal_to_error(Refusal::DeadlinePassed(deadline)));
         }

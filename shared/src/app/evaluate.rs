@@ -88,7 +88,7 @@ fn submitted_request(d: &StatusEvent) -> Option<AccessRequest> {
         return None;
     }
     let at = stored_precision(d.at)?;
-    Some(AccessRequest { created_at: at, updated_at: at, decision: None, approval: None, grant: None, ..d.request()? })
+    Some(AccessRequest { created_at: at, updated_at: at, decision: None, progress: None, grant: None, ..d.request()? })
 }
 
 /// The table keeps times to the microsecond.

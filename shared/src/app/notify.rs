@@ -103,7 +103,7 @@ async fn mail_approvers(
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
     let Some(request) = deps.store.get(id).await? else { return Ok(0) };
-    let (Some(plan), Some(progress)) = (approval::plan_of(&request), request.approval.as_ref()) else { return Ok(0) };
+    let (Some(plan), Some(progress)) = (approval::plan_of(&request), request.progress.as_ref()) else { return Ok(0) };
     if request.status != RequestStatus::Pending || progress.current_level != level || now >= progress.pending_until {
         return Ok(0);
     }
@@ -170,7 +170,7 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
     let plan = approval::plan_of(request);
     let levels = plan.map_or(0, |p| p.levels.len());
     let needed = plan.and_then(|p| p.levels.get(usize::from(level).saturating_sub(1))).map_or(1, |l| l.min_approvals);
-    let progress = request.approval.as_ref();
+    let progress = request.progress.as_ref();
     let so_far = progress.map_or(0, |p| p.approvals_at(level));
     let tags = decision
         .map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))

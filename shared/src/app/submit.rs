@@ -117,7 +117,7 @@ pub async fn submit(
         updated_at: now,
         version: 1,
         decision: None,
-        approval: None,
+        progress: None,
         approved_at: None,
         grant: None,
     };

@@ -66,7 +66,7 @@ pub fn check_may_decide<'a>(
     if request.status != RequestStatus::Pending {
         return Err(Refusal::NotPending(request.status));
     }
-    let (Some(plan), Some(progress)) = (plan_of(request), request.approval.as_ref()) else {
+    let (Some(plan), Some(progress)) = (plan_of(request), request.progress.as_ref()) else {
         return Err(Refusal::NoPlan);
     };
     if now >= progress.pending_until {
@@ -168,7 +168,7 @@ mod tests {
                 node_tags: Default::default(),
                 decided_at: now,
             }),
-            approval: Some(ApprovalProgress::start(now + Duration::hours(24))),
+            progress: Some(ApprovalProgress::start(now + Duration::hours(24))),
             approved_at: None,
             grant: None,
         }
@@ -205,7 +205,7 @@ mod tests {
     fn apply(r: &mut AccessRequest, d: &Decider, v: Verdict, now: DateTime<Utc>) -> Result<Step, Refusal> {
         let step = decide(r, d, v, None, None, now)?;
         r.status = step.status;
-        r.approval = Some(step.progress.clone());
+        r.progress = Some(step.progress.clone());
         Ok(step)
     }
 
@@ -260,7 +260,7 @@ mod tests {
         let mut r = pending(vec![(2, vec![Approver::IamGroup("Leads".into())])], now);
         apply(&mut r, &user("x", &["Leads"]), Verdict::Approve, now).unwrap();
         assert_eq!(apply(&mut r, &user("x", &["Leads"]), Verdict::Approve, now), Err(Refusal::AlreadyDecided));
-        assert_eq!(r.approval.as_ref().unwrap().approvals_at(1), 1);
+        assert_eq!(r.progress.as_ref().unwrap().approvals_at(1), 1);
         assert_eq!(r.status, RequestStatus::Pending);
     }
 

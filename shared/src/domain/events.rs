@@ -85,7 +85,7 @@ impl StatusEvent {
             kind: EventKind::StatusChanged,
             approval: None,
             level_completed: None,
-            progress: request.approval.clone(),
+            progress: request.progress.clone(),
             grant: request.grant.clone(),
         }
     }
@@ -127,7 +127,7 @@ impl StatusEvent {
             updated_at: self.at,
             version: self.version,
             decision: self.decision.clone(),
-            approval: self.progress.clone(),
+            progress: self.progress.clone(),
             approved_at: None,
             grant: self.grant.clone(),
         })

@@ -26,9 +26,10 @@ pub struct AccessRequest {
     pub version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
-    /// Manual approval progress: present from `Pending` on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<ApprovalProgress>,
+    /// Manual approval progress: present from `Pending` on. (`approval` in JSON, as the API has
+    /// always named it; a single recorded decision is an `ApprovalEntry`.)
+    #[serde(rename = "approval", default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ApprovalProgress>,
     /// When the request became `Approved`: the access window starts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<DateTime<Utc>>,

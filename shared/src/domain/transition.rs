@@ -103,7 +103,7 @@ impl Transition {
             version: b.version + 1,
             updated_at: self.at,
             decision: self.decision.clone().or_else(|| b.decision.clone()),
-            approval: self.progress.clone().or_else(|| b.approval.clone()),
+            progress: self.progress.clone().or_else(|| b.progress.clone()),
             approved_at: if becomes_approved { Some(self.at) } else { b.approved_at },
             grant: self.grant.clone().or_else(|| b.grant.clone()),
             ..b.clone()

@@ -52,7 +52,7 @@ pub fn confirmation(view: &LinkView) -> String {
         .map(|d| d.node_tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n"))
         .unwrap_or_default();
     let decided: Vec<String> = r
-        .approval
+        .progress
         .iter()
         .flat_map(|p| p.entries.iter())
         .map(|e| {
