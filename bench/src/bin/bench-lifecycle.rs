@@ -30,9 +30,10 @@ const LAMBDA_GB_S_PER_INVOCATION: f64 = 0.128 * 0.1;
 const HTTP_API_PER_REQUEST: f64 = 1.00 / 1e6;
 const DDB_PER_WRU: f64 = 0.625 / 1e6;
 const DDB_PER_RRU: f64 = 0.125 / 1e6;
-/// Assumed: a write is a transaction of two items up to 1 KB (4 WRU), a read one strongly
-/// consistent read up to 4 KB (1 RRU).
-const WRU_PER_WRITE: f64 = 4.0;
+/// Assumed: a write is a transaction of the request (up to 1 KB) and its audit record, which
+/// carries the change for the stream (up to 2 KB): 6 WRU; a read one strongly consistent read up
+/// to 4 KB (1 RRU). Lambda's reads of the stream are free.
+const WRU_PER_WRITE: f64 = 6.0;
 const EVENTBRIDGE_PER_EVENT: f64 = 1.00 / 1e6;
 const SFN_PER_TRANSITION: f64 = 25.0 / 1e6;
 /// Grant → WasGranted → WaitUntilDeadline → Expire, plus the start.
@@ -264,10 +265,17 @@ async fn run(root: PathBuf) -> Result<(), String> {
         let api = count(calls, |k| !is_delivery(k));
         let invocations = count(calls, is_invocation);
         let executions = count(calls, is_rule_execution);
+        let publisher = count(calls, |k| is_invocation(k) && k.ends_with(" publish-events"));
         row(
             &format!("AWS API calls, {what} lifecycle (submit → grant → expiry)"),
             &format!("{api} ({})", describe(calls)),
             goal,
+            command,
+        );
+        row(
+            &format!("Lambda invocations, {what} lifecycle"),
+            &format!("{invocations} ({publisher} of them publish-events, which the table's stream invokes)"),
+            "",
             command,
         );
         row(
@@ -337,7 +345,7 @@ mod tests {
         let expected = LAMBDA_PER_REQUEST
             + LAMBDA_GB_S_PER_INVOCATION * LAMBDA_ARM_PER_GB_S
             + HTTP_API_PER_REQUEST
-            + 4.0 * DDB_PER_WRU
+            + 6.0 * DDB_PER_WRU
             + DDB_PER_RRU
             + 5.0 * SFN_PER_TRANSITION
             + SNS_EMAIL_PER_PUBLISH;

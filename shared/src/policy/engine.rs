@@ -153,6 +153,12 @@ impl PolicySet {
         }
     }
 
+    /// Plain Cedar over every statement of the set, without the index: the baseline `make bench`
+    /// measures the engine against (same request and entities as `decide`).
+    pub fn whole_set(&self) -> Result<WholeSet<'_>, String> {
+        Ok(WholeSet { set: self, whole: self.index.all()? })
+    }
+
     /// Whether deciding for a node with these tags looks at the requester at all: when no
     /// statement that can apply to it does, the decision is the same for every requester, and
     /// the evaluator skips resolving them (two IAM calls).
@@ -286,5 +292,20 @@ impl PolicySet {
             node_tags: node.tags.clone(),
             decided_at: now,
         }
+    }
+}
+
+/// See `PolicySet::whole_set`.
+pub struct WholeSet<'a> {
+    set: &'a PolicySet,
+    whole: cedar_policy::PolicySet,
+}
+
+impl WholeSet<'_> {
+    /// Cedar's decision over every statement: true when a permit holds and no forbid does.
+    pub fn is_allowed(&self, principal: &ResolvedPrincipal, node: &NodeInfo) -> Result<bool, String> {
+        let (request, entities) = cedar_request(self.set, principal, node)?;
+        let response = Authorizer::new().is_authorized(&request, &self.whole, &entities);
+        Ok(response.decision() == CedarDecision::Allow)
     }
 }

@@ -154,6 +154,14 @@ impl StatementIndex {
         cedar_policy::PolicySet::from_policies(self.selected(tags).map(|e| e.policy.clone())).map_err(|e| e.to_string())
     }
 
+    /// Every statement, as one Cedar set (the baseline the index is measured against).
+    pub(crate) fn all(&self) -> Result<cedar_policy::PolicySet, String> {
+        let tagged =
+            self.by_key.values().flatten().chain(self.by_key_value.values().flat_map(|v| v.values().flatten()));
+        cedar_policy::PolicySet::from_policies(self.unindexed.iter().chain(tagged).map(|e| e.policy.clone()))
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether any statement that can apply to such a node looks at the requester.
     pub(crate) fn needs_principal(&self, tags: &BTreeMap<String, String>) -> bool {
         self.selected(tags).any(|e| e.reads_principal)
