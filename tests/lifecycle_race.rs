@@ -230,24 +230,20 @@ impl World {
     /// recorded it (what the Expire task of that execution receives).
     async fn granted_by(&self, execution: Option<&str>) -> AccessRequest {
         let now = Utc::now();
-        let deps = SubmitDeps { store: &self.store, directory: &self.directory };
-        let body =
-            serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "race", "durationMinutes": 1}).to_string();
-        let r = intake::submit(&deps, &self.caller, body.as_bytes(), None, now).await.unwrap().request;
-        let approved = self
-            .store
-            .transition(&Transition::status_change(
-                &r,
-                RequestStatus::Approved,
-                "test",
-                "approved",
-                now - Duration::seconds(50),
-            ))
-            .await
-            .unwrap();
+        let approved = self.approved("race", now).await;
         let out = lifecycle::grant(&self.lifecycle(), &approved.request_id, execution, now).await.unwrap();
         assert!(out.granted, "{out:?}");
         *out.request
+    }
+
+    /// A one-minute request by the caller, submitted and approved 50 s before `now`.
+    async fn approved(&self, reason: &str, now: chrono::DateTime<Utc>) -> AccessRequest {
+        let deps = SubmitDeps { store: &self.store, directory: &self.directory };
+        let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
+        let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
+        let approve =
+            Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50));
+        self.store.transition(&approve).await.unwrap()
     }
 
     async fn attached(&self, id: &RequestId) -> bool {
@@ -409,21 +405,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
         settings: &w.settings,
     };
     let now = Utc::now();
-    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory };
-    let body =
-        serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "faults", "durationMinutes": 1}).to_string();
-    let r = intake::submit(&intake_deps, &w.caller, body.as_bytes(), None, now).await.unwrap().request;
-    let r = w
-        .store
-        .transition(&Transition::status_change(
-            &r,
-            RequestStatus::Approved,
-            "test",
-            "approved",
-            now - Duration::seconds(50),
-        ))
-        .await
-        .unwrap();
+    let r = w.approved("faults", now).await;
 
     // Grant: the policy is put, recording it fails twice; the retry records it once.
     store.failing.store(2, Ordering::SeqCst);

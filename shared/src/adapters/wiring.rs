@@ -97,3 +97,37 @@ pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate
         &stack.account_id,
     )
 }
+
+/// What the lifecycle and the sweeper functions both work on, built once per cold start.
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+pub struct LifecycleAdapters {
+    store: crate::adapters::dynamodb::DynamoStore,
+    granter: crate::adapters::grants::IamGranter,
+    sessions: crate::adapters::sessions::SsmSessions,
+    executions: crate::adapters::executions::StepFunctionsExecutions,
+    settings: crate::domain::grant::GrantSettings,
+}
+
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+impl LifecycleAdapters {
+    pub fn deps(&self) -> crate::app::lifecycle::LifecycleDeps<'_> {
+        crate::app::lifecycle::LifecycleDeps {
+            store: &self.store,
+            granter: &self.granter,
+            sessions: &self.sessions,
+            executions: &self.executions,
+            settings: &self.settings,
+        }
+    }
+}
+
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+pub fn lifecycle(sdk: &aws_config::SdkConfig, stack: &StackConfig, state_machine_arn: &str) -> LifecycleAdapters {
+    LifecycleAdapters {
+        store: store(sdk, stack),
+        granter: granter(sdk),
+        sessions: sessions(sdk),
+        executions: executions(sdk, state_machine_arn),
+        settings: crate::config::grant_settings(stack),
+    }
+}

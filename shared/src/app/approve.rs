@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::common::{
-    approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, written, Attempt,
+    approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
 };
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval::{Channel, Comment, Person, Verdict};
@@ -83,7 +83,7 @@ pub(crate) async fn expire_one(
         None => "no decision before the approval deadline".to_owned(),
     };
     let change = Transition::status_change(request, RequestStatus::Expired, PENDING_EXPIRY_ACTOR, reason, now);
-    Ok(matches!(written(store.transition(&change).await)?, Attempt::Done(_)))
+    Ok(matches!(write(store, &change).await?, Attempt::Done(_)))
 }
 
 /// Decides for `decider`, re-reading and re-deciding when another write got there first.
@@ -124,7 +124,7 @@ async fn apply(
             level_completed: step.level_completed,
             ..Transition::status_change(&request, step.status, &decider.actor, reason, now)
         };
-        let result = written(deps.store.transition(&transition).await)?;
+        let result = write(deps.store, &transition).await?;
         if let Attempt::Done(updated) = &result {
             tracing::info!(request_id = %id, status = %updated.status, level = step.entry.level, "approval decision stored");
         }
@@ -187,17 +187,11 @@ pub async fn cancel(
             expire_one(deps.store, &request, now).await?;
             return Err(refusal_to_error(Refusal::DeadlinePassed(deadline)));
         }
-        written(
-            deps.store
-                .transition(&Transition::status_change(
-                    &request,
-                    RequestStatus::Cancelled,
-                    caller.as_str(),
-                    reason.clone(),
-                    now,
-                ))
-                .await,
+        write(
+            deps.store,
+            &Transition::status_change(&request, RequestStatus::Cancelled, caller.as_str(), reason.clone(), now),
         )
+        .await
     })
 }
 
@@ -235,17 +229,11 @@ pub async fn revoke(
                 message: format!("the request is {}; only Approved access can be revoked", current.status),
             });
         }
-        written(
-            deps.store
-                .transition(&Transition::status_change(
-                    &current,
-                    RequestStatus::Revoked,
-                    caller.as_str(),
-                    reason.clone(),
-                    now,
-                ))
-                .await,
+        write(
+            deps.store,
+            &Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason.clone(), now),
         )
+        .await
     })
 }
 

@@ -6,7 +6,7 @@ use crate::domain::approval_rules as approval;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use crate::domain::request::{AccessRequest, Approver};
-use crate::ports::{DirectoryError, PrincipalDirectory, RequestStore, TransitionError};
+use crate::ports::{DirectoryError, PrincipalDirectory, RequestStore, Transition, TransitionError};
 
 /// How often a write that lost to a concurrent one is decided again before giving up (503).
 pub const MAX_ATTEMPTS: usize = 8;
@@ -31,9 +31,10 @@ pub enum Attempt<T> {
     Conflict,
 }
 
-/// A conditional write's result as an `Attempt`: a refused condition means "decide again".
-pub fn written(result: Result<AccessRequest, TransitionError>) -> Result<Attempt<AccessRequest>, ServiceError> {
-    match result {
+/// Applies a change: done with the stored request, or `Conflict` when the write's condition found
+/// the request moved (decide again on what is stored now).
+pub async fn write(store: &dyn RequestStore, change: &Transition) -> Result<Attempt<AccessRequest>, ServiceError> {
+    match store.transition(change).await {
         Ok(updated) => Ok(Attempt::Done(updated)),
         Err(TransitionError::Conflict) => Ok(Attempt::Conflict),
         Err(e) => Err(e.into()),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::common::{written, Attempt};
+use crate::app::common::{write, Attempt};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval::ApprovalProgress;
 use crate::domain::events::{EventEnvelope, EventKind, StatusEvent};
@@ -150,7 +150,7 @@ async fn decide_and_store(
         decision: Some(decision.clone()),
         ..Transition::status_change(&request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
-    match written(deps.store.transition(&transition).await)? {
+    match write(deps.store, &transition).await? {
         Attempt::Done(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");
             Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::app::common::{load, until_written, written, Attempt};
+use crate::app::common::{load, until_written, write, Attempt};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::events::{EventEnvelope, EventKind};
 use crate::domain::grant::{self, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
@@ -154,7 +154,7 @@ async fn fail_grant(
             return Ok(Attempt::Done(nothing.clone()));
         }
         let change = Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now);
-        match written(deps.store.transition(&change).await)? {
+        match write(deps.store, &change).await? {
             Attempt::Done(updated) => {
                 deps.granter.delete_policy(&principal_of(&updated.requester), &name).await?;
                 Ok(Attempt::Done(nothing.clone()))
@@ -271,7 +271,7 @@ pub async fn grant(
         };
         // No event comes of this write: the status did not change, `Approved` already told
         // subscribers, and the grant rides on the event that ends it.
-        Ok(match written(deps.store.transition(&record_it).await)? {
+        Ok(match write(deps.store, &record_it).await? {
             Attempt::Done(updated) => {
                 tracing::info!(request_id = %id, policy = %name, deadline = %deadline, "grant attached");
                 Attempt::Done(granted(deadline, updated))
@@ -336,7 +336,7 @@ pub async fn teardown_request(
             ..g
         });
         let change = Transition { grant, ..Transition::status_change(&current, to, actor, reason, now) };
-        match written(deps.store.transition(&change).await)? {
+        match write(deps.store, &change).await? {
             Attempt::Done(_) => {
                 tracing::info!(request_id = %id, status = %to, detached, sessions = terminated.len(), "access ended");
                 Ok(Attempt::Done(ended(to)))

@@ -8,9 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::app::approve::expire_one;
-use crate::app::common::{written, Attempt};
+use crate::app::common::{write, Attempt};
 use crate::app::error::ServiceError;
-use crate::app::lifecycle::{deadline_of, teardown, LifecycleDeps};
+use crate::app::lifecycle::{deadline_of, teardown, LifecycleDeps, TeardownOutput};
 use crate::domain::grant;
 use crate::domain::ids::RequestId;
 use crate::domain::status::RequestStatus;
@@ -70,7 +70,8 @@ async fn restart_stalled(
             "the access window ended before access was granted (its lifecycle never started)",
             now,
         );
-        if let Attempt::Done(_) = written(deps.store.transition(&change).await)? {
+        if let Attempt::Done(_) = write(deps.store, &change).await? {
+            tracing::warn!(request_id = %id, "approved, but its window ended with nothing granted: Failed");
             report.failed.push(id.to_string());
         }
     }
@@ -100,6 +101,16 @@ impl SweepReport {
     }
 }
 
+/// Ends access the lifecycle should have ended: torn down and `Expired`, by the sweeper.
+async fn expire_found(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
+    teardown(deps, id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now)
+        .await
+}
+
 /// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
 /// is not live is removed. Idempotent, and safe next to expiry and revoke (see `teardown`).
 pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
@@ -107,15 +118,7 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
     let mut report = SweepReport::default();
     restart_stalled(deps, now, &mut report).await?;
     for id in deps.store.list_grants_past_deadline(now, 100).await? {
-        let out = teardown(
-            deps,
-            &id,
-            RequestStatus::Expired,
-            SWEEPER_ACTOR,
-            "the access window ended (found by the sweeper)",
-            now,
-        )
-        .await?;
+        let out = expire_found(deps, &id, now).await?;
         if out.detached || out.status == RequestStatus::Expired {
             report.expired.push(id.to_string());
         }
@@ -136,15 +139,7 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
             }
             if let Some(r) = deps.store.get(&id).await? {
                 if r.status == RequestStatus::Approved {
-                    teardown(
-                        deps,
-                        &id,
-                        RequestStatus::Expired,
-                        SWEEPER_ACTOR,
-                        "the access window ended (found by the sweeper)",
-                        now,
-                    )
-                    .await?;
+                    expire_found(deps, &id, now).await?;
                 }
             }
         }
