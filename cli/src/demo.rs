@@ -111,14 +111,13 @@ async fn mail_link(outbox: &ApiClient, email: &str, request_id: &str, level: u8)
 }
 
 async fn decide_by_link(link: &str, who: &str, comment: &str) -> Result<(), String> {
-    let (base, path) = link.split_once("/decide/").ok_or("not a decision link")?;
+    let (base, path) = jit_shared::domain::approval_token::split_link(link).ok_or("not a decision link")?;
     let browser = ApiClient::new(base, None);
-    let path = format!("/decide/{path}");
-    let (status, page) = browser.get_text(&path).await?;
+    let (status, page) = browser.get_text(path).await?;
     println!("   {who} opens the link: {status}, a confirmation page ({} bytes); nothing decided yet", page.len());
-    let (status, _) = browser.post_form(&path, &[("decision", "approve"), ("comment", comment)]).await?;
+    let (status, _) = browser.post_form(path, &[("decision", "approve"), ("comment", comment)]).await?;
     println!("   {who} presses Approve: {status}");
-    let (again, _) = browser.post_form(&path, &[("decision", "approve")]).await?;
+    let (again, _) = browser.post_form(path, &[("decision", "approve")]).await?;
     println!("   {who} presses it again: {again} (a link works once)");
     Ok(())
 }

@@ -537,7 +537,7 @@ async fn outbox_loop(
                     let links = env
                         .message
                         .split_whitespace()
-                        .filter(|w| w.contains("/decide/"))
+                        .filter(|w| jit_shared::domain::approval_token::split_link(w).is_some())
                         .map(str::to_owned)
                         .collect::<Vec<_>>();
                     let topic = env.topic_arn.rsplit(':').next().unwrap_or_default().to_owned();

@@ -137,7 +137,7 @@ async fn mail_approvers(
             nonce: approval_token::nonce(),
         };
         let token = approval_token::sign(deps.key, &claims).map_err(ServiceError::Internal)?;
-        let link = format!("{}/decide/{token}", deps.links.api_base_url.trim_end_matches('/'));
+        let link = approval_token::link(&deps.links.api_base_url, &token);
         deps.mailer
             .send(&approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region))
             .await?;

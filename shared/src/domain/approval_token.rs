@@ -52,6 +52,26 @@ impl SigningKey {
     }
 }
 
+/// Where a mail link points: `<api base>/decide/<token>`. `link` builds it, `token_of_path` and
+/// `split_link` read it back; nothing else spells the path.
+const LINK_PATH: &str = "/decide/";
+
+pub fn link(api_base_url: &str, token: &str) -> String {
+    format!("{}{LINK_PATH}{token}", api_base_url.trim_end_matches('/'))
+}
+
+/// The token of a `/decide/<token>` path (a trailing slash allowed); `None` for any other path.
+pub fn token_of_path(path: &str) -> Option<&str> {
+    path.trim_end_matches('/').strip_prefix(LINK_PATH).filter(|t| !t.is_empty() && !t.contains('/'))
+}
+
+/// A link split into the API's base URL and its `/decide/<token>` path.
+pub fn split_link(link: &str) -> Option<(&str, &str)> {
+    let at = link.find(LINK_PATH)?;
+    let (base, path) = link.split_at(at);
+    token_of_path(path).map(|_| (base, path))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenClaims {
     #[serde(rename = "r")]
@@ -116,6 +136,22 @@ pub fn nonce() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_is_built_and_read_back_in_one_place() {
+        let url = link("https://api.example/", "abc.def");
+        assert_eq!(url, "https://api.example/decide/abc.def");
+        assert_eq!(split_link(&url), Some(("https://api.example", "/decide/abc.def")));
+        for (path, token) in [
+            ("/decide/abc.def", Some("abc.def")),
+            ("/decide/abc/", Some("abc")),
+            ("/decide/", None),
+            ("/decide/a/b", None),
+            ("/requests/x", None),
+        ] {
+            assert_eq!(token_of_path(path), token, "{path}");
+        }
+    }
     use proptest::prelude::*;
 
     fn key() -> SigningKey {

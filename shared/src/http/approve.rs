@@ -17,27 +17,25 @@ use super::{authenticated_caller, decide_page, error, method_not_allowed, to_jso
 use crate::app::approve::{self as approvals, ApprovalDeps};
 use crate::app::error::ServiceError;
 use crate::domain::approval::Verdict;
+use crate::domain::approval_token;
 
 /// True for the paths this function serves (the local stack routes on it).
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    matches!(
-        segments.as_slice(),
-        ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["decide", _]
-    )
+    is_link_path(path)
+        || matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"])
 }
 
 /// Paths that carry their own credential (the mail-link token) instead of a SigV4 signature.
 pub fn is_link_path(path: &str) -> bool {
-    path.starts_with("/decide/")
+    approval_token::token_of_path(path).is_some()
 }
 
 pub async fn handle(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
-    let path = req.path.trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    if let ["decide", token] = segments.as_slice() {
+    if let Some(token) = approval_token::token_of_path(&req.path) {
         return link(deps, req, token, now).await;
     }
+    let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     match api(deps, req, &segments, now).await {
         Ok(resp) => resp,
         Err(e) => ApiResponse::error(&e),
