@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::classify;
-use crate::adapters::stream::CHANGE_ATTRIBUTE;
+use crate::adapters::stream::{CHANGE_ATTRIBUTE, OUTBOX_ATTRIBUTE, OUTBOX_EVENTS};
 use crate::domain::events::ChangeRecord;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
@@ -178,6 +178,9 @@ fn audit_to_item(a: &AuditRecord, change: &ChangeRecord) -> Result<Item, PortErr
     }
     if let Some(level) = a.level_completed {
         item.insert("levelCompleted".into(), n(u32::from(level)));
+    }
+    if !change.events().is_empty() {
+        item.insert(OUTBOX_ATTRIBUTE.into(), s(OUTBOX_EVENTS));
     }
     item.insert(CHANGE_ATTRIBUTE.into(), s(to_json(change)?));
     Ok(item)

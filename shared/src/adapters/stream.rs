@@ -10,6 +10,20 @@ use crate::domain::events::ChangeRecord;
 
 /// The attribute of an audit item that holds its `ChangeRecord` as JSON.
 pub const CHANGE_ATTRIBUTE: &str = "change";
+/// Set (to `OUTBOX_EVENTS`) on audit items whose change produces events, so that the stream
+/// mapping's filter does not invoke the publisher for a change with nothing to publish (a grant
+/// recorded in place).
+pub const OUTBOX_ATTRIBUTE: &str = "outbox";
+pub const OUTBOX_EVENTS: &str = "events";
+
+/// The event source mapping's filter (`template.yaml` must say exactly this): inserted audit
+/// items that carry events.
+pub fn filter_pattern() -> serde_json::Value {
+    serde_json::json!({
+        "eventName": ["INSERT"],
+        "dynamodb": { "NewImage": { "type": { "S": ["audit"] }, OUTBOX_ATTRIBUTE: { "S": [OUTBOX_EVENTS] } } }
+    })
+}
 
 /// The event Lambda's DynamoDB event source mapping sends.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,7 +78,10 @@ pub fn outbox_item(
     event_name: &str,
     string_attribute: impl Fn(&str) -> Option<String>,
 ) -> OutboxItem {
-    let content = if event_name != "INSERT" || string_attribute("type").as_deref() != Some("audit") {
+    let passes_filter = event_name == "INSERT"
+        && string_attribute("type").as_deref() == Some("audit")
+        && string_attribute(OUTBOX_ATTRIBUTE).as_deref() == Some(OUTBOX_EVENTS);
+    let content = if !passes_filter {
         OutboxContent::Skip
     } else {
         match string_attribute(CHANGE_ATTRIBUTE) {
@@ -95,6 +112,16 @@ impl StreamEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_templates_stream_filter_is_the_publishers() {
+        let docs = yaml_rust2::YamlLoader::load_from_str(include_str!("../../../template.yaml")).unwrap();
+        let pattern = docs[0]["Resources"]["PublishEventsStreamMapping"]["Properties"]["FilterCriteria"]["Filters"][0]
+            ["Pattern"]
+            .as_str()
+            .expect("the mapping has one filter pattern");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(pattern).unwrap(), filter_pattern());
+    }
 
     #[test]
     fn the_sample_stream_event_yields_its_change_and_skips_other_items() {
