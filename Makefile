@@ -14,7 +14,7 @@ SAM_CLI_VERSION := 1.170.0
 CARGO_LAMBDA_VERSION := 1.9.2
 ZIGLANG_VERSION := 0.15.2
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
-LAMBDA_FUNCTIONS := submit-request evaluate-request approve-request notify sweeper lifecycle publish-events
+LAMBDA_FUNCTIONS := submit-request evaluate-request approve-request notify sweeper lifecycle publish-events issue-credentials
 # The venv's bin first on PATH: cargo-lambda looks up `python3 -m ziglang` and SAM looks up
 # `cargo lambda` there.
 VENV_PATH := $(abspath $(VENV))/bin:$(PATH)

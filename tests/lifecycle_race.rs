@@ -193,6 +193,8 @@ impl World {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
                 session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+                mode: jit_shared::domain::grant::GrantMode::Attach,
+                session_role_name: "jit-node-access-session".into(),
             },
             sessions: NoLiveSessions::default(),
             user,
@@ -238,7 +240,11 @@ impl World {
 
     /// A one-minute request by the caller, submitted and approved 50 s before `now`.
     async fn approved(&self, reason: &str, now: chrono::DateTime<Utc>) -> AccessRequest {
-        let deps = SubmitDeps { store: &self.store, directory: &self.directory };
+        let deps = SubmitDeps {
+            store: &self.store,
+            directory: &self.directory,
+            grant_mode: jit_shared::domain::grant::GrantMode::Attach,
+        };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
         let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
         let approve =
@@ -634,7 +640,11 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let deps = w.lifecycle();
-    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory };
+    let intake_deps = SubmitDeps {
+        store: &w.store,
+        directory: &w.directory,
+        grant_mode: jit_shared::domain::grant::GrantMode::Attach,
+    };
     let now = Utc::now();
     let approved_at = |at: chrono::DateTime<Utc>| {
         let intake_deps = &intake_deps;

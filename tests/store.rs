@@ -43,7 +43,11 @@ impl Fixture {
         }
     }
     fn deps(&self) -> SubmitDeps<'_> {
-        SubmitDeps { store: &self.store, directory: &self.directory }
+        SubmitDeps {
+            store: &self.store,
+            directory: &self.directory,
+            grant_mode: jit_shared::domain::grant::GrantMode::Attach,
+        }
     }
     async fn item_count(&self) -> usize {
         // A scan is fine here: it only checks what the tests wrote.

@@ -96,12 +96,25 @@ pub fn administrators() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What grants allow (`JIT_SESSION_DOCUMENTS`, comma-separated, default `SSM-SessionManagerRunShell`).
-pub fn grant_settings(stack: &StackConfig) -> crate::domain::grant::GrantSettings {
+/// How access is given (`JIT_GRANT_MODE`: `credentials`, the default, or `attach`).
+pub fn grant_mode() -> Result<crate::domain::grant::GrantMode, ConfigError> {
+    match optional("JIT_GRANT_MODE") {
+        None => Ok(crate::domain::grant::GrantMode::Credentials),
+        Some(v) => v.trim().parse().map_err(|problem| ConfigError { name: "JIT_GRANT_MODE", problem }),
+    }
+}
+
+/// The session role's name, the same in the stack's account and every member account
+/// (`JIT_SESSION_ROLE_NAME`, default `jit-node-access-session`).
+pub const DEFAULT_SESSION_ROLE_NAME: &str = "jit-node-access-session";
+
+/// What grants allow (`JIT_SESSION_DOCUMENTS`, comma-separated, default `SSM-SessionManagerRunShell`),
+/// in which mode (`grant_mode`), through which session role (`JIT_SESSION_ROLE_NAME`).
+pub fn grant_settings(stack: &StackConfig) -> Result<crate::domain::grant::GrantSettings, ConfigError> {
     let documents: Vec<String> = optional("JIT_SESSION_DOCUMENTS")
         .map(|v| v.split(',').map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()).collect())
         .unwrap_or_default();
-    crate::domain::grant::GrantSettings {
+    Ok(crate::domain::grant::GrantSettings {
         partition: partition_of(&stack.region).to_owned(),
         region: stack.region.clone(),
         account: stack.account_id.clone(),
@@ -110,7 +123,9 @@ pub fn grant_settings(stack: &StackConfig) -> crate::domain::grant::GrantSetting
         } else {
             documents
         },
-    }
+        mode: grant_mode()?,
+        session_role_name: optional("JIT_SESSION_ROLE_NAME").unwrap_or_else(|| DEFAULT_SESSION_ROLE_NAME.to_owned()),
+    })
 }
 
 /// The project's event bus (`JIT_EVENT_BUS_NAME`): only the event publisher puts events on it.

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::approval::Person;
+use crate::domain::credentials::{CredentialsSpec, IssuedCredentials};
 use crate::domain::events::StatusEvent;
 use crate::domain::ids::{NodeId, RequestId};
 use crate::domain::principal::{CallerArn, ResolvedPrincipal};
@@ -198,6 +199,13 @@ pub trait AccessGranter: Send + Sync {
     async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError>;
     /// The account's users and roles that could hold a grant (not the AWS-reserved paths).
     async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError>;
+}
+
+/// Issues session-role credentials (credentials mode). Only the credentials function holds one
+/// (`sts:AssumeRole` on the session roles).
+#[async_trait]
+pub trait CredentialIssuer: Send + Sync {
+    async fn issue(&self, spec: &CredentialsSpec) -> Result<IssuedCredentials, PortError>;
 }
 
 /// Live Session Manager sessions.

@@ -24,7 +24,7 @@ use jit_shared::app::sweep;
 use jit_shared::domain::approval::{ApprovalProgress, Person, Verdict};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::events::{ChangeRecord, StatusEvent};
-use jit_shared::domain::grant::{GrantSettings, DEFAULT_SESSION_DOCUMENT};
+use jit_shared::domain::grant::{GrantMode, GrantSettings, DEFAULT_SESSION_DOCUMENT};
 use jit_shared::domain::ids::{NodeId, RequestId};
 use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
 use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
@@ -120,6 +120,8 @@ fn settings() -> GrantSettings {
         region: "us-east-1".into(),
         account: "123456789012".into(),
         session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+        mode: GrantMode::Attach,
+        session_role_name: "jit-node-access-session".into(),
     }
 }
 
@@ -154,7 +156,12 @@ fn decision(outcome: RequestStatus, plan: Option<ApprovalPlan>, now: DateTime<Ut
 
 /// A request by `alice`, submitted and then decided `to` (Pending with the two-level plan).
 async fn decided(store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
-    let deps = SubmitDeps { store, directory: &Users };
+    decided_in(GrantMode::Attach, store, to, now).await
+}
+
+/// `decided`, for a stack granting in `mode`.
+async fn decided_in(mode: GrantMode, store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
+    let deps = SubmitDeps { store, directory: &Users, grant_mode: mode };
     let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
     let submitted = submit::submit(&deps, &arn("alice"), body, None, now).await.unwrap().request;
     let pending = to == RequestStatus::Pending;

@@ -65,6 +65,7 @@ pub fn local_stack() -> &'static SharedStack {
                                 print_events: false,
                                 pending_timeout_minutes: 60,
                                 sweeper: true,
+                                grant_mode: jit_shared::domain::grant::GrantMode::Attach,
                             })
                             .await
                         }

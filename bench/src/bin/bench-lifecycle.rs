@@ -254,6 +254,7 @@ async fn run(root: PathBuf) -> Result<(), String> {
         print_events: false,
         pending_timeout_minutes: 60,
         sweeper: false,
+        grant_mode: jit_shared::domain::grant::GrantMode::Attach,
     })
     .await?;
     let bench = Bench { iam: aws_sdk_iam::Client::new(&sdk), stack };

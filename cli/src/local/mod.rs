@@ -21,12 +21,15 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use jit_shared::adapters::api_calls::ApiCallLog;
+use jit_shared::adapters::api_calls::SentRequests;
 use jit_shared::adapters::dynamodb::DynamoStore;
 use jit_shared::adapters::eventbridge::EventBridgePublisher;
 use jit_shared::adapters::grants::IamGranter;
 use jit_shared::adapters::mail::SnsMailer;
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
+use jit_shared::adapters::sts::StsIssuer;
 use jit_shared::app::approve::ApprovalDeps;
+use jit_shared::app::credentials::CredentialsDeps;
 use jit_shared::app::error::ServiceError;
 use jit_shared::app::evaluate::{self, EvaluationDeps};
 use jit_shared::app::lifecycle::{self, LifecycleDeps};
@@ -35,7 +38,7 @@ use jit_shared::app::submit::SubmitDeps;
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::events::{EventEnvelope, StatusEvent};
-use jit_shared::domain::grant::GrantSettings;
+use jit_shared::domain::grant::{GrantMode, GrantSettings};
 use jit_shared::domain::ids::NodeId;
 use jit_shared::http::{ApiRequest, ApiResponse};
 use jit_shared::policy::{NodeInfo, PolicySet};
@@ -63,6 +66,11 @@ pub struct DevArgs {
     /// Where dev.env and the credentials file go.
     #[arg(long, default_value = ".jit")]
     pub state_dir: PathBuf,
+    /// How approved access is given: `credentials` (fetched with `POST /requests/{id}/credentials`)
+    /// or `attach` (a policy on the requester's own IAM user or role). Identity Center users
+    /// always get credentials.
+    #[arg(long, default_value = "credentials")]
+    pub grant_mode: GrantMode,
 }
 
 /// Stand-in for node tags: moto assigns its own EC2 instance ids and cannot register hybrid
@@ -109,6 +117,7 @@ struct Adapters {
     sessions: executions::NoLiveSessions,
     grant_settings: GrantSettings,
     executions: executions::LocalExecutions,
+    issuer: StsIssuer,
     calls: ApiCallLog,
 }
 
@@ -122,7 +131,10 @@ impl Adapters {
     }
 
     fn submit(&self) -> SubmitDeps<'_> {
-        SubmitDeps { store: &self.store, directory: &self.principals }
+        SubmitDeps { store: &self.store, directory: &self.principals, grant_mode: self.grant_settings.mode }
+    }
+    fn credentials(&self) -> CredentialsDeps<'_> {
+        CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings }
     }
     fn evaluation(&self) -> EvaluationDeps<'_> {
         EvaluationDeps {
@@ -179,6 +191,8 @@ pub struct LocalStack {
     /// Every AWS API call the stack's functions made (the sweeper's excluded: it runs on a
     /// schedule, not per request), with the calls the stand-ins stand in for.
     pub api_calls: ApiCallLog,
+    /// The bodies of the STS calls the credentials function sent (what `AssumeRole` carried).
+    pub sts_requests: SentRequests,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -202,6 +216,7 @@ pub struct StartOptions<'a> {
     /// Run the scheduled sweeper (pending expiry, grant reconciliation). `make bench` turns it
     /// off so that only per-request API calls are counted.
     pub sweeper: bool,
+    pub grant_mode: GrantMode,
 }
 
 /// A client of the emulator that counts its calls in `$log`.
@@ -227,6 +242,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
     let calls = ApiCallLog::default();
+    let sts_requests = SentRequests::default();
     let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
@@ -259,8 +275,16 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             region: crate::emulator::REGION.into(),
             account: crate::emulator::ACCOUNT_ID.into(),
             session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
+            mode: opts.grant_mode,
+            session_role_name: provisioned.session_role_name.clone(),
         },
         executions: local_executions,
+        issuer: StsIssuer::new(aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(sdk)
+                .interceptor(calls.clone())
+                .interceptor(sts_requests.clone())
+                .build(),
+        )),
         calls: calls.clone(),
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -312,7 +336,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         publisher,
         move || a.invoked("publish-events"),
     )));
-    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, tasks })
+    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, sts_requests, tasks })
 }
 
 async fn serve(listener: TcpListener, adapters: Arc<Adapters>) {
@@ -386,7 +410,10 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         body: body.to_vec(),
         caller,
     };
-    let response = if jit_shared::http::approve::serves(&path) {
+    let response = if jit_shared::http::credentials::serves(&path) {
+        adapters.invoked("issue-credentials");
+        jit_shared::http::credentials::handle(&adapters.credentials(), &api_request, now).await
+    } else if jit_shared::http::approve::serves(&path) {
         adapters.invoked("approve-request");
         jit_shared::http::approve::handle(&adapters.approvals(), &api_request, now).await
     } else {
@@ -700,6 +727,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         print_events: true,
         pending_timeout_minutes: args.pending_timeout_minutes,
         sweeper: true,
+        grant_mode: args.grant_mode,
     })
     .await?;
     let (env_path, creds_path) = write_state(&args.state_dir, &stack, &emulator.endpoint)?;
@@ -713,6 +741,11 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     println!("  requester mail SNS topic               {}", p.requester_topic_arn);
     println!("  outbox (each person's mail)            {}/outbox", stack.api_url);
     println!("  policies                               {}", args.policies.display());
+    println!(
+        "  grant mode                             {} (session role {})",
+        args.grant_mode.as_str(),
+        p.session_role_name
+    );
     println!("  environment                            {}", env_path.display());
     println!("  credentials (one profile each)         {}", creds_path.display());
     for prof in &p.profiles {

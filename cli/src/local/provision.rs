@@ -40,6 +40,8 @@ pub struct Provisioned {
     pub executions_queue_url: String,
     /// The lifecycle state machine's name, in its executions' ARNs (`<prefix>-lifecycle`).
     pub state_machine_name: String,
+    /// The session role credentials mode issues credentials of (`<prefix>-session`).
+    pub session_role_name: String,
     pub signing_key_parameter: String,
     /// One queue per contact, subscribed to both mail topics with that person's filter policy:
     /// what their inbox would receive.
@@ -130,6 +132,14 @@ async fn route(
         .map_err(e("an EventBridge target"))?;
     Ok(())
 }
+
+/// What the deployed session role trusts: the credentials function's role, which must set the
+/// source identity and may tag the session (`template.yaml`, `SessionRole`).
+const SESSION_ROLE_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["sts:AssumeRole","sts:SetSourceIdentity","sts:TagSession"]}]}"#;
+
+/// The session role's own permissions, as the template gives them; each credential's session
+/// policy narrows them to one node, one request's sessions and the deadline.
+const SESSION_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession","Resource":["arn:aws:ec2:*:123456789012:instance/*","arn:aws:ssm:*:123456789012:managed-instance/*","arn:aws:ssm:*:123456789012:document/*"]},{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession","ssmmessages:OpenDataChannel"],"Resource":"arn:aws:ssm:*:123456789012:session/*"}]}"#;
 
 const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -250,6 +260,20 @@ pub async fn provision(
         .map_err(e("the signing-key parameter"))?;
 
     let iam = aws_sdk_iam::Client::new(sdk);
+    let session_role_name = format!("{prefix}-session");
+    iam.create_role()
+        .role_name(&session_role_name)
+        .assume_role_policy_document(SESSION_ROLE_TRUST)
+        .send()
+        .await
+        .map_err(e("the session role"))?;
+    iam.put_role_policy()
+        .role_name(&session_role_name)
+        .policy_name("session-manager")
+        .policy_document(SESSION_ROLE_POLICY)
+        .send()
+        .await
+        .map_err(e("the session role's policy"))?;
     let sts = aws_sdk_sts::Client::new(sdk);
     let identity = aws_sdk_identitystore::Client::new(sdk);
     let mut iam_groups = BTreeMap::new();
@@ -375,6 +399,7 @@ pub async fn provision(
         lifecycle_queue_url,
         executions_queue_url,
         state_machine_name: format!("{prefix}-lifecycle"),
+        session_role_name,
         signing_key_parameter,
         outboxes,
         profiles,

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let stack = StackConfig::from_env()?;
     let state_machine = state_machine_arn()?;
     let sdk = sdk_config(&stack.region).await;
-    let adapters = wiring::lifecycle(&sdk, &stack, &state_machine);
+    let adapters = wiring::lifecycle(&sdk, &stack, &state_machine)?;
     let adapters = &adapters;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         handle_payload(&adapters.deps(), event.payload, jit_shared::now())

@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     let stack = StackConfig::from_env()?;
     let state_machine = state_machine_arn()?;
     let sdk = sdk_config(&stack.region).await;
-    let adapters = wiring::lifecycle(&sdk, &stack, &state_machine);
+    let adapters = wiring::lifecycle(&sdk, &stack, &state_machine)?;
     let adapters = &adapters;
     run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
         jit_shared::app::sweep::sweep(&adapters.deps(), jit_shared::now()).await.map_err(|e| diagnostic(&e, "sweep"))

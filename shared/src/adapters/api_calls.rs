@@ -54,3 +54,34 @@ impl Intercept for ApiCallLog {
         Ok(())
     }
 }
+
+/// Keeps the body of every request a client sends, as sent: the local stack attaches it to its
+/// STS client so that tests check what an `AssumeRole` really carried (the emulator does not
+/// echo `SourceIdentity` or enforce the session policy). Cloning shares the list.
+#[derive(Clone, Debug, Default)]
+pub struct SentRequests(Arc<Mutex<Vec<String>>>);
+
+impl SentRequests {
+    pub fn bodies(&self) -> Vec<String> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Intercept for SentRequests {
+    fn name(&self) -> &'static str {
+        "SentRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context.request().body().bytes().map(|b| String::from_utf8_lossy(b).into_owned());
+        if let (Some(body), Ok(mut list)) = (body, self.0.lock()) {
+            list.push(body);
+        }
+        Ok(())
+    }
+}

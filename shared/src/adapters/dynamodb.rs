@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::adapters::classify;
 use crate::adapters::stream::{CHANGE_ATTRIBUTE, OUTBOX_ATTRIBUTE, OUTBOX_EVENTS};
 use crate::domain::events::ChangeRecord;
+use crate::domain::grant::GrantMode;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord, Decision};
@@ -121,6 +122,10 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(g) = &r.grant {
         item.insert("grant".into(), s(to_json(g)?));
     }
+    item.insert("grantMode".into(), s(r.grant_mode.as_str()));
+    if let Some(c) = &r.credentials {
+        item.insert("credentials".into(), s(to_json(c)?));
+    }
     Ok(item)
 }
 
@@ -154,6 +159,11 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         progress: from_json(item, "approval")?,
         approved_at: item.get("approvedAt").map(|_| get_time(item, "approvedAt")).transpose()?,
         grant: from_json(item, "grant")?,
+        grant_mode: match item.get("grantMode") {
+            None => GrantMode::stored_default(),
+            Some(_) => get_s(item, "grantMode")?.parse().map_err(|_| bad("grantMode"))?,
+        },
+        credentials: from_json(item, "credentials")?,
     })
 }
 
@@ -178,6 +188,9 @@ fn audit_to_item(a: &AuditRecord, change: &ChangeRecord) -> Result<Item, PortErr
     }
     if let Some(level) = a.level_completed {
         item.insert("levelCompleted".into(), n(u32::from(level)));
+    }
+    if let Some(issue) = &a.credentials {
+        item.insert("credentials".into(), s(to_json(issue)?));
     }
     if !change.events().is_empty() {
         item.insert(OUTBOX_ATTRIBUTE.into(), s(OUTBOX_EVENTS));
@@ -207,6 +220,7 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
             .transpose()?
             .map(|l| u8::try_from(l).map_err(|_| bad("levelCompleted")))
             .transpose()?,
+        credentials: from_json(item, "credentials")?,
     })
 }
 
@@ -352,6 +366,10 @@ impl DynamoStore {
                     .expression_attribute_values(":granted", s(GRANTED_PARTITION))
                     .expression_attribute_values(":grant_deadline", s(created_sk(&g.deadline, id)));
             }
+        }
+        if t.credentials.is_some() {
+            set.push_str(", credentials = :credentials");
+            update = update.expression_attribute_values(":credentials", s(to_json(&t.after().credentials)?));
         }
         let leaves_pending = from == RequestStatus::Pending && t.to != RequestStatus::Pending;
         let leaves_approved = from == RequestStatus::Approved && t.to != RequestStatus::Approved;

@@ -268,3 +268,30 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
         self.0.list_awaiting_grant(approved_before, limit).await
     }
 }
+
+/// Credentials issued without STS: what was asked (the spec each call carried) and made-up keys
+/// (`ASIAMEMORY<n>`) whose expiration is `at` (else the wall clock) plus the asked duration.
+#[derive(Default)]
+pub struct MemoryIssuer {
+    pub issued: Mutex<Vec<crate::domain::credentials::CredentialsSpec>>,
+    pub at: Mutex<Option<DateTime<Utc>>>,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::CredentialIssuer for MemoryIssuer {
+    async fn issue(
+        &self,
+        spec: &crate::domain::credentials::CredentialsSpec,
+    ) -> Result<crate::domain::credentials::IssuedCredentials, PortError> {
+        use crate::domain::credentials::{IssuedCredentials, Secret};
+        let now = self.at.lock().map_err(|_| poisoned())?.unwrap_or_else(Utc::now);
+        let mut issued = self.issued.lock().map_err(|_| poisoned())?;
+        issued.push(spec.clone());
+        Ok(IssuedCredentials {
+            access_key_id: format!("ASIAMEMORY{}", issued.len()),
+            secret_access_key: Secret::new(format!("secret-{}", issued.len())),
+            session_token: Secret::new(format!("token-{}", issued.len())),
+            expiration: now + chrono::Duration::seconds(i64::from(spec.duration_seconds)),
+        })
+    }
+}

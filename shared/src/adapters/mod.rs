@@ -28,6 +28,8 @@ pub mod secrets;
 #[cfg(feature = "ssm")]
 pub mod sessions;
 pub mod stream;
+#[cfg(feature = "sts")]
+pub mod sts;
 pub mod wiring;
 
 use std::fmt::Debug;

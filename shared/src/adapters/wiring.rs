@@ -122,12 +122,21 @@ impl LifecycleAdapters {
 }
 
 #[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
-pub fn lifecycle(sdk: &aws_config::SdkConfig, stack: &StackConfig, state_machine_arn: &str) -> LifecycleAdapters {
-    LifecycleAdapters {
+pub fn lifecycle(
+    sdk: &aws_config::SdkConfig,
+    stack: &StackConfig,
+    state_machine_arn: &str,
+) -> Result<LifecycleAdapters, crate::config::ConfigError> {
+    Ok(LifecycleAdapters {
         store: store(sdk, stack),
         granter: granter(sdk),
         sessions: sessions(sdk),
         executions: executions(sdk, state_machine_arn),
-        settings: crate::config::grant_settings(stack),
-    }
+        settings: crate::config::grant_settings(stack)?,
+    })
+}
+
+#[cfg(feature = "sts")]
+pub fn credential_issuer(sdk: &aws_config::SdkConfig) -> crate::adapters::sts::StsIssuer {
+    crate::adapters::sts::StsIssuer::new(aws_sdk_sts::Client::new(sdk))
 }

@@ -4,13 +4,14 @@
 //! status change that ends access is one conditional write, so exactly one teardown wins and
 //! writes the teardown audit record; the others only make sure nothing is left attached.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::app::common::{load, until_written, write, Attempt};
 use crate::app::error::{FieldError, ServiceError};
+use crate::domain::credentials;
 use crate::domain::events::{EventEnvelope, EventKind};
-use crate::domain::grant::{self, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
+use crate::domain::grant::{self, GrantMode, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, CallerKind};
 use crate::domain::request::AccessRequest;
@@ -116,11 +117,61 @@ fn principal_of(caller: &CallerArn) -> GrantPrincipal {
 
 /// When access ends: the approval time plus the requested duration.
 pub fn deadline_of(request: &AccessRequest) -> DateTime<Utc> {
-    if let Some(g) = &request.grant {
-        return g.deadline;
+    request.access_deadline()
+}
+
+/// The principal whose inline policy `jit-<id>` grants the request: none in credentials mode,
+/// where nothing is attached (and an Identity Center role could not be written anyway).
+fn attached_to(request: &AccessRequest) -> Option<GrantPrincipal> {
+    (request.grant_mode == GrantMode::Attach).then(|| principal_of(&request.requester))
+}
+
+/// Removes the request's `jit-` policy, if its mode attaches one; `Ok(true)` when this call
+/// removed it.
+async fn remove_policy(deps: &LifecycleDeps<'_>, request: &AccessRequest) -> Result<bool, ServiceError> {
+    match attached_to(request) {
+        Some(principal) => Ok(deps.granter.delete_policy(&principal, &grant::policy_name(&request.request_id)).await?),
+        None => Ok(false),
     }
-    let start = request.approved_at.unwrap_or(request.updated_at);
-    start + Duration::minutes(i64::from(request.duration_minutes.get()))
+}
+
+/// The session role of the stack's account, where a revoke's deny goes.
+fn session_role(settings: &GrantSettings) -> GrantPrincipal {
+    GrantPrincipal::IamRole { name: settings.session_role_name.clone() }
+}
+
+/// Whose sessions on the node belong to the request: the requester's own (attach mode), or the
+/// session role's session named after the request (credentials mode).
+fn session_owner(settings: &GrantSettings, request: &AccessRequest) -> String {
+    match request.grant_mode {
+        GrantMode::Attach => request.requester.to_string(),
+        GrantMode::Credentials => credentials::session_caller_arn(settings, &settings.account, &request.request_id),
+    }
+}
+
+/// Credentials cannot be recalled: a revoke while some may still be used denies the request's
+/// role session everything (`credentials::deny_document`) until the sweeper finds them all
+/// expired. `Ok(true)` when a deny was written.
+async fn deny_issued_credentials(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    if request.grant_mode != GrantMode::Credentials || !credentials::may_still_be_used(request, now) {
+        return Ok(false);
+    }
+    let document = credentials::deny_document(&request.request_id).to_string();
+    match deps
+        .granter
+        .put_policy(&session_role(deps.settings), &credentials::deny_policy_name(&request.request_id), &document)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(GrantWriteError::Port(e)) => Err(e.into()),
+        // The role's inline-policy budget is spent or the role is gone: the revoke cannot be
+        // made good, and must not be recorded as if it were.
+        Err(e) => Err(ServiceError::Internal(format!("denying the revoked request's credentials: {e}"))),
+    }
 }
 
 /// Whether the grant of `request` is held by another execution than `execution`. EventBridge
@@ -142,7 +193,6 @@ async fn fail_grant(
     now: DateTime<Utc>,
 ) -> Result<GrantOutput, ServiceError> {
     tracing::warn!(request_id = %request.request_id, %reason, "grant refused");
-    let name = grant::policy_name(&request.request_id);
     let nothing = GrantOutput::new(false, &now, request.clone());
     until_written!("recording a failed grant", |attempt| {
         let current = if attempt == 0 { request.clone() } else { load(deps.store, &request.request_id).await? };
@@ -150,13 +200,13 @@ async fn fail_grant(
             return Ok(Attempt::Done(nothing.clone()));
         }
         if current.status != RequestStatus::Approved {
-            deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
+            remove_policy(deps, &current).await?;
             return Ok(Attempt::Done(nothing.clone()));
         }
         let change = Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now);
         match write(deps.store, &change).await? {
             Attempt::Done(updated) => {
-                deps.granter.delete_policy(&principal_of(&updated.requester), &name).await?;
+                remove_policy(deps, &updated).await?;
                 Ok(Attempt::Done(nothing.clone()))
             }
             Attempt::Conflict => Ok(Attempt::Conflict),
@@ -176,14 +226,12 @@ pub async fn grant(
 ) -> Result<GrantOutput, ServiceError> {
     let id = id.clone();
     let request = load(deps.store, &id).await?;
-    let name = grant::policy_name(&id);
     let deadline = deadline_of(&request);
     let nothing = |deadline: DateTime<Utc>| GrantOutput::new(false, &deadline, request.clone());
-    let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput::new(true, &deadline, request);
     if request.status != RequestStatus::Approved {
         // Revoked or expired before the grant ran (or a put of an earlier attempt of this task
         // landed after the teardown): nothing may stay attached, whoever holds the grant.
-        deps.granter.delete_policy(&principal_of(&request.requester), &name).await?;
+        remove_policy(deps, &request).await?;
         return Ok(nothing(deadline));
     }
     if held_by_another(execution, &request) {
@@ -191,6 +239,16 @@ pub async fn grant(
     }
     if now >= deadline {
         return Ok(nothing(deadline));
+    }
+    if request.grant_mode == GrantMode::Credentials {
+        return record_grant(
+            deps,
+            &request,
+            execution,
+            GrantTarget::SessionRole { role_arn: credentials::session_role_arn(deps.settings, &deps.settings.account) },
+            now,
+        )
+        .await;
     }
     let target = match request.requester.kind() {
         CallerKind::IamUser { name } => GrantTarget::IamUser { name: name.clone() },
@@ -206,6 +264,7 @@ pub async fn grant(
         },
     };
     let principal = principal_of(&request.requester);
+    let name = grant::policy_name(&id);
     let document = match grant::build(deps.settings, &target, &request.node_id, &deadline, 0) {
         Ok(d) => d,
         Err(refusal) => return fail_grant(deps, &request, execution, refusal.to_string(), now).await,
@@ -227,6 +286,28 @@ pub async fn grant(
         }
         Err(e) => return fail_grant(deps, &request, execution, e.to_string(), now).await,
     }
+    record_grant(deps, &request, execution, target, now).await
+}
+
+/// Records the grant (with the execution that will end it) on the request read before, once
+/// its policy is attached (attach mode) or at once (credentials mode: the requester fetches
+/// credentials while the request is `Approved`; the record is what the expiry ends).
+async fn record_grant(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    execution: Option<&str>,
+    target: GrantTarget,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
+    let id = request.request_id.clone();
+    let name = grant::policy_name(&id);
+    let deadline = deadline_of(request);
+    let nothing = |deadline: DateTime<Utc>| GrantOutput::new(false, &deadline, request.clone());
+    let granted = |deadline: DateTime<Utc>, request: AccessRequest| GrantOutput::new(true, &deadline, request);
+    let what = match &target {
+        GrantTarget::SessionRole { role_arn } => format!("credentials of {role_arn} for the requester"),
+        _ => name.clone(),
+    };
     let record = GrantRecord {
         policy_name: name.clone(),
         target,
@@ -246,7 +327,7 @@ pub async fn grant(
             if attempt > 0 || request.grant.is_some() { load(deps.store, &id).await? } else { request.clone() };
         if current.status != RequestStatus::Approved {
             // Revoked (or expired) while we attached: the loser of that race removes what it put.
-            deps.granter.delete_policy(&principal, &name).await?;
+            remove_policy(deps, &current).await?;
             return Ok(Attempt::Done(nothing(deadline)));
         }
         if held_by_another(execution, &current) {
@@ -265,7 +346,7 @@ pub async fn grant(
                 &current,
                 RequestStatus::Approved,
                 LIFECYCLE_ACTOR,
-                format!("access granted until {}: {name}", grant::deadline_text(&deadline)),
+                format!("access granted until {}: {what}", grant::deadline_text(&deadline)),
                 now,
             )
         };
@@ -309,13 +390,17 @@ pub async fn teardown_request(
     now: DateTime<Utc>,
 ) -> Result<TeardownOutput, ServiceError> {
     let id = request.request_id.clone();
-    let name = grant::policy_name(&id);
     let mut current = request;
     let mut detached = false;
     let mut terminated = Vec::new();
     until_written!("teardown", |_| {
-        detached |= deps.granter.delete_policy(&principal_of(&current.requester), &name).await?;
-        for session in deps.sessions.live_sessions(&current.node_id, current.requester.as_str()).await? {
+        detached |= remove_policy(deps, &current).await?;
+        // A revoke first makes issued credentials useless; an expiry needs no deny, the
+        // session policy's deadline already refuses them.
+        if to == RequestStatus::Revoked && current.status == RequestStatus::Approved {
+            detached |= deny_issued_credentials(deps, &current, now).await?;
+        }
+        for session in deps.sessions.live_sessions(&current.node_id, &session_owner(deps.settings, &current)).await? {
             deps.sessions.terminate(&session).await?;
             if !terminated.contains(&session) {
                 terminated.push(session);

@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod common;
+pub mod credentials;
 pub mod error;
 pub mod evaluate;
 pub mod lifecycle;

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::app::common::{approver_keys, not_found, parse_id, plan_names_any, resolve_caller};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval_rules as approval;
-use crate::domain::grant::check_grantable;
+use crate::domain::grant::GrantMode;
 use crate::domain::ids::{DurationMinutes, IdempotencyKey, NodeId, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord};
@@ -24,6 +24,8 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub struct SubmitDeps<'a> {
     pub store: &'a dyn RequestStore,
     pub directory: &'a dyn PrincipalDirectory,
+    /// The stack's grant mode (`GrantMode::for_request` refines it per requester).
+    pub grant_mode: GrantMode,
 }
 
 /// A validated `POST /requests` body.
@@ -105,7 +107,6 @@ pub async fn submit(
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
-    check_grantable(caller).map_err(|e| FieldError::new("principal", "PrincipalNotGrantable", e.to_string()))?;
     let request = AccessRequest {
         request_id: RequestId::generate(),
         requester: caller.clone(),
@@ -120,6 +121,8 @@ pub async fn submit(
         progress: None,
         approved_at: None,
         grant: None,
+        grant_mode: GrantMode::for_request(deps.grant_mode, caller),
+        credentials: None,
     };
     let audit = AuditRecord {
         request_id: request.request_id.clone(),
@@ -131,6 +134,7 @@ pub async fn submit(
         reason: request.reason.as_str().to_owned(),
         approval: None,
         level_completed: None,
+        credentials: None,
     };
     let idem = key.map(|k| IdempotencyRecord {
         caller: caller.clone(),

@@ -11,6 +11,7 @@ use crate::app::approve::expire_one;
 use crate::app::common::{write, Attempt};
 use crate::app::error::ServiceError;
 use crate::app::lifecycle::{deadline_of, teardown, LifecycleDeps, TeardownOutput};
+use crate::domain::credentials;
 use crate::domain::grant;
 use crate::domain::ids::RequestId;
 use crate::domain::status::RequestStatus;
@@ -91,6 +92,9 @@ pub struct SweepReport {
     pub restarted: Vec<String>,
     /// Approved requests whose window ended without a grant: `Failed`.
     pub failed: Vec<String>,
+    /// Revokes' denies on the session role, removed once no credentials they cover can be used.
+    /// Expected work, not drift: not counted in `fixed`.
+    pub denies_removed: Vec<String>,
 }
 
 impl SweepReport {
@@ -144,7 +148,32 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
             }
         }
     }
+    remove_spent_denies(deps, now, &mut report).await?;
     Ok(report)
+}
+
+/// A revoke's deny (`jit-deny-<id>` on the session role) must stay while credentials issued for
+/// the request may still be used, and no longer: each one takes space in the role's inline
+/// policy budget. A request still `Approved` keeps its deny (its revoke has not been recorded
+/// yet and will be retried).
+async fn remove_spent_denies(
+    deps: &LifecycleDeps<'_>,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), ServiceError> {
+    let role = crate::ports::GrantPrincipal::IamRole { name: deps.settings.session_role_name.clone() };
+    for name in deps.granter.list_policies(&role).await? {
+        let Some(id) = credentials::request_of_deny(&name) else { continue };
+        let spent = match deps.store.get(&id).await? {
+            Some(r) => r.status != RequestStatus::Approved && !credentials::may_still_be_used(&r, now),
+            None => true,
+        };
+        if spent && deps.granter.delete_policy(&role, &name).await? {
+            tracing::info!(policy = %name, "removed a revoke's deny: no credentials it covers can be used any more");
+            report.denies_removed.push(name);
+        }
+    }
+    Ok(())
 }
 
 /// One scheduled sweep: pending expiry, then grant reconciliation. What it fixed is logged as one
@@ -174,6 +203,7 @@ impl SweepOutcome {
             orphans_removed = report.orphans_removed.len(),
             restarted = report.restarted.len(),
             failed = report.failed.len(),
+            denies_removed = report.denies_removed.len(),
             // The template's SweeperFixes metric filter sums this field.
             fixed = report.fixed(),
             "sweep done"

@@ -171,6 +171,8 @@ mod tests {
             progress: Some(ApprovalProgress::start(now + Duration::hours(24))),
             approved_at: None,
             grant: None,
+            grant_mode: crate::domain::grant::GrantMode::Attach,
+            credentials: None,
         }
     }
 

@@ -5,11 +5,15 @@
 //!   a rejection's event carries the rejecting `approval` entry.
 //! - `Access Request Approval Recorded` for every approval that counted.
 //! - `Access Request Level Completed` when an approval completes a level (`levelCompleted`).
+//! - `Access Request Credentials Issued` for every issuance of credentials (`credentials`: the
+//!   access key id, role and expiration, never the secret).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress, Verdict};
+use crate::domain::credentials::CredentialsIssue;
+use crate::domain::grant::GrantMode;
 use crate::domain::grant::GrantRecord;
 use crate::domain::ids::{NodeId, RequestId};
 use crate::domain::principal::CallerArn;
@@ -25,6 +29,7 @@ pub fn detail_type(status: RequestStatus) -> String {
 
 pub const APPROVAL_RECORDED: &str = "Access Request Approval Recorded";
 pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
+pub const CREDENTIALS_ISSUED: &str = "Access Request Credentials Issued";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +38,7 @@ pub enum EventKind {
     StatusChanged,
     ApprovalRecorded,
     LevelCompleted,
+    CredentialsIssued,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +71,12 @@ pub struct StatusEvent {
     pub progress: Option<ApprovalProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantRecord>,
+    /// How access is (or would be) given.
+    #[serde(default = "GrantMode::stored_default")]
+    pub grant_mode: GrantMode,
+    /// The credentials issued (`Credentials Issued` events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsIssue>,
 }
 
 impl StatusEvent {
@@ -87,20 +99,26 @@ impl StatusEvent {
             level_completed: None,
             progress: request.progress.clone(),
             grant: request.grant.clone(),
+            grant_mode: request.grant_mode,
+            credentials: None,
         }
     }
 
-    /// The events one stored change produces: the recorded approval, the completed level, and
-    /// the status change, in that order, each only when it happened.
+    /// The events one stored change produces: the recorded approval, the completed level, the
+    /// issued credentials and the status change, in that order, each only when it happened.
     pub fn for_change(
         request: &AccessRequest,
         previous: Option<RequestStatus>,
         actor: &str,
         approval: Option<&ApprovalEntry>,
         level_completed: Option<u8>,
+        credentials: Option<&CredentialsIssue>,
     ) -> Vec<Self> {
         let base = Self { approval: approval.cloned(), ..Self::for_request(request, previous, actor) };
         let mut events = Vec::new();
+        if let Some(issue) = credentials {
+            events.push(Self { kind: EventKind::CredentialsIssued, credentials: Some(issue.clone()), ..base.clone() });
+        }
         if approval.is_some_and(|a| a.verdict == Verdict::Approve) {
             events.push(Self { kind: EventKind::ApprovalRecorded, ..base.clone() });
         }
@@ -130,6 +148,8 @@ impl StatusEvent {
             progress: self.progress.clone(),
             approved_at: None,
             grant: self.grant.clone(),
+            grant_mode: self.grant_mode,
+            credentials: None,
         })
     }
 
@@ -138,6 +158,7 @@ impl StatusEvent {
             EventKind::StatusChanged => detail_type(self.status),
             EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
             EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
+            EventKind::CredentialsIssued => CREDENTIALS_ISSUED.to_owned(),
         }
     }
 }
@@ -156,6 +177,8 @@ pub struct ChangeRecord {
     pub approval: Option<ApprovalEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_completed: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsIssue>,
 }
 
 impl ChangeRecord {
@@ -166,13 +189,21 @@ impl ChangeRecord {
             actor: audit.actor.clone(),
             approval: audit.approval.clone(),
             level_completed: audit.level_completed,
+            credentials: audit.credentials.clone(),
         }
     }
 
     /// The events this change produces, in order (see `StatusEvent::for_change`); none for a
     /// grant recorded in place.
     pub fn events(&self) -> Vec<StatusEvent> {
-        StatusEvent::for_change(&self.request, self.previous, &self.actor, self.approval.as_ref(), self.level_completed)
+        StatusEvent::for_change(
+            &self.request,
+            self.previous,
+            &self.actor,
+            self.approval.as_ref(),
+            self.level_completed,
+            self.credentials.as_ref(),
+        )
     }
 }
 
@@ -233,21 +264,21 @@ mod tests {
         .unwrap();
         let approve = ApprovalEntry { verdict: Verdict::Approve, ..entry.clone() };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&request, Some(RequestStatus::Pending), "x", Some(&approve), Some(2))
+            StatusEvent::for_change(&request, Some(RequestStatus::Pending), "x", Some(&approve), Some(2), None)
                 .iter()
                 .map(|e| e.detail_type())
                 .collect();
         assert_eq!(kinds, [APPROVAL_RECORDED, LEVEL_COMPLETED, "Access Request Approved"]);
         let pending = AccessRequest { status: RequestStatus::Pending, ..request.clone() };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&pending, Some(RequestStatus::Pending), "x", Some(&approve), None)
+            StatusEvent::for_change(&pending, Some(RequestStatus::Pending), "x", Some(&approve), None, None)
                 .iter()
                 .map(|e| e.detail_type())
                 .collect();
         assert_eq!(kinds, [APPROVAL_RECORDED]);
         let rejected = AccessRequest { status: RequestStatus::Rejected, ..request };
         let kinds: Vec<String> =
-            StatusEvent::for_change(&rejected, Some(RequestStatus::Pending), "x", Some(&entry), None)
+            StatusEvent::for_change(&rejected, Some(RequestStatus::Pending), "x", Some(&entry), None, None)
                 .iter()
                 .map(|e| e.detail_type())
                 .collect();

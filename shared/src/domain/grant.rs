@@ -27,13 +27,63 @@ pub fn request_of_policy(name: &str) -> Option<RequestId> {
     RequestId::try_from(name.strip_prefix(POLICY_PREFIX)?.to_owned()).ok()
 }
 
-/// Where grants point: the account and Region the nodes live in, and the session documents.
+/// How approved access is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GrantMode {
+    /// Short-lived STS credentials of the session role in the node's account, fetched by the
+    /// requester (`POST /requests/{id}/credentials`): works for every identity and account.
+    Credentials,
+    /// An inline policy `jit-<id>` on the requester's own IAM user or role (nodes of the stack's
+    /// account; the requester keeps using their own credentials).
+    Attach,
+}
+
+impl GrantMode {
+    /// Requests stored before credentials mode existed were all granted by attaching.
+    pub fn stored_default() -> Self {
+        Self::Attach
+    }
+
+    /// The mode for a request: the stack's choice, except that Identity Center permission-set
+    /// roles cannot carry a policy of ours, so their users always get credentials.
+    pub fn for_request(configured: GrantMode, requester: &CallerArn) -> Self {
+        if requester.is_identity_center() {
+            Self::Credentials
+        } else {
+            configured
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credentials => "credentials",
+            Self::Attach => "attach",
+        }
+    }
+}
+
+impl std::str::FromStr for GrantMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "credentials" => Ok(Self::Credentials),
+            "attach" => Ok(Self::Attach),
+            other => Err(format!("'{other}' is not a grant mode; use credentials or attach")),
+        }
+    }
+}
+
+/// Where grants point: the account and Region the nodes live in, the session documents, the
+/// stack's grant mode and the session role's name (the same in every account).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantSettings {
     pub partition: String,
     pub region: String,
     pub account: String,
     pub session_documents: Vec<String>,
+    pub mode: GrantMode,
+    pub session_role_name: String,
 }
 
 /// Whom the policy is attached to.
@@ -49,22 +99,21 @@ pub enum GrantTarget {
         role_id: String,
         session: String,
     },
+    /// Credentials mode: nothing is attached; the requester fetches credentials of this role,
+    /// whose session is named after the request.
+    SessionRole {
+        role_arn: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GrantRefusal {
     #[error("IAM Identity Center permission-set roles (AWSReservedSSO_*) cannot be modified, so access cannot be granted to them; request access as an IAM user or an IAM role session")]
     IdentityCenterRole,
+    #[error("credentials-mode grants attach no policy")]
+    NotAttachable,
     #[error("the grant policy would be {size} characters, above IAM's {limit}-character inline-policy limit for this principal")]
     TooLarge { size: usize, limit: usize },
-}
-
-/// Refuses principals a grant could never be attached to (checked at request time).
-pub fn check_grantable(caller: &CallerArn) -> Result<(), GrantRefusal> {
-    if caller.is_identity_center() {
-        return Err(GrantRefusal::IdentityCenterRole);
-    }
-    Ok(())
 }
 
 /// The role behind a role-session caller (None for IAM users).
@@ -75,8 +124,9 @@ pub fn role_of(caller: &CallerArn) -> Option<(&str, &str)> {
     }
 }
 
-pub fn node_arn(settings: &GrantSettings, node: &NodeId) -> String {
-    let (p, r, a) = (&settings.partition, &settings.region, &settings.account);
+/// The node's ARN in `account` (the stack's own, or a member account's).
+pub fn node_arn(settings: &GrantSettings, account: &str, node: &NodeId) -> String {
+    let (p, r, a) = (&settings.partition, &settings.region, account);
     match node.kind() {
         NodeKind::Ec2Instance => format!("arn:{p}:ec2:{r}:{a}:instance/{node}"),
         NodeKind::ManagedInstance => format!("arn:{p}:ssm:{r}:{a}:managed-instance/{node}"),
@@ -99,9 +149,10 @@ pub fn policy_document(
     target: &GrantTarget,
     node: &NodeId,
     deadline: &DateTime<Utc>,
-) -> serde_json::Value {
+) -> Option<serde_json::Value> {
     let mut condition = json!({ "DateLessThan": { "aws:CurrentTime": deadline_text(deadline) } });
     let own_sessions = match target {
+        GrantTarget::SessionRole { .. } => return None,
         // `${aws:username}` is an IAM policy variable, resolved by IAM at request time.
         GrantTarget::IamUser { .. } => format!(
             "arn:{}:ssm:{}:{}:session/${{aws:username}}-*",
@@ -112,15 +163,18 @@ pub fn policy_document(
             format!("arn:{}:ssm:{}:{}:session/{session}-*", settings.partition, settings.region, settings.account)
         }
     };
-    let mut start = vec![node_arn(settings, node)];
+    let mut start = vec![node_arn(settings, &settings.account, node)];
     start.extend(settings.session_documents.iter().map(|d| document_arn(settings, d)));
-    json!({
+    let mut start_condition = condition.clone();
+    start_condition["Bool"] = json!({ "ssm:SessionDocumentAccessCheck": "true" });
+    Some(json!({
         "Version": "2012-10-17",
         "Statement": [
-            { "Sid": "StartSessionOnThisNode", "Effect": "Allow", "Action": "ssm:StartSession", "Resource": start, "Condition": condition },
+            { "Sid": "StartSessionOnThisNode", "Effect": "Allow", "Action": "ssm:StartSession", "Resource": start, "Condition": start_condition },
             { "Sid": "ControlOwnSessions", "Effect": "Allow", "Action": ["ssm:TerminateSession", "ssm:ResumeSession"], "Resource": own_sessions, "Condition": condition },
+            { "Sid": "OpenOwnDataChannels", "Effect": "Allow", "Action": "ssmmessages:OpenDataChannel", "Resource": own_sessions, "Condition": condition },
         ]
-    })
+    }))
 }
 
 /// The size IAM counts: the document without whitespace.
@@ -131,7 +185,7 @@ pub fn policy_size(document: &serde_json::Value) -> usize {
 pub fn limit_for(target: &GrantTarget) -> usize {
     match target {
         GrantTarget::IamUser { .. } => USER_POLICY_LIMIT,
-        GrantTarget::IamRoleSession { .. } => ROLE_POLICY_LIMIT,
+        GrantTarget::IamRoleSession { .. } | GrantTarget::SessionRole { .. } => ROLE_POLICY_LIMIT,
     }
 }
 
@@ -144,7 +198,7 @@ pub fn build(
     deadline: &DateTime<Utc>,
     existing: usize,
 ) -> Result<String, GrantRefusal> {
-    let document = policy_document(settings, target, node, deadline);
+    let document = policy_document(settings, target, node, deadline).ok_or(GrantRefusal::NotAttachable)?;
     let size = policy_size(&document) + existing;
     let limit = limit_for(target);
     if size > limit {
@@ -180,6 +234,8 @@ mod tests {
             region: "eu-west-1".into(),
             account: "123456789012".into(),
             session_documents: vec![DEFAULT_SESSION_DOCUMENT.into(), "AWS-StartPortForwardingSession".into()],
+            mode: GrantMode::Attach,
+            session_role_name: "jit-session".into(),
         }
     }
 
@@ -202,7 +258,7 @@ mod tests {
             ("mi-0123456789abcdef0", "arn:aws:ssm:eu-west-1:123456789012:managed-instance/mi-0123456789abcdef0"),
         ] {
             let node = NodeId::try_from(node.to_owned()).unwrap();
-            let doc = policy_document(&settings(), &user(), &node, &deadline());
+            let doc = policy_document(&settings(), &user(), &node, &deadline()).unwrap();
             let resources: Vec<&str> =
                 doc["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
             assert_eq!(doc["Statement"][0]["Action"], "ssm:StartSession");
@@ -219,9 +275,11 @@ mod tests {
     fn every_statement_carries_the_deadline_in_iso_8601_utc() {
         let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
         for target in [user(), role()] {
-            let doc = policy_document(&settings(), &target, &node, &deadline());
+            let doc = policy_document(&settings(), &target, &node, &deadline()).unwrap();
             let statements = doc["Statement"].as_array().unwrap();
-            assert_eq!(statements.len(), 2);
+            assert_eq!(statements.len(), 3);
+            assert_eq!(statements[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+            assert_eq!(statements[2]["Action"], "ssmmessages:OpenDataChannel");
             for s in statements {
                 assert_eq!(s["Effect"], "Allow");
                 assert_eq!(s["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-11-21T08:30:00Z");
@@ -232,12 +290,12 @@ mod tests {
     #[test]
     fn role_grants_are_bound_to_the_requesting_session() {
         let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
-        let doc = policy_document(&settings(), &role(), &node, &deadline());
+        let doc = policy_document(&settings(), &role(), &node, &deadline()).unwrap();
         for s in doc["Statement"].as_array().unwrap() {
             assert_eq!(s["Condition"]["StringEquals"]["aws:userid"], "AROAEXAMPLE123:alice");
         }
         assert_eq!(doc["Statement"][1]["Resource"], "arn:aws:ssm:eu-west-1:123456789012:session/alice-*");
-        let user_doc = policy_document(&settings(), &user(), &node, &deadline());
+        let user_doc = policy_document(&settings(), &user(), &node, &deadline()).unwrap();
         assert!(user_doc["Statement"][0]["Condition"].get("StringEquals").is_none());
         assert_eq!(
             user_doc["Statement"][1]["Resource"],
@@ -263,11 +321,18 @@ mod tests {
     }
 
     #[test]
-    fn identity_center_roles_are_refused() {
+    fn identity_center_users_always_get_credentials_and_others_the_stacks_mode() {
         let ic = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned())
             .unwrap();
-        assert_eq!(check_grantable(&ic), Err(GrantRefusal::IdentityCenterRole));
         let user = CallerArn::try_from("arn:aws:iam::123456789012:user/operator".to_owned()).unwrap();
-        assert_eq!(check_grantable(&user), Ok(()));
+        for configured in [GrantMode::Attach, GrantMode::Credentials] {
+            assert_eq!(GrantMode::for_request(configured, &ic), GrantMode::Credentials);
+            assert_eq!(GrantMode::for_request(configured, &user), configured);
+        }
+        let session_role = GrantTarget::SessionRole { role_arn: "arn:aws:iam::123456789012:role/jit-session".into() };
+        let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();
+        assert_eq!(build(&settings(), &session_role, &node, &deadline(), 0), Err(GrantRefusal::NotAttachable));
+        assert_eq!("credentials".parse(), Ok(GrantMode::Credentials));
+        assert!("both".parse::<GrantMode>().is_err());
     }
 }

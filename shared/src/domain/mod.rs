@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod approval_rules;
 pub mod approval_token;
+pub mod credentials;
 pub mod errors;
 pub mod events;
 pub mod grant;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
-use crate::domain::grant::GrantRecord;
+use crate::domain::credentials::{CredentialsIssue, CredentialsRecord};
+use crate::domain::grant::{GrantMode, GrantRecord};
 use crate::domain::ids::{DurationMinutes, NodeId, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::status::RequestStatus;
@@ -36,6 +37,24 @@ pub struct AccessRequest {
     /// The IAM grant: policy name, principal, attached at, deadline (and when it was removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantRecord>,
+    /// How access is given once approved (chosen at submission).
+    #[serde(default = "GrantMode::stored_default")]
+    pub grant_mode: GrantMode,
+    /// Credentials issued for the request (credentials mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsRecord>,
+}
+
+impl AccessRequest {
+    /// When access ends: the grant's recorded deadline, else the approval time plus the
+    /// requested duration.
+    pub fn access_deadline(&self) -> DateTime<Utc> {
+        if let Some(g) = &self.grant {
+            return g.deadline;
+        }
+        let start = self.approved_at.unwrap_or(self.updated_at);
+        start + chrono::Duration::minutes(i64::from(self.duration_minutes.get()))
+    }
 }
 
 /// Which rule of the evaluation order decided the request.
@@ -148,4 +167,7 @@ pub struct AuditRecord {
     /// The approval level this change completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_completed: Option<u8>,
+    /// The credentials this change issued (never their secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsIssue>,
 }

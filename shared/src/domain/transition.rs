@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
+use crate::domain::credentials::{CredentialsIssue, CredentialsRecord};
 use crate::domain::events::ChangeRecord;
 use crate::domain::grant::GrantRecord;
 use crate::domain::ids::RequestId;
@@ -28,6 +29,8 @@ pub struct Transition {
     pub level_completed: Option<u8>,
     /// The grant as it stands after this change (attached, or detached on teardown).
     pub grant: Option<GrantRecord>,
+    /// Credentials issued by this change (credentials mode).
+    pub credentials: Option<CredentialsIssue>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -52,6 +55,7 @@ impl Transition {
             approval: None,
             level_completed: None,
             grant: None,
+            credentials: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -75,12 +79,13 @@ impl Transition {
         self.from() == self.to
     }
 
-    /// An approval that leaves the request `Pending`, or a grant recorded on an `Approved`
-    /// request, stays in place; anything else must be an edge of the status graph.
+    /// An approval that leaves the request `Pending`, or a grant or an issuance of credentials
+    /// recorded on an `Approved` request, stays in place; anything else must be an edge of the
+    /// status graph.
     pub fn check(&self) -> Result<(), TransitionError> {
         let from = self.from();
         let approval_in_place = from == RequestStatus::Pending && self.approval.is_some();
-        let grant_in_place = from == RequestStatus::Approved && self.grant.is_some();
+        let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {
             return Ok(());
         }
@@ -106,6 +111,10 @@ impl Transition {
             progress: self.progress.clone().or_else(|| b.progress.clone()),
             approved_at: if becomes_approved { Some(self.at) } else { b.approved_at },
             grant: self.grant.clone().or_else(|| b.grant.clone()),
+            credentials: match &self.credentials {
+                Some(issue) => Some(CredentialsRecord::after(b.credentials.as_ref(), issue.clone())),
+                None => b.credentials.clone(),
+            },
             ..b.clone()
         }
     }
@@ -122,6 +131,7 @@ impl Transition {
             reason: self.reason.clone(),
             approval: self.approval.clone(),
             level_completed: self.level_completed,
+            credentials: self.credentials.clone(),
         }
     }
 

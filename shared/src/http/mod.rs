@@ -4,6 +4,7 @@
 //! from the application error to a status and body.
 
 pub mod approve;
+pub mod credentials;
 pub mod decide_page;
 pub mod error;
 pub mod submit;

@@ -1,0 +1,116 @@
+//! `POST /requests/{id}/credentials`: the requester of an `Approved` credentials-mode request
+//! gets STS credentials of the session role, scoped to the node and the deadline. Each
+//! issuance is recorded with one conditional write (audit record and a `Credentials Issued`
+//! event naming the access key id), made only while the request is still `Approved`.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::common::{load, not_found, parse_id, until_written, write};
+use crate::app::error::ServiceError;
+use crate::domain::credentials::{self, CredentialsIssue, CredentialsRefusal, IssuedCredentials};
+use crate::domain::grant::{GrantMode, GrantSettings};
+use crate::domain::ids::{NodeId, RequestId};
+use crate::domain::principal::CallerArn;
+use crate::domain::status::RequestStatus;
+use crate::ports::{CredentialIssuer, RequestStore, Transition};
+
+pub const CREDENTIALS_ACTOR_REASON: &str = "credentials issued";
+
+pub struct CredentialsDeps<'a> {
+    pub store: &'a dyn RequestStore,
+    pub issuer: &'a dyn CredentialIssuer,
+    pub settings: &'a GrantSettings,
+}
+
+/// What the requester receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub request_id: RequestId,
+    pub node_id: NodeId,
+    pub credentials: IssuedCredentials,
+    /// When what the credentials allow ends: never after the deadline, at most an hour away.
+    pub expiration: DateTime<Utc>,
+    pub access_deadline: DateTime<Utc>,
+    pub role_arn: String,
+    pub region: String,
+    /// The session document to name in `start-session` (the first the stack allows).
+    pub document_name: String,
+}
+
+fn not_approved(status: RequestStatus) -> ServiceError {
+    ServiceError::Conflict {
+        code: "RequestNotApproved",
+        message: format!("the request is {status}; credentials are issued only while it is Approved"),
+    }
+}
+
+pub async fn issue(
+    deps: &CredentialsDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Issued, ServiceError> {
+    let id = parse_id(id)?;
+    let request = load(deps.store, &id).await?;
+    // Only the requester: anyone else learns nothing, not even that the request exists.
+    if &request.requester != caller {
+        return Err(not_found(id.as_str()));
+    }
+    if request.status != RequestStatus::Approved {
+        return Err(not_approved(request.status));
+    }
+    if request.grant_mode != GrantMode::Credentials {
+        return Err(ServiceError::Conflict {
+            code: "AttachModeGrant",
+            message: "this request's access is a policy on your own IAM principal (attach mode): start the session with your own credentials".into(),
+        });
+    }
+    let deadline = request.access_deadline();
+    // Nodes of the stack's own account for now; member-account nodes name theirs.
+    let account = deps.settings.account.clone();
+    let spec = credentials::spec(deps.settings, &account, &request, &deadline, now).map_err(|e| match e {
+        CredentialsRefusal::AccessEnded(_) => ServiceError::Conflict {
+            code: "AccessEnded",
+            message: format!("the request's access {e}; request access again"),
+        },
+        CredentialsRefusal::PolicyTooLarge { .. } => ServiceError::Internal(e.to_string()),
+    })?;
+    let issued = deps.issuer.issue(&spec).await?;
+    let issue = CredentialsIssue {
+        access_key_id: issued.access_key_id.clone(),
+        role_arn: spec.role_arn.clone(),
+        issued_at: now,
+        expiration: issued.expiration,
+    };
+    // Recorded before they are handed out: credentials that were not recorded are never
+    // returned. If a revoke or expiry won the race, these credentials are useless anyway (the
+    // revoke's deny names this session, the policy ends at the deadline) and are not returned.
+    until_written!("recording issued credentials", |attempt| {
+        let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
+        if current.status != RequestStatus::Approved {
+            return Err(not_approved(current.status));
+        }
+        let change = Transition {
+            credentials: Some(issue.clone()),
+            ..Transition::status_change(
+                &current,
+                RequestStatus::Approved,
+                caller.as_str(),
+                format!("{CREDENTIALS_ACTOR_REASON}: {} until {}", issue.access_key_id, spec.not_after),
+                now,
+            )
+        };
+        write(deps.store, &change).await
+    })?;
+    tracing::info!(request_id = %id, access_key_id = %issued.access_key_id, "credentials issued");
+    Ok(Issued {
+        request_id: id,
+        node_id: request.node_id.clone(),
+        expiration: spec.not_after.min(issued.expiration),
+        credentials: issued,
+        access_deadline: deadline,
+        role_arn: spec.role_arn,
+        region: deps.settings.region.clone(),
+        document_name: deps.settings.session_documents.first().cloned().unwrap_or_default(),
+    })
+}

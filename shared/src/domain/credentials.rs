@@ -1,0 +1,374 @@
+//! Credentials mode: an approved requester gets short-lived STS credentials of the session role
+//! in the node's account, narrowed by a session policy to exactly that node, the stack's session
+//! document, the sessions of this request and the deadline (as AWS JITNA's `GetAccessToken`).
+//! The role session is named after the request, so a revoke can deny exactly its credentials
+//! (`aws:userid` = `<role id>:<request id>`) and its sessions are found by owner.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::domain::grant::{deadline_text, document_arn, node_arn, GrantSettings};
+use crate::domain::ids::RequestId;
+use crate::domain::principal::{CallerArn, CallerKind};
+use crate::domain::request::AccessRequest;
+
+/// Role chaining (a Lambda's role assuming another) caps a session at one hour.
+pub const MAX_LIFETIME_SECONDS: i64 = 3_600;
+/// STS refuses a `DurationSeconds` below 15 minutes.
+pub const MIN_STS_SECONDS: i64 = 900;
+/// STS's plaintext limit for a session policy.
+pub const SESSION_POLICY_LIMIT: usize = 2_048;
+/// The session tag naming the request (seen by the role's policies and in CloudTrail).
+pub const REQUEST_TAG: &str = "jit:request-id";
+
+/// A secret string: shown as `***` by `Debug` and `Display`, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that must send it (the API response).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The session role in `account` (the stack's own account or a member account: the member
+/// template creates the role under the same name).
+pub fn session_role_arn(settings: &GrantSettings, account: &str) -> String {
+    format!("arn:{}:iam::{account}:role/{}", settings.partition, settings.session_role_name)
+}
+
+/// The ARN a role session named after the request calls AWS as (the owner of its sessions).
+pub fn session_caller_arn(settings: &GrantSettings, account: &str, request: &RequestId) -> String {
+    format!("arn:{}:sts::{account}:assumed-role/{}/{request}", settings.partition, settings.session_role_name)
+}
+
+/// `SourceIdentity`: the person, as CloudTrail and Session Manager will name them. STS allows
+/// 2–64 characters of `[\w+=,.@-]`, which IAM user and session names already are (at most 64);
+/// a one-character name gets its account appended.
+pub fn source_identity(requester: &CallerArn) -> String {
+    let name = match requester.kind() {
+        CallerKind::IamUser { name } => name,
+        CallerKind::AssumedRole { session_name, .. } => session_name,
+    };
+    let name: String = name.chars().take(64).collect();
+    if name.chars().count() < 2 {
+        format!("{name}@{}", requester.account())
+    } else {
+        name
+    }
+}
+
+/// The session policy: what the credentials may do, whatever the role allows.
+pub fn session_policy(
+    settings: &GrantSettings,
+    account: &str,
+    request: &AccessRequest,
+    deadline: &DateTime<Utc>,
+) -> serde_json::Value {
+    let before_deadline = json!({ "aws:CurrentTime": deadline_text(deadline) });
+    let (p, r) = (&settings.partition, &settings.region);
+    let sessions = format!("arn:{p}:ssm:{r}:{account}:session/{}-*", request.request_id);
+    let mut start = vec![node_arn(settings, account, &request.node_id)];
+    start.extend(settings.session_documents.iter().map(|d| document_arn(settings, d)));
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartSessionOnThisNode",
+                "Effect": "Allow",
+                "Action": "ssm:StartSession",
+                "Resource": start,
+                // The document is part of the authorization even when the caller names none, so
+                // a plain `start-session` cannot fall back to the default shell document.
+                "Condition": { "DateLessThan": before_deadline, "Bool": { "ssm:SessionDocumentAccessCheck": "true" } }
+            },
+            {
+                "Sid": "ControlThisRequestsSessions",
+                "Effect": "Allow",
+                "Action": ["ssm:TerminateSession", "ssm:ResumeSession"],
+                "Resource": sessions,
+                "Condition": { "DateLessThan": before_deadline }
+            },
+            {
+                // Session Manager requires it of every session's caller (since 2025).
+                "Sid": "OpenThisRequestsDataChannels",
+                "Effect": "Allow",
+                "Action": "ssmmessages:OpenDataChannel",
+                "Resource": sessions,
+                "Condition": { "DateLessThan": before_deadline }
+            }
+        ]
+    })
+}
+
+/// Everything one `sts:AssumeRole` call carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialsSpec {
+    pub role_arn: String,
+    /// The request id: `aws:userid` of the session ends with it.
+    pub session_name: String,
+    pub source_identity: String,
+    /// The session policy, compact JSON.
+    pub policy: String,
+    pub duration_seconds: i32,
+    pub tags: Vec<(String, String)>,
+    /// When what the credentials allow ends: the access deadline, or the credentials' own end.
+    pub not_after: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsRefusal {
+    #[error("access ended at {0}")]
+    AccessEnded(String),
+    #[error("the session policy would be {size} characters, above STS's {limit}-character limit")]
+    PolicyTooLarge { size: usize, limit: usize },
+}
+
+/// The `AssumeRole` call for `request` at `now`, access lasting until `deadline`. The lifetime
+/// is what remains of the access, at most an hour; STS will not issue less than 15 minutes,
+/// so near the deadline the credentials outlive it, but every statement of their policy ends at
+/// the deadline, which is what `not_after` reports.
+pub fn spec(
+    settings: &GrantSettings,
+    account: &str,
+    request: &AccessRequest,
+    deadline: &DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<CredentialsSpec, CredentialsRefusal> {
+    let remaining = (*deadline - now).num_seconds();
+    if remaining <= 0 {
+        return Err(CredentialsRefusal::AccessEnded(deadline_text(deadline)));
+    }
+    let seconds = remaining.clamp(MIN_STS_SECONDS, MAX_LIFETIME_SECONDS);
+    let policy = session_policy(settings, account, request, deadline).to_string();
+    let size = policy.chars().filter(|c| !c.is_whitespace()).count();
+    if size > SESSION_POLICY_LIMIT {
+        return Err(CredentialsRefusal::PolicyTooLarge { size, limit: SESSION_POLICY_LIMIT });
+    }
+    let duration_seconds = i32::try_from(seconds).unwrap_or(900);
+    Ok(CredentialsSpec {
+        role_arn: session_role_arn(settings, account),
+        session_name: request.request_id.to_string(),
+        source_identity: source_identity(&request.requester),
+        policy,
+        duration_seconds,
+        tags: vec![(REQUEST_TAG.to_owned(), request.request_id.to_string())],
+        not_after: (*deadline).min(now + Duration::seconds(remaining.min(MAX_LIFETIME_SECONDS))),
+    })
+}
+
+/// The session role's inline policy that revokes one request's credentials.
+pub const DENY_PREFIX: &str = "jit-deny-";
+
+pub fn deny_policy_name(request: &RequestId) -> String {
+    format!("{DENY_PREFIX}{request}")
+}
+
+/// The request a deny policy belongs to, if the name is one of ours.
+pub fn request_of_deny(name: &str) -> Option<RequestId> {
+    RequestId::try_from(name.strip_prefix(DENY_PREFIX)?.to_owned()).ok()
+}
+
+/// Denies everything to the role sessions named after the request: `aws:userid` of a role
+/// session is `<role id>:<session name>`, and only this stack names sessions `req-…`.
+pub fn deny_document(request: &RequestId) -> serde_json::Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "RevokedAccessRequest",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": { "StringLike": { "aws:userid": format!("*:{request}") } }
+        }]
+    })
+}
+
+/// Whether credentials issued for the request might still do something at `now`: some were
+/// issued, the last of them has not expired, and the deadline (which their policy carries) has
+/// not passed. While this holds, a revoke's deny must stay.
+pub fn may_still_be_used(request: &AccessRequest, now: DateTime<Utc>) -> bool {
+    request.credentials.as_ref().is_some_and(|c| now < c.valid_until.min(request.access_deadline()))
+}
+
+/// What STS returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Secret,
+    /// When STS ends the credentials.
+    pub expiration: DateTime<Utc>,
+}
+
+/// One issuance, as the audit record and its event tell it (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsIssue {
+    pub access_key_id: String,
+    pub role_arn: String,
+    pub issued_at: DateTime<Utc>,
+    /// When STS ends the credentials (they may outlive the deadline; their policy does not).
+    pub expiration: DateTime<Utc>,
+}
+
+/// What the request keeps about its credentials: how many were issued and until when the last
+/// of them is valid (a revoke's deny must stay at least that long).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRecord {
+    pub issued: u32,
+    pub last: CredentialsIssue,
+    /// The latest expiration of any credentials issued for the request.
+    pub valid_until: DateTime<Utc>,
+}
+
+impl CredentialsRecord {
+    /// The record after one more issuance.
+    pub fn after(previous: Option<&CredentialsRecord>, issue: CredentialsIssue) -> Self {
+        let valid_until = previous.map_or(issue.expiration, |p| p.valid_until.max(issue.expiration));
+        Self { issued: previous.map_or(0, |p| p.issued) + 1, last: issue, valid_until }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::grant::{GrantMode, DEFAULT_SESSION_DOCUMENT};
+
+    fn settings() -> GrantSettings {
+        GrantSettings {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "111122223333".into(),
+            session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+            mode: GrantMode::Credentials,
+            session_role_name: "jit-session".into(),
+        }
+    }
+
+    fn request(requester: &str) -> AccessRequest {
+        let env: crate::domain::events::EventEnvelope =
+            serde_json::from_str(include_str!("../../../events/request-approved.json")).unwrap();
+        let mut r = env.detail.request().unwrap();
+        r.requester = CallerArn::try_from(requester.to_owned()).unwrap();
+        r
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_session_policy_names_the_node_the_document_the_deadline_and_the_data_channel() {
+        let r = request("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com");
+        let doc = session_policy(&settings(), "444455556666", &r, &at("2026-12-02T10:00:00Z"));
+        let s = doc["Statement"].as_array().unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s[0]["Resource"],
+            json!([
+                format!("arn:aws:ec2:eu-west-1:444455556666:instance/{}", r.node_id),
+                "arn:aws:ssm:eu-west-1:111122223333:document/SSM-SessionManagerRunShell"
+            ])
+        );
+        assert_eq!(s[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+        assert_eq!(s[2]["Action"], "ssmmessages:OpenDataChannel");
+        let own = format!("arn:aws:ssm:eu-west-1:444455556666:session/{}-*", r.request_id);
+        assert_eq!((&s[1]["Resource"], &s[2]["Resource"]), (&json!(own), &json!(own)));
+        for statement in s {
+            assert_eq!(statement["Effect"], "Allow");
+            assert_eq!(statement["Condition"]["DateLessThan"]["aws:CurrentTime"], "2026-12-02T10:00:00Z");
+        }
+    }
+
+    #[test]
+    fn the_lifetime_is_what_remains_at_most_an_hour_and_never_past_the_deadline() {
+        let r = request("arn:aws:iam::111122223333:user/operator");
+        let now = at("2026-12-02T08:00:00Z");
+        let cases = [
+            ("2026-12-02T12:00:00Z", 3_600, "2026-12-02T09:00:00Z"),
+            ("2026-12-02T08:30:00Z", 1_800, "2026-12-02T08:30:00Z"),
+            // STS's 15-minute floor: the credentials live longer, their policy does not.
+            ("2026-12-02T08:05:00Z", 900, "2026-12-02T08:05:00Z"),
+        ];
+        for (deadline, seconds, not_after) in cases {
+            let spec = spec(&settings(), "111122223333", &r, &at(deadline), now).unwrap();
+            assert_eq!((spec.duration_seconds, spec.not_after), (seconds, at(not_after)), "deadline {deadline}");
+        }
+        let ended = spec(&settings(), "111122223333", &r, &now, now).unwrap_err();
+        assert!(matches!(ended, CredentialsRefusal::AccessEnded(_)), "{ended}");
+    }
+
+    #[test]
+    fn the_call_names_the_request_the_person_and_the_role_of_the_nodes_account() {
+        let cases = [
+            ("arn:aws:iam::111122223333:user/operator", "operator"),
+            ("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com", "carol@example.com"),
+            ("arn:aws:sts::111122223333:assumed-role/OnCall/alice", "alice"),
+            ("arn:aws:iam::111122223333:user/q", "q@111122223333"),
+        ];
+        for (requester, identity) in cases {
+            let r = request(requester);
+            let spec =
+                spec(&settings(), "444455556666", &r, &(r.updated_at + Duration::hours(2)), r.updated_at).unwrap();
+            assert_eq!(spec.source_identity, identity);
+            assert_eq!(spec.session_name, r.request_id.as_str());
+            assert_eq!(spec.role_arn, "arn:aws:iam::444455556666:role/jit-session");
+            assert_eq!(spec.tags, vec![(REQUEST_TAG.to_owned(), r.request_id.to_string())]);
+            assert!(spec.policy.len() <= SESSION_POLICY_LIMIT);
+        }
+    }
+
+    #[test]
+    fn a_deny_names_only_the_requests_role_session_and_lasts_while_its_credentials_may_be_used() {
+        let mut r = request("arn:aws:iam::111122223333:user/operator");
+        let doc = deny_document(&r.request_id);
+        assert_eq!(doc["Statement"][0]["Effect"], "Deny");
+        assert_eq!(doc["Statement"][0]["Condition"]["StringLike"]["aws:userid"], format!("*:{}", r.request_id));
+        assert_eq!(request_of_deny(&deny_policy_name(&r.request_id)), Some(r.request_id.clone()));
+        assert_eq!(request_of_deny(&format!("jit-{}", r.request_id)), None);
+        let now = r.updated_at;
+        assert!(!may_still_be_used(&r, now), "none issued");
+        let issue = CredentialsIssue {
+            access_key_id: "ASIA1".into(),
+            role_arn: "r".into(),
+            issued_at: now,
+            expiration: now + Duration::minutes(30),
+        };
+        r.credentials = Some(CredentialsRecord::after(None, issue));
+        r.approved_at = Some(now);
+        r.grant = None;
+        assert!(may_still_be_used(&r, now + Duration::minutes(29)));
+        assert!(!may_still_be_used(&r, now + Duration::minutes(30)), "all expired");
+        assert!(!may_still_be_used(&r, r.access_deadline()), "past the deadline");
+    }
+
+    #[test]
+    fn the_record_counts_issuances_and_keeps_the_latest_expiration() {
+        let issue = |key: &str, exp: &str| CredentialsIssue {
+            access_key_id: key.into(),
+            role_arn: "r".into(),
+            issued_at: at("2026-12-02T08:00:00Z"),
+            expiration: at(exp),
+        };
+        let first = CredentialsRecord::after(None, issue("ASIA1", "2026-12-02T09:00:00Z"));
+        let second = CredentialsRecord::after(Some(&first), issue("ASIA2", "2026-12-02T08:30:00Z"));
+        assert_eq!((second.issued, second.last.access_key_id.as_str()), (2, "ASIA2"));
+        assert_eq!(second.valid_until, at("2026-12-02T09:00:00Z"));
+        assert_eq!(format!("{:?}", Secret::new("wJalr")), "Secret(***)");
+    }
+}
