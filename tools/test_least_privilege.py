@@ -204,6 +204,21 @@ class LeastPrivilegeTest(unittest.TestCase):
         text = self.insert_statement("ApproveRequestFunction", ["Effect: Allow", "Action: events:PutEvents", "Resource: !GetAtt EventBus.Arn"])
         self.assertFailsWith(self.check(text), "ApproveRequestFunction: Allow events:PutEvents on GetAtt:EventBus.Arn is not in the allow-list")
 
+    # (f) credentials mode: who may assume what ---------------------------------------------------
+
+    def test_assume_role_is_granted_to_the_credentials_function_on_session_roles_only(self):
+        findings = lp.Findings()
+        entries = lp.read_template(TEMPLATE, findings)
+        entries.pop("__roles__")
+        grants = sorted((name, res) for name, entry in entries.items()
+                        for s in entry.get("Statements", []) if s["Effect"] == "Allow" and "sts:AssumeRole" in s["Action"]
+                        for res in s["Resource"])
+        self.assertEqual(grants, [("IssueCredentialsFunction", "Sub:arn:${AWS::Partition}:iam::*:role/${SessionRoleName}")])
+
+    def test_assume_role_widened_to_any_role_fails(self):
+        text = edit_block(self.template, "IssueCredentialsFunction", r"role/\$\{SessionRoleName\}", "role/*")
+        self.assertFailsWith(self.check(text), "IssueCredentialsFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/*")
+
     def test_the_command_line_exits_1_for_a_widened_template(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])
         run = subprocess.run([sys.executable, SCRIPT, self.write("template.yaml", text), ALLOW_LIST], capture_output=True, text=True)

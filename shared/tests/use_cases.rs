@@ -14,8 +14,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryStore};
+use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryIssuer, MemoryStore};
 use jit_shared::app::approve::{self, ApprovalDeps};
+use jit_shared::app::credentials::{self, CredentialsDeps};
 use jit_shared::app::error::ServiceError;
 use jit_shared::app::lifecycle::{self, LifecycleDeps};
 use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
@@ -418,4 +419,186 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
         (2, Some("002")),
         "retried from the first failed record"
     );
+}
+
+fn envelope(detail: StatusEvent) -> jit_shared::domain::events::EventEnvelope {
+    jit_shared::domain::events::EventEnvelope {
+        version: "0".into(),
+        id: "test".into(),
+        detail_type: detail.detail_type(),
+        source: jit_shared::domain::events::EVENT_SOURCE.into(),
+        account: "123456789012".into(),
+        time: Some(detail.at),
+        region: "us-east-1".into(),
+        resources: vec![],
+        detail,
+    }
+}
+
+/// A credentials-mode request by alice in `status`, reached along the status graph.
+async fn in_status(store: &dyn RequestStore, status: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
+    let (first, then) = match status {
+        RequestStatus::Rejected => (RequestStatus::Pending, Some(status)),
+        RequestStatus::Revoked | RequestStatus::Expired => (RequestStatus::Approved, Some(status)),
+        _ => (status, None),
+    };
+    let request = decided_in(GrantMode::Credentials, store, first, now).await;
+    match then {
+        Some(to) => store.transition(&Transition::status_change(&request, to, "test", "test", now)).await.unwrap(),
+        None => request,
+    }
+}
+
+fn credentials_settings() -> GrantSettings {
+    GrantSettings { mode: GrantMode::Credentials, ..settings() }
+}
+
+#[tokio::test]
+async fn credentials_go_only_to_the_requester_of_an_approved_request_before_its_deadline() {
+    // Arrange: one request per status, by alice, in credentials mode.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let settings = credentials_settings();
+    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings };
+    let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
+    let id = approved.request_id.to_string();
+    /// What happens: issued, or refused with this status and code.
+    type Expected = Result<(), (u16, &'static str)>;
+    let cases: Vec<(&str, &CallerArn, String, DateTime<Utc>, Expected)> = vec![
+        ("the requester, while approved", &ARN_ALICE, id.clone(), now, Ok(())),
+        ("anyone else", &ARN_LEAD, id.clone(), now, Err((404, "NotFound"))),
+        ("an administrator", &ARN_ADMIN, id.clone(), now, Err((404, "NotFound"))),
+        (
+            "the requester, after the deadline",
+            &ARN_ALICE,
+            id.clone(),
+            now + Duration::minutes(30),
+            Err((409, "AccessEnded")),
+        ),
+        ("a malformed id", &ARN_ALICE, "req-nope".into(), now, Err((404, "NotFound"))),
+    ];
+    for (what, caller, id, at, expected) in cases {
+        // Act
+        let got = credentials::issue(&deps, caller, &id, at).await;
+        // Assert
+        match (got, expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err((status, code))) => {
+                assert_eq!((jit_shared::http::error::status(&e), e.code()), (status, code), "{what}: {e}");
+            }
+            (got, expected) => panic!("{what}: got {got:?}, expected {expected:?}"),
+        }
+    }
+    for status in [
+        RequestStatus::Pending,
+        RequestStatus::Rejected,
+        RequestStatus::Revoked,
+        RequestStatus::Expired,
+        RequestStatus::Failed,
+    ] {
+        let other = in_status(&store, status, now).await;
+        let err = credentials::issue(&deps, &ARN_ALICE, other.request_id.as_str(), now).await.unwrap_err();
+        assert_eq!((jit_shared::http::error::status(&err), err.code()), (409, "RequestNotApproved"), "{status}");
+        assert!(err.to_string().contains(&status.to_string()), "the refusal names the status: {err}");
+    }
+    let attach = decided_in(GrantMode::Attach, &store, RequestStatus::Approved, now).await;
+    let err = credentials::issue(&deps, &ARN_ALICE, attach.request_id.as_str(), now).await.unwrap_err();
+    assert_eq!(err.code(), "AttachModeGrant");
+    assert_eq!(issuer.issued.lock().unwrap().len(), 1, "only the one good call reached STS");
+}
+
+#[tokio::test]
+async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_lasts_at_most_an_hour() {
+    // Arrange: approved for 30 minutes.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let issuer = MemoryIssuer::default();
+    let settings = credentials_settings();
+    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings };
+    let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
+    let deadline = approved.access_deadline();
+    let before = store.changes().len();
+
+    // Act: two fetches, ten minutes apart.
+    *issuer.at.lock().unwrap() = Some(now);
+    let first = credentials::issue(&deps, &ARN_ALICE, approved.request_id.as_str(), now).await.unwrap();
+    let later = now + Duration::minutes(10);
+    *issuer.at.lock().unwrap() = Some(later);
+    let second = credentials::issue(&deps, &ARN_ALICE, approved.request_id.as_str(), later).await.unwrap();
+
+    // Assert
+    assert!(first.expiration <= deadline && first.expiration <= now + Duration::hours(1));
+    assert_eq!(second.expiration, deadline, "what remains of the window");
+    let specs = issuer.issued.lock().unwrap().clone();
+    assert_eq!(specs[0].duration_seconds, 1800);
+    assert_eq!(specs[1].duration_seconds, 1200);
+    assert_eq!(specs[0].session_name, approved.request_id.as_str());
+    assert_eq!(specs[0].source_identity, "alice");
+    assert_eq!(specs[0].role_arn, "arn:aws:iam::123456789012:role/jit-node-access-session");
+    let changes = &store.changes()[before..];
+    assert_eq!(detail_types(changes), ["Access Request Credentials Issued", "Access Request Credentials Issued"]);
+    let events: Vec<StatusEvent> = changes.iter().flat_map(ChangeRecord::events).collect();
+    assert_eq!(events[1].credentials.as_ref().unwrap().access_key_id, second.credentials.access_key_id);
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(second.credentials.secret_access_key.expose()), "no secret in events");
+    assert!(!text.contains(second.credentials.session_token.expose()), "no token in events");
+    let trail = store.audit_trail(&approved.request_id).await.unwrap();
+    assert_eq!(trail.iter().filter(|a| a.credentials.is_some()).count(), 2, "both in the audit trail");
+    let stored = store.get(&approved.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.credentials.as_ref().map(|c| c.issued), Some(2));
+    assert_eq!(stored.status, RequestStatus::Approved);
+}
+
+#[tokio::test]
+async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_they_are_spent() {
+    // Arrange: approved in credentials mode, granted, credentials fetched.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let deps = world.deps(&settings);
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    let granted = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
+    assert!(granted.granted);
+    assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
+    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
+    credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
+    let admins = vec![ARN_ADMIN.to_string()];
+    let k = key();
+
+    // Act: the administrator revokes; the Revoked event reaches the lifecycle function.
+    let revoked =
+        approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+            .await
+            .unwrap();
+    let event = world.store.changes().last().unwrap().events().pop().unwrap();
+    lifecycle::handle_event(&deps, &envelope(event), now).await.unwrap();
+
+    // Assert: a deny on the role session named after the request.
+    assert_eq!(revoked.status, RequestStatus::Revoked);
+    let deny_key = format!("IamRole {{ name: \"jit-node-access-session\" }}/jit-deny-{}", request.request_id);
+    let deny = world.policies.0.lock().unwrap().get(&deny_key).cloned().expect("the deny is on the session role");
+    assert!(deny.contains(&format!("*:{}", request.request_id)), "{deny}");
+    let early = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
+    assert!(early.denies_removed.is_empty(), "kept while the credentials may be used");
+    let after = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
+    assert_eq!(after.denies_removed, [format!("jit-deny-{}", request.request_id)]);
+    assert!(world.policies.0.lock().unwrap().is_empty());
+    assert_eq!(after.fixed(), 0, "removing a spent deny is routine, not drift");
+}
+
+#[tokio::test]
+async fn a_revoke_before_any_credentials_were_fetched_writes_no_deny() {
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let deps = world.deps(&settings);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    let out =
+        lifecycle::teardown(&deps, &request.request_id, RequestStatus::Revoked, "admin", "revoked", now).await.unwrap();
+    assert_eq!(out.status, RequestStatus::Revoked);
+    assert!(world.policies.0.lock().unwrap().is_empty());
 }

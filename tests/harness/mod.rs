@@ -38,6 +38,8 @@ pub struct SharedStack {
     pub api_url: String,
     pub provisioned: jit_cli::local::provision::Provisioned,
     pub outbox: std::sync::Arc<std::sync::Mutex<Vec<jit_cli::local::OutboxMessage>>>,
+    /// What the stack's STS calls carried (the credentials function's `AssumeRole`s).
+    pub sts_requests: jit_shared::adapters::api_calls::SentRequests,
 }
 
 static STACK: OnceLock<SharedStack> = OnceLock::new();
@@ -79,6 +81,7 @@ pub fn local_stack() -> &'static SharedStack {
                             api_url: running.api_url.clone(),
                             provisioned: running.provisioned.clone(),
                             outbox: running.outbox.clone(),
+                            sts_requests: running.sts_requests.clone(),
                         }));
                         std::future::pending::<()>().await;
                     }

@@ -395,9 +395,10 @@ pub async fn teardown_request(
     let mut terminated = Vec::new();
     until_written!("teardown", |_| {
         detached |= remove_policy(deps, &current).await?;
-        // A revoke first makes issued credentials useless; an expiry needs no deny, the
-        // session policy's deadline already refuses them.
-        if to == RequestStatus::Revoked && current.status == RequestStatus::Approved {
+        // A revoke (recorded before its event brings us here, or about to be) first makes
+        // issued credentials useless; an expiry needs no deny, the session policy's deadline
+        // already refuses them.
+        if to == RequestStatus::Revoked && matches!(current.status, RequestStatus::Approved | RequestStatus::Revoked) {
             detached |= deny_issued_credentials(deps, &current, now).await?;
         }
         for session in deps.sessions.live_sessions(&current.node_id, &session_owner(deps.settings, &current)).await? {

@@ -1,0 +1,138 @@
+//! Credentials mode through the local stack with a real SigV4 client: an Identity Center user
+//! (who could never be granted by attaching a policy) is approved, fetches credentials, and
+//! they are the session role's, named after the request; what the `AssumeRole` carried is read
+//! from the STS client's own record of the call, since the emulator neither echoes
+//! `SourceIdentity` nor enforces session policies.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
+
+use std::collections::BTreeMap;
+
+use integration_tests::{client, local_stack, sdk, submit_with_reason, SharedStack};
+use serde_json::Value;
+
+/// `application/x-www-form-urlencoded` → pairs (STS's Query protocol sends its parameters so).
+fn form(body: &str) -> BTreeMap<String, String> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    body.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+}
+
+/// The `AssumeRole` the stack sent for this request.
+fn assume_role_for(stack: &SharedStack, id: &str) -> BTreeMap<String, String> {
+    stack
+        .sts_requests
+        .bodies()
+        .iter()
+        .map(|b| form(b))
+        .find(|f| {
+            f.get("Action").map(String::as_str) == Some("AssumeRole")
+                && f.get("RoleSessionName").map(String::as_str) == Some(id)
+        })
+        .unwrap_or_else(|| panic!("no AssumeRole was sent for {id}"))
+}
+
+async fn fetch(stack: &SharedStack, who: &str, id: &str) -> (u16, Value) {
+    let reply = client(stack, who).send("POST", &format!("/requests/{id}/credentials"), None, &[]).await.unwrap();
+    (reply.status, reply.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_center_user_gets_credentials_of_the_session_role_named_after_the_request() {
+    // Arrange: carol signs in through a permission-set role; development nodes are auto-approved.
+    let stack = local_stack();
+    let decided = submit_with_reason(&client(stack, "carol"), "i-0123456789abcdef0", 30, "check the web logs").await;
+    assert_eq!((decided["status"].as_str(), decided["grantMode"].as_str()), (Some("Approved"), Some("credentials")));
+    let id = decided["requestId"].as_str().unwrap().to_owned();
+
+    // Act
+    let (status, creds) = fetch(stack, "carol", &id).await;
+
+    // Assert: the credentials work, as the session role's session named after the request.
+    assert_eq!(status, 200, "{creds}");
+    let provider = aws_credential_types::Credentials::new(
+        creds["accessKeyId"].as_str().unwrap(),
+        creds["secretAccessKey"].as_str().unwrap(),
+        creds["sessionToken"].as_str().map(str::to_owned),
+        None,
+        "jit",
+    );
+    let conf = aws_sdk_sts::config::Builder::from(&sdk().await).credentials_provider(provider).build();
+    let me = aws_sdk_sts::Client::from_conf(conf).get_caller_identity().send().await.unwrap();
+    let role = &stack.provisioned.session_role_name;
+    assert_eq!(me.arn(), Some(format!("arn:aws:sts::123456789012:assumed-role/{role}/{id}").as_str()));
+    // What the STS call carried: the person, the request, the session policy.
+    let sent = assume_role_for(stack, &id);
+    assert_eq!(sent["SourceIdentity"], "carol");
+    assert_eq!(sent["RoleArn"], format!("arn:aws:iam::123456789012:role/{role}"));
+    assert_eq!(
+        (sent["Tags.member.1.Key"].as_str(), sent["Tags.member.1.Value"].as_str()),
+        ("jit:request-id", id.as_str())
+    );
+    let seconds: i64 = sent["DurationSeconds"].parse().unwrap();
+    assert!((900..=1800).contains(&seconds), "at most the 30 minutes that remain: {seconds}");
+    let policy: Value = serde_json::from_str(&sent["Policy"]).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(
+        statements[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0",
+            "arn:aws:ssm:us-east-1:123456789012:document/SSM-SessionManagerRunShell"
+        ])
+    );
+    assert_eq!(statements[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+    assert!(statements.iter().any(|s| s["Action"] == "ssmmessages:OpenDataChannel"));
+    let deadline = chrono::DateTime::parse_from_rfc3339(creds["accessDeadline"].as_str().unwrap()).unwrap();
+    for s in statements {
+        let until = s["Condition"]["DateLessThan"]["aws:CurrentTime"].as_str().unwrap();
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(until).unwrap(), deadline, "{s}");
+    }
+    let expiration = chrono::DateTime::parse_from_rfc3339(creds["expiration"].as_str().unwrap()).unwrap();
+    assert!(expiration <= deadline, "the credentials' reported end is never past the deadline");
+    // Recorded: the request counts the issuance.
+    let read = client(stack, "carol").send("GET", &format!("/requests/{id}"), None, &[]).await.unwrap().body;
+    assert_eq!(read["credentials"]["issued"], 1, "{read}");
+    assert_eq!(read["credentials"]["last"]["accessKeyId"], creds["accessKeyId"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_refused_to_anyone_but_the_requester_and_to_a_request_not_approved() {
+    let stack = local_stack();
+    let approved = submit_with_reason(&client(stack, "carol"), "i-0123456789abcdef0", 15, "read a config").await;
+    let id = approved["requestId"].as_str().unwrap().to_owned();
+    // Production needs approvals: it stays Pending.
+    let pending = submit_with_reason(&client(stack, "carol"), "i-0fedcba9876543210", 15, "look at payments").await;
+    assert_eq!(pending["status"], "Pending");
+    let pending_id = pending["requestId"].as_str().unwrap().to_owned();
+
+    let cases = [
+        ("operator", id.as_str(), 404, "NotFound"),
+        ("approver-c", id.as_str(), 404, "NotFound"),
+        ("carol", pending_id.as_str(), 409, "RequestNotApproved"),
+        ("carol", "req-00000000000000000000000000000000", 404, "NotFound"),
+    ];
+    for (who, request, status, code) in cases {
+        let (got, body) = fetch(stack, who, request).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{who} on {request}: {body}");
+    }
+    let (_, body) = fetch(stack, "carol", &pending_id).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("Pending"), "names the status: {body}");
+}
