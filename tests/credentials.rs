@@ -15,38 +15,11 @@ use std::collections::BTreeMap;
 use integration_tests::{client, local_stack, sdk, submit_with_reason, SharedStack};
 use serde_json::Value;
 
-/// `application/x-www-form-urlencoded` → pairs (STS's Query protocol sends its parameters so).
-fn form(body: &str) -> BTreeMap<String, String> {
-    let decode = |s: &str| {
-        let bytes = s.replace('+', " ").into_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    body.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
-}
-
 /// The `AssumeRole` the stack sent for this request.
 fn assume_role_for(stack: &SharedStack, id: &str) -> BTreeMap<String, String> {
-    stack
-        .sts_requests
-        .bodies()
-        .iter()
-        .map(|b| form(b))
-        .find(|f| {
-            f.get("Action").map(String::as_str) == Some("AssumeRole")
-                && f.get("RoleSessionName").map(String::as_str) == Some(id)
-        })
+    jit_cli::local::assume_role_calls(&stack.sts_requests)
+        .into_iter()
+        .find(|f| f.get("RoleSessionName").map(String::as_str) == Some(id))
         .unwrap_or_else(|| panic!("no AssumeRole was sent for {id}"))
 }
 

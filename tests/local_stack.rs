@@ -65,20 +65,18 @@ async fn the_four_outcomes_are_decided_through_the_event_bus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn role_sessions_are_resolved_for_policies_and_identity_center_requesters_are_refused() {
+async fn role_sessions_are_resolved_for_policies_and_identity_center_requesters_get_credentials_mode() {
     let stack = stack();
     // oncall carries the OnCall=true principal tag; staging auto-approval needs it.
     let decided = submit(&client(stack, "oncall"), "mi-0123456789abcdef0", 60).await;
     assert_eq!(decided["decision"]["decidingPolicyIds"], json!(["staging-on-call-auto-approval"]), "{decided}");
+    assert_eq!(decided["grantMode"], "attach", "this stack attaches for IAM principals");
     let decided = submit(&client(stack, "operator"), "mi-0123456789abcdef0", 60).await;
     assert_eq!(decided["status"], "Failed");
-    // Identity Center permission-set roles cannot carry a grant (IAM refuses changes to them), so
-    // their requests are refused up front, with nothing written; they still act as approvers.
-    let carol = client(stack, "carol");
-    let body = json!({"nodeId": "i-0123456789abcdef0", "reason": "x", "durationMinutes": 15});
-    let reply = carol.send("POST", "/requests", Some(&body), &[]).await.unwrap();
-    assert_eq!((reply.status, reply.body["error"]["field"].as_str()), (400, Some("principal")), "{}", reply.body);
-    assert_eq!(carol.send("GET", "/requests", None, &[]).await.unwrap().body["items"], json!([]));
+    // Identity Center permission-set roles cannot carry a policy of ours (IAM refuses changes to
+    // them), so their users are granted by credentials whatever the stack's mode.
+    let decided = submit(&client(stack, "carol"), "i-0123456789abcdef0", 15).await;
+    assert_eq!((decided["status"].as_str(), decided["grantMode"].as_str()), (Some("Approved"), Some("credentials")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,7 +88,74 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         );
         println!("   {}\n", d["message"].as_str().unwrap_or_default());
     }
-    manual_walkthrough(&url, &creds_file).await
+    manual_walkthrough(&url, &creds_file).await?;
+    let emulator = env_value(&env, "JIT_EMULATOR_URL").ok_or("JIT_EMULATOR_URL missing from dev.env")?;
+    credentials_walkthrough(&url, &creds_file, &emulator).await
+}
+
+/// An Identity Center user, whom no policy could be attached to, gets session-role credentials.
+async fn credentials_walkthrough(url: &str, creds_file: &str, emulator: &str) -> Result<(), String> {
+    println!("\n6. credentials mode: an IAM Identity Center user (carol) on a development node");
+    let carol = ApiClient::new(url, Some(read_profile(creds_file, "carol")?));
+    let body = json!({ "nodeId": "i-0123456789abcdef0", "reason": "Check the web logs", "durationMinutes": 30 });
+    let reply = carol.send("POST", "/requests", Some(&body), &[]).await?;
+    let id = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
+        .to_owned();
+    let decided = carol.wait_decided(&id, Duration::from_secs(20)).await?;
+    println!(
+        "   carol -> web-dev: {} (grant mode {})",
+        decided["status"].as_str().unwrap_or("?"),
+        decided["grantMode"].as_str().unwrap_or("?")
+    );
+    let creds = carol.send("POST", &format!("/requests/{id}/credentials"), None, &[]).await?;
+    if creds.status != 200 {
+        return Err(format!("POST /requests/{id}/credentials answered {}: {}", creds.status, creds.body));
+    }
+    let c = &creds.body;
+    println!(
+        "   POST /requests/{id}/credentials: {} until {} (access until {})",
+        c["accessKeyId"].as_str().unwrap_or("?"),
+        c["expiration"].as_str().unwrap_or("?"),
+        c["accessDeadline"].as_str().unwrap_or("?")
+    );
+    let provider = aws_credential_types::Credentials::new(
+        c["accessKeyId"].as_str().unwrap_or_default(),
+        c["secretAccessKey"].as_str().unwrap_or_default(),
+        c["sessionToken"].as_str().map(str::to_owned),
+        None,
+        "jit-demo",
+    );
+    let conf = aws_sdk_sts::config::Builder::new()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(crate::emulator::REGION))
+        .endpoint_url(emulator)
+        .credentials_provider(provider)
+        .build();
+    let me = aws_sdk_sts::Client::from_conf(conf)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| format!("sts get-caller-identity with the credentials: {e}"))?;
+    println!("   sts get-caller-identity with them: {}", me.arn().unwrap_or("?"));
+    let calls = ApiClient::new(url, None).send("GET", "/sts-calls.json", None, &[]).await?.body;
+    let sent = calls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["RoleSessionName"] == id.as_str())
+        .ok_or("the AssumeRole call is missing from /sts-calls.json")?;
+    println!(
+        "   the AssumeRole carried SourceIdentity={} DurationSeconds={} and the session policy:",
+        sent["SourceIdentity"].as_str().unwrap_or("?"),
+        sent["DurationSeconds"].as_str().unwrap_or("?")
+    );
+    let policy: serde_json::Value = serde_json::from_str(sent["Policy"].as_str().unwrap_or("{}")).unwrap_or_default();
+    for line in serde_json::to_string_pretty(&policy).unwrap_or_default().lines() {
+        println!("     {line}");
+    }
+    Ok(())
 }
 
 /// Waits for the outbox to hold a mail to `email` about `request_id`, and returns its link.

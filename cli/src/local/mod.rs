@@ -118,6 +118,7 @@ struct Adapters {
     grant_settings: GrantSettings,
     executions: executions::LocalExecutions,
     issuer: StsIssuer,
+    sts_requests: SentRequests,
     calls: ApiCallLog,
 }
 
@@ -285,6 +286,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
                 .interceptor(sts_requests.clone())
                 .build(),
         )),
+        sts_requests: sts_requests.clone(),
         calls: calls.clone(),
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -373,6 +375,10 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     let path = parts.uri.path().to_owned();
     if parts.method == hyper::Method::GET && (path == "/outbox" || path == "/outbox.json") {
         return Ok(http_response(&outbox_response(&adapters.outbox, path.ends_with(".json"))));
+    }
+    if parts.method == hyper::Method::GET && path == "/sts-calls.json" {
+        let calls = serde_json::to_value(assume_role_calls(&adapters.sts_requests)).unwrap_or_default();
+        return Ok(http_response(&ApiResponse::json(200, calls)));
     }
     let headers: Vec<(String, String)> = parts
         .headers
@@ -594,6 +600,44 @@ async fn outbox_loop(
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
+}
+
+/// `application/x-www-form-urlencoded` → pairs: STS's Query protocol sends its parameters so.
+pub fn form_pairs(body: &str) -> BTreeMap<String, String> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b'+', _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split('&').filter_map(|p| p.split_once('=')).map(|(k, v)| (decode(k), decode(v))).collect()
+}
+
+/// The `AssumeRole` calls the credentials function sent, parameter by parameter (the local
+/// `/sts-calls.json` page and the tests read them: the emulator does not echo what it got).
+pub fn assume_role_calls(sent: &SentRequests) -> Vec<BTreeMap<String, String>> {
+    sent.bodies()
+        .iter()
+        .map(|b| form_pairs(b))
+        .filter(|f| f.get("Action").map(String::as_str) == Some("AssumeRole"))
+        .collect()
 }
 
 fn outbox_response(outbox: &Mutex<Vec<OutboxMessage>>, json: bool) -> ApiResponse {
