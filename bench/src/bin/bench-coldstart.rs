@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use jit_bench::{quantile, row};
 
 /// Each function and the boto3 clients its Python twin builds (the SDK clients it links).
-const FUNCTIONS: [(&str, &[&str]); 7] = [
+const FUNCTIONS: [(&str, &[&str]); 8] = [
     ("submit-request", &["dynamodb", "iam", "identitystore"]),
     ("evaluate-request", &["dynamodb", "iam", "identitystore", "resourcegroupstaggingapi", "ssm"]),
     ("approve-request", &["dynamodb", "iam", "identitystore", "ssm"]),
@@ -26,6 +26,7 @@ const FUNCTIONS: [(&str, &[&str]); 7] = [
     ("sweeper", &["dynamodb", "iam", "ssm", "stepfunctions"]),
     ("lifecycle", &["dynamodb", "iam", "ssm", "stepfunctions"]),
     ("publish-events", &["events"]),
+    ("issue-credentials", &["dynamodb", "sts"]),
 ];
 
 /// The floor binary, in the same directory as the functions.

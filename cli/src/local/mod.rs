@@ -515,9 +515,16 @@ async fn execution_runner(
                         // The grant has no event of its own; `make dev` shows it here.
                         if let (true, lifecycle::Task::Grant { request_id, .. }, Ok(o)) = (print_grants, &task, &out) {
                             if o["granted"] == true {
+                                let target = &o["request"]["grant"]["target"];
+                                let what = match target["roleArn"].as_str() {
+                                    Some(role) => format!("credentials of {role} may be fetched"),
+                                    None => format!(
+                                        "IAM inline policy {} attached",
+                                        o["policyName"].as_str().unwrap_or("?")
+                                    ),
+                                };
                                 println!(
-                                    "grant  {request_id}  IAM inline policy {} attached, until {}",
-                                    o["policyName"].as_str().unwrap_or("?"),
+                                    "grant  {request_id}  {what}, until {}",
                                     o["deadline"].as_str().unwrap_or("?")
                                 );
                             }
@@ -697,7 +704,12 @@ impl EventPublisher for LocalPublisher {
                 policies
             );
             if let Some(g) = e.grant.as_ref().filter(|g| g.detached_at.is_some()) {
-                println!("       IAM inline policy {} removed", g.policy_name);
+                match g.target {
+                    jit_shared::domain::grant::GrantTarget::SessionRole { .. } => {
+                        println!("       access ended: its credentials' policy refuses after the deadline")
+                    }
+                    _ => println!("       IAM inline policy {} removed", g.policy_name),
+                }
             }
         }
         Ok(())

@@ -242,6 +242,7 @@ mod tests {
             (include_str!("../../../events/request-rejected.json"), RequestStatus::Rejected),
             (include_str!("../../../events/request-approval-recorded.json"), RequestStatus::Pending),
             (include_str!("../../../events/request-level-completed.json"), RequestStatus::Pending),
+            (include_str!("../../../events/request-credentials-issued.json"), RequestStatus::Approved),
         ];
         for (text, status) in samples {
             let env: EventEnvelope = serde_json::from_str(text).unwrap();

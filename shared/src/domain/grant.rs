@@ -88,7 +88,8 @@ pub struct GrantSettings {
 
 /// Whom the policy is attached to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+// Fields are camelCase like the rest of the API; `role_id` was stored snake_case before.
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum GrantTarget {
     IamUser {
         name: String,
@@ -96,6 +97,7 @@ pub enum GrantTarget {
     /// `role_id` is the role's unique id (`AROA…`); `aws:userid` of the session is `<role_id>:<session>`.
     IamRoleSession {
         role: String,
+        #[serde(alias = "role_id")]
         role_id: String,
         session: String,
     },
@@ -318,6 +320,19 @@ mod tests {
         assert_eq!(request_of_policy(&policy_name(&id)), Some(id));
         assert_eq!(request_of_policy("jit-nonsense"), None);
         assert_eq!(request_of_policy("AdminAccess"), None);
+    }
+
+    #[test]
+    fn targets_are_camel_case_and_older_snake_case_records_still_read() {
+        let json = serde_json::to_value(role()).unwrap();
+        assert_eq!(json["roleId"], "AROAEXAMPLE123");
+        let old: GrantTarget = serde_json::from_value(
+            serde_json::json!({"type": "iamRoleSession", "role": "OnCall", "role_id": "AROAEXAMPLE123", "session": "alice"}),
+        )
+        .unwrap();
+        assert_eq!(old, role());
+        let session_role = GrantTarget::SessionRole { role_arn: "arn:aws:iam::1:role/r".into() };
+        assert_eq!(serde_json::to_value(session_role).unwrap()["roleArn"], "arn:aws:iam::1:role/r");
     }
 
     #[test]
