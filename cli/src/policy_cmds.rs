@@ -28,6 +28,14 @@ pub fn validate(dir: &Path) -> Result<String, String> {
             m.max_duration_minutes
         ));
     }
+    for w in set.warnings() {
+        out.push_str(&format!(
+            "warning: {}:{}: {}
+  fix: {}
+",
+            w.file, w.line, w.message, w.fix
+        ));
+    }
     Ok(out)
 }
 

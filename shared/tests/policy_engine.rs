@@ -441,3 +441,98 @@ fn a_decision_that_does_not_need_the_requester_is_the_same_without_resolving_the
     assert!(skipped > 0, "the development node's decision does not look at the requester");
     assert!(set.needs_principal(&nodes[4].tags), "the staging permit reads the requester's OnCall tag");
 }
+
+/// AWS's JITNA user guide examples, as written there (the action in its valid Cedar form).
+const AWS_GUIDE_EXAMPLES: [(&str, &str); 4] = [
+    (
+        "launch-post group on development",
+        r#"permit (
+    principal in AWS::IdentityStore::Group::"911b8590-7041-70fa-d20b-12345EXAMPLE",
+    action == AWS::SSM::Action::"getTokenForInstanceAccess",
+    resource)
+  when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#,
+    ),
+    (
+        "principal tag without hasTag",
+        r#"permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when {
+    context.iam.principalTags.getTag("AccessLevel") == "Elevated" &&
+    resource.hasTag("Environment") && resource.getTag("Environment") == "Production"
+};"#,
+    ),
+    (
+        "deny-access on production",
+        r#"forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Production" };"#,
+    ),
+    (
+        "one Identity Center user",
+        r#"permit (
+    principal == AWS::IdentityStore::User::"d4a8e4b8-1011-70c0-1a2b-12345EXAMPLE",
+    action == AWS::SSM::Action::"getTokenForInstanceAccess",
+    resource);"#,
+    ),
+];
+
+#[test]
+fn every_aws_guide_example_loads_and_decides_as_documented() {
+    // Arrange: each example alone, with a manual policy for everything else.
+    let load = |text: &str| {
+        PolicySet::from_files(&[
+            file("aws.cedar", text),
+            file("default.yaml", &manual("default", "{allNodes: true}", 60)),
+        ])
+        .unwrap()
+    };
+    let prod = node("i-0123abcd", &[("Environment", "Production")]);
+    let dev = node("i-0123abcd", &[("Environment", "Development")]);
+    let elevated = iam_user("a", &[], &[("AccessLevel", "Elevated")]);
+    let untagged = iam_user("a", &[], &[]);
+    let group_member = identity_center_user("u-1", &["911b8590-7041-70fa-d20b-12345EXAMPLE"]);
+    let named_user = identity_center_user("d4a8e4b8-1011-70c0-1a2b-12345EXAMPLE", &[]);
+    // (example, requester, node, expected rule)
+    let cases: Vec<(usize, &ResolvedPrincipal, &NodeInfo, DecisionRule)> = vec![
+        (0, &group_member, &dev, DecisionRule::AutoApproval),
+        (0, &group_member, &prod, DecisionRule::ManualAllNodes),
+        (0, &untagged, &dev, DecisionRule::ManualAllNodes),
+        (1, &elevated, &prod, DecisionRule::AutoApproval),
+        (1, &untagged, &prod, DecisionRule::ManualAllNodes),
+        (1, &elevated, &dev, DecisionRule::ManualAllNodes),
+        (2, &elevated, &prod, DecisionRule::ManualAllNodes),
+        (3, &named_user, &prod, DecisionRule::AutoApproval),
+        (3, &group_member, &prod, DecisionRule::ManualAllNodes),
+    ];
+    for (example, who, on, rule) in cases {
+        let (what, text) = AWS_GUIDE_EXAMPLES[example];
+        // Act
+        let d = load(text).decide(who, on, minutes(30), Utc::now());
+        // Assert
+        assert_eq!(d.rule, rule, "{what}: {d:?}");
+    }
+    let warned = load(AWS_GUIDE_EXAMPLES[1].1);
+    assert!(!warned.warnings().is_empty(), "the unsafe tag read loads with a warning");
+    assert!(warned.warnings().iter().all(|w| w.fix.contains("hasTag")), "{:?}", warned.warnings());
+    for (what, text) in [AWS_GUIDE_EXAMPLES[0], AWS_GUIDE_EXAMPLES[2], AWS_GUIDE_EXAMPLES[3]] {
+        assert!(load(text).warnings().is_empty(), "{what} needs no warning");
+    }
+}
+
+#[test]
+fn a_forbid_whose_evaluation_errors_still_removes_auto_approval() {
+    let text = format!(
+        "{DEV_PERMIT}\n{}",
+        r#"@id("no-auto-without-clearance")
+forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { context.iam.principalTags.getTag("Clearance") != "granted" };"#
+    );
+    let set = PolicySet::from_files(&[
+        file("aws.cedar", &text),
+        file("default.yaml", &manual("default", "{allNodes: true}", 60)),
+    ])
+    .unwrap();
+    let dev = node("i-0123abcd", &[("Environment", "Development")]);
+    let d = set.decide(&iam_user("a", &[], &[]), &dev, minutes(30), Utc::now());
+    assert_eq!(d.rule, DecisionRule::ManualAllNodes, "fail closed: {d:?}");
+    let d = set.decide(&iam_user("a", &[], &[("Clearance", "granted")]), &dev, minutes(30), Utc::now());
+    assert_eq!(d.rule, DecisionRule::AutoApproval, "{d:?}");
+}

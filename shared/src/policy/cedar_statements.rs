@@ -36,8 +36,15 @@ fn help_of(diag: &dyn Diagnostic, default: &str) -> String {
 /// The form some AWS documentation examples use; it is not valid Cedar.
 const AWS_DOC_ACTION_FORM: &str = "AWS::SSM::getTokenForInstanceAccess";
 
-/// Parses and validates one Cedar file against the schema; returns every problem found.
-pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result<Vec<Statement>, Vec<LineError>> {
+/// A file's statements, with the warnings they load with.
+pub type Loaded = (Vec<Statement>, Vec<LineError>);
+
+/// Parses and validates one Cedar file against the schema; returns every problem found. A tag
+/// read without `hasTag` first (as in AWS's own documentation example
+/// `context.iam.principalTags.getTag("AccessLevel") == "Elevated"`) fails strict validation but
+/// is accepted with a warning naming the safer form: where the tag is missing, the statement's
+/// evaluation errors, so a `permit` does not apply and a `forbid` still counts (fail closed).
+pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result<Loaded, Vec<LineError>> {
     let doc_form: Vec<LineError> = text
         .match_indices(AWS_DOC_ACTION_FORM)
         .map(|(offset, _)| LineError {
@@ -117,7 +124,20 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
     }
 
     let result = validator.validate(&renamed, ValidationMode::Strict);
+    let mut warnings = Vec::new();
     for e in result.validation_errors() {
+        if matches!(e, cedar_policy::ValidationError::UnsafeTagAccess(_)) {
+            // Cedar reports each enclosing expression of the read; one warning per line says it.
+            if warnings.iter().any(|w: &LineError| w.line == first_label_line(text, e)) {
+                continue;
+            }
+            warnings.push(LineError {
+                line: first_label_line(text, e),
+                message: format!("reads a tag that may be absent ({e}); where it is absent this statement errors, so a permit does not apply and a forbid still counts"),
+                fix: "test for the tag first: x.hasTag(\"Key\") && x.getTag(\"Key\") == \"Value\"".into(),
+            });
+            continue;
+        }
         errors.push(LineError {
             line: first_label_line(text, e),
             message: format!("does not match the jit-node-access schema: {e}"),
@@ -125,7 +145,7 @@ pub fn parse_cedar_file(file: &str, text: &str, validator: &Validator) -> Result
         });
     }
     if errors.is_empty() {
-        Ok(statements)
+        Ok((statements, warnings))
     } else {
         Err(errors)
     }

@@ -85,6 +85,7 @@ pub struct PolicySet {
     pub(crate) statements: BTreeMap<String, StatementInfo>,
     pub(crate) manual: Vec<ManualPolicy>,
     pub(crate) contacts: Vec<Contact>,
+    pub(crate) warnings: Vec<PolicyLoadError>,
 }
 
 /// One file of a policy set: its path relative to the set's root, and its text.
@@ -107,6 +108,10 @@ impl PolicySet {
     }
     pub fn statement(&self, id: &str) -> Option<&StatementInfo> {
         self.statements.get(id)
+    }
+    /// What loaded but deserves a fix (a tag read without `hasTag`, say); logged at load.
+    pub fn warnings(&self) -> &[PolicyLoadError] {
+        &self.warnings
     }
 
     /// Reads every `*.cedar`, `*.yaml` and `*.yml` file under `dir` (sorted, recursively).
@@ -133,6 +138,7 @@ impl PolicySet {
         let mut statements: BTreeMap<String, StatementInfo> = BTreeMap::new();
         let mut manual = Vec::new();
         let mut contacts = Vec::new();
+        let mut warnings = Vec::new();
         let located = |file: &str, e: manual::LineError| PolicyLoadError {
             file: file.to_owned(),
             line: e.line,
@@ -148,7 +154,8 @@ impl PolicySet {
                 }
             } else if f.path.ends_with(".cedar") {
                 match cedar_statements::parse_cedar_file(&f.path, &f.text, &validator) {
-                    Ok(list) => {
+                    Ok((list, warned)) => {
+                        warnings.extend(warned.into_iter().map(|w| located(&f.path, w)));
                         for Statement { policy, id, effect, line, window_minutes } in list {
                             if let Some(first) = statements.get(&id) {
                                 errors.push(PolicyLoadError {
@@ -197,7 +204,10 @@ impl PolicySet {
             });
         }
         if errors.is_empty() {
-            Ok(Self { index, schema: Arc::new(schema), statements, manual, contacts })
+            for w in &warnings {
+                tracing::warn!(file = %w.file, line = w.line, message = %w.message, fix = %w.fix, "policy warning");
+            }
+            Ok(Self { index, schema: Arc::new(schema), statements, manual, contacts, warnings })
         } else {
             Err(PolicySetError(errors))
         }
