@@ -584,10 +584,12 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     assert!(deny.contains(&format!("*:{}", request.request_id)), "{deny}");
     let early = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
     assert!(early.denies_removed.is_empty(), "kept while the credentials may be used");
+    assert_eq!(early.denies_outstanding, 1, "and counted against the role's budget");
     let after = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
     assert_eq!(after.denies_removed, [format!("jit-deny-{}", request.request_id)]);
     assert!(world.policies.0.lock().unwrap().is_empty());
     assert_eq!(after.fixed(), 0, "removing a spent deny is routine, not drift");
+    assert_eq!(after.denies_outstanding, 0);
 }
 
 #[tokio::test]
@@ -601,4 +603,63 @@ async fn a_revoke_before_any_credentials_were_fetched_writes_no_deny() {
         lifecycle::teardown(&deps, &request.request_id, RequestStatus::Revoked, "admin", "revoked", now).await.unwrap();
     assert_eq!(out.status, RequestStatus::Revoked);
     assert!(world.policies.0.lock().unwrap().is_empty());
+}
+
+/// One live session per owner asked about; records who was asked and what was ended.
+#[derive(Default)]
+struct OneSessionEach {
+    asked: Mutex<Vec<String>>,
+    ended: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl SessionControl for OneSessionEach {
+    async fn live_sessions(&self, _node: &NodeId, owner_arn: &str) -> Result<Vec<String>, PortError> {
+        self.asked.lock().unwrap().push(owner_arn.to_owned());
+        let name = owner_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        Ok(if self.ended.lock().unwrap().iter().any(|s| s.starts_with(&name)) {
+            vec![]
+        } else {
+            vec![format!("{name}-0a1b2c")]
+        })
+    }
+    async fn terminate(&self, session_id: &str) -> Result<(), PortError> {
+        self.ended.lock().unwrap().push(session_id.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn teardown_ends_the_sessions_of_the_requests_role_session_in_credentials_mode_and_the_requesters_in_attach_mode()
+{
+    for (mode, owner_of) in [
+        (GrantMode::Credentials, "arn:aws:sts::123456789012:assumed-role/jit-node-access-session/{id}"),
+        (GrantMode::Attach, "arn:aws:iam::123456789012:user/alice"),
+    ] {
+        // Arrange
+        let now = Utc::now();
+        let world = Lifecycle::default();
+        let settings = GrantSettings { mode, ..settings() };
+        let sessions = OneSessionEach::default();
+        let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+        let request = decided_in(mode, &world.store, RequestStatus::Approved, now).await;
+        lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
+        let owner = owner_of.replace("{id}", request.request_id.as_str());
+
+        // Act
+        let out = lifecycle::expire(
+            &deps,
+            world.store.get(&request.request_id).await.unwrap().unwrap(),
+            now + Duration::minutes(31),
+        )
+        .await
+        .unwrap();
+
+        // Assert
+        assert_eq!(out.status, RequestStatus::Expired, "{mode:?}");
+        assert_eq!(sessions.asked.lock().unwrap().first(), Some(&owner), "{mode:?}");
+        let session = format!("{}-0a1b2c", owner.rsplit('/').next().unwrap());
+        assert_eq!(out.terminated_sessions, [session], "{mode:?}");
+        assert!(world.policies.0.lock().unwrap().is_empty(), "{mode:?}: an expiry leaves no deny and no policy");
+    }
 }

@@ -95,6 +95,9 @@ pub struct SweepReport {
     /// Revokes' denies on the session role, removed once no credentials they cover can be used.
     /// Expected work, not drift: not counted in `fixed`.
     pub denies_removed: Vec<String>,
+    /// Denies still on the session role after this sweep: each takes about 200 of the role's
+    /// 10,240 inline-policy characters (the template alarms on this).
+    pub denies_outstanding: usize,
 }
 
 impl SweepReport {
@@ -168,7 +171,11 @@ async fn remove_spent_denies(
             Some(r) => r.status != RequestStatus::Approved && !credentials::may_still_be_used(&r, now),
             None => true,
         };
-        if spent && deps.granter.delete_policy(&role, &name).await? {
+        if !spent {
+            report.denies_outstanding += 1;
+            continue;
+        }
+        if deps.granter.delete_policy(&role, &name).await? {
             tracing::info!(policy = %name, "removed a revoke's deny: no credentials it covers can be used any more");
             report.denies_removed.push(name);
         }
@@ -204,6 +211,8 @@ impl SweepOutcome {
             restarted = report.restarted.len(),
             failed = report.failed.len(),
             denies_removed = report.denies_removed.len(),
+            // The template's DeniesOutstanding metric filter reads this field.
+            denies_outstanding = report.denies_outstanding,
             // The template's SweeperFixes metric filter sums this field.
             fixed = report.fixed(),
             "sweep done"
