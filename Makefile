@@ -84,14 +84,16 @@ lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint member-account.yaml
 
 policy-validate:
 	$(CARGO) run --quiet -p jit -- policy validate $(POLICIES)
 
-# Every IAM permission in template.yaml must be listed in tools/least-privilege.yaml, so a widened
-# policy fails here; then the checker's own tests.
+# Every IAM permission in template.yaml must be listed in tools/least-privilege.yaml (and in
+# member-account.yaml in tools/least-privilege-member.yaml), so a widened policy fails here; then
+# the checker's own tests.
 least-privilege: venv
-	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) -m unittest tools/test_least_privilege.py -v
+	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) tools/least_privilege.py member-account.yaml tools/least-privilege-member.yaml && $(PY) -m unittest tools/test_least_privilege.py -v
 
 # The template as SAM sees it, with cfn-lint; offline (see SAM_OFFLINE_ENV).
 sam-validate: $(SAM_STAMP)

@@ -15,13 +15,15 @@ use integration_tests::{envelope_of, sdk, unique};
 use jit_cli::local::executions::{with_retry, NoLiveSessions};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::grants::IamGranter;
-use jit_shared::adapters::memory::MemoryExecutions;
+use jit_shared::adapters::memory::{MemoryExecutions, MemoryIssuer};
 use jit_shared::adapters::principals::AwsPrincipalDirectory;
 use jit_shared::app::approve::{self as approvals, ApprovalDeps};
+use jit_shared::app::credentials::{self, CredentialsDeps};
 use jit_shared::app::lifecycle::{self, GrantOutput, LifecycleDeps, Task};
 use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
+use jit_shared::domain::credentials::deny_policy_name;
 use jit_shared::domain::grant::{policy_name, GrantSettings, DEFAULT_SESSION_DOCUMENT};
 use jit_shared::domain::ids::RequestId;
 use jit_shared::domain::principal::CallerArn;
@@ -169,12 +171,24 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::granting_in(jit_shared::domain::grant::GrantMode::Attach).await
+    }
+
+    /// A world whose stack grants in `mode`, with its own session role in the emulator.
+    async fn granting_in(mode: jit_shared::domain::grant::GrantMode) -> Self {
         let sdk = sdk().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let table = unique("race");
         create_table(&dynamo, &table).await.unwrap();
         let iam = aws_sdk_iam::Client::new(&sdk);
         let user = unique("racer");
+        let session_role = unique("session");
+        iam.create_role()
+            .role_name(&session_role)
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
         let arn = iam.create_user().user_name(&user).send().await.unwrap().user().unwrap().arn().to_owned();
         Self {
             store: DynamoStore::new(dynamo, &table),
@@ -193,8 +207,8 @@ impl World {
                 region: "us-east-1".into(),
                 account: "123456789012".into(),
                 session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
-                mode: jit_shared::domain::grant::GrantMode::Attach,
-                session_role_name: "jit-node-access-session".into(),
+                mode,
+                session_role_name: session_role,
             },
             sessions: NoLiveSessions::default(),
             user,
@@ -240,11 +254,7 @@ impl World {
 
     /// A one-minute request by the caller, submitted and approved 50 s before `now`.
     async fn approved(&self, reason: &str, now: chrono::DateTime<Utc>) -> AccessRequest {
-        let deps = SubmitDeps {
-            store: &self.store,
-            directory: &self.directory,
-            grant_mode: jit_shared::domain::grant::GrantMode::Attach,
-        };
+        let deps = SubmitDeps { store: &self.store, directory: &self.directory, grant_mode: self.settings.mode };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
         let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
         let approve =
@@ -303,6 +313,77 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
         assert_eq!(teardowns.len(), 1, "run {run}: {trail:#?}");
         assert_eq!(teardowns[0].to, stored.status);
     }
+}
+
+impl World {
+    /// Whether a revoke's deny for `id` is on the session role.
+    async fn denied(&self, id: &RequestId) -> bool {
+        let role = GrantPrincipal::IamRole { name: self.settings.session_role_name.clone() };
+        self.granter.inner.list_policies(&role).await.unwrap().contains(&deny_policy_name(id))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_and_no_deny_that_should_not_be() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::granting_in(jit_shared::domain::grant::GrantMode::Credentials).await;
+    let approvals = w.approvals();
+    let issuer = MemoryIssuer::default();
+    let (mut revoked_runs, mut expired_runs) = (0, 0);
+    for run in 0..100 {
+        // Arrange: granted (nothing attached), credentials fetched while access lasts.
+        let now = Utc::now();
+        *issuer.at.lock().unwrap() = Some(now);
+        let recorded = w.granted_by(Some(EXECUTION)).await;
+        let id = recorded.request_id.clone();
+        let creds = CredentialsDeps { store: &w.store, issuer: &issuer, settings: &w.settings };
+        credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
+        let recorded = w.store.get(&id).await.unwrap().unwrap();
+        let deps = w.lifecycle();
+        let later = now + Duration::seconds(11);
+
+        // Act: a revoke before the deadline, the Expire task and a sweep at it, all at once. In
+        // even runs the revoke's status write lands first and its teardown (the deny) races the
+        // expiry's and the sweep's; in odd runs the status writes race too.
+        let revoked_first =
+            run % 2 == 0 && approvals::revoke(&approvals, &w.caller, id.as_str(), b"", now).await.is_ok();
+        let expire = lifecycle::expire(&deps, recorded, later);
+        let revoke = async {
+            if revoked_first || approvals::revoke(&approvals, &w.caller, id.as_str(), b"", now).await.is_ok() {
+                lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", now)
+                    .await
+                    .unwrap();
+            }
+        };
+        let sweep = sweep::reconcile(&deps, later);
+        let (expired, (), swept) = tokio::join!(expire, revoke, sweep);
+        expired.unwrap();
+        let swept = swept.unwrap();
+
+        // Assert: one outcome; a deny exactly when the revoke won; none once the sweep runs after it.
+        let stored = w.store.get(&id).await.unwrap().unwrap();
+        let deny_seen = w.denied(&id).await || swept.denies_removed.contains(&deny_policy_name(&id));
+        match stored.status {
+            RequestStatus::Revoked => {
+                revoked_runs += 1;
+                assert!(deny_seen, "run {run}: revoked with credentials out, but no deny was written");
+            }
+            RequestStatus::Expired => {
+                expired_runs += 1;
+                assert!(!deny_seen, "run {run}: expired, yet a deny was written");
+            }
+            other => panic!("run {run}: {other}"),
+        }
+        let trail = w.store.audit_trail(&id).await.unwrap();
+        let ends = trail.iter().filter(|a| a.from == Some(RequestStatus::Approved) && a.to != RequestStatus::Approved);
+        assert_eq!(ends.count(), 1, "run {run}: {trail:#?}");
+        sweep::reconcile(&deps, later).await.unwrap();
+        assert!(!w.denied(&id).await, "run {run}: the deny outlived the credentials it covers");
+        assert!(!w.attached(&id).await, "run {run}: credentials mode attaches nothing");
+    }
+    assert_eq!(revoked_runs + expired_runs, 100);
+    assert!(revoked_runs >= 50, "the revoke won only {revoked_runs} runs: the deny path was not exercised");
+    assert!(expired_runs > 0, "the expiry never won");
 }
 
 /// A Grant task retried after its grant was recorded (Step Functions retries on timeouts) puts

@@ -18,6 +18,8 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 TEMPLATE = os.path.join(ROOT, "template.yaml")
 ALLOW_LIST = os.path.join(TOOLS, "least-privilege.yaml")
+MEMBER_TEMPLATE = os.path.join(ROOT, "member-account.yaml")
+MEMBER_ALLOW_LIST = os.path.join(TOOLS, "least-privilege-member.yaml")
 SCRIPT = os.path.join(TOOLS, "least_privilege.py")
 
 _spec = importlib.util.spec_from_file_location("least_privilege", SCRIPT)
@@ -218,6 +220,36 @@ class LeastPrivilegeTest(unittest.TestCase):
     def test_assume_role_widened_to_any_role_fails(self):
         text = edit_block(self.template, "IssueCredentialsFunction", r"role/\$\{SessionRoleName\}", "role/*")
         self.assertFailsWith(self.check(text), "IssueCredentialsFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/*")
+
+    # (g) member-account.yaml ---------------------------------------------------------------------
+
+    def test_the_member_template_passes_its_allow_list(self):
+        self.assertEqual(lp.check(MEMBER_TEMPLATE, MEMBER_ALLOW_LIST).failures, [])
+
+    def test_member_roles_trust_only_the_hub_roles_named_and_assume_nothing(self):
+        # The checker does not read trust policies, so they are checked here: one Allow each, of
+        # the hub roles passed as parameters (no service, no account root, no "*"), in the hub
+        # account; only the session role may be tagged or carry a source identity.
+        template = lp.plain(lp.cfn_yaml.load(MEMBER_TEMPLATE))
+        trusts = {}
+        for name, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            statements = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+            self.assertEqual(len(statements), 1, name)
+            s = statements[0]
+            self.assertEqual((s["Effect"], list(s["Principal"])), ("Allow", ["AWS"]), name)
+            self.assertEqual(lp.render_tree(s["Condition"]), {"StringEquals": {"aws:PrincipalAccount": "Ref:HubAccountId"}}, name)
+            trusts[name] = (lp.render(s["Principal"]["AWS"]), sorted(lp.as_list(s["Action"])))
+        self.assertEqual(trusts, {
+            "SessionRole": ("Ref:CredentialsFunctionRoleArn", ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]),
+            "ReaderRole": ("Ref:LifecycleRoleArns", ["sts:AssumeRole"]),
+            "TeardownRole": ("Ref:LifecycleRoleArns", ["sts:AssumeRole"]),
+        })
+        entries = lp.read_template(MEMBER_TEMPLATE, lp.Findings())
+        entries.pop("__roles__")
+        sts = [(name, a) for name, e in entries.items() for s in e["Statements"] for a in s["Action"] if a.startswith("sts:")]
+        self.assertEqual(sts, [], "no member role may assume roles itself")
 
     def test_the_command_line_exits_1_for_a_widened_template(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])
