@@ -2,8 +2,10 @@
 //! - the AWS API calls of one auto-approved and one two-level manual lifecycle (submit →
 //!   decision → grant → expiry), counted on every client the functions use, the Lambda
 //!   invocations, and what 1,000 such requests cost at published prices, next to AWS JITNA;
+//! - the same for an auto-approved lifecycle in credentials mode with one credentials fetch (an
+//!   Identity Center requester, whom the stack always grants by credentials);
 //! - the time from `POST /requests` to the policy being attached in IAM, for auto-approved
-//!   requests (median of 50).
+//!   requests (median of 50), and the time of a credentials fetch (median of 50).
 //!
 //! Usage: `bench-lifecycle [repository root]`. Needs the emulator `make venv` installs.
 
@@ -64,8 +66,10 @@ fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
 /// Dollars for one lifecycle with these calls and invocations.
 fn cost(calls: &BTreeMap<String, u64>) -> f64 {
     let invocations = count(calls, is_invocation);
-    let http =
-        count(calls, |k| is_invocation(k) && (k.ends_with(" submit-request") || k.ends_with(" approve-request")));
+    let http = count(calls, |k| {
+        is_invocation(k)
+            && (k.ends_with(" submit-request") || k.ends_with(" approve-request") || k.ends_with(" issue-credentials"))
+    });
     let ddb_writes = count(calls, |k| {
         k.starts_with("DynamoDB:")
             && ["PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"]
@@ -107,7 +111,12 @@ fn describe(calls: &BTreeMap<String, u64>) -> String {
 struct Bench {
     stack: LocalStack,
     iam: aws_sdk_iam::Client,
+    /// Reads the table without being counted (the bench's own polling is not the lifecycle's).
+    table: jit_shared::adapters::dynamodb::DynamoStore,
 }
+
+/// The Identity Center user of the seed: granted by credentials whatever the stack's mode.
+const CREDENTIALS_REQUESTER: &str = "carol";
 
 impl Bench {
     fn client(&self, who: &str) -> Result<ApiClient, String> {
@@ -116,8 +125,12 @@ impl Bench {
     }
 
     async fn submit(&self, node: &str) -> Result<String, String> {
-        let body = json!({"nodeId": node, "reason": "make bench", "durationMinutes": 1});
-        let reply = self.client(REQUESTER)?.send("POST", "/requests", Some(&body), &[]).await?;
+        self.submit_as(REQUESTER, node, 1).await
+    }
+
+    async fn submit_as(&self, who: &str, node: &str, minutes: u32) -> Result<String, String> {
+        let body = json!({"nodeId": node, "reason": "make bench", "durationMinutes": minutes});
+        let reply = self.client(who)?.send("POST", "/requests", Some(&body), &[]).await?;
         if reply.status != 202 {
             return Err(format!("POST /requests answered {}: {}", reply.status, reply.body));
         }
@@ -204,6 +217,54 @@ impl Bench {
         Ok(self.settled_calls().await)
     }
 
+    /// Waits (reading the table directly) until the request reaches `status`.
+    async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Result<(), String> {
+        let id = jit_shared::domain::ids::RequestId::try_from(id.to_owned()).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        loop {
+            let stored = jit_shared::ports::RequestStore::get(&self.table, &id).await.map_err(|e| e.to_string())?;
+            if stored.as_ref().is_some_and(|r| r.status.as_str() == status) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(format!("{id} did not become {status} within {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One fetch of credentials; its time in milliseconds.
+    async fn fetch_credentials(&self, id: &str) -> Result<f64, String> {
+        let client = self.client(CREDENTIALS_REQUESTER)?;
+        let start = Instant::now();
+        let reply = client.send("POST", &format!("/requests/{id}/credentials"), None, &[]).await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        if reply.status != 200 {
+            return Err(format!("POST /requests/{id}/credentials answered {}: {}", reply.status, reply.body));
+        }
+        Ok(ms)
+    }
+
+    async fn credentials_lifecycle(&self) -> Result<BTreeMap<String, u64>, String> {
+        self.stack.api_calls.take();
+        let id = self.submit_as(CREDENTIALS_REQUESTER, AUTO_NODE, 1).await?;
+        self.wait_status(&id, "Approved", Duration::from_secs(30)).await?;
+        self.fetch_credentials(&id).await?;
+        self.wait_status(&id, "Expired", Duration::from_secs(120)).await?;
+        Ok(self.settled_calls().await)
+    }
+
+    async fn credentials_fetch_times(&self) -> Result<Vec<f64>, String> {
+        let id = self.submit_as(CREDENTIALS_REQUESTER, AUTO_NODE, 30).await?;
+        self.wait_status(&id, "Approved", Duration::from_secs(30)).await?;
+        let mut samples = Vec::new();
+        for _ in 0..E2E_RUNS {
+            samples.push(self.fetch_credentials(&id).await?);
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(samples)
+    }
+
     async fn manual_lifecycle(&self) -> Result<BTreeMap<String, u64>, String> {
         self.stack.api_calls.take();
         let id = self.submit(MANUAL_NODE).await?;
@@ -257,12 +318,19 @@ async fn run(root: PathBuf) -> Result<(), String> {
         grant_mode: jit_shared::domain::grant::GrantMode::Attach,
     })
     .await?;
-    let bench = Bench { iam: aws_sdk_iam::Client::new(&sdk), stack };
+    let table =
+        jit_shared::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table);
+    let bench = Bench { iam: aws_sdk_iam::Client::new(&sdk), stack, table };
     let command = "target/release/bench-lifecycle";
 
     let auto = bench.auto_lifecycle().await?;
     let manual = bench.manual_lifecycle().await?;
-    for (what, calls, goal) in [("auto-approved", &auto, "≤ 12"), ("two-level manual", &manual, "")] {
+    let credentials = bench.credentials_lifecycle().await?;
+    for (what, calls, goal) in [
+        ("auto-approved", &auto, "≤ 12"),
+        ("two-level manual", &manual, ""),
+        ("credentials-mode auto-approved, one credentials fetch,", &credentials, "≤ 12"),
+    ] {
         let api = count(calls, |k| !is_delivery(k));
         let invocations = count(calls, is_invocation);
         let executions = count(calls, is_rule_execution);
@@ -305,6 +373,17 @@ async fn run(root: PathBuf) -> Result<(), String> {
             "median {:.0} ms, p90 {:.0} ms",
             quantile(&samples, 0.5).unwrap_or_default(),
             quantile(&samples, 0.9).unwrap_or_default()
+        ),
+        "",
+        command,
+    );
+    let fetches = bench.credentials_fetch_times().await?;
+    row(
+        &format!("Credentials fetch, POST /requests/{{id}}/credentials through the local stack (median of {E2E_RUNS})"),
+        &format!(
+            "median {:.0} ms, p90 {:.0} ms",
+            quantile(&fetches, 0.5).unwrap_or_default(),
+            quantile(&fetches, 0.9).unwrap_or_default()
         ),
         "",
         command,
