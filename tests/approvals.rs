@@ -260,11 +260,8 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
     let store = DynamoStore::new(ddb, &table);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let requester = CallerArn::try_from(stack.provisioned.profile("operator").unwrap().caller_arn.clone()).unwrap();
-    let intake = jit_shared::app::submit::SubmitDeps {
-        store: &store,
-        directory: &directory,
-        grant_mode: jit_shared::domain::grant::GrantMode::Attach,
-    };
+    let settings = integration_tests::grant_settings(jit_shared::domain::grant::GrantMode::Attach, "unused");
+    let intake = jit_shared::app::submit::SubmitDeps { store: &store, directory: &directory, settings: &settings };
     let mut ids = Vec::new();
     for minutes in [10, 120] {
         let body = json!({"nodeId": PROD, "reason": "sweep", "durationMinutes": 30}).to_string();

@@ -24,7 +24,7 @@ use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::credentials::deny_policy_name;
-use jit_shared::domain::grant::{policy_name, GrantSettings, DEFAULT_SESSION_DOCUMENT};
+use jit_shared::domain::grant::{policy_name, GrantSettings};
 use jit_shared::domain::ids::RequestId;
 use jit_shared::domain::principal::CallerArn;
 use jit_shared::domain::request::AccessRequest;
@@ -149,7 +149,7 @@ impl jit_shared::ports::SessionControl for FlakySessions {
         }
         Ok(vec![])
     }
-    async fn terminate(&self, _id: &str) -> Result<(), PortError> {
+    async fn terminate(&self, _node: &jit_shared::domain::ids::NodeId, _id: &str) -> Result<(), PortError> {
         Ok(())
     }
 }
@@ -196,20 +196,13 @@ impl World {
             executions: MemoryExecutions::default(),
             directory: AwsPrincipalDirectory::new(iam.clone()),
             granter: FlakyIam {
-                inner: IamGranter::new(iam),
+                inner: integration_tests::granter(&sdk),
                 failing_deletes: AtomicU32::new(0),
                 hold_puts: std::sync::atomic::AtomicBool::new(false),
                 put_reached: tokio::sync::Notify::new(),
                 put_release: tokio::sync::Notify::new(),
             },
-            settings: GrantSettings {
-                partition: "aws".into(),
-                region: "us-east-1".into(),
-                account: "123456789012".into(),
-                session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
-                mode,
-                session_role_name: session_role,
-            },
+            settings: integration_tests::grant_settings(mode, &session_role),
             sessions: NoLiveSessions::default(),
             user,
             key: SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap(),
@@ -254,7 +247,7 @@ impl World {
 
     /// A one-minute request by the caller, submitted and approved 50 s before `now`.
     async fn approved(&self, reason: &str, now: chrono::DateTime<Utc>) -> AccessRequest {
-        let deps = SubmitDeps { store: &self.store, directory: &self.directory, grant_mode: self.settings.mode };
+        let deps = SubmitDeps { store: &self.store, directory: &self.directory, settings: &self.settings };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
         let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
         let approve =
@@ -721,11 +714,7 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let deps = w.lifecycle();
-    let intake_deps = SubmitDeps {
-        store: &w.store,
-        directory: &w.directory,
-        grant_mode: jit_shared::domain::grant::GrantMode::Attach,
-    };
+    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory, settings: &w.settings };
     let now = Utc::now();
     let approved_at = |at: chrono::DateTime<Utc>| {
         let intake_deps = &intake_deps;

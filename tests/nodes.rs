@@ -19,7 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use integration_tests::{emulator, sdk, unique};
 use jit_cli::emulator::{ACCOUNT_ID, REGION};
-use jit_shared::adapters::nodes::AwsNodeDirectory;
+use jit_shared::adapters::accounts::{AccountClients, READER_ROLE};
+use jit_shared::adapters::nodes::{AwsNodeDirectory, NodeClients};
 use jit_shared::domain::ids::NodeId;
 use jit_shared::ports::{DirectoryError, NodeDirectory};
 
@@ -41,6 +42,11 @@ fn form_encode(value: &str) -> String {
 /// call to the emulator (the credential scope `…/us-east-1/ec2/aws4_request` routes it to EC2),
 /// and returns its id.
 async fn run_instance(tags: &[(&str, &str)]) -> String {
+    run_instance_as(&aws_credential_types::Credentials::new("testing", "testing", None, None, "moto"), tags).await
+}
+
+/// `run_instance`, signed with `credentials`: the emulator puts the instance in their account.
+async fn run_instance_as(credentials: &aws_credential_types::Credentials, tags: &[(&str, &str)]) -> String {
     let endpoint = emulator().endpoint.trim_end_matches('/').to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "tests only talk to loopback");
     let mut form = vec![
@@ -66,7 +72,7 @@ async fn run_instance(tags: &[(&str, &str)]) -> String {
         ("host".to_owned(), uri.authority().unwrap().to_string()),
         ("content-type".to_owned(), "application/x-www-form-urlencoded; charset=utf-8".to_owned()),
     ];
-    headers.extend(sign_ec2(&url, &headers, body.as_bytes()));
+    headers.extend(sign_ec2(credentials, &url, &headers, body.as_bytes()));
 
     let mut request = hyper::Request::builder().method("POST").uri(uri);
     for (k, v) in &headers {
@@ -84,10 +90,15 @@ async fn run_instance(tags: &[(&str, &str)]) -> String {
 }
 
 /// SigV4 headers for an EC2 request with the emulator's dummy credentials.
-fn sign_ec2(url: &str, headers: &[(String, String)], body: &[u8]) -> Vec<(String, String)> {
+fn sign_ec2(
+    credentials: &aws_credential_types::Credentials,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new("testing", "testing", None, None, "moto").into();
+    let identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(REGION)
@@ -108,14 +119,12 @@ fn sign_ec2(url: &str, headers: &[(String, String)], body: &[u8]) -> Vec<(String
     instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
+/// The directory the deployed functions build: this account's clients, member accounts' through
+/// their reader role.
 async fn directory() -> AwsNodeDirectory {
     let sdk = sdk().await;
-    AwsNodeDirectory::new(
-        aws_sdk_resourcegroupstagging::Client::new(&sdk),
-        aws_sdk_ssm::Client::new(&sdk),
-        REGION,
-        ACCOUNT_ID,
-    )
+    let clients = AccountClients::new(&sdk, integration_tests::home(), READER_ROLE, NodeClients::from_sdk);
+    AwsNodeDirectory::new(clients, integration_tests::home())
 }
 
 fn node(raw: &str) -> NodeId {
@@ -162,4 +171,40 @@ async fn an_untagged_instance_is_not_found() {
     let id = run_instance(&[]).await;
     let err = directory().await.describe(&node(&id)).await.unwrap_err();
     assert!(matches!(&err, DirectoryError::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_member_accounts_instance_is_read_through_that_accounts_reader_role() {
+    // Arrange: an instance launched in account 222233334444 (the emulator serves any account to
+    // credentials assumed in it).
+    let member = "222233334444";
+    let sts = aws_sdk_sts::Client::new(&sdk().await);
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{member}:role/{}", unique("bootstrap")))
+        .role_session_name("test")
+        .send()
+        .await
+        .unwrap();
+    let c = assumed.credentials().unwrap();
+    let credentials = aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "member",
+    );
+    let id = run_instance_as(&credentials, &[("Environment", "Partner")]).await;
+    let arn = format!("arn:aws:ec2:{REGION}:{member}:instance/{id}");
+
+    // Act
+    let directory = directory().await;
+    let there = directory.describe(&node(&arn)).await.unwrap();
+    let here = directory.describe(&node(&id)).await;
+
+    // Assert: found where the ARN says, with its location; the bare id names this account's.
+    assert_eq!(there.tags["Environment"], "Partner");
+    assert_eq!((there.location.account.as_str(), there.location.region.as_str()), (member, REGION));
+    assert!(matches!(here, Err(DirectoryError::NotFound(_))), "the stack's own account has no such instance: {here:?}");
+    assert_ne!(member, ACCOUNT_ID);
 }

@@ -27,6 +27,7 @@ struct Fixture {
     directory: AwsPrincipalDirectory,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
+    settings: jit_shared::domain::grant::GrantSettings,
 }
 
 impl Fixture {
@@ -40,14 +41,11 @@ impl Fixture {
             directory: AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk)),
             dynamo,
             table,
+            settings: integration_tests::grant_settings(jit_shared::domain::grant::GrantMode::Attach, "unused"),
         }
     }
     fn deps(&self) -> SubmitDeps<'_> {
-        SubmitDeps {
-            store: &self.store,
-            directory: &self.directory,
-            grant_mode: jit_shared::domain::grant::GrantMode::Attach,
-        }
+        SubmitDeps { store: &self.store, directory: &self.directory, settings: &self.settings }
     }
     async fn item_count(&self) -> usize {
         // A scan is fine here: it only checks what the tests wrote.
@@ -181,6 +179,7 @@ fn transition(
         max_duration_minutes: Some(60),
         approval_plan: plan,
         node_tags: Default::default(),
+        node_location: None,
         decided_at: Utc::now(),
     };
     Transition {
@@ -335,6 +334,7 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
             (dev.to_owned(), [("Environment".to_owned(), "Development".to_owned())].into()),
         ]
         .into(),
+        home: integration_tests::home(),
         calls: Default::default(),
     };
     let deps = jit_shared::app::evaluate::EvaluationDeps {

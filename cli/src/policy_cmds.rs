@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jit_shared::domain::ids::{DurationMinutes, NodeId};
+use jit_shared::domain::ids::{DurationMinutes, NodeId, NodeLocation};
 use jit_shared::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use jit_shared::domain::request::Decision;
 use jit_shared::policy::{Effect, NodeInfo, PolicySet};
@@ -103,10 +103,14 @@ fn principal_of(input: &ExplainInput) -> Result<ResolvedPrincipal, String> {
 pub fn explain(dir: &Path, input: &ExplainInput) -> Result<Decision, String> {
     let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?;
     let principal = principal_of(input)?;
-    let node = NodeInfo {
-        node_id: NodeId::try_from(input.node_id.clone()).map_err(|e| format!("--node: {}", e.message))?,
-        tags: input.node_tags.iter().cloned().collect(),
+    let node_id = NodeId::try_from(input.node_id.clone()).map_err(|e| format!("--node: {}", e.message))?;
+    // A bare instance id is in the stack's account: the principal's, when its ARN names one.
+    let home = NodeLocation {
+        partition: "aws".into(),
+        account: input.principal.split(':').nth(4).filter(|a| a.len() == 12).unwrap_or("123456789012").to_owned(),
+        region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
     };
+    let node = NodeInfo { location: node_id.resolve(&home), node_id, tags: input.node_tags.iter().cloned().collect() };
     let duration =
         DurationMinutes::try_from(input.duration_minutes).map_err(|e| format!("--duration: {}", e.message))?;
     Ok(set.decide(&principal, &node, duration, jit_shared::now()))

@@ -32,6 +32,15 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
+    /// The stack's own account and Region, where a bare instance id lives.
+    pub fn home(&self) -> crate::domain::ids::NodeLocation {
+        crate::domain::ids::NodeLocation {
+            partition: partition_of(&self.region).to_owned(),
+            account: self.account_id.clone(),
+            region: self.region.clone(),
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: required("JIT_TABLE_NAME")?,
@@ -125,7 +134,27 @@ pub fn grant_settings(stack: &StackConfig) -> Result<crate::domain::grant::Grant
         },
         mode: grant_mode()?,
         session_role_name: optional("JIT_SESSION_ROLE_NAME").unwrap_or_else(|| DEFAULT_SESSION_ROLE_NAME.to_owned()),
+        member_accounts: member_accounts()?,
     })
+}
+
+/// Accounts besides the stack's whose nodes may be requested (`JIT_MEMBER_ACCOUNTS`,
+/// comma-separated 12-digit ids, may be empty); each runs `member-account.yaml`.
+pub fn member_accounts() -> Result<Vec<String>, ConfigError> {
+    let Some(v) = optional("JIT_MEMBER_ACCOUNTS") else { return Ok(vec![]) };
+    let mut accounts = Vec::new();
+    for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError {
+                name: "JIT_MEMBER_ACCOUNTS",
+                problem: format!("must list 12-digit account ids, not '{a}'"),
+            });
+        }
+        if !accounts.iter().any(|x| x == a) {
+            accounts.push(a.to_owned());
+        }
+    }
+    Ok(accounts)
 }
 
 /// The project's event bus (`JIT_EVENT_BUS_NAME`): only the event publisher puts events on it.

@@ -169,8 +169,18 @@ pub trait Mailer: Send + Sync {
 /// requester's role session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantPrincipal {
-    IamUser { name: String },
-    IamRole { name: String },
+    IamUser {
+        name: String,
+    },
+    IamRole {
+        name: String,
+    },
+    /// The session role of `account` (the stack's own or a member account's), which carries a
+    /// revoke's deny; a member account's is reached through its teardown role.
+    SessionRole {
+        account: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,8 +223,9 @@ pub trait CredentialIssuer: Send + Sync {
 pub trait SessionControl: Send + Sync {
     /// Ids of the active sessions on `node` owned by `owner_arn`.
     async fn live_sessions(&self, node: &NodeId, owner_arn: &str) -> Result<Vec<String>, PortError>;
-    /// Ends a session; a session that is already gone counts as ended.
-    async fn terminate(&self, session_id: &str) -> Result<(), PortError>;
+    /// Ends a session on `node` (which says the account and Region it is in); a session that is
+    /// already gone counts as ended.
+    async fn terminate(&self, node: &NodeId, session_id: &str) -> Result<(), PortError>;
 }
 
 /// The per-request lifecycle executions (Step Functions in AWS, a task runner locally). The bus

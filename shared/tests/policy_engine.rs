@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use jit_shared::domain::ids::{DurationMinutes, NodeId};
+use jit_shared::domain::ids::{DurationMinutes, NodeId, NodeLocation};
 use jit_shared::domain::principal::{GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use jit_shared::domain::request::DecisionRule;
 use jit_shared::domain::status::RequestStatus;
@@ -69,9 +69,13 @@ fn identity_center_user(user_id: &str, groups: &[&str]) -> ResolvedPrincipal {
     }
 }
 
+/// A node: a bare id is in the stack's account (`ACCOUNT`, us-east-1), an ARN where it says.
 fn node(id: &str, tags: &[(&str, &str)]) -> NodeInfo {
+    let node_id = NodeId::try_from(id.to_owned()).unwrap();
+    let home = NodeLocation { partition: "aws".into(), account: ACCOUNT.into(), region: "us-east-1".into() };
     NodeInfo {
-        node_id: NodeId::try_from(id.to_owned()).unwrap(),
+        location: node_id.resolve(&home),
+        node_id,
         tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     }
 }
@@ -535,4 +539,79 @@ when { context.iam.principalTags.getTag("Clearance") != "granted" };"#
     assert_eq!(d.rule, DecisionRule::ManualAllNodes, "fail closed: {d:?}");
     let d = set.decide(&iam_user("a", &[], &[("Clearance", "granted")]), &dev, minutes(30), Utc::now());
     assert_eq!(d.rule, DecisionRule::AutoApproval, "{d:?}");
+}
+
+#[test]
+fn the_decision_sees_the_nodes_account_and_region_and_a_manual_policy_may_target_accounts() {
+    // Arrange: auto-approval for one member account's development nodes in one Region; every
+    // other node of that account goes to its own all-nodes policy, the rest to the default one.
+    let member_auto = r#"@id("member-dev-auto")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.account == "222233334444" && resource.region == "eu-west-2" &&
+       resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };
+"#;
+    let set = PolicySet::from_files(&[
+        file("member.cedar", member_auto),
+        file("default.yaml", &manual("default", "{allNodes: true}", 60)),
+        file("member.yaml", &manual("member", "{allNodes: true, accounts: ['222233334444']}", 60)),
+        file(
+            "member-prod.yaml",
+            &manual("member-prod", "{tags: [{key: Environment, value: Production}], accounts: ['222233334444']}", 60),
+        ),
+        file(
+            "prod.yaml",
+            &manual("prod", "{tags: [{key: Environment, value: Production}], accounts: ['123456789012']}", 60),
+        ),
+    ])
+    .unwrap();
+    let dev = [("Environment", "Development")];
+    let prod = [("Environment", "Production")];
+    let cases: [(&str, &[(&str, &str)], RequestStatus, &str); 6] = [
+        ("arn:aws:ec2:eu-west-2:222233334444:instance/i-0123abcd", &dev, RequestStatus::Approved, "member-dev-auto"),
+        ("arn:aws:ec2:us-east-1:222233334444:instance/i-0123abcd", &dev, RequestStatus::Pending, "manual/member"),
+        ("i-0123abcd", &dev, RequestStatus::Pending, "manual/default"),
+        ("arn:aws:ec2:eu-west-2:222233334444:instance/i-0123abcd", &prod, RequestStatus::Pending, "manual/member-prod"),
+        ("i-0123abcd", &prod, RequestStatus::Pending, "manual/prod"),
+        ("arn:aws:ec2:eu-west-2:444455556666:instance/i-0123abcd", &prod, RequestStatus::Pending, "manual/default"),
+    ];
+    for (id, tags, outcome, deciding) in cases {
+        // Act
+        let d = set.decide(&iam_user("alice", &[], &[]), &node(id, tags), minutes(30), Utc::now());
+        // Assert
+        assert_eq!((d.outcome, d.deciding_policy_ids.clone()), (outcome, vec![deciding.to_owned()]), "{id} {tags:?}");
+        let location = d.node_location.unwrap();
+        assert_eq!(location.account, id.split(':').nth(4).unwrap_or(ACCOUNT), "the record names the account");
+    }
+}
+
+#[test]
+fn manual_policies_overlap_only_where_their_accounts_do() {
+    let cases = [
+        ("{allNodes: true}", "{allNodes: true}", true),
+        ("{allNodes: true}", "{allNodes: true, accounts: ['222233334444']}", false),
+        (
+            "{allNodes: true, accounts: ['222233334444']}",
+            "{allNodes: true, accounts: ['222233334444', '444455556666']}",
+            true,
+        ),
+        ("{allNodes: true, accounts: ['222233334444']}", "{allNodes: true, accounts: ['444455556666']}", false),
+        ("{tags: [{key: T, value: A}]}", "{tags: [{key: T, value: A}], accounts: ['222233334444']}", true),
+        (
+            "{tags: [{key: T, value: A}], accounts: ['444455556666']}",
+            "{tags: [{key: T, value: A}], accounts: ['222233334444']}",
+            false,
+        ),
+    ];
+    for (a, b, clash) in cases {
+        let got = PolicySet::from_files(&[file("a.yaml", &manual("a", a, 60)), file("b.yaml", &manual("b", b, 60))]);
+        assert_eq!(got.is_err(), clash, "{a} vs {b}");
+    }
+    for bad in [
+        "{allNodes: true, accounts: []}",
+        "{allNodes: true, accounts: ['2222']}",
+        "{allNodes: true, accounts: [222233334444]}",
+    ] {
+        let err = PolicySet::from_files(&[file("a.yaml", &manual("a", bad, 60))]).unwrap_err().to_string();
+        assert!(err.contains("a.yaml:2") && err.contains("accounts"), "{bad}: {err}");
+    }
 }

@@ -71,8 +71,9 @@ impl AccessGranter for Policies {
     async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
         Ok(self.0.lock().unwrap().remove(&format!("{principal:?}/{name}")).is_some())
     }
-    async fn list_policies(&self, _principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
-        Ok(self.0.lock().unwrap().keys().filter_map(|k| k.rsplit('/').next().map(str::to_owned)).collect())
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        let prefix = format!("{principal:?}/");
+        Ok(self.0.lock().unwrap().keys().filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)).collect())
     }
     async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
         Ok(vec![])
@@ -86,7 +87,7 @@ impl SessionControl for NoSessions {
     async fn live_sessions(&self, _node: &NodeId, _owner_arn: &str) -> Result<Vec<String>, PortError> {
         Ok(vec![])
     }
-    async fn terminate(&self, _session_id: &str) -> Result<(), PortError> {
+    async fn terminate(&self, _node: &NodeId, _session_id: &str) -> Result<(), PortError> {
         Ok(())
     }
 }
@@ -123,8 +124,13 @@ fn settings() -> GrantSettings {
         session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
         mode: GrantMode::Attach,
         session_role_name: "jit-node-access-session".into(),
+        member_accounts: vec![MEMBER_ACCOUNT.into()],
     }
 }
+
+/// A member account the stack serves, and a node of it in another Region.
+const MEMBER_ACCOUNT: &str = "222233334444";
+const MEMBER_NODE: &str = "arn:aws:ec2:eu-west-2:222233334444:instance/i-0123456789abcdef0";
 
 /// Two levels: level 1 needs lead; level 2 needs one of c, d.
 fn two_level_plan() -> ApprovalPlan {
@@ -151,6 +157,7 @@ fn decision(outcome: RequestStatus, plan: Option<ApprovalPlan>, now: DateTime<Ut
         max_duration_minutes: Some(60),
         approval_plan: plan,
         node_tags: BTreeMap::new(),
+        node_location: None,
         decided_at: now,
     }
 }
@@ -162,9 +169,21 @@ async fn decided(store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>
 
 /// `decided`, for a stack granting in `mode`.
 async fn decided_in(mode: GrantMode, store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
-    let deps = SubmitDeps { store, directory: &Users, grant_mode: mode };
-    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
-    let submitted = submit::submit(&deps, &arn("alice"), body, None, now).await.unwrap().request;
+    decided_on("i-0123456789abcdef0", mode, store, to, now).await
+}
+
+/// `decided_in`, for the node `node`.
+async fn decided_on(
+    node: &str,
+    mode: GrantMode,
+    store: &dyn RequestStore,
+    to: RequestStatus,
+    now: DateTime<Utc>,
+) -> AccessRequest {
+    let settings = GrantSettings { mode, ..settings() };
+    let deps = SubmitDeps { store, directory: &Users, settings: &settings };
+    let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full", "durationMinutes": 30}}"#);
+    let submitted = submit::submit(&deps, &arn("alice"), body.as_bytes(), None, now).await.unwrap().request;
     let pending = to == RequestStatus::Pending;
     let change = Transition {
         decision: Some(decision(to, pending.then(two_level_plan), now)),
@@ -579,7 +598,10 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
 
     // Assert: a deny on the role session named after the request.
     assert_eq!(revoked.status, RequestStatus::Revoked);
-    let deny_key = format!("IamRole {{ name: \"jit-node-access-session\" }}/jit-deny-{}", request.request_id);
+    let deny_key = format!(
+        "SessionRole {{ account: \"123456789012\", name: \"jit-node-access-session\" }}/jit-deny-{}",
+        request.request_id
+    );
     let deny = world.policies.0.lock().unwrap().get(&deny_key).cloned().expect("the deny is on the session role");
     assert!(deny.contains(&format!("*:{}", request.request_id)), "{deny}");
     let early = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
@@ -623,7 +645,7 @@ impl SessionControl for OneSessionEach {
             vec![format!("{name}-0a1b2c")]
         })
     }
-    async fn terminate(&self, session_id: &str) -> Result<(), PortError> {
+    async fn terminate(&self, _node: &NodeId, session_id: &str) -> Result<(), PortError> {
         self.ended.lock().unwrap().push(session_id.to_owned());
         Ok(())
     }
@@ -661,5 +683,71 @@ async fn teardown_ends_the_sessions_of_the_requests_role_session_in_credentials_
         let session = format!("{}-0a1b2c", owner.rsplit('/').next().unwrap());
         assert_eq!(out.terminated_sessions, [session], "{mode:?}");
         assert!(world.policies.0.lock().unwrap().is_empty(), "{mode:?}: an expiry leaves no deny and no policy");
+    }
+}
+
+#[tokio::test]
+async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_and_revoked_there() {
+    // Arrange: an attach-mode stack that serves one member account; alice asks for a node there.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let deps = world.deps(&settings);
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_on(MEMBER_NODE, settings.mode, &world.store, RequestStatus::Approved, now).await;
+    assert_eq!(request.grant_mode, GrantMode::Credentials, "a policy in this account cannot reach a node in another");
+
+    // Act: the grant is recorded, alice fetches credentials, then an administrator revokes.
+    lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
+    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
+    let issued = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
+    let admins = vec![ARN_ADMIN.to_string()];
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    let event = world.store.changes().last().unwrap().events().pop().unwrap();
+    lifecycle::handle_event(&deps, &envelope(event), now).await.unwrap();
+
+    // Assert: the member account's session role, a policy naming the node and that account's
+    // document in the node's Region, and the deny on that account's session role until spent.
+    let spec = issuer.issued.lock().unwrap()[0].clone();
+    assert_eq!(spec.role_arn, "arn:aws:iam::222233334444:role/jit-node-access-session");
+    assert_eq!(issued.role_arn, spec.role_arn);
+    let policy: serde_json::Value = serde_json::from_str(&spec.policy).unwrap();
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        serde_json::json!([MEMBER_NODE, "arn:aws:ssm:eu-west-2:222233334444:document/SSM-SessionManagerRunShell"])
+    );
+    let deny_key = format!(
+        "SessionRole {{ account: \"{MEMBER_ACCOUNT}\", name: \"jit-node-access-session\" }}/jit-deny-{}",
+        request.request_id
+    );
+    assert!(world.policies.0.lock().unwrap().contains_key(&deny_key), "the deny is in the node's account");
+    let after = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
+    assert_eq!(after.denies_removed, [format!("jit-deny-{}", request.request_id)]);
+    assert!(world.policies.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_node_of_an_account_the_stack_does_not_serve_is_refused_at_the_door_and_nothing_is_stored() {
+    let cases = [
+        ("arn:aws:ec2:eu-west-2:999988887777:instance/i-0123456789abcdef0", "NodeAccountNotMember"),
+        ("arn:aws-cn:ec2:cn-north-1:222233334444:instance/i-0123456789abcdef0", "NodeOutsidePartition"),
+        ("arn:aws:ec2:eu-west-2:222233334444:volume/vol-0123456789abcdef0", "InvalidNodeId"),
+    ];
+    for (node, code) in cases {
+        // Arrange
+        let store = MemoryStore::default();
+        let settings = settings();
+        let deps = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+        let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full", "durationMinutes": 30}}"#);
+        // Act
+        let err = submit::submit(&deps, &ARN_ALICE, body.as_bytes(), None, Utc::now()).await.unwrap_err();
+        // Assert
+        assert_eq!((jit_shared::http::error::status(&err), err.code()), (400, code), "{node}: {err}");
+        assert!(matches!(&err, ServiceError::InvalidInput(f) if f.field == "nodeId"), "{node}: {err:?}");
+        assert!(store.changes().is_empty(), "{node}: nothing is stored");
     }
 }

@@ -142,3 +142,37 @@ pub fn envelope_of(event: jit_shared::domain::events::StatusEvent) -> jit_shared
         detail: event,
     }
 }
+
+/// The emulated stack's own account and Region.
+pub fn home() -> jit_shared::domain::ids::NodeLocation {
+    jit_shared::domain::ids::NodeLocation {
+        partition: "aws".into(),
+        account: jit_cli::emulator::ACCOUNT_ID.into(),
+        region: jit_cli::emulator::REGION.into(),
+    }
+}
+
+/// Grant settings of a stack in the emulator's account, granting in `mode` through
+/// `session_role`, with no member accounts.
+pub fn grant_settings(
+    mode: jit_shared::domain::grant::GrantMode,
+    session_role: &str,
+) -> jit_shared::domain::grant::GrantSettings {
+    jit_shared::domain::grant::GrantSettings {
+        partition: "aws".into(),
+        region: jit_cli::emulator::REGION.into(),
+        account: jit_cli::emulator::ACCOUNT_ID.into(),
+        session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
+        mode,
+        session_role_name: session_role.into(),
+        member_accounts: vec![],
+    }
+}
+
+/// The IAM granter the deployed functions build, for the emulator's account (member accounts'
+/// session roles through their teardown role).
+pub fn granter(sdk: &aws_config::SdkConfig) -> jit_shared::adapters::grants::IamGranter {
+    use jit_shared::adapters::accounts::{AccountClients, TEARDOWN_ROLE};
+    let members = AccountClients::new(sdk, home(), TEARDOWN_ROLE, aws_sdk_iam::Client::new);
+    jit_shared::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk), home(), members)
+}

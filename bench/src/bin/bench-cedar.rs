@@ -67,6 +67,11 @@ fn main() {
     };
     let node = NodeInfo {
         node_id: NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap(),
+        location: jit_shared::domain::ids::NodeLocation {
+            partition: "aws".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        },
         tags: BTreeMap::from([
             ("Name".into(), "web-dev-3".into()),
             ("Environment".into(), "Development".into()),

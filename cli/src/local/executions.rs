@@ -165,7 +165,7 @@ impl SessionControl for NoLiveSessions {
         self.calls.record("SSM", "DescribeSessions");
         Ok(vec![])
     }
-    async fn terminate(&self, _session_id: &str) -> Result<(), PortError> {
+    async fn terminate(&self, _node: &NodeId, _session_id: &str) -> Result<(), PortError> {
         Ok(())
     }
 }

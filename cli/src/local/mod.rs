@@ -20,6 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use jit_shared::adapters::accounts::{AccountClients, TEARDOWN_ROLE};
 use jit_shared::adapters::api_calls::ApiCallLog;
 use jit_shared::adapters::api_calls::SentRequests;
 use jit_shared::adapters::dynamodb::DynamoStore;
@@ -78,7 +79,10 @@ pub struct DevArgs {
 /// `AwsNodeDirectory` (Resource Groups Tagging API and SSM).
 #[derive(Debug, Clone)]
 pub struct SeedNodeDirectory {
+    /// Keyed by the id as the seed writes it (`i-…`, or the ARN of a member account's node).
     pub nodes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The stack's own account and Region.
+    pub home: jit_shared::domain::ids::NodeLocation,
     /// Records the one call the deployed directory makes per lookup (Tagging `GetResources` for
     /// an instance, SSM `ListTagsForResource` for a managed node).
     pub calls: ApiCallLog,
@@ -95,7 +99,7 @@ impl NodeDirectory for SeedNodeDirectory {
         }
         self.nodes
             .get(node.as_str())
-            .map(|tags| NodeInfo { node_id: node.clone(), tags: tags.clone() })
+            .map(|tags| NodeInfo { node_id: node.clone(), location: node.resolve(&self.home), tags: tags.clone() })
             .ok_or_else(|| DirectoryError::NotFound(format!("node {node}")))
     }
 }
@@ -132,7 +136,7 @@ impl Adapters {
     }
 
     fn submit(&self) -> SubmitDeps<'_> {
-        SubmitDeps { store: &self.store, directory: &self.principals, grant_mode: self.grant_settings.mode }
+        SubmitDeps { store: &self.store, directory: &self.principals, settings: &self.grant_settings }
     }
     fn credentials(&self) -> CredentialsDeps<'_> {
         CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings }
@@ -244,6 +248,11 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let outbox = Arc::new(Mutex::new(Vec::new()));
     let calls = ApiCallLog::default();
     let sts_requests = SentRequests::default();
+    let home = jit_shared::domain::ids::NodeLocation {
+        partition: "aws".into(),
+        account: crate::emulator::ACCOUNT_ID.into(),
+        region: crate::emulator::REGION.into(),
+    };
     let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
@@ -252,6 +261,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             .with_identity_store(counted_client!(aws_sdk_identitystore, sdk, calls), LOCAL_IDENTITY_STORE_ID),
         nodes: SeedNodeDirectory {
             nodes: opts.seed.nodes.iter().map(|n| (n.id.clone(), n.tags.clone())).collect(),
+            home: home.clone(),
             calls: calls.clone(),
         },
         policies: opts.policies,
@@ -269,7 +279,10 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         pending_timeout_minutes: opts.pending_timeout_minutes,
         keys: provisioned.issued_keys(),
         outbox: outbox.clone(),
-        granter: IamGranter::new(counted_client!(aws_sdk_iam, sdk, calls)),
+        granter: IamGranter::new(counted_client!(aws_sdk_iam, sdk, calls), home.clone(), {
+            let calls = calls.clone();
+            AccountClients::new(sdk, home.clone(), TEARDOWN_ROLE, move |c| counted_client!(aws_sdk_iam, c, calls))
+        }),
         sessions: executions::NoLiveSessions { calls: calls.clone() },
         grant_settings: GrantSettings {
             partition: "aws".into(),
@@ -278,6 +291,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
             mode: opts.grant_mode,
             session_role_name: provisioned.session_role_name.clone(),
+            member_accounts: provisioned.member_accounts.clone(),
         },
         executions: local_executions,
         issuer: StsIssuer::new(aws_sdk_sts::Client::from_conf(

@@ -42,6 +42,9 @@ pub struct Provisioned {
     pub state_machine_name: String,
     /// The session role credentials mode issues credentials of (`<prefix>-session`).
     pub session_role_name: String,
+    /// Accounts of the seed's nodes named by ARN, other than the stack's: each got what
+    /// `member-account.yaml` creates.
+    pub member_accounts: Vec<String>,
     pub signing_key_parameter: String,
     /// One queue per contact, subscribed to both mail topics with that person's filter policy:
     /// what their inbox would receive.
@@ -133,13 +136,88 @@ async fn route(
     Ok(())
 }
 
-/// What the deployed session role trusts: the credentials function's role, which must set the
-/// source identity and may tag the session (`template.yaml`, `SessionRole`).
+/// What the deployed session role trusts: the credentials function's role in the stack's account,
+/// which must set the source identity and may tag the session (`template.yaml` and
+/// `member-account.yaml`, `SessionRole`).
 const SESSION_ROLE_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["sts:AssumeRole","sts:SetSourceIdentity","sts:TagSession"]}]}"#;
 
-/// The session role's own permissions, as the template gives them; each credential's session
-/// policy narrows them to one node, one request's sessions and the deadline.
-const SESSION_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ssm:StartSession","Resource":["arn:aws:ec2:*:123456789012:instance/*","arn:aws:ssm:*:123456789012:managed-instance/*","arn:aws:ssm:*:123456789012:document/*"]},{"Effect":"Allow","Action":["ssm:TerminateSession","ssm:ResumeSession","ssmmessages:OpenDataChannel"],"Resource":"arn:aws:ssm:*:123456789012:session/*"}]}"#;
+/// The session role's own permissions in `account`, as the templates give them; each
+/// credential's session policy narrows them to one node, one request's sessions and the deadline.
+fn session_role_policy(account: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ssm:StartSession",
+                "Resource": [
+                    format!("arn:aws:ec2:*:{account}:instance/*"),
+                    format!("arn:aws:ssm:*:{account}:managed-instance/*"),
+                    format!("arn:aws:ssm:*:{account}:document/*"),
+                ]
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["ssm:TerminateSession", "ssm:ResumeSession", "ssmmessages:OpenDataChannel"],
+                "Resource": format!("arn:aws:ssm:*:{account}:session/*")
+            }
+        ]
+    })
+    .to_string()
+}
+
+/// Creates the session role in the account `iam` works in.
+async fn create_session_role(iam: &aws_sdk_iam::Client, name: &str, account: &str) -> Result<(), String> {
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(SESSION_ROLE_TRUST)
+        .send()
+        .await
+        .map_err(e("the session role"))?;
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name("session-manager")
+        .policy_document(session_role_policy(account))
+        .send()
+        .await
+        .map_err(e("the session role's policy"))?;
+    Ok(())
+}
+
+/// What `member-account.yaml` creates in a member account, in the emulator: the session role
+/// (same name as the stack's) and the reader and teardown roles the stack's functions assume.
+/// The emulator serves any account to credentials assumed in it.
+async fn provision_member_account(
+    sdk: &SdkConfig,
+    sts: &aws_sdk_sts::Client,
+    account: &str,
+    session_role_name: &str,
+) -> Result<(), String> {
+    let (_, creds) = assume(sts, &format!("arn:aws:iam::{account}:role/jit-local-bootstrap"), "provision").await?;
+    let credentials = aws_credential_types::Credentials::new(
+        creds.access_key_id,
+        creds.secret_access_key,
+        creds.session_token,
+        None,
+        "member-account",
+    );
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(sdk)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+            .build(),
+    );
+    create_session_role(&iam, session_role_name, account).await?;
+    use jit_shared::adapters::accounts::{READER_ROLE, TEARDOWN_ROLE};
+    for role in [READER_ROLE, TEARDOWN_ROLE] {
+        // Fixed names, shared by every local stack on the same emulator: the first creates them.
+        match iam.create_role().role_name(role).assume_role_policy_document(TRUST_POLICY).send().await {
+            Ok(_) => {}
+            Err(err) if err.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {}
+            Err(err) => return Err(e(&format!("the member account's {role} role"))(err)),
+        }
+    }
+    Ok(())
+}
 
 const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -261,20 +339,12 @@ pub async fn provision(
 
     let iam = aws_sdk_iam::Client::new(sdk);
     let session_role_name = format!("{prefix}-session");
-    iam.create_role()
-        .role_name(&session_role_name)
-        .assume_role_policy_document(SESSION_ROLE_TRUST)
-        .send()
-        .await
-        .map_err(e("the session role"))?;
-    iam.put_role_policy()
-        .role_name(&session_role_name)
-        .policy_name("session-manager")
-        .policy_document(SESSION_ROLE_POLICY)
-        .send()
-        .await
-        .map_err(e("the session role's policy"))?;
+    create_session_role(&iam, &session_role_name, crate::emulator::ACCOUNT_ID).await?;
     let sts = aws_sdk_sts::Client::new(sdk);
+    let member_accounts = seed.member_accounts(crate::emulator::ACCOUNT_ID);
+    for account in &member_accounts {
+        provision_member_account(sdk, &sts, account, &session_role_name).await?;
+    }
     let identity = aws_sdk_identitystore::Client::new(sdk);
     let mut iam_groups = BTreeMap::new();
     let mut ic_groups: BTreeMap<String, String> = BTreeMap::new();
@@ -400,6 +470,7 @@ pub async fn provision(
         executions_queue_url,
         state_machine_name: format!("{prefix}-lifecycle"),
         session_role_name,
+        member_accounts,
         signing_key_parameter,
         outboxes,
         profiles,

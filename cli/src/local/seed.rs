@@ -44,6 +44,22 @@ pub struct SeedPrincipal {
     pub principal_tags: BTreeMap<String, String>,
 }
 
+impl Seed {
+    /// Accounts other than `home` that the seed's nodes (named by ARN) live in, once each.
+    pub fn member_accounts(&self, home: &str) -> Vec<String> {
+        let mut accounts: Vec<String> = Vec::new();
+        for n in &self.nodes {
+            let Ok(id) = jit_shared::domain::ids::NodeId::try_from(n.id.clone()) else { continue };
+            if let Some(location) = id.location() {
+                if location.account != home && !accounts.contains(&location.account) {
+                    accounts.push(location.account.clone());
+                }
+            }
+        }
+        accounts
+    }
+}
+
 pub fn parse(path: &str, text: &str) -> Result<Seed, String> {
     let doc = jit_shared::policy::yaml_spans::parse(text).map_err(|e| format!("{path}:{}: {}", e.line, e.message))?;
     let seed: Seed = serde_json::from_value(doc.value).map_err(|e| format!("{path}: {e}"))?;

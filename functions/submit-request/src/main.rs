@@ -13,8 +13,8 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let grant_mode = jit_shared::config::grant_mode()?;
-    let deps = SubmitDeps { store: &store, directory: &directory, grant_mode };
+    let settings = jit_shared::config::grant_settings(&stack)?;
+    let deps = SubmitDeps { store: &store, directory: &directory, settings: &settings };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let api_request = apigw::to_api_request(&req);

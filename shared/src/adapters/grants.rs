@@ -1,17 +1,50 @@
 //! Inline IAM policies for grants (`Put/Delete/List{User,Role}Policy`). The grant/expiry function
-//! is the only one whose IAM role allows these calls, and only on eligible principals.
+//! is the only one whose IAM role allows these calls, and only on eligible principals. A member
+//! account's session role (a revoke's deny) is written through that account's teardown role.
 
+use crate::adapters::accounts::AccountClients;
 use crate::adapters::classify;
+use crate::domain::ids::NodeLocation;
 use crate::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError};
 
-#[derive(Clone, Debug)]
 pub struct IamGranter {
     iam: aws_sdk_iam::Client,
+    home: NodeLocation,
+    members: AccountClients<aws_sdk_iam::Client>,
+}
+
+/// Users and roles are written by different IAM calls.
+enum Holder<'a> {
+    User(&'a str),
+    Role(&'a str),
 }
 
 impl IamGranter {
-    pub fn new(iam: aws_sdk_iam::Client) -> Self {
-        Self { iam }
+    pub fn new(iam: aws_sdk_iam::Client, home: NodeLocation, members: AccountClients<aws_sdk_iam::Client>) -> Self {
+        Self { iam, home, members }
+    }
+
+    /// The client of the principal's account and the principal in it.
+    async fn locate<'a>(&self, principal: &'a GrantPrincipal) -> (aws_sdk_iam::Client, Holder<'a>) {
+        match principal {
+            GrantPrincipal::IamUser { name } => (self.iam.clone(), Holder::User(name)),
+            GrantPrincipal::IamRole { name } => (self.iam.clone(), Holder::Role(name)),
+            GrantPrincipal::SessionRole { account, .. } if *account == self.home.account => {
+                (self.iam.clone(), Holder::Role(role_name(principal)))
+            }
+            GrantPrincipal::SessionRole { account, .. } => {
+                let location = NodeLocation { account: account.clone(), ..self.home.clone() };
+                (self.members.at(&location).await, Holder::Role(role_name(principal)))
+            }
+        }
+    }
+}
+
+fn role_name(principal: &GrantPrincipal) -> &str {
+    match principal {
+        GrantPrincipal::IamUser { name }
+        | GrantPrincipal::IamRole { name }
+        | GrantPrincipal::SessionRole { name, .. } => name,
     }
 }
 
@@ -19,6 +52,9 @@ fn no_such(principal: &GrantPrincipal) -> GrantWriteError {
     match principal {
         GrantPrincipal::IamUser { name } => GrantWriteError::NoSuchPrincipal(format!("IAM user {name}")),
         GrantPrincipal::IamRole { name } => GrantWriteError::NoSuchPrincipal(format!("IAM role {name}")),
+        GrantPrincipal::SessionRole { account, name } => {
+            GrantWriteError::NoSuchPrincipal(format!("session role {name} of account {account}"))
+        }
     }
 }
 
@@ -38,10 +74,10 @@ impl AccessGranter for IamGranter {
     }
 
     async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
-        match principal {
-            GrantPrincipal::IamUser { name: user } => {
-                self.iam
-                    .put_user_policy()
+        let (iam, holder) = self.locate(principal).await;
+        match holder {
+            Holder::User(user) => {
+                iam.put_user_policy()
                     .user_name(user)
                     .policy_name(name)
                     .policy_document(document)
@@ -53,9 +89,8 @@ impl AccessGranter for IamGranter {
                         _ => classify("PutUserPolicy", &e).into(),
                     })?;
             }
-            GrantPrincipal::IamRole { name: role } => {
-                self.iam
-                    .put_role_policy()
+            Holder::Role(role) => {
+                iam.put_role_policy()
                     .role_name(role)
                     .policy_name(name)
                     .policy_document(document)
@@ -72,21 +107,18 @@ impl AccessGranter for IamGranter {
     }
 
     async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
-        let result = match principal {
-            GrantPrincipal::IamUser { name: user } => {
-                match self.iam.delete_user_policy().user_name(user).policy_name(name).send().await {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
-                    Err(e) => Err(classify("DeleteUserPolicy", &e)),
-                }
-            }
-            GrantPrincipal::IamRole { name: role } => {
-                match self.iam.delete_role_policy().role_name(role).policy_name(name).send().await {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
-                    Err(e) => Err(classify("DeleteRolePolicy", &e)),
-                }
-            }
+        let (iam, holder) = self.locate(principal).await;
+        let result = match holder {
+            Holder::User(user) => match iam.delete_user_policy().user_name(user).policy_name(name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                Err(e) => Err(classify("DeleteUserPolicy", &e)),
+            },
+            Holder::Role(role) => match iam.delete_role_policy().role_name(role).policy_name(name).send().await {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+                Err(e) => Err(classify("DeleteRolePolicy", &e)),
+            },
         };
         result
     }
@@ -121,13 +153,13 @@ impl AccessGranter for IamGranter {
     }
 
     async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        let (iam, holder) = self.locate(principal).await;
         let mut names = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let (page, next) = match principal {
-                GrantPrincipal::IamUser { name } => {
-                    let out = match self.iam.list_user_policies().user_name(name).set_marker(marker.take()).send().await
-                    {
+            let (page, next) = match holder {
+                Holder::User(name) => {
+                    let out = match iam.list_user_policies().user_name(name).set_marker(marker.take()).send().await {
                         Ok(o) => o,
                         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
                             return Ok(vec![])
@@ -136,9 +168,8 @@ impl AccessGranter for IamGranter {
                     };
                     (out.policy_names, if out.is_truncated { out.marker } else { None })
                 }
-                GrantPrincipal::IamRole { name } => {
-                    let out = match self.iam.list_role_policies().role_name(name).set_marker(marker.take()).send().await
-                    {
+                Holder::Role(name) => {
+                    let out = match iam.list_role_policies().role_name(name).set_marker(marker.take()).send().await {
                         Ok(o) => o,
                         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
                             return Ok(vec![])

@@ -1,6 +1,8 @@
 //! AWS adapters for the ports. Each lives behind the cargo feature of the SDK client it uses.
 
 #[cfg(feature = "sdk")]
+pub mod accounts;
+#[cfg(feature = "sdk")]
 pub mod api_calls;
 #[cfg(feature = "apigw")]
 pub mod apigw;

@@ -3,47 +3,54 @@
 //!
 //! The Tagging API only lists resources that carry (or carried) a tag, so an untagged instance
 //! is reported as not found: tag nodes to make them requestable.
+//!
+//! A member account's node is read through that account's reader role, in the node's Region
+//! (`adapters::accounts`).
 
 use std::collections::BTreeMap;
 
 use aws_sdk_ssm::types::ResourceTypeForTagging;
 
+use crate::adapters::accounts::AccountClients;
 use crate::adapters::classify;
-use crate::domain::ids::{NodeId, NodeKind};
+use crate::domain::grant::node_arn;
+use crate::domain::ids::{NodeId, NodeKind, NodeLocation};
 use crate::policy::NodeInfo;
 use crate::ports::{DirectoryError, NodeDirectory};
 
+/// The two clients a node's tags are read with, for one account and Region.
 #[derive(Clone, Debug)]
+pub struct NodeClients {
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+impl NodeClients {
+    pub fn from_sdk(sdk: &aws_config::SdkConfig) -> Self {
+        Self { tagging: aws_sdk_resourcegroupstagging::Client::new(sdk), ssm: aws_sdk_ssm::Client::new(sdk) }
+    }
+}
+
 pub struct AwsNodeDirectory {
-    tagging: aws_sdk_resourcegroupstagging::Client,
-    ssm: aws_sdk_ssm::Client,
-    partition: String,
-    region: String,
-    account: String,
+    clients: AccountClients<NodeClients>,
+    home: NodeLocation,
 }
 
 impl AwsNodeDirectory {
-    pub fn new(
-        tagging: aws_sdk_resourcegroupstagging::Client,
-        ssm: aws_sdk_ssm::Client,
-        region: impl Into<String>,
-        account: impl Into<String>,
-    ) -> Self {
-        Self { tagging, ssm, partition: "aws".into(), region: region.into(), account: account.into() }
-    }
-
-    pub fn instance_arn(&self, node: &NodeId) -> String {
-        format!("arn:{}:ec2:{}:{}:instance/{node}", self.partition, self.region, self.account)
+    pub fn new(clients: AccountClients<NodeClients>, home: NodeLocation) -> Self {
+        Self { clients, home }
     }
 }
 
 #[async_trait::async_trait]
 impl NodeDirectory for AwsNodeDirectory {
     async fn describe(&self, node: &NodeId) -> Result<NodeInfo, DirectoryError> {
+        let location = node.resolve(&self.home);
+        let clients = self.clients.at(&location).await;
         let tags: BTreeMap<String, String> = match node.kind() {
             NodeKind::Ec2Instance => {
-                let arn = self.instance_arn(node);
-                let out = self
+                let arn = node_arn(&location, node);
+                let out = clients
                     .tagging
                     .get_resources()
                     .resource_arn_list(&arn)
@@ -58,11 +65,11 @@ impl NodeDirectory for AwsNodeDirectory {
                 mapping.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
             NodeKind::ManagedInstance => {
-                let out = self
+                let out = clients
                     .ssm
                     .list_tags_for_resource()
                     .resource_type(ResourceTypeForTagging::ManagedInstance)
-                    .resource_id(node.as_str())
+                    .resource_id(node.instance_id())
                     .send()
                     .await
                     .map_err(|e| {
@@ -75,7 +82,7 @@ impl NodeDirectory for AwsNodeDirectory {
                 out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
             }
         };
-        Ok(NodeInfo { node_id: node.clone(), tags })
+        Ok(NodeInfo { node_id: node.clone(), location, tags })
     }
 }
 
@@ -123,7 +130,8 @@ mod tests {
                 .retry_config(RetryConfig::disabled()));
         let ssm = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm_rules.iter().copied(), |c| c
             .retry_config(RetryConfig::disabled()));
-        AwsNodeDirectory::new(tagging, ssm, "us-east-1", "123456789012")
+        let home = NodeLocation { partition: "aws".into(), account: "123456789012".into(), region: "us-east-1".into() };
+        AwsNodeDirectory::new(AccountClients::fixed(NodeClients { tagging, ssm }), home)
     }
 
     /// Fails the test if the EC2 path is taken for a managed node.

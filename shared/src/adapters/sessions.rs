@@ -3,22 +3,29 @@
 //! Removing a grant's policy only stops *new* sessions: AWS does not end a session that is
 //! already open when the grant expires or is revoked, so the shell would stay usable for as long
 //! as the requester keeps it alive. At expiry or revocation we therefore list the requester's
-//! active sessions on that node and terminate each of them.
+//! active sessions on that node and terminate each of them. A member account's sessions are
+//! reached through its teardown role (`adapters::accounts`).
 
 use aws_sdk_ssm::types::{SessionFilter, SessionFilterKey, SessionState};
 
+use crate::adapters::accounts::AccountClients;
 use crate::adapters::classify;
-use crate::domain::ids::NodeId;
+use crate::domain::ids::{NodeId, NodeLocation};
 use crate::ports::{PortError, SessionControl};
 
-#[derive(Clone, Debug)]
 pub struct SsmSessions {
-    client: aws_sdk_ssm::Client,
+    clients: AccountClients<aws_sdk_ssm::Client>,
+    home: NodeLocation,
 }
 
 impl SsmSessions {
-    pub fn new(client: aws_sdk_ssm::Client) -> Self {
-        Self { client }
+    /// Sessions of nodes wherever they are: `clients` routes by account and Region.
+    pub fn new(clients: AccountClients<aws_sdk_ssm::Client>, home: NodeLocation) -> Self {
+        Self { clients, home }
+    }
+
+    async fn client(&self, node: &NodeId) -> aws_sdk_ssm::Client {
+        self.clients.at(&node.resolve(&self.home)).await
     }
 }
 
@@ -34,13 +41,13 @@ fn filter(key: SessionFilterKey, value: &str) -> Result<SessionFilter, PortError
 impl SessionControl for SsmSessions {
     async fn live_sessions(&self, node: &NodeId, owner_arn: &str) -> Result<Vec<String>, PortError> {
         // `SessionFilterKey::TargetId` is the `Target` key on the wire.
-        let target = filter(SessionFilterKey::TargetId, node.as_str())?;
+        let target = filter(SessionFilterKey::TargetId, node.instance_id())?;
         let owner = filter(SessionFilterKey::Owner, owner_arn)?;
+        let client = self.client(node).await;
         let mut ids = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
-            let out = self
-                .client
+            let out = client
                 .describe_sessions()
                 .state(SessionState::Active)
                 .filters(target.clone())
@@ -63,11 +70,12 @@ impl SessionControl for SsmSessions {
         }
     }
 
-    async fn terminate(&self, session_id: &str) -> Result<(), PortError> {
+    async fn terminate(&self, node: &NodeId, session_id: &str) -> Result<(), PortError> {
         // The SSM API model gives TerminateSession no "not found" error (only
         // InternalServerError): ending a session that is already gone succeeds, so every error
         // here is a real failure.
-        self.client
+        self.client(node)
+            .await
             .terminate_session()
             .session_id(session_id)
             .send()
@@ -110,7 +118,8 @@ mod tests {
     fn sessions(rules: &[&Rule]) -> SsmSessions {
         let client = mock_client!(aws_sdk_ssm, RuleMode::MatchAny, rules.iter().copied(), |c| c
             .retry_config(RetryConfig::disabled()));
-        SsmSessions::new(client)
+        let home = NodeLocation { partition: "aws".into(), account: "123456789012".into(), region: "eu-west-1".into() };
+        SsmSessions::new(AccountClients::fixed(client), home)
     }
 
     /// Active sessions only, on our node, of our requester (filters in any order).
@@ -168,7 +177,7 @@ mod tests {
         let terminate = mock!(aws_sdk_ssm::Client::terminate_session)
             .match_requests(|req| req.session_id() == Some("alice-0a1b2c3d4e5f60718"))
             .then_http_response(|| json_response(200, r#"{"SessionId":"alice-0a1b2c3d4e5f60718"}"#));
-        sessions(&[&terminate]).terminate("alice-0a1b2c3d4e5f60718").await.unwrap();
+        sessions(&[&terminate]).terminate(&node(), "alice-0a1b2c3d4e5f60718").await.unwrap();
         assert_eq!(terminate.num_calls(), 1);
     }
 
@@ -180,7 +189,7 @@ mod tests {
                 r#"{"__type":"AccessDeniedException","Message":"User: arn:aws:sts::123456789012:assumed-role/jit-grant/fn is not authorized to perform: ssm:TerminateSession"}"#,
             )
         });
-        let err = sessions(&[&terminate]).terminate("alice-0a1b2c3d4e5f60718").await.unwrap_err();
+        let err = sessions(&[&terminate]).terminate(&node(), "alice-0a1b2c3d4e5f60718").await.unwrap_err();
         assert!(matches!(&err, PortError::Permanent(m) if m.contains("TerminateSession")), "{err:?}");
     }
 }

@@ -70,14 +70,21 @@ pub fn mailer(sdk: &aws_config::SdkConfig, mail: &MailConfig) -> crate::adapters
     )
 }
 
+/// Inline policies of this account's principals; member accounts' session roles (a revoke's
+/// deny) through their teardown role.
 #[cfg(feature = "iam")]
-pub fn granter(sdk: &aws_config::SdkConfig) -> crate::adapters::grants::IamGranter {
-    crate::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk))
+pub fn granter(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::grants::IamGranter {
+    use crate::adapters::accounts::{AccountClients, TEARDOWN_ROLE};
+    let members = AccountClients::new(sdk, stack.home(), TEARDOWN_ROLE, aws_sdk_iam::Client::new);
+    crate::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk), stack.home(), members)
 }
 
+/// Sessions of nodes in this account, and in member accounts through their teardown role.
 #[cfg(feature = "ssm")]
-pub fn sessions(sdk: &aws_config::SdkConfig) -> crate::adapters::sessions::SsmSessions {
-    crate::adapters::sessions::SsmSessions::new(aws_sdk_ssm::Client::new(sdk))
+pub fn sessions(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::sessions::SsmSessions {
+    use crate::adapters::accounts::{AccountClients, TEARDOWN_ROLE};
+    let clients = AccountClients::new(sdk, stack.home(), TEARDOWN_ROLE, aws_sdk_ssm::Client::new);
+    crate::adapters::sessions::SsmSessions::new(clients, stack.home())
 }
 
 #[cfg(feature = "sfn")]
@@ -88,14 +95,12 @@ pub fn executions(
     crate::adapters::executions::StepFunctionsExecutions::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn)
 }
 
+/// Node tags in this account, and in member accounts through their reader role.
 #[cfg(all(feature = "tagging", feature = "ssm"))]
 pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::nodes::AwsNodeDirectory {
-    crate::adapters::nodes::AwsNodeDirectory::new(
-        aws_sdk_resourcegroupstagging::Client::new(sdk),
-        aws_sdk_ssm::Client::new(sdk),
-        &stack.region,
-        &stack.account_id,
-    )
+    use crate::adapters::accounts::{AccountClients, READER_ROLE};
+    let clients = AccountClients::new(sdk, stack.home(), READER_ROLE, crate::adapters::nodes::NodeClients::from_sdk);
+    crate::adapters::nodes::AwsNodeDirectory::new(clients, stack.home())
 }
 
 /// What the lifecycle and the sweeper functions both work on, built once per cold start.
@@ -129,8 +134,8 @@ pub fn lifecycle(
 ) -> Result<LifecycleAdapters, crate::config::ConfigError> {
     Ok(LifecycleAdapters {
         store: store(sdk, stack),
-        granter: granter(sdk),
-        sessions: sessions(sdk),
+        granter: granter(sdk, stack),
+        sessions: sessions(sdk, stack),
         executions: executions(sdk, state_machine_arn),
         settings: crate::config::grant_settings(stack)?,
     })

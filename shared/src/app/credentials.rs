@@ -66,9 +66,7 @@ pub async fn issue(
         });
     }
     let deadline = request.access_deadline();
-    // Nodes of the stack's own account for now; member-account nodes name theirs.
-    let account = deps.settings.account.clone();
-    let spec = credentials::spec(deps.settings, &account, &request, &deadline, now).map_err(|e| match e {
+    let spec = credentials::spec(deps.settings, &request, &deadline, now).map_err(|e| match e {
         CredentialsRefusal::AccessEnded(_) => ServiceError::Conflict {
             code: "AccessEnded",
             message: format!("the request's access {e}; request access again"),

@@ -48,6 +48,7 @@ fn unresolvable(code: &str, message: String, now: DateTime<Utc>) -> Decision {
         max_duration_minutes: None,
         approval_plan: None,
         node_tags: BTreeMap::new(),
+        node_location: None,
         decided_at: now,
     }
 }

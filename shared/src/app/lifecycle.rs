@@ -135,9 +135,12 @@ async fn remove_policy(deps: &LifecycleDeps<'_>, request: &AccessRequest) -> Res
     }
 }
 
-/// The session role of the stack's account, where a revoke's deny goes.
-fn session_role(settings: &GrantSettings) -> GrantPrincipal {
-    GrantPrincipal::IamRole { name: settings.session_role_name.clone() }
+/// The session role of the node's account, where a revoke's deny goes.
+fn session_role(settings: &GrantSettings, request: &AccessRequest) -> GrantPrincipal {
+    GrantPrincipal::SessionRole {
+        account: settings.node_location(&request.node_id).account,
+        name: settings.session_role_name.clone(),
+    }
 }
 
 /// Whose sessions on the node belong to the request: the requester's own (attach mode), or the
@@ -145,7 +148,11 @@ fn session_role(settings: &GrantSettings) -> GrantPrincipal {
 fn session_owner(settings: &GrantSettings, request: &AccessRequest) -> String {
     match request.grant_mode {
         GrantMode::Attach => request.requester.to_string(),
-        GrantMode::Credentials => credentials::session_caller_arn(settings, &settings.account, &request.request_id),
+        GrantMode::Credentials => credentials::session_caller_arn(
+            settings,
+            &settings.node_location(&request.node_id).account,
+            &request.request_id,
+        ),
     }
 }
 
@@ -163,7 +170,11 @@ async fn deny_issued_credentials(
     let document = credentials::deny_document(&request.request_id).to_string();
     match deps
         .granter
-        .put_policy(&session_role(deps.settings), &credentials::deny_policy_name(&request.request_id), &document)
+        .put_policy(
+            &session_role(deps.settings, request),
+            &credentials::deny_policy_name(&request.request_id),
+            &document,
+        )
         .await
     {
         Ok(()) => Ok(true),
@@ -245,7 +256,12 @@ pub async fn grant(
             deps,
             &request,
             execution,
-            GrantTarget::SessionRole { role_arn: credentials::session_role_arn(deps.settings, &deps.settings.account) },
+            GrantTarget::SessionRole {
+                role_arn: credentials::session_role_arn(
+                    deps.settings,
+                    &deps.settings.node_location(&request.node_id).account,
+                ),
+            },
             now,
         )
         .await;
@@ -402,7 +418,7 @@ pub async fn teardown_request(
             detached |= deny_issued_credentials(deps, &current, now).await?;
         }
         for session in deps.sessions.live_sessions(&current.node_id, &session_owner(deps.settings, &current)).await? {
-            deps.sessions.terminate(&session).await?;
+            deps.sessions.terminate(&current.node_id, &session).await?;
             if !terminated.contains(&session) {
                 terminated.push(session);
             }

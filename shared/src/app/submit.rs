@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::app::common::{approver_keys, not_found, parse_id, plan_names_any, resolve_caller};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval_rules as approval;
-use crate::domain::grant::GrantMode;
+use crate::domain::grant::{GrantMode, GrantSettings};
 use crate::domain::ids::{DurationMinutes, IdempotencyKey, NodeId, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::request::{AccessRequest, AuditRecord};
@@ -24,8 +24,9 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 pub struct SubmitDeps<'a> {
     pub store: &'a dyn RequestStore,
     pub directory: &'a dyn PrincipalDirectory,
-    /// The stack's grant mode (`GrantMode::for_request` refines it per requester).
-    pub grant_mode: GrantMode,
+    /// The stack's grant mode (`GrantMode::for_request` refines it per request) and the
+    /// accounts whose nodes it serves.
+    pub settings: &'a GrantSettings,
 }
 
 /// A validated `POST /requests` body.
@@ -107,6 +108,8 @@ pub async fn submit(
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
+    deps.settings.check_node(&new.node_id)?;
+    let member_node = deps.settings.is_member_node(&new.node_id);
     let request = AccessRequest {
         request_id: RequestId::generate(),
         requester: caller.clone(),
@@ -121,7 +124,7 @@ pub async fn submit(
         progress: None,
         approved_at: None,
         grant: None,
-        grant_mode: GrantMode::for_request(deps.grant_mode, caller),
+        grant_mode: GrantMode::for_request(deps.settings.mode, caller, member_node),
         credentials: None,
     };
     let audit = AuditRecord {

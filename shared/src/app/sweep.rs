@@ -96,8 +96,12 @@ pub struct SweepReport {
     /// Expected work, not drift: not counted in `fixed`.
     pub denies_removed: Vec<String>,
     /// Denies still on the session role after this sweep: each takes about 200 of the role's
-    /// 10,240 inline-policy characters (the template alarms on this).
+    /// 10,240 inline-policy characters (the template alarms on this). The most on any one
+    /// account's role, since the budget is per role.
     pub denies_outstanding: usize,
+    /// Accounts whose session role could not be read (their teardown role is missing or
+    /// refused): their denies stay until a later sweep reaches them.
+    pub accounts_unreachable: Vec<String>,
 }
 
 impl SweepReport {
@@ -164,23 +168,47 @@ async fn remove_spent_denies(
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<(), ServiceError> {
-    let role = crate::ports::GrantPrincipal::IamRole { name: deps.settings.session_role_name.clone() };
-    for name in deps.granter.list_policies(&role).await? {
+    for account in deps.settings.accounts() {
+        let role = crate::ports::GrantPrincipal::SessionRole {
+            account: account.clone(),
+            name: deps.settings.session_role_name.clone(),
+        };
+        // One unreachable member account must not keep the others' denies in place.
+        match remove_spent_denies_of(deps, &role, now, report).await {
+            Ok(outstanding) => report.denies_outstanding = report.denies_outstanding.max(outstanding),
+            Err(e) => {
+                tracing::error!(account = %account, error = %e, "could not sweep the session role's denies");
+                report.accounts_unreachable.push(account);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the spent denies on one session role; returns how many stay.
+async fn remove_spent_denies_of(
+    deps: &LifecycleDeps<'_>,
+    role: &crate::ports::GrantPrincipal,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<usize, ServiceError> {
+    let mut outstanding = 0;
+    for name in deps.granter.list_policies(role).await? {
         let Some(id) = credentials::request_of_deny(&name) else { continue };
         let spent = match deps.store.get(&id).await? {
             Some(r) => r.status != RequestStatus::Approved && !credentials::may_still_be_used(&r, now),
             None => true,
         };
         if !spent {
-            report.denies_outstanding += 1;
+            outstanding += 1;
             continue;
         }
-        if deps.granter.delete_policy(&role, &name).await? {
+        if deps.granter.delete_policy(role, &name).await? {
             tracing::info!(policy = %name, "removed a revoke's deny: no credentials it covers can be used any more");
             report.denies_removed.push(name);
         }
     }
-    Ok(())
+    Ok(outstanding)
 }
 
 /// One scheduled sweep: pending expiry, then grant reconciliation. What it fixed is logged as one
@@ -213,6 +241,7 @@ impl SweepOutcome {
             denies_removed = report.denies_removed.len(),
             // The template's DeniesOutstanding metric filter reads this field.
             denies_outstanding = report.denies_outstanding,
+            accounts_unreachable = report.accounts_unreachable.len(),
             // The template's SweeperFixes metric filter sums this field.
             fixed = report.fixed(),
             "sweep done"

@@ -166,6 +166,7 @@ mod tests {
                         .collect(),
                 }),
                 node_tags: Default::default(),
+                node_location: None,
                 decided_at: now,
             }),
             progress: Some(ApprovalProgress::start(now + Duration::hours(24))),

@@ -72,17 +72,18 @@ pub fn source_identity(requester: &CallerArn) -> String {
 }
 
 /// The session policy: what the credentials may do, whatever the role allows.
+/// Everything it names lives where the node does: its ARN, the session document of that account
+/// and Region (the member template creates it), the sessions.
 pub fn session_policy(
     settings: &GrantSettings,
-    account: &str,
     request: &AccessRequest,
     deadline: &DateTime<Utc>,
 ) -> serde_json::Value {
     let before_deadline = json!({ "aws:CurrentTime": deadline_text(deadline) });
-    let (p, r) = (&settings.partition, &settings.region);
-    let sessions = format!("arn:{p}:ssm:{r}:{account}:session/{}-*", request.request_id);
-    let mut start = vec![node_arn(settings, account, &request.node_id)];
-    start.extend(settings.session_documents.iter().map(|d| document_arn(settings, d)));
+    let at = settings.node_location(&request.node_id);
+    let sessions = format!("arn:{}:ssm:{}:{}:session/{}-*", at.partition, at.region, at.account, request.request_id);
+    let mut start = vec![node_arn(&at, &request.node_id)];
+    start.extend(settings.session_documents.iter().map(|d| document_arn(&at, d)));
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -143,7 +144,6 @@ pub enum CredentialsRefusal {
 /// the deadline, which is what `not_after` reports.
 pub fn spec(
     settings: &GrantSettings,
-    account: &str,
     request: &AccessRequest,
     deadline: &DateTime<Utc>,
     now: DateTime<Utc>,
@@ -153,14 +153,14 @@ pub fn spec(
         return Err(CredentialsRefusal::AccessEnded(deadline_text(deadline)));
     }
     let seconds = remaining.clamp(MIN_STS_SECONDS, MAX_LIFETIME_SECONDS);
-    let policy = session_policy(settings, account, request, deadline).to_string();
+    let policy = session_policy(settings, request, deadline).to_string();
     let size = policy.chars().filter(|c| !c.is_whitespace()).count();
     if size > SESSION_POLICY_LIMIT {
         return Err(CredentialsRefusal::PolicyTooLarge { size, limit: SESSION_POLICY_LIMIT });
     }
     let duration_seconds = i32::try_from(seconds).unwrap_or(900);
     Ok(CredentialsSpec {
-        role_arn: session_role_arn(settings, account),
+        role_arn: session_role_arn(settings, &settings.node_location(&request.node_id).account),
         session_name: request.request_id.to_string(),
         source_identity: source_identity(&request.requester),
         policy,
@@ -248,6 +248,7 @@ impl CredentialsRecord {
 mod tests {
     use super::*;
     use crate::domain::grant::{GrantMode, DEFAULT_SESSION_DOCUMENT};
+    use crate::domain::ids::NodeId;
 
     fn settings() -> GrantSettings {
         GrantSettings {
@@ -257,7 +258,15 @@ mod tests {
             session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
             mode: GrantMode::Credentials,
             session_role_name: "jit-session".into(),
+            member_accounts: vec!["444455556666".into()],
         }
+    }
+
+    /// The request for the same node in member account 444455556666, Region us-east-2.
+    fn in_member_account(mut r: AccessRequest) -> AccessRequest {
+        let arn = format!("arn:aws:ec2:us-east-2:444455556666:instance/{}", r.node_id.instance_id());
+        r.node_id = NodeId::try_from(arn).unwrap();
+        r
     }
 
     fn request(requester: &str) -> AccessRequest {
@@ -274,20 +283,29 @@ mod tests {
 
     #[test]
     fn the_session_policy_names_the_node_the_document_the_deadline_and_the_data_channel() {
-        let r = request("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com");
-        let doc = session_policy(&settings(), "444455556666", &r, &at("2026-12-02T10:00:00Z"));
+        let home = request("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com");
+        let doc = session_policy(&settings(), &home, &at("2026-12-02T10:00:00Z"));
+        assert_eq!(
+            doc["Statement"][0]["Resource"],
+            json!([
+                format!("arn:aws:ec2:eu-west-1:111122223333:instance/{}", home.node_id),
+                "arn:aws:ssm:eu-west-1:111122223333:document/SSM-SessionManagerRunShell"
+            ])
+        );
+        let r = in_member_account(home);
+        let doc = session_policy(&settings(), &r, &at("2026-12-02T10:00:00Z"));
         let s = doc["Statement"].as_array().unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(
             s[0]["Resource"],
             json!([
-                format!("arn:aws:ec2:eu-west-1:444455556666:instance/{}", r.node_id),
-                "arn:aws:ssm:eu-west-1:111122223333:document/SSM-SessionManagerRunShell"
+                format!("arn:aws:ec2:us-east-2:444455556666:instance/{}", r.node_id.instance_id()),
+                "arn:aws:ssm:us-east-2:444455556666:document/SSM-SessionManagerRunShell"
             ])
         );
         assert_eq!(s[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
         assert_eq!(s[2]["Action"], "ssmmessages:OpenDataChannel");
-        let own = format!("arn:aws:ssm:eu-west-1:444455556666:session/{}-*", r.request_id);
+        let own = format!("arn:aws:ssm:us-east-2:444455556666:session/{}-*", r.request_id);
         assert_eq!((&s[1]["Resource"], &s[2]["Resource"]), (&json!(own), &json!(own)));
         for statement in s {
             assert_eq!(statement["Effect"], "Allow");
@@ -306,10 +324,10 @@ mod tests {
             ("2026-12-02T08:05:00Z", 900, "2026-12-02T08:05:00Z"),
         ];
         for (deadline, seconds, not_after) in cases {
-            let spec = spec(&settings(), "111122223333", &r, &at(deadline), now).unwrap();
+            let spec = spec(&settings(), &r, &at(deadline), now).unwrap();
             assert_eq!((spec.duration_seconds, spec.not_after), (seconds, at(not_after)), "deadline {deadline}");
         }
-        let ended = spec(&settings(), "111122223333", &r, &now, now).unwrap_err();
+        let ended = spec(&settings(), &r, &now, now).unwrap_err();
         assert!(matches!(ended, CredentialsRefusal::AccessEnded(_)), "{ended}");
     }
 
@@ -322,9 +340,8 @@ mod tests {
             ("arn:aws:iam::111122223333:user/q", "q@111122223333"),
         ];
         for (requester, identity) in cases {
-            let r = request(requester);
-            let spec =
-                spec(&settings(), "444455556666", &r, &(r.updated_at + Duration::hours(2)), r.updated_at).unwrap();
+            let r = in_member_account(request(requester));
+            let spec = spec(&settings(), &r, &(r.updated_at + Duration::hours(2)), r.updated_at).unwrap();
             assert_eq!(spec.source_identity, identity);
             assert_eq!(spec.session_name, r.request_id.as_str());
             assert_eq!(spec.role_arn, "arn:aws:iam::444455556666:role/jit-session");

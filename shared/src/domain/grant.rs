@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::ids::{NodeId, NodeKind, RequestId};
+use crate::domain::errors::FieldError;
+use crate::domain::ids::{NodeId, NodeKind, NodeLocation, RequestId};
 use crate::domain::principal::{CallerArn, CallerKind};
 
 pub const POLICY_PREFIX: &str = "jit-";
@@ -46,9 +47,11 @@ impl GrantMode {
     }
 
     /// The mode for a request: the stack's choice, except that Identity Center permission-set
-    /// roles cannot carry a policy of ours, so their users always get credentials.
-    pub fn for_request(configured: GrantMode, requester: &CallerArn) -> Self {
-        if requester.is_identity_center() {
+    /// roles cannot carry a policy of ours, so their users always get credentials, and a policy
+    /// on a principal of this account cannot reach a node of another, so member-account nodes
+    /// do too.
+    pub fn for_request(configured: GrantMode, requester: &CallerArn, member_node: bool) -> Self {
+        if requester.is_identity_center() || member_node {
             Self::Credentials
         } else {
             configured
@@ -84,6 +87,60 @@ pub struct GrantSettings {
     pub session_documents: Vec<String>,
     pub mode: GrantMode,
     pub session_role_name: String,
+    /// Other accounts whose nodes may be requested (each runs `member-account.yaml`).
+    pub member_accounts: Vec<String>,
+}
+
+impl GrantSettings {
+    /// The stack's own account and Region, where a bare instance id lives.
+    pub fn home(&self) -> NodeLocation {
+        NodeLocation { partition: self.partition.clone(), account: self.account.clone(), region: self.region.clone() }
+    }
+
+    pub fn node_location(&self, node: &NodeId) -> NodeLocation {
+        node.resolve(&self.home())
+    }
+
+    /// Whether the node lives outside the stack's account.
+    pub fn is_member_node(&self, node: &NodeId) -> bool {
+        self.node_location(node).account != self.account
+    }
+
+    /// The stack's account, then each member account once.
+    pub fn accounts(&self) -> Vec<String> {
+        let mut all = vec![self.account.clone()];
+        for a in &self.member_accounts {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
+    }
+
+    /// Refuses a node this stack cannot reach: another partition, or an account that is neither
+    /// the stack's own nor a member account it was deployed with.
+    pub fn check_node(&self, node: &NodeId) -> Result<(), FieldError> {
+        let location = self.node_location(node);
+        if location.partition != self.partition {
+            return Err(FieldError::new(
+                "nodeId",
+                "NodeOutsidePartition",
+                format!("the node is in partition {}, but this stack runs in {}", location.partition, self.partition),
+            ));
+        }
+        if location.account != self.account && !self.member_accounts.contains(&location.account) {
+            return Err(FieldError::new(
+                "nodeId",
+                "NodeAccountNotMember",
+                format!(
+                    "account {} is not a member account of this stack (it serves {}); deploy member-account.yaml there and add the account to the stack's MemberAccountIds",
+                    location.account,
+                    self.accounts().join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Whom the policy is attached to.
@@ -126,20 +183,20 @@ pub fn role_of(caller: &CallerArn) -> Option<(&str, &str)> {
     }
 }
 
-/// The node's ARN in `account` (the stack's own, or a member account's).
-pub fn node_arn(settings: &GrantSettings, account: &str, node: &NodeId) -> String {
-    let (p, r, a) = (&settings.partition, &settings.region, account);
+/// The node's ARN where it lives (the stack's account, or a member account's).
+pub fn node_arn(location: &NodeLocation, node: &NodeId) -> String {
+    let (p, r, a, id) = (&location.partition, &location.region, &location.account, node.instance_id());
     match node.kind() {
-        NodeKind::Ec2Instance => format!("arn:{p}:ec2:{r}:{a}:instance/{node}"),
-        NodeKind::ManagedInstance => format!("arn:{p}:ssm:{r}:{a}:managed-instance/{node}"),
+        NodeKind::Ec2Instance => format!("arn:{p}:ec2:{r}:{a}:instance/{id}"),
+        NodeKind::ManagedInstance => format!("arn:{p}:ssm:{r}:{a}:managed-instance/{id}"),
     }
 }
 
 /// AWS-owned documents (`AWS-…`) have no account in their ARN; `SSM-SessionManagerRunShell` and
-/// custom documents live in the account.
-pub fn document_arn(settings: &GrantSettings, document: &str) -> String {
-    let account = if document.starts_with("AWS-") { "" } else { settings.account.as_str() };
-    format!("arn:{}:ssm:{}:{account}:document/{document}", settings.partition, settings.region)
+/// custom documents live in the node's account and Region.
+pub fn document_arn(location: &NodeLocation, document: &str) -> String {
+    let account = if document.starts_with("AWS-") { "" } else { location.account.as_str() };
+    format!("arn:{}:ssm:{}:{account}:document/{document}", location.partition, location.region)
 }
 
 pub fn deadline_text(deadline: &DateTime<Utc>) -> String {
@@ -165,8 +222,9 @@ pub fn policy_document(
             format!("arn:{}:ssm:{}:{}:session/{session}-*", settings.partition, settings.region, settings.account)
         }
     };
-    let mut start = vec![node_arn(settings, &settings.account, node)];
-    start.extend(settings.session_documents.iter().map(|d| document_arn(settings, d)));
+    let home = settings.home();
+    let mut start = vec![node_arn(&settings.node_location(node), node)];
+    start.extend(settings.session_documents.iter().map(|d| document_arn(&home, d)));
     let mut start_condition = condition.clone();
     start_condition["Bool"] = json!({ "ssm:SessionDocumentAccessCheck": "true" });
     Some(json!({
@@ -238,6 +296,7 @@ mod tests {
             session_documents: vec![DEFAULT_SESSION_DOCUMENT.into(), "AWS-StartPortForwardingSession".into()],
             mode: GrantMode::Attach,
             session_role_name: "jit-session".into(),
+            member_accounts: vec![],
         }
     }
 
@@ -336,13 +395,37 @@ mod tests {
     }
 
     #[test]
+    fn a_node_is_reachable_in_the_stacks_account_and_its_member_accounts_only() {
+        let settings = GrantSettings { member_accounts: vec!["222233334444".into()], ..settings() };
+        let cases = [
+            ("i-0123456789abcdef0", Ok(false)),
+            (&format!("arn:aws:ec2:eu-west-1:{}:instance/i-0123456789abcdef0", settings.account), Ok(false)),
+            ("arn:aws:ec2:us-east-2:222233334444:instance/i-0123456789abcdef0", Ok(true)),
+            ("arn:aws:ec2:eu-west-1:999988887777:instance/i-0123456789abcdef0", Err("NodeAccountNotMember")),
+            ("arn:aws-cn:ec2:cn-north-1:222233334444:instance/i-0123456789abcdef0", Err("NodeOutsidePartition")),
+        ];
+        for (raw, expected) in cases {
+            let node = NodeId::try_from(raw.to_owned()).unwrap();
+            let got = settings.check_node(&node).map(|()| settings.is_member_node(&node)).map_err(|e| {
+                assert_eq!(e.field, "nodeId");
+                e.code
+            });
+            assert_eq!(got, expected.map_err(str::to_owned), "{raw}");
+        }
+        let member = NodeId::try_from("arn:aws:ec2:us-east-2:222233334444:instance/i-0123456789abcdef0".to_owned());
+        let location = settings.node_location(&member.unwrap());
+        assert_eq!(document_arn(&location, "Doc"), "arn:aws:ssm:us-east-2:222233334444:document/Doc");
+    }
+
+    #[test]
     fn identity_center_users_always_get_credentials_and_others_the_stacks_mode() {
         let ic = CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned())
             .unwrap();
         let user = CallerArn::try_from("arn:aws:iam::123456789012:user/operator".to_owned()).unwrap();
         for configured in [GrantMode::Attach, GrantMode::Credentials] {
-            assert_eq!(GrantMode::for_request(configured, &ic), GrantMode::Credentials);
-            assert_eq!(GrantMode::for_request(configured, &user), configured);
+            assert_eq!(GrantMode::for_request(configured, &ic, false), GrantMode::Credentials);
+            assert_eq!(GrantMode::for_request(configured, &user, false), configured);
+            assert_eq!(GrantMode::for_request(configured, &user, true), GrantMode::Credentials);
         }
         let session_role = GrantTarget::SessionRole { role_arn: "arn:aws:iam::123456789012:role/jit-session".into() };
         let node = NodeId::try_from("i-0123456789abcdef0".to_owned()).unwrap();

@@ -61,16 +61,46 @@ pub enum NodeKind {
     ManagedInstance,
 }
 
+/// Where a node lives: the partition, account and Region of its ARN.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLocation {
+    pub partition: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// A node: an instance id (`i-…`, `mi-…`: the stack's own account and Region) or the node's
+/// full ARN (`arn:aws:ec2:<region>:<account>:instance/i-…`,
+/// `arn:aws:ssm:<region>:<account>:managed-instance/mi-…`), kept as written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeId(String);
+pub struct NodeId {
+    text: String,
+    /// Byte offset of the instance id in `text` (0 unless an ARN was given).
+    id_start: usize,
+    location: Option<NodeLocation>,
+}
 
 impl NodeId {
+    /// As written: the instance id, or the ARN.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+    /// The bare instance id (`i-…`, `mi-…`), what SSM and EC2 name the node by.
+    pub fn instance_id(&self) -> &str {
+        self.text.get(self.id_start..).unwrap_or(&self.text)
+    }
+    /// The account and Region an ARN named; `None` for a bare id (the stack's own).
+    pub fn location(&self) -> Option<&NodeLocation> {
+        self.location.as_ref()
+    }
+    /// Where the node lives, `home` (the stack's account and Region) for a bare id.
+    pub fn resolve(&self, home: &NodeLocation) -> NodeLocation {
+        self.location.clone().unwrap_or_else(|| home.clone())
     }
     pub fn kind(&self) -> NodeKind {
-        if self.0.starts_with("mi-") {
+        if self.instance_id().starts_with("mi-") {
             NodeKind::ManagedInstance
         } else {
             NodeKind::Ec2Instance
@@ -82,37 +112,74 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+fn valid_instance_id(value: &str) -> bool {
+    if let Some(hex) = value.strip_prefix("i-") {
+        (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex)
+    } else if let Some(hex) = value.strip_prefix("mi-") {
+        hex.len() == 17 && is_lower_hex(hex)
+    } else {
+        false
+    }
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`: letters and dashes, then a digit.
+fn valid_region(region: &str) -> bool {
+    let mut parts = region.split('-').collect::<Vec<_>>();
+    let Some(number) = parts.pop() else { return false };
+    parts.len() >= 2
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// Splits `arn:<partition>:<service>:<region>:<account>:<type>/<id>` into its location and
+/// instance id, accepting only the two node ARN forms.
+fn parse_node_arn(value: &str) -> Option<(NodeLocation, usize)> {
+    let mut fields = value.splitn(6, ':');
+    let (arn, partition, service, region, account, resource) =
+        (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let (kind, id) = resource.split_once('/')?;
+    let ok = arn == "arn"
+        && matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
+        && matches!((service, kind), ("ec2", "instance") | ("ssm", "managed-instance"))
+        && (service == "ssm") == id.starts_with("mi-")
+        && valid_region(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && valid_instance_id(id);
+    ok.then(|| {
+        let location =
+            NodeLocation { partition: partition.to_owned(), account: account.to_owned(), region: region.to_owned() };
+        (location, value.len() - id.len())
+    })
+}
+
 impl TryFrom<String> for NodeId {
     type Error = FieldError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let ok = if let Some(hex) = value.strip_prefix("i-") {
-            (hex.len() == 8 || hex.len() == 17) && is_lower_hex(hex)
-        } else if let Some(hex) = value.strip_prefix("mi-") {
-            hex.len() == 17 && is_lower_hex(hex)
-        } else {
-            false
-        };
-        if ok {
-            Ok(Self(value))
-        } else {
-            Err(FieldError::new(
+        if valid_instance_id(&value) {
+            return Ok(Self { text: value, id_start: 0, location: None });
+        }
+        match parse_node_arn(&value) {
+            Some((location, id_start)) => Ok(Self { text: value, id_start, location: Some(location) }),
+            None => Err(FieldError::new(
                 "nodeId",
                 "InvalidNodeId",
-                "must be an EC2 instance id (i- and 8 or 17 lowercase hex digits) or a managed node id (mi- and 17 lowercase hex digits)",
-            ))
+                "must be an EC2 instance id (i- and 8 or 17 lowercase hex digits), a managed node id (mi- and 17 lowercase hex digits), or the node's ARN (arn:aws:ec2:<region>:<account>:instance/i-… or arn:aws:ssm:<region>:<account>:managed-instance/mi-…)",
+            )),
         }
     }
 }
 
 impl From<NodeId> for String {
     fn from(value: NodeId) -> Self {
-        value.0
+        value.text
     }
 }
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -226,6 +293,32 @@ mod tests {
         for (raw, kind) in cases {
             let id = NodeId::try_from(raw.to_owned()).unwrap();
             assert_eq!(id.kind(), kind, "{raw}");
+            assert_eq!((id.instance_id(), id.location()), (raw, None), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_node_arn_names_the_account_and_region_and_is_kept_as_written() {
+        let cases = [
+            (
+                "arn:aws:ec2:eu-west-1:222233334444:instance/i-0123abcd",
+                "i-0123abcd",
+                NodeKind::Ec2Instance,
+                "eu-west-1",
+            ),
+            (
+                "arn:aws-us-gov:ssm:us-gov-west-1:222233334444:managed-instance/mi-0123456789abcdef0",
+                "mi-0123456789abcdef0",
+                NodeKind::ManagedInstance,
+                "us-gov-west-1",
+            ),
+        ];
+        for (raw, id, kind, region) in cases {
+            let node = NodeId::try_from(raw.to_owned()).unwrap();
+            let location = node.location().unwrap();
+            assert_eq!((node.instance_id(), node.kind(), node.as_str()), (id, kind, raw));
+            assert_eq!((location.account.as_str(), location.region.as_str()), ("222233334444", region));
+            assert_eq!(serde_json::to_value(&node).unwrap(), serde_json::json!(raw));
         }
     }
 
@@ -240,6 +333,13 @@ mod tests {
             "x-0123456789abcdef0",
             "i-0123456789abcdef0 ",
             "arn:aws:ec2:::instance/i-0123abcd",
+            "arn:aws:ec2:eu-west-1:22223333444:instance/i-0123abcd",
+            "arn:aws:ec2:eu-west-1:222233334444:instance/mi-0123456789abcdef0",
+            "arn:aws:ssm:eu-west-1:222233334444:managed-instance/i-0123abcd",
+            "arn:aws:ec2:EU-west-1:222233334444:instance/i-0123abcd",
+            "arn:aws:ec2:eu-west-1:222233334444:volume/i-0123abcd",
+            "arn:other:ec2:eu-west-1:222233334444:instance/i-0123abcd",
+            "arn:aws:ec2:eu-west-1:222233334444:instance/i-0123abcd/x",
         ] {
             let err = NodeId::try_from(raw.to_owned()).unwrap_err();
             assert_eq!(err.field, "nodeId", "{raw:?}");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::approval::{ApprovalEntry, ApprovalProgress};
 use crate::domain::credentials::{CredentialsIssue, CredentialsRecord};
 use crate::domain::grant::{GrantMode, GrantRecord};
-use crate::domain::ids::{DurationMinutes, NodeId, Reason, RequestId};
+use crate::domain::ids::{DurationMinutes, NodeId, NodeLocation, Reason, RequestId};
 use crate::domain::principal::CallerArn;
 use crate::domain::status::RequestStatus;
 
@@ -98,6 +98,9 @@ pub struct Decision {
     /// The node's tags when it was decided (shown to approvers, kept for the audit).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_tags: BTreeMap<String, String>,
+    /// The account and Region the node was decided in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_location: Option<NodeLocation>,
     pub decided_at: DateTime<Utc>,
 }
 

@@ -11,7 +11,7 @@ use cedar_policy::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{DurationMinutes, NodeId, NodeKind};
+use crate::domain::ids::{DurationMinutes, NodeId, NodeKind, NodeLocation};
 use crate::domain::principal::{GroupRef, PrincipalIdentity, ResolvedPrincipal, IDENTITY_CENTER_ATTRIBUTES};
 use crate::domain::request::{Decision, DecisionRule};
 use crate::domain::status::RequestStatus;
@@ -25,6 +25,8 @@ pub const ACTION_ID: &str = "getTokenForInstanceAccess";
 #[serde(rename_all = "camelCase")]
 pub struct NodeInfo {
     pub node_id: NodeId,
+    /// Where the node lives (Cedar's `resource.account` and `resource.region`).
+    pub location: NodeLocation,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -86,9 +88,15 @@ fn cedar_request(
         NodeKind::Ec2Instance => "AWS::EC2::Instance",
         NodeKind::ManagedInstance => "AWS::SSM::ManagedInstance",
     };
-    let resource_uid = uid(resource_type, node.node_id.as_str())?;
-    entities
-        .push(Entity::new_with_tags(resource_uid.clone(), [], [], string_map(&node.tags)).map_err(|e| e.to_string())?);
+    let resource_uid = uid(resource_type, node.node_id.instance_id())?;
+    let resource_attrs = [
+        ("account".to_owned(), RestrictedExpression::new_string(node.location.account.clone())),
+        ("region".to_owned(), RestrictedExpression::new_string(node.location.region.clone())),
+    ];
+    entities.push(
+        Entity::new_with_tags(resource_uid.clone(), resource_attrs, [], string_map(&node.tags))
+            .map_err(|e| e.to_string())?,
+    );
 
     let action = uid("AWS::SSM::Action", ACTION_ID)?;
     let context = Context::from_pairs([(
@@ -206,6 +214,7 @@ impl PolicySet {
                     max_duration_minutes: Some(window),
                     approval_plan: None,
                     node_tags: node.tags.clone(),
+                node_location: Some(node.location.clone()),
                     decided_at: now,
                 };
             }
@@ -220,6 +229,7 @@ impl PolicySet {
                 max_duration_minutes: Some(window),
                 approval_plan: None,
                 node_tags: node.tags.clone(),
+                node_location: Some(node.location.clone()),
                 decided_at: now,
             };
         }
@@ -230,9 +240,18 @@ impl PolicySet {
         let tag_specific: Vec<&ManualPolicy> = self
             .manual
             .iter()
-            .filter(|p| matches!(p.targets, Targets::Tags(_)) && p.matches_tags(&node.tags))
+            .filter(|p| {
+                matches!(p.targets, Targets::Tags(_))
+                    && p.covers_account(&node.location.account)
+                    && p.matches_tags(&node.tags)
+            })
             .collect();
-        let all_nodes = self.manual.iter().find(|p| p.targets == Targets::AllNodes);
+        // An all-nodes policy limited to the node's account beats one for every account.
+        let all_nodes = self
+            .manual
+            .iter()
+            .filter(|p| p.targets == Targets::AllNodes && p.covers_account(&node.location.account))
+            .min_by_key(|p| p.accounts.is_empty());
         let failed = |rule: DecisionRule, code: &str, ids: Vec<String>, message: String, max: Option<u32>| Decision {
             outcome: RequestStatus::Failed,
             rule,
@@ -243,6 +262,7 @@ impl PolicySet {
             max_duration_minutes: max,
             approval_plan: None,
             node_tags: node.tags.clone(),
+            node_location: Some(node.location.clone()),
             decided_at: now,
         };
         let (policy, rule) = match (tag_specific.as_slice(), all_nodes) {
@@ -290,6 +310,7 @@ impl PolicySet {
             max_duration_minutes: Some(policy.max_duration_minutes),
             approval_plan: Some(policy.plan()),
             node_tags: node.tags.clone(),
+            node_location: Some(node.location.clone()),
             decided_at: now,
         }
     }

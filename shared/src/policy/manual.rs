@@ -6,6 +6,8 @@
 //! targets:
 //!   tags:
 //!     - { key: Environment, value: Production }
+//!   # optional: only nodes of these accounts (default: every account the stack serves)
+//!   accounts: ["222233334444"]
 //! maxDurationMinutes: 240
 //! levels:
 //!   - minApprovals: 1
@@ -46,6 +48,9 @@ pub struct TargetsDoc {
     pub all_nodes: Option<bool>,
     #[serde(default)]
     pub tags: Option<Vec<TagTarget>>,
+    /// Only nodes of these accounts; absent: every account.
+    #[serde(default)]
+    pub accounts: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -77,6 +82,9 @@ pub struct ManualPolicy {
     pub name: String,
     pub description: Option<String>,
     pub targets: Targets,
+    /// Only nodes of these accounts; empty: every account the stack serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
     pub max_duration_minutes: u32,
     pub levels: Vec<ApprovalLevel>,
     pub file: String,
@@ -97,6 +105,17 @@ impl ManualPolicy {
             Targets::AllNodes => true,
             Targets::Tags(targets) => targets.iter().any(|t| tags.get(&t.key) == Some(&t.value)),
         }
+    }
+
+    pub fn covers_account(&self, account: &str) -> bool {
+        self.accounts.is_empty() || self.accounts.iter().any(|a| a == account)
+    }
+
+    /// Whether two policies could both apply to a node of some account.
+    pub fn accounts_overlap(&self, other: &ManualPolicy) -> bool {
+        self.accounts.is_empty()
+            || other.accounts.is_empty()
+            || self.accounts.iter().any(|a| other.accounts.contains(a))
     }
 
     pub fn plan(&self) -> ApprovalPlan {
@@ -133,7 +152,7 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         let path = yaml_spans::path_key(e.path());
         let inner = e.into_inner().to_string();
         let fix = if inner.contains("unknown field") || inner.contains("unknown variant") {
-            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup]}]"
+            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}], and optionally accounts: [12-digit ids]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup]}]"
         } else if inner.contains("missing field") {
             "add the missing key"
         } else {
@@ -201,6 +220,32 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
             Targets::AllNodes
         }
     };
+    let accounts = parsed.targets.accounts.clone().unwrap_or_default();
+    if parsed.targets.accounts.as_ref().is_some_and(Vec::is_empty) {
+        errors.push(err(
+            &doc,
+            "targets.accounts",
+            "targets.accounts is empty, so the policy would apply to no node",
+            "list at least one 12-digit account id, or remove 'accounts' to cover every account",
+        ));
+    }
+    for (i, a) in accounts.iter().enumerate() {
+        if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            errors.push(err(
+                &doc,
+                &format!("targets.accounts.{i}"),
+                format!("targets.accounts: '{a}' is not a 12-digit account id"),
+                "write the 12-digit account id in quotes, e.g. \"222233334444\"",
+            ));
+        } else if accounts[..i].contains(a) {
+            errors.push(err(
+                &doc,
+                &format!("targets.accounts.{i}"),
+                format!("targets.accounts: account {a} is listed twice"),
+                "remove the duplicate",
+            ));
+        }
+    }
     if !(1..=MAX_DURATION_MINUTES).contains(&parsed.max_duration_minutes) {
         errors.push(err(
             &doc,
@@ -284,6 +329,7 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         name: parsed.name,
         description: parsed.description,
         targets,
+        accounts,
         max_duration_minutes: parsed.max_duration_minutes,
         levels: parsed
             .levels

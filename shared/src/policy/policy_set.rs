@@ -216,11 +216,13 @@ impl PolicySet {
 
 /// Two manual policies may not claim the same tag, two may not both cover all nodes, and names
 /// are unique: AWS only finds such overlaps when a request fails; we refuse them at load.
+/// Policies limited to disjoint accounts do not overlap; an all-nodes policy limited to some
+/// accounts may sit beside one for every account (the limited one wins in its accounts).
 fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
     let mut errors = Vec::new();
     let mut names: BTreeMap<&str, &ManualPolicy> = BTreeMap::new();
-    let mut tags: BTreeMap<&TagTarget, (&ManualPolicy, usize)> = BTreeMap::new();
-    let mut all_nodes: Option<&ManualPolicy> = None;
+    let mut tags: BTreeMap<&TagTarget, Vec<(&ManualPolicy, usize)>> = BTreeMap::new();
+    let mut all_nodes: Vec<&ManualPolicy> = Vec::new();
     for p in manual {
         if let Some(first) = names.insert(&p.name, p) {
             errors.push(PolicyLoadError {
@@ -232,7 +234,11 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
         }
         match &p.targets {
             Targets::AllNodes => {
-                if let Some(first) = all_nodes {
+                let clash = all_nodes.iter().find(|q| {
+                    (q.accounts.is_empty() && p.accounts.is_empty())
+                        || (!q.accounts.is_empty() && !p.accounts.is_empty() && q.accounts_overlap(p))
+                });
+                if let Some(first) = clash {
                     errors.push(PolicyLoadError {
                         file: p.file.clone(),
                         line: p.target_lines.first().copied().unwrap_or(p.line),
@@ -240,16 +246,18 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
                             "manual policies '{}' and '{}' ({}) both target all nodes",
                             first.name, p.name, first.file
                         ),
-                        fix: "keep one all-nodes policy; give the other tag targets".into(),
+                        fix: "keep one all-nodes policy per account; give the other tag targets or other accounts"
+                            .into(),
                     });
                 } else {
-                    all_nodes = Some(p);
+                    all_nodes.push(p);
                 }
             }
             Targets::Tags(list) => {
                 for (i, t) in list.iter().enumerate() {
                     let line = p.target_lines.get(i).copied().unwrap_or(p.line);
-                    if let Some((first, first_line)) = tags.get(t) {
+                    let earlier = tags.entry(t).or_default();
+                    if let Some((first, first_line)) = earlier.iter().find(|(q, _)| q.accounts_overlap(p)) {
                         errors.push(PolicyLoadError {
                             file: p.file.clone(),
                             line,
@@ -260,7 +268,7 @@ fn manual_conflicts(manual: &[ManualPolicy]) -> Vec<PolicyLoadError> {
                             fix: "let exactly one manual-approval policy target each tag key/value".into(),
                         });
                     } else {
-                        tags.insert(t, (p, line));
+                        earlier.push((p, line));
                     }
                 }
             }
