@@ -109,3 +109,67 @@ async fn credentials_are_refused_to_anyone_but_the_requester_and_to_a_request_no
     let (_, body) = fetch(stack, "carol", &pending_id).await;
     assert!(body["error"]["message"].as_str().unwrap().contains("Pending"), "names the status: {body}");
 }
+
+/// The seed's nodes in member account 222233334444.
+const MEMBER_DEV: &str = "arn:aws:ec2:us-east-1:222233334444:instance/i-0bbbbbbbbbbbbbbb1";
+const MEMBER_LEDGER: &str = "arn:aws:ec2:us-east-1:222233334444:instance/i-0bbbbbbbbbbbbbbb2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_accounts_node_is_decided_with_its_account_and_reached_through_that_accounts_session_role() {
+    // Arrange: an IAM user asks for a development node of the member account (auto-approved by
+    // the development policy, which looks at tags only).
+    let stack = local_stack();
+    let decided = submit_with_reason(&client(stack, "operator"), MEMBER_DEV, 30, "partner deploy").await;
+    assert_eq!((decided["status"].as_str(), decided["grantMode"].as_str()), (Some("Approved"), Some("credentials")));
+    assert_eq!(decided["decision"]["nodeLocation"]["account"], "222233334444", "{decided}");
+    let id = decided["requestId"].as_str().unwrap().to_owned();
+
+    // Act
+    let (status, creds) = fetch(stack, "operator", &id).await;
+
+    // Assert: credentials of the member account's session role, for that account's node and document.
+    assert_eq!(status, 200, "{creds}");
+    let provider = aws_credential_types::Credentials::new(
+        creds["accessKeyId"].as_str().unwrap(),
+        creds["secretAccessKey"].as_str().unwrap(),
+        creds["sessionToken"].as_str().map(str::to_owned),
+        None,
+        "jit",
+    );
+    let conf = aws_sdk_sts::config::Builder::from(&sdk().await).credentials_provider(provider).build();
+    let me = aws_sdk_sts::Client::from_conf(conf).get_caller_identity().send().await.unwrap();
+    let role = &stack.provisioned.session_role_name;
+    assert_eq!(me.arn(), Some(format!("arn:aws:sts::222233334444:assumed-role/{role}/{id}").as_str()));
+    let sent = assume_role_for(stack, &id);
+    assert_eq!(sent["RoleArn"], format!("arn:aws:iam::222233334444:role/{role}"));
+    assert_eq!(sent["SourceIdentity"], "operator");
+    let policy: Value = serde_json::from_str(&sent["Policy"]).unwrap();
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        serde_json::json!([MEMBER_DEV, "arn:aws:ssm:us-east-1:222233334444:document/SSM-SessionManagerRunShell"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_policy_that_targets_an_account_applies_to_its_nodes_only_and_other_accounts_are_refused() {
+    let stack = local_stack();
+    // The partner account's all-nodes policy decides its node; the stack's own nodes are untouched.
+    let ledger = submit_with_reason(&client(stack, "operator"), MEMBER_LEDGER, 30, "reconcile").await;
+    assert_eq!(ledger["status"], "Pending", "{ledger}");
+    assert_eq!(ledger["decision"]["decidingPolicyIds"], serde_json::json!(["manual/partner-account"]));
+    let sandbox = submit_with_reason(&client(stack, "operator"), "i-0aaaaaaaaaaaaaaa1", 30, "try a thing").await;
+    assert_eq!(sandbox["decision"]["failureCode"], "NoApplicablePolicy", "{sandbox}");
+    // An account the stack was not deployed for is refused before anything is stored.
+    let body = serde_json::json!({
+        "nodeId": "arn:aws:ec2:us-east-1:999988887777:instance/i-0bbbbbbbbbbbbbbb1",
+        "reason": "nope",
+        "durationMinutes": 30
+    });
+    let reply = client(stack, "operator").send("POST", "/requests", Some(&body), &[]).await.unwrap();
+    assert_eq!(
+        (reply.status, reply.body["error"]["code"].as_str(), reply.body["error"]["field"].as_str()),
+        (400, Some("NodeAccountNotMember"), Some("nodeId")),
+        "{}",
+        reply.body
+    );
+}

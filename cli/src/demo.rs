@@ -90,26 +90,49 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     }
     manual_walkthrough(&url, &creds_file).await?;
     let emulator = env_value(&env, "JIT_EMULATOR_URL").ok_or("JIT_EMULATOR_URL missing from dev.env")?;
-    credentials_walkthrough(&url, &creds_file, &emulator).await
+    println!("\n6. credentials mode: an IAM Identity Center user (carol) on a development node");
+    let web_dev =
+        Walk { who: "carol", node: "i-0123456789abcdef0", node_name: "web-dev", reason: "Check the web logs" };
+    credentials_walkthrough(&url, &creds_file, &emulator, &web_dev).await?;
+    println!("\n7. member account: operator on a development node of account 222233334444, by its ARN");
+    let partner = Walk {
+        who: "operator",
+        node: "arn:aws:ec2:us-east-1:222233334444:instance/i-0bbbbbbbbbbbbbbb1",
+        node_name: "partner-dev",
+        reason: "Deploy the partner release",
+    };
+    credentials_walkthrough(&url, &creds_file, &emulator, &partner).await
 }
 
-/// An Identity Center user, whom no policy could be attached to, gets session-role credentials.
-async fn credentials_walkthrough(url: &str, creds_file: &str, emulator: &str) -> Result<(), String> {
-    println!("\n6. credentials mode: an IAM Identity Center user (carol) on a development node");
-    let carol = ApiClient::new(url, Some(read_profile(creds_file, "carol")?));
-    let body = json!({ "nodeId": "i-0123456789abcdef0", "reason": "Check the web logs", "durationMinutes": 30 });
-    let reply = carol.send("POST", "/requests", Some(&body), &[]).await?;
+/// Who asks for which node in a credentials walkthrough.
+struct Walk {
+    who: &'static str,
+    node: &'static str,
+    node_name: &'static str,
+    reason: &'static str,
+}
+
+/// Someone is approved and gets session-role credentials of the node's account: an Identity
+/// Center user, whom no policy could be attached to, or anyone on a member account's node.
+async fn credentials_walkthrough(url: &str, creds_file: &str, emulator: &str, walk: &Walk) -> Result<(), String> {
+    let requester = ApiClient::new(url, Some(read_profile(creds_file, walk.who)?));
+    let body = json!({ "nodeId": walk.node, "reason": walk.reason, "durationMinutes": 30 });
+    let reply = requester.send("POST", "/requests", Some(&body), &[]).await?;
     let id = reply.body["requestId"]
         .as_str()
         .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
         .to_owned();
-    let decided = carol.wait_decided(&id, Duration::from_secs(20)).await?;
+    let decided = requester.wait_decided(&id, Duration::from_secs(20)).await?;
     println!(
-        "   carol -> web-dev: {} (grant mode {})",
+        "   {} -> {}: {} (grant mode {}; decided in account {}, {})",
+        walk.who,
+        walk.node_name,
         decided["status"].as_str().unwrap_or("?"),
-        decided["grantMode"].as_str().unwrap_or("?")
+        decided["grantMode"].as_str().unwrap_or("?"),
+        decided["decision"]["nodeLocation"]["account"].as_str().unwrap_or("?"),
+        decided["decision"]["nodeLocation"]["region"].as_str().unwrap_or("?")
     );
-    let creds = carol.send("POST", &format!("/requests/{id}/credentials"), None, &[]).await?;
+    let creds = requester.send("POST", &format!("/requests/{id}/credentials"), None, &[]).await?;
     if creds.status != 200 {
         return Err(format!("POST /requests/{id}/credentials answered {}: {}", creds.status, creds.body));
     }

@@ -566,7 +566,8 @@ when { resource.account == "222233334444" && resource.region == "eu-west-2" &&
     .unwrap();
     let dev = [("Environment", "Development")];
     let prod = [("Environment", "Production")];
-    let cases: [(&str, &[(&str, &str)], RequestStatus, &str); 6] = [
+    type Tags<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, Tags, RequestStatus, &str); 6] = [
         ("arn:aws:ec2:eu-west-2:222233334444:instance/i-0123abcd", &dev, RequestStatus::Approved, "member-dev-auto"),
         ("arn:aws:ec2:us-east-1:222233334444:instance/i-0123abcd", &dev, RequestStatus::Pending, "manual/member"),
         ("i-0123abcd", &dev, RequestStatus::Pending, "manual/default"),

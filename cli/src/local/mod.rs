@@ -816,6 +816,12 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         args.grant_mode.as_str(),
         p.session_role_name
     );
+    if !p.member_accounts.is_empty() {
+        println!(
+            "  member accounts (seed nodes by ARN)    {} (session, reader and teardown roles each)",
+            p.member_accounts.join(", ")
+        );
+    }
     println!("  environment                            {}", env_path.display());
     println!("  credentials (one profile each)         {}", creds_path.display());
     for prof in &p.profiles {

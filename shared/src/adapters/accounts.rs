@@ -20,21 +20,19 @@ pub const TEARDOWN_ROLE: &str = "jit-node-access-teardown";
 /// Builds a client from configuration (the local stack adds its call-counting interceptor).
 pub type MakeClient<C> = Box<dyn Fn(&SdkConfig) -> C + Send + Sync>;
 
-enum Source<C> {
-    /// One client for every location (tests with a mocked client).
-    Fixed(C),
-    Routed {
-        sdk: Box<SdkConfig>,
-        home: NodeLocation,
-        home_client: C,
-        role_name: String,
-        make: MakeClient<C>,
-        built: tokio::sync::Mutex<HashMap<(String, String), C>>,
-    },
+/// How clients for other accounts and Regions are made.
+struct Routing<C> {
+    sdk: SdkConfig,
+    home: NodeLocation,
+    role_name: String,
+    make: MakeClient<C>,
+    built: tokio::sync::Mutex<HashMap<(String, String), C>>,
 }
 
 pub struct AccountClients<C> {
-    source: Source<C>,
+    home_client: C,
+    /// `None`: the same client wherever the node is (tests with a mocked client).
+    routing: Option<Box<Routing<C>>>,
 }
 
 impl<C: Clone> AccountClients<C> {
@@ -46,32 +44,28 @@ impl<C: Clone> AccountClients<C> {
         make: impl Fn(&SdkConfig) -> C + Send + Sync + 'static,
     ) -> Self {
         Self {
-            source: Source::Routed {
-                sdk: Box::new(sdk.clone()),
+            home_client: make(sdk),
+            routing: Some(Box::new(Routing {
+                sdk: sdk.clone(),
                 home,
-                home_client: make(sdk),
                 role_name: role_name.to_owned(),
                 make: Box::new(make),
                 built: tokio::sync::Mutex::new(HashMap::new()),
-            },
+            })),
         }
     }
 
     /// The same client wherever the node is.
     pub fn fixed(client: C) -> Self {
-        Self { source: Source::Fixed(client) }
+        Self { home_client: client, routing: None }
     }
 
     /// The client for `location`.
     pub async fn at(&self, location: &NodeLocation) -> C {
-        let (sdk, home, home_client, role_name, make, built) = match &self.source {
-            Source::Fixed(client) => return client.clone(),
-            Source::Routed { sdk, home, home_client, role_name, make, built } => {
-                (sdk, home, home_client, role_name, make, built)
-            }
-        };
+        let Some(routing) = &self.routing else { return self.home_client.clone() };
+        let Routing { sdk, home, role_name, make, built } = routing.as_ref();
         if location.account == home.account && location.region == home.region {
-            return home_client.clone();
+            return self.home_client.clone();
         }
         let key = (location.account.clone(), location.region.clone());
         let mut built = built.lock().await;
