@@ -208,18 +208,39 @@ class LeastPrivilegeTest(unittest.TestCase):
 
     # (f) credentials mode: who may assume what ---------------------------------------------------
 
-    def test_assume_role_is_granted_to_the_credentials_function_on_session_roles_only(self):
+    def test_assume_role_is_granted_on_session_roles_to_the_credentials_function_only(self):
+        # Session roles to the credentials function; member accounts' reader role (node tags) to
+        # the evaluation function, their teardown role to the lifecycle and sweeper functions.
+        # Nothing else assumes a role, and only the credentials function sets a source identity or
+        # session tags.
         findings = lp.Findings()
         entries = lp.read_template(TEMPLATE, findings)
         entries.pop("__roles__")
-        grants = sorted((name, res) for name, entry in entries.items()
-                        for s in entry.get("Statements", []) if s["Effect"] == "Allow" and "sts:AssumeRole" in s["Action"]
+        grants = sorted((name, action, res) for name, entry in entries.items()
+                        for s in entry.get("Statements", []) if s["Effect"] == "Allow"
+                        for action in s["Action"] if action.startswith("sts:")
                         for res in s["Resource"])
-        self.assertEqual(grants, [("IssueCredentialsFunction", "Sub:arn:${AWS::Partition}:iam::*:role/${SessionRoleName}")])
+        session = "Sub:arn:${AWS::Partition}:iam::*:role/${SessionRoleName}"
+        reader = "Sub:arn:${AWS::Partition}:iam::*:role/jit-node-access-reader"
+        teardown = "Sub:arn:${AWS::Partition}:iam::*:role/jit-node-access-teardown"
+        self.assertEqual(grants, [
+            ("EvaluateRequestFunction", "sts:AssumeRole", reader),
+            ("IssueCredentialsFunction", "sts:AssumeRole", session),
+            ("IssueCredentialsFunction", "sts:SetSourceIdentity", session),
+            ("IssueCredentialsFunction", "sts:TagSession", session),
+            ("LifecycleFunction", "sts:AssumeRole", teardown),
+            ("SweeperFunction", "sts:AssumeRole", teardown),
+        ])
 
     def test_assume_role_widened_to_any_role_fails(self):
         text = edit_block(self.template, "IssueCredentialsFunction", r"role/\$\{SessionRoleName\}", "role/*")
         self.assertFailsWith(self.check(text), "IssueCredentialsFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/*")
+
+    def test_member_role_assumption_widened_fails(self):
+        text = edit_block(self.template, "EvaluateRequestFunction", r"role/jit-node-access-reader", "role/*")
+        self.assertFailsWith(self.check(text), "EvaluateRequestFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/*")
+        text = edit_block(self.template, "LifecycleFunction", r"role/jit-node-access-teardown", "role/${SessionRoleName}")
+        self.assertFailsWith(self.check(text), "LifecycleFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/${SessionRoleName}")
 
     # (g) member-account.yaml ---------------------------------------------------------------------
 
@@ -243,13 +264,37 @@ class LeastPrivilegeTest(unittest.TestCase):
             trusts[name] = (lp.render(s["Principal"]["AWS"]), sorted(lp.as_list(s["Action"])))
         self.assertEqual(trusts, {
             "SessionRole": ("Ref:CredentialsFunctionRoleArn", ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]),
-            "ReaderRole": ("Ref:LifecycleRoleArns", ["sts:AssumeRole"]),
+            "ReaderRole": ("Ref:NodeReaderRoleArns", ["sts:AssumeRole"]),
             "TeardownRole": ("Ref:LifecycleRoleArns", ["sts:AssumeRole"]),
         })
         entries = lp.read_template(MEMBER_TEMPLATE, lp.Findings())
         entries.pop("__roles__")
         sts = [(name, a) for name, e in entries.items() for s in e["Statements"] for a in s["Action"] if a.startswith("sts:")]
         self.assertEqual(sts, [], "no member role may assume roles itself")
+
+    def test_each_member_role_is_trusted_by_exactly_the_hub_functions_that_assume_it(self):
+        # A member role's trust names a hub output (the parameter of the same name); that output
+        # must list the roles of exactly the hub functions allowed sts:AssumeRole on the member
+        # role's name, so a function given the permission is also trusted, and no other is.
+        hub = lp.plain(lp.cfn_yaml.load(TEMPLATE))
+        member = lp.plain(lp.cfn_yaml.load(MEMBER_TEMPLATE))
+        entries = lp.read_template(TEMPLATE, lp.Findings())
+        roles = entries.pop("__roles__")
+
+        def output_roles(name):
+            value = hub["Outputs"][name]["Value"]
+            items = value["Fn::Join"][1] if "Fn::Join" in value else [value]
+            return sorted(roles[i["Fn::GetAtt"][0]] for i in items)
+
+        for role_name, logical in (("jit-node-access-reader", "ReaderRole"), ("jit-node-access-teardown", "TeardownRole")):
+            resource = member["Resources"][logical]
+            self.assertEqual(resource["Properties"]["RoleName"], role_name)
+            trusted = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"]["Ref"]
+            assuming = sorted(name for name, e in entries.items() for s in e.get("Statements", [])
+                              if s["Effect"] == "Allow" and "sts:AssumeRole" in s["Action"]
+                              and f"Sub:arn:${{AWS::Partition}}:iam::*:role/{role_name}" in s["Resource"])
+            self.assertEqual(output_roles(trusted), assuming, role_name)
+        self.assertEqual(output_roles("CredentialsFunctionRoleArn"), ["IssueCredentialsFunction"])
 
     def test_the_command_line_exits_1_for_a_widened_template(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])

@@ -128,9 +128,9 @@ fn settings() -> GrantSettings {
     }
 }
 
-/// A member account the stack serves, and a node of it in another Region.
+/// A member account the stack serves, and a node of it.
 const MEMBER_ACCOUNT: &str = "222233334444";
-const MEMBER_NODE: &str = "arn:aws:ec2:eu-west-2:222233334444:instance/i-0123456789abcdef0";
+const MEMBER_NODE: &str = "arn:aws:ec2:us-east-1:222233334444:instance/i-0123456789abcdef0";
 
 /// Two levels: level 1 needs lead; level 2 needs one of c, d.
 fn two_level_plan() -> ApprovalPlan {
@@ -718,7 +718,7 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
     let policy: serde_json::Value = serde_json::from_str(&spec.policy).unwrap();
     assert_eq!(
         policy["Statement"][0]["Resource"],
-        serde_json::json!([MEMBER_NODE, "arn:aws:ssm:eu-west-2:222233334444:document/SSM-SessionManagerRunShell"])
+        serde_json::json!([MEMBER_NODE, "arn:aws:ssm:us-east-1:222233334444:document/SSM-SessionManagerRunShell"])
     );
     let deny_key = format!(
         "SessionRole {{ account: \"{MEMBER_ACCOUNT}\", name: \"jit-node-access-session\" }}/jit-deny-{}",
@@ -733,7 +733,8 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
 #[tokio::test]
 async fn a_node_of_an_account_the_stack_does_not_serve_is_refused_at_the_door_and_nothing_is_stored() {
     let cases = [
-        ("arn:aws:ec2:eu-west-2:999988887777:instance/i-0123456789abcdef0", "NodeAccountNotMember"),
+        ("arn:aws:ec2:us-east-1:999988887777:instance/i-0123456789abcdef0", "NodeAccountNotMember"),
+        ("arn:aws:ec2:eu-west-2:222233334444:instance/i-0123456789abcdef0", "NodeOutsideRegion"),
         ("arn:aws-cn:ec2:cn-north-1:222233334444:instance/i-0123456789abcdef0", "NodeOutsidePartition"),
         ("arn:aws:ec2:eu-west-2:222233334444:volume/vol-0123456789abcdef0", "InvalidNodeId"),
     ];

@@ -117,8 +117,8 @@ impl GrantSettings {
         all
     }
 
-    /// Refuses a node this stack cannot reach: another partition, or an account that is neither
-    /// the stack's own nor a member account it was deployed with.
+    /// Refuses a node this stack cannot reach: another partition or Region, or an account that
+    /// is neither the stack's own nor a member account it was deployed with.
     pub fn check_node(&self, node: &NodeId) -> Result<(), FieldError> {
         let location = self.node_location(node);
         if location.partition != self.partition {
@@ -126,6 +126,18 @@ impl GrantSettings {
                 "nodeId",
                 "NodeOutsidePartition",
                 format!("the node is in partition {}, but this stack runs in {}", location.partition, self.partition),
+            ));
+        }
+        // The templates create the session document and the member roles' regional permissions
+        // in the stack's Region only.
+        if location.region != self.region {
+            return Err(FieldError::new(
+                "nodeId",
+                "NodeOutsideRegion",
+                format!(
+                    "the node is in {}, but this stack serves nodes in {} (deploy a stack in that Region for its nodes)",
+                    location.region, self.region
+                ),
             ));
         }
         if location.account != self.account && !self.member_accounts.contains(&location.account) {
@@ -400,7 +412,8 @@ mod tests {
         let cases = [
             ("i-0123456789abcdef0", Ok(false)),
             (&format!("arn:aws:ec2:eu-west-1:{}:instance/i-0123456789abcdef0", settings.account), Ok(false)),
-            ("arn:aws:ec2:us-east-2:222233334444:instance/i-0123456789abcdef0", Ok(true)),
+            ("arn:aws:ec2:eu-west-1:222233334444:instance/i-0123456789abcdef0", Ok(true)),
+            ("arn:aws:ec2:us-east-2:222233334444:instance/i-0123456789abcdef0", Err("NodeOutsideRegion")),
             ("arn:aws:ec2:eu-west-1:999988887777:instance/i-0123456789abcdef0", Err("NodeAccountNotMember")),
             ("arn:aws-cn:ec2:cn-north-1:222233334444:instance/i-0123456789abcdef0", Err("NodeOutsidePartition")),
         ];
