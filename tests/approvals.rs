@@ -234,7 +234,7 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &[] };
+    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &jit_shared::domain::administrators::Administrators::none() };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
     let err = approvals::decide_as_caller(&deps, &approver, &overdue, Verdict::Approve, b"", later).await.unwrap_err();
@@ -451,7 +451,7 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
     let store = FailsAfterCommit(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table));
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &[] };
+    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &jit_shared::domain::administrators::Administrators::none() };
     let arn_of = |who: &str| CallerArn::try_from(stack.provisioned.profile(who).unwrap().caller_arn.clone()).unwrap();
 
     // Act: an approval that completes level 1 (an approval record), then a rejection at level 2

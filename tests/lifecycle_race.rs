@@ -166,7 +166,7 @@ struct World {
     caller: CallerArn,
     key: SigningKey,
     /// The caller may revoke: it is an administrator.
-    administrators: Vec<String>,
+    administrators: jit_shared::domain::administrators::Administrators,
 }
 
 impl World {
@@ -206,7 +206,7 @@ impl World {
             sessions: NoLiveSessions::default(),
             user,
             key: SigningKey::from_secret("race-test-key-race-test-key-race-test-key").unwrap(),
-            administrators: vec![arn.clone()],
+            administrators: jit_shared::domain::administrators::Administrators::parse([arn.as_str()]).unwrap(),
             caller: CallerArn::try_from(arn).unwrap(),
         }
     }

@@ -98,11 +98,12 @@ impl MailConfig {
     }
 }
 
-/// Principal ARNs allowed to revoke any request (`JIT_ADMIN_ARNS`, comma-separated, may be empty).
-pub fn administrators() -> Vec<String> {
-    optional("JIT_ADMIN_ARNS")
-        .map(|v| v.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect())
-        .unwrap_or_default()
+/// Who may revoke any request (`JIT_ADMIN_ARNS`, comma-separated, may be empty): IAM user and
+/// role ARNs (a role: any of its sessions), role session ARNs, `identity-center-group:<id or name>`.
+pub fn administrators() -> Result<crate::domain::administrators::Administrators, ConfigError> {
+    let raw = optional("JIT_ADMIN_ARNS").unwrap_or_default();
+    crate::domain::administrators::Administrators::parse(raw.split(','))
+        .map_err(|problem| ConfigError { name: "JIT_ADMIN_ARNS", problem: format!("is invalid: {problem}") })
 }
 
 /// How access is given (`JIT_GRANT_MODE`: `credentials`, the default, or `attach`).

@@ -22,6 +22,7 @@ use jit_shared::app::lifecycle::{self, LifecycleDeps};
 use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
 use jit_shared::app::submit::{self, SubmitDeps};
 use jit_shared::app::sweep;
+use jit_shared::domain::administrators::Administrators;
 use jit_shared::domain::approval::{ApprovalProgress, Person, Verdict};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::events::{ChangeRecord, StatusEvent};
@@ -197,7 +198,11 @@ fn detail_types(changes: &[ChangeRecord]) -> Vec<String> {
     changes.iter().flat_map(ChangeRecord::events).map(|e| e.detail_type()).collect()
 }
 
-fn approvals<'a>(store: &'a dyn RequestStore, key: &'a SigningKey, administrators: &'a [String]) -> ApprovalDeps<'a> {
+fn approvals<'a>(
+    store: &'a dyn RequestStore,
+    key: &'a SigningKey,
+    administrators: &'a Administrators,
+) -> ApprovalDeps<'a> {
     ApprovalDeps { store, directory: &Users, key, administrators }
 }
 
@@ -254,7 +259,7 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
     for (case, start, act, expected, events) in cases {
         let store = MemoryStore::new();
         let key = key();
-        let admins = [ARN_ADMIN.to_string()];
+        let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
         let request = decided(&store, start, now).await;
         let before = store.changes().len();
         // Act
@@ -272,6 +277,7 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
 
 static ARN_LEAD: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("lead"));
 static ARN_ALICE: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("alice"));
+static NO_ADMINS: std::sync::LazyLock<Administrators> = std::sync::LazyLock::new(Administrators::none);
 static ARN_ADMIN: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("admin"));
 
 #[tokio::test]
@@ -280,7 +286,7 @@ async fn the_requester_cannot_decide_and_a_stranger_cannot_see_the_request() {
     let store = MemoryStore::new();
     let key = key();
     let request = decided(&store, RequestStatus::Pending, now).await;
-    let deps = approvals(&store, &key, &[]);
+    let deps = approvals(&store, &key, &NO_ADMINS);
 
     let own = approve::decide_as_caller(&deps, &ARN_ALICE, request.request_id.as_str(), Verdict::Approve, b"", now)
         .await
@@ -312,7 +318,7 @@ async fn a_change_whose_function_fails_right_after_the_commit_still_becomes_its_
     let key = key();
     let request = decided(&store.0, RequestStatus::Pending, now).await;
     let before = store.0.changes().len();
-    let deps = approvals(&store, &key, &[]);
+    let deps = approvals(&store, &key, &NO_ADMINS);
 
     // Act: an approval record (level 1 completes), then a status change (the level-2 rejection).
     let approval =
@@ -585,7 +591,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
     let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
     credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
-    let admins = vec![ARN_ADMIN.to_string()];
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
 
     // Act: the administrator revokes; the Revoked event reaches the lifecycle function.
@@ -702,7 +708,7 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
     lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
     let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
     let issued = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
-    let admins = vec![ARN_ADMIN.to_string()];
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
     approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
         .await
@@ -750,5 +756,27 @@ async fn a_node_of_an_account_the_stack_does_not_serve_is_refused_at_the_door_an
         assert_eq!((jit_shared::http::error::status(&err), err.code()), (400, code), "{node}: {err}");
         assert!(matches!(&err, ServiceError::InvalidInput(f) if f.field == "nodeId"), "{node}: {err:?}");
         assert!(store.changes().is_empty(), "{node}: nothing is stored");
+    }
+}
+
+#[tokio::test]
+async fn any_session_of_an_administrator_role_revokes_auto_approved_access_and_other_roles_cannot() {
+    // Arrange: an auto-approved request (no approvers), administrators by role.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let key = key();
+    let admins = Administrators::parse(["arn:aws:iam::123456789012:role/SecurityAdmin"]).unwrap();
+    let cases = [
+        ("arn:aws:sts::123456789012:assumed-role/OnCall/dave", Err("NotFound")),
+        ("arn:aws:sts::999988887777:assumed-role/SecurityAdmin/erin", Err("NotFound")),
+        ("arn:aws:sts::123456789012:assumed-role/SecurityAdmin/erin", Ok(RequestStatus::Revoked)),
+    ];
+    let request = decided(&store, RequestStatus::Approved, now).await;
+    for (who, expected) in cases {
+        // Act
+        let caller = CallerArn::try_from(who.to_owned()).unwrap();
+        let got = approve::revoke(&approvals(&store, &key, &admins), &caller, request.request_id.as_str(), b"", now).await;
+        // Assert
+        assert_eq!(got.map(|r| r.status).map_err(|e| e.code().to_owned()), expected.map_err(str::to_owned), "{who}");
     }
 }

@@ -120,6 +120,8 @@ struct Adapters {
     granter: IamGranter,
     sessions: executions::NoLiveSessions,
     grant_settings: GrantSettings,
+    /// None locally: revokes come from the approvers a request names.
+    administrators: jit_shared::domain::administrators::Administrators,
     executions: executions::LocalExecutions,
     issuer: StsIssuer,
     sts_requests: SentRequests,
@@ -151,7 +153,7 @@ impl Adapters {
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, directory: &self.principals, key: &self.key, administrators: &[] }
+        ApprovalDeps { store: &self.store, directory: &self.principals, key: &self.key, administrators: &self.administrators }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
         LifecycleDeps {
@@ -293,6 +295,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             session_role_name: provisioned.session_role_name.clone(),
             member_accounts: provisioned.member_accounts.clone(),
         },
+        administrators: jit_shared::domain::administrators::Administrators::none(),
         executions: local_executions,
         issuer: StsIssuer::new(aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(sdk)

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     jit_shared::adapters::logging::init();
     let stack = StackConfig::from_env()?;
     let parameter = signing_key_parameter()?;
-    let administrators = jit_shared::config::administrators();
+    let administrators = jit_shared::config::administrators()?;
     let sdk = sdk_config(&stack.region).await;
     let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);

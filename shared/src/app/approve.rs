@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::administrators::Administrators;
 use crate::app::common::{
     approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
 };
@@ -25,7 +26,7 @@ pub struct ApprovalDeps<'a> {
     pub directory: &'a dyn PrincipalDirectory,
     pub key: &'a SigningKey,
     /// Principal ARNs that may revoke any request (besides the request's approvers).
-    pub administrators: &'a [String],
+    pub administrators: &'a Administrators,
 }
 
 fn refusal_to_error(r: Refusal) -> ServiceError {
@@ -209,10 +210,11 @@ pub async fn revoke(
     let comment = parse_comment_body(body)?;
     let id = parse_id(id)?;
     let request = load(deps.store, &id).await?;
-    let admin = deps.administrators.iter().any(|a| a == caller.as_str());
-    if !admin {
-        let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
-        if !plan_names_any(&request, &keys) {
+    if !deps.administrators.names_caller(caller) {
+        let resolved = resolve_caller(deps.directory, caller).await?;
+        let admin_by_group = resolved.as_ref().is_some_and(|p| deps.administrators.names_member(p));
+        let keys = resolved.as_ref().map(approver_keys).unwrap_or_default();
+        if !admin_by_group && !plan_names_any(&request, &keys) {
             return Err(if &request.requester == caller {
                 ServiceError::Forbidden("only an approver of the request or an administrator can revoke; cancel instead if it is still Pending".into())
             } else {

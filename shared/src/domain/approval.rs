@@ -129,9 +129,7 @@ impl TryFrom<String> for Comment {
                 format!("must be at most {MAX_COMMENT_CHARS} characters (got {chars})"),
             ));
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-            return Err(FieldError::new("comment", "InvalidComment", "must not contain control characters"));
-        }
+        crate::domain::ids::check_visible_text(trimmed, "comment", "InvalidComment")?;
         Ok(Self(trimmed.to_owned()))
     }
 }

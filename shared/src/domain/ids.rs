@@ -183,6 +183,53 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// Unicode format characters (general category Cf): invisible, and the bidirectional ones can
+/// make mail and pages show text in another order than it was written.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// Free text shown to people (reasons, comments): line breaks and tabs, but no control or
+/// format characters.
+pub fn check_visible_text(text: &str, field: &str, code: &str) -> Result<(), FieldError> {
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(FieldError::new(field, code, "must not contain control characters"));
+    }
+    if let Some(c) = text.chars().find(|c| is_format_char(*c)) {
+        return Err(FieldError::new(
+            field,
+            code,
+            format!(
+                "must not contain invisible or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Why the operator needs access: 1 to 256 characters once surrounding whitespace is trimmed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -209,9 +256,7 @@ impl TryFrom<String> for Reason {
                 format!("must be at most {MAX_REASON_CHARS} characters after trimming (got {chars})"),
             ));
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(FieldError::new("reason", "InvalidReason", "must not contain control characters"));
-        }
+        check_visible_text(trimmed, "reason", "InvalidReason")?;
         Ok(Self(trimmed.to_owned()))
     }
 }
@@ -354,6 +399,33 @@ mod tests {
         assert!(Reason::try_from("a".repeat(257)).is_err());
         assert!(Reason::try_from(format!("{}  ", "a".repeat(256))).is_ok());
         assert!(Reason::try_from("bell\u{7}".to_owned()).is_err());
+    }
+
+    #[test]
+    fn text_that_would_display_otherwise_than_written_is_refused_naming_the_character() {
+        let cases = [
+            ("restart \u{202E}gnp.exe", Some("U+202E")),
+            ("zero\u{200B}width", Some("U+200B")),
+            ("isolate \u{2066}x\u{2069}", Some("U+2066")),
+            ("bom\u{FEFF}", Some("U+FEFF")),
+            ("tag \u{E0041}", Some("U+E0041")),
+            ("Ünïcödé, 日本語, emoji 🚀, lines\nand\ttabs", None),
+        ];
+        for (text, refused) in cases {
+            let got = Reason::try_from(text.to_owned());
+            let comment = crate::domain::approval::Comment::try_from(text.to_owned());
+            match refused {
+                Some(code_point) => {
+                    let err = got.unwrap_err();
+                    assert_eq!(err.field, "reason");
+                    assert!(err.message.contains(code_point), "{text:?}: {}", err.message);
+                    assert_eq!(comment.unwrap_err().field, "comment");
+                }
+                None => {
+                    assert!(got.is_ok() && comment.is_ok(), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Domain types: no AWS SDK type appears below this module.
 
+pub mod administrators;
 pub mod approval;
 pub mod approval_rules;
 pub mod approval_token;
