@@ -775,8 +775,41 @@ async fn any_session_of_an_administrator_role_revokes_auto_approved_access_and_o
     for (who, expected) in cases {
         // Act
         let caller = CallerArn::try_from(who.to_owned()).unwrap();
-        let got = approve::revoke(&approvals(&store, &key, &admins), &caller, request.request_id.as_str(), b"", now).await;
+        let got =
+            approve::revoke(&approvals(&store, &key, &admins), &caller, request.request_id.as_str(), b"", now).await;
         // Assert
         assert_eq!(got.map(|r| r.status).map_err(|e| e.code().to_owned()), expected.map_err(str::to_owned), "{who}");
+    }
+}
+
+#[tokio::test]
+async fn a_caller_from_another_account_is_refused_before_anything_is_stored() {
+    // Arrange: the API is owned by 123456789012; the callers sign from there or elsewhere.
+    let settings = settings();
+    let cases = [
+        ("arn:aws:iam::123456789012:user/alice", 202),
+        ("arn:aws:iam::999988887777:user/alice", 403),
+        ("arn:aws:sts::999988887777:assumed-role/AWSReservedSSO_Ops_1/alice", 403),
+    ];
+    for (caller, status) in cases {
+        let store = MemoryStore::default();
+        let deps = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+        let request = jit_shared::http::ApiRequest {
+            method: "POST".into(),
+            path: "/requests".into(),
+            query: vec![],
+            headers: vec![],
+            body: br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#.to_vec(),
+            caller: Some(caller.into()),
+            api_account: Some("123456789012".into()),
+        };
+        // Act
+        let response = jit_shared::http::submit::handle(&deps, &request, Utc::now()).await;
+        // Assert
+        assert_eq!(response.status, status, "{caller}: {}", response.body_text());
+        assert_eq!(store.changes().is_empty(), status != 202, "{caller}");
+        if status == 403 {
+            assert!(response.body_text().contains("999988887777"), "names the account: {}", response.body_text());
+        }
     }
 }

@@ -153,7 +153,12 @@ impl Adapters {
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
-        ApprovalDeps { store: &self.store, directory: &self.principals, key: &self.key, administrators: &self.administrators }
+        ApprovalDeps {
+            store: &self.store,
+            directory: &self.principals,
+            key: &self.key,
+            administrators: &self.administrators,
+        }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
         LifecycleDeps {
@@ -432,6 +437,7 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         headers,
         body: body.to_vec(),
         caller,
+        api_account: Some(crate::emulator::ACCOUNT_ID.to_owned()),
     };
     let response = if jit_shared::http::credentials::serves(&path) {
         adapters.invoked("issue-credentials");

@@ -8,11 +8,12 @@ use crate::http::{ApiRequest, ApiResponse};
 /// The caller is the principal API Gateway authenticated with SigV4 (`AWS_IAM` authorization);
 /// a request without it never reaches the domain as authenticated.
 pub fn to_api_request(req: &Request) -> ApiRequest {
-    let caller = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => {
-            ctx.authorizer.as_ref().and_then(|a| a.iam.as_ref()).and_then(|iam| iam.user_arn.clone())
-        }
-        _ => None,
+    let (caller, api_account) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            ctx.authorizer.as_ref().and_then(|a| a.iam.as_ref()).and_then(|iam| iam.user_arn.clone()),
+            ctx.account_id.clone(),
+        ),
+        _ => (None, None),
     };
     let query = req.query_string_parameters();
     let query = query.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -27,6 +28,7 @@ pub fn to_api_request(req: &Request) -> ApiRequest {
             .collect(),
         body: req.body().to_vec(),
         caller,
+        api_account,
     }
 }
 
@@ -55,6 +57,7 @@ mod tests {
         assert_eq!(api.method, "POST");
         assert_eq!(api.path, "/requests");
         assert_eq!(api.caller.as_deref(), Some("arn:aws:iam::123456789012:user/operator"));
+        assert_eq!(api.api_account.as_deref(), Some("123456789012"));
         assert_eq!(api.header("idempotency-key"), Some("inc-4211-restart"));
         let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
         assert_eq!(body["durationMinutes"], 30);

@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::administrators::Administrators;
 use crate::app::common::{
     approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
 };
 use crate::app::error::{FieldError, ServiceError};
+use crate::domain::administrators::Administrators;
 use crate::domain::approval::{Channel, Comment, Person, Verdict};
 use crate::domain::approval_rules::{self as approval, Decider, Refusal};
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};

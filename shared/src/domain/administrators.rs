@@ -7,9 +7,15 @@ use crate::domain::principal::{CallerArn, CallerKind, GroupRef, ResolvedPrincipa
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Administrator {
-    IamUser { account: String, name: String },
+    IamUser {
+        account: String,
+        name: String,
+    },
     /// Every session of the role.
-    IamRole { account: String, name: String },
+    IamRole {
+        account: String,
+        name: String,
+    },
     /// One session, as API Gateway names it.
     RoleSession(String),
     /// Members of the group, by group id or display name.
@@ -46,7 +52,10 @@ impl Administrators {
             let parsed = match fields.as_slice() {
                 ["arn", p, "iam", "", account, resource] if p.starts_with("aws") && account.len() == 12 => {
                     if let Some(user) = resource.strip_prefix("user/") {
-                        Some(Administrator::IamUser { account: (*account).to_owned(), name: last_segment(user).to_owned() })
+                        Some(Administrator::IamUser {
+                            account: (*account).to_owned(),
+                            name: last_segment(user).to_owned(),
+                        })
                     } else {
                         resource.strip_prefix("role/").map(|role| Administrator::IamRole {
                             account: (*account).to_owned(),
@@ -65,11 +74,9 @@ impl Administrators {
                 Some(a) if !matches!(&a, Administrator::IamUser { name, .. } | Administrator::IamRole { name, .. } if name.is_empty()) => {
                     out.push(a)
                 }
-                _ => {
-                    return Err(format!(
-                        "'{raw}' is not an IAM user, IAM role or role session ARN, nor identity-center-group:<id or name>"
-                    ))
-                }
+                _ => return Err(format!(
+                    "'{raw}' is not an IAM user, IAM role or role session ARN, nor identity-center-group:<id or name>"
+                )),
             }
         }
         Ok(Self(out))
@@ -151,7 +158,9 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused_naming_the_entry() {
-        for bad in ["alice", "arn:aws:iam::123456789012:group/Admins", "arn:aws:iam::123:role/x", "identity-center-group:"] {
+        for bad in
+            ["alice", "arn:aws:iam::123456789012:group/Admins", "arn:aws:iam::123:role/x", "identity-center-group:"]
+        {
             let err = Administrators::parse([bad]).unwrap_err();
             assert!(err.contains(bad), "{err}");
         }

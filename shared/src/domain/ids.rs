@@ -221,10 +221,7 @@ pub fn check_visible_text(text: &str, field: &str, code: &str) -> Result<(), Fie
         return Err(FieldError::new(
             field,
             code,
-            format!(
-                "must not contain invisible or text-direction characters (found U+{:04X})",
-                u32::from(c)
-            ),
+            format!("must not contain invisible or text-direction characters (found U+{:04X})", u32::from(c)),
         ));
     }
     Ok(())

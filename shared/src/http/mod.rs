@@ -24,6 +24,10 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
     /// The authenticated caller ARN (API Gateway's `requestContext.authorizer.iam.userArn`).
     pub caller: Option<String>,
+    /// The account that owns the API (`requestContext.accountId`): an HTTP API has no resource
+    /// policy, so a principal of another account allowed `execute-api:Invoke` by its own account
+    /// could call; such callers are refused.
+    pub api_account: Option<String>,
 }
 
 impl ApiRequest {
@@ -103,5 +107,12 @@ pub(crate) fn authenticated_caller(req: &ApiRequest) -> Result<CallerArn, Servic
         .caller
         .as_deref()
         .ok_or_else(|| ServiceError::Unauthenticated("sign the request with AWS SigV4 (IAM authorization)".into()))?;
-    CallerArn::try_from(raw.to_owned()).map_err(|e| ServiceError::Forbidden(e.message))
+    let caller = CallerArn::try_from(raw.to_owned()).map_err(|e| ServiceError::Forbidden(e.message))?;
+    match req.api_account.as_deref() {
+        Some(account) if account != caller.account() => Err(ServiceError::Forbidden(format!(
+            "callers from account {} cannot use this stack: sign in to account {account}",
+            caller.account()
+        ))),
+        _ => Ok(caller),
+    }
 }
