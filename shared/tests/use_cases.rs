@@ -813,3 +813,86 @@ async fn a_caller_from_another_account_is_refused_before_anything_is_stored() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_forged_revoked_event_for_an_approved_request_changes_nothing() {
+    // Arrange: approved and granted; someone puts a Revoked event for it on the bus.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let deps = world.deps(&settings);
+    let request = decided(&world.store, RequestStatus::Approved, now).await;
+    let granted = *lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap().request;
+    let policies_before = world.policies.0.lock().unwrap().clone();
+    let mut forged =
+        StatusEvent::for_request(&granted, Some(RequestStatus::Approved), "arn:aws:iam::123456789012:user/mallory");
+    forged.status = RequestStatus::Revoked;
+
+    // Act
+    lifecycle::handle_event(&deps, &envelope(forged), now).await.unwrap();
+
+    // Assert: the table still says Approved, the grant stays, no audit record names the forger.
+    let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version), (RequestStatus::Approved, granted.version));
+    assert_eq!(*world.policies.0.lock().unwrap(), policies_before);
+    assert!(!policies_before.is_empty(), "there was a grant to keep");
+    let trail = world.store.audit_trail(&request.request_id).await.unwrap();
+    assert!(trail.iter().all(|a| !a.actor.contains("mallory")), "{trail:?}");
+}
+
+/// Mail sent, in order.
+#[derive(Default)]
+struct Outbox(Mutex<Vec<jit_shared::ports::Mail>>);
+
+#[async_trait]
+impl jit_shared::ports::Mailer for Outbox {
+    async fn send(&self, mail: &jit_shared::ports::Mail) -> Result<(), PortError> {
+        self.0.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_one() {
+    // Arrange: alice has a mail contact; one request of hers is really revoked, another is not.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let (key, outbox) = (key(), Outbox::default());
+    let contacts = [jit_shared::policy::contacts::Contact {
+        person: Person::IamUser("alice".into()),
+        email: "alice@example.com".into(),
+    }];
+    let links = jit_shared::app::notify::LinkSettings {
+        api_base_url: "https://jit.example.com".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let deps = jit_shared::app::notify::NotifyDeps {
+        store: &store,
+        directory: &Users,
+        mailer: &outbox,
+        contacts: &contacts,
+        key: &key,
+        links: &links,
+    };
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let revoked = decided(&store, RequestStatus::Approved, now).await;
+    approve::revoke(&approvals(&store, &key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    let genuine = store.changes().last().unwrap().events().pop().unwrap();
+    let untouched = decided(&store, RequestStatus::Approved, now).await;
+    let mut forged =
+        StatusEvent::for_request(&untouched, Some(RequestStatus::Approved), "arn:aws:iam::123456789012:user/admin");
+    forged.status = RequestStatus::Revoked;
+    forged.version += 1;
+
+    // Act
+    let sent_forged = jit_shared::app::notify::handle_event(&deps, &envelope(forged), now).await.unwrap();
+    let sent_genuine = jit_shared::app::notify::handle_event(&deps, &envelope(genuine), now).await.unwrap();
+
+    // Assert
+    assert_eq!((sent_forged, sent_genuine), (0, 1));
+    let mails = outbox.0.lock().unwrap();
+    assert!(mails[0].body.contains(revoked.request_id.as_str()), "{}", mails[0].body);
+}

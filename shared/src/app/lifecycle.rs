@@ -510,12 +510,23 @@ pub async fn handle_event(
     if d.kind != EventKind::StatusChanged || d.status != RequestStatus::Revoked {
         return Ok(());
     }
-    // Act on the stored request, not on the event's word.
+    // Act on the stored request, not on the event's word: the genuine event comes from the
+    // table's stream after the `Revoked` write, so a request the table does not show `Revoked`
+    // means a forged or mistaken event (anyone who may put events on the bus could send one).
     let request = load(deps.store, &d.request_id).await?;
+    if request.status != RequestStatus::Revoked {
+        tracing::warn!(
+            request_id = %d.request_id,
+            stored = %request.status,
+            claimed_actor = %d.actor,
+            "a Revoked event for a request the table does not show Revoked: ignored"
+        );
+        return Ok(());
+    }
     // The request is already `Revoked` when its event arrives, so no grant can be recorded
     // after this read: the execution it names is the one to stop.
     let execution = request.grant.as_ref().and_then(|g| g.execution.clone());
-    let out = teardown_request(deps, request, RequestStatus::Revoked, &d.actor, "revoked", now).await?;
+    let out = teardown_request(deps, request, RequestStatus::Revoked, LIFECYCLE_ACTOR, "revoked", now).await?;
     if let Some(execution) = execution {
         deps.executions.stop(&execution, "revoked").await?;
     }

@@ -9,7 +9,7 @@ use crate::app::error::ServiceError;
 use crate::domain::approval::{Person, Verdict};
 use crate::domain::approval_rules as approval;
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
-use crate::domain::events::{detail_type, EventEnvelope, EventKind, EVENT_SOURCE};
+use crate::domain::events::{detail_type, EventEnvelope, EventKind, StatusEvent, EVENT_SOURCE};
 use crate::domain::ids::RequestId;
 use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
 use crate::domain::status::RequestStatus;
@@ -56,9 +56,36 @@ pub async fn handle_event(
             Some(level) => mail_approvers(deps, id, level.saturating_add(1), now).await,
             None => Ok(0),
         },
-        (EventKind::StatusChanged, _) => tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await,
+        (EventKind::StatusChanged, _) => {
+            if !requester_is_told(detail.status, detail.previous_status) {
+                return Ok(0);
+            }
+            if !recorded(deps.store, detail).await? {
+                tracing::warn!(
+                    request_id = %id,
+                    status = %detail.status,
+                    claimed_actor = %detail.actor,
+                    "an event the table has no record of: no mail"
+                );
+                return Ok(0);
+            }
+            tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await
+        }
         _ => Ok(0),
     }
+}
+
+/// Whether the table recorded exactly this change (the genuine event comes from its stream):
+/// the audit record of the event's version has its status and actor, and the request is the
+/// event's requester's, for its node. Mail is built from the event only once it is vouched for,
+/// so an event put on the bus by someone else sends nothing.
+async fn recorded(store: &dyn RequestStore, d: &StatusEvent) -> Result<bool, ServiceError> {
+    let Some(request) = store.get(&d.request_id).await? else { return Ok(false) };
+    if request.requester != d.requester || request.node_id != d.node_id {
+        return Ok(false);
+    }
+    let trail = store.audit_trail(&d.request_id).await?;
+    Ok(trail.iter().any(|a| a.version == d.version && a.to == d.status && a.actor == d.actor))
 }
 
 /// Status changes the requester hears about whatever the previous status was.

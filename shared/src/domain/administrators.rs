@@ -74,9 +74,11 @@ impl Administrators {
                 Some(a) if !matches!(&a, Administrator::IamUser { name, .. } | Administrator::IamRole { name, .. } if name.is_empty()) => {
                     out.push(a)
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "'{raw}' is not an IAM user, IAM role or role session ARN, nor identity-center-group:<id or name>"
-                )),
+                ))
+                }
             }
         }
         Ok(Self(out))
