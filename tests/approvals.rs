@@ -234,7 +234,12 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table);
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &jit_shared::domain::administrators::Administrators::none() };
+    let deps = ApprovalDeps {
+        store: &store,
+        directory: &directory,
+        key: &key,
+        administrators: &jit_shared::domain::administrators::Administrators::none(),
+    };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
     let err = approvals::decide_as_caller(&deps, &approver, &overdue, Verdict::Approve, b"", later).await.unwrap_err();
@@ -451,7 +456,12 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
     let store = FailsAfterCommit(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &stack.provisioned.table));
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let key = signing_key(stack).await;
-    let deps = ApprovalDeps { store: &store, directory: &directory, key: &key, administrators: &jit_shared::domain::administrators::Administrators::none() };
+    let deps = ApprovalDeps {
+        store: &store,
+        directory: &directory,
+        key: &key,
+        administrators: &jit_shared::domain::administrators::Administrators::none(),
+    };
     let arn_of = |who: &str| CallerArn::try_from(stack.provisioned.profile(who).unwrap().caller_arn.clone()).unwrap();
 
     // Act: an approval that completes level 1 (an approval record), then a rejection at level 2
@@ -468,4 +478,34 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
     assert!(!level_two.links.is_empty(), "the level-2 approver got a link: the Level Completed event was published");
     wait_mail(stack, "operator@example.com", &id, "Rejected by").await;
     assert_eq!(read(stack, &id).await["status"], "Rejected");
+}
+
+/// The directory and the granter read a role's trust policy from IAM (the emulator returns it as
+/// IAM does) to tell whether its session names are pinned to the assuming user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whether_a_role_pins_session_names_is_read_from_its_trust_policy() {
+    use jit_shared::ports::{AccessGranter, PrincipalDirectory};
+    let sdk = sdk().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let allow = |condition: Value| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole", "Condition": condition}]})
+    };
+    let cases = [
+        (allow(json!({"StringEquals": {"sts:RoleSessionName": "${aws:username}"}})), true),
+        (allow(json!({"StringLike": {"sts:RoleSessionName": "*"}})), false),
+        (
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}]}),
+            false,
+        ),
+    ];
+    let directory = AwsPrincipalDirectory::new(iam.clone());
+    let granter = integration_tests::granter(&sdk);
+    for (trust, pinned) in cases {
+        let role = integration_tests::unique("trust");
+        iam.create_role().role_name(&role).assume_role_policy_document(trust.to_string()).send().await.unwrap();
+        assert_eq!(directory.role_pins_session_names(&role).await.unwrap(), pinned, "{trust}");
+        assert_eq!(granter.role(&role).await.unwrap().pins_session_names, pinned, "{trust}");
+    }
 }

@@ -49,8 +49,8 @@ struct FlakyIam {
 
 #[async_trait::async_trait]
 impl AccessGranter for FlakyIam {
-    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
-        self.inner.role_id(role).await
+    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
+        self.inner.role(role).await
     }
     async fn put_policy(&self, p: &GrantPrincipal, name: &str, doc: &str) -> Result<(), GrantWriteError> {
         if self.hold_puts.load(Ordering::SeqCst) {

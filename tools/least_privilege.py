@@ -20,6 +20,15 @@ What is checked, per resource that carries IAM permissions:
     An AWS::Lambda::EventSourceMapping grants nothing itself: the function's own Policies must
     hold the stream reads and the destination send, and are checked as above.
 
+Resource policies that keep everyone else from writing into the stack's resources (the allow-list's
+ResourcePolicies): the table's ResourcePolicy, AWS::Events::EventBusPolicy (and an event bus's
+Policy) and AWS::SNS::TopicPolicy. Each must hold exactly the Deny statements listed for it, to
+Principal "*"; an Allow in one fails (grants go through role policies, checked above). The
+exceptions a Deny makes through `aws:PrincipalArn` must be roles of the stack's functions
+(`GetAtt:<Function>Role.Arn`) or parameters (`Ref:<Parameter>`), and the function roles excepted
+from a Deny must be exactly those whose IAM policies allow one of its actions on the resource the
+policy protects: a writer left out would be denied, a role excepted without a grant is an opening.
+
 Every statement is split into single (When, Effect, Action, Resource, Condition) permissions, so
 how statements are grouped does not matter, only what they allow:
   * a permission in the template that is not in the allow-list fails (a widened policy);
@@ -41,7 +50,9 @@ Exit status: 0 when nothing failed, 1 otherwise (2 for usage errors).
 """
 
 import argparse
+import fnmatch
 import json
+import re
 import sys
 
 try:
@@ -82,6 +93,19 @@ DESTINATION_POLICY_TYPES = ("SQS", "SNS", "S3")
 
 ENTRY_KEYS = {"Type", "Statements", "StarResourceActions", "PolicyTemplates", "ManagedPolicies", "Roles", "ImplicitGrants"}
 STATEMENT_KEYS = {"When", "Effect", "Action", "Resource", "Condition"}
+
+# Resource policies read here (the property holding the policy, and whether it is one statement).
+# The allow-list's ResourcePolicies entries: Type and Denies (statements without Effect).
+RESOURCE_POLICY_TYPES = {
+    "AWS::DynamoDB::Table": ("ResourcePolicy.PolicyDocument", False),
+    "AWS::Events::EventBus": ("Policy", False),
+    "AWS::Events::EventBusPolicy": ("Statement", True),
+    "AWS::SNS::TopicPolicy": ("PolicyDocument", False),
+}
+RESOURCE_POLICY_KEYS = {"Type", "Denies"}
+DENY_KEYS = STATEMENT_KEYS - {"Effect"}
+# Condition operators through which a Deny to "*" excepts the principals it lists.
+EXCEPTING_OPERATORS = ("ArnNotEquals", "ArnNotLike", "StringNotEquals", "StringNotLike")
 
 
 class Findings:
@@ -362,6 +386,138 @@ def read_template(path, findings):
     return entries
 
 
+def protected_resources(rtype, props, name):
+    """Logical ids of the resources a resource policy guards (the table itself, the bus, the topics)."""
+    if rtype in ("AWS::DynamoDB::Table", "AWS::Events::EventBus"):
+        return [name]
+    targets = as_list(props.get("EventBusName")) if rtype == "AWS::Events::EventBusPolicy" else as_list(props.get("Topics"))
+    return sorted(t["Ref"] for t in targets if isinstance(t, dict) and isinstance(t.get("Ref"), str))
+
+
+def principal_exceptions(condition):
+    """The values a Deny's Condition excepts through aws:PrincipalArn (rendered)."""
+    out = []
+    for op, block in (condition or {}).items():
+        if op.replace("IfExists", "") in EXCEPTING_OPERATORS and isinstance(block, dict):
+            for key, values in block.items():
+                if key.lower() == "aws:principalarn":
+                    out.extend(as_list(values))
+    return out
+
+
+def read_resource_policies(path, findings):
+    """{logical id: {"Type", "Protects", "Denies"}} for every resource policy of the types read here,
+    each Deny normalized as the allow-list writes it (without Effect)."""
+    try:
+        template = plain(cfn_yaml.load(path))
+    except Exception as e:  # cfn-lint raises several decode error types
+        findings.fail(f"{path}: cannot be parsed: {e}")
+        return {}
+    resources = template.get("Resources") or {}
+    parameters = set(template.get("Parameters") or {})
+    roles = function_roles(resources)
+    out = {}
+    for name, resource in resources.items():
+        rtype = resource.get("Type")
+        if rtype not in RESOURCE_POLICY_TYPES:
+            continue
+        props = resource.get("Properties") or {}
+        prop, single = RESOURCE_POLICY_TYPES[rtype]
+        doc = props
+        for part in prop.split("."):
+            doc = doc.get(part) if isinstance(doc, dict) else None
+        if rtype == "AWS::Events::EventBusPolicy" and doc is None and props.get("Action"):
+            findings.fail(f"{name}: grants {props.get('Action')} to {render(props.get('Principal'))}; resource policies may only Deny here")
+            continue
+        if doc is None:
+            continue
+        if single:
+            doc = {"Statement": doc}
+        elif isinstance(doc, str):
+            try:
+                doc = json.loads(doc)
+            except ValueError as e:
+                findings.fail(f"{name}: the resource policy is not JSON ({e})")
+                continue
+        denies = []
+        for guard, stmt in [b for element in as_list((doc or {}).get("Statement")) for b in branches(element)]:
+            if not isinstance(stmt, dict) or stmt.get("Effect") != "Deny":
+                findings.fail(f"{name}: resource policy statement {render(stmt)} is not a Deny; grant through the functions' role policies")
+                continue
+            principal = stmt.get("Principal")
+            if principal not in ("*", {"AWS": "*"}):
+                findings.fail(f"{name}: a Deny to {render(principal)}; deny to Principal \"*\" and except the allowed roles in aws:PrincipalArn")
+                continue
+            body = {k: v for k, v in stmt.items() if k not in ("Sid", "Principal")}
+            s = normalize_statement(body, False, name, findings, guard)
+            if s is None:
+                continue
+            del s["Effect"]
+            for value in principal_exceptions(s.get("Condition")):
+                ok = (value.startswith("GetAtt:") and value.endswith(".Arn") and value[len("GetAtt:"):-len(".Arn")] in roles) \
+                    or (value.startswith("Ref:") and value[len("Ref:"):] in parameters)
+                if not ok:
+                    findings.fail(f"{name}: its Deny of {', '.join(s['Action'])} excepts {value}, which is neither the role of one of "
+                                  "the stack's functions (GetAtt:<Function>Role.Arn) nor a parameter")
+            denies.append(s)
+        out[name] = {"Type": rtype, "Protects": protected_resources(rtype, props, name), "Denies": denies}
+    return out
+
+
+def grants_by_role(template_entries, roles):
+    """[(role expression, action, resource)] of every Allow, the role as a Deny excepts it."""
+    out = []
+    for name, entry in template_entries.items():
+        if entry["Type"] in FUNCTION_TYPES + STATE_MACHINE_TYPES:
+            holders = [f"GetAtt:{name}Role.Arn"]
+        elif entry["Type"] in ROLE_TYPES:
+            holders = [f"GetAtt:{name}.Arn"]
+        else:
+            holders = [f"GetAtt:{r[len('Ref:'):]}.Arn" for r in entry.get("Roles", []) if r.startswith("Ref:")]
+        for s in entry.get("Statements", []):
+            if s["Effect"] == "Allow":
+                out.extend((h, a, r) for h in holders for a in s["Action"] for r in s["Resource"])
+    return out
+
+
+def mentions(resource, logical_ids):
+    """Whether a rendered Resource is "*" or names one of the logical ids."""
+    return resource == "*" or any(re.search(rf"(^|[:{{]){re.escape(i)}([.}}]|$)", resource) for i in logical_ids)
+
+
+def compare_resource_policies(policies, allowed, template_entries, roles, findings):
+    owner = {f"GetAtt:{role}.Arn": fn for role, fn in roles.items()}
+    grants = grants_by_role(template_entries, roles)
+    for name, policy in policies.items():
+        listed = allowed.get(name)
+        if listed is None:
+            findings.fail(f"{name}: {policy['Type']} resource policy is not in the allow-list's ResourcePolicies; add its Denies there")
+            listed = {}
+        elif listed.get("Type") != policy["Type"]:
+            findings.fail(f"{name}: is {policy['Type']} in the template but {listed.get('Type')} in the allow-list")
+        have = explode([dict(s, Effect="Deny") for s in policy["Denies"]])
+        want = explode([dict(s, Effect="Deny") for s in listed.get("Denies") or [] if isinstance(s, dict)])
+        for perm in sorted(set(want) - set(have)):
+            findings.fail(f"{name}: listed {describe(perm)} is missing from the template (a lost Deny lets whoever IAM allows in)")
+        for perm in sorted(set(have) - set(want)):
+            findings.fail(f"{name}: {describe(perm)} is not in the allow-list")
+        for deny in policy["Denies"]:
+            excepted = {owner[v] for v in principal_exceptions(deny.get("Condition")) if v in owner}
+            granted = {}
+            for holder, action, res in grants:
+                if mentions(res, policy["Protects"]) and any(
+                        fnmatch.fnmatchcase(d.lower(), action.lower()) or fnmatch.fnmatchcase(action.lower(), d.lower())
+                        for d in deny["Action"]):
+                    granted.setdefault(owner.get(holder, holder), set()).add(action)
+            for who in sorted(set(granted) - excepted):
+                findings.fail(f"{name}: {who} is allowed {', '.join(sorted(granted[who]))} on {', '.join(policy['Protects'])}, "
+                              f"but the Deny of {', '.join(deny['Action'])} does not except its role")
+            for who in sorted(excepted - set(granted)):
+                findings.fail(f"{name}: the Deny of {', '.join(deny['Action'])} excepts {who}'s role, which no policy allows any of them")
+    for name in sorted(set(allowed) - set(policies)):
+        findings.fail(f"{name}: listed resource policy is missing from the template (a lost Deny lets whoever IAM allows in)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Comparing
 
@@ -402,6 +558,22 @@ def validate_allow_list(allowed, findings):
     if not isinstance(entries, dict):
         findings.fail("allow-list: expected a top-level `Resources:` mapping")
         return {}
+    unknown = set(allowed) - {"Version", "Resources", "ResourcePolicies"}
+    if unknown:
+        findings.fail(f"allow-list: unknown top-level keys {sorted(unknown)}")
+    policies = allowed.get("ResourcePolicies") or {}
+    if not isinstance(policies, dict):
+        findings.fail("allow-list: `ResourcePolicies:` must be a mapping")
+        policies = {}
+    for name, entry in policies.items():
+        bad = set(entry) - RESOURCE_POLICY_KEYS if isinstance(entry, dict) else {"<not a mapping>"}
+        if bad:
+            findings.fail(f"allow-list ResourcePolicies {name}: unknown keys {sorted(bad)} (allowed: {sorted(RESOURCE_POLICY_KEYS)})")
+            continue
+        for s in entry.get("Denies") or []:
+            bad = set(s) - DENY_KEYS if isinstance(s, dict) else {"<not a mapping>"}
+            if bad:
+                findings.fail(f"allow-list ResourcePolicies {name}: deny with unknown keys {sorted(bad)}")
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             findings.fail(f"allow-list {name}: expected a mapping")
@@ -469,7 +641,12 @@ def check(template_path, allow_list_path):
     allowed_entries = validate_allow_list(allowed, findings)
     template_entries = read_template(template_path, findings)
     if template_entries:
+        roles = template_entries.get("__roles__", {})
         compare(template_entries, allowed_entries, findings)
+        allowed_policies = (allowed.get("ResourcePolicies") if isinstance(allowed, dict) else None) or {}
+        policies = read_resource_policies(template_path, findings)
+        compare_resource_policies(policies, allowed_policies if isinstance(allowed_policies, dict) else {},
+                                  template_entries, roles, findings)
     return findings
 
 
@@ -494,6 +671,9 @@ def generate(template_path):
             if entry.get(key):
                 e[key] = entry[key]
         out["Resources"][name] = e
+    policies = read_resource_policies(template_path, findings)
+    if policies:
+        out["ResourcePolicies"] = {name: {"Type": p["Type"], "Denies": p["Denies"]} for name, p in policies.items()}
     for message in findings.failures:
         print(f"least_privilege: {message}", file=sys.stderr)
     return yaml.safe_dump(out, sort_keys=False, default_flow_style=False, width=200)
@@ -518,7 +698,8 @@ def main(argv=None):
     if findings.failures:
         print(f"least_privilege: {len(findings.failures)} failure(s): the template grants more than {args.allow_list} allows")
         return 1
-    print(f"least_privilege: OK, every IAM permission in {args.template} is in {args.allow_list}")
+    print(f"least_privilege: OK, every IAM permission in {args.template} is in {args.allow_list}"
+          + (", and so are its resource policies' Denies" if read_resource_policies(args.template, Findings()) else ""))
     return 0
 
 

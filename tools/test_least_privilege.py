@@ -92,8 +92,9 @@ class LeastPrivilegeTest(unittest.TestCase):
     # (b) -------------------------------------------------------------------------------------
 
     def test_an_action_added_to_an_existing_statement_fails(self):
-        text = edit_block(self.template, "SubmitRequestFunction", r"^(\s+)- (dynamodb:\w+)[ \t]*$", r"\1- \2\n\1- dynamodb:Scan")
-        self.assertFailsWith(self.check(text), "SubmitRequestFunction", "dynamodb:Scan", "GetAtt:RequestsTable.Arn")
+        text = edit_block(self.template, "SubmitRequestTablePolicy", r"^(\s+)- (dynamodb:\w+)[ \t]*$", r"\1- \2\n\1- dynamodb:Scan")
+        self.assertFailsWith(self.check(text), "SubmitRequestTablePolicy (on SubmitRequestFunction's role)", "dynamodb:Scan",
+                             "GetAtt:RequestsTable.Arn")
 
     def test_a_new_statement_fails(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: dynamodb:DeleteItem", "Resource: !GetAtt RequestsTable.Arn"])
@@ -295,6 +296,78 @@ class LeastPrivilegeTest(unittest.TestCase):
                               and f"Sub:arn:${{AWS::Partition}}:iam::*:role/{role_name}" in s["Resource"])
             self.assertEqual(output_roles(trusted), assuming, role_name)
         self.assertEqual(output_roles("CredentialsFunctionRoleArn"), ["IssueCredentialsFunction"])
+
+    # (h) resource policies: who may write into the stack's resources ---------------------------
+
+    def test_the_write_policies_deny_everyone_but_the_stacks_writers(self):
+        # The bus, both mail topics and the table each carry a Deny to "*" whose only exceptions
+        # (aws:PrincipalArn) are the roles of the functions that write there (and, for
+        # subscriptions, the MailAdministratorRoleArn parameter).
+        findings = lp.Findings()
+        policies = lp.read_resource_policies(TEMPLATE, findings)
+        self.assertEqual(findings.failures, [])
+        writers = lambda *fns: sorted(f"GetAtt:{f}Role.Arn" for f in fns)
+        excepted = {(name, tuple(d["Action"]), d.get("When", "")): sorted(lp.principal_exceptions(d.get("Condition")))
+                    for name, p in policies.items() for d in p["Denies"]}
+        writes = ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PartiQLDelete", "dynamodb:PartiQLInsert",
+                  "dynamodb:PartiQLUpdate", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        subscriptions = ("sns:SetSubscriptionAttributes", "sns:Subscribe")
+        self.assertEqual(excepted, {
+            ("RequestsTable", writes, ""): writers("SubmitRequestFunction", "EvaluateRequestFunction", "ApproveRequestFunction",
+                                                   "IssueCredentialsFunction", "SweeperFunction", "LifecycleFunction"),
+            ("EventBusPolicy", ("events:PutEvents",), ""): writers("PublishEventsFunction"),
+            ("ApproverMailTopicPolicy", ("sns:Publish",), ""): writers("NotifyFunction"),
+            ("ApproverMailTopicPolicy", subscriptions, "HasMailAdministrator"): ["Ref:MailAdministratorRoleArn"],
+            ("ApproverMailTopicPolicy", subscriptions, "!HasMailAdministrator"): [],
+            ("RequesterMailTopicPolicy", ("sns:Publish",), ""): writers("NotifyFunction"),
+            ("RequesterMailTopicPolicy", subscriptions, "HasMailAdministrator"): ["Ref:MailAdministratorRoleArn"],
+            ("RequesterMailTopicPolicy", subscriptions, "!HasMailAdministrator"): [],
+        })
+        self.assertEqual(policies["EventBusPolicy"]["Protects"], ["EventBus"])
+        self.assertEqual(policies["ApproverMailTopicPolicy"]["Protects"], ["ApproverMailTopic"])
+        self.assertEqual(policies["RequesterMailTopicPolicy"]["Protects"], ["RequesterMailTopic"])
+        # Without a mail administrator, subscriptions stay with this account.
+        account_only = [d for d in policies["ApproverMailTopicPolicy"]["Denies"] if d.get("When") == "!HasMailAdministrator"]
+        self.assertEqual(account_only[0]["Condition"], {"StringNotEquals": {"aws:PrincipalAccount": "Ref:AWS::AccountId"}})
+
+    def test_a_dropped_resource_policy_fails(self):
+        start, end = block_bounds(self.template, "EventBusPolicy")
+        text = self.template[:start] + self.template[end:]
+        self.assertFailsWith(self.check(text), "EventBusPolicy: listed resource policy is missing from the template")
+
+    def test_a_deny_turned_into_an_allow_fails(self):
+        text = edit_block(self.template, "ApproverMailTopicPolicy", r"Effect: Deny", "Effect: Allow")
+        self.assertFailsWith(self.check(text), "ApproverMailTopicPolicy: resource policy statement", "is not a Deny",
+                             "listed Deny sns:Publish on Ref:ApproverMailTopic", "is missing from the template")
+
+    def test_another_role_excepted_from_a_deny_fails(self):
+        # NotifyFunction reads the table but may not write it: excepting its role is an opening.
+        text = edit_block(self.template, "RequestsTable", r"^(\s+)- !GetAtt SweeperFunctionRole\.Arn[ \t]*$",
+                          r"\g<0>\n\1- !GetAtt NotifyFunctionRole.Arn")
+        self.assertFailsWith(self.check(text), "RequestsTable: the Deny of", "excepts NotifyFunction's role, which no policy allows",
+                             "RequestsTable: Deny dynamodb:PutItem on * with Condition", "is not in the allow-list")
+
+    def test_an_exception_that_is_not_a_function_role_fails(self):
+        text = edit_block(self.template, "EventBusPolicy", r"aws:PrincipalArn: !GetAtt PublishEventsFunctionRole\.Arn",
+                          "aws:PrincipalArn: !Sub arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+        self.assertFailsWith(self.check(text), "EventBusPolicy: its Deny of events:PutEvents excepts "
+                             "Sub:arn:${AWS::Partition}:iam::${AWS::AccountId}:root, which is neither the role of one of the stack's functions")
+
+    def test_a_writer_left_out_of_the_exceptions_fails(self):
+        # The sweeper still writes the table: denying it would break expiry.
+        text = edit_block(self.template, "RequestsTable", r"^\s+- !GetAtt SweeperFunctionRole\.Arn\n", "")
+        self.assertFailsWith(self.check(text), "RequestsTable: SweeperFunction is allowed dynamodb:DeleteItem, dynamodb:PutItem, "
+                             "dynamodb:UpdateItem on RequestsTable, but the Deny of")
+
+    def test_a_publisher_added_without_its_exception_fails(self):
+        text = self.insert_statement("ApproveRequestFunction", ["Effect: Allow", "Action: sns:Publish", "Resource: !Ref RequesterMailTopic"])
+        self.assertFailsWith(self.check(text), "RequesterMailTopicPolicy: ApproveRequestFunction is allowed sns:Publish on RequesterMailTopic")
+
+    def test_the_generated_allow_list_passes(self):
+        run = subprocess.run([sys.executable, SCRIPT, "--generate", TEMPLATE], capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("ResourcePolicies:", run.stdout)
+        self.assertEqual(self.check(self.template, self.write("generated.yaml", run.stdout)).failures, [])
 
     def test_the_command_line_exits_1_for_a_widened_template(self):
         text = self.insert_statement("NotifyFunction", ["Effect: Allow", "Action: s3:GetObject", 'Resource: "*"'])

@@ -135,6 +135,12 @@ pub trait PrincipalDirectory: Send + Sync {
     async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
         self.resolve_person(person).await.map(|_| ())
     }
+    /// Whether the role's trust policy ties each session name to the IAM user who assumed it
+    /// (`sts:RoleSessionName` = `${aws:username}` on every statement that lets anyone assume
+    /// it). `false` when in doubt: then all of the role's sessions count as one person.
+    async fn role_pins_session_names(&self, _role: &str) -> Result<bool, DirectoryError> {
+        Ok(false)
+    }
 }
 
 #[async_trait]
@@ -195,12 +201,23 @@ pub enum GrantWriteError {
     Port(#[from] PortError),
 }
 
+/// A role, as a role-session grant sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleFacts {
+    /// The role's unique id (`AROA…`), for the `aws:userid` session condition.
+    pub role_id: String,
+    /// Whether its trust policy ties session names to the assuming user
+    /// (`domain::principal::trust_pins_session_names`): without that, anyone who may assume
+    /// the role could name their session after the requester and use the grant.
+    pub pins_session_names: bool,
+}
+
 /// Writes and removes the per-request inline policies. Only the grant/expiry function holds an
 /// implementation with IAM write permissions.
 #[async_trait]
 pub trait AccessGranter: Send + Sync {
-    /// The role's unique id (`AROA…`), for the `aws:userid` session condition.
-    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError>;
+    /// What a role-session grant needs to know about the role.
+    async fn role(&self, role: &str) -> Result<RoleFacts, GrantWriteError>;
     /// Creates or replaces the inline policy (idempotent).
     async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError>;
     /// Deletes the inline policy; `Ok(false)` when it was already gone.

@@ -62,8 +62,8 @@ struct Policies(Mutex<BTreeMap<String, String>>);
 
 #[async_trait]
 impl AccessGranter for Policies {
-    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
-        Ok(format!("AROA{role}"))
+    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
+        Ok(jit_shared::ports::RoleFacts { role_id: format!("AROA{role}"), pins_session_names: role != "Unpinned" })
     }
     async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
         self.0.lock().unwrap().insert(format!("{principal:?}/{name}"), document.to_owned());
@@ -895,4 +895,75 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
     assert_eq!((sent_forged, sent_genuine), (0, 1));
     let mails = outbox.0.lock().unwrap();
     assert!(mails[0].body.contains(revoked.request_id.as_str()), "{}", mails[0].body);
+}
+
+#[tokio::test]
+async fn a_role_session_is_granted_by_attaching_only_when_the_role_pins_session_names() {
+    for (role, granted) in [("Pinned", true), ("Unpinned", false)] {
+        // Arrange: an approved attach-mode request from a session of `role`.
+        let now = Utc::now();
+        let world = Lifecycle::default();
+        let settings = settings();
+        let deps = world.deps(&settings);
+        let caller = CallerArn::try_from(format!("arn:aws:sts::123456789012:assumed-role/{role}/alice")).unwrap();
+        let intake = SubmitDeps { store: &world.store, directory: &Users, settings: &settings };
+        let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+        let submitted = submit::submit(&intake, &caller, body, None, now).await.unwrap().request;
+        let approved = Transition {
+            decision: Some(decision(RequestStatus::Approved, None, now)),
+            ..Transition::status_change(&submitted, RequestStatus::Approved, "system:evaluator", "decided", now)
+        };
+        world.store.transition(&approved).await.unwrap();
+
+        // Act
+        let out = lifecycle::grant(&deps, &submitted.request_id, None, now).await.unwrap();
+
+        // Assert: granted, or failed with the fix named and nothing attached.
+        let stored = world.store.get(&submitted.request_id).await.unwrap().unwrap();
+        assert_eq!(out.granted, granted, "{role}");
+        if !granted {
+            assert_eq!(stored.status, RequestStatus::Failed);
+            let trail = world.store.audit_trail(&submitted.request_id).await.unwrap();
+            let reason = &trail.last().unwrap().reason;
+            assert!(reason.contains("sts:RoleSessionName") && reason.contains("credentials"), "{reason}");
+            assert!(world.policies.0.lock().unwrap().is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_person_behind_two_sessions_of_a_role_that_does_not_pin_names_counts_once() {
+    // Arrange: a request needing two approvals from the Ops role's sessions (or lead).
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let key = key();
+    let settings = settings();
+    let intake = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
+    let plan = ApprovalPlan {
+        policy_name: "ops".into(),
+        levels: vec![ApprovalLevel {
+            min_approvals: 2,
+            approvers: vec![Approver::IamRole("Ops".into()), Approver::IamUser("lead".into())],
+        }],
+    };
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(1))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    let request = store.transition(&pending).await.unwrap();
+    let deps = approvals(&store, &key, &NO_ADMINS);
+    let session =
+        |name: &str| CallerArn::try_from(format!("arn:aws:sts::123456789012:assumed-role/Ops/{name}")).unwrap();
+
+    // Act: the same person approves as two sessions.
+    let id = request.request_id.as_str();
+    approve::decide_as_caller(&deps, &session("mallory"), id, Verdict::Approve, b"", now).await.unwrap();
+    let second = approve::decide_as_caller(&deps, &session("mallory-2"), id, Verdict::Approve, b"", now).await;
+
+    // Assert
+    assert_eq!(second.unwrap_err().code(), "AlreadyDecided");
+    assert_eq!(store.get(&request.request_id).await.unwrap().unwrap().status, RequestStatus::Pending);
 }

@@ -221,6 +221,11 @@ async fn provision_member_account(
 
 const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
+/// The seed's IAM roles pin session names to the assuming user, as a role whose sessions may be
+/// granted (attach mode) or counted as distinct approvers must
+/// (`domain::principal::trust_pins_session_names`).
+const PINNED_ROLE_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}"#;
+
 fn iam_tags(map: &BTreeMap<String, String>) -> Result<Vec<aws_sdk_iam::types::Tag>, String> {
     map.iter()
         .map(|(k, v)| {
@@ -388,7 +393,7 @@ pub async fn provision(
                 let role = iam
                     .create_role()
                     .role_name(&p.name)
-                    .assume_role_policy_document(TRUST_POLICY)
+                    .assume_role_policy_document(PINNED_ROLE_TRUST_POLICY)
                     .set_tags(Some(iam_tags(&p.principal_tags)?))
                     .send()
                     .await

@@ -5,7 +5,7 @@
 use crate::adapters::accounts::AccountClients;
 use crate::adapters::classify;
 use crate::domain::ids::NodeLocation;
-use crate::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError};
+use crate::ports::{AccessGranter, GrantPrincipal, GrantWriteError, PortError, RoleFacts};
 
 pub struct IamGranter {
     iam: aws_sdk_iam::Client,
@@ -60,7 +60,7 @@ fn no_such(principal: &GrantPrincipal) -> GrantWriteError {
 
 #[async_trait::async_trait]
 impl AccessGranter for IamGranter {
-    async fn role_id(&self, role: &str) -> Result<String, GrantWriteError> {
+    async fn role(&self, role: &str) -> Result<RoleFacts, GrantWriteError> {
         let out = self.iam.get_role().role_name(role).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
                 GrantWriteError::NoSuchPrincipal(format!("IAM role {role}"))
@@ -68,9 +68,12 @@ impl AccessGranter for IamGranter {
                 classify("GetRole", &e).into()
             }
         })?;
-        out.role()
-            .map(|r| r.role_id().to_owned())
-            .ok_or_else(|| GrantWriteError::NoSuchPrincipal(format!("IAM role {role}")))
+        let found = out.role().ok_or_else(|| GrantWriteError::NoSuchPrincipal(format!("IAM role {role}")))?;
+        let pins_session_names = found
+            .assume_role_policy_document()
+            .and_then(crate::adapters::policy_document)
+            .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc));
+        Ok(RoleFacts { role_id: found.role_id().to_owned(), pins_session_names })
     }
 
     async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {

@@ -75,3 +75,46 @@ where
         PortError::Permanent(message)
     }
 }
+
+/// An IAM policy document as IAM's API returns it (URL-encoded JSON) or as plain JSON; `None`
+/// when it is neither.
+#[cfg_attr(not(feature = "iam"), allow(dead_code, reason = "only the IAM adapters read policy documents"))]
+pub(crate) fn policy_document(text: &str) -> Option<serde_json::Value> {
+    if let Ok(v) = serde_json::from_str(text) {
+        return Some(v);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    serde_json::from_slice(&out).ok()
+}
+
+#[cfg(test)]
+mod policy_document_tests {
+    #[test]
+    fn a_url_encoded_or_plain_policy_document_is_read_and_anything_else_is_not() {
+        let plain = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
+        assert_eq!(super::policy_document(plain), super::policy_document(encoded));
+        assert!(super::policy_document(plain).is_some());
+        assert_eq!(super::policy_document("%7"), None);
+        assert_eq!(super::policy_document("nope"), None);
+    }
+}

@@ -8,9 +8,16 @@ use crate::domain::approval::Person;
 use crate::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
 use crate::ports::{DirectoryError, PrincipalDirectory};
 
+/// How long a role's trust-policy verdict is reused (`role_pins_session_names`).
+const TRUST_CACHE_SECONDS: u64 = 300;
+
+type TrustCache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>>;
+
 #[derive(Clone, Debug)]
 pub struct AwsPrincipalDirectory {
     iam: aws_sdk_iam::Client,
+    /// Roles' trust-policy verdicts, briefly: deciding and listing ask for each requester.
+    trust: TrustCache,
     #[cfg(feature = "identitystore")]
     identity_store: Option<(aws_sdk_identitystore::Client, String)>,
 }
@@ -19,6 +26,7 @@ impl AwsPrincipalDirectory {
     pub fn new(iam: aws_sdk_iam::Client) -> Self {
         Self {
             iam,
+            trust: TrustCache::default(),
             #[cfg(feature = "identitystore")]
             identity_store: None,
         }
@@ -183,6 +191,33 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 )))
             }
         }
+    }
+
+    async fn role_pins_session_names(&self, role: &str) -> Result<bool, DirectoryError> {
+        let fresh = std::time::Duration::from_secs(TRUST_CACHE_SECONDS);
+        if let Ok(cache) = self.trust.lock() {
+            if let Some((pinned, at)) = cache.get(role) {
+                if at.elapsed() < fresh {
+                    return Ok(*pinned);
+                }
+            }
+        }
+        let out = self.iam.get_role().role_name(role).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                DirectoryError::NotFound(format!("IAM role {role}"))
+            } else {
+                classify("GetRole", &e).into()
+            }
+        })?;
+        let pinned = out
+            .role()
+            .and_then(|r| r.assume_role_policy_document())
+            .and_then(crate::adapters::policy_document)
+            .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc));
+        if let Ok(mut cache) = self.trust.lock() {
+            cache.insert(role.to_owned(), (pinned, std::time::Instant::now()));
+        }
+        Ok(pinned)
     }
 
     /// One call: `GetUser`, `GetRole` or `GetUserId`, without the group lookups.

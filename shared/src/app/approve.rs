@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::common::{
-    approver_keys, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
+    approver_keys, counted_as, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
 };
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::administrators::Administrators;
@@ -91,6 +91,7 @@ pub(crate) async fn expire_one(
 async fn apply(
     deps: &ApprovalDeps<'_>,
     id: &RequestId,
+    requester: &str,
     decider: &Decider,
     verdict: Verdict,
     comment: Option<Comment>,
@@ -99,7 +100,7 @@ async fn apply(
 ) -> Result<AccessRequest, ServiceError> {
     until_written!("approval", |_| {
         let request = load(deps.store, id).await?;
-        let step = match approval::decide(&request, decider, verdict, comment.clone(), level, now) {
+        let step = match approval::decide(&request, requester, decider, verdict, comment.clone(), level, now) {
             Ok(step) => step,
             Err(Refusal::DeadlinePassed(at)) => {
                 expire_one(deps.store, &request, now).await?;
@@ -150,13 +151,16 @@ pub async fn decide_as_caller(
         // Neither requester nor approver: the request does not exist for this caller.
         return Err(crate::app::common::not_found(id.as_str()));
     }
+    let person = Person::from_caller(caller);
     let decider = Decider {
-        person: Person::from_caller(caller),
+        counted_as: counted_as(deps.directory, &person).await?,
+        person,
         actor: caller.to_string(),
         approver_keys: keys,
         channel: Channel::Api,
     };
-    apply(deps, &id, &decider, verdict, comment, None, now).await
+    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+    apply(deps, &id, &requester, &decider, verdict, comment, None, now).await
 }
 
 /// `POST /requests/{id}/cancel` by the requester.
@@ -249,8 +253,10 @@ pub async fn waiting_for(
         return Ok(vec![]);
     };
     let keys = approver_keys(&principal);
+    let person = Person::from_caller(caller);
     let decider = Decider {
-        person: Person::from_caller(caller),
+        counted_as: counted_as(deps.directory, &person).await?,
+        person,
         actor: caller.to_string(),
         approver_keys: keys.clone(),
         channel: Channel::Api,
@@ -262,7 +268,8 @@ pub async fn waiting_for(
     let mut out = Vec::new();
     for id in ids {
         if let Some(request) = deps.store.get(&id).await? {
-            if approval::check_may_decide(&request, &decider, None, now).is_ok() {
+            let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+            if approval::check_may_decide(&request, &requester, &decider, None, now).is_ok() {
                 out.push(request);
             }
         }
@@ -296,6 +303,7 @@ async fn link_decider(
     let decider = Decider {
         actor: actor_of(&principal),
         approver_keys: approver_keys(&principal),
+        counted_as: counted_as(deps.directory, &person).await?,
         person,
         channel: Channel::EmailLink,
     };
@@ -306,7 +314,8 @@ async fn link_decider(
 /// `GET /decide/{token}`: checks the link and shows what it would decide. Changes nothing.
 pub async fn view_link(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<LinkView, ServiceError> {
     let (claims, decider, request) = link_decider(deps, token, now).await?;
-    approval::check_may_decide(&request, &decider, Some(claims.level), now).map_err(refusal_to_error)?;
+    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+    approval::check_may_decide(&request, &requester, &decider, Some(claims.level), now).map_err(refusal_to_error)?;
     Ok(LinkView { request, claims, person: decider.person })
 }
 
@@ -319,6 +328,7 @@ pub async fn decide_with_link(
     now: DateTime<Utc>,
 ) -> Result<AccessRequest, ServiceError> {
     let comment = Comment::parse_optional(comment)?;
-    let (claims, decider, _) = link_decider(deps, token, now).await?;
-    apply(deps, &claims.request_id, &decider, verdict, comment, Some(claims.level), now).await
+    let (claims, decider, request) = link_decider(deps, token, now).await?;
+    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+    apply(deps, &claims.request_id, &requester, &decider, verdict, comment, Some(claims.level), now).await
 }

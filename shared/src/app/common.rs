@@ -97,3 +97,19 @@ pub async fn resolve_caller(
 pub fn plan_names_any(request: &AccessRequest, keys: &[String]) -> bool {
     approval::plan_of(request).is_some_and(|plan| plan.all_approvers().any(|a| keys.contains(&a.index_key())))
 }
+
+/// Whom `person` counts as (`Person::counted_as`), asking the directory whether a role session's
+/// role pins session names. A role that no longer exists pins nothing.
+pub async fn counted_as(
+    directory: &dyn PrincipalDirectory,
+    person: &crate::domain::approval::Person,
+) -> Result<String, ServiceError> {
+    let crate::domain::approval::Person::IamRoleSession { role, .. } = person else {
+        return Ok(person.counted_as(false));
+    };
+    match directory.role_pins_session_names(role).await {
+        Ok(pinned) => Ok(person.counted_as(pinned)),
+        Err(DirectoryError::NotFound(_)) => Ok(person.counted_as(false)),
+        Err(DirectoryError::Port(e)) => Err(e.into()),
+    }
+}

@@ -271,10 +271,16 @@ pub async fn grant(
         CallerKind::AssumedRole { .. } if request.requester.is_identity_center() => {
             return fail_grant(deps, &request, execution, GrantRefusal::IdentityCenterRole.to_string(), now).await;
         }
-        CallerKind::AssumedRole { role_name, session_name } => match deps.granter.role_id(role_name).await {
-            Ok(role_id) => {
-                GrantTarget::IamRoleSession { role: role_name.clone(), role_id, session: session_name.clone() }
+        CallerKind::AssumedRole { role_name, session_name } => match deps.granter.role(role_name).await {
+            Ok(facts) if !facts.pins_session_names => {
+                let refusal = GrantRefusal::UnpinnedRoleSessions { role: role_name.clone() };
+                return fail_grant(deps, &request, execution, refusal.to_string(), now).await;
             }
+            Ok(facts) => GrantTarget::IamRoleSession {
+                role: role_name.clone(),
+                role_id: facts.role_id,
+                session: session_name.clone(),
+            },
             Err(GrantWriteError::Port(e)) => return Err(e.into()),
             Err(e) => return fail_grant(deps, &request, execution, e.to_string(), now).await,
         },

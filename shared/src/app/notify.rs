@@ -134,10 +134,12 @@ async fn mail_approvers(
     if request.status != RequestStatus::Pending || progress.current_level != level || now >= progress.pending_until {
         return Ok(0);
     }
-    let requester = Person::from_caller(&request.requester);
+    let requester = crate::app::common::counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
     let mut sent = 0;
     for contact in deps.contacts {
-        if contact.person == requester || progress.has_acted(&contact.person) {
+        // Contacts are IAM and Identity Center users: each counts as themself.
+        let who = contact.person.counted_as(false);
+        if who == requester || progress.has_acted(&who) {
             continue;
         }
         // Someone who no longer exists (an offboarded user still in contacts.yaml) gets no mail.

@@ -57,6 +57,19 @@ impl Person {
         }
     }
 
+    /// Who this identity counts as when deciding and being counted, so one person counts once:
+    /// an IAM user or Identity Center user is themself; a role session is the IAM user of the
+    /// same name when the role's trust policy pins session names to the assuming user
+    /// (`sts:RoleSessionName` = `${aws:username}`, `pinned`), and otherwise the role itself,
+    /// since anyone who may assume the role can choose any session name.
+    pub fn counted_as(&self, pinned: bool) -> String {
+        match self {
+            Self::IamRoleSession { session, .. } if pinned => Self::IamUser(session.clone()).key(),
+            Self::IamRoleSession { role, .. } => format!("iam-role#{role}"),
+            other => other.key(),
+        }
+    }
+
     /// A stable key, also the SNS `recipient` message attribute that mail filter policies match.
     pub fn key(&self) -> String {
         match self {
@@ -170,6 +183,17 @@ pub struct ApprovalEntry {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<Comment>,
+    /// Whom the decision counted as (`Person::counted_as`): one person counts once, whatever
+    /// identity they decided with. Absent on entries recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_as: Option<String>,
+}
+
+impl ApprovalEntry {
+    /// Whom it counted as; an older entry counts as its approver's own key.
+    pub fn counted_as(&self) -> String {
+        self.counted_as.clone().unwrap_or_else(|| self.approver.key())
+    }
 }
 
 /// Where a pending request stands.
@@ -193,7 +217,8 @@ impl ApprovalProgress {
         self.entries.iter().filter(|e| e.level == level && e.verdict == Verdict::Approve).count()
     }
 
-    pub fn has_acted(&self, person: &Person) -> bool {
-        self.entries.iter().any(|e| &e.approver == person)
+    /// Whether someone counted as `who` (`Person::counted_as`) already decided.
+    pub fn has_acted(&self, who: &str) -> bool {
+        self.entries.iter().any(|e| e.counted_as() == who)
     }
 }

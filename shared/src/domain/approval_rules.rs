@@ -12,6 +12,8 @@ use crate::domain::status::RequestStatus;
 #[derive(Clone, Debug)]
 pub struct Decider {
     pub person: Person,
+    /// Whom the person counts as (`Person::counted_as`).
+    pub counted_as: String,
     pub actor: String,
     /// `Approver::index_key`s the person holds now: themself and their groups.
     pub approver_keys: Vec<String>,
@@ -57,8 +59,10 @@ pub fn matching_approver<'a>(plan: &'a ApprovalPlan, level: u8, keys: &[String])
 }
 
 /// Checks who may act without deciding anything (the confirmation page and `GET /approvals`).
+/// `requester` is whom the requester counts as (`Person::counted_as`).
 pub fn check_may_decide<'a>(
     request: &'a AccessRequest,
+    requester: &str,
     decider: &Decider,
     level: Option<u8>,
     now: DateTime<Utc>,
@@ -72,7 +76,7 @@ pub fn check_may_decide<'a>(
     if now >= progress.pending_until {
         return Err(Refusal::DeadlinePassed(progress.pending_until));
     }
-    if Person::from_caller(&request.requester) == decider.person {
+    if requester == decider.counted_as {
         return Err(Refusal::OwnRequest);
     }
     if let Some(wanted) = level {
@@ -80,7 +84,7 @@ pub fn check_may_decide<'a>(
             return Err(Refusal::WrongLevel { wanted, current: progress.current_level });
         }
     }
-    if progress.has_acted(&decider.person) {
+    if progress.has_acted(&decider.counted_as) {
         return Err(Refusal::AlreadyDecided);
     }
     let approver = matching_approver(plan, progress.current_level, &decider.approver_keys)
@@ -91,13 +95,14 @@ pub fn check_may_decide<'a>(
 /// Applies one decision. `level` is the level a mail link was issued for (None for the API).
 pub fn decide(
     request: &AccessRequest,
+    requester: &str,
     decider: &Decider,
     verdict: Verdict,
     comment: Option<Comment>,
     level: Option<u8>,
     now: DateTime<Utc>,
 ) -> Result<Step, Refusal> {
-    let (progress, approver) = check_may_decide(request, decider, level, now)?;
+    let (progress, approver) = check_may_decide(request, requester, decider, level, now)?;
     let plan = plan_of(request).ok_or(Refusal::NoPlan)?;
     let entry = ApprovalEntry {
         level: progress.current_level,
@@ -108,6 +113,7 @@ pub fn decide(
         channel: decider.channel,
         at: now,
         comment,
+        counted_as: Some(decider.counted_as.clone()),
     };
     let mut next = progress.clone();
     next.entries.push(entry.clone());
@@ -182,6 +188,7 @@ mod tests {
         keys.extend(groups.iter().map(|g| Approver::IamGroup((*g).into()).index_key()));
         Decider {
             person: Person::IamUser(name.into()),
+            counted_as: Person::IamUser(name.into()).key(),
             actor: arn(name).to_string(),
             approver_keys: keys,
             channel: Channel::Api,
@@ -205,8 +212,13 @@ mod tests {
         )
     }
 
+    /// Whom the request's requester counts as, their role (if any) not pinning session names.
+    fn requester(r: &AccessRequest) -> String {
+        Person::from_caller(&r.requester).counted_as(false)
+    }
+
     fn apply(r: &mut AccessRequest, d: &Decider, v: Verdict, now: DateTime<Utc>) -> Result<Step, Refusal> {
-        let step = decide(r, d, v, None, None, now)?;
+        let step = decide(r, &requester(r), d, v, None, None, now)?;
         r.status = step.status;
         r.progress = Some(step.progress.clone());
         Ok(step)
@@ -250,6 +262,7 @@ mod tests {
                 .unwrap();
         let carol = Decider {
             person: Person::IdentityCenterUser("carol".into()),
+            counted_as: Person::IdentityCenterUser("carol".into()).key(),
             actor: "identity-center-user/carol".into(),
             approver_keys: vec![Approver::IdentityCenterUser("carol".into()).index_key()],
             channel: Channel::EmailLink,
@@ -287,13 +300,62 @@ mod tests {
         let r = two_levels(now);
         let later = now + Duration::hours(24);
         assert!(matches!(
-            decide(&r, &user("a1", &[]), Verdict::Approve, None, None, later),
+            decide(&r, &requester(&r), &user("a1", &[]), Verdict::Approve, None, None, later),
             Err(Refusal::DeadlinePassed(_))
         ));
         assert_eq!(
-            decide(&r, &user("a1", &[]), Verdict::Approve, None, Some(2), now),
+            decide(&r, &requester(&r), &user("a1", &[]), Verdict::Approve, None, Some(2), now),
             Err(Refusal::WrongLevel { wanted: 2, current: 1 })
         );
+    }
+
+    /// A session of role `role` named `session`, approving through the role's approver entry.
+    fn session(role: &str, session: &str, pinned: bool) -> Decider {
+        let person = Person::IamRoleSession { role: role.into(), session: session.into() };
+        Decider {
+            counted_as: person.counted_as(pinned),
+            person,
+            actor: format!("arn:aws:sts::123456789012:assumed-role/{role}/{session}"),
+            approver_keys: vec![Approver::IamRole(role.into()).index_key()],
+            channel: Channel::Api,
+        }
+    }
+
+    #[test]
+    fn sessions_of_a_role_that_does_not_pin_names_are_one_person() {
+        // Arrange: two approvals needed from the Ops role's sessions.
+        let now = Utc::now();
+        let mut r = pending(vec![(2, vec![Approver::IamRole("Ops".into()), Approver::IamUser("b1".into())])], now);
+        // Act: one person assumes the role twice with two session names.
+        apply(&mut r, &session("Ops", "alice", false), Verdict::Approve, now).unwrap();
+        let second = apply(&mut r, &session("Ops", "alice-again", false), Verdict::Approve, now);
+        // Assert: counted once; a different person completes the level.
+        assert_eq!(second, Err(Refusal::AlreadyDecided));
+        let step = apply(&mut r, &user("b1", &[]), Verdict::Approve, now).unwrap();
+        assert_eq!(step.status, RequestStatus::Approved);
+    }
+
+    #[test]
+    fn sessions_of_a_role_that_pins_names_are_the_users_they_name() {
+        let now = Utc::now();
+        let cases = [
+            // (requester, approver, pinned, expected)
+            (
+                "arn:aws:sts::123456789012:assumed-role/Ops/alice",
+                session("Ops", "alice", true),
+                Err(Refusal::OwnRequest),
+            ),
+            ("arn:aws:iam::123456789012:user/alice", session("Ops", "alice", true), Err(Refusal::OwnRequest)),
+            ("arn:aws:iam::123456789012:user/alice", session("Ops", "bob", true), Ok(RequestStatus::Approved)),
+            ("arn:aws:iam::123456789012:user/alice", session("Ops", "alice", false), Ok(RequestStatus::Approved)),
+        ];
+        for (requester_arn, decider, expected) in cases {
+            let mut r = pending(vec![(1, vec![Approver::IamRole("Ops".into())])], now);
+            r.requester = CallerArn::try_from(requester_arn.to_owned()).unwrap();
+            let requester = Person::from_caller(&r.requester).counted_as(true);
+            let got = decide(&r, &requester, &decider, Verdict::Approve, None, None, now).map(|s| s.status);
+            assert_eq!(got, expected, "{requester_arn} by {}", decider.actor);
+        }
     }
 
     #[test]

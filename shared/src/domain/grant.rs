@@ -183,6 +183,8 @@ pub enum GrantRefusal {
     IdentityCenterRole,
     #[error("credentials-mode grants attach no policy")]
     NotAttachable,
+    #[error("role {role}'s trust policy lets whoever assumes it choose any session name, so a policy for one session could be used by anyone who names theirs the same: pin session names (Condition StringEquals sts:RoleSessionName = ${{aws:username}}) or use credentials mode (GrantMode=credentials)")]
+    UnpinnedRoleSessions { role: String },
     #[error("the grant policy would be {size} characters, above IAM's {limit}-character inline-policy limit for this principal")]
     TooLarge { size: usize, limit: usize },
 }

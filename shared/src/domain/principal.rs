@@ -199,3 +199,69 @@ mod tests {
         }
     }
 }
+
+/// Whether a role's trust policy (its `AssumeRolePolicyDocument` as JSON) ties each session name
+/// to the IAM user who assumes the role: every `Allow` statement conditions
+/// `sts:RoleSessionName` on `${aws:username}` (`StringEquals` or `StringLike`, one value). Any
+/// other `Allow` (a service, a federated or SAML principal, a statement without the condition)
+/// lets someone else choose the name, so the answer is then `false`, as it is for a document
+/// that cannot be read.
+pub fn trust_pins_session_names(document: &serde_json::Value) -> bool {
+    let statements = match &document["Statement"] {
+        serde_json::Value::Array(list) => list.iter().collect::<Vec<_>>(),
+        one @ serde_json::Value::Object(_) => vec![one],
+        _ => return false,
+    };
+    let allows: Vec<_> = statements.into_iter().filter(|s| s["Effect"] == "Allow").collect();
+    !allows.is_empty()
+        && allows.iter().all(|statement| {
+            let Some(conditions) = statement["Condition"].as_object() else { return false };
+            conditions.iter().any(|(operator, keys)| {
+                matches!(operator.as_str(), "StringEquals" | "StringLike")
+                    && keys.as_object().is_some_and(|keys| {
+                        keys.iter().any(|(key, value)| {
+                            key.eq_ignore_ascii_case("sts:RoleSessionName")
+                                && match value {
+                                    serde_json::Value::String(v) => v == "${aws:username}",
+                                    serde_json::Value::Array(v) => v.len() == 1 && v[0] == "${aws:username}",
+                                    _ => false,
+                                }
+                        })
+                    })
+            })
+        })
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use serde_json::json;
+
+    use super::trust_pins_session_names;
+
+    #[test]
+    fn only_a_trust_policy_that_pins_every_allow_to_the_user_name_pins_sessions() {
+        let pinned = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}});
+        let like = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole", "Condition": {"StringLike": {"sts:rolesessionname": ["${aws:username}"]}}});
+        let open = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"});
+        let service =
+            json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
+        let other_value = json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole", "Condition": {"StringLike": {"sts:RoleSessionName": "*"}}});
+        let deny = json!({"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"});
+        let cases = [
+            (json!({"Statement": [pinned.clone()]}), true),
+            (json!({"Statement": like}), true),
+            (json!({"Statement": [pinned.clone(), deny]}), true),
+            (json!({"Statement": [pinned.clone(), service]}), false),
+            (json!({"Statement": [open]}), false),
+            (json!({"Statement": [other_value]}), false),
+            (json!({"Statement": []}), false),
+            (json!("not a policy"), false),
+        ];
+        for (document, expected) in cases {
+            assert_eq!(trust_pins_session_names(&document), expected, "{document}");
+        }
+    }
+}
