@@ -239,6 +239,7 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
         directory: &directory,
         key: &key,
         administrators: &jit_shared::domain::administrators::Administrators::none(),
+        people: &jit_shared::policy::contacts::People::default(),
     };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
@@ -461,6 +462,7 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
         directory: &directory,
         key: &key,
         administrators: &jit_shared::domain::administrators::Administrators::none(),
+        people: &jit_shared::policy::contacts::People::default(),
     };
     let arn_of = |who: &str| CallerArn::try_from(stack.provisioned.profile(who).unwrap().caller_arn.clone()).unwrap();
 

@@ -23,6 +23,10 @@ use jit_shared::app::lifecycle::{self, GrantOutput, LifecycleDeps, Task};
 use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
+
+/// Nobody has a second identity here.
+static NO_PEOPLE: std::sync::LazyLock<jit_shared::policy::contacts::People> =
+    std::sync::LazyLock::new(jit_shared::policy::contacts::People::default);
 use jit_shared::domain::credentials::deny_policy_name;
 use jit_shared::domain::grant::{policy_name, GrantSettings};
 use jit_shared::domain::ids::RequestId;
@@ -217,6 +221,7 @@ impl World {
             directory: &self.directory,
             key: &self.key,
             administrators: &self.administrators,
+            people: &NO_PEOPLE,
         }
     }
 

@@ -412,6 +412,7 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
     let contacts = [&present, &gone].map(|name| jit_shared::policy::contacts::Contact {
         person: Person::IamUser(name.clone()),
         email: format!("{name}@example.com"),
+        same_as: vec![],
     });
     let outbox = Outbox::default();
     let key = jit_shared::domain::approval_token::SigningKey::from_secret(&"k".repeat(48)).unwrap();

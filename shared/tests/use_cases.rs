@@ -203,7 +203,7 @@ fn approvals<'a>(
     key: &'a SigningKey,
     administrators: &'a Administrators,
 ) -> ApprovalDeps<'a> {
-    ApprovalDeps { store, directory: &Users, key, administrators }
+    ApprovalDeps { store, directory: &Users, key, administrators, people: &NO_PEOPLE }
 }
 
 #[tokio::test]
@@ -277,6 +277,8 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
 
 static ARN_LEAD: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("lead"));
 static ARN_ALICE: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("alice"));
+static NO_PEOPLE: std::sync::LazyLock<jit_shared::policy::contacts::People> =
+    std::sync::LazyLock::new(jit_shared::policy::contacts::People::default);
 static NO_ADMINS: std::sync::LazyLock<Administrators> = std::sync::LazyLock::new(Administrators::none);
 static ARN_ADMIN: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("admin"));
 
@@ -861,6 +863,7 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
     let contacts = [jit_shared::policy::contacts::Contact {
         person: Person::IamUser("alice".into()),
         email: "alice@example.com".into(),
+        same_as: vec![],
     }];
     let links = jit_shared::app::notify::LinkSettings {
         api_base_url: "https://jit.example.com".into(),
@@ -966,4 +969,52 @@ async fn one_person_behind_two_sessions_of_a_role_that_does_not_pin_names_counts
     // Assert
     assert_eq!(second.unwrap_err().code(), "AlreadyDecided");
     assert_eq!(store.get(&request.request_id).await.unwrap().unwrap().status, RequestStatus::Pending);
+}
+
+#[tokio::test]
+async fn an_identity_center_user_and_their_iam_user_are_one_person() {
+    // Arrange: carol (Identity Center) is also IAM user carol.smith, who is in the approving
+    // group; carol asks for access.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let key = key();
+    let contacts = jit_shared::policy::contacts::parse_contacts(
+        "contacts:\n  - identityCenterUser: carol\n    email: carol@example.com\n    sameAs:\n      - iamUser: carol.smith\n",
+    )
+    .unwrap();
+    let people = jit_shared::policy::contacts::People::from_contacts(&contacts);
+    let deps =
+        ApprovalDeps { store: &store, directory: &Users, key: &key, administrators: &NO_ADMINS, people: &people };
+    let settings = settings();
+    let intake = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+    let carol_ic =
+        CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &carol_ic, body, None, now).await.unwrap().request;
+    let plan = ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("carol.smith".into())] }],
+    };
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(1))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    store.transition(&pending).await.unwrap();
+
+    // Act: carol approves as her IAM user.
+    let got = approve::decide_as_caller(
+        &deps,
+        &arn("carol.smith"),
+        submitted.request_id.as_str(),
+        Verdict::Approve,
+        b"",
+        now,
+    )
+    .await;
+
+    // Assert: her own request, whichever identity she uses.
+    let err = got.unwrap_err();
+    assert_eq!(err.code(), "Forbidden");
+    assert!(err.to_string().contains("their own request"), "{err}");
 }

@@ -122,6 +122,8 @@ struct Adapters {
     grant_settings: GrantSettings,
     /// None locally: revokes come from the approvers a request names.
     administrators: jit_shared::domain::administrators::Administrators,
+    /// Who is whom, from the policy set's `contacts.yaml`.
+    people: jit_shared::policy::contacts::People,
     executions: executions::LocalExecutions,
     issuer: StsIssuer,
     sts_requests: SentRequests,
@@ -158,6 +160,7 @@ impl Adapters {
             directory: &self.principals,
             key: &self.key,
             administrators: &self.administrators,
+            people: &self.people,
         }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
@@ -260,6 +263,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         account: crate::emulator::ACCOUNT_ID.into(),
         region: crate::emulator::REGION.into(),
     };
+    let people = jit_shared::policy::contacts::People::from_contacts(opts.policies.contacts());
     let (local_executions, commands) = executions::LocalExecutions::new(&provisioned.state_machine_name, calls.clone());
     let adapters = Arc::new(Adapters {
         store: DynamoStore::new(counted_client!(aws_sdk_dynamodb, sdk, calls), &provisioned.table),
@@ -301,6 +305,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             member_accounts: provisioned.member_accounts.clone(),
         },
         administrators: jit_shared::domain::administrators::Administrators::none(),
+        people,
         executions: local_executions,
         issuer: StsIssuer::new(aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(sdk)

@@ -27,6 +27,8 @@ pub struct ApprovalDeps<'a> {
     pub key: &'a SigningKey,
     /// Principal ARNs that may revoke any request (besides the request's approvers).
     pub administrators: &'a Administrators,
+    /// Who is whom (`contacts.yaml`): a person's identities count as one.
+    pub people: &'a crate::policy::contacts::People,
 }
 
 fn refusal_to_error(r: Refusal) -> ServiceError {
@@ -91,7 +93,6 @@ pub(crate) async fn expire_one(
 async fn apply(
     deps: &ApprovalDeps<'_>,
     id: &RequestId,
-    requester: &str,
     decider: &Decider,
     verdict: Verdict,
     comment: Option<Comment>,
@@ -100,7 +101,8 @@ async fn apply(
 ) -> Result<AccessRequest, ServiceError> {
     until_written!("approval", |_| {
         let request = load(deps.store, id).await?;
-        let step = match approval::decide(&request, requester, decider, verdict, comment.clone(), level, now) {
+        let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
+        let step = match approval::decide(&request, &requester, decider, verdict, comment.clone(), level, now) {
             Ok(step) => step,
             Err(Refusal::DeadlinePassed(at)) => {
                 expire_one(deps.store, &request, now).await?;
@@ -153,14 +155,13 @@ pub async fn decide_as_caller(
     }
     let person = Person::from_caller(caller);
     let decider = Decider {
-        counted_as: counted_as(deps.directory, &person).await?,
+        counted_as: counted_as(deps.directory, deps.people, &person).await?,
         person,
         actor: caller.to_string(),
         approver_keys: keys,
         channel: Channel::Api,
     };
-    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
-    apply(deps, &id, &requester, &decider, verdict, comment, None, now).await
+    apply(deps, &id, &decider, verdict, comment, None, now).await
 }
 
 /// `POST /requests/{id}/cancel` by the requester.
@@ -255,7 +256,7 @@ pub async fn waiting_for(
     let keys = approver_keys(&principal);
     let person = Person::from_caller(caller);
     let decider = Decider {
-        counted_as: counted_as(deps.directory, &person).await?,
+        counted_as: counted_as(deps.directory, deps.people, &person).await?,
         person,
         actor: caller.to_string(),
         approver_keys: keys.clone(),
@@ -268,7 +269,7 @@ pub async fn waiting_for(
     let mut out = Vec::new();
     for id in ids {
         if let Some(request) = deps.store.get(&id).await? {
-            let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+            let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
             if approval::check_may_decide(&request, &requester, &decider, None, now).is_ok() {
                 out.push(request);
             }
@@ -303,7 +304,7 @@ async fn link_decider(
     let decider = Decider {
         actor: actor_of(&principal),
         approver_keys: approver_keys(&principal),
-        counted_as: counted_as(deps.directory, &person).await?,
+        counted_as: counted_as(deps.directory, deps.people, &person).await?,
         person,
         channel: Channel::EmailLink,
     };
@@ -314,7 +315,7 @@ async fn link_decider(
 /// `GET /decide/{token}`: checks the link and shows what it would decide. Changes nothing.
 pub async fn view_link(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<LinkView, ServiceError> {
     let (claims, decider, request) = link_decider(deps, token, now).await?;
-    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+    let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
     approval::check_may_decide(&request, &requester, &decider, Some(claims.level), now).map_err(refusal_to_error)?;
     Ok(LinkView { request, claims, person: decider.person })
 }
@@ -328,7 +329,6 @@ pub async fn decide_with_link(
     now: DateTime<Utc>,
 ) -> Result<AccessRequest, ServiceError> {
     let comment = Comment::parse_optional(comment)?;
-    let (claims, decider, request) = link_decider(deps, token, now).await?;
-    let requester = counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
-    apply(deps, &claims.request_id, &requester, &decider, verdict, comment, Some(claims.level), now).await
+    let (claims, decider, _) = link_decider(deps, token, now).await?;
+    apply(deps, &claims.request_id, &decider, verdict, comment, Some(claims.level), now).await
 }

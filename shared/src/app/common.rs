@@ -98,18 +98,23 @@ pub fn plan_names_any(request: &AccessRequest, keys: &[String]) -> bool {
     approval::plan_of(request).is_some_and(|plan| plan.all_approvers().any(|a| keys.contains(&a.index_key())))
 }
 
-/// Whom `person` counts as (`Person::counted_as`), asking the directory whether a role session's
-/// role pins session names. A role that no longer exists pins nothing.
+/// Whom `person` counts as: `Person::counted_as` (asking the directory whether a role session's
+/// role pins session names; a role that no longer exists pins nothing), then the person the
+/// people directory (`contacts.yaml`'s `sameAs`) says that identity belongs to.
 pub async fn counted_as(
     directory: &dyn PrincipalDirectory,
+    people: &crate::policy::contacts::People,
     person: &crate::domain::approval::Person,
 ) -> Result<String, ServiceError> {
-    let crate::domain::approval::Person::IamRoleSession { role, .. } = person else {
-        return Ok(person.counted_as(false));
+    let key = match person {
+        crate::domain::approval::Person::IamRoleSession { role, .. } => {
+            match directory.role_pins_session_names(role).await {
+                Ok(pinned) => person.counted_as(pinned),
+                Err(DirectoryError::NotFound(_)) => person.counted_as(false),
+                Err(DirectoryError::Port(e)) => return Err(e.into()),
+            }
+        }
+        _ => person.counted_as(false),
     };
-    match directory.role_pins_session_names(role).await {
-        Ok(pinned) => Ok(person.counted_as(pinned)),
-        Err(DirectoryError::NotFound(_)) => Ok(person.counted_as(false)),
-        Err(DirectoryError::Port(e)) => Err(e.into()),
-    }
+    Ok(people.person_of(key))
 }

@@ -134,10 +134,12 @@ async fn mail_approvers(
     if request.status != RequestStatus::Pending || progress.current_level != level || now >= progress.pending_until {
         return Ok(0);
     }
-    let requester = crate::app::common::counted_as(deps.directory, &Person::from_caller(&request.requester)).await?;
+    let people = crate::policy::contacts::People::from_contacts(deps.contacts);
+    let requester =
+        crate::app::common::counted_as(deps.directory, &people, &Person::from_caller(&request.requester)).await?;
     let mut sent = 0;
     for contact in deps.contacts {
-        // Contacts are IAM and Identity Center users: each counts as themself.
+        // A contact is a person: their primary identity is whom they count as.
         let who = contact.person.counted_as(false);
         if who == requester || progress.has_acted(&who) {
             continue;
@@ -359,8 +361,13 @@ mod tests {
     #[tokio::test]
     async fn a_requester_with_a_contact_is_mailed_and_one_without_is_not_and_no_call_is_made() {
         let sample = include_str!("../../../events/request-rejected.json");
-        let operator = Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() };
-        let someone_else = Contact { person: Person::IamUser("approver-a".into()), email: "a@example.com".into() };
+        let operator = Contact {
+            person: Person::IamUser("operator".into()),
+            email: "operator@example.com".into(),
+            same_as: vec![],
+        };
+        let someone_else =
+            Contact { person: Person::IamUser("approver-a".into()), email: "a@example.com".into(), same_as: vec![] };
         let cases: [(&[Contact], RequestStatus, RequestStatus, usize); 5] = [
             (std::slice::from_ref(&operator), RequestStatus::Rejected, RequestStatus::Pending, 1),
             (std::slice::from_ref(&someone_else), RequestStatus::Rejected, RequestStatus::Pending, 0),
@@ -386,7 +393,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_grant_is_explained_as_such_and_not_with_the_approval_message() {
-        let operator = [Contact { person: Person::IamUser("operator".into()), email: "operator@example.com".into() }];
+        let operator = [Contact {
+            person: Person::IamUser("operator".into()),
+            email: "operator@example.com".into(),
+            same_as: vec![],
+        }];
         let outbox = Outbox::default();
         let failed = event(
             include_str!("../../../events/request-approved.json"),

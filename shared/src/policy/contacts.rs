@@ -6,7 +6,13 @@
 //!     email: approver-a@example.com
 //!   - identityCenterUser: carol
 //!     email: carol@example.com
+//!     sameAs:                      # the same person's other identities
+//!       - iamUser: carol.smith
 //! ```
+//!
+//! A contact is a person: `sameAs` lists their other IAM and Identity Center users, which then
+//! count as this person (`People`): never approving a request made under another of them, and
+//! counted once however many of them approve.
 //!
 //! The notifier mails each contact who is, when a level opens, an approver of that level
 //! (directly or through a group, resolved then). The address is used only to create the
@@ -30,6 +36,30 @@ pub const MAX_CONTACTS: usize = 500;
 pub struct Contact {
     pub person: Person,
     pub email: String,
+    /// The same person's other identities.
+    pub same_as: Vec<Person>,
+}
+
+/// Who is whom: each listed identity's key, mapped to its person's primary key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct People(std::collections::BTreeMap<String, String>);
+
+impl People {
+    pub fn from_contacts(contacts: &[Contact]) -> Self {
+        let mut map = std::collections::BTreeMap::new();
+        for c in contacts {
+            for other in &c.same_as {
+                map.insert(other.key(), c.person.key());
+            }
+        }
+        Self(map)
+    }
+
+    /// The person an identity key (`Person::counted_as`) belongs to: its primary identity's key
+    /// when the directory lists it as another identity of someone, else the key itself.
+    pub fn person_of(&self, counted_as: String) -> String {
+        self.0.get(&counted_as).cloned().unwrap_or(counted_as)
+    }
 }
 
 #[derive(Deserialize)]
@@ -46,6 +76,26 @@ struct Entry {
     #[serde(default)]
     identity_center_user: Option<String>,
     email: String,
+    #[serde(default)]
+    same_as: Vec<Identity>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Identity {
+    #[serde(default)]
+    iam_user: Option<String>,
+    #[serde(default)]
+    identity_center_user: Option<String>,
+}
+
+/// Exactly one of the two names, non-empty.
+fn identity(iam_user: Option<String>, identity_center_user: Option<String>) -> Option<Person> {
+    match (iam_user, identity_center_user) {
+        (Some(n), None) if !n.trim().is_empty() => Some(Person::IamUser(n)),
+        (None, Some(n)) if !n.trim().is_empty() => Some(Person::IdentityCenterUser(n)),
+        _ => None,
+    }
 }
 
 fn valid_email(s: &str) -> bool {
@@ -85,7 +135,7 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
         vec![LineError {
             line: doc.line_of(&path),
             message: format!("at '{path}': {}", e.into_inner()),
-            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>".into(),
+            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>, and optionally sameAs: [{iamUser: <name>} | {identityCenterUser: <user name>}]".into(),
         }]
     })?;
     let mut errors = Vec::new();
@@ -100,10 +150,9 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
     }
     for (i, entry) in parsed.contacts.into_iter().enumerate() {
         let line = doc.line_of(&format!("contacts.{i}"));
-        let person = match (entry.iam_user, entry.identity_center_user) {
-            (Some(n), None) if !n.trim().is_empty() => Person::IamUser(n),
-            (None, Some(n)) if !n.trim().is_empty() => Person::IdentityCenterUser(n),
-            _ => {
+        let person = match identity(entry.iam_user, entry.identity_center_user) {
+            Some(p) => p,
+            None => {
                 errors.push(LineError {
                     line,
                     message: "a contact names exactly one of iamUser or identityCenterUser".into(),
@@ -124,11 +173,28 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
             errors.push(LineError {
                 line,
                 message: format!("{person} is listed twice"),
-                fix: "keep one entry per person".into(),
+                fix: "keep one entry per person, and each identity in one of them".into(),
             });
             continue;
         }
-        out.push(Contact { person, email: entry.email });
+        let mut same_as = Vec::new();
+        for (j, other) in entry.same_as.into_iter().enumerate() {
+            let at = doc.line_of(&format!("contacts.{i}.sameAs.{j}"));
+            match identity(other.iam_user, other.identity_center_user) {
+                Some(p) if seen.insert(p.key()) => same_as.push(p),
+                Some(p) => errors.push(LineError {
+                    line: at,
+                    message: format!("{p} is listed twice"),
+                    fix: "keep one entry per person, and each identity in one of them".into(),
+                }),
+                None => errors.push(LineError {
+                    line: at,
+                    message: "a sameAs identity names exactly one of iamUser or identityCenterUser".into(),
+                    fix: "keep one of the two keys, with a non-empty name".into(),
+                }),
+            }
+        }
+        out.push(Contact { person, email: entry.email, same_as });
     }
     if errors.is_empty() {
         Ok(out)
@@ -162,12 +228,30 @@ mod tests {
     }
 
     #[test]
+    fn a_persons_other_identities_count_as_them() {
+        let c = parse_contacts(
+            "contacts:\n  - identityCenterUser: carol\n    email: carol@example.com\n    sameAs:\n      - iamUser: carol.smith\n",
+        )
+        .unwrap();
+        let people = People::from_contacts(&c);
+        assert_eq!(people.person_of("iam-user#carol.smith".into()), "ic-user#carol");
+        assert_eq!(people.person_of("ic-user#carol".into()), "ic-user#carol");
+        assert_eq!(people.person_of("iam-user#dave".into()), "iam-user#dave");
+    }
+
+    #[test]
     fn bad_contacts_are_refused_with_their_line() {
         let cases = [
             ("contacts:\n  - iamUser: a\n    email: nope\n", 3),
             ("contacts:\n  - iamUser: a\n    identityCenterUser: b\n    email: a@example.com\n", 2),
             ("contacts:\n  - iamUser: a\n    email: a@example.com\n  - iamUser: a\n    email: b@example.com\n", 4),
             ("contacts:\n  - iamUser: a\n    mail: a@example.com\n", 3),
+            ("contacts:\n  - iamUser: a\n    email: a@example.com\n    sameAs:\n      - iamUser: a\n", 5),
+            (
+                "contacts:\n  - iamUser: a\n    email: a@example.com\n  - iamUser: b\n    email: b@example.com\n    sameAs:\n      - iamUser: a\n",
+                7,
+            ),
+            ("contacts:\n  - iamUser: a\n    email: a@example.com\n    sameAs:\n      - roleSession: x\n", 5),
         ];
         for (text, line) in cases {
             let errs = parse_contacts(text).unwrap_err();
