@@ -240,6 +240,7 @@ async fn decisions_after_reject_cancel_or_expiry_are_409_and_change_nothing() {
         key: &key,
         administrators: &jit_shared::domain::administrators::Administrators::none(),
         people: &jit_shared::policy::contacts::People::default(),
+        seal: &integration_tests::stack_seal(stack, &sdk),
     };
     let later = Utc::now() + chrono::Duration::minutes(61);
     let approver = CallerArn::try_from(stack.provisioned.profile("approver-a").unwrap().caller_arn.clone()).unwrap();
@@ -463,6 +464,7 @@ async fn decisions_whose_function_fails_after_the_commit_still_reach_the_notifie
         key: &key,
         administrators: &jit_shared::domain::administrators::Administrators::none(),
         people: &jit_shared::policy::contacts::People::default(),
+        seal: &integration_tests::stack_seal(stack, &sdk),
     };
     let arn_of = |who: &str| CallerArn::try_from(stack.provisioned.profile(who).unwrap().caller_arn.clone()).unwrap();
 
@@ -510,4 +512,39 @@ async fn whether_a_role_pins_session_names_is_read_from_its_trust_policy() {
         assert_eq!(directory.role_pins_session_names(&role).await.unwrap(), pinned, "{trust}");
         assert_eq!(granter.role(&role).await.unwrap().pins_session_names, pinned, "{trust}");
     }
+}
+
+/// Seals are KMS HMACs: they verify for the message they were made for, under the key they were
+/// made with, and for nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_seals_are_made_and_checked_with_a_kms_hmac_key() {
+    use jit_shared::ports::ApprovalSeal;
+    let sdk = sdk().await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key = || async {
+        kms.create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_owned()
+    };
+    let (ours, theirs) = (key().await, key().await);
+    let seal = jit_shared::adapters::kms::KmsSeal::new(kms.clone(), &ours);
+    let other = jit_shared::adapters::kms::KmsSeal::new(kms.clone(), &theirs);
+    let mac = seal.seal(b"approval of req-1").await.unwrap();
+    let cases: [(&[u8], &str, bool); 4] = [
+        (b"approval of req-1", &mac, true),
+        (b"approval of req-2", &mac, false),
+        (b"approval of req-1", "bm90IGEgbWFj", false),
+        (b"approval of req-1", "not base64!", false),
+    ];
+    for (message, given, valid) in cases {
+        assert_eq!(seal.check(message, given).await.unwrap(), valid, "{given}");
+    }
+    assert!(!other.check(b"approval of req-1", &mac).await.unwrap(), "another key's check refuses it");
 }

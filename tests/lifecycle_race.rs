@@ -24,6 +24,10 @@ use jit_shared::app::submit::{self as intake, SubmitDeps};
 use jit_shared::app::sweep;
 use jit_shared::domain::approval_token::SigningKey;
 
+/// The deciding functions' seal (tests write approvals themselves).
+static SEAL: std::sync::LazyLock<jit_shared::adapters::memory::MemorySeal> =
+    std::sync::LazyLock::new(jit_shared::adapters::memory::MemorySeal::default);
+
 /// Nobody has a second identity here.
 static NO_PEOPLE: std::sync::LazyLock<jit_shared::policy::contacts::People> =
     std::sync::LazyLock::new(jit_shared::policy::contacts::People::default);
@@ -222,6 +226,7 @@ impl World {
             key: &self.key,
             administrators: &self.administrators,
             people: &NO_PEOPLE,
+            seal: &*SEAL,
         }
     }
 
@@ -232,6 +237,7 @@ impl World {
             sessions: &self.sessions,
             executions: &self.executions,
             settings: &self.settings,
+            seal: &*SEAL,
         }
     }
 
@@ -255,8 +261,10 @@ impl World {
         let deps = SubmitDeps { store: &self.store, directory: &self.directory, settings: &self.settings };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
         let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
-        let approve =
-            Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50));
+        let approve = Transition {
+            approval_seal: Some(SEAL.seal_now(&r.approval_message())),
+            ..Transition::status_change(&r, RequestStatus::Approved, "test", "approved", now - Duration::seconds(50))
+        };
         self.store.transition(&approve).await.unwrap()
     }
 
@@ -334,7 +342,7 @@ async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_
         *issuer.at.lock().unwrap() = Some(now);
         let recorded = w.granted_by(Some(EXECUTION)).await;
         let id = recorded.request_id.clone();
-        let creds = CredentialsDeps { store: &w.store, issuer: &issuer, settings: &w.settings };
+        let creds = CredentialsDeps { store: &w.store, issuer: &issuer, settings: &w.settings, seal: &*SEAL };
         credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
         let recorded = w.store.get(&id).await.unwrap().unwrap();
         let deps = w.lifecycle();
@@ -488,6 +496,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
         sessions: &sessions,
         executions: &w.executions,
         settings: &w.settings,
+        seal: &*SEAL,
     };
     let now = Utc::now();
     let r = w.approved("faults", now).await;
@@ -623,6 +632,7 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
         sessions: &w.sessions,
         executions: &w.executions,
         settings: &w.settings,
+        seal: &*SEAL,
     };
     type Alter = fn(AccessRequest) -> AccessRequest;
     let cases: [(&str, Alter, bool); 3] = [
@@ -730,11 +740,11 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
                 serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": "lost event", "durationMinutes": 60})
                     .to_string();
             let r = intake::submit(intake_deps, caller, body.as_bytes(), None, at).await.unwrap().request;
-            store
-                .transition(&Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at))
-                .await
-                .unwrap()
-                .request_id
+            let approve = Transition {
+                approval_seal: Some(SEAL.seal_now(&r.approval_message())),
+                ..Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at)
+            };
+            store.transition(&approve).await.unwrap().request_id
         }
     };
     let stalled = approved_at(now - Duration::minutes(3)).await;

@@ -343,6 +343,7 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
         nodes: &nodes,
         policies: &policies,
         pending_timeout_minutes: 60,
+        seal: &jit_shared::adapters::memory::MemorySeal::default(),
     };
     // Act
     let outcome = jit_shared::app::evaluate::handle_submitted_event(&deps, &envelope, Utc::now()).await.unwrap();

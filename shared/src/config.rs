@@ -158,6 +158,11 @@ pub fn member_accounts() -> Result<Vec<String>, ConfigError> {
     Ok(accounts)
 }
 
+/// The KMS HMAC key approvals are sealed with (`JIT_APPROVAL_KEY_ID`: key id, ARN or alias).
+pub fn approval_key_id() -> Result<String, ConfigError> {
+    required("JIT_APPROVAL_KEY_ID")
+}
+
 /// The project's event bus (`JIT_EVENT_BUS_NAME`): only the event publisher puts events on it.
 pub fn event_bus_name() -> Result<String, ConfigError> {
     required("JIT_EVENT_BUS_NAME")

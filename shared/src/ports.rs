@@ -235,6 +235,16 @@ pub trait CredentialIssuer: Send + Sync {
     async fn issue(&self, spec: &CredentialsSpec) -> Result<IssuedCredentials, PortError>;
 }
 
+/// Seals approvals and checks seals (KMS HMAC): the deciding functions may seal, the granting
+/// ones only check, so a grant acts only on an approval one of the deciding functions made.
+#[async_trait]
+pub trait ApprovalSeal: Send + Sync {
+    /// The MAC of `message`, as text.
+    async fn seal(&self, message: &[u8]) -> Result<String, PortError>;
+    /// Whether `seal` is the MAC of `message`; `Ok(false)` for any seal that does not verify.
+    async fn check(&self, message: &[u8], seal: &str) -> Result<bool, PortError>;
+}
+
 /// Live Session Manager sessions.
 #[async_trait]
 pub trait SessionControl: Send + Sync {

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryIssuer, MemoryStore};
+use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryIssuer, MemorySeal, MemoryStore};
 use jit_shared::app::approve::{self, ApprovalDeps};
 use jit_shared::app::credentials::{self, CredentialsDeps};
 use jit_shared::app::error::ServiceError;
@@ -109,6 +109,7 @@ impl Lifecycle {
             sessions: &NoSessions,
             executions: &self.executions,
             settings,
+            seal: &*SEAL,
         }
     }
 }
@@ -163,6 +164,11 @@ fn decision(outcome: RequestStatus, plan: Option<ApprovalPlan>, now: DateTime<Ut
     }
 }
 
+/// The seal the deciding functions would put on an approval (the tests' seal is `MemorySeal`'s).
+fn sealed_if_approved(request: &AccessRequest, to: RequestStatus) -> Option<String> {
+    (to == RequestStatus::Approved).then(|| MemorySeal::default().seal_now(&request.approval_message()))
+}
+
 /// A request by `alice`, submitted and then decided `to` (Pending with the two-level plan).
 async fn decided(store: &dyn RequestStore, to: RequestStatus, now: DateTime<Utc>) -> AccessRequest {
     decided_in(GrantMode::Attach, store, to, now).await
@@ -189,6 +195,7 @@ async fn decided_on(
     let change = Transition {
         decision: Some(decision(to, pending.then(two_level_plan), now)),
         progress: pending.then(|| ApprovalProgress::start(now + Duration::hours(1))),
+        approval_seal: sealed_if_approved(&submitted, to),
         ..Transition::status_change(&submitted, to, "system:evaluator", "decided", now)
     };
     store.transition(&change).await.unwrap()
@@ -203,7 +210,7 @@ fn approvals<'a>(
     key: &'a SigningKey,
     administrators: &'a Administrators,
 ) -> ApprovalDeps<'a> {
-    ApprovalDeps { store, directory: &Users, key, administrators, people: &NO_PEOPLE }
+    ApprovalDeps { store, directory: &Users, key, administrators, people: &NO_PEOPLE, seal: &*SEAL }
 }
 
 #[tokio::test]
@@ -277,6 +284,7 @@ async fn every_decision_is_one_change_and_becomes_its_events() {
 
 static ARN_LEAD: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("lead"));
 static ARN_ALICE: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("alice"));
+static SEAL: std::sync::LazyLock<MemorySeal> = std::sync::LazyLock::new(MemorySeal::default);
 static NO_PEOPLE: std::sync::LazyLock<jit_shared::policy::contacts::People> =
     std::sync::LazyLock::new(jit_shared::policy::contacts::People::default);
 static NO_ADMINS: std::sync::LazyLock<Administrators> = std::sync::LazyLock::new(Administrators::none);
@@ -488,7 +496,7 @@ async fn credentials_go_only_to_the_requester_of_an_approved_request_before_its_
     let issuer = MemoryIssuer::default();
     *issuer.at.lock().unwrap() = Some(now);
     let settings = credentials_settings();
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings };
+    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &*SEAL };
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let id = approved.request_id.to_string();
     /// What happens: issued, or refused with this status and code.
@@ -543,7 +551,7 @@ async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_last
     let store = MemoryStore::default();
     let issuer = MemoryIssuer::default();
     let settings = credentials_settings();
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings };
+    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &*SEAL };
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let deadline = approved.access_deadline();
     let before = store.changes().len();
@@ -591,7 +599,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     let granted = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
     assert!(granted.granted);
     assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
-    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
+    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
     credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -708,7 +716,7 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
 
     // Act: the grant is recorded, alice fetches credentials, then an administrator revokes.
     lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
-    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings };
+    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
     let issued = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -914,6 +922,7 @@ async fn a_role_session_is_granted_by_attaching_only_when_the_role_pins_session_
         let submitted = submit::submit(&intake, &caller, body, None, now).await.unwrap().request;
         let approved = Transition {
             decision: Some(decision(RequestStatus::Approved, None, now)),
+            approval_seal: sealed_if_approved(&submitted, RequestStatus::Approved),
             ..Transition::status_change(&submitted, RequestStatus::Approved, "system:evaluator", "decided", now)
         };
         world.store.transition(&approved).await.unwrap();
@@ -983,8 +992,14 @@ async fn an_identity_center_user_and_their_iam_user_are_one_person() {
     )
     .unwrap();
     let people = jit_shared::policy::contacts::People::from_contacts(&contacts);
-    let deps =
-        ApprovalDeps { store: &store, directory: &Users, key: &key, administrators: &NO_ADMINS, people: &people };
+    let deps = ApprovalDeps {
+        store: &store,
+        directory: &Users,
+        key: &key,
+        administrators: &NO_ADMINS,
+        people: &people,
+        seal: &*SEAL,
+    };
     let settings = settings();
     let intake = SubmitDeps { store: &store, directory: &Users, settings: &settings };
     let carol_ic =
@@ -1017,4 +1032,44 @@ async fn an_identity_center_user_and_their_iam_user_are_one_person() {
     let err = got.unwrap_err();
     assert_eq!(err.code(), "Forbidden");
     assert!(err.to_string().contains("their own request"), "{err}");
+}
+
+#[tokio::test]
+async fn an_approved_item_without_a_valid_seal_grants_nothing_in_either_mode() {
+    // Arrange: approvals written straight into the store (as anyone with PutItem could), with no
+    // seal or with the seal of another request.
+    let now = Utc::now();
+    let other = decided(&MemoryStore::default(), RequestStatus::Approved, now).await;
+    let stolen = other.approval_seal.clone();
+    assert!(stolen.is_some(), "a genuine approval is sealed");
+    for (mode, seal) in
+        [(GrantMode::Attach, None), (GrantMode::Attach, stolen.clone()), (GrantMode::Credentials, stolen)]
+    {
+        let world = Lifecycle::default();
+        let settings = GrantSettings { mode, ..settings() };
+        let deps = world.deps(&settings);
+        let request = decided_in(mode, &world.store, RequestStatus::Pending, now).await;
+        let forged = Transition {
+            approval_seal: seal.clone(),
+            ..Transition::status_change(&request, RequestStatus::Approved, "mallory", "forged", now)
+        };
+        world.store.transition(&forged).await.unwrap();
+        let issuer = MemoryIssuer::default();
+        let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+
+        // Act
+        let fetched = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await;
+        let out = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
+
+        // Assert: nothing attached or issued; the request is Failed with the reason.
+        assert!(!out.granted, "{mode:?} {seal:?}");
+        assert!(world.policies.0.lock().unwrap().is_empty());
+        assert!(issuer.issued.lock().unwrap().is_empty());
+        let refused = if mode == GrantMode::Credentials { "Forbidden" } else { "AttachModeGrant" };
+        assert_eq!(fetched.unwrap_err().code(), refused);
+        let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
+        assert_eq!(stored.status, RequestStatus::Failed);
+        let trail = world.store.audit_trail(&request.request_id).await.unwrap();
+        assert!(trail.last().unwrap().reason.contains("no valid seal"), "{:?}", trail.last());
+    }
 }

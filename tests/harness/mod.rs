@@ -176,3 +176,9 @@ pub fn granter(sdk: &aws_config::SdkConfig) -> jit_shared::adapters::grants::Iam
     let members = AccountClients::new(sdk, home(), TEARDOWN_ROLE, aws_sdk_iam::Client::new);
     jit_shared::adapters::grants::IamGranter::new(aws_sdk_iam::Client::new(sdk), home(), members)
 }
+
+/// The local stack's approval seal (its KMS HMAC key in the emulator), for tests that decide
+/// through the use cases directly: the stack's lifecycle then trusts their approvals.
+pub fn stack_seal(stack: &SharedStack, sdk: &aws_config::SdkConfig) -> jit_shared::adapters::kms::KmsSeal {
+    jit_shared::adapters::kms::KmsSeal::new(aws_sdk_kms::Client::new(sdk), &stack.provisioned.approval_key_id)
+}

@@ -61,6 +61,7 @@ fn lambda_env(cmd: &mut Command, runtime_api: &str, function: &str) {
         .env("JIT_APPROVER_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:jit-approvals")
         .env("JIT_REQUESTER_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:jit-requester-notices")
         .env("JIT_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:jit-lifecycle")
+        .env("JIT_APPROVAL_KEY_ID", "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

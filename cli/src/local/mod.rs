@@ -124,6 +124,8 @@ struct Adapters {
     administrators: jit_shared::domain::administrators::Administrators,
     /// Who is whom, from the policy set's `contacts.yaml`.
     people: jit_shared::policy::contacts::People,
+    /// Approval seals with the emulator's KMS HMAC key.
+    seal: jit_shared::adapters::kms::KmsSeal,
     executions: executions::LocalExecutions,
     issuer: StsIssuer,
     sts_requests: SentRequests,
@@ -143,7 +145,7 @@ impl Adapters {
         SubmitDeps { store: &self.store, directory: &self.principals, settings: &self.grant_settings }
     }
     fn credentials(&self) -> CredentialsDeps<'_> {
-        CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings }
+        CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings, seal: &self.seal }
     }
     fn evaluation(&self) -> EvaluationDeps<'_> {
         EvaluationDeps {
@@ -152,6 +154,7 @@ impl Adapters {
             nodes: &self.nodes,
             policies: &self.policies,
             pending_timeout_minutes: self.pending_timeout_minutes,
+            seal: &self.seal,
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
@@ -161,6 +164,7 @@ impl Adapters {
             key: &self.key,
             administrators: &self.administrators,
             people: &self.people,
+            seal: &self.seal,
         }
     }
     fn lifecycle(&self) -> LifecycleDeps<'_> {
@@ -170,6 +174,7 @@ impl Adapters {
             sessions: &self.sessions,
             executions: &self.executions,
             settings: &self.grant_settings,
+            seal: &self.seal,
         }
     }
     fn notify(&self) -> NotifyDeps<'_> {
@@ -306,6 +311,10 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         },
         administrators: jit_shared::domain::administrators::Administrators::none(),
         people,
+        seal: jit_shared::adapters::kms::KmsSeal::new(
+            counted_client!(aws_sdk_kms, sdk, calls),
+            &provisioned.approval_key_id,
+        ),
         executions: local_executions,
         issuer: StsIssuer::new(aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(sdk)

@@ -46,6 +46,8 @@ pub struct Provisioned {
     /// `member-account.yaml` creates.
     pub member_accounts: Vec<String>,
     pub signing_key_parameter: String,
+    /// The KMS HMAC key approvals are sealed with, as the template creates it.
+    pub approval_key_id: String,
     /// One queue per contact, subscribed to both mail topics with that person's filter policy:
     /// what their inbox would receive.
     pub outboxes: Vec<Outbox>,
@@ -329,6 +331,17 @@ pub async fn provision(
         }
         outboxes.push(Outbox { recipient, email: contact.email.clone(), queue_url });
     }
+    let approval_key_id = aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+        .description(format!("{prefix} approval seals"))
+        .send()
+        .await
+        .map_err(e("the approval-seal KMS key"))?
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or("CreateKey returned no key")?;
     let signing_key_parameter = format!("/{prefix}/approval-link-signing-key");
     let ssm = aws_sdk_ssm::Client::new(sdk);
     // A random 256-bit key, as the deployed stack creates it (see README).
@@ -477,6 +490,7 @@ pub async fn provision(
         session_role_name,
         member_accounts,
         signing_key_parameter,
+        approval_key_id,
         outboxes,
         profiles,
     })

@@ -26,13 +26,15 @@ async fn main() -> Result<(), Error> {
     let key = wiring::signing_key(&sdk, &parameter);
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
-    let (key, store, directory, administrators, people) = (&key, &store, &directory, &administrators, &people);
+    let seal = wiring::approval_seal(&sdk)?;
+    let (key, store, directory, administrators, people, seal) =
+        (&key, &store, &directory, &administrators, &people, &seal);
     run(service_fn(move |req: Request| async move {
         // Every route may sign or check a link, so no request is served without the key; a
         // missing or short key is a 5xx JSON error, never an unsigned link.
         let response = match key.get().await {
             Ok(key) => {
-                let deps = ApprovalDeps { store, directory, key, administrators, people };
+                let deps = ApprovalDeps { store, directory, key, administrators, people, seal };
                 jit_shared::http::approve::handle(&deps, &apigw::to_api_request(&req), jit_shared::now()).await
             }
             Err(e) => ApiResponse::error(&ServiceError::from(e)),

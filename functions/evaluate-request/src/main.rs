@@ -23,12 +23,14 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let principals = wiring::principal_directory(&sdk, &stack);
     let nodes = wiring::node_directory(&sdk, &stack);
+    let seal = wiring::approval_seal(&sdk)?;
     let deps = EvaluationDeps {
         store: &store,
         principals: &principals,
         nodes: &nodes,
         policies: &policies,
         pending_timeout_minutes,
+        seal: &seal,
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {

@@ -16,7 +16,8 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
     let issuer = wiring::credential_issuer(&sdk);
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings };
+    let seal = wiring::approval_seal(&sdk)?;
+    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &seal };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let response =

@@ -123,6 +123,9 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
         item.insert("grant".into(), s(to_json(g)?));
     }
     item.insert("grantMode".into(), s(r.grant_mode.as_str()));
+    if let Some(seal) = &r.approval_seal {
+        item.insert("approvalSeal".into(), s(seal));
+    }
     if let Some(c) = &r.credentials {
         item.insert("credentials".into(), s(to_json(c)?));
     }
@@ -164,6 +167,7 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
             Some(_) => get_s(item, "grantMode")?.parse().map_err(|_| bad("grantMode"))?,
         },
         credentials: from_json(item, "credentials")?,
+        approval_seal: item.get("approvalSeal").and_then(|v| v.as_s().ok()).cloned(),
     })
 }
 
@@ -366,6 +370,10 @@ impl DynamoStore {
                     .expression_attribute_values(":granted", s(GRANTED_PARTITION))
                     .expression_attribute_values(":grant_deadline", s(created_sk(&g.deadline, id)));
             }
+        }
+        if let Some(seal) = &t.approval_seal {
+            set.push_str(", approvalSeal = :seal");
+            update = update.expression_attribute_values(":seal", s(seal));
         }
         if t.credentials.is_some() {
             set.push_str(", credentials = :credentials");

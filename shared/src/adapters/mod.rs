@@ -14,6 +14,8 @@ pub mod eventbridge;
 pub mod executions;
 #[cfg(feature = "iam")]
 pub mod grants;
+#[cfg(feature = "kms")]
+pub mod kms;
 #[cfg(feature = "logging")]
 pub mod logging;
 #[cfg(feature = "sns")]

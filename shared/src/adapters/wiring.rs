@@ -104,16 +104,17 @@ pub fn node_directory(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate
 }
 
 /// What the lifecycle and the sweeper functions both work on, built once per cold start.
-#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn", feature = "kms"))]
 pub struct LifecycleAdapters {
     store: crate::adapters::dynamodb::DynamoStore,
     granter: crate::adapters::grants::IamGranter,
     sessions: crate::adapters::sessions::SsmSessions,
     executions: crate::adapters::executions::StepFunctionsExecutions,
     settings: crate::domain::grant::GrantSettings,
+    seal: crate::adapters::kms::KmsSeal,
 }
 
-#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn", feature = "kms"))]
 impl LifecycleAdapters {
     pub fn deps(&self) -> crate::app::lifecycle::LifecycleDeps<'_> {
         crate::app::lifecycle::LifecycleDeps {
@@ -122,11 +123,12 @@ impl LifecycleAdapters {
             sessions: &self.sessions,
             executions: &self.executions,
             settings: &self.settings,
+            seal: &self.seal,
         }
     }
 }
 
-#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn"))]
+#[cfg(all(feature = "dynamodb", feature = "iam", feature = "ssm", feature = "sfn", feature = "kms"))]
 pub fn lifecycle(
     sdk: &aws_config::SdkConfig,
     stack: &StackConfig,
@@ -138,10 +140,17 @@ pub fn lifecycle(
         sessions: sessions(sdk, stack),
         executions: executions(sdk, state_machine_arn),
         settings: crate::config::grant_settings(stack)?,
+        seal: approval_seal(sdk)?,
     })
 }
 
 #[cfg(feature = "sts")]
 pub fn credential_issuer(sdk: &aws_config::SdkConfig) -> crate::adapters::sts::StsIssuer {
     crate::adapters::sts::StsIssuer::new(aws_sdk_sts::Client::new(sdk))
+}
+
+/// The KMS HMAC key that seals approvals (`JIT_APPROVAL_KEY_ID`).
+#[cfg(feature = "kms")]
+pub fn approval_seal(sdk: &aws_config::SdkConfig) -> Result<crate::adapters::kms::KmsSeal, crate::config::ConfigError> {
+    Ok(crate::adapters::kms::KmsSeal::new(aws_sdk_kms::Client::new(sdk), crate::config::approval_key_id()?))
 }

@@ -29,6 +29,8 @@ pub struct ApprovalDeps<'a> {
     pub administrators: &'a Administrators,
     /// Who is whom (`contacts.yaml`): a person's identities count as one.
     pub people: &'a crate::policy::contacts::People,
+    /// Seals the approval the last level completes (`ApprovalSeal`).
+    pub seal: &'a dyn crate::ports::ApprovalSeal,
 }
 
 fn refusal_to_error(r: Refusal) -> ServiceError {
@@ -122,10 +124,15 @@ async fn apply(
             Some(c) => format!("{reason}: {}", c.as_str()),
             None => reason,
         };
+        let approval_seal = match step.status {
+            RequestStatus::Approved => Some(deps.seal.seal(&request.approval_message()).await?),
+            _ => None,
+        };
         let transition = Transition {
             progress: Some(step.progress.clone()),
             approval: Some(step.entry.clone()),
             level_completed: step.level_completed,
+            approval_seal,
             ..Transition::status_change(&request, step.status, &decider.actor, reason, now)
         };
         let result = write(deps.store, &transition).await?;

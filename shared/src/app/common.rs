@@ -118,3 +118,27 @@ pub async fn counted_as(
     };
     Ok(people.person_of(key))
 }
+
+/// Whether the request's approval carries a valid seal (`AccessRequest::approval_message`). A
+/// request without one was not approved by a deciding function: it is logged for the
+/// `UnsealedApprovals` alarm, and the caller refuses to act on it.
+pub async fn approval_is_sealed(
+    seal: &dyn crate::ports::ApprovalSeal,
+    request: &AccessRequest,
+) -> Result<bool, ServiceError> {
+    let valid = match &request.approval_seal {
+        Some(mac) => seal.check(&request.approval_message(), mac).await?,
+        None => false,
+    };
+    if !valid {
+        tracing::error!(
+            request_id = %request.request_id,
+            alarm = "UnsealedApproval",
+            "an Approved request without a valid approval seal: refused (was it written outside the stack?)"
+        );
+    }
+    Ok(valid)
+}
+
+/// The message of the refusal recorded when an approval is not sealed.
+pub const UNSEALED_APPROVAL: &str = "the approval carries no valid seal from the deciding functions, so it was not made by this stack's policies or approvers; nothing was granted";

@@ -20,6 +20,8 @@ pub struct CredentialsDeps<'a> {
     pub store: &'a dyn RequestStore,
     pub issuer: &'a dyn CredentialIssuer,
     pub settings: &'a GrantSettings,
+    /// Checks the approval's seal before anything is issued (`ApprovalSeal`).
+    pub seal: &'a dyn crate::ports::ApprovalSeal,
 }
 
 /// What the requester receives.
@@ -64,6 +66,9 @@ pub async fn issue(
             code: "AttachModeGrant",
             message: "this request's access is a policy on your own IAM principal (attach mode): start the session with your own credentials".into(),
         });
+    }
+    if !crate::app::common::approval_is_sealed(deps.seal, &request).await? {
+        return Err(ServiceError::Forbidden(crate::app::common::UNSEALED_APPROVAL.to_owned()));
     }
     let deadline = request.access_deadline();
     let spec = credentials::spec(deps.settings, &request, &deadline, now).map_err(|e| match e {

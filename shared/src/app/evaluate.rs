@@ -27,6 +27,8 @@ pub struct EvaluationDeps<'a> {
     pub policies: &'a PolicySet,
     /// How long a `Pending` request waits for approvals before it expires.
     pub pending_timeout_minutes: u32,
+    /// Seals auto-approvals (`ApprovalSeal`).
+    pub seal: &'a dyn crate::ports::ApprovalSeal,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,9 +148,14 @@ async fn decide_and_store(
     };
     let progress = (decision.outcome == RequestStatus::Pending)
         .then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
+    let approval_seal = match decision.outcome {
+        RequestStatus::Approved => Some(deps.seal.seal(&request.approval_message()).await?),
+        _ => None,
+    };
     let transition = Transition {
         progress,
         decision: Some(decision.clone()),
+        approval_seal,
         ..Transition::status_change(&request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
     match write(deps.store, &transition).await? {

@@ -28,6 +28,8 @@ pub struct LifecycleDeps<'a> {
     pub sessions: &'a dyn SessionControl,
     pub executions: &'a dyn ExecutionControl,
     pub settings: &'a GrantSettings,
+    /// Checks approvals' seals before anything is granted (`ApprovalSeal`).
+    pub seal: &'a dyn crate::ports::ApprovalSeal,
 }
 
 /// The Step Functions task payloads (the local stack sends the same ones).
@@ -250,6 +252,9 @@ pub async fn grant(
     }
     if now >= deadline {
         return Ok(nothing(deadline));
+    }
+    if !crate::app::common::approval_is_sealed(deps.seal, &request).await? {
+        return fail_grant(deps, &request, execution, crate::app::common::UNSEALED_APPROVAL.to_owned(), now).await;
     }
     if request.grant_mode == GrantMode::Credentials {
         return record_grant(

@@ -126,6 +126,7 @@ pub async fn submit(
         grant: None,
         grant_mode: GrantMode::for_request(deps.settings.mode, caller, member_node),
         credentials: None,
+        approval_seal: None,
     };
     let audit = AuditRecord {
         request_id: request.request_id.clone(),

@@ -180,6 +180,7 @@ mod tests {
             grant: None,
             grant_mode: crate::domain::grant::GrantMode::Attach,
             credentials: None,
+            approval_seal: None,
         }
     }
 

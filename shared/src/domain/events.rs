@@ -150,6 +150,7 @@ impl StatusEvent {
             grant: self.grant.clone(),
             grant_mode: self.grant_mode,
             credentials: None,
+            approval_seal: None,
         })
     }
 

@@ -43,9 +43,28 @@ pub struct AccessRequest {
     /// Credentials issued for the request (credentials mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsRecord>,
+    /// The MAC the deciding function put on the approval (`approval_message`, KMS HMAC): what
+    /// grants trust, so an `Approved` item written by anyone else grants nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_seal: Option<String>,
 }
 
 impl AccessRequest {
+    /// What an approval's seal covers: who may reach which node for how long. Unambiguous (a
+    /// JSON array) and versioned, so no two requests share a message.
+    pub fn approval_message(&self) -> Vec<u8> {
+        serde_json::json!([
+            "jit-node-access approval v1",
+            self.request_id.as_str(),
+            self.requester.as_str(),
+            self.node_id.as_str(),
+            self.duration_minutes.get(),
+            RequestStatus::Approved.as_str(),
+        ])
+        .to_string()
+        .into_bytes()
+    }
+
     /// When access ends: the grant's recorded deadline, else the approval time plus the
     /// requested duration.
     pub fn access_deadline(&self) -> DateTime<Utc> {

@@ -31,6 +31,8 @@ pub struct Transition {
     pub grant: Option<GrantRecord>,
     /// Credentials issued by this change (credentials mode).
     pub credentials: Option<CredentialsIssue>,
+    /// The seal of the approval this change makes (`AccessRequest::approval_seal`).
+    pub approval_seal: Option<String>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -56,6 +58,7 @@ impl Transition {
             level_completed: None,
             grant: None,
             credentials: None,
+            approval_seal: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -115,6 +118,7 @@ impl Transition {
                 Some(issue) => Some(CredentialsRecord::after(b.credentials.as_ref(), issue.clone())),
                 None => b.credentials.clone(),
             },
+            approval_seal: self.approval_seal.clone().or_else(|| b.approval_seal.clone()),
             ..b.clone()
         }
     }
