@@ -71,7 +71,7 @@ async fn an_identity_center_user_gets_credentials_of_the_session_role_named_afte
             "arn:aws:ssm:us-east-1:123456789012:document/SSM-SessionManagerRunShell"
         ])
     );
-    assert_eq!(statements[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+    assert_eq!(statements[0]["Condition"]["BoolIfExists"]["ssm:SessionDocumentAccessCheck"], "true");
     assert!(statements.iter().any(|s| s["Action"] == "ssmmessages:OpenDataChannel"));
     let deadline = chrono::DateTime::parse_from_rfc3339(creds["accessDeadline"].as_str().unwrap()).unwrap();
     for s in statements {

@@ -243,6 +243,87 @@ class LeastPrivilegeTest(unittest.TestCase):
         text = edit_block(self.template, "LifecycleFunction", r"role/jit-node-access-teardown", "role/${SessionRoleName}")
         self.assertFailsWith(self.check(text), "LifecycleFunction", "sts:AssumeRole on Sub:arn:${AWS::Partition}:iam::*:role/${SessionRoleName}")
 
+    # (f2) approval seals: who may make them, who may only check them ------------------------------
+
+    def mac_grants(self, template_path=TEMPLATE):
+        """(function, action, resource) of every Allow that reaches kms:GenerateMac or kms:VerifyMac
+        (wildcards included), role policies counted for the function whose role they attach to."""
+        findings = lp.Findings()
+        entries = lp.read_template(template_path, findings)
+        roles = entries.pop("__roles__")
+        out = set()
+        for name, entry in entries.items():
+            owners = [roles.get(r[len("Ref:"):], name) for r in entry.get("Roles", []) if r.startswith("Ref:")] or [name]
+            for s in entry.get("Statements", []):
+                if s["Effect"] != "Allow":
+                    continue
+                for action in s["Action"]:
+                    for mac in ("kms:GenerateMac", "kms:VerifyMac"):
+                        if lp.fnmatch.fnmatchcase(mac.lower(), action.lower()):
+                            out.update((owner, mac if action == mac else action, res) for owner in owners for res in s["Resource"])
+        return sorted(out)
+
+    def test_approvals_are_sealed_by_the_deciding_functions_and_only_checked_by_the_granting_ones(self):
+        # GenerateMac only for evaluate-request and approve-request, VerifyMac only for lifecycle,
+        # sweeper and issue-credentials, each on ApprovalSealKey alone: a function that grants or
+        # issues credentials can never make the seal it checks.
+        key = "GetAtt:ApprovalSealKey.Arn"
+        self.assertEqual(self.mac_grants(), [
+            ("ApproveRequestFunction", "kms:GenerateMac", key),
+            ("EvaluateRequestFunction", "kms:GenerateMac", key),
+            ("IssueCredentialsFunction", "kms:VerifyMac", key),
+            ("LifecycleFunction", "kms:VerifyMac", key),
+            ("SweeperFunction", "kms:VerifyMac", key),
+        ])
+
+    def test_generate_mac_given_to_a_granting_function_fails(self):
+        for fn in ("LifecycleFunction", "SweeperFunction", "IssueCredentialsFunction"):
+            text = self.insert_statement(fn, ["Effect: Allow", "Action: kms:GenerateMac", "Resource: !GetAtt ApprovalSealKey.Arn"])
+            self.assertFailsWith(self.check(text), f"{fn}: Allow kms:GenerateMac on GetAtt:ApprovalSealKey.Arn is not in the allow-list")
+            self.assertIn((fn, "kms:GenerateMac", "GetAtt:ApprovalSealKey.Arn"), self.mac_grants(self.write("template.yaml", text)))
+
+    def test_generate_mac_in_a_role_policy_on_a_granting_function_fails(self):
+        # The same permission through a role policy on the lifecycle role.
+        text = edit_block(self.template, "LifecycleTablePolicy", r"^(\s+)- dynamodb:UpdateItem[ \t]*$",
+                          r"\g<0>\n\1- kms:GenerateMac")
+        self.assertFailsWith(self.check(text), "LifecycleTablePolicy (on LifecycleFunction's role)", "kms:GenerateMac")
+
+    def test_a_seal_permission_widened_to_a_wildcard_or_any_key_fails(self):
+        text = edit_block(self.template, "LifecycleFunction", r"Action: kms:VerifyMac", "Action: kms:*Mac")
+        self.assertFailsWith(self.check(text), "LifecycleFunction: Allow kms:*Mac on GetAtt:ApprovalSealKey.Arn is not in the allow-list")
+        text = edit_block(self.template, "EvaluateRequestFunction", r"(Action: kms:GenerateMac\n\s+Resource: )!GetAtt ApprovalSealKey\.Arn",
+                          r"\1!Sub arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")
+        self.assertFailsWith(self.check(text), "EvaluateRequestFunction: Allow kms:GenerateMac on Sub:arn:${AWS::Partition}:kms:")
+
+    def test_the_seal_key_is_an_hmac_key_kept_and_administered_by_the_account_only(self):
+        # The checker does not read key policies, so the seal key's is checked here: the account
+        # root only (permissions are the functions' role policies, checked above), nothing granted
+        # to a service or a role. Retained: a replaced key would invalidate every stored seal.
+        template = lp.plain(lp.cfn_yaml.load(TEMPLATE))
+        key = template["Resources"]["ApprovalSealKey"]
+        self.assertEqual(key["Type"], "AWS::KMS::Key")
+        self.assertEqual((key.get("DeletionPolicy"), key.get("UpdateReplacePolicy")), ("Retain", "Retain"))
+        props = key["Properties"]
+        self.assertEqual((props["KeySpec"], props["KeyUsage"]), ("HMAC_256", "GENERATE_VERIFY_MAC"))
+        statements = props["KeyPolicy"]["Statement"]
+        self.assertEqual([lp.render_tree({k: v for k, v in s.items() if k != "Sid"}) for s in statements], [{
+            "Effect": "Allow",
+            "Principal": {"AWS": "Sub:arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }])
+
+    def test_exactly_the_sealing_and_checking_functions_get_the_seal_key(self):
+        template = lp.plain(lp.cfn_yaml.load(TEMPLATE))
+        holders = sorted(name for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"
+                         and "JIT_APPROVAL_KEY_ID" in (((r["Properties"].get("Environment") or {}).get("Variables")) or {}))
+        self.assertEqual(holders, ["ApproveRequestFunction", "EvaluateRequestFunction", "IssueCredentialsFunction",
+                                   "LifecycleFunction", "SweeperFunction"])
+        for name in holders:
+            value = template["Resources"][name]["Properties"]["Environment"]["Variables"]["JIT_APPROVAL_KEY_ID"]
+            self.assertEqual(lp.render(value), "GetAtt:ApprovalSealKey.Arn", name)
+        self.assertNotIn("JIT_APPROVAL_KEY_ID", str(template.get("Globals")))
+
     # (g) member-account.yaml ---------------------------------------------------------------------
 
     def test_the_member_template_passes_its_allow_list(self):

@@ -76,6 +76,12 @@ enum PolicyCommand {
     },
     /// Print the Cedar schema policies are validated against.
     Schema,
+    /// Write the IAM documents the stack generates (grants, session policies, a revoke's deny)
+    /// for a sample request, one JSON file each, to review them or lint them.
+    IamDocuments {
+        #[arg(long, default_value = "target/iam-documents")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +129,25 @@ fn main() -> ExitCode {
                     print!("{}", policy_cmds::render_decision(&d));
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Policy { command: PolicyCommand::IamDocuments { out } } => {
+            let written = policy_cmds::iam_documents().and_then(|docs| {
+                std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                for (name, doc) in &docs {
+                    let path = out.join(format!("{name}.json"));
+                    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+                    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                    println!("{}", path.display());
+                }
+                Ok(())
+            });
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::FAILURE

@@ -164,6 +164,51 @@ pub fn subscription_commands(
     out
 }
 
+/// The IAM documents the stack writes, for a sample request (`events/request-approved.json`) in
+/// a stack of account 123456789012 serving member account 222233334444: the attach-mode grants
+/// (IAM user, role session), the credentials-mode session policies (a node of the stack's
+/// account, one of a member account) and a revoke's deny. `make iam-lint` runs them through
+/// `parliament`; reviewers can read exactly what a grant allows.
+pub fn iam_documents() -> Result<Vec<(&'static str, serde_json::Value)>, String> {
+    use jit_shared::domain::credentials::{deny_document, session_policy};
+    use jit_shared::domain::grant::{self, GrantMode, GrantSettings, GrantTarget, DEFAULT_SESSION_DOCUMENT};
+    let envelope: jit_shared::domain::events::EventEnvelope =
+        serde_json::from_str(include_str!("../../events/request-approved.json")).map_err(|e| e.to_string())?;
+    let request = envelope.detail.request().ok_or("the sample request does not parse")?;
+    let settings = GrantSettings {
+        partition: "aws".into(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        session_documents: vec![DEFAULT_SESSION_DOCUMENT.into()],
+        mode: GrantMode::Credentials,
+        session_role_name: "jit-node-access-session".into(),
+        member_accounts: vec!["222233334444".into()],
+    };
+    let deadline = request.access_deadline();
+    let attach = |target: GrantTarget| -> Result<serde_json::Value, String> {
+        let text = grant::build(&settings, &target, &request.node_id, &deadline, 0).map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    let mut member = request.clone();
+    member.node_id =
+        NodeId::try_from(format!("arn:aws:ec2:us-east-1:222233334444:instance/{}", request.node_id.instance_id()))
+            .map_err(|e| e.message)?;
+    Ok(vec![
+        ("grant-iam-user", attach(GrantTarget::IamUser { name: "operator".into() })?),
+        (
+            "grant-role-session",
+            attach(GrantTarget::IamRoleSession {
+                role: "OnCall".into(),
+                role_id: "AROAEXAMPLEROLEID0001".into(),
+                session: "alice".into(),
+            })?,
+        ),
+        ("session-policy", session_policy(&settings, &request, &deadline)),
+        ("session-policy-member-account", session_policy(&settings, &member, &deadline)),
+        ("revoke-deny", deny_document(&request.request_id)),
+    ])
+}
+
 #[cfg(test)]
 mod contact_tests {
     #[test]

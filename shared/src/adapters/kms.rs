@@ -1,5 +1,5 @@
 //! Approval seals with a KMS HMAC key (`HMAC_256`, `GENERATE_VERIFY_MAC`): `GenerateMac` for the
-//! deciding functions, `VerifyMac` for the granting ones (the key policy splits them), so no
+//! deciding functions, `VerifyMac` for the granting ones (their role policies split them), so no
 //! function that grants can make a seal, and the key never leaves KMS.
 
 use aws_sdk_kms::primitives::Blob;

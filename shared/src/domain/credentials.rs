@@ -94,7 +94,7 @@ pub fn session_policy(
                 "Resource": start,
                 // The document is part of the authorization even when the caller names none, so
                 // a plain `start-session` cannot fall back to the default shell document.
-                "Condition": { "DateLessThan": before_deadline, "Bool": { "ssm:SessionDocumentAccessCheck": "true" } }
+                "Condition": { "DateLessThan": before_deadline, "BoolIfExists": { "ssm:SessionDocumentAccessCheck": "true" } }
             },
             {
                 "Sid": "ControlThisRequestsSessions",
@@ -303,7 +303,7 @@ mod tests {
                 "arn:aws:ssm:us-east-2:444455556666:document/SSM-SessionManagerRunShell"
             ])
         );
-        assert_eq!(s[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+        assert_eq!(s[0]["Condition"]["BoolIfExists"]["ssm:SessionDocumentAccessCheck"], "true");
         assert_eq!(s[2]["Action"], "ssmmessages:OpenDataChannel");
         let own = format!("arn:aws:ssm:us-east-2:444455556666:session/{}-*", r.request_id);
         assert_eq!((&s[1]["Resource"], &s[2]["Resource"]), (&json!(own), &json!(own)));

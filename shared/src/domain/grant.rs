@@ -240,7 +240,7 @@ pub fn policy_document(
     let mut start = vec![node_arn(&settings.node_location(node), node)];
     start.extend(settings.session_documents.iter().map(|d| document_arn(&home, d)));
     let mut start_condition = condition.clone();
-    start_condition["Bool"] = json!({ "ssm:SessionDocumentAccessCheck": "true" });
+    start_condition["BoolIfExists"] = json!({ "ssm:SessionDocumentAccessCheck": "true" });
     Some(json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -353,7 +353,7 @@ mod tests {
             let doc = policy_document(&settings(), &target, &node, &deadline()).unwrap();
             let statements = doc["Statement"].as_array().unwrap();
             assert_eq!(statements.len(), 3);
-            assert_eq!(statements[0]["Condition"]["Bool"]["ssm:SessionDocumentAccessCheck"], "true");
+            assert_eq!(statements[0]["Condition"]["BoolIfExists"]["ssm:SessionDocumentAccessCheck"], "true");
             assert_eq!(statements[2]["Action"], "ssmmessages:OpenDataChannel");
             for s in statements {
                 assert_eq!(s["Effect"], "Allow");
