@@ -509,7 +509,7 @@ async fn whether_a_role_pins_session_names_is_read_from_its_trust_policy() {
     for (trust, pinned) in cases {
         let role = integration_tests::unique("trust");
         iam.create_role().role_name(&role).assume_role_policy_document(trust.to_string()).send().await.unwrap();
-        assert_eq!(directory.role_pins_session_names(&role).await.unwrap(), pinned, "{trust}");
+        assert_eq!(directory.role_trust(&role).await.unwrap().pins_session_names, pinned, "{trust}");
         assert_eq!(granter.role(&role).await.unwrap().pins_session_names, pinned, "{trust}");
     }
 }
@@ -547,4 +547,31 @@ async fn approval_seals_are_made_and_checked_with_a_kms_hmac_key() {
         assert_eq!(seal.check(message, given).await.unwrap(), valid, "{given}");
     }
     assert!(!other.check(b"approval of req-1", &mac).await.unwrap(), "another key's check refuses it");
+}
+
+/// Only a role under Identity Center's own path stands for an Identity Center user: a role
+/// merely named `AWSReservedSSO_*` elsewhere is a plain role, its sessions no one in particular.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_named_like_identity_centers_outside_its_path_is_not_identity_center() {
+    use jit_shared::ports::PrincipalDirectory;
+    let sdk = sdk().await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    let directory = AwsPrincipalDirectory::new(iam.clone());
+    for (path, identity_center) in [("/aws-reserved/sso.amazonaws.com/", true), ("/", false), ("/aws-reserved/", false)]
+    {
+        let role = format!("AWSReservedSSO_{}", integration_tests::unique("fake").replace('-', "_"));
+        iam.create_role().role_name(&role).path(path).assume_role_policy_document(trust).send().await.unwrap();
+        assert_eq!(directory.role_trust(&role).await.unwrap().identity_center, identity_center, "{path}");
+        // Resolving a session of it: an Identity Center user only under Identity Center's path.
+        let caller = CallerArn::try_from(format!("arn:aws:sts::123456789012:assumed-role/{role}/carol")).unwrap();
+        let resolved = directory.resolve(&caller).await;
+        if !identity_center {
+            let identity = resolved.unwrap().identity;
+            assert!(
+                matches!(identity, jit_shared::domain::principal::PrincipalIdentity::IamRole { .. }),
+                "{path}: {identity:?}"
+            );
+        }
+    }
 }

@@ -124,6 +124,18 @@ pub enum DirectoryError {
     Port(#[from] PortError),
 }
 
+/// What a role's sessions say about the person behind them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoleTrust {
+    /// The trust policy ties each session name to the IAM user who assumed the role
+    /// (`sts:RoleSessionName` = `${aws:username}` on every statement that lets anyone assume it).
+    pub pins_session_names: bool,
+    /// The role is one IAM Identity Center made for a permission set: its name starts with
+    /// `AWSReservedSSO_` and its path is `/aws-reserved/sso.amazonaws.com/`, which no one else
+    /// can create roles under. A role merely named like one is not.
+    pub identity_center: bool,
+}
+
 #[async_trait]
 pub trait PrincipalDirectory: Send + Sync {
     /// Groups, attributes and principal tags of the caller, as of now.
@@ -135,11 +147,11 @@ pub trait PrincipalDirectory: Send + Sync {
     async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
         self.resolve_person(person).await.map(|_| ())
     }
-    /// Whether the role's trust policy ties each session name to the IAM user who assumed it
-    /// (`sts:RoleSessionName` = `${aws:username}` on every statement that lets anyone assume
-    /// it). `false` when in doubt: then all of the role's sessions count as one person.
-    async fn role_pins_session_names(&self, _role: &str) -> Result<bool, DirectoryError> {
-        Ok(false)
+    /// What a role's sessions say about who is behind them. `RoleTrust::default()` (nothing)
+    /// when in doubt: then all of the role's sessions count as one person, none as an Identity
+    /// Center user.
+    async fn role_trust(&self, _role: &str) -> Result<RoleTrust, DirectoryError> {
+        Ok(RoleTrust::default())
     }
 }
 

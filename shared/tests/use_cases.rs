@@ -54,6 +54,13 @@ impl PrincipalDirectory for Users {
             other => Err(DirectoryError::NotFound(other.to_string())),
         }
     }
+    /// Identity Center's roles are its own here; no role pins session names.
+    async fn role_trust(&self, role: &str) -> Result<jit_shared::ports::RoleTrust, DirectoryError> {
+        Ok(jit_shared::ports::RoleTrust {
+            pins_session_names: false,
+            identity_center: role.starts_with("AWSReservedSSO_"),
+        })
+    }
 }
 
 /// IAM inline policies by (principal, name).

@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 use crate::adapters::classify;
 use crate::domain::approval::Person;
 use crate::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
-use crate::ports::{DirectoryError, PrincipalDirectory};
+use crate::ports::{DirectoryError, PrincipalDirectory, RoleTrust};
 
-/// How long a role's trust-policy verdict is reused (`role_pins_session_names`).
+/// How long a role's trust verdict is reused (`role_trust`).
 const TRUST_CACHE_SECONDS: u64 = 300;
 
-type TrustCache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>>;
+type TrustCache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (RoleTrust, std::time::Instant)>>>;
+
+/// The path IAM Identity Center creates permission-set roles under (an optional Region segment
+/// may follow).
+const IDENTITY_CENTER_ROLE_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 
 #[derive(Clone, Debug)]
 pub struct AwsPrincipalDirectory {
@@ -193,12 +197,12 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
         }
     }
 
-    async fn role_pins_session_names(&self, role: &str) -> Result<bool, DirectoryError> {
+    async fn role_trust(&self, role: &str) -> Result<RoleTrust, DirectoryError> {
         let fresh = std::time::Duration::from_secs(TRUST_CACHE_SECONDS);
         if let Ok(cache) = self.trust.lock() {
-            if let Some((pinned, at)) = cache.get(role) {
+            if let Some((trust, at)) = cache.get(role) {
                 if at.elapsed() < fresh {
-                    return Ok(*pinned);
+                    return Ok(*trust);
                 }
             }
         }
@@ -209,15 +213,19 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 classify("GetRole", &e).into()
             }
         })?;
-        let pinned = out
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .and_then(crate::adapters::policy_document)
-            .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc));
+        let found = out.role().ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role}")))?;
+        let trust = RoleTrust {
+            pins_session_names: found
+                .assume_role_policy_document()
+                .and_then(crate::adapters::policy_document)
+                .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc)),
+            identity_center: role.starts_with(crate::domain::principal::IDENTITY_CENTER_ROLE_PREFIX)
+                && found.path().starts_with(IDENTITY_CENTER_ROLE_PATH),
+        };
         if let Ok(mut cache) = self.trust.lock() {
-            cache.insert(role.to_owned(), (pinned, std::time::Instant::now()));
+            cache.insert(role.to_owned(), (trust, std::time::Instant::now()));
         }
-        Ok(pinned)
+        Ok(trust)
     }
 
     /// One call: `GetUser`, `GetRole` or `GetUserId`, without the group lookups.
@@ -249,8 +257,10 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
             }
             CallerKind::AssumedRole { role_name, session_name } => {
                 let (role_arn, principal_tags) = self.role(role_name).await?;
+                // Only a role Identity Center made stands for an Identity Center user: anyone may
+                // create a role named AWSReservedSSO_* elsewhere and name its session after one.
                 #[cfg(feature = "identitystore")]
-                if caller.is_identity_center() {
+                if caller.is_identity_center() && self.role_trust(role_name).await?.identity_center {
                     if let Some((client, store)) = &self.identity_store {
                         let (identity, groups) = self.identity_center_user(client, store, session_name).await?;
                         return Ok(ResolvedPrincipal { identity, groups, attributes: BTreeMap::new(), principal_tags });

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::common::{
-    approver_keys, counted_as, load, parse_id, plan_names_any, resolve_caller, until_written, write, Attempt,
+    approver_keys, caller_counted_as, counted_as, load, parse_id, person_of_caller, plan_names_any, resolve_caller,
+    until_written, write, Attempt,
 };
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::administrators::Administrators;
@@ -103,7 +104,7 @@ async fn apply(
 ) -> Result<AccessRequest, ServiceError> {
     until_written!("approval", |_| {
         let request = load(deps.store, id).await?;
-        let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
+        let requester = caller_counted_as(deps.directory, deps.people, &request.requester).await?;
         let step = match approval::decide(&request, &requester, decider, verdict, comment.clone(), level, now) {
             Ok(step) => step,
             Err(Refusal::DeadlinePassed(at)) => {
@@ -160,7 +161,7 @@ pub async fn decide_as_caller(
         // Neither requester nor approver: the request does not exist for this caller.
         return Err(crate::app::common::not_found(id.as_str()));
     }
-    let person = Person::from_caller(caller);
+    let person = person_of_caller(deps.directory, caller).await?;
     let decider = Decider {
         counted_as: counted_as(deps.directory, deps.people, &person).await?,
         person,
@@ -261,7 +262,7 @@ pub async fn waiting_for(
         return Ok(vec![]);
     };
     let keys = approver_keys(&principal);
-    let person = Person::from_caller(caller);
+    let person = person_of_caller(deps.directory, caller).await?;
     let decider = Decider {
         counted_as: counted_as(deps.directory, deps.people, &person).await?,
         person,
@@ -276,7 +277,7 @@ pub async fn waiting_for(
     let mut out = Vec::new();
     for id in ids {
         if let Some(request) = deps.store.get(&id).await? {
-            let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
+            let requester = caller_counted_as(deps.directory, deps.people, &request.requester).await?;
             if approval::check_may_decide(&request, &requester, &decider, None, now).is_ok() {
                 out.push(request);
             }
@@ -322,7 +323,7 @@ async fn link_decider(
 /// `GET /decide/{token}`: checks the link and shows what it would decide. Changes nothing.
 pub async fn view_link(deps: &ApprovalDeps<'_>, token: &str, now: DateTime<Utc>) -> Result<LinkView, ServiceError> {
     let (claims, decider, request) = link_decider(deps, token, now).await?;
-    let requester = counted_as(deps.directory, deps.people, &Person::from_caller(&request.requester)).await?;
+    let requester = caller_counted_as(deps.directory, deps.people, &request.requester).await?;
     approval::check_may_decide(&request, &requester, &decider, Some(claims.level), now).map_err(refusal_to_error)?;
     Ok(LinkView { request, claims, person: decider.person })
 }

@@ -108,15 +108,52 @@ pub async fn counted_as(
 ) -> Result<String, ServiceError> {
     let key = match person {
         crate::domain::approval::Person::IamRoleSession { role, .. } => {
-            match directory.role_pins_session_names(role).await {
-                Ok(pinned) => person.counted_as(pinned),
-                Err(DirectoryError::NotFound(_)) => person.counted_as(false),
-                Err(DirectoryError::Port(e)) => return Err(e.into()),
-            }
+            person.counted_as(role_trust(directory, role).await?.pins_session_names)
         }
         _ => person.counted_as(false),
     };
     Ok(people.person_of(key))
+}
+
+/// What the directory says of a role; a role that no longer exists vouches for nothing.
+async fn role_trust(directory: &dyn PrincipalDirectory, role: &str) -> Result<crate::ports::RoleTrust, ServiceError> {
+    match directory.role_trust(role).await {
+        Ok(trust) => Ok(trust),
+        Err(DirectoryError::NotFound(_)) => Ok(crate::ports::RoleTrust::default()),
+        Err(DirectoryError::Port(e)) => Err(e.into()),
+    }
+}
+
+/// The person behind a caller: `Person::from_caller`, except that a session of a role merely
+/// named like an Identity Center one (`AWSReservedSSO_*` outside Identity Center's path) is that
+/// role's session, not the Identity Center user its session name claims.
+pub async fn person_of_caller(
+    directory: &dyn PrincipalDirectory,
+    caller: &CallerArn,
+) -> Result<crate::domain::approval::Person, ServiceError> {
+    let person = crate::domain::approval::Person::from_caller(caller);
+    match (caller.kind(), &person) {
+        (
+            crate::domain::principal::CallerKind::AssumedRole { role_name, session_name },
+            crate::domain::approval::Person::IdentityCenterUser(_),
+        ) if !role_trust(directory, role_name).await?.identity_center => {
+            Ok(crate::domain::approval::Person::IamRoleSession {
+                role: role_name.clone(),
+                session: session_name.clone(),
+            })
+        }
+        _ => Ok(person),
+    }
+}
+
+/// Whom a caller counts as (`person_of_caller`, then `counted_as`).
+pub async fn caller_counted_as(
+    directory: &dyn PrincipalDirectory,
+    people: &crate::policy::contacts::People,
+    caller: &CallerArn,
+) -> Result<String, ServiceError> {
+    let person = person_of_caller(directory, caller).await?;
+    counted_as(directory, people, &person).await
 }
 
 /// Whether the request's approval carries a valid seal (`AccessRequest::approval_message`). A

@@ -135,8 +135,7 @@ async fn mail_approvers(
         return Ok(0);
     }
     let people = crate::policy::contacts::People::from_contacts(deps.contacts);
-    let requester =
-        crate::app::common::counted_as(deps.directory, &people, &Person::from_caller(&request.requester)).await?;
+    let requester = crate::app::common::caller_counted_as(deps.directory, &people, &request.requester).await?;
     let mut sent = 0;
     for contact in deps.contacts {
         // A contact is a person: their primary identity is whom they count as.
