@@ -69,6 +69,11 @@ pub async fn handle_event(
                 );
                 return Ok(0);
             }
+            // A session of a role merely named like Identity Center's is not the user it names.
+            let requester = crate::app::common::person_of_caller(deps.directory, &detail.requester).await?;
+            if requester != Person::from_caller(&detail.requester) {
+                return Ok(0);
+            }
             tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await
         }
         _ => Ok(0),
