@@ -287,12 +287,12 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
         let store = store.clone();
         async move { store.get(&id).await.unwrap().unwrap().status }
     };
-    assert!(sweep::expire_overdue(&store, Utc::now()).await.unwrap().is_empty(), "nothing is overdue yet");
+    assert!(sweep::expire_overdue(&store, Utc::now(), &mut vec![]).await.unwrap().is_empty(), "nothing is overdue yet");
     let in_an_hour = Utc::now() + chrono::Duration::minutes(60);
-    assert_eq!(sweep::expire_overdue(&store, in_an_hour).await.unwrap(), vec![ids[0].clone()]);
+    assert_eq!(sweep::expire_overdue(&store, in_an_hour, &mut vec![]).await.unwrap(), vec![ids[0].clone()]);
     assert_eq!(status(ids[0].clone()).await, RequestStatus::Expired);
     assert_eq!(status(ids[1].clone()).await, RequestStatus::Pending, "its deadline is later");
-    assert!(sweep::expire_overdue(&store, in_an_hour).await.unwrap().is_empty(), "idempotent");
+    assert!(sweep::expire_overdue(&store, in_an_hour, &mut vec![]).await.unwrap().is_empty(), "idempotent");
     let trail = store.audit_trail(&ids[0]).await.unwrap();
     assert_eq!(trail.last().unwrap().actor, approvals::PENDING_EXPIRY_ACTOR);
 }

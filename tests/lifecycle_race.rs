@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{Duration, Utc};
-use integration_tests::{envelope_of, sdk, unique};
+use integration_tests::{sdk, unique};
 use jit_cli::local::executions::{with_retry, NoLiveSessions};
 use jit_shared::adapters::dynamodb::{create_table, DynamoStore};
 use jit_shared::adapters::grants::IamGranter;
@@ -77,9 +77,6 @@ impl AccessGranter for FlakyIam {
     async fn list_policies(&self, p: &GrantPrincipal) -> Result<Vec<String>, PortError> {
         self.inner.list_policies(p).await
     }
-    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
-        self.inner.principals().await
-    }
 }
 
 /// DynamoDB with a switch: status writes fail with a transient error while `failing` is above zero.
@@ -136,6 +133,12 @@ impl RequestStore for FlakyStore {
     }
     async fn list_awaiting_grant(&self, before: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_awaiting_grant(before, l).await
+    }
+    async fn list_ended_since(&self, since: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_ended_since(since, l).await
+    }
+    async fn list_submitted_before(&self, before: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_submitted_before(before, l).await
     }
 }
 
@@ -465,9 +468,14 @@ async fn a_permanently_failing_detach_is_fixed_by_the_sweeper_once_the_fault_cle
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_jit_policy_without_a_live_request_is_removed_by_the_sweeper() {
+async fn a_jit_policy_without_a_live_request_on_a_principal_the_table_knows_is_removed_by_the_sweeper() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
+    // The user's request ended a moment ago: the sweep re-checks its principal's policies.
+    let id = w.granted().await;
+    lifecycle::teardown(&w.lifecycle(), &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", Utc::now())
+        .await
+        .unwrap();
     let orphan = RequestId::generate();
     let principal = GrantPrincipal::IamUser { name: w.user.clone() };
     w.granter
@@ -666,19 +674,16 @@ async fn expiry_on_the_request_its_grant_recorded_reads_nothing_and_a_stale_or_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_revoked_event_tears_down_and_stops_the_execution_the_grant_recorded() {
+async fn the_revoke_branch_tears_down_and_stops_the_execution_the_grant_recorded() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let id = w.granted_by(Some(EXECUTION)).await.request_id;
     let now = Utc::now();
-    let revoked = approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
-    let event = jit_shared::domain::events::StatusEvent::for_request(
-        &revoked,
-        Some(RequestStatus::Approved),
-        w.caller.as_str(),
-    );
+    approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
 
-    lifecycle::handle_event(&w.lifecycle(), &envelope_of(event), now).await.unwrap();
+    lifecycle::run_task(&w.lifecycle(), &Task::Revoke { request_id: id.clone(), second_pass: false }, now)
+        .await
+        .unwrap();
 
     assert!(!w.attached(&id).await, "the policy is gone");
     assert_eq!(*w.executions.stopped.lock().unwrap(), vec![EXECUTION.to_owned()]);

@@ -106,6 +106,15 @@ pub trait RequestStore: Send + Sync {
         approved_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError>;
+    /// Requests that left `Approved` (revoked, expired, failed) at or after `since`, oldest
+    /// first: the sweeper makes sure nothing of them remains.
+    async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Requests still `Submitted` that were created at or before `created_before`.
+    async fn list_submitted_before(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError>;
 }
 
 /// Puts events on the bus. Only the publisher (`app::publish`) holds one: use cases write
@@ -236,8 +245,6 @@ pub trait AccessGranter: Send + Sync {
     async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError>;
     /// Names of the principal's inline policies.
     async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError>;
-    /// The account's users and roles that could hold a grant (not the AWS-reserved paths).
-    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError>;
 }
 
 /// Issues session-role credentials (credentials mode). Only the credentials function holds one

@@ -10,6 +10,7 @@
 )]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use jit_shared::adapters::memory::{FailsAfterCommit, MemoryExecutions, MemoryIss
 use jit_shared::app::approve::{self, ApprovalDeps};
 use jit_shared::app::credentials::{self, CredentialsDeps};
 use jit_shared::app::error::ServiceError;
-use jit_shared::app::lifecycle::{self, LifecycleDeps};
+use jit_shared::app::lifecycle::{self, LifecycleDeps, Task};
 use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
 use jit_shared::app::submit::{self, SubmitDeps};
 use jit_shared::app::sweep;
@@ -82,9 +83,6 @@ impl AccessGranter for Policies {
     async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
         let prefix = format!("{principal:?}/");
         Ok(self.0.lock().unwrap().keys().filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)).collect())
-    }
-    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
-        Ok(vec![])
     }
 }
 
@@ -194,10 +192,22 @@ async fn decided_on(
     to: RequestStatus,
     now: DateTime<Utc>,
 ) -> AccessRequest {
+    decided_by("alice", node, mode, store, to, now).await
+}
+
+/// `decided_on`, asked by the IAM user `user`.
+async fn decided_by(
+    user: &str,
+    node: &str,
+    mode: GrantMode,
+    store: &dyn RequestStore,
+    to: RequestStatus,
+    now: DateTime<Utc>,
+) -> AccessRequest {
     let settings = GrantSettings { mode, ..settings() };
     let deps = SubmitDeps { store, directory: &Users, settings: &settings };
     let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full", "durationMinutes": 30}}"#);
-    let submitted = submit::submit(&deps, &arn("alice"), body.as_bytes(), None, now).await.unwrap().request;
+    let submitted = submit::submit(&deps, &arn(user), body.as_bytes(), None, now).await.unwrap().request;
     let pending = to == RequestStatus::Pending;
     let change = Transition {
         decision: Some(decision(to, pending.then(two_level_plan), now)),
@@ -463,6 +473,13 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
     );
 }
 
+/// What the `Revoked` rule starts: the state machine's revoke branch, both passes.
+async fn revoke_branch(deps: &LifecycleDeps<'_>, id: &RequestId, now: DateTime<Utc>) {
+    for second_pass in [false, true] {
+        lifecycle::run_task(deps, &Task::Revoke { request_id: id.clone(), second_pass }, now).await.unwrap();
+    }
+}
+
 fn envelope(detail: StatusEvent) -> jit_shared::domain::events::EventEnvelope {
     jit_shared::domain::events::EventEnvelope {
         version: "0".into(),
@@ -617,7 +634,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
             .await
             .unwrap();
     let event = world.store.changes().last().unwrap().events().pop().unwrap();
-    lifecycle::handle_event(&deps, &envelope(event), now).await.unwrap();
+    revoke_branch(&deps, &event.request_id, now).await;
 
     // Assert: a deny on the role session named after the request.
     assert_eq!(revoked.status, RequestStatus::Revoked);
@@ -731,7 +748,7 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
         .await
         .unwrap();
     let event = world.store.changes().last().unwrap().events().pop().unwrap();
-    lifecycle::handle_event(&deps, &envelope(event), now).await.unwrap();
+    revoke_branch(&deps, &event.request_id, now).await;
 
     // Assert: the member account's session role, a policy naming the node and that account's
     // document in the node's Region, and the deny on that account's session role until spent.
@@ -846,7 +863,7 @@ async fn a_forged_revoked_event_for_an_approved_request_changes_nothing() {
     forged.status = RequestStatus::Revoked;
 
     // Act
-    lifecycle::handle_event(&deps, &envelope(forged), now).await.unwrap();
+    revoke_branch(&deps, &forged.request_id, now).await;
 
     // Assert: the table still says Approved, the grant stays, no audit record names the forger.
     let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
@@ -1079,4 +1096,273 @@ async fn an_approved_item_without_a_valid_seal_grants_nothing_in_either_mode() {
         let trail = world.store.audit_trail(&request.request_id).await.unwrap();
         assert!(trail.last().unwrap().reason.contains("no valid seal"), "{:?}", trail.last());
     }
+}
+
+/// Live sessions a test opens by owner; `terminate` ends them. While `failing` is above zero,
+/// listing fails (a teardown that cannot reach Session Manager).
+#[derive(Default)]
+struct LiveSessions {
+    open: Mutex<Vec<(String, String)>>,
+    ended: Mutex<Vec<String>>,
+    failing: AtomicU32,
+}
+
+impl LiveSessions {
+    /// Opens a session of `owner` (an ARN) and returns its id.
+    fn open(&self, owner: &str) -> String {
+        let mut open = self.open.lock().unwrap();
+        let id = format!("{}-{:04}", owner.rsplit('/').next().unwrap(), open.len() + self.ended.lock().unwrap().len());
+        open.push((owner.to_owned(), id.clone()));
+        id
+    }
+
+    fn still_open(&self) -> Vec<String> {
+        self.open.lock().unwrap().iter().map(|(_, id)| id.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl SessionControl for LiveSessions {
+    async fn live_sessions(&self, _node: &NodeId, owner_arn: &str) -> Result<Vec<String>, PortError> {
+        if self.failing.load(Ordering::SeqCst) > 0 {
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+            return Err(PortError::Transient("injected: DescribeSessions timed out".into()));
+        }
+        Ok(self.open.lock().unwrap().iter().filter(|(o, _)| o == owner_arn).map(|(_, id)| id.clone()).collect())
+    }
+    async fn terminate(&self, _node: &NodeId, session_id: &str) -> Result<(), PortError> {
+        self.open.lock().unwrap().retain(|(_, id)| id != session_id);
+        self.ended.lock().unwrap().push(session_id.to_owned());
+        Ok(())
+    }
+}
+
+/// IAM that refuses every delete on one principal (its eligibility tag was removed, say).
+struct RefusesDeletesOn<'a> {
+    inner: &'a Policies,
+    principal: GrantPrincipal,
+}
+
+#[async_trait]
+impl AccessGranter for RefusesDeletesOn<'_> {
+    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
+        self.inner.role(role).await
+    }
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
+        self.inner.put_policy(principal, name, document).await
+    }
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        if *principal == self.principal {
+            return Err(PortError::Permanent("AccessDenied: iam:DeleteUserPolicy (injected)".into()));
+        }
+        self.inner.delete_policy(principal, name).await
+    }
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        self.inner.list_policies(principal).await
+    }
+}
+
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+/// An attach-mode request by alice, approved and granted at `now` (30 minutes).
+async fn granted_to_alice(world: &Lifecycle, deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> AccessRequest {
+    let request = decided(&world.store, RequestStatus::Approved, now).await;
+    *lifecycle::grant(
+        deps,
+        &request.request_id,
+        Some("arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:e1"),
+        now,
+    )
+    .await
+    .unwrap()
+    .request
+}
+
+#[tokio::test]
+async fn a_revoke_whose_event_was_lost_still_ends_the_sessions_within_one_sweep() {
+    // Arrange: granted, a shell open; the administrator revokes, and the Revoked event is lost.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let request = granted_to_alice(&world, &deps, now).await;
+    let shell = sessions.open(ALICE);
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+
+    // Act: the next sweep, five minutes later.
+    let report = sweep::sweep(&deps, now + Duration::minutes(5)).await.unwrap().grants;
+
+    // Assert
+    assert_eq!(report.ended_cleaned, [request.request_id.to_string()], "{report:?}");
+    assert_eq!(*sessions.ended.lock().unwrap(), [shell]);
+    assert!(world.policies.0.lock().unwrap().is_empty(), "the policy is gone too");
+    let again = sweep::sweep(&deps, now + Duration::minutes(10)).await.unwrap().grants;
+    assert_eq!(again.fixed(), 0, "nothing left to fix: {again:?}");
+}
+
+#[tokio::test]
+async fn a_revoke_whose_teardown_fails_three_times_still_ends_the_sessions_within_one_sweep() {
+    // Arrange: granted, a shell open, revoked; Session Manager fails every attempt of the branch.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let request = granted_to_alice(&world, &deps, now).await;
+    let shell = sessions.open(ALICE);
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    sessions.failing.store(3, Ordering::SeqCst);
+    let task = Task::Revoke { request_id: request.request_id.clone(), second_pass: false };
+    for _ in 0..3 {
+        let err = lifecycle::run_task(&deps, &task, now).await.unwrap_err();
+        assert_eq!(err.lambda_error_type(), "Retryable", "{err}");
+    }
+    assert_eq!(sessions.still_open(), std::slice::from_ref(&shell), "the failed teardown left the shell open");
+
+    // Act
+    let report = sweep::sweep(&deps, now + Duration::minutes(5)).await.unwrap().grants;
+
+    // Assert
+    assert_eq!(*sessions.ended.lock().unwrap(), [shell], "{report:?}");
+    assert!(world.policies.0.lock().unwrap().is_empty(), "the policy went on the first attempt already");
+}
+
+#[tokio::test]
+async fn a_session_started_while_a_revoke_propagates_is_ended_by_the_second_pass() {
+    // Arrange
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let request = granted_to_alice(&world, &deps, now).await;
+    let first = sessions.open(ALICE);
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    let id = request.request_id.clone();
+
+    // Act: the first pass; a session opens before the policy's removal reached every IAM
+    // endpoint; then the second pass.
+    lifecycle::run_task(&deps, &Task::Revoke { request_id: id.clone(), second_pass: false }, now).await.unwrap();
+    let during_propagation = sessions.open(ALICE);
+    let second = Task::Revoke { request_id: id.clone(), second_pass: true };
+    let out = lifecycle::run_task(&deps, &second, now + Duration::seconds(60)).await.unwrap();
+
+    // Assert: both ended, and the grant's execution was stopped once (by the first pass).
+    assert_eq!(*sessions.ended.lock().unwrap(), [first, during_propagation.clone()]);
+    assert_eq!(out["terminatedSessions"], serde_json::json!([during_propagation]));
+    assert_eq!(world.executions.stopped.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_permanent_iam_failure_on_one_principal_neither_stops_the_sweep_of_others_nor_keeps_its_sessions_open() {
+    // Arrange: alice's and bob's grants are both past their deadline; IAM refuses deletes on
+    // alice; both have a shell open.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let alice_principal = GrantPrincipal::IamUser { name: "alice".into() };
+    let iam = RefusesDeletesOn { inner: &world.policies, principal: alice_principal };
+    let deps = LifecycleDeps { sessions: &sessions, granter: &iam, ..world.deps(&settings) };
+    let alices = granted_to_alice(&world, &deps, now).await;
+    let bobs =
+        decided_by("bob", "i-0123456789abcdef0", GrantMode::Attach, &world.store, RequestStatus::Approved, now).await;
+    lifecycle::grant(&deps, &bobs.request_id, None, now).await.unwrap();
+    let alice_shell = sessions.open(ALICE);
+    let bob_shell = sessions.open("arn:aws:iam::123456789012:user/bob");
+
+    // Act
+    let report = sweep::sweep(&deps, now + Duration::minutes(31)).await.unwrap().grants;
+
+    // Assert: bob's grant expired; alice's is recorded as failed, yet her shell was ended.
+    assert_eq!(report.expired, [bobs.request_id.to_string()], "{report:?}");
+    assert_eq!(report.item_failures.len(), 1, "{report:?}");
+    assert_eq!(report.item_failures[0].item, alices.request_id.to_string());
+    assert!(report.item_failures[0].error.contains("AccessDenied"), "{report:?}");
+    let mut ended = sessions.ended.lock().unwrap().clone();
+    ended.sort();
+    assert_eq!(ended, [alice_shell, bob_shell]);
+    let alices_now = world.store.get(&alices.request_id).await.unwrap().unwrap();
+    assert_eq!(alices_now.status, RequestStatus::Approved, "not recorded as ended while its policy stays");
+}
+
+#[tokio::test]
+async fn ending_one_request_spares_the_sessions_an_overlapping_live_request_covers() {
+    // Arrange: alice holds two attach-mode grants on the same node, the second 10 minutes later.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let first = granted_to_alice(&world, &deps, now).await;
+    let later = now + Duration::minutes(10);
+    let second = decided(&world.store, RequestStatus::Approved, later).await;
+    lifecycle::grant(&deps, &second.request_id, None, later).await.unwrap();
+    let shell = sessions.open(ALICE);
+
+    // Act: the first expires while the second still runs; then the second expires.
+    let at_first_deadline = now + Duration::minutes(30);
+    let first_end =
+        lifecycle::expire(&deps, world.store.get(&first.request_id).await.unwrap().unwrap(), at_first_deadline)
+            .await
+            .unwrap();
+    let open_between = sessions.still_open();
+    let second_end = lifecycle::expire(
+        &deps,
+        world.store.get(&second.request_id).await.unwrap().unwrap(),
+        later + Duration::minutes(30),
+    )
+    .await
+    .unwrap();
+
+    // Assert
+    assert_eq!(first_end.status, RequestStatus::Expired);
+    assert!(first_end.terminated_sessions.is_empty(), "{first_end:?}");
+    assert_eq!(open_between, std::slice::from_ref(&shell), "the second request still covers the shell");
+    assert_eq!(second_end.terminated_sessions, [shell]);
+    assert!(sessions.still_open().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_stuck_in_submitted_is_failed_with_a_reason_by_the_sweep() {
+    // Arrange: one submission whose evaluation never came, one just made.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let deps = world.deps(&settings);
+    let submit_at = |at: DateTime<Utc>| {
+        let settings = &settings;
+        let store = &world.store;
+        async move {
+            let deps = SubmitDeps { store, directory: &Users, settings };
+            let body = r#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+            submit::submit(&deps, &arn("alice"), body.as_bytes(), None, at).await.unwrap().request
+        }
+    };
+    let stuck = submit_at(now - Duration::minutes(sweep::STUCK_SUBMITTED_MINUTES + 1)).await;
+    let fresh = submit_at(now).await;
+
+    // Act
+    let report = sweep::sweep(&deps, now).await.unwrap().grants;
+
+    // Assert
+    assert_eq!(report.stuck_failed, [stuck.request_id.to_string()], "{report:?}");
+    let stored = world.store.get(&stuck.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Failed);
+    let trail = world.store.audit_trail(&stuck.request_id).await.unwrap();
+    assert!(trail.last().unwrap().reason.contains("never evaluated"), "{trail:?}");
+    assert_eq!(world.store.get(&fresh.request_id).await.unwrap().unwrap().status, RequestStatus::Submitted);
 }

@@ -2,7 +2,9 @@
 //! every `Approved` event starts an execution, as the deployed bus rule does (it targets the
 //! state machine); Grant → (granted?) Wait until the deadline → Expire, retrying `Retryable`
 //! failures with backoff, and on a final failure the RecordFailure task, with the same task
-//! payloads the deployed state machine sends. Stop (revoke) aborts an execution by its ARN.
+//! payloads the deployed state machine sends. A `Revoked` event starts the revoke branch: the
+//! Revoke task at once, and again after the propagation wait. Stop (revoke) aborts an execution
+//! by its ARN.
 //! Also the stand-in for live sessions, which moto lacks.
 
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ use tokio::sync::mpsc;
 pub const RULE_TARGET_SERVICE: &str = "EventBridge target";
 
 pub enum Command {
-    Start { execution_arn: String, request_id: RequestId },
+    Start { execution_arn: String, request_id: RequestId, revoke: bool },
     Stop(String),
 }
 
@@ -45,18 +47,19 @@ impl LocalExecutions {
         (Self { tx, execution_prefix, calls }, rx)
     }
 
-    /// What the bus rule does with an `Approved` event: a new execution with a fresh name.
-    pub fn start_from_rule(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.launch(RULE_TARGET_SERVICE, request_id)
+    /// What the bus rule does with an `Approved` or `Revoked` event: a new execution with a fresh
+    /// name (`revoke`: the input carries `"status": "Revoked"`, which routes to the revoke branch).
+    pub fn start_from_rule(&self, request_id: &RequestId, revoke: bool) -> Result<String, PortError> {
+        self.launch(RULE_TARGET_SERVICE, request_id, revoke)
     }
 
     /// A new execution with a fresh name, recorded as a call of `service` (a delivery by the
     /// rule, or the sweeper's own `StartExecution`).
-    fn launch(&self, service: &str, request_id: &RequestId) -> Result<String, PortError> {
+    fn launch(&self, service: &str, request_id: &RequestId, revoke: bool) -> Result<String, PortError> {
         self.calls.record(service, "StartExecution");
         let execution_arn = format!("{}{}", self.execution_prefix, uuid::Uuid::new_v4());
         self.tx
-            .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone() })
+            .send(Command::Start { execution_arn: execution_arn.clone(), request_id: request_id.clone(), revoke })
             .map_err(|_| PortError::Permanent("the local execution runner stopped".into()))?;
         Ok(execution_arn)
     }
@@ -66,7 +69,7 @@ impl LocalExecutions {
 impl ExecutionControl for LocalExecutions {
     /// The sweeper's StartExecution (a function's call, unlike the rule's delivery above).
     async fn start(&self, request_id: &RequestId) -> Result<String, PortError> {
-        self.launch("SFN", request_id)
+        self.launch("SFN", request_id, false)
     }
 
     async fn stop(&self, execution_arn: &str, _cause: &str) -> Result<(), PortError> {
@@ -104,13 +107,30 @@ where
     Err(last.unwrap_or_else(|| ServiceError::Internal("no attempt ran".into())))
 }
 
+/// How long the revoke branch waits before its second pass (the state machine's
+/// `WaitForPropagation`, shortened here so that `make dev` shows it).
+pub const LOCAL_PROPAGATION_WAIT: Duration = Duration::from_secs(2);
+
 /// One execution. `run` executes a task payload (the Lambda's handler).
-pub async fn execute<R, Fut>(execution_arn: String, id: RequestId, run: R)
+pub async fn execute<R, Fut>(execution_arn: String, id: RequestId, revoke: bool, run: R)
 where
     R: Fn(Task) -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ServiceError>>,
 {
     let request_id = id;
+    if revoke {
+        for second_pass in [false, true] {
+            if second_pass {
+                tokio::time::sleep(LOCAL_PROPAGATION_WAIT).await;
+            }
+            let task = Task::Revoke { request_id: request_id.clone(), second_pass };
+            if let Err(e) = with_retry(10, || run(task.clone())).await {
+                tracing::error!(request_id = %request_id, error = %e, "revoke failed for good (alert); the sweeper re-checks");
+                return;
+            }
+        }
+        return;
+    }
     let failed = |task: &'static str, e: ServiceError| {
         let payload = Task::RecordFailure {
             request_id: request_id.clone(),

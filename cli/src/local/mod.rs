@@ -340,12 +340,6 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         async move { notify::handle_event(&a.notify(), &env, jit_shared::now()).await.map(|_| ()) }
     })));
     let a = adapters.clone();
-    tasks.push(tokio::spawn(consume(sqs.clone(), provisioned.lifecycle_queue_url.clone(), "lifecycle", move |env| {
-        let a = a.clone();
-        a.invoked("lifecycle");
-        async move { lifecycle::handle_event(&a.lifecycle(), &env, jit_shared::now()).await }
-    })));
-    let a = adapters.clone();
     tasks.push(tokio::spawn(consume(
         sqs.clone(),
         provisioned.executions_queue_url.clone(),
@@ -354,8 +348,9 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             let a = a.clone();
             async move {
                 let id = env.detail.request_id.clone();
-                let execution = a.executions.start_from_rule(&id)?;
-                tracing::debug!(request_id = %id, execution, "lifecycle execution started by the Approved rule");
+                let revoke = env.detail.status == jit_shared::domain::status::RequestStatus::Revoked;
+                let execution = a.executions.start_from_rule(&id, revoke)?;
+                tracing::debug!(request_id = %id, execution, revoke, "lifecycle execution started by the rule");
                 Ok(())
             }
         },
@@ -511,23 +506,23 @@ where
     }
 }
 
-/// Plays the scheduled sweeper (every 2 s here): expires pending requests past their deadline
-/// and reconciles grants.
+/// Plays the scheduled sweeper (every 2 s here): `sweep::sweep`, the deployed function's one call.
 async fn expiry_loop(adapters: Arc<Adapters>) {
     loop {
-        let now = jit_shared::now();
-        if let Err(e) = sweep::expire_overdue(&adapters.store, now).await {
-            tracing::warn!(error = %e, "pending-expiry sweep failed");
-        }
-        match sweep::reconcile(&adapters.lifecycle(), now).await {
-            Ok(report) if report.fixed() > 0 => {
-                println!(
-                    "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}, failed never-granted {:?}",
-                    report.expired, report.orphans_removed, report.restarted, report.failed
-                );
+        match sweep::sweep(&adapters.lifecycle(), jit_shared::now()).await {
+            Ok(outcome) => {
+                let report = &outcome.grants;
+                if report.fixed() > 0 {
+                    println!(
+                        "sweep  fixed: expired {:?}, removed orphan policies {:?}, restarted lifecycles {:?}, failed never-granted {:?}, cleaned ended {:?}, failed never-evaluated {:?}",
+                        report.expired, report.orphans_removed, report.restarted, report.failed, report.ended_cleaned, report.stuck_failed
+                    );
+                }
+                for f in &report.item_failures {
+                    println!("sweep  could not {} {}: {}", f.step, f.item, f.error);
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "grant reconciliation failed"),
+            Err(e) => tracing::warn!(error = %e, "sweep failed"),
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
@@ -542,33 +537,36 @@ async fn execution_runner(
     let running: executions::Running = Arc::default();
     while let Some(command) = commands.recv().await {
         match command {
-            executions::Command::Start { execution_arn, request_id } => {
+            executions::Command::Start { execution_arn, request_id, revoke } => {
                 let a = adapters.clone();
-                let handle = tokio::spawn(executions::execute(execution_arn.clone(), request_id, move |task| {
-                    let a = a.clone();
-                    a.invoked("lifecycle");
-                    async move {
-                        let out = lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await;
-                        // The grant has no event of its own; `make dev` shows it here.
-                        if let (true, lifecycle::Task::Grant { request_id, .. }, Ok(o)) = (print_grants, &task, &out) {
-                            if o["granted"] == true {
-                                let target = &o["request"]["grant"]["target"];
-                                let what = match target["roleArn"].as_str() {
-                                    Some(role) => format!("credentials of {role} may be fetched"),
-                                    None => format!(
-                                        "IAM inline policy {} attached",
-                                        o["policyName"].as_str().unwrap_or("?")
-                                    ),
-                                };
-                                println!(
-                                    "grant  {request_id}  {what}, until {}",
-                                    o["deadline"].as_str().unwrap_or("?")
-                                );
+                let handle =
+                    tokio::spawn(executions::execute(execution_arn.clone(), request_id, revoke, move |task| {
+                        let a = a.clone();
+                        a.invoked("lifecycle");
+                        async move {
+                            let out = lifecycle::run_task(&a.lifecycle(), &task, jit_shared::now()).await;
+                            // The grant has no event of its own; `make dev` shows it here.
+                            if let (true, lifecycle::Task::Grant { request_id, .. }, Ok(o)) =
+                                (print_grants, &task, &out)
+                            {
+                                if o["granted"] == true {
+                                    let target = &o["request"]["grant"]["target"];
+                                    let what = match target["roleArn"].as_str() {
+                                        Some(role) => format!("credentials of {role} may be fetched"),
+                                        None => format!(
+                                            "IAM inline policy {} attached",
+                                            o["policyName"].as_str().unwrap_or("?")
+                                        ),
+                                    };
+                                    println!(
+                                        "grant  {request_id}  {what}, until {}",
+                                        o["deadline"].as_str().unwrap_or("?")
+                                    );
+                                }
                             }
+                            out
                         }
-                        out
-                    }
-                }));
+                    }));
                 if let Ok(mut map) = running.lock() {
                     map.retain(|_, h| !h.is_finished());
                     map.insert(execution_arn, handle);

@@ -34,8 +34,6 @@ pub struct Provisioned {
     pub requester_topic_arn: String,
     /// Feeds the notification handler (Pending, Level Completed and final-status events).
     pub notify_queue_url: String,
-    /// Feeds the lifecycle handler (Revoked tears down).
-    pub lifecycle_queue_url: String,
     /// Approved events, for the local Step Functions: the deployed rule targets the state machine.
     pub executions_queue_url: String,
     /// The lifecycle state machine's name, in its executions' ARNs (`<prefix>-lifecycle`).
@@ -289,13 +287,12 @@ pub async fn provision(
         .await?;
     let (notify_queue_url, notify_arn) = queue(&sqs, &format!("{prefix}-notify")).await?;
     route(&events, &bus, &format!("{prefix}-notify"), jit_shared::app::notify::rule_pattern(), &notify_arn).await?;
-    let (lifecycle_queue_url, lifecycle_arn) = queue(&sqs, &format!("{prefix}-lifecycle")).await?;
-    let lifecycle_pattern =
-        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Revoked)]});
-    route(&events, &bus, &format!("{prefix}-lifecycle"), lifecycle_pattern, &lifecycle_arn).await?;
     let (executions_queue_url, executions_arn) = queue(&sqs, &format!("{prefix}-start-lifecycle")).await?;
-    let executions_pattern =
-        serde_json::json!({"source": [EVENT_SOURCE], "detail-type": [detail_type(RequestStatus::Approved)]});
+    // As the deployed LifecycleStartRule: Approved starts the grant, Revoked the revoke branch.
+    let executions_pattern = serde_json::json!({
+        "source": [EVENT_SOURCE],
+        "detail-type": [detail_type(RequestStatus::Approved), detail_type(RequestStatus::Revoked)]
+    });
     route(&events, &bus, &format!("{prefix}-start-lifecycle"), executions_pattern, &executions_arn).await?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let approvals_topic_arn = sns
@@ -484,7 +481,6 @@ pub async fn provision(
         approvals_topic_arn,
         requester_topic_arn,
         notify_queue_url,
-        lifecycle_queue_url,
         executions_queue_url,
         state_machine_name: format!("{prefix}-lifecycle"),
         session_role_name,

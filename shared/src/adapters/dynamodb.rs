@@ -8,8 +8,10 @@
 //! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
 //!
 //! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
-//! So is the by-deadline index (gsi3: `PENDING` / `<pendingUntil>#<id>`): a request
-//! carries those keys only while it waits for approvals, which is what the expiry sweep reads.
+//! So is the by-deadline index (gsi3, `<partition>` / `<time>#<id>`): `SUBMITTED` by creation
+//! while the evaluation has not decided, `PENDING` by approval deadline, `AWAITING_GRANT` by
+//! approval time, `GRANTED` by access deadline, `ENDED` by the time access ended: what the
+//! sweeper reads.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -44,6 +46,11 @@ const GRANTED_PARTITION: &str = "GRANTED";
 /// Approved requests whose grant is not recorded yet, by approval time (the sweep starts their
 /// lifecycle again if it never ran).
 const AWAITING_GRANT_PARTITION: &str = "AWAITING_GRANT";
+/// Requests that left `Approved` (revoked, expired or failed), by when: the sweep makes sure
+/// nothing of the recent ones remains (it reads only a recent range; TTL ends the rest).
+const ENDED_PARTITION: &str = "ENDED";
+/// Requests waiting for their evaluation, by creation time (the sweep fails those stuck).
+const SUBMITTED_PARTITION: &str = "SUBMITTED";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -109,6 +116,10 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
         ("gsi1pk".into(), s(requester_pk(&r.requester))),
         ("gsi1sk".into(), s(created_sk(&r.created_at, &r.request_id))),
     ]);
+    if r.status == RequestStatus::Submitted {
+        item.insert("gsi3pk".into(), s(SUBMITTED_PARTITION));
+        item.insert("gsi3sk".into(), s(created_sk(&r.created_at, &r.request_id)));
+    }
     if let Some(d) = &r.decision {
         item.insert("decision".into(), s(decision_json(d)?));
     }
@@ -265,22 +276,42 @@ impl DynamoStore {
     ) -> Result<Vec<RequestId>, PortError> {
         // `~` sorts after every character of `<deadline>#<id>`, so `<now>#~` bounds all
         // deadlines at or before `now`.
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_DEADLINE_INDEX)
-            .key_condition_expression("gsi3pk = :partition AND gsi3sk <= :bound")
-            .expression_attribute_values(":partition", s(partition))
-            .expression_attribute_values(":bound", s(format!("{}#~", ts(&now))))
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(|e| classify("Query", &e))?;
-        out.items()
-            .iter()
-            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
-            .collect()
+        self.by_time(partition, "gsi3sk <= :bound", format!("{}#~", ts(&now)), limit).await
+    }
+
+    /// Ids in one partition of the by-deadline index whose sort key meets `condition` on
+    /// `:bound`, oldest first, following pages up to `limit`.
+    async fn by_time(
+        &self,
+        partition: &str,
+        condition: &str,
+        bound: String,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
+        let mut ids = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_DEADLINE_INDEX)
+                .key_condition_expression(format!("gsi3pk = :partition AND {condition}"))
+                .expression_attribute_values(":partition", s(partition))
+                .expression_attribute_values(":bound", s(bound.clone()))
+                .limit(i32::try_from(limit.saturating_sub(u32::try_from(ids.len()).unwrap_or(u32::MAX))).unwrap_or(100))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query", &e))?;
+            for i in out.items() {
+                ids.push(RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId"))?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if ids.len() < limit as usize => start = Some(k),
+                _ => return Ok(ids),
+            }
+        }
     }
 
     async fn replay(&self, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
@@ -380,9 +411,15 @@ impl DynamoStore {
             update = update.expression_attribute_values(":credentials", s(to_json(&t.after().credentials)?));
         }
         let leaves_pending = from == RequestStatus::Pending && t.to != RequestStatus::Pending;
+        let leaves_submitted = from == RequestStatus::Submitted && t.to == RequestStatus::Failed;
         let leaves_approved = from == RequestStatus::Approved && t.to != RequestStatus::Approved;
-        // Approved-from-Pending moves to the awaiting-grant partition (set above) instead.
-        if (leaves_pending && !becomes_approved) || leaves_approved {
+        if leaves_approved {
+            set.push_str(", gsi3pk = :ended, gsi3sk = :ended_sk");
+            update = update
+                .expression_attribute_values(":ended", s(ENDED_PARTITION))
+                .expression_attribute_values(":ended_sk", s(created_sk(&t.at, id)));
+        } else if (leaves_pending && !becomes_approved) || leaves_submitted {
+            // Approved-from-Pending moves to the awaiting-grant partition (set above) instead.
             set.push_str(" REMOVE gsi3pk, gsi3sk");
         }
         update.condition_expression(condition).update_expression(set).build().map_err(build_err)
@@ -644,6 +681,18 @@ impl RequestStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
         self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit).await
+    }
+
+    async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.by_time(ENDED_PARTITION, "gsi3sk >= :bound", ts(&since), limit).await
+    }
+
+    async fn list_submitted_before(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
+        self.past_deadline(SUBMITTED_PARTITION, created_before, limit).await
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {

@@ -126,35 +126,6 @@ impl AccessGranter for IamGranter {
         result
     }
 
-    async fn principals(&self) -> Result<Vec<GrantPrincipal>, PortError> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page =
-                self.iam.list_users().set_marker(marker.take()).send().await.map_err(|e| classify("ListUsers", &e))?;
-            out.extend(page.users().iter().map(|u| GrantPrincipal::IamUser { name: u.user_name().to_owned() }));
-            match page.marker {
-                Some(m) if page.is_truncated => marker = Some(m),
-                _ => break,
-            }
-        }
-        loop {
-            let page =
-                self.iam.list_roles().set_marker(marker.take()).send().await.map_err(|e| classify("ListRoles", &e))?;
-            out.extend(
-                page.roles()
-                    .iter()
-                    .filter(|r| !r.path().starts_with("/aws-reserved/") && !r.path().starts_with("/aws-service-role/"))
-                    .map(|r| GrantPrincipal::IamRole { name: r.role_name().to_owned() }),
-            );
-            match page.marker {
-                Some(m) if page.is_truncated => marker = Some(m),
-                _ => break,
-            }
-        }
-        Ok(out)
-    }
-
     async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
         let (iam, holder) = self.locate(principal).await;
         let mut names = Vec::new();

@@ -195,6 +195,24 @@ impl RequestStore for MemoryStore {
             (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
         })
     }
+
+    async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| {
+            let ended = r.approved_at.is_some()
+                && matches!(r.status, RequestStatus::Revoked | RequestStatus::Expired | RequestStatus::Failed);
+            (ended && r.updated_at >= since).then_some(r.updated_at)
+        })
+    }
+
+    async fn list_submitted_before(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| {
+            (r.status == RequestStatus::Submitted && r.created_at <= created_before).then_some(r.created_at)
+        })
+    }
 }
 
 /// Lifecycle executions that are only recorded: what was started (for which request) and what
@@ -266,6 +284,12 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
         self.0.list_awaiting_grant(approved_before, limit).await
+    }
+    async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_ended_since(since, limit).await
+    }
+    async fn list_submitted_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_submitted_before(before, limit).await
     }
 }
 

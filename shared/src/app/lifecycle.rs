@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use crate::app::common::{load, until_written, write, Attempt};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::credentials;
-use crate::domain::events::{EventEnvelope, EventKind};
 use crate::domain::grant::{self, GrantMode, GrantRecord, GrantRefusal, GrantSettings, GrantTarget};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, CallerKind};
@@ -51,6 +50,14 @@ pub enum Task {
         /// `request` instead of a read, and the write that ends access is conditioned on that
         /// still being what the table holds.
         grant: Box<GrantOutput>,
+    },
+    /// The revoke branch (the `Revoked` rule's execution): the first pass at once, the second
+    /// after IAM's propagation delay.
+    #[serde(rename_all = "camelCase")]
+    Revoke {
+        request_id: RequestId,
+        #[serde(default)]
+        second_pass: bool,
     },
     #[serde(rename_all = "camelCase")]
     RecordFailure {
@@ -124,7 +131,7 @@ pub fn deadline_of(request: &AccessRequest) -> DateTime<Utc> {
 
 /// The principal whose inline policy `jit-<id>` grants the request: none in credentials mode,
 /// where nothing is attached (and an Identity Center role could not be written anyway).
-fn attached_to(request: &AccessRequest) -> Option<GrantPrincipal> {
+pub(crate) fn attached_to(request: &AccessRequest) -> Option<GrantPrincipal> {
     (request.grant_mode == GrantMode::Attach).then(|| principal_of(&request.requester))
 }
 
@@ -165,20 +172,18 @@ async fn deny_issued_credentials(
     deps: &LifecycleDeps<'_>,
     request: &AccessRequest,
     now: DateTime<Utc>,
+    only_if_missing: bool,
 ) -> Result<bool, ServiceError> {
     if request.grant_mode != GrantMode::Credentials || !credentials::may_still_be_used(request, now) {
         return Ok(false);
     }
+    let role = session_role(deps.settings, request);
+    let name = credentials::deny_policy_name(&request.request_id);
+    if only_if_missing && deps.granter.list_policies(&role).await?.contains(&name) {
+        return Ok(false);
+    }
     let document = credentials::deny_document(&request.request_id).to_string();
-    match deps
-        .granter
-        .put_policy(
-            &session_role(deps.settings, request),
-            &credentials::deny_policy_name(&request.request_id),
-            &document,
-        )
-        .await
-    {
+    match deps.granter.put_policy(&role, &name, &document).await {
         Ok(()) => Ok(true),
         Err(GrantWriteError::Port(e)) => Err(e.into()),
         // The role's inline-policy budget is spent or the role is gone: the revoke cannot be
@@ -403,6 +408,99 @@ pub async fn teardown(
     teardown_request(deps, request, to, actor, reason, now).await
 }
 
+/// Whether another live request of the same person on the same node covers their sessions there
+/// (attach mode: sessions are the requester's own, and IAM grants add up, so a session opened
+/// under one request is as much allowed by the other). Ending one request then spares them; the
+/// other's end ends them. In credentials mode each request's sessions are its own role
+/// session's, so nothing overlaps.
+async fn covered_by_another(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<RequestId>, ServiceError> {
+    if request.grant_mode != GrantMode::Attach {
+        return Ok(None);
+    }
+    let query = crate::ports::ListQuery { status: Some(RequestStatus::Approved), limit: 100, after: None };
+    let page = deps.store.list_by_requester(&request.requester, &query).await?;
+    Ok(page
+        .items
+        .into_iter()
+        .find(|other| {
+            other.request_id != request.request_id
+                && other.status == RequestStatus::Approved
+                && other.grant_mode == GrantMode::Attach
+                && other.node_id == request.node_id
+                && now < deadline_of(other)
+        })
+        .map(|other| other.request_id))
+}
+
+/// Whether ending access denies issued credentials (a revoke): always written (`Write`: a
+/// teardown, which runs once), or only when found missing (`IfMissing`: the re-checks, which run
+/// every few minutes and report what they had to fix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deny {
+    No,
+    Write,
+    IfMissing,
+}
+
+/// Ends what one request's access consists of, each part attempted whatever happened to the
+/// one before: the policy removed (attach mode), issued credentials denied (a revoke, while
+/// they may be used), the sessions on the node ended (unless another live request covers them).
+/// Sessions are ended even when the removal failed (an expiry must not leave shells open because
+/// IAM refused a delete); the first error is returned afterwards, so the caller retries.
+async fn end_access(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    deny: Deny,
+    now: DateTime<Utc>,
+    detached: &mut bool,
+    terminated: &mut Vec<String>,
+) -> Result<(), ServiceError> {
+    let mut first_error = None;
+    match remove_policy(deps, request).await {
+        Ok(removed) => *detached |= removed,
+        Err(e) => first_error = Some(e),
+    }
+    if deny != Deny::No {
+        match deny_issued_credentials(deps, request, now, deny == Deny::IfMissing).await {
+            Ok(denied) => *detached |= denied,
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    match end_sessions(deps, request, now, terminated).await {
+        Ok(()) => {}
+        Err(e) => first_error = first_error.or(Some(e)),
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Ends the request's live sessions on its node (see `covered_by_another`).
+async fn end_sessions(
+    deps: &LifecycleDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+    terminated: &mut Vec<String>,
+) -> Result<(), ServiceError> {
+    let live = deps.sessions.live_sessions(&request.node_id, &session_owner(deps.settings, request)).await?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    if let Some(other) = covered_by_another(deps, request, now).await? {
+        tracing::info!(request_id = %request.request_id, covering = %other, sessions = live.len(), "sessions spared: another live request of the requester covers this node");
+        return Ok(());
+    }
+    for session in live {
+        deps.sessions.terminate(&request.node_id, &session).await?;
+        if !terminated.contains(&session) {
+            terminated.push(session);
+        }
+    }
+    Ok(())
+}
+
 /// `teardown` on a request already in hand. Its requester and node name what is removed, and
 /// the write that records the end is conditioned on the request being exactly this one (status,
 /// version and its own fields), so a stale or foreign copy changes nothing in the table: after a
@@ -421,19 +519,13 @@ pub async fn teardown_request(
     let mut detached = false;
     let mut terminated = Vec::new();
     until_written!("teardown", |_| {
-        detached |= remove_policy(deps, &current).await?;
         // A revoke (recorded before its event brings us here, or about to be) first makes
         // issued credentials useless; an expiry needs no deny, the session policy's deadline
         // already refuses them.
-        if to == RequestStatus::Revoked && matches!(current.status, RequestStatus::Approved | RequestStatus::Revoked) {
-            detached |= deny_issued_credentials(deps, &current, now).await?;
-        }
-        for session in deps.sessions.live_sessions(&current.node_id, &session_owner(deps.settings, &current)).await? {
-            deps.sessions.terminate(&current.node_id, &session).await?;
-            if !terminated.contains(&session) {
-                terminated.push(session);
-            }
-        }
+        let revoked = (to == RequestStatus::Revoked && current.status == RequestStatus::Approved)
+            || current.status == RequestStatus::Revoked;
+        let deny = if revoked { Deny::Write } else { Deny::No };
+        end_access(deps, &current, deny, now, &mut detached, &mut terminated).await?;
         let ended = |status| TeardownOutput {
             request_id: id.clone(),
             status,
@@ -466,6 +558,71 @@ pub async fn teardown_request(
     })
 }
 
+/// Makes sure nothing of an ended request's access remains: what the revoke branch runs twice
+/// and the sweeper runs on every request that ended recently (`recheck`: a revoke's deny is
+/// then written only when found missing, so that what it reports is what it had to fix). Acts
+/// on the stored request; one still `Approved` is left to its lifecycle.
+pub async fn end_remaining(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    recheck: bool,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
+    let request = load(deps.store, id).await?;
+    let status = request.status;
+    if status == RequestStatus::Approved || request.approved_at.is_none() {
+        return Ok(TeardownOutput { request_id: id.clone(), status, detached: false, terminated_sessions: vec![] });
+    }
+    let mut detached = false;
+    let mut terminated = Vec::new();
+    let deny = match (status, recheck) {
+        (RequestStatus::Revoked, true) => Deny::IfMissing,
+        (RequestStatus::Revoked, false) => Deny::Write,
+        _ => Deny::No,
+    };
+    end_access(deps, &request, deny, now, &mut detached, &mut terminated).await?;
+    if detached || !terminated.is_empty() {
+        tracing::warn!(request_id = %id, %status, detached, sessions = terminated.len(), "found access left of an ended request: removed");
+    }
+    Ok(TeardownOutput { request_id: id.clone(), status, detached, terminated_sessions: terminated })
+}
+
+/// The Revoke task (the `Revoked` rule starts the state machine's revoke branch): acts only on
+/// a request the table shows `Revoked` (the genuine event comes from the table's stream after
+/// the write; anyone who may put events on the bus could send one), ends its access, and on the
+/// first pass stops the execution its grant recorded. The second pass, after IAM's propagation
+/// delay, ends sessions opened while the removal was still propagating.
+pub async fn revoke(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    second_pass: bool,
+    now: DateTime<Utc>,
+) -> Result<TeardownOutput, ServiceError> {
+    let request = load(deps.store, id).await?;
+    if request.status != RequestStatus::Revoked {
+        tracing::warn!(
+            request_id = %id,
+            stored = %request.status,
+            "a revocation for a request the table does not show Revoked: ignored"
+        );
+        return Ok(TeardownOutput {
+            request_id: id.clone(),
+            status: request.status,
+            detached: false,
+            terminated_sessions: vec![],
+        });
+    }
+    // The request is already `Revoked`, so no grant can be recorded after this read: the
+    // execution it names is the one to stop.
+    let execution = request.grant.as_ref().and_then(|g| g.execution.clone());
+    let out = end_remaining(deps, id, false, now).await?;
+    if let (false, Some(execution)) = (second_pass, execution) {
+        deps.executions.stop(&execution, "revoked").await?;
+    }
+    tracing::info!(request_id = %id, second_pass, detached = out.detached, sessions = out.terminated_sessions.len(), "revocation torn down");
+    Ok(out)
+}
+
 /// The Expire task, after the Wait: access ends at the deadline, torn down on `recorded`, the
 /// request the Grant task of this execution returned (see `teardown_request`).
 pub async fn expire(
@@ -489,6 +646,9 @@ pub async fn run_task(
             to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?))
         }
         Task::Expire { grant } => to_json(serde_json::to_value(expire(deps, (*grant.request).clone(), now).await?)),
+        Task::Revoke { request_id, second_pass } => {
+            to_json(serde_json::to_value(revoke(deps, request_id, *second_pass, now).await?))
+        }
         Task::RecordFailure { request_id, failed_task, error, execution } => {
             tracing::error!(%request_id, failed_task, %error, "lifecycle task failed for good; the sweeper reconciles");
             if failed_task == "grant" {
@@ -509,58 +669,16 @@ pub async fn run_task(
     }
 }
 
-/// The lifecycle function's EventBridge side: `Revoked` tears down now and stops the execution
-/// the grant recorded. (`Approved` starts an execution directly: the bus rule targets the state
-/// machine, so no function runs for it.)
-pub async fn handle_event(
-    deps: &LifecycleDeps<'_>,
-    envelope: &EventEnvelope,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    let d = &envelope.detail;
-    if d.kind != EventKind::StatusChanged || d.status != RequestStatus::Revoked {
-        return Ok(());
-    }
-    // Act on the stored request, not on the event's word: the genuine event comes from the
-    // table's stream after the `Revoked` write, so a request the table does not show `Revoked`
-    // means a forged or mistaken event (anyone who may put events on the bus could send one).
-    let request = load(deps.store, &d.request_id).await?;
-    if request.status != RequestStatus::Revoked {
-        tracing::warn!(
-            request_id = %d.request_id,
-            stored = %request.status,
-            claimed_actor = %d.actor,
-            "a Revoked event for a request the table does not show Revoked: ignored"
-        );
-        return Ok(());
-    }
-    // The request is already `Revoked` when its event arrives, so no grant can be recorded
-    // after this read: the execution it names is the one to stop.
-    let execution = request.grant.as_ref().and_then(|g| g.execution.clone());
-    let out = teardown_request(deps, request, RequestStatus::Revoked, LIFECYCLE_ACTOR, "revoked", now).await?;
-    if let Some(execution) = execution {
-        deps.executions.stop(&execution, "revoked").await?;
-    }
-    tracing::info!(request_id = %d.request_id, status = %out.status, detached = out.detached, "revocation torn down");
-    Ok(())
-}
-
-/// The lifecycle function's whole input: an EventBridge envelope (it has a `detail-type`) or a
-/// Step Functions task payload, each validated by its type at the door.
+/// The lifecycle function's whole input: a Step Functions task payload, validated by its type at
+/// the door.
 pub async fn handle_payload(
     deps: &LifecycleDeps<'_>,
     payload: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, ServiceError> {
-    if payload.get("detail-type").is_some() {
-        let envelope: EventEnvelope =
-            serde_json::from_value(payload).map_err(|e| FieldError::new("detail", "InvalidEvent", e.to_string()))?;
-        handle_event(deps, &envelope, now).await.map(|()| serde_json::Value::Null)
-    } else {
-        let task: Task =
-            serde_json::from_value(payload).map_err(|e| FieldError::new("task", "InvalidTask", e.to_string()))?;
-        run_task(deps, &task, now).await
-    }
+    let task: Task =
+        serde_json::from_value(payload).map_err(|e| FieldError::new("task", "InvalidTask", e.to_string()))?;
+    run_task(deps, &task, now).await
 }
 
 #[cfg(test)]
@@ -589,6 +707,7 @@ mod tests {
             (include_str!("../../../events/lifecycle-grant-task.json"), "grant"),
             (include_str!("../../../events/lifecycle-expire-task.json"), "expire"),
             (include_str!("../../../events/lifecycle-record-failure-task.json"), "recordFailure"),
+            (include_str!("../../../events/lifecycle-revoke-task.json"), "revoke"),
         ];
         for (text, task) in cases {
             let parsed: Task = serde_json::from_str(text).unwrap();
@@ -626,6 +745,14 @@ mod tests {
         let payload = |state: &str| asl["States"][state]["Parameters"]["Payload"].clone();
         assert_eq!(payload("Grant")["execution.$"], "$$.Execution.Id", "the grant records its execution");
         assert_eq!(payload("Expire")["grant.$"], "$", "the expiry gets the Grant task's output");
+        assert_eq!(asl["StartAt"], "Route", "a Revoked event's execution is routed first");
+        for (state, second_pass) in [("Revoke", false), ("RevokeAgain", true)] {
+            assert_eq!(payload(state)["task"], "revoke", "{state}");
+            assert_eq!(payload(state)["secondPass"], second_pass, "{state}");
+            assert_eq!(payload(state)["requestId.$"], "$.requestId", "{state}");
+        }
+        assert_eq!(asl["States"]["Revoke"]["Next"], "WaitForPropagation");
+        assert_eq!(asl["States"]["WaitForPropagation"]["Next"], "RevokeAgain");
         for state in ["RecordGrantFailure", "RecordExpireFailure"] {
             assert_eq!(payload(state)["execution.$"], "$$.Execution.Id", "{state} names its execution");
         }

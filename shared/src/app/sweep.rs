@@ -1,8 +1,13 @@
-//! The sweeper, every few minutes: expires pending requests past their approval deadline and
-//! reconciles grants (a grant still attached past its deadline is torn down, a `jit-` policy with
-//! no live request is removed, an approval whose lifecycle never started is started or failed).
+//! The sweeper, every few minutes: the backstop that makes access end whatever failed before.
+//! Deadline work first (pending requests past their approval deadline, grants past their access
+//! deadline), then re-checks of every request that ended recently (its policy, a revoke's deny,
+//! its sessions: a lost `Revoked` event or a teardown that failed for good is made good here),
+//! requests stuck in `Submitted`, approvals whose lifecycle never started, `jit-` policies of
+//! those requests' principals without a live request, and spent denies. Each item is handled on
+//! its own: one that fails is recorded (`alarm=SweepItemFailed`) and skipped, the rest proceed.
 //! Every step is a conditional write or an idempotent delete, so it is safe next to the lifecycle
-//! executions and to itself.
+//! executions and to itself. Nothing lists IAM principals: IAM cannot list users or roles by tag,
+//! and the table knows every principal a grant was ever attached to.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -10,30 +15,71 @@ use serde::Serialize;
 use crate::app::approve::expire_one;
 use crate::app::common::{write, Attempt};
 use crate::app::error::ServiceError;
-use crate::app::lifecycle::{deadline_of, teardown, LifecycleDeps, TeardownOutput};
+use crate::app::lifecycle::{attached_to, deadline_of, end_remaining, teardown, LifecycleDeps, TeardownOutput};
 use crate::domain::credentials;
 use crate::domain::grant;
 use crate::domain::ids::RequestId;
 use crate::domain::status::RequestStatus;
-use crate::ports::{RequestStore, Transition};
+use crate::ports::{GrantPrincipal, RequestStore, Transition};
 
 pub const SWEEPER_ACTOR: &str = "system:sweeper";
 /// How long an approved request may wait for its grant before the sweep starts its lifecycle
 /// itself (the delivery of its `Approved` event to Step Functions may have failed).
 pub const GRANT_GRACE_MINUTES: i64 = 2;
+/// How long after a request ended (revoked, expired, failed) every sweep makes sure nothing of
+/// its access remains. Covers a lost `Revoked` event, a teardown that failed for good and
+/// sessions opened while a removal propagated; about two calls per ended request per sweep.
+pub const ENDED_RECHECK_MINUTES: i64 = 120;
+/// How long a request may stay `Submitted` before the sweep fails it: evaluation takes
+/// seconds, and its event's delivery is retried for at most an hour by the bus, so a request
+/// this old has lost its evaluation.
+pub const STUCK_SUBMITTED_MINUTES: i64 = 65;
+
+/// One item the sweep could not handle: recorded, alarmed on and skipped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    /// What was being done (`expire-pending`, `expire-grant`, `recheck-ended`, ...).
+    pub step: String,
+    /// The request id or policy the step was about.
+    pub item: String,
+    pub error: String,
+}
+
+/// Records an item's failure and logs it for the template's SweepItemFailures alarm.
+fn failed(failures: &mut Vec<ItemFailure>, step: &str, item: impl ToString, error: &ServiceError) {
+    let item = item.to_string();
+    tracing::error!(alarm = "SweepItemFailed", step, item = %item, error = %error, "the sweep could not handle an item; skipped");
+    failures.push(ItemFailure { step: step.to_owned(), item, error: error.to_string() });
+}
 
 /// Expires every pending request whose deadline has passed. Safe to run concurrently with
 /// decisions and with itself: each expiry is a conditional write.
-pub async fn expire_overdue(store: &dyn RequestStore, now: DateTime<Utc>) -> Result<Vec<RequestId>, ServiceError> {
+/// An item that fails is recorded in `failures` and skipped.
+pub async fn expire_overdue(
+    store: &dyn RequestStore,
+    now: DateTime<Utc>,
+    failures: &mut Vec<ItemFailure>,
+) -> Result<Vec<RequestId>, ServiceError> {
     let mut expired = Vec::new();
     loop {
         let ids = store.list_pending_past_deadline(now, 50).await?;
         let mut progressed = false;
         for id in &ids {
-            let Some(request) = store.get(id).await? else { continue };
-            if request.status == RequestStatus::Pending && expire_one(store, &request, now).await? {
-                expired.push(id.clone());
-                progressed = true;
+            let one = async {
+                let Some(request) = store.get(id).await? else { return Ok(false) };
+                if request.status != RequestStatus::Pending {
+                    return Ok(false);
+                }
+                expire_one(store, &request, now).await
+            };
+            match one.await {
+                Ok(true) => {
+                    expired.push(id.clone());
+                    progressed = true;
+                }
+                Ok(false) => {}
+                Err(e) => failed(failures, "expire-pending", id, &e),
             }
         }
         if ids.len() < 50 || !progressed {
@@ -54,26 +100,74 @@ async fn restart_stalled(
     report: &mut SweepReport,
 ) -> Result<(), ServiceError> {
     for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
-        let Some(request) = deps.store.get(&id).await? else { continue };
-        if request.status != RequestStatus::Approved || request.grant.is_some() {
-            continue;
+        if let Err(e) = restart_one(deps, &id, now, report).await {
+            failed(&mut report.item_failures, "restart-lifecycle", &id, &e);
         }
-        if now < deadline_of(&request) {
-            let execution = deps.executions.start(&id).await?;
-            tracing::warn!(request_id = %id, %execution, "approved without a grant after the grace period: started its lifecycle");
-            report.restarted.push(id.to_string());
-            continue;
-        }
-        let change = Transition::status_change(
-            &request,
-            RequestStatus::Failed,
-            SWEEPER_ACTOR,
-            "the access window ended before access was granted (its lifecycle never started)",
-            now,
-        );
-        if let Attempt::Done(_) = write(deps.store, &change).await? {
-            tracing::warn!(request_id = %id, "approved, but its window ended with nothing granted: Failed");
-            report.failed.push(id.to_string());
+    }
+    Ok(())
+}
+
+async fn restart_one(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), ServiceError> {
+    let Some(request) = deps.store.get(id).await? else { return Ok(()) };
+    if request.status != RequestStatus::Approved || request.grant.is_some() {
+        return Ok(());
+    }
+    if now < deadline_of(&request) {
+        let execution = deps.executions.start(id).await?;
+        tracing::warn!(request_id = %id, %execution, "approved without a grant after the grace period: started its lifecycle");
+        report.restarted.push(id.to_string());
+        return Ok(());
+    }
+    let change = Transition::status_change(
+        &request,
+        RequestStatus::Failed,
+        SWEEPER_ACTOR,
+        "the access window ended before access was granted (its lifecycle never started)",
+        now,
+    );
+    if let Attempt::Done(_) = write(deps.store, &change).await? {
+        tracing::warn!(request_id = %id, "approved, but its window ended with nothing granted: Failed");
+        report.failed.push(id.to_string());
+    }
+    Ok(())
+}
+
+/// Requests whose evaluation never decided (its function failed for good, or its event was
+/// lost): `Failed`, with a reason the requester is told, so that nothing waits forever.
+async fn fail_stuck_submitted(
+    deps: &LifecycleDeps<'_>,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), ServiceError> {
+    for id in deps.store.list_submitted_before(now - Duration::minutes(STUCK_SUBMITTED_MINUTES), 100).await? {
+        let one = async {
+            let Some(request) = deps.store.get(&id).await? else { return Ok(false) };
+            if request.status != RequestStatus::Submitted {
+                return Ok(false);
+            }
+            let change = Transition::status_change(
+                &request,
+                RequestStatus::Failed,
+                SWEEPER_ACTOR,
+                format!(
+                    "the request was never evaluated (no decision within {STUCK_SUBMITTED_MINUTES} minutes); submit it again"
+                ),
+                now,
+            );
+            Ok::<_, ServiceError>(matches!(write(deps.store, &change).await?, Attempt::Done(_)))
+        };
+        match one.await {
+            Ok(true) => {
+                tracing::warn!(request_id = %id, "never evaluated: Failed");
+                report.stuck_failed.push(id.to_string());
+            }
+            Ok(false) => {}
+            Err(e) => failed(&mut report.item_failures, "fail-stuck-submitted", &id, &e),
         }
     }
     Ok(())
@@ -102,13 +196,25 @@ pub struct SweepReport {
     /// Accounts whose session role could not be read (their teardown role is missing or
     /// refused): their denies stay until a later sweep reaches them.
     pub accounts_unreachable: Vec<String>,
+    /// Requests that had ended but still had access left (a policy, a missing deny, live
+    /// sessions): removed. A lost `Revoked` event or a teardown that failed for good.
+    pub ended_cleaned: Vec<String>,
+    /// Requests never evaluated: `Failed`.
+    pub stuck_failed: Vec<String>,
+    /// Items the sweep could not handle (recorded, alarmed, skipped).
+    pub item_failures: Vec<ItemFailure>,
 }
 
 impl SweepReport {
     /// How many things the sweep had to fix. Each is drift the lifecycle should have prevented,
     /// so the sweeper logs this and the template alarms on it.
     pub fn fixed(&self) -> usize {
-        self.expired.len() + self.orphans_removed.len() + self.restarted.len() + self.failed.len()
+        self.expired.len()
+            + self.orphans_removed.len()
+            + self.restarted.len()
+            + self.failed.len()
+            + self.ended_cleaned.len()
+            + self.stuck_failed.len()
     }
 }
 
@@ -122,41 +228,85 @@ async fn expire_found(
         .await
 }
 
-/// Grants past their deadline are torn down, and every `jit-` policy in the account whose request
-/// is not live is removed. Idempotent, and safe next to expiry and revoke (see `teardown`).
+/// The deadline work first (grants past their deadline are torn down), then the re-checks of
+/// recently ended requests, stuck submissions, stalled approvals, orphan policies of the
+/// principals those requests name, and spent denies. Idempotent, and safe next to expiry and
+/// revoke (see `teardown`). Only a failure to list aborts it; an item's failure is recorded.
 pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
-    let candidates = deps.granter.principals().await?;
     let mut report = SweepReport::default();
-    restart_stalled(deps, now, &mut report).await?;
     for id in deps.store.list_grants_past_deadline(now, 100).await? {
-        let out = expire_found(deps, &id, now).await?;
-        if out.detached || out.status == RequestStatus::Expired {
-            report.expired.push(id.to_string());
+        match expire_found(deps, &id, now).await {
+            Ok(out) if out.detached || out.status == RequestStatus::Expired => report.expired.push(id.to_string()),
+            Ok(_) => {}
+            Err(e) => failed(&mut report.item_failures, "expire-grant", &id, &e),
         }
     }
-    for principal in &candidates {
-        for name in deps.granter.list_policies(principal).await? {
-            let Some(id) = grant::request_of_policy(&name) else { continue };
-            let live = match deps.store.get(&id).await? {
-                Some(r) => r.status == RequestStatus::Approved && now < deadline_of(&r),
-                None => false,
-            };
-            if live {
-                continue;
-            }
-            if deps.granter.delete_policy(principal, &name).await? {
-                tracing::warn!(policy = %name, "removed a jit- policy with no live request");
-                report.orphans_removed.push(name);
-            }
-            if let Some(r) = deps.store.get(&id).await? {
-                if r.status == RequestStatus::Approved {
-                    expire_found(deps, &id, now).await?;
-                }
-            }
+    let mut principals: Vec<GrantPrincipal> = Vec::new();
+    for id in deps.store.list_ended_since(now - Duration::minutes(ENDED_RECHECK_MINUTES), 1000).await? {
+        match recheck_ended(deps, &id, now, &mut principals).await {
+            Ok(out) if out.detached || !out.terminated_sessions.is_empty() => report.ended_cleaned.push(id.to_string()),
+            Ok(_) => {}
+            Err(e) => failed(&mut report.item_failures, "recheck-ended", &id, &e),
+        }
+    }
+    fail_stuck_submitted(deps, now, &mut report).await?;
+    restart_stalled(deps, now, &mut report).await?;
+    for principal in &principals {
+        if let Err(e) = remove_orphans_of(deps, principal, now, &mut report).await {
+            failed(&mut report.item_failures, "remove-orphans", format!("{principal:?}"), &e);
         }
     }
     remove_spent_denies(deps, now, &mut report).await?;
     Ok(report)
+}
+
+/// `end_remaining` on one recently ended request; notes the principal it was attached to, whose
+/// other `jit-` policies the orphan pass then checks.
+async fn recheck_ended(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    now: DateTime<Utc>,
+    principals: &mut Vec<GrantPrincipal>,
+) -> Result<TeardownOutput, ServiceError> {
+    let out = end_remaining(deps, id, true, now).await?;
+    if let Some(request) = deps.store.get(id).await? {
+        if let Some(principal) = attached_to(&request) {
+            if !principals.contains(&principal) {
+                principals.push(principal);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the `jit-` policies on `principal` whose request is not live (a grant put back by a
+/// retried task after its request ended, or one whose request is gone from the table).
+async fn remove_orphans_of(
+    deps: &LifecycleDeps<'_>,
+    principal: &GrantPrincipal,
+    now: DateTime<Utc>,
+    report: &mut SweepReport,
+) -> Result<(), ServiceError> {
+    for name in deps.granter.list_policies(principal).await? {
+        let Some(id) = grant::request_of_policy(&name) else { continue };
+        let live = match deps.store.get(&id).await? {
+            Some(r) => r.status == RequestStatus::Approved && now < deadline_of(&r),
+            None => false,
+        };
+        if live {
+            continue;
+        }
+        if deps.granter.delete_policy(principal, &name).await? {
+            tracing::warn!(policy = %name, "removed a jit- policy with no live request");
+            report.orphans_removed.push(name);
+        }
+        if let Some(r) = deps.store.get(&id).await? {
+            if r.status == RequestStatus::Approved {
+                expire_found(deps, &id, now).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A revoke's deny (`jit-deny-<id>` on the session role) must stay while credentials issued for
@@ -214,8 +364,10 @@ async fn remove_spent_denies_of(
 /// One scheduled sweep: pending expiry, then grant reconciliation. What it fixed is logged as one
 /// `sweep done` record (the template's SweeperFixes metric filter sums its `fixed` field).
 pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepOutcome, ServiceError> {
-    let pending_expired = expire_overdue(deps.store, now).await?;
-    let grants = reconcile(deps, now).await?;
+    let mut failures = Vec::new();
+    let pending_expired = expire_overdue(deps.store, now, &mut failures).await?;
+    let mut grants = reconcile(deps, now).await?;
+    grants.item_failures.splice(0..0, failures);
     let outcome = SweepOutcome { pending_expired: pending_expired.iter().map(ToString::to_string).collect(), grants };
     outcome.log();
     Ok(outcome)
@@ -242,6 +394,10 @@ impl SweepOutcome {
             // The template's DeniesOutstanding metric filter reads this field.
             denies_outstanding = report.denies_outstanding,
             accounts_unreachable = report.accounts_unreachable.len(),
+            ended_cleaned = report.ended_cleaned.len(),
+            stuck_failed = report.stuck_failed.len(),
+            // The template's SweepItemFailures metric filter reads this field.
+            item_failures = report.item_failures.len(),
             // The template's SweeperFixes metric filter sums this field.
             fixed = report.fixed(),
             "sweep done"
