@@ -59,6 +59,11 @@ mod tests {
             let grants = crate::app::sweep::SweepReport {
                 expired: vec!["req-a".into(), "req-b".into()],
                 restarted: vec!["req-c".into()],
+                item_failures: vec![crate::app::sweep::ItemFailure {
+                    step: "expire-grant".into(),
+                    item: "req-e".into(),
+                    error: "AccessDenied".into(),
+                }],
                 ..Default::default()
             };
             crate::app::sweep::SweepOutcome { pending_expired: vec!["req-d".into()], grants }.log();
@@ -73,6 +78,12 @@ mod tests {
             template.contains(r#"FilterPattern: '{ $.fields.message = "sweep done" && $.fields.fixed > 0 }'"#)
                 && template.contains("MetricValue: $.fields.fixed"),
             "the template's SweeperFixes filter reads $.fields.message and $.fields.fixed"
+        );
+        assert_eq!(record["fields"]["item_failures"], 1, "{line}");
+        assert!(
+            template.contains(r#"FilterPattern: '{ $.fields.message = "sweep done" && $.fields.item_failures > 0 }'"#)
+                && template.contains("MetricValue: $.fields.item_failures"),
+            "the template's SweepItemFailures filter reads $.fields.item_failures"
         );
     }
 }
