@@ -1178,6 +1178,15 @@ async fn granted_to_alice(world: &Lifecycle, deps: &LifecycleDeps<'_>, now: Date
     .request
 }
 
+/// The administrator revokes `request` (its Revoked event is not delivered here).
+async fn revoked_by_the_administrator(world: &Lifecycle, request: &AccessRequest, now: DateTime<Utc>) {
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_revoke_whose_event_was_lost_still_ends_the_sessions_within_one_sweep() {
     // Arrange: granted, a shell open; the administrator revokes, and the Revoked event is lost.
@@ -1188,11 +1197,7 @@ async fn a_revoke_whose_event_was_lost_still_ends_the_sessions_within_one_sweep(
     let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
     let request = granted_to_alice(&world, &deps, now).await;
     let shell = sessions.open(ALICE);
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let k = key();
-    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
+    revoked_by_the_administrator(&world, &request, now).await;
 
     // Act: the next sweep, five minutes later.
     let report = sweep::sweep(&deps, now + Duration::minutes(5)).await.unwrap().grants;
@@ -1215,11 +1220,7 @@ async fn a_revoke_whose_teardown_fails_three_times_still_ends_the_sessions_withi
     let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
     let request = granted_to_alice(&world, &deps, now).await;
     let shell = sessions.open(ALICE);
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let k = key();
-    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
+    revoked_by_the_administrator(&world, &request, now).await;
     sessions.failing.store(3, Ordering::SeqCst);
     let task = Task::Revoke { request_id: request.request_id.clone(), second_pass: false };
     for _ in 0..3 {
@@ -1246,11 +1247,7 @@ async fn a_session_started_while_a_revoke_propagates_is_ended_by_the_second_pass
     let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
     let request = granted_to_alice(&world, &deps, now).await;
     let first = sessions.open(ALICE);
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let k = key();
-    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
+    revoked_by_the_administrator(&world, &request, now).await;
     let id = request.request_id.clone();
 
     // Act: the first pass; a session opens before the policy's removal reached every IAM
