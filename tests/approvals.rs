@@ -268,7 +268,12 @@ async fn the_sweep_expires_only_requests_past_their_deadline() {
     let directory = AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(&sdk));
     let requester = CallerArn::try_from(stack.provisioned.profile("operator").unwrap().caller_arn.clone()).unwrap();
     let settings = integration_tests::grant_settings(jit_shared::domain::grant::GrantMode::Attach, "unused");
-    let intake = jit_shared::app::submit::SubmitDeps { store: &store, directory: &directory, settings: &settings };
+    let intake = jit_shared::app::submit::SubmitDeps {
+        store: &store,
+        directory: &directory,
+        settings: &settings,
+        administrators: &jit_shared::domain::administrators::NO_ADMINISTRATORS,
+    };
     let mut ids = Vec::new();
     for minutes in [10, 120] {
         let body = json!({"nodeId": PROD, "reason": "sweep", "durationMinutes": 30}).to_string();

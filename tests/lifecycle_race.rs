@@ -261,7 +261,12 @@ impl World {
 
     /// A one-minute request by the caller, submitted and approved 50 s before `now`.
     async fn approved(&self, reason: &str, now: chrono::DateTime<Utc>) -> AccessRequest {
-        let deps = SubmitDeps { store: &self.store, directory: &self.directory, settings: &self.settings };
+        let deps = SubmitDeps {
+            store: &self.store,
+            directory: &self.directory,
+            settings: &self.settings,
+            administrators: &jit_shared::domain::administrators::NO_ADMINISTRATORS,
+        };
         let body = serde_json::json!({"nodeId": "i-0123456789abcdef0", "reason": reason, "durationMinutes": 1});
         let r = intake::submit(&deps, &self.caller, body.to_string().as_bytes(), None, now).await.unwrap().request;
         let approve = Transition {
@@ -734,7 +739,12 @@ async fn an_approval_whose_lifecycle_never_started_is_restarted_by_the_sweep_and
     let _turn = ONE_AT_A_TIME.lock().await;
     let w = World::new().await;
     let deps = w.lifecycle();
-    let intake_deps = SubmitDeps { store: &w.store, directory: &w.directory, settings: &w.settings };
+    let intake_deps = SubmitDeps {
+        store: &w.store,
+        directory: &w.directory,
+        settings: &w.settings,
+        administrators: &jit_shared::domain::administrators::NO_ADMINISTRATORS,
+    };
     let now = Utc::now();
     let approved_at = |at: chrono::DateTime<Utc>| {
         let intake_deps = &intake_deps;

@@ -45,7 +45,12 @@ impl Fixture {
         }
     }
     fn deps(&self) -> SubmitDeps<'_> {
-        SubmitDeps { store: &self.store, directory: &self.directory, settings: &self.settings }
+        SubmitDeps {
+            store: &self.store,
+            directory: &self.directory,
+            settings: &self.settings,
+            administrators: &jit_shared::domain::administrators::NO_ADMINISTRATORS,
+        }
     }
     async fn item_count(&self) -> usize {
         // A scan is fine here: it only checks what the tests wrote.
@@ -219,6 +224,73 @@ async fn a_stale_transition_is_refused_and_changes_nothing() {
     assert_eq!(err, TransitionError::Conflict);
     assert_eq!(f.store.get(&r.request_id).await.unwrap().unwrap().status, RequestStatus::Approved);
     assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 2);
+}
+
+/// The TTL value of one item (epoch seconds), or None.
+async fn expires_at(f: &Fixture, pk: &str, sk: &str) -> Option<i64> {
+    let item = f
+        .dynamo
+        .get_item()
+        .table_name(&f.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.to_owned()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the item exists");
+    item.get("expiresAt").map(|v| v.as_n().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn records_expire_a_retention_after_their_change_and_a_request_only_once_final() {
+    // Arrange: a store keeping records 400 days, on a table whose TTL is on.
+    let f = Fixture::new().await;
+    let store = DynamoStore::new(f.dynamo.clone(), &f.table).with_retention_days(400);
+    let deps = SubmitDeps {
+        store: &store,
+        directory: &f.directory,
+        settings: &f.settings,
+        administrators: &jit_shared::domain::administrators::NO_ADMINISTRATORS,
+    };
+    let ttl = f.dynamo.describe_time_to_live().table_name(&f.table).send().await.unwrap();
+    let ttl = ttl.time_to_live_description.unwrap();
+    assert_eq!(ttl.attribute_name(), Some("expiresAt"));
+    assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
+    let created = Utc::now();
+    let r = intake::submit(&deps, &caller("alice"), &body("i-0123abcd", "x", 10), None, created).await.unwrap().request;
+    let pk = format!("REQ#{}", r.request_id);
+    let days = |n: i64, from: chrono::DateTime<Utc>| (from + Duration::days(n)).timestamp();
+
+    // Act 1: approve. Assert: the audit records expire 400 days after their change, the
+    // request (which can still change) never.
+    let approved = store.transition(&transition(&r, RequestStatus::Approved, None)).await.unwrap();
+    assert_eq!(expires_at(&f, &pk, "AUDIT#000001").await, Some(days(400, created)));
+    assert_eq!(expires_at(&f, &pk, "AUDIT#000002").await, Some(days(400, approved.updated_at)));
+    assert_eq!(expires_at(&f, &pk, "META").await, None, "an Approved request is never expired");
+
+    // Act 2: it fails (a final status). Assert: the request now expires 400 days later.
+    let failed = store.transition(&transition(&approved, RequestStatus::Failed, None)).await.unwrap();
+    assert_eq!(expires_at(&f, &pk, "META").await, Some(days(400, failed.updated_at)));
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_honoured_for_24_hours_and_may_be_used_again_after() {
+    let f = Fixture::new().await;
+    let alice = caller("alice");
+    let t0 = Utc::now();
+    let first = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k"), t0).await.unwrap();
+    let within = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k"), t0 + Duration::hours(23))
+        .await
+        .unwrap();
+    assert!(within.replayed, "the key is honoured within 24 hours");
+    assert_eq!(within.request.request_id, first.request.request_id);
+    // After 24 hours the key is free again (TTL deletes lazily: the item may still be there).
+    let after = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "two", 30), Some("k"), t0 + Duration::hours(25))
+        .await
+        .unwrap();
+    assert!(!after.replayed, "a key past its 24 hours is a new request, even with another body");
+    assert_ne!(after.request.request_id, first.request.request_id);
 }
 
 proptest! {

@@ -29,6 +29,33 @@ pub struct StackConfig {
     /// The account the nodes live in (for instance ARNs).
     pub account_id: String,
     pub region: String,
+    /// How long audit records and ended requests are kept (`JIT_RECORD_RETENTION_DAYS`).
+    pub record_retention_days: u32,
+}
+
+/// Records are kept a year by default, as AWS JITNA keeps its requests.
+pub const DEFAULT_RECORD_RETENTION_DAYS: u32 = 365;
+/// At least as long as any request can live (14 days pending, then 14 days of access), so no
+/// record of a request that can still change is ever expired.
+pub const MIN_RECORD_RETENTION_DAYS: u32 = 30;
+pub const MAX_RECORD_RETENTION_DAYS: u32 = 3650;
+
+/// `JIT_RECORD_RETENTION_DAYS`: whole days from 30 to 3650, default 365.
+pub fn record_retention_days() -> Result<u32, ConfigError> {
+    match optional("JIT_RECORD_RETENTION_DAYS") {
+        None => Ok(DEFAULT_RECORD_RETENTION_DAYS),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (MIN_RECORD_RETENTION_DAYS..=MAX_RECORD_RETENTION_DAYS).contains(d))
+            .ok_or(ConfigError {
+                name: "JIT_RECORD_RETENTION_DAYS",
+                problem: format!(
+                    "must be whole days from {MIN_RECORD_RETENTION_DAYS} to {MAX_RECORD_RETENTION_DAYS}, not '{v}'"
+                ),
+            }),
+    }
 }
 
 impl StackConfig {
@@ -49,6 +76,7 @@ impl StackConfig {
             region: optional("AWS_REGION")
                 .or_else(|| optional("AWS_DEFAULT_REGION"))
                 .ok_or(ConfigError { name: "AWS_REGION", problem: "is required".into() })?,
+            record_retention_days: record_retention_days()?,
         })
     }
 }

@@ -23,7 +23,7 @@ use jit_shared::app::lifecycle::{self, LifecycleDeps, Task};
 use jit_shared::app::publish::{publish_batch, OutboxContent, OutboxItem};
 use jit_shared::app::submit::{self, SubmitDeps};
 use jit_shared::app::sweep;
-use jit_shared::domain::administrators::Administrators;
+use jit_shared::domain::administrators::{Administrators, NO_ADMINISTRATORS};
 use jit_shared::domain::approval::{ApprovalProgress, Person, Verdict};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::events::{ChangeRecord, StatusEvent};
@@ -205,7 +205,7 @@ async fn decided_by(
     now: DateTime<Utc>,
 ) -> AccessRequest {
     let settings = GrantSettings { mode, ..settings() };
-    let deps = SubmitDeps { store, directory: &Users, settings: &settings };
+    let deps = SubmitDeps { store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
     let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full", "durationMinutes": 30}}"#);
     let submitted = submit::submit(&deps, &arn(user), body.as_bytes(), None, now).await.unwrap().request;
     let pending = to == RequestStatus::Pending;
@@ -304,7 +304,6 @@ static ARN_ALICE: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| a
 static SEAL: std::sync::LazyLock<MemorySeal> = std::sync::LazyLock::new(MemorySeal::default);
 static NO_PEOPLE: std::sync::LazyLock<jit_shared::policy::contacts::People> =
     std::sync::LazyLock::new(jit_shared::policy::contacts::People::default);
-static NO_ADMINS: std::sync::LazyLock<Administrators> = std::sync::LazyLock::new(Administrators::none);
 static ARN_ADMIN: std::sync::LazyLock<CallerArn> = std::sync::LazyLock::new(|| arn("admin"));
 
 #[tokio::test]
@@ -313,7 +312,7 @@ async fn the_requester_cannot_decide_and_a_stranger_cannot_see_the_request() {
     let store = MemoryStore::new();
     let key = key();
     let request = decided(&store, RequestStatus::Pending, now).await;
-    let deps = approvals(&store, &key, &NO_ADMINS);
+    let deps = approvals(&store, &key, &NO_ADMINISTRATORS);
 
     let own = approve::decide_as_caller(&deps, &ARN_ALICE, request.request_id.as_str(), Verdict::Approve, b"", now)
         .await
@@ -345,7 +344,7 @@ async fn a_change_whose_function_fails_right_after_the_commit_still_becomes_its_
     let key = key();
     let request = decided(&store.0, RequestStatus::Pending, now).await;
     let before = store.0.changes().len();
-    let deps = approvals(&store, &key, &NO_ADMINS);
+    let deps = approvals(&store, &key, &NO_ADMINISTRATORS);
 
     // Act: an approval record (level 1 completes), then a status change (the level-2 rejection).
     let approval =
@@ -782,7 +781,8 @@ async fn a_node_of_an_account_the_stack_does_not_serve_is_refused_at_the_door_an
         // Arrange
         let store = MemoryStore::default();
         let settings = settings();
-        let deps = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+        let deps =
+            SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
         let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full", "durationMinutes": 30}}"#);
         // Act
         let err = submit::submit(&deps, &ARN_ALICE, body.as_bytes(), None, Utc::now()).await.unwrap_err();
@@ -827,7 +827,8 @@ async fn a_caller_from_another_account_is_refused_before_anything_is_stored() {
     ];
     for (caller, status) in cases {
         let store = MemoryStore::default();
-        let deps = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+        let deps =
+            SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
         let request = jit_shared::http::ApiRequest {
             method: "POST".into(),
             path: "/requests".into(),
@@ -941,7 +942,12 @@ async fn a_role_session_is_granted_by_attaching_only_when_the_role_pins_session_
         let settings = settings();
         let deps = world.deps(&settings);
         let caller = CallerArn::try_from(format!("arn:aws:sts::123456789012:assumed-role/{role}/alice")).unwrap();
-        let intake = SubmitDeps { store: &world.store, directory: &Users, settings: &settings };
+        let intake = SubmitDeps {
+            store: &world.store,
+            directory: &Users,
+            settings: &settings,
+            administrators: &NO_ADMINISTRATORS,
+        };
         let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
         let submitted = submit::submit(&intake, &caller, body, None, now).await.unwrap().request;
         let approved = Transition {
@@ -974,7 +980,8 @@ async fn one_person_behind_two_sessions_of_a_role_that_does_not_pin_names_counts
     let store = MemoryStore::default();
     let key = key();
     let settings = settings();
-    let intake = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+    let intake =
+        SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
     let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
     let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
     let plan = ApprovalPlan {
@@ -990,7 +997,7 @@ async fn one_person_behind_two_sessions_of_a_role_that_does_not_pin_names_counts
         ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
     };
     let request = store.transition(&pending).await.unwrap();
-    let deps = approvals(&store, &key, &NO_ADMINS);
+    let deps = approvals(&store, &key, &NO_ADMINISTRATORS);
     let session =
         |name: &str| CallerArn::try_from(format!("arn:aws:sts::123456789012:assumed-role/Ops/{name}")).unwrap();
 
@@ -1020,12 +1027,13 @@ async fn an_identity_center_user_and_their_iam_user_are_one_person() {
         store: &store,
         directory: &Users,
         key: &key,
-        administrators: &NO_ADMINS,
+        administrators: &NO_ADMINISTRATORS,
         people: &people,
         seal: &*SEAL,
     };
     let settings = settings();
-    let intake = SubmitDeps { store: &store, directory: &Users, settings: &settings };
+    let intake =
+        SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
     let carol_ic =
         CallerArn::try_from("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_1/carol".to_owned()).unwrap();
     let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
@@ -1344,7 +1352,7 @@ async fn a_request_stuck_in_submitted_is_failed_with_a_reason_by_the_sweep() {
         let settings = &settings;
         let store = &world.store;
         async move {
-            let deps = SubmitDeps { store, directory: &Users, settings };
+            let deps = SubmitDeps { store, directory: &Users, settings, administrators: &NO_ADMINISTRATORS };
             let body = r#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
             submit::submit(&deps, &arn("alice"), body.as_bytes(), None, at).await.unwrap().request
         }
@@ -1362,4 +1370,137 @@ async fn a_request_stuck_in_submitted_is_failed_with_a_reason_by_the_sweep() {
     let trail = world.store.audit_trail(&stuck.request_id).await.unwrap();
     assert!(trail.last().unwrap().reason.contains("never evaluated"), "{trail:?}");
     assert_eq!(world.store.get(&fresh.request_id).await.unwrap().unwrap().status, RequestStatus::Submitted);
+}
+
+/// An `AWS_IAM`-signed API call as API Gateway hands it over.
+fn api_call(method: &str, path: &str, caller: &CallerArn) -> jit_shared::http::ApiRequest {
+    jit_shared::http::ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        caller: Some(caller.to_string()),
+        api_account: Some("123456789012".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_read_by_the_requester_its_approvers_and_administrators_only() {
+    // Arrange: alice's request waits on the two-level plan (lead, then c or d); admin is an
+    // administrator.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let settings = settings();
+    let admins = Administrators::parse(["arn:aws:iam::123456789012:user/admin"]).unwrap();
+    let deps = SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &admins };
+    let request = decided(&store, RequestStatus::Pending, now).await;
+    let path = format!("/requests/{}/audit", request.request_id);
+    let cases = [("alice", 200), ("lead", 200), ("d", 200), ("admin", 200), ("mallory", 404)];
+    for (who, status) in cases {
+        // Act
+        let response = jit_shared::http::submit::handle(&deps, &api_call("GET", &path, &arn(who)), now).await;
+        // Assert: the whole trail, oldest first, or nothing at all for a stranger.
+        assert_eq!(response.status, status, "{who}: {}", response.body_text());
+        if status == 200 {
+            let steps: Vec<(&str, &str)> = response.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["to"].as_str().unwrap(), r["actor"].as_str().unwrap()))
+                .collect();
+            assert_eq!(
+                steps,
+                [("Submitted", "arn:aws:iam::123456789012:user/alice"), ("Pending", "system:evaluator")],
+                "{who}"
+            );
+            assert_eq!(response.body["requestId"], request.request_id.as_str());
+        } else {
+            assert!(!response.body_text().contains("system:evaluator"), "{who}: {}", response.body_text());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_administrator_revokes_every_live_grant_of_a_person_at_once_and_nothing_else() {
+    // Arrange: alice holds two live grants (one attached, one not yet) and waits on a third;
+    // bob holds one. admin is an administrator.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let key = key();
+    let admins = Administrators::parse(["arn:aws:iam::123456789012:user/admin"]).unwrap();
+    let deps = approvals(&world.store, &key, &admins);
+    let granted =
+        decided_by("alice", "i-0123456789abcdef0", GrantMode::Attach, &world.store, RequestStatus::Approved, now).await;
+    lifecycle::grant(&world.deps(&settings), &granted.request_id, None, now).await.unwrap();
+    let approved =
+        decided_by("alice", "i-0aaaaaaaaaaaaaaa1", GrantMode::Attach, &world.store, RequestStatus::Approved, now).await;
+    let pending =
+        decided_by("alice", "i-0bbbbbbbbbbbbbbb2", GrantMode::Attach, &world.store, RequestStatus::Pending, now).await;
+    let bobs =
+        decided_by("bob", "i-0123456789abcdef0", GrantMode::Attach, &world.store, RequestStatus::Approved, now).await;
+    let status = |id: RequestId| {
+        let store = &world.store;
+        async move { store.get(&id).await.unwrap().unwrap().status }
+    };
+    let path = "/people/iam-user%23alice/revoke";
+
+    // Act 1: someone who is not an administrator (alice's approver) tries.
+    let refused = jit_shared::http::approve::handle(&deps, &api_call("POST", path, &arn("lead")), now).await;
+    // Assert 1
+    assert_eq!(refused.status, 403, "{}", refused.body_text());
+    assert_eq!(status(granted.request_id.clone()).await, RequestStatus::Approved);
+
+    // Act 2: the administrator.
+    let done = jit_shared::http::approve::handle(&deps, &api_call("POST", path, &ARN_ADMIN), now).await;
+    // Assert 2: both of alice's live requests are revoked, each one change with its event;
+    // her pending request and bob's grant are untouched.
+    assert_eq!(done.status, 200, "{}", done.body_text());
+    let mut revoked: Vec<String> =
+        done.body["revoked"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    revoked.sort();
+    let mut expected = vec![granted.request_id.to_string(), approved.request_id.to_string()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    assert_eq!(done.body["countedAs"], "iam-user#alice");
+    for id in [&granted.request_id, &approved.request_id] {
+        assert_eq!(status(id.clone()).await, RequestStatus::Revoked);
+        let last = world.store.audit_trail(id).await.unwrap().pop().unwrap();
+        assert_eq!(last.actor, ARN_ADMIN.to_string());
+        assert!(last.reason.contains("every grant of IAM user alice"), "{}", last.reason);
+    }
+    let revoked_events = world
+        .store
+        .changes()
+        .iter()
+        .flat_map(ChangeRecord::events)
+        .filter(|e| e.detail_type() == "Access Request Revoked")
+        .count();
+    assert_eq!(revoked_events, 2);
+    assert_eq!(status(pending.request_id).await, RequestStatus::Pending);
+    assert_eq!(status(bobs.request_id).await, RequestStatus::Approved);
+
+    // Act 3: the call again (a retry). Assert 3: nothing left to revoke, nothing written.
+    let changes_before = world.store.changes().len();
+    let again = jit_shared::http::approve::handle(&deps, &api_call("POST", path, &ARN_ADMIN), now).await;
+    assert_eq!(again.status, 200, "{}", again.body_text());
+    assert_eq!(again.body["revoked"], serde_json::json!([]));
+    assert_eq!(world.store.changes().len(), changes_before);
+}
+
+#[tokio::test]
+async fn a_person_revoke_naming_no_person_is_refused_naming_the_field() {
+    let store = MemoryStore::default();
+    let key = key();
+    let admins = Administrators::parse(["arn:aws:iam::123456789012:user/admin"]).unwrap();
+    let deps = approvals(&store, &key, &admins);
+    for path in [
+        "/people/alice/revoke",
+        "/people/iam-user%23/revoke",
+        "/people/iam-user%2/revoke",
+        "/people/iam-role-session%23OnCall/revoke",
+    ] {
+        let response = jit_shared::http::approve::handle(&deps, &api_call("POST", path, &ARN_ADMIN), Utc::now()).await;
+        assert_eq!(response.status, 400, "{path}: {}", response.body_text());
+        assert_eq!(response.body["error"]["field"], "person", "{path}");
+    }
 }

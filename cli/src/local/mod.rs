@@ -142,7 +142,12 @@ impl Adapters {
     }
 
     fn submit(&self) -> SubmitDeps<'_> {
-        SubmitDeps { store: &self.store, directory: &self.principals, settings: &self.grant_settings }
+        SubmitDeps {
+            store: &self.store,
+            directory: &self.principals,
+            settings: &self.grant_settings,
+            administrators: &self.administrators,
+        }
     }
     fn credentials(&self) -> CredentialsDeps<'_> {
         CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings, seal: &self.seal }

@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let settings = jit_shared::config::grant_settings(&stack)?;
-    let deps = SubmitDeps { store: &store, directory: &directory, settings: &settings };
+    let administrators = jit_shared::config::administrators()?;
+    let deps =
+        SubmitDeps { store: &store, directory: &directory, settings: &settings, administrators: &administrators };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let api_request = apigw::to_api_request(&req);

@@ -8,6 +8,9 @@
 //! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
 //!
 //! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
+//! `expiresAt` (epoch seconds, the table's TTL attribute) ends what is kept: audit records
+//! `retention` after their change, a request `retention` after it reaches a final status (never
+//! while it can still change), idempotency keys after 24 hours.
 //! So is the by-deadline index (gsi3, `<partition>` / `<time>#<id>`): `SUBMITTED` by creation
 //! while the evaluation has not decided, `PENDING` by approval deadline, `AWAITING_GRANT` by
 //! approval time, `GRANTED` by access deadline, `ENDED` by the time access ended: what the
@@ -54,10 +57,22 @@ const SUBMITTED_PARTITION: &str = "SUBMITTED";
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The TTL attribute (`TimeToLiveSpecification` in template.yaml).
+pub const EXPIRES_AT_ATTRIBUTE: &str = "expiresAt";
+/// How long an idempotency key is honoured.
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long records are kept (`JIT_RECORD_RETENTION_DAYS`).
+    retention: chrono::Duration,
+}
+
+/// The TTL value: epoch seconds.
+fn expires(at: &DateTime<Utc>, after: chrono::Duration) -> AttributeValue {
+    AttributeValue::N((*at + after).timestamp().to_string())
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -183,8 +198,9 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
 }
 
 /// The audit record, with the change the table's stream turns into events (`adapters::stream`).
-fn audit_to_item(a: &AuditRecord, change: &ChangeRecord) -> Result<Item, PortError> {
+fn audit_to_item(a: &AuditRecord, change: &ChangeRecord, retention: chrono::Duration) -> Result<Item, PortError> {
     let mut item = Item::from([
+        (EXPIRES_AT_ATTRIBUTE.into(), expires(&a.at, retention)),
         ("pk".into(), s(request_pk(&a.request_id))),
         ("sk".into(), s(format!("AUDIT#{:06}", a.version))),
         ("type".into(), s("audit")),
@@ -240,8 +256,20 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
 }
 
 impl DynamoStore {
+    /// A store keeping records for `DEFAULT_RECORD_RETENTION_DAYS` (see `with_retention_days`).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+            retention: chrono::Duration::days(i64::from(crate::config::DEFAULT_RECORD_RETENTION_DAYS)),
+        }
+    }
+
+    /// Keeps audit records and ended requests `days` days.
+    #[must_use]
+    pub fn with_retention_days(mut self, days: u32) -> Self {
+        self.retention = chrono::Duration::days(i64::from(days));
+        self
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, PortError> {
@@ -314,10 +342,24 @@ impl DynamoStore {
         }
     }
 
-    async fn replay(&self, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
+    /// What an earlier create with the same key did; `None` when there was none, or its key is
+    /// past its 24 hours (TTL deletes lazily, so an expired item may still be read).
+    async fn replay(
+        &self,
+        record: &IdempotencyRecord,
+        now: &DateTime<Utc>,
+    ) -> Result<Option<CreateOutcome>, PortError> {
         let Some(item) = self.get_item(idempotency_pk(record), "IDEM").await? else {
             return Ok(None);
         };
+        let expired = item
+            .get(EXPIRES_AT_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|at| at <= now.timestamp());
+        if expired {
+            return Ok(None);
+        }
         if get_s(&item, "bodyHash")? != record.body_hash {
             return Ok(Some(CreateOutcome::KeyReused));
         }
@@ -409,6 +451,12 @@ impl DynamoStore {
         if t.credentials.is_some() {
             set.push_str(", credentials = :credentials");
             update = update.expression_attribute_values(":credentials", s(to_json(&t.after().credentials)?));
+        }
+        if t.to.is_terminal() {
+            set.push_str(", #expires = :expires");
+            update = update
+                .expression_attribute_names("#expires", EXPIRES_AT_ATTRIBUTE)
+                .expression_attribute_values(":expires", expires(&t.at, self.retention));
         }
         let leaves_pending = from == RequestStatus::Pending && t.to != RequestStatus::Pending;
         let leaves_submitted = from == RequestStatus::Submitted && t.to == RequestStatus::Failed;
@@ -517,9 +565,24 @@ pub async fn create_table(client: &Client, table: &str) -> Result<String, PortEr
         .send()
         .await
         .map_err(|e| classify("CreateTable", &e))?;
-    out.table_description
+    let stream = out
+        .table_description
         .and_then(|d| d.latest_stream_arn)
-        .ok_or_else(|| PortError::Permanent(format!("table {table} was created without a stream")))
+        .ok_or_else(|| PortError::Permanent(format!("table {table} was created without a stream")))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name(EXPIRES_AT_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(build_err)?,
+        )
+        .send()
+        .await
+        .map_err(|e| classify("UpdateTimeToLive", &e))?;
+    Ok(stream)
 }
 
 fn is_condition_failure(
@@ -550,7 +613,7 @@ impl RequestStore for DynamoStore {
         let change = ChangeRecord::of(audit, request.clone());
         let mut writes = vec![
             self.put(request_to_item(request)?, "attribute_not_exists(pk)")?,
-            self.put(audit_to_item(audit, &change)?, "attribute_not_exists(pk)")?,
+            self.put(audit_to_item(audit, &change, self.retention)?, "attribute_not_exists(pk)")?,
         ];
         if let Some(record) = idempotency {
             let item = Item::from([
@@ -560,8 +623,21 @@ impl RequestStore for DynamoStore {
                 ("requestId".into(), s(request.request_id.as_str())),
                 ("bodyHash".into(), s(record.body_hash.clone())),
                 ("createdAt".into(), s(ts(&request.created_at))),
+                (
+                    EXPIRES_AT_ATTRIBUTE.into(),
+                    expires(&request.created_at, chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS)),
+                ),
             ]);
-            writes.push(self.put(item, "attribute_not_exists(pk)")?);
+            // A key past its 24 hours may be taken again (TTL deletes lazily).
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR #expires <= :now")
+                .expression_attribute_names("#expires", EXPIRES_AT_ATTRIBUTE)
+                .expression_attribute_values(":now", AttributeValue::N(request.created_at.timestamp().to_string()))
+                .build()
+                .map_err(build_err)?;
+            writes.push(TransactWriteItem::builder().put(put).build());
         }
         // Concurrent creates with one key: one transaction wins; the others are cancelled and
         // then find the winner's key. A cancel that finds no key was a transient conflict.
@@ -578,7 +654,7 @@ impl RequestStore for DynamoStore {
                     {
                         return Err(classify("TransactWriteItems", &e));
                     }
-                    if let Some(outcome) = self.replay(record).await? {
+                    if let Some(outcome) = self.replay(record, &request.created_at).await? {
                         return Ok(outcome);
                     }
                 }
@@ -657,7 +733,10 @@ impl RequestStore for DynamoStore {
         let audit = t.audit();
         let mut writes = vec![
             TransactWriteItem::builder().update(self.update_of(t)?).build(),
-            self.put(audit_to_item(&audit, &ChangeRecord::of(&audit, after.clone()))?, "attribute_not_exists(pk)")?,
+            self.put(
+                audit_to_item(&audit, &ChangeRecord::of(&audit, after.clone()), self.retention)?,
+                "attribute_not_exists(pk)",
+            )?,
         ];
         writes.extend(self.approver_entries(t)?);
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {

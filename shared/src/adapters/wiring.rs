@@ -28,6 +28,7 @@ pub fn principal_directory(
 #[cfg(feature = "dynamodb")]
 pub fn store(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::dynamodb::DynamoStore {
     crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &stack.table_name)
+        .with_retention_days(stack.record_retention_days)
 }
 
 #[cfg(feature = "eventbridge")]

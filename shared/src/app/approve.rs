@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::common::{
-    approver_keys, caller_counted_as, counted_as, load, parse_id, person_of_caller, plan_names_any, resolve_caller,
-    until_written, write, Attempt,
+    approver_keys, caller_counted_as, counted_as, is_administrator, load, parse_id, person_of_caller, plan_names_any,
+    resolve_caller, until_written, write, Attempt,
 };
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::administrators::Administrators;
@@ -212,7 +212,7 @@ pub async fn cancel(
 /// `POST /requests/{id}/revoke`: an approver of the request, or an administrator, ends granted
 /// access now. This function may not write IAM: its status change (one conditional write, so one
 /// winner against expiry) becomes `Access Request Revoked` on the table's stream, on which the
-/// lifecycle function removes the policy, ends live sessions and stops the execution.
+/// state machine's revoke branch removes the grant, ends live sessions and stops the execution.
 pub async fn revoke(
     deps: &ApprovalDeps<'_>,
     caller: &CallerArn,
@@ -223,11 +223,9 @@ pub async fn revoke(
     let comment = parse_comment_body(body)?;
     let id = parse_id(id)?;
     let request = load(deps.store, &id).await?;
-    if !deps.administrators.names_caller(caller) {
-        let resolved = resolve_caller(deps.directory, caller).await?;
-        let admin_by_group = resolved.as_ref().is_some_and(|p| deps.administrators.names_member(p));
-        let keys = resolved.as_ref().map(approver_keys).unwrap_or_default();
-        if !admin_by_group && !plan_names_any(&request, &keys) {
+    if !is_administrator(deps.administrators, deps.directory, caller).await? {
+        let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+        if !plan_names_any(&request, &keys) {
             return Err(if &request.requester == caller {
                 ServiceError::Forbidden("only an approver of the request or an administrator can revoke; cancel instead if it is still Pending".into())
             } else {
@@ -236,20 +234,119 @@ pub async fn revoke(
         }
     }
     let reason = comment.as_ref().map_or_else(|| "revoked".to_owned(), |c| format!("revoked: {}", c.as_str()));
-    until_written!("revoke", |attempt| {
-        let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
-        if current.status != RequestStatus::Approved {
-            return Err(ServiceError::Conflict {
+    match revoke_stored(deps.store, request, caller, &reason, now).await? {
+        Some(revoked) => Ok(revoked),
+        None => {
+            let current = load(deps.store, &id).await?;
+            Err(ServiceError::Conflict {
                 code: "RequestNotApproved",
                 message: format!("the request is {}; only Approved access can be revoked", current.status),
-            });
+            })
         }
-        write(
-            deps.store,
-            &Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason.clone(), now),
-        )
-        .await
+    }
+}
+
+/// Moves `request` (as read) to `Revoked`, re-reading on a concurrent change; `None` when it is
+/// no longer `Approved` (ended meanwhile, or by someone else).
+async fn revoke_stored(
+    store: &dyn RequestStore,
+    request: AccessRequest,
+    caller: &CallerArn,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<AccessRequest>, ServiceError> {
+    let id = request.request_id.clone();
+    until_written!("revoke", |attempt| {
+        let current = if attempt == 0 { request.clone() } else { load(store, &id).await? };
+        if current.status != RequestStatus::Approved {
+            return Ok(Attempt::Done(None));
+        }
+        let change = Transition::status_change(&current, RequestStatus::Revoked, caller.as_str(), reason, now);
+        Ok(match write(store, &change).await? {
+            Attempt::Done(revoked) => Attempt::Done(Some(revoked)),
+            Attempt::Conflict => Attempt::Conflict,
+        })
     })
+}
+
+/// How many live requests one person revoke reads at most (far above what one person holds; more
+/// is refused rather than silently half done).
+pub const MAX_LIVE_REQUESTS_SCANNED: u32 = 1000;
+
+/// What `POST /people/{person}/revoke` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonRevoke {
+    /// The person as asked (their key).
+    pub person: String,
+    /// Whom that identity counts as (the same person behind every identity `contacts.yaml` joins).
+    pub counted_as: String,
+    /// The requests this call revoked.
+    pub revoked: Vec<RequestId>,
+    /// Requests of the person that ended while this call ran (nothing left to revoke).
+    pub already_ended: Vec<RequestId>,
+}
+
+/// `POST /people/{person}/revoke` by an administrator: every `Approved` request of the person,
+/// whichever of their identities asked (one person counts once: a role session counts as its
+/// role when the role does not pin session names, so every such session's access ends), is
+/// revoked, each with its own conditional write; each becomes `Access Request Revoked`, whose
+/// revoke branch ends the grant and the sessions. Idempotent: a retry revokes what is still live.
+pub async fn revoke_person(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    person: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<PersonRevoke, ServiceError> {
+    let comment = parse_comment_body(body)?;
+    let person = Person::try_from(person.to_owned())?;
+    if !is_administrator(deps.administrators, deps.directory, caller).await? {
+        return Err(ServiceError::Forbidden("only an administrator can revoke every grant of a person".into()));
+    }
+    let target = counted_as(deps.directory, deps.people, &person).await?;
+    // Every live request: granted ones by deadline (none is further than the longest access
+    // away), and approved ones whose grant is not recorded yet.
+    let horizon = now + chrono::Duration::minutes(i64::from(crate::domain::ids::MAX_DURATION_MINUTES) * 2);
+    let mut live = deps.store.list_grants_past_deadline(horizon, MAX_LIVE_REQUESTS_SCANNED).await?;
+    live.extend(deps.store.list_awaiting_grant(horizon, MAX_LIVE_REQUESTS_SCANNED).await?);
+    if live.len() >= usize::try_from(MAX_LIVE_REQUESTS_SCANNED).unwrap_or(usize::MAX) {
+        return Err(ServiceError::Unavailable(format!(
+            "more than {MAX_LIVE_REQUESTS_SCANNED} live requests to look through; revoke by request id instead"
+        )));
+    }
+    live.sort();
+    live.dedup();
+    let reason = match &comment {
+        Some(c) => format!("revoked with every grant of {person}: {}", c.as_str()),
+        None => format!("revoked with every grant of {person}"),
+    };
+    let mut out =
+        PersonRevoke { person: person.key(), counted_as: target.clone(), revoked: vec![], already_ended: vec![] };
+    let mut first_error = None;
+    for id in live {
+        let Some(request) = deps.store.get(&id).await? else { continue };
+        if request.status != RequestStatus::Approved
+            || caller_counted_as(deps.directory, deps.people, &request.requester).await? != target
+        {
+            continue;
+        }
+        // Each request alone: one failed write does not leave the others' access up.
+        match revoke_stored(deps.store, request, caller, &reason, now).await {
+            Ok(Some(_)) => out.revoked.push(id),
+            Ok(None) => out.already_ended.push(id),
+            Err(e) => {
+                tracing::error!(request_id = %id, error = %e, "revoking one request of a person failed");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    tracing::info!(person = %out.person, revoked = out.revoked.len(), "every grant of a person revoked");
+    match first_error {
+        // A retry revokes what is still live; what this call revoked stays revoked.
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// `GET /approvals`: pending requests waiting on the caller at their current level, newest first.

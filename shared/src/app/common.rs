@@ -93,6 +93,22 @@ pub async fn resolve_caller(
     }
 }
 
+/// Whether the caller is one of the stack's administrators: named by ARN, or (only looked up when
+/// some administrator is a group) a member of an administrators' Identity Center group.
+pub async fn is_administrator(
+    administrators: &crate::domain::administrators::Administrators,
+    directory: &dyn PrincipalDirectory,
+    caller: &CallerArn,
+) -> Result<bool, ServiceError> {
+    if administrators.names_caller(caller) {
+        return Ok(true);
+    }
+    if !administrators.needs_groups() {
+        return Ok(false);
+    }
+    Ok(resolve_caller(directory, caller).await?.as_ref().is_some_and(|p| administrators.names_member(p)))
+}
+
 /// Whether the request's approval plan names any of `keys` (at any level).
 pub fn plan_names_any(request: &AccessRequest, keys: &[String]) -> bool {
     approval::plan_of(request).is_some_and(|plan| plan.all_approvers().any(|a| keys.contains(&a.index_key())))

@@ -6,7 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::app::common::{approver_keys, not_found, parse_id, plan_names_any, resolve_caller};
+use crate::app::common::{approver_keys, is_administrator, not_found, parse_id, plan_names_any, resolve_caller};
 use crate::app::error::{FieldError, ServiceError};
 use crate::domain::approval_rules as approval;
 use crate::domain::grant::{GrantMode, GrantSettings};
@@ -27,6 +27,8 @@ pub struct SubmitDeps<'a> {
     /// The stack's grant mode (`GrantMode::for_request` refines it per request) and the
     /// accounts whose nodes it serves.
     pub settings: &'a GrantSettings,
+    /// They may read any request and its audit trail.
+    pub administrators: &'a crate::domain::administrators::Administrators,
 }
 
 /// A validated `POST /requests` body.
@@ -161,18 +163,32 @@ pub async fn submit(
 /// gets 404, so request ids cannot be probed.
 pub async fn get(deps: &SubmitDeps<'_>, caller: &CallerArn, id: &str) -> Result<AccessRequest, ServiceError> {
     let request = deps.store.get(&parse_id(id)?).await?.ok_or_else(|| not_found(id))?;
-    if &request.requester == caller {
-        return Ok(request);
-    }
-    if approval::plan_of(&request).is_none() {
-        return Err(not_found(id));
-    }
-    let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
-    if plan_names_any(&request, &keys) {
+    if may_read(deps, caller, &request).await? {
         Ok(request)
     } else {
         Err(not_found(id))
     }
+}
+
+/// The requester, an approver named by the request's plan, or an administrator.
+async fn may_read(deps: &SubmitDeps<'_>, caller: &CallerArn, request: &AccessRequest) -> Result<bool, ServiceError> {
+    if &request.requester == caller || is_administrator(deps.administrators, deps.directory, caller).await? {
+        return Ok(true);
+    }
+    if approval::plan_of(request).is_none() {
+        return Ok(false);
+    }
+    let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+    Ok(plan_names_any(request, &keys))
+}
+
+/// `GET /requests/{id}/audit`: every status change of the request, oldest first, for whoever may
+/// read the request (a request that does not exist for the caller has no trail either).
+pub async fn audit(deps: &SubmitDeps<'_>, caller: &CallerArn, id: &str) -> Result<Vec<AuditRecord>, ServiceError> {
+    let request = get(deps, caller, id).await?;
+    let mut trail = deps.store.audit_trail(&request.request_id).await?;
+    trail.sort_by_key(|r| r.version);
+    Ok(trail)
 }
 
 /// Parses `GET /requests` query parameters, naming the parameter of the first problem.

@@ -30,6 +30,9 @@ fn last_segment(path_and_name: &str) -> &str {
     path_and_name.rsplit('/').next().unwrap_or(path_and_name)
 }
 
+/// A stack without administrators (the local stack, tests).
+pub static NO_ADMINISTRATORS: Administrators = Administrators(Vec::new());
+
 impl Administrators {
     pub fn none() -> Self {
         Self::default()

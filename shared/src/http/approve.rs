@@ -7,6 +7,7 @@
 //! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
 //! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
 //! | `POST /requests/{id}/revoke`       | `AWS_IAM`  | an approver or administrator ends access    |
+//! | `POST /people/{person}/revoke`     | `AWS_IAM`  | an administrator ends every grant of a person |
 //! | `GET /decide/{token}`              | the token  | confirmation page; never changes anything   |
 //! | `POST /decide/{token}`             | the token  | the decision from that page's form          |
 
@@ -23,7 +24,10 @@ use crate::domain::approval_token;
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     is_link_path(path)
-        || matches!(segments.as_slice(), ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"])
+        || matches!(
+            segments.as_slice(),
+            ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["people", _, .., "revoke"]
+        )
 }
 
 /// Paths that carry their own credential (the mail-link token) instead of a SigV4 signature.
@@ -57,12 +61,22 @@ async fn api(
             let items = approvals::waiting_for(deps, &caller, now).await?;
             Ok(ApiResponse::json(200, json!({ "items": to_json(&items)? })))
         }
+        ("POST", ["people", person @ .., "revoke"]) => {
+            check_json_body(req)?;
+            // The person key has `#` (and a role session's `/`) percent-encoded in the path; a
+            // proxy that decoded the `/` leaves it as two segments.
+            let person = super::percent_decode(&person.join("/"), false).ok_or_else(|| {
+                ServiceError::from(crate::app::error::FieldError::new(
+                    "person",
+                    "InvalidPerson",
+                    "the person in the path has a bad % escape or is not UTF-8",
+                ))
+            })?;
+            let done = approvals::revoke_person(deps, &caller, &person, &req.body, now).await?;
+            Ok(ApiResponse::json(200, to_json(&done)?))
+        }
         ("POST", ["requests", id, action]) => {
-            if let Some(ct) = req.header("content-type") {
-                if !req.body.is_empty() && !ct.to_ascii_lowercase().starts_with("application/json") {
-                    return Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()));
-                }
-            }
+            check_json_body(req)?;
             let updated = match *action {
                 "approve" => approvals::decide_as_caller(deps, &caller, id, Verdict::Approve, &req.body, now).await?,
                 "reject" => approvals::decide_as_caller(deps, &caller, id, Verdict::Reject, &req.body, now).await?,
@@ -72,6 +86,15 @@ async fn api(
             Ok(ApiResponse::json(200, to_json(&updated)?))
         }
         _ => Ok(method_not_allowed(req)),
+    }
+}
+
+fn check_json_body(req: &ApiRequest) -> Result<(), ServiceError> {
+    match req.header("content-type") {
+        Some(ct) if !req.body.is_empty() && !ct.to_ascii_lowercase().starts_with("application/json") => {
+            Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()))
+        }
+        _ => Ok(()),
     }
 }
 

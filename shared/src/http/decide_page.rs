@@ -113,6 +113,8 @@ pub fn refused(status: u16, message: &str) -> String {
     page(title, &format!("<h1>{}</h1>\n<p>{}</p>", escape(title), escape(message)))
 }
 
+const BAD_FORM: &str = "the form has a bad % escape or is not UTF-8";
+
 /// Parses an `application/x-www-form-urlencoded` body.
 pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the form is not UTF-8".to_owned())?;
@@ -120,31 +122,12 @@ pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, String> {
         .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((percent_decode(k)?, percent_decode(v)?))
+            Ok((
+                super::percent_decode(k, true).ok_or_else(|| BAD_FORM.to_owned())?,
+                super::percent_decode(v, true).ok_or_else(|| BAD_FORM.to_owned())?,
+            ))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(hex.ok_or_else(|| "the form has a bad % escape".to_owned())?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| "the form is not UTF-8".to_owned())
 }
 
 #[cfg(test)]

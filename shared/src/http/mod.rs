@@ -91,6 +91,31 @@ impl ApiResponse {
     }
 }
 
+/// Decodes `%XX` escapes (and `+` as a space in forms); `None` for a bad escape or text that is
+/// not UTF-8.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' => {
+                // Two hex digits exactly (`from_str_radix` alone would take a sign).
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok())?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, ServiceError> {
     serde_json::to_value(value).map_err(|e| ServiceError::Internal(format!("serializing a response: {e}")))
 }

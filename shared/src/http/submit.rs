@@ -1,4 +1,5 @@
-//! Routes of the submit-request function: `POST /requests`, `GET /requests`, `GET /requests/{id}`.
+//! Routes of the submit-request function: `POST /requests`, `GET /requests`, `GET /requests/{id}`,
+//! `GET /requests/{id}/audit`.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -17,7 +18,7 @@ pub async fn handle(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>)
 async fn route(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
     let path = req.path.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _]);
+    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _] | ["requests", _, "audit"]);
     if !known {
         return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
     }
@@ -46,6 +47,10 @@ async fn route(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> R
             ))
         }
         ("GET", ["requests", id]) => Ok(ApiResponse::json(200, to_json(&submit::get(deps, &caller, id).await?)?)),
+        ("GET", ["requests", id, "audit"]) => {
+            let trail = submit::audit(deps, &caller, id).await?;
+            Ok(ApiResponse::json(200, json!({ "requestId": id, "items": to_json(&trail)? })))
+        }
         _ => Ok(method_not_allowed(req)),
     }
 }
