@@ -106,7 +106,7 @@ policy-validate:
 # member-account.yaml in tools/least-privilege-member.yaml), so a widened policy fails here; then
 # the checker's own tests.
 least-privilege: venv
-	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) tools/least_privilege.py member-account.yaml tools/least-privilege-member.yaml && $(PY) -m unittest tools/test_least_privilege.py -v
+	$(PY) tools/least_privilege.py template.yaml tools/least-privilege.yaml && $(PY) tools/least_privilege.py member-account.yaml tools/least-privilege-member.yaml && $(PY) -m unittest tools/test_least_privilege.py -v && $(PY) tools/template_checks.py template.yaml && $(PY) -m unittest tools/test_template_checks.py -v
 
 # The template as SAM sees it, with cfn-lint; offline (see SAM_OFFLINE_ENV).
 sam-validate: $(SAM_STAMP)

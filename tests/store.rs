@@ -416,6 +416,7 @@ async fn an_evaluation_event_that_does_not_match_the_table_is_decided_on_what_is
         policies: &policies,
         pending_timeout_minutes: 60,
         seal: &jit_shared::adapters::memory::MemorySeal::default(),
+        max_active_requests: 5,
     };
     // Act
     let outcome = jit_shared::app::evaluate::handle_submitted_event(&deps, &envelope, Utc::now()).await.unwrap();

@@ -96,6 +96,19 @@ pub fn pending_timeout_minutes() -> Result<u32, ConfigError> {
     }
 }
 
+/// Live requests one requester may hold at once (`JIT_MAX_ACTIVE_REQUESTS`, 1 to 100).
+pub const DEFAULT_MAX_ACTIVE_REQUESTS: u32 = 5;
+
+pub fn max_active_requests() -> Result<u32, ConfigError> {
+    match optional("JIT_MAX_ACTIVE_REQUESTS") {
+        None => Ok(DEFAULT_MAX_ACTIVE_REQUESTS),
+        Some(v) => v.trim().parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or(ConfigError {
+            name: "JIT_MAX_ACTIVE_REQUESTS",
+            problem: format!("must be a whole number from 1 to 100, not '{v}'"),
+        }),
+    }
+}
+
 /// The SSM SecureString holding the mail-link signing key (`JIT_SIGNING_KEY_PARAMETER`).
 pub fn signing_key_parameter() -> Result<String, ConfigError> {
     required("JIT_SIGNING_KEY_PARAMETER")

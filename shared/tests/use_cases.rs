@@ -1504,3 +1504,78 @@ async fn a_person_revoke_naming_no_person_is_refused_naming_the_field() {
         assert_eq!(response.body["error"]["field"], "person", "{path}");
     }
 }
+
+/// Every node is a development node, which the policy below auto-approves.
+struct DevNodes;
+
+#[async_trait]
+impl jit_shared::ports::NodeDirectory for DevNodes {
+    async fn describe(&self, node: &NodeId) -> Result<jit_shared::policy::NodeInfo, DirectoryError> {
+        Ok(jit_shared::policy::NodeInfo {
+            node_id: node.clone(),
+            location: jit_shared::domain::ids::NodeLocation {
+                partition: "aws".into(),
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
+            },
+            tags: [("Environment".to_owned(), "Development".to_owned())].into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_requester_holding_the_most_live_requests_allowed_is_refused_one_more_and_may_ask_again_once_one_ends() {
+    // Arrange: at most 2 live requests; alice holds one approved and one pending; an expired
+    // one does not count.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = jit_shared::policy::PolicySet::from_files(&[jit_shared::policy::PolicyFile {
+        path: "auto.cedar".into(),
+        text: r#"@id("dev-auto")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#
+            .into(),
+    }])
+    .unwrap();
+    let deps = jit_shared::app::evaluate::EvaluationDeps {
+        store: &store,
+        principals: &Users,
+        nodes: &DevNodes,
+        policies: &policies,
+        pending_timeout_minutes: 60,
+        seal: &*SEAL,
+        max_active_requests: 2,
+    };
+    let approved = decided_on("i-0123456789abcdef0", GrantMode::Attach, &store, RequestStatus::Approved, now).await;
+    decided_on("i-0aaaaaaaaaaaaaaa1", GrantMode::Attach, &store, RequestStatus::Pending, now).await;
+    let long_ago = now - Duration::hours(3);
+    decided_on("i-0bbbbbbbbbbbbbbb2", GrantMode::Attach, &store, RequestStatus::Approved, long_ago).await;
+    let evaluate_new = |at: DateTime<Utc>| {
+        let deps = &deps;
+        let store = &store;
+        async move {
+            let settings = settings();
+            let intake =
+                SubmitDeps { store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+            let body = br#"{"nodeId": "i-0ccccccccccccccc3", "reason": "disk full", "durationMinutes": 30}"#;
+            let submitted = submit::submit(&intake, &arn("alice"), body, None, at).await.unwrap().request;
+            jit_shared::app::evaluate::evaluate(deps, &submitted.request_id, at).await.unwrap();
+            store.get(&submitted.request_id).await.unwrap().unwrap()
+        }
+    };
+
+    // Act 1: a third request.
+    let refused = evaluate_new(now).await;
+    // Assert 1: Failed, saying why and which requests are live.
+    assert_eq!(refused.status, RequestStatus::Failed);
+    let decision = refused.decision.unwrap();
+    assert_eq!(decision.failure_code.as_deref(), Some("TooManyActiveRequests"));
+    assert!(decision.message.contains("at most 2") && decision.message.contains(approved.request_id.as_str()));
+
+    // Act 2: the approved one is revoked; alice asks again.
+    let revoked = Transition::status_change(&approved, RequestStatus::Revoked, "test", "revoked", now);
+    store.transition(&revoked).await.unwrap();
+    let granted = evaluate_new(now).await;
+    // Assert 2
+    assert_eq!(granted.status, RequestStatus::Approved, "{:?}", granted.decision);
+}

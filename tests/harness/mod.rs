@@ -66,6 +66,9 @@ pub fn local_stack() -> &'static SharedStack {
                                 port: 0,
                                 print_events: false,
                                 pending_timeout_minutes: 60,
+                                // One stack serves every test of a binary, mostly as the same
+                                // few users: the per-requester limit has its own test.
+                                max_active_requests: 100,
                                 sweeper: true,
                                 grant_mode: jit_shared::domain::grant::GrantMode::Attach,
                             })

@@ -314,6 +314,8 @@ async fn run(root: PathBuf) -> Result<(), String> {
         port: 0,
         print_events: false,
         pending_timeout_minutes: 60,
+        // The bench asks as one user many times over.
+        max_active_requests: 100,
         sweeper: false,
         grant_mode: jit_shared::domain::grant::GrantMode::Attach,
     })

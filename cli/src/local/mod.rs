@@ -64,6 +64,10 @@ pub struct DevArgs {
     /// How long a request may wait for approvals, in minutes.
     #[arg(long, default_value_t = jit_shared::domain::approval::DEFAULT_PENDING_TIMEOUT_MINUTES)]
     pub pending_timeout_minutes: u32,
+    /// Live requests one requester may hold at once (the stack's MaxActiveRequestsPerRequester).
+    #[arg(long, default_value_t = jit_shared::config::DEFAULT_MAX_ACTIVE_REQUESTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_active_requests: u32,
     /// Where dev.env and the credentials file go.
     #[arg(long, default_value = ".jit")]
     pub state_dir: PathBuf,
@@ -115,6 +119,7 @@ struct Adapters {
     key: SigningKey,
     links: LinkSettings,
     pending_timeout_minutes: u32,
+    max_active_requests: u32,
     keys: HashMap<String, IssuedKey>,
     outbox: Arc<Mutex<Vec<OutboxMessage>>>,
     granter: IamGranter,
@@ -160,6 +165,7 @@ impl Adapters {
             policies: &self.policies,
             pending_timeout_minutes: self.pending_timeout_minutes,
             seal: &self.seal,
+            max_active_requests: self.max_active_requests,
         }
     }
     fn approvals(&self) -> ApprovalDeps<'_> {
@@ -238,6 +244,7 @@ pub struct StartOptions<'a> {
     /// Print each status-change event and each mail as it happens.
     pub print_events: bool,
     pub pending_timeout_minutes: u32,
+    pub max_active_requests: u32,
     /// Run the scheduled sweeper (pending expiry, grant reconciliation). `make bench` turns it
     /// off so that only per-request API calls are counted.
     pub sweeper: bool,
@@ -298,6 +305,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             region: crate::emulator::REGION.to_owned(),
         },
         pending_timeout_minutes: opts.pending_timeout_minutes,
+        max_active_requests: opts.max_active_requests,
         keys: provisioned.issued_keys(),
         outbox: outbox.clone(),
         granter: IamGranter::new(counted_client!(aws_sdk_iam, sdk, calls), home.clone(), {
@@ -822,6 +830,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         port: args.port,
         print_events: true,
         pending_timeout_minutes: args.pending_timeout_minutes,
+        max_active_requests: args.max_active_requests,
         sweeper: true,
         grant_mode: args.grant_mode,
     })

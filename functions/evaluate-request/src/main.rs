@@ -31,6 +31,7 @@ async fn main() -> Result<(), Error> {
         policies: &policies,
         pending_timeout_minutes,
         seal: &seal,
+        max_active_requests: jit_shared::config::max_active_requests()?,
     };
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {

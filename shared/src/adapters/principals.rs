@@ -10,8 +10,39 @@ use crate::ports::{DirectoryError, PrincipalDirectory, RoleTrust};
 
 /// How long a role's trust verdict is reused (`role_trust`).
 const TRUST_CACHE_SECONDS: u64 = 300;
+/// How long a resolved principal (its groups and tags) is reused: a burst of calls by one person
+/// (listing, approving, a page and its form) costs one set of IAM or Identity Store lookups, and a
+/// group change still counts within half a minute.
+pub const GROUP_CACHE_SECONDS: u64 = 30;
+/// Entries kept per cache at most (per Lambda environment); a full cache starts again.
+const CACHE_ENTRIES: usize = 1024;
 
-type TrustCache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (RoleTrust, std::time::Instant)>>>;
+/// A few answers kept briefly, shared by the clones of one directory.
+#[derive(Clone, Debug)]
+struct Expiring<V> {
+    fresh: std::time::Duration,
+    entries: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (V, std::time::Instant)>>>,
+}
+
+impl<V: Clone> Expiring<V> {
+    fn new(seconds: u64) -> Self {
+        Self { fresh: std::time::Duration::from_secs(seconds), entries: Default::default() }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|(_, at)| at.elapsed() < self.fresh).map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: &str, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key.to_owned(), (value, std::time::Instant::now()));
+        }
+    }
+}
 
 /// The path IAM Identity Center creates permission-set roles under (an optional Region segment
 /// may follow).
@@ -21,7 +52,9 @@ const IDENTITY_CENTER_ROLE_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 pub struct AwsPrincipalDirectory {
     iam: aws_sdk_iam::Client,
     /// Roles' trust-policy verdicts, briefly: deciding and listing ask for each requester.
-    trust: TrustCache,
+    trust: Expiring<RoleTrust>,
+    /// Resolved callers and persons, for `GROUP_CACHE_SECONDS` (only successful lookups).
+    resolved: Expiring<ResolvedPrincipal>,
     #[cfg(feature = "identitystore")]
     identity_store: Option<(aws_sdk_identitystore::Client, String)>,
 }
@@ -30,7 +63,8 @@ impl AwsPrincipalDirectory {
     pub fn new(iam: aws_sdk_iam::Client) -> Self {
         Self {
             iam,
-            trust: TrustCache::default(),
+            trust: Expiring::new(TRUST_CACHE_SECONDS),
+            resolved: Expiring::new(GROUP_CACHE_SECONDS),
             #[cfg(feature = "identitystore")]
             identity_store: None,
         }
@@ -164,6 +198,69 @@ impl AwsPrincipalDirectory {
 #[async_trait::async_trait]
 impl PrincipalDirectory for AwsPrincipalDirectory {
     async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
+        let key = format!("person {}", person.key());
+        if let Some(hit) = self.resolved.get(&key) {
+            return Ok(hit);
+        }
+        let resolved = self.resolve_person_now(person).await?;
+        self.resolved.put(&key, resolved.clone());
+        Ok(resolved)
+    }
+
+    async fn role_trust(&self, role: &str) -> Result<RoleTrust, DirectoryError> {
+        if let Some(trust) = self.trust.get(role) {
+            return Ok(trust);
+        }
+        let out = self.iam.get_role().role_name(role).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
+                DirectoryError::NotFound(format!("IAM role {role}"))
+            } else {
+                classify("GetRole", &e).into()
+            }
+        })?;
+        let found = out.role().ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role}")))?;
+        let trust = RoleTrust {
+            pins_session_names: found
+                .assume_role_policy_document()
+                .and_then(crate::adapters::policy_document)
+                .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc)),
+            identity_center: role.starts_with(crate::domain::principal::IDENTITY_CENTER_ROLE_PREFIX)
+                && found.path().starts_with(IDENTITY_CENTER_ROLE_PATH),
+        };
+        self.trust.put(role, trust);
+        Ok(trust)
+    }
+
+    /// One call: `GetUser`, `GetRole` or `GetUserId`, without the group lookups.
+    async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
+        match person {
+            Person::IamUser(name) => self.get_user(name).await.map(|_| ()),
+            Person::IamRoleSession { role, .. } => self.role(role).await.map(|_| ()),
+            Person::IdentityCenterUser(user_name) => {
+                #[cfg(feature = "identitystore")]
+                if let Some((client, store)) = &self.identity_store {
+                    return Self::identity_center_user_id(client, store, user_name).await.map(|_| ());
+                }
+                Err(DirectoryError::NotFound(format!(
+                    "Identity Center user {user_name} (no Identity Store is configured)"
+                )))
+            }
+        }
+    }
+
+    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
+        let key = format!("caller {caller}");
+        if let Some(hit) = self.resolved.get(&key) {
+            return Ok(hit);
+        }
+        let resolved = self.resolve_now(caller).await?;
+        self.resolved.put(&key, resolved.clone());
+        Ok(resolved)
+    }
+}
+
+impl AwsPrincipalDirectory {
+    async fn resolve_person_now(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
         match person {
             Person::IamUser(name) => self.iam_user(name).await,
             Person::IamRoleSession { role, session } => {
@@ -197,55 +294,7 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
         }
     }
 
-    async fn role_trust(&self, role: &str) -> Result<RoleTrust, DirectoryError> {
-        let fresh = std::time::Duration::from_secs(TRUST_CACHE_SECONDS);
-        if let Ok(cache) = self.trust.lock() {
-            if let Some((trust, at)) = cache.get(role) {
-                if at.elapsed() < fresh {
-                    return Ok(*trust);
-                }
-            }
-        }
-        let out = self.iam.get_role().role_name(role).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) {
-                DirectoryError::NotFound(format!("IAM role {role}"))
-            } else {
-                classify("GetRole", &e).into()
-            }
-        })?;
-        let found = out.role().ok_or_else(|| DirectoryError::NotFound(format!("IAM role {role}")))?;
-        let trust = RoleTrust {
-            pins_session_names: found
-                .assume_role_policy_document()
-                .and_then(crate::adapters::policy_document)
-                .is_some_and(|doc| crate::domain::principal::trust_pins_session_names(&doc)),
-            identity_center: role.starts_with(crate::domain::principal::IDENTITY_CENTER_ROLE_PREFIX)
-                && found.path().starts_with(IDENTITY_CENTER_ROLE_PATH),
-        };
-        if let Ok(mut cache) = self.trust.lock() {
-            cache.insert(role.to_owned(), (trust, std::time::Instant::now()));
-        }
-        Ok(trust)
-    }
-
-    /// One call: `GetUser`, `GetRole` or `GetUserId`, without the group lookups.
-    async fn check_exists(&self, person: &Person) -> Result<(), DirectoryError> {
-        match person {
-            Person::IamUser(name) => self.get_user(name).await.map(|_| ()),
-            Person::IamRoleSession { role, .. } => self.role(role).await.map(|_| ()),
-            Person::IdentityCenterUser(user_name) => {
-                #[cfg(feature = "identitystore")]
-                if let Some((client, store)) = &self.identity_store {
-                    return Self::identity_center_user_id(client, store, user_name).await.map(|_| ());
-                }
-                Err(DirectoryError::NotFound(format!(
-                    "Identity Center user {user_name} (no Identity Store is configured)"
-                )))
-            }
-        }
-    }
-
-    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
+    async fn resolve_now(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
         match caller.kind() {
             CallerKind::IamUser { name } => {
                 let resolved = self.iam_user(name).await?;
@@ -278,5 +327,76 @@ impl PrincipalDirectory for AwsPrincipalDirectory {
                 })
             }
         }
+    }
+}
+
+// IAM is in the emulator, but counting lookups is plainest with `aws-smithy-mocks` (typed
+// outputs: the cache sits above the SDK's deserialization).
+#[cfg(test)]
+mod tests {
+    use aws_sdk_iam::operation::get_user::GetUserOutput;
+    use aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput;
+    use aws_sdk_iam::types::{Group, User};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+
+    fn alice() -> CallerArn {
+        CallerArn::try_from("arn:aws:iam::123456789012:user/alice".to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_calls_by_one_person_looks_their_groups_up_once() {
+        // Arrange
+        let created = aws_smithy_types::DateTime::from_secs(1_700_000_000);
+        let get_user = mock!(aws_sdk_iam::Client::get_user).then_output(move || {
+            GetUserOutput::builder()
+                .user(
+                    User::builder()
+                        .path("/")
+                        .user_name("alice")
+                        .user_id("AIDAEXAMPLEALICE00001")
+                        .arn("arn:aws:iam::123456789012:user/alice")
+                        .create_date(created)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        let groups = mock!(aws_sdk_iam::Client::list_groups_for_user).then_output(move || {
+            ListGroupsForUserOutput::builder()
+                .groups(
+                    Group::builder()
+                        .path("/")
+                        .group_name("oncall")
+                        .group_id("AGPAEXAMPLEONCALL0001")
+                        .arn("arn:aws:iam::123456789012:group/oncall")
+                        .create_date(created)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        });
+        let directory = AwsPrincipalDirectory::new(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&get_user, &groups]));
+
+        // Act: five calls, from clones of the directory as concurrent handlers hold it.
+        for _ in 0..5 {
+            let resolved = directory.clone().resolve(&alice()).await.unwrap();
+            // Assert: the same answer every time...
+            assert!(matches!(&resolved.groups[..], [GroupRef::IamGroup { name, .. }] if name == "oncall"));
+        }
+        // ...from one set of lookups.
+        assert_eq!((get_user.num_calls(), groups.num_calls()), (1, 1));
+    }
+
+    #[test]
+    fn an_answer_is_not_reused_once_stale() {
+        let cache = Expiring::new(0);
+        cache.put("k", 1);
+        assert_eq!(cache.get("k"), None);
+        let cache = Expiring::new(60);
+        cache.put("k", 1);
+        assert_eq!(cache.get("k"), Some(1));
     }
 }

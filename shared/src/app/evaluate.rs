@@ -29,6 +29,48 @@ pub struct EvaluationDeps<'a> {
     pub pending_timeout_minutes: u32,
     /// Seals auto-approvals (`ApprovalSeal`).
     pub seal: &'a dyn crate::ports::ApprovalSeal,
+    /// How many live (pending, or approved before their deadline) requests one requester may
+    /// hold; one more is refused (`TooManyActiveRequests`), so nobody fills a shared role's
+    /// inline-policy budget or floods approvers.
+    pub max_active_requests: u32,
+}
+
+/// The newest requests of a requester looked at for the limit: far more than the limit.
+const ACTIVE_LOOKBACK: u32 = 100;
+
+/// The refusal when the requester already holds `max_active_requests` live requests.
+async fn over_active_limit(
+    deps: &EvaluationDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<Decision>, ServiceError> {
+    let query = crate::ports::ListQuery { status: None, limit: ACTIVE_LOOKBACK, after: None };
+    let page = deps.store.list_by_requester(&request.requester, &query).await?;
+    let live: Vec<&AccessRequest> = page
+        .items
+        .iter()
+        .filter(|r| r.request_id != request.request_id)
+        .filter(|r| match r.status {
+            RequestStatus::Pending => true,
+            RequestStatus::Approved => now < crate::app::lifecycle::deadline_of(r),
+            _ => false,
+        })
+        .collect();
+    if live.len() < usize::try_from(deps.max_active_requests).unwrap_or(usize::MAX) {
+        return Ok(None);
+    }
+    let ids: Vec<&str> = live.iter().take(3).map(|r| r.request_id.as_str()).collect();
+    Ok(Some(unresolvable(
+        "TooManyActiveRequests",
+        format!(
+            "you already hold {} live requests (at most {} at once: {}{}); cancel or wait for one to end",
+            live.len(),
+            deps.max_active_requests,
+            ids.join(", "),
+            if live.len() > ids.len() { ", …" } else { "" }
+        ),
+        now,
+    )))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +170,9 @@ async fn decide_and_store(
     request: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
-    let id = &request.request_id;
+    if let Some(refusal) = over_active_limit(deps, &request, now).await? {
+        return store_decision(deps, &request, refusal, now).await;
+    }
     let node = deps.nodes.describe(&request.node_id).await;
     let principal = match &node {
         Ok(n) if !deps.policies.needs_principal(&n.tags) => Ok(ResolvedPrincipal::from_arn_only(&request.requester)),
@@ -146,6 +190,18 @@ async fn decide_and_store(
         ),
         (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
     };
+    store_decision(deps, &request, decision, now).await
+}
+
+/// Stores `decision` with the status change it makes (sealed if it approves); `None` when the
+/// conditional write finds the stored request changed.
+async fn store_decision(
+    deps: &EvaluationDeps<'_>,
+    request: &AccessRequest,
+    decision: Decision,
+    now: DateTime<Utc>,
+) -> Result<Option<EvaluationOutcome>, ServiceError> {
+    let id = &request.request_id;
     let progress = (decision.outcome == RequestStatus::Pending)
         .then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
     let approval_seal = match decision.outcome {
@@ -156,7 +212,7 @@ async fn decide_and_store(
         progress,
         decision: Some(decision.clone()),
         approval_seal,
-        ..Transition::status_change(&request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
+        ..Transition::status_change(request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
     match write(deps.store, &transition).await? {
         Attempt::Done(updated) => {
