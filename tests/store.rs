@@ -293,6 +293,59 @@ async fn an_idempotency_key_is_honoured_for_24_hours_and_may_be_used_again_after
     assert_ne!(after.request.request_id, first.request.request_id);
 }
 
+#[tokio::test]
+async fn a_decision_is_listed_under_whom_it_counted_as_newest_first() {
+    // Arrange: two pending requests.
+    let f = Fixture::new().await;
+    let submit = |node: &'static str| {
+        let f = &f;
+        async move {
+            let r = intake::submit(&f.deps(), &caller("alice"), &body(node, "x", 10), None, Utc::now())
+                .await
+                .unwrap()
+                .request;
+            f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan()))).await.unwrap()
+        }
+    };
+    let first = submit("i-0123abcd").await;
+    let second = submit("i-0456abcd").await;
+    let decide = |r: jit_shared::domain::request::AccessRequest, verdict, to, minutes| {
+        let f = &f;
+        async move {
+            let at = Utc::now() + Duration::minutes(minutes);
+            let entry = jit_shared::domain::approval::ApprovalEntry {
+                level: 1,
+                verdict,
+                approver: jit_shared::domain::approval::Person::IamUser("lead".into()),
+                actor: "arn:aws:iam::123456789012:user/lead".into(),
+                matched: "iam-user#lead".into(),
+                channel: jit_shared::domain::approval::Channel::Api,
+                at,
+                comment: None,
+                counted_as: Some("iam-user#lead".into()),
+            };
+            let mut progress = r.progress.clone().unwrap();
+            progress.entries.push(entry.clone());
+            let change = Transition {
+                approval: Some(entry),
+                progress: Some(progress),
+                ..Transition::status_change(&r, to, "arn:aws:iam::123456789012:user/lead", "decided", at)
+            };
+            f.store.transition(&change).await.unwrap();
+        }
+    };
+
+    // Act: lead approves the first (one approval completes it), then rejects the second a
+    // minute later.
+    decide(first.clone(), jit_shared::domain::approval::Verdict::Approve, RequestStatus::Approved, 0).await;
+    decide(second.clone(), jit_shared::domain::approval::Verdict::Reject, RequestStatus::Rejected, 1).await;
+
+    // Assert
+    let ids = f.store.list_decided_by("iam-user#lead", 10).await.unwrap();
+    assert_eq!(ids, [second.request_id, first.request_id]);
+    assert!(f.store.list_decided_by("iam-user#someone", 10).await.unwrap().is_empty());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

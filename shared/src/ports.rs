@@ -90,6 +90,12 @@ pub trait RequestStore: Send + Sync {
     async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError>;
     /// Ids of pending requests that name this approver key (see `Approver::index_key`).
     async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Ids of requests a person decided (approved or rejected at any level), newest decision
+    /// first; `counted_as` is whom the decision counted as (`ApprovalEntry::counted_as`).
+    async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let _ = (counted_as, limit);
+        Err(PortError::Permanent("this store does not list decisions by person".into()))
+    }
     /// Applies a checked change (`Transition::check`) and its audit record atomically,
     /// conditioned on the stored request being the change's `basis`. The audit record carries
     /// the change's `ChangeRecord`, which the table's stream turns into events. Returns the

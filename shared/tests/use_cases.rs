@@ -1579,3 +1579,47 @@ when { resource.hasTag("Environment") && resource.getTag("Environment") == "Deve
     // Assert 2
     assert_eq!(granted.status, RequestStatus::Approved, "{:?}", granted.decision);
 }
+
+#[tokio::test]
+async fn an_approver_lists_the_requests_they_decided_newest_first_and_nobody_elses() {
+    // Arrange: lead approves one request (level 1) and rejects another; alice's third waits.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let key = key();
+    let deps = approvals(&store, &key, &NO_ADMINISTRATORS);
+    let approved = decided_on("i-0123456789abcdef0", GrantMode::Attach, &store, RequestStatus::Pending, now).await;
+    let rejected = decided_on("i-0aaaaaaaaaaaaaaa1", GrantMode::Attach, &store, RequestStatus::Pending, now).await;
+    decided_on("i-0bbbbbbbbbbbbbbb2", GrantMode::Attach, &store, RequestStatus::Pending, now).await;
+    let id = |r: &AccessRequest| r.request_id.to_string();
+    approve::decide_as_caller(&deps, &ARN_LEAD, approved.request_id.as_str(), Verdict::Approve, b"", now)
+        .await
+        .unwrap();
+    let later = now + Duration::minutes(1);
+    approve::decide_as_caller(&deps, &ARN_LEAD, rejected.request_id.as_str(), Verdict::Reject, b"", later)
+        .await
+        .unwrap();
+    let listed = |who: CallerArn, query: Vec<(String, String)>| {
+        let deps = &deps;
+        async move {
+            let request = jit_shared::http::ApiRequest { query, ..api_call("GET", "/approvals", &who) };
+            jit_shared::http::approve::handle(deps, &request, later).await
+        }
+    };
+    let decided = || vec![("decided".to_owned(), "true".to_owned())];
+
+    // Act
+    let lead = listed(ARN_LEAD.clone(), decided()).await;
+    let someone_else = listed(arn("c"), decided()).await;
+    let bad = listed(ARN_LEAD.clone(), vec![("decided".to_owned(), "yes".to_owned())]).await;
+
+    // Assert
+    let ids = |r: &jit_shared::http::ApiResponse| -> Vec<String> {
+        r.body["items"].as_array().unwrap().iter().map(|i| i["requestId"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(lead.status, 200, "{}", lead.body_text());
+    assert_eq!(ids(&lead), [id(&rejected), id(&approved)]);
+    assert_eq!(someone_else.status, 200);
+    assert!(ids(&someone_else).is_empty());
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["field"], "decided");
+}

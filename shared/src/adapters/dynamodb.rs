@@ -5,6 +5,7 @@
 //! | request           | `REQ#<id>`             | `META`              | `REQUESTER#<arn>` / `<created>#<id>` |                              |
 //! | audit record      | `REQ#<id>`             | `AUDIT#<version>`   |                                  |                                  |
 //! | approver entry    | `REQ#<id>`             | `APPROVER#<key>`    |                                  | `APPROVER#<key>` / `<created>#<id>` |
+//! | decided entry     | `REQ#<id>`             | `DECIDED#<person>`  |                                  | `DECIDED#<person>` / `<at>#<id>` |
 //! | idempotency key   | `IDEM#<sha256>`        | `IDEM`              |                                  |                                  |
 //!
 //! Approver entries exist only while a request is `Pending`, so the by-approver index is sparse.
@@ -483,6 +484,21 @@ impl DynamoStore {
         };
         let id = t.request_id();
         let mut writes = Vec::new();
+        // Who decided, for "the requests I decided": kept as long as the audit record.
+        if let Some(entry) = &t.approval {
+            let person = entry.counted_as();
+            let item = Item::from([
+                ("pk".into(), s(request_pk(id))),
+                ("sk".into(), s(format!("DECIDED#{person}"))),
+                ("type".into(), s("decided")),
+                ("requestId".into(), s(id.as_str())),
+                ("gsi2pk".into(), s(format!("DECIDED#{person}"))),
+                ("gsi2sk".into(), s(created_sk(&entry.at, id))),
+                (EXPIRES_AT_ATTRIBUTE.into(), expires(&t.at, self.retention)),
+            ]);
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(build_err)?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
         if t.is_in_place() {
             return Ok(writes);
         }
@@ -716,6 +732,25 @@ impl RequestStore for DynamoStore {
             .index_name(BY_APPROVER_INDEX)
             .key_condition_expression("gsi2pk = :pk")
             .expression_attribute_values(":pk", s(format!("APPROVER#{approver_key}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        out.items()
+            .iter()
+            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
+            .collect()
+    }
+
+    async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_APPROVER_INDEX)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(format!("DECIDED#{counted_as}")))
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(100))
             .send()

@@ -141,6 +141,21 @@ impl RequestStore for MemoryStore {
         Ok(found.into_iter().take(limit as usize).map(|r| r.request_id.clone()).collect())
     }
 
+    async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let state = self.state.lock().map_err(|_| poisoned())?;
+        let mut found: Vec<(DateTime<Utc>, RequestId)> = state
+            .requests
+            .values()
+            .filter_map(|r| {
+                let entries = r.progress.as_ref()?.entries.iter();
+                let at = entries.filter(|e| e.counted_as() == counted_as).map(|e| e.at).max()?;
+                Some((at, r.request_id.clone()))
+            })
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        Ok(found.into_iter().take(limit as usize).map(|(_, id)| id).collect())
+    }
+
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         t.check()?;
         let mut state = self.state.lock().map_err(|_| poisoned())?;
@@ -264,6 +279,9 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
     }
     async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.0.list_pending_by_approver(approver_key, limit).await
+    }
+    async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_decided_by(counted_as, limit).await
     }
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         self.0.transition(t).await?;

@@ -384,6 +384,22 @@ pub async fn waiting_for(
     Ok(out)
 }
 
+/// How many decided requests `GET /approvals?decided=true` returns.
+pub const DECIDED_PAGE: u32 = 50;
+
+/// `GET /approvals?decided=true`: the requests the caller decided (approved or rejected, at any
+/// level, with any of their identities: one person counts once), newest decision first.
+pub async fn decided_by(deps: &ApprovalDeps<'_>, caller: &CallerArn) -> Result<Vec<AccessRequest>, ServiceError> {
+    let person = caller_counted_as(deps.directory, deps.people, caller).await?;
+    let mut out = Vec::new();
+    for id in deps.store.list_decided_by(&person, DECIDED_PAGE).await? {
+        if let Some(request) = deps.store.get(&id).await? {
+            out.push(request);
+        }
+    }
+    Ok(out)
+}
+
 /// What the confirmation page shows.
 #[derive(Debug, Clone)]
 pub struct LinkView {

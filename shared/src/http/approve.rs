@@ -3,6 +3,7 @@
 //! | route                              | auth       | what                                        |
 //! |------------------------------------|------------|---------------------------------------------|
 //! | `GET /approvals`                   | `AWS_IAM`  | requests waiting on the caller now          |
+//! | `GET /approvals?decided=true`      | `AWS_IAM`  | requests the caller decided                 |
 //! | `POST /requests/{id}/approve`      | `AWS_IAM`  | approve, optional `{"comment"}`              |
 //! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
 //! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
@@ -58,7 +59,12 @@ async fn api(
     let caller = authenticated_caller(req)?;
     match (req.method.as_str(), segments) {
         ("GET", ["approvals"]) => {
-            let items = approvals::waiting_for(deps, &caller, now).await?;
+            let decided = parse_approvals_query(&req.query)?;
+            let items = if decided {
+                approvals::decided_by(deps, &caller).await?
+            } else {
+                approvals::waiting_for(deps, &caller, now).await?
+            };
             Ok(ApiResponse::json(200, json!({ "items": to_json(&items)? })))
         }
         ("POST", ["people", person @ .., "revoke"]) => {
@@ -87,6 +93,26 @@ async fn api(
         }
         _ => Ok(method_not_allowed(req)),
     }
+}
+
+/// `GET /approvals` takes only `decided=true|false`.
+fn parse_approvals_query(query: &[(String, String)]) -> Result<bool, ServiceError> {
+    let mut decided = false;
+    for (k, v) in query {
+        decided = match (k.as_str(), v.as_str()) {
+            ("decided", "true") => true,
+            ("decided", "false") => false,
+            ("decided", _) => {
+                return Err(
+                    crate::app::error::FieldError::new("decided", "InvalidValue", "must be true or false").into()
+                )
+            }
+            _ => {
+                return Err(crate::app::error::FieldError::new(k.clone(), "UnknownParameter", "allowed: decided").into())
+            }
+        };
+    }
+    Ok(decided)
 }
 
 fn check_json_body(req: &ApiRequest) -> Result<(), ServiceError> {
