@@ -346,6 +346,31 @@ async fn a_decision_is_listed_under_whom_it_counted_as_newest_first() {
     assert!(f.store.list_decided_by("iam-user#someone", 10).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_request_without_a_duration_gets_the_one_its_decision_sets_and_only_then() {
+    // Arrange
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), br#"{"nodeId":"i-0123abcd","reason":"x"}"#, None, Utc::now())
+        .await
+        .unwrap()
+        .request;
+    let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert!(stored.duration_from_policy);
+    let decided =
+        Transition { duration: Some(45.try_into().unwrap()), ..transition(&r, RequestStatus::Approved, None) };
+
+    // Act
+    let approved = f.store.transition(&decided).await.unwrap();
+    let again =
+        Transition { duration: Some(60.try_into().unwrap()), ..transition(&approved, RequestStatus::Expired, None) };
+
+    // Assert: stored as decided; a later change may not set it again.
+    let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.duration_minutes.get(), stored.duration_from_policy), (45, true));
+    assert_eq!(approved.duration_minutes, stored.duration_minutes, "what the write returned is what it stored");
+    assert!(matches!(f.store.transition(&again).await, Err(TransitionError::NotAllowed(_))));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

@@ -1505,11 +1505,14 @@ async fn a_person_revoke_naming_no_person_is_refused_naming_the_field() {
     }
 }
 
-/// Every node is a development node, which the policy below auto-approves.
-struct DevNodes;
+/// Every node carries `Environment` = this value.
+struct NodesIn(&'static str);
+
+/// Development nodes, which `auto_and_manual()` auto-approves.
+const DEV_NODES: NodesIn = NodesIn("Development");
 
 #[async_trait]
-impl jit_shared::ports::NodeDirectory for DevNodes {
+impl jit_shared::ports::NodeDirectory for NodesIn {
     async fn describe(&self, node: &NodeId) -> Result<jit_shared::policy::NodeInfo, DirectoryError> {
         Ok(jit_shared::policy::NodeInfo {
             node_id: node.clone(),
@@ -1518,7 +1521,7 @@ impl jit_shared::ports::NodeDirectory for DevNodes {
                 account: "123456789012".into(),
                 region: "us-east-1".into(),
             },
-            tags: [("Environment".to_owned(), "Development".to_owned())].into(),
+            tags: [("Environment".to_owned(), self.0.to_owned())].into(),
         })
     }
 }
@@ -1529,18 +1532,11 @@ async fn a_requester_holding_the_most_live_requests_allowed_is_refused_one_more_
     // one does not count.
     let now = Utc::now();
     let store = MemoryStore::default();
-    let policies = jit_shared::policy::PolicySet::from_files(&[jit_shared::policy::PolicyFile {
-        path: "auto.cedar".into(),
-        text: r#"@id("dev-auto")
-permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
-when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#
-            .into(),
-    }])
-    .unwrap();
+    let policies = auto_and_manual();
     let deps = jit_shared::app::evaluate::EvaluationDeps {
         store: &store,
         principals: &Users,
-        nodes: &DevNodes,
+        nodes: &DEV_NODES,
         policies: &policies,
         pending_timeout_minutes: 60,
         seal: &*SEAL,
@@ -1622,4 +1618,79 @@ async fn an_approver_lists_the_requests_they_decided_newest_first_and_nobody_els
     assert!(ids(&someone_else).is_empty());
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"]["field"], "decided");
+}
+
+/// Development nodes are auto-approved (window 45 minutes); production nodes need lead's
+/// approval, for at most 240 minutes.
+fn auto_and_manual() -> jit_shared::policy::PolicySet {
+    let file = |path: &str, text: &str| jit_shared::policy::PolicyFile { path: path.into(), text: text.into() };
+    jit_shared::policy::PolicySet::from_files(&[
+        file(
+            "auto.cedar",
+            r#"@id("dev-auto")
+@accessWindowMinutes("45")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#,
+        ),
+        file(
+            "prod.yaml",
+            "name: prod\ntargets: {tags: [{key: Environment, value: Production}]}\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamUser: lead\n",
+        ),
+    ])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_request_without_a_duration_lasts_the_deciding_policys_window_or_maximum() {
+    // Arrange: alice asks for a development node and a production node, without a duration.
+    let now = Utc::now();
+    let settings = settings();
+    let policies = auto_and_manual();
+    let world = Lifecycle::default();
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let ask = |node: &'static str| {
+        let intake = &intake;
+        async move {
+            let body = format!(r#"{{"nodeId": "{node}", "reason": "disk full"}}"#);
+            submit::submit(intake, &arn("alice"), body.as_bytes(), None, now).await.unwrap().request
+        }
+    };
+    let evaluate = |nodes: &'static NodesIn, id: RequestId| {
+        let world = &world;
+        let policies = &policies;
+        async move {
+            let deps = jit_shared::app::evaluate::EvaluationDeps {
+                store: &world.store,
+                principals: &Users,
+                nodes,
+                policies,
+                pending_timeout_minutes: 60,
+                seal: &*SEAL,
+                max_active_requests: 5,
+            };
+            jit_shared::app::evaluate::evaluate(&deps, &id, now).await.unwrap();
+            world.store.get(&id).await.unwrap().unwrap()
+        }
+    };
+    static PROD_NODES: NodesIn = NodesIn("Production");
+    let dev = ask("i-0123456789abcdef0").await;
+    let prod = ask("i-0aaaaaaaaaaaaaaa1").await;
+    assert!(dev.duration_from_policy);
+
+    // Act
+    let dev = evaluate(&DEV_NODES, dev.request_id).await;
+    let prod = evaluate(&PROD_NODES, prod.request_id).await;
+    let key = key();
+    let deps = approvals(&world.store, &key, &NO_ADMINISTRATORS);
+    let prod = approve::decide_as_caller(&deps, &ARN_LEAD, prod.request_id.as_str(), Verdict::Approve, b"", now)
+        .await
+        .unwrap();
+    let granted = lifecycle::grant(&world.deps(&settings), &dev.request_id, None, now).await.unwrap().request;
+
+    // Assert: the auto-approval window and the manual maximum, sealed as such (the grant
+    // checks the seal), never the placeholder.
+    assert_eq!((dev.status, dev.duration_minutes.get()), (RequestStatus::Approved, 45), "{:?}", dev.decision);
+    assert_eq!((prod.status, prod.duration_minutes.get()), (RequestStatus::Approved, 240));
+    assert_eq!(granted.grant.unwrap().deadline, dev.approved_at.unwrap() + Duration::minutes(45));
 }

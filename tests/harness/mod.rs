@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 
 use jit_cli::emulator::Emulator;
 
+pub mod moto_sfn;
+
 static EMULATOR: OnceLock<Result<Emulator, String>> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

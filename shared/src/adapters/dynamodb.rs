@@ -125,6 +125,7 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
         ("nodeId".into(), s(r.node_id.as_str())),
         ("reason".into(), s(r.reason.as_str())),
         ("durationMinutes".into(), n(r.duration_minutes.get())),
+        ("durationFromPolicy".into(), AttributeValue::Bool(r.duration_from_policy)),
         ("status".into(), s(r.status.as_str())),
         ("createdAt".into(), s(ts(&r.created_at))),
         ("updatedAt".into(), s(ts(&r.updated_at))),
@@ -181,6 +182,7 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         node_id: get_s(item, "nodeId")?.to_owned().try_into().map_err(|_| bad("nodeId"))?,
         reason: get_s(item, "reason")?.to_owned().try_into().map_err(|_| bad("reason"))?,
         duration_minutes: get_n(item, "durationMinutes")?.try_into().map_err(|_| bad("durationMinutes"))?,
+        duration_from_policy: item.get("durationFromPolicy").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         status: get_s(item, "status")?.parse().map_err(|_| bad("status"))?,
         created_at: get_time(item, "createdAt")?,
         updated_at: get_time(item, "updatedAt")?,
@@ -411,6 +413,10 @@ impl DynamoStore {
             });
         }
         let mut set = "SET #status = :to, #version = :next, updatedAt = :at".to_owned();
+        if let Some(duration) = t.duration {
+            set.push_str(", #duration = :decided_duration");
+            update = update.expression_attribute_values(":decided_duration", n(duration.get()));
+        }
         if let Some(d) = &t.decision {
             set.push_str(", decision = :decision");
             update = update.expression_attribute_values(":decision", s(decision_json(d)?));

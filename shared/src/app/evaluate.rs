@@ -188,7 +188,10 @@ async fn decide_and_store(
             format!("node {} does not exist or is not visible to jit-node-access", request.node_id),
             now,
         ),
-        (Ok(principal), Ok(node)) => deps.policies.decide(&principal, &node, request.duration_minutes, now),
+        (Ok(principal), Ok(node)) => {
+            let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
+            deps.policies.decide_for(&principal, &node, requested, now)
+        }
     };
     store_decision(deps, &request, decision, now).await
 }
@@ -202,18 +205,35 @@ async fn store_decision(
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
     let id = &request.request_id;
+    let grants = matches!(decision.outcome, RequestStatus::Approved | RequestStatus::Pending);
+    let decision = match decision.max_duration_minutes {
+        // Fail closed: a request without a duration never gets the placeholder maximum.
+        None if grants && request.duration_from_policy => unresolvable(
+            "NoDuration",
+            "no duration was asked for and the deciding policy sets none; ask with durationMinutes".into(),
+            now,
+        ),
+        _ => decision,
+    };
     let progress = (decision.outcome == RequestStatus::Pending)
         .then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
-    let approval_seal = match decision.outcome {
-        RequestStatus::Approved => Some(deps.seal.seal(&request.approval_message()).await?),
+    // A request that asked for no duration gets the deciding policy's window or maximum.
+    let duration = match decision.outcome {
+        RequestStatus::Approved | RequestStatus::Pending if request.duration_from_policy => {
+            decision.max_duration_minutes.and_then(|m| crate::domain::ids::DurationMinutes::try_from(m).ok())
+        }
         _ => None,
     };
-    let transition = Transition {
+    let mut transition = Transition {
         progress,
         decision: Some(decision.clone()),
-        approval_seal,
+        duration,
         ..Transition::status_change(request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
+    // The seal covers what is granted: the request as it is once this change is stored.
+    if decision.outcome == RequestStatus::Approved {
+        transition.approval_seal = Some(deps.seal.seal(&transition.after().approval_message()).await?);
+    }
     match write(deps.store, &transition).await? {
         Attempt::Done(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");

@@ -36,7 +36,8 @@ pub struct SubmitDeps<'a> {
 pub struct NewRequest {
     pub node_id: NodeId,
     pub reason: Reason,
-    pub duration_minutes: DurationMinutes,
+    /// `None`: the deciding policy's window (auto-approval) or maximum (manual) applies.
+    pub duration_minutes: Option<DurationMinutes>,
 }
 
 impl NewRequest {
@@ -71,24 +72,25 @@ impl NewRequest {
         let node_id = NodeId::try_from(string("nodeId")?)?;
         let reason = Reason::try_from(string("reason")?)?;
         let duration = match map.get("durationMinutes") {
-            None | Some(serde_json::Value::Null) => {
-                return Err(FieldError::new("durationMinutes", "MissingField", "is required"))
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n)) => {
+                Some(n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+                    FieldError::new(
+                        "durationMinutes",
+                        "InvalidDuration",
+                        "must be a whole number of minutes from 1 to 20160 (336 hours)",
+                    )
+                })?)
             }
-            Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
-                FieldError::new(
-                    "durationMinutes",
-                    "InvalidDuration",
-                    "must be a whole number of minutes from 1 to 20160 (336 hours)",
-                )
-            })?,
             Some(_) => return Err(FieldError::new("durationMinutes", "InvalidType", "must be a number")),
         };
-        Ok(Self { node_id, reason, duration_minutes: DurationMinutes::try_from(duration)? })
+        Ok(Self { node_id, reason, duration_minutes: duration.map(DurationMinutes::try_from).transpose()? })
     }
 
     /// Hash of the normalized body: two bodies that mean the same request hash the same.
     pub fn fingerprint(&self) -> String {
-        let canonical = serde_json::json!([self.node_id.as_str(), self.reason.as_str(), self.duration_minutes.get()]);
+        let canonical =
+            serde_json::json!([self.node_id.as_str(), self.reason.as_str(), self.duration_minutes.map(|d| d.get())]);
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 }
@@ -117,7 +119,8 @@ pub async fn submit(
         requester: caller.clone(),
         node_id: new.node_id.clone(),
         reason: new.reason.clone(),
-        duration_minutes: new.duration_minutes,
+        duration_minutes: new.duration_minutes.unwrap_or(DurationMinutes::MAX),
+        duration_from_policy: new.duration_minutes.is_none(),
         status: RequestStatus::Submitted,
         created_at: now,
         updated_at: now,
@@ -251,7 +254,6 @@ mod tests {
             ("[1]", "body"),
             (r#"{"reason":"x","durationMinutes":5}"#, "nodeId"),
             (r#"{"nodeId":"i-0123abcd","durationMinutes":5}"#, "reason"),
-            (r#"{"nodeId":"i-0123abcd","reason":"x"}"#, "durationMinutes"),
             (r#"{"nodeId":"host1","reason":"x","durationMinutes":5}"#, "nodeId"),
             (r#"{"nodeId":"i-0123abcd","reason":"   ","durationMinutes":5}"#, "reason"),
             (r#"{"nodeId":"i-0123abcd","reason":"x","durationMinutes":0}"#, "durationMinutes"),
@@ -267,6 +269,16 @@ mod tests {
             assert_eq!(err.field, *field, "{body}: {err:?}");
         }
         assert_eq!(NewRequest::parse(&vec![b' '; MAX_BODY_BYTES + 1]).unwrap_err().field, "body");
+    }
+
+    #[test]
+    fn a_body_without_a_duration_leaves_it_to_the_deciding_policy() {
+        let without = NewRequest::parse(br#"{"nodeId":"i-0123abcd","reason":"x"}"#).unwrap();
+        let null = NewRequest::parse(br#"{"nodeId":"i-0123abcd","reason":"x","durationMinutes":null}"#).unwrap();
+        let with = NewRequest::parse(br#"{"nodeId":"i-0123abcd","reason":"x","durationMinutes":60}"#).unwrap();
+        assert_eq!(without.duration_minutes, None);
+        assert_eq!(without.fingerprint(), null.fingerprint());
+        assert_ne!(without.fingerprint(), with.fingerprint());
     }
 
     #[test]

@@ -152,6 +152,7 @@ mod tests {
             node_id: "i-0123456789abcdef0".to_owned().try_into().unwrap(),
             reason: "test".to_owned().try_into().unwrap(),
             duration_minutes: 30.try_into().unwrap(),
+            duration_from_policy: false,
             status: RequestStatus::Pending,
             created_at: now,
             updated_at: now,

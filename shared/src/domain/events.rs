@@ -53,6 +53,9 @@ pub struct StatusEvent {
     pub node_id: NodeId,
     pub reason: String,
     pub duration_minutes: u32,
+    /// No duration was asked for (`AccessRequest::duration_from_policy`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duration_from_policy: bool,
     /// Who made the change: a principal ARN or `system:<component>`.
     pub actor: String,
     pub at: DateTime<Utc>,
@@ -90,6 +93,7 @@ impl StatusEvent {
             node_id: request.node_id.clone(),
             reason: request.reason.as_str().to_owned(),
             duration_minutes: request.duration_minutes.get(),
+            duration_from_policy: request.duration_from_policy,
             actor: actor.to_owned(),
             at: request.updated_at,
             version: request.version,
@@ -140,6 +144,7 @@ impl StatusEvent {
             node_id: self.node_id.clone(),
             reason: self.reason.clone().try_into().ok()?,
             duration_minutes: self.duration_minutes.try_into().ok()?,
+            duration_from_policy: self.duration_from_policy,
             status: self.status,
             created_at: self.at,
             updated_at: self.at,

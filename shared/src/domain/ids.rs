@@ -270,6 +270,9 @@ impl From<Reason> for String {
 pub struct DurationMinutes(u32);
 
 impl DurationMinutes {
+    /// The longest any request may last.
+    pub const MAX: Self = Self(MAX_DURATION_MINUTES);
+
     pub fn get(self) -> u32 {
         self.0
     }

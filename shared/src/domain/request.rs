@@ -19,7 +19,14 @@ pub struct AccessRequest {
     pub requester: CallerArn,
     pub node_id: NodeId,
     pub reason: Reason,
+    /// How long access lasts once approved. When the requester asked for no duration
+    /// (`duration_from_policy`), the decision sets it to the deciding policy's auto-approval
+    /// window or manual maximum; until then it holds the longest any request may last.
     pub duration_minutes: DurationMinutes,
+    /// No duration was asked for: the deciding policy's window or maximum applies, as in AWS
+    /// JITNA (whose requests carry no duration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duration_from_policy: bool,
     pub status: RequestStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -33,6 +33,9 @@ pub struct Transition {
     pub credentials: Option<CredentialsIssue>,
     /// The seal of the approval this change makes (`AccessRequest::approval_seal`).
     pub approval_seal: Option<String>,
+    /// The duration the decision sets on a request that asked for none
+    /// (`AccessRequest::duration_from_policy`); only when leaving `Submitted`.
+    pub duration: Option<crate::domain::ids::DurationMinutes>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -59,6 +62,7 @@ impl Transition {
             grant: None,
             credentials: None,
             approval_seal: None,
+            duration: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -87,6 +91,10 @@ impl Transition {
     /// status graph.
     pub fn check(&self) -> Result<(), TransitionError> {
         let from = self.from();
+        if self.duration.is_some() && (from != RequestStatus::Submitted || !self.basis.duration_from_policy) {
+            // Only the decision sets a duration, and only on a request that asked for none.
+            return Err(TransitionError { from, to: self.to });
+        }
         let approval_in_place = from == RequestStatus::Pending && self.approval.is_some();
         let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {
@@ -119,6 +127,7 @@ impl Transition {
                 None => b.credentials.clone(),
             },
             approval_seal: self.approval_seal.clone().or_else(|| b.approval_seal.clone()),
+            duration_minutes: self.duration.unwrap_or(b.duration_minutes),
             ..b.clone()
         }
     }

@@ -182,6 +182,19 @@ impl PolicySet {
         duration: DurationMinutes,
         now: DateTime<Utc>,
     ) -> Decision {
+        self.decide_for(principal, node, Some(duration), now)
+    }
+
+    /// `decide`, for a request that may ask for no duration (`None`): it is never refused for
+    /// its length, and gets the auto-approval window or the manual policy's maximum
+    /// (`Decision::max_duration_minutes`).
+    pub fn decide_for(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        requested: Option<DurationMinutes>,
+        now: DateTime<Utc>,
+    ) -> Decision {
         let auto = self.auto_stage(principal, node);
         let mut notes: Vec<String> = auto
             .errors
@@ -200,7 +213,8 @@ impl PolicySet {
                 })
                 .min()
                 .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES);
-            if duration.get() > window {
+            let asked = requested.map_or(window, DurationMinutes::get);
+            if asked > window {
                 return Decision {
                     outcome: RequestStatus::Failed,
                     rule: DecisionRule::DurationExceedsMaximum,
@@ -208,8 +222,7 @@ impl PolicySet {
                     deny_policy_ids: vec![],
                     failure_code: Some("DurationExceedsMaximum".into()),
                     message: format!(
-                        "requested {} minutes, but auto-approval allows at most {window} minutes; ask for {window} minutes or less",
-                        duration.get()
+                        "requested {asked} minutes, but auto-approval allows at most {window} minutes; ask for {window} minutes or less"
                     ),
                     max_duration_minutes: Some(window),
                     approval_plan: None,
@@ -218,7 +231,15 @@ impl PolicySet {
                     decided_at: now,
                 };
             }
-            notes.insert(0, format!("auto-approved for {} minutes", duration.get()));
+            notes.insert(
+                0,
+                match requested {
+                    Some(_) => format!("auto-approved for {asked} minutes"),
+                    None => {
+                        format!("auto-approved for {asked} minutes (the policy's window: no duration was asked for)")
+                    }
+                },
+            );
             return Decision {
                 outcome: RequestStatus::Approved,
                 rule: DecisionRule::AutoApproval,
@@ -285,7 +306,7 @@ impl PolicySet {
                 return failed(DecisionRule::PolicyConflict, "PolicyConflict", ids, notes.join("; "), None);
             }
         };
-        if duration.get() > policy.max_duration_minutes {
+        if let Some(duration) = requested.filter(|d| d.get() > policy.max_duration_minutes) {
             let max = policy.max_duration_minutes;
             return failed(
                 DecisionRule::DurationExceedsMaximum,
