@@ -350,7 +350,14 @@ async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_
         *issuer.at.lock().unwrap() = Some(now);
         let recorded = w.granted_by(Some(EXECUTION)).await;
         let id = recorded.request_id.clone();
-        let creds = CredentialsDeps { store: &w.store, issuer: &issuer, settings: &w.settings, seal: &*SEAL };
+        let creds = CredentialsDeps {
+            store: &w.store,
+            issuer: &issuer,
+            settings: &w.settings,
+            seal: &*SEAL,
+            directory: &w.directory,
+            people: &jit_shared::policy::contacts::People::default(),
+        };
         credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
         let recorded = w.store.get(&id).await.unwrap().unwrap();
         let deps = w.lifecycle();

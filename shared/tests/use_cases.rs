@@ -519,7 +519,14 @@ async fn credentials_go_only_to_the_requester_of_an_approved_request_before_its_
     let issuer = MemoryIssuer::default();
     *issuer.at.lock().unwrap() = Some(now);
     let settings = credentials_settings();
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+    let deps = CredentialsDeps {
+        store: &store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let id = approved.request_id.to_string();
     /// What happens: issued, or refused with this status and code.
@@ -574,7 +581,14 @@ async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_last
     let store = MemoryStore::default();
     let issuer = MemoryIssuer::default();
     let settings = credentials_settings();
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+    let deps = CredentialsDeps {
+        store: &store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let deadline = approved.access_deadline();
     let before = store.changes().len();
@@ -622,7 +636,14 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     let granted = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
     assert!(granted.granted);
     assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
-    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+    let cred_deps = CredentialsDeps {
+        store: &world.store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
     credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -739,7 +760,14 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
 
     // Act: the grant is recorded, alice fetches credentials, then an administrator revokes.
     lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
-    let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+    let cred_deps = CredentialsDeps {
+        store: &world.store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
     let issued = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -1087,7 +1115,14 @@ async fn an_approved_item_without_a_valid_seal_grants_nothing_in_either_mode() {
         };
         world.store.transition(&forged).await.unwrap();
         let issuer = MemoryIssuer::default();
-        let cred_deps = CredentialsDeps { store: &world.store, issuer: &issuer, settings: &settings, seal: &*SEAL };
+        let cred_deps = CredentialsDeps {
+            store: &world.store,
+            issuer: &issuer,
+            settings: &settings,
+            seal: &*SEAL,
+            directory: &Users,
+            people: &NO_PEOPLE,
+        };
 
         // Act
         let fetched = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await;
@@ -1693,4 +1728,52 @@ async fn a_request_without_a_duration_lasts_the_deciding_policys_window_or_maxim
     assert_eq!((dev.status, dev.duration_minutes.get()), (RequestStatus::Approved, 45), "{:?}", dev.decision);
     assert_eq!((prod.status, prod.duration_minutes.get()), (RequestStatus::Approved, 240));
     assert_eq!(granted.grant.unwrap().deadline, dev.approved_at.unwrap() + Duration::minutes(45));
+}
+
+#[tokio::test]
+async fn credentials_name_the_person_as_source_identity_and_a_shared_role_as_itself_not_a_session_name() {
+    // Arrange: credentials mode; in this directory no role pins its session names, and
+    // contacts.yaml says Identity Center user carol is also IAM user carol.smith.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let issuer = MemoryIssuer::default();
+    let settings = credentials_settings();
+    let contacts = jit_shared::policy::contacts::parse_contacts(
+        "contacts:\n  - identityCenterUser: carol\n    email: carol@example.com\n    sameAs:\n      - iamUser: carol.smith\n",
+    )
+    .unwrap();
+    let people = jit_shared::policy::contacts::People::from_contacts(&contacts);
+    let deps = CredentialsDeps {
+        store: &store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &people,
+    };
+    let intake =
+        SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let cases = [
+        ("arn:aws:sts::123456789012:assumed-role/OnCall/alice", "role=OnCall"),
+        ("arn:aws:iam::123456789012:user/carol.smith", "carol"),
+        ("arn:aws:iam::123456789012:user/bob", "bob"),
+    ];
+    for (requester, source_identity) in cases {
+        let caller = CallerArn::try_from(requester.to_owned()).unwrap();
+        let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+        let submitted = submit::submit(&intake, &caller, body, None, now).await.unwrap().request;
+        let approve = Transition {
+            decision: Some(decision(RequestStatus::Approved, None, now)),
+            approval_seal: sealed_if_approved(&submitted, RequestStatus::Approved),
+            ..Transition::status_change(&submitted, RequestStatus::Approved, "system:evaluator", "decided", now)
+        };
+        store.transition(&approve).await.unwrap();
+
+        // Act
+        credentials::issue(&deps, &caller, submitted.request_id.as_str(), now).await.unwrap();
+
+        // Assert
+        let spec = issuer.issued.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(spec.source_identity, source_identity, "{requester}");
+    }
 }

@@ -155,7 +155,14 @@ impl Adapters {
         }
     }
     fn credentials(&self) -> CredentialsDeps<'_> {
-        CredentialsDeps { store: &self.store, issuer: &self.issuer, settings: &self.grant_settings, seal: &self.seal }
+        CredentialsDeps {
+            store: &self.store,
+            issuer: &self.issuer,
+            settings: &self.grant_settings,
+            seal: &self.seal,
+            directory: &self.principals,
+            people: &self.people,
+        }
     }
     fn evaluation(&self) -> EvaluationDeps<'_> {
         EvaluationDeps {

@@ -8,6 +8,10 @@ use jit_shared::app::credentials::CredentialsDeps;
 use jit_shared::config::{grant_settings, StackConfig};
 use lambda_http::{run, service_fn, Error, Request};
 
+mod bundled_policies {
+    include!(concat!(env!("OUT_DIR"), "/bundled_policies.rs"));
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     jit_shared::adapters::logging::init();
@@ -17,7 +21,18 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let issuer = wiring::credential_issuer(&sdk);
     let seal = wiring::approval_seal(&sdk)?;
-    let deps = CredentialsDeps { store: &store, issuer: &issuer, settings: &settings, seal: &seal };
+    // The people directory (contacts.yaml) and the requester's role, for SourceIdentity.
+    let contacts = jit_shared::policy::contacts::contacts_of(&bundled_policies::files())?;
+    let people = jit_shared::policy::contacts::People::from_contacts(&contacts);
+    let directory = wiring::iam_directory(&sdk);
+    let deps = CredentialsDeps {
+        store: &store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &seal,
+        directory: &directory,
+        people: &people,
+    };
     let deps = &deps;
     run(service_fn(move |req: Request| async move {
         let response =

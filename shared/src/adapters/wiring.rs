@@ -25,6 +25,13 @@ pub fn principal_directory(
     }
 }
 
+/// A directory that only reads IAM (users, roles and their trust policies), for a function that
+/// needs whom a requester counts as but never resolves Identity Center users.
+#[cfg(feature = "iam")]
+pub fn iam_directory(sdk: &aws_config::SdkConfig) -> crate::adapters::principals::AwsPrincipalDirectory {
+    crate::adapters::principals::AwsPrincipalDirectory::new(aws_sdk_iam::Client::new(sdk))
+}
+
 #[cfg(feature = "dynamodb")]
 pub fn store(sdk: &aws_config::SdkConfig, stack: &StackConfig) -> crate::adapters::dynamodb::DynamoStore {
     crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &stack.table_name)

@@ -22,6 +22,10 @@ pub struct CredentialsDeps<'a> {
     pub settings: &'a GrantSettings,
     /// Checks the approval's seal before anything is issued (`ApprovalSeal`).
     pub seal: &'a dyn crate::ports::ApprovalSeal,
+    /// Whom the requester counts as, for the credentials' `SourceIdentity`: whether a role pins
+    /// its session names (`role_trust`, one cached `GetRole`), and the people directory.
+    pub directory: &'a dyn crate::ports::PrincipalDirectory,
+    pub people: &'a crate::policy::contacts::People,
 }
 
 /// What the requester receives.
@@ -71,7 +75,8 @@ pub async fn issue(
         return Err(ServiceError::Forbidden(crate::app::common::UNSEALED_APPROVAL.to_owned()));
     }
     let deadline = request.access_deadline();
-    let spec = credentials::spec(deps.settings, &request, &deadline, now).map_err(|e| match e {
+    let person = crate::app::common::caller_counted_as(deps.directory, deps.people, &request.requester).await?;
+    let spec = credentials::spec(deps.settings, &request, &person, &deadline, now).map_err(|e| match e {
         CredentialsRefusal::AccessEnded(_) => ServiceError::Conflict {
             code: "AccessEnded",
             message: format!("the request's access {e}; request access again"),

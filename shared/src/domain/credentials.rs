@@ -12,7 +12,6 @@ use serde_json::json;
 
 use crate::domain::grant::{deadline_text, document_arn, node_arn, GrantSettings};
 use crate::domain::ids::RequestId;
-use crate::domain::principal::{CallerArn, CallerKind};
 use crate::domain::request::AccessRequest;
 
 /// Role chaining (a Lambda's role assuming another) caps a session at one hour.
@@ -55,17 +54,23 @@ pub fn session_caller_arn(settings: &GrantSettings, account: &str, request: &Req
     format!("arn:{}:sts::{account}:assumed-role/{}/{request}", settings.partition, settings.session_role_name)
 }
 
-/// `SourceIdentity`: the person, as CloudTrail and Session Manager will name them. STS allows
-/// 2–64 characters of `[\w+=,.@-]`, which IAM user and session names already are (at most 64);
-/// a one-character name gets its account appended.
-pub fn source_identity(requester: &CallerArn) -> String {
-    let name = match requester.kind() {
-        CallerKind::IamUser { name } => name,
-        CallerKind::AssumedRole { session_name, .. } => session_name,
+/// `SourceIdentity`: the person, as CloudTrail and Session Manager will name them, from whom
+/// the requester counts as (`Person::counted_as`, then the people directory): an IAM user or an
+/// Identity Center user by name; a role whose sessions are not pinned to their users by
+/// `role=<role>` (anyone who may assume it could have picked the session name, so the name
+/// proves nothing). STS allows 2–64 characters of `[\w+=,.@-]`: others become `-`, a longer name
+/// is cut, a one-character name gets its account appended.
+pub fn source_identity(person: &str, account: &str) -> String {
+    let name = match person.split_once('#') {
+        Some(("iam-role", role)) => format!("role={role}"),
+        Some(("iam-role-session", role_and_session)) => format!("role={role_and_session}"),
+        Some((_, name)) => name.to_owned(),
+        None => person.to_owned(),
     };
-    let name: String = name.chars().take(64).collect();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+    let name: String = name.chars().map(|c| if allowed(c) { c } else { '-' }).take(64).collect();
     if name.chars().count() < 2 {
-        format!("{name}@{}", requester.account())
+        format!("{name}@{account}").chars().take(64).collect()
     } else {
         name
     }
@@ -145,6 +150,7 @@ pub enum CredentialsRefusal {
 pub fn spec(
     settings: &GrantSettings,
     request: &AccessRequest,
+    person: &str,
     deadline: &DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<CredentialsSpec, CredentialsRefusal> {
@@ -162,7 +168,7 @@ pub fn spec(
     Ok(CredentialsSpec {
         role_arn: session_role_arn(settings, &settings.node_location(&request.node_id).account),
         session_name: request.request_id.to_string(),
-        source_identity: source_identity(&request.requester),
+        source_identity: source_identity(person, request.requester.account()),
         policy,
         duration_seconds,
         tags: vec![(REQUEST_TAG.to_owned(), request.request_id.to_string())],
@@ -249,6 +255,7 @@ mod tests {
     use super::*;
     use crate::domain::grant::{GrantMode, DEFAULT_SESSION_DOCUMENT};
     use crate::domain::ids::NodeId;
+    use crate::domain::principal::CallerArn;
 
     fn settings() -> GrantSettings {
         GrantSettings {
@@ -324,25 +331,34 @@ mod tests {
             ("2026-12-02T08:05:00Z", 900, "2026-12-02T08:05:00Z"),
         ];
         for (deadline, seconds, not_after) in cases {
-            let spec = spec(&settings(), &r, &at(deadline), now).unwrap();
+            let spec = spec(&settings(), &r, "iam-user#operator", &at(deadline), now).unwrap();
             assert_eq!((spec.duration_seconds, spec.not_after), (seconds, at(not_after)), "deadline {deadline}");
         }
-        let ended = spec(&settings(), &r, &now, now).unwrap_err();
+        let ended = spec(&settings(), &r, "iam-user#operator", &now, now).unwrap_err();
         assert!(matches!(ended, CredentialsRefusal::AccessEnded(_)), "{ended}");
     }
 
     #[test]
     fn the_call_names_the_request_the_person_and_the_role_of_the_nodes_account() {
+        // (requester, whom they count as, the source identity)
         let cases = [
-            ("arn:aws:iam::111122223333:user/operator", "operator"),
-            ("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com", "carol@example.com"),
-            ("arn:aws:sts::111122223333:assumed-role/OnCall/alice", "alice"),
-            ("arn:aws:iam::111122223333:user/q", "q@111122223333"),
+            ("arn:aws:iam::111122223333:user/operator", "iam-user#operator", "operator"),
+            (
+                "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Ops_1/carol@example.com",
+                "ic-user#carol@example.com",
+                "carol@example.com",
+            ),
+            // A role that pins session names: the session is the IAM user of that name.
+            ("arn:aws:sts::111122223333:assumed-role/OnCall/alice", "iam-user#alice", "alice"),
+            // One that does not: any of its sessions could be named alice.
+            ("arn:aws:sts::111122223333:assumed-role/Shared/alice", "iam-role#Shared", "role=Shared"),
+            ("arn:aws:iam::111122223333:user/q", "iam-user#q", "q@111122223333"),
+            ("arn:aws:iam::111122223333:user/x", "ic-user#Zoë Smith", "Zo--Smith"),
         ];
-        for (requester, identity) in cases {
+        for (requester, person, identity) in cases {
             let r = in_member_account(request(requester));
-            let spec = spec(&settings(), &r, &(r.updated_at + Duration::hours(2)), r.updated_at).unwrap();
-            assert_eq!(spec.source_identity, identity);
+            let spec = spec(&settings(), &r, person, &(r.updated_at + Duration::hours(2)), r.updated_at).unwrap();
+            assert_eq!(spec.source_identity, identity, "{person}");
             assert_eq!(spec.session_name, r.request_id.as_str());
             assert_eq!(spec.role_arn, "arn:aws:iam::444455556666:role/jit-session");
             assert_eq!(spec.tags, vec![(REQUEST_TAG.to_owned(), r.request_id.to_string())]);
