@@ -122,7 +122,7 @@ class LeastPrivilegeTest(unittest.TestCase):
         self.assertFailsWith(self.check(text), "LifecycleGrantWritePolicy", "iam:PutUserPolicy", 'Resource "*"')
 
     def test_a_dropped_condition_fails(self):
-        text = edit_block(self.template, "LifecycleGrantWritePolicy", r'^\s+"StringEquals": \{"iam:ResourceTag/\$\{EligiblePrincipalTagKey\}": "true"\}\n', "")
+        text = edit_block(self.template, "LifecycleGrantWritePolicy", r'^\s+"StringEquals": \{"aws:ResourceTag/\$\{EligiblePrincipalTagKey\}": "true"\}\n', "")
         self.assertFailsWith(self.check(text), "LifecycleGrantWritePolicy", "iam:PutRolePolicy on Sub:arn:")
 
     def test_a_dropped_deny_fails(self):
