@@ -1777,3 +1777,33 @@ async fn credentials_name_the_person_as_source_identity_and_a_shared_role_as_its
         assert_eq!(spec.source_identity, source_identity, "{requester}");
     }
 }
+
+#[tokio::test]
+async fn the_live_request_limit_leaves_credentials_mode_auto_approvals_alone() {
+    // Arrange: at most 1 live request; alice already holds one; the stack grants credentials.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = auto_and_manual();
+    let settings = credentials_settings();
+    let deps = jit_shared::app::evaluate::EvaluationDeps {
+        store: &store,
+        principals: &Users,
+        nodes: &DEV_NODES,
+        policies: &policies,
+        pending_timeout_minutes: 60,
+        seal: &*SEAL,
+        max_active_requests: 1,
+    };
+    decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
+    let intake =
+        SubmitDeps { store: &store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = br#"{"nodeId": "i-0ccccccccccccccc3", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &arn("alice"), body, None, now).await.unwrap().request;
+
+    // Act
+    jit_shared::app::evaluate::evaluate(&deps, &submitted.request_id, now).await.unwrap();
+
+    // Assert: it holds nothing on any principal and asks no approver, so it is not limited.
+    let decided = store.get(&submitted.request_id).await.unwrap().unwrap();
+    assert_eq!(decided.status, RequestStatus::Approved, "{:?}", decided.decision);
+}

@@ -30,8 +30,9 @@ pub struct EvaluationDeps<'a> {
     /// Seals auto-approvals (`ApprovalSeal`).
     pub seal: &'a dyn crate::ports::ApprovalSeal,
     /// How many live (pending, or approved before their deadline) requests one requester may
-    /// hold; one more is refused (`TooManyActiveRequests`), so nobody fills a shared role's
-    /// inline-policy budget or floods approvers.
+    /// hold; one more that would hold something (an attach-mode grant, or approvers' attention)
+    /// is refused (`TooManyActiveRequests`), so nobody fills a shared role's inline-policy budget
+    /// or floods approvers.
     pub max_active_requests: u32,
 }
 
@@ -170,9 +171,6 @@ async fn decide_and_store(
     request: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
-    if let Some(refusal) = over_active_limit(deps, &request, now).await? {
-        return store_decision(deps, &request, refusal, now).await;
-    }
     let node = deps.nodes.describe(&request.node_id).await;
     let principal = match &node {
         Ok(n) if !deps.policies.needs_principal(&n.tags) => Ok(ResolvedPrincipal::from_arn_only(&request.requester)),
@@ -192,6 +190,18 @@ async fn decide_and_store(
             let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
             deps.policies.decide_for(&principal, &node, requested, now)
         }
+    };
+    // The limit protects what a live request holds: an inline policy on a principal (attach
+    // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
+    // credentials-mode auto-approval holds neither, so it costs no extra read.
+    let limited = match decision.outcome {
+        RequestStatus::Pending => true,
+        RequestStatus::Approved => request.grant_mode == crate::domain::grant::GrantMode::Attach,
+        _ => false,
+    };
+    let decision = match limited {
+        true => over_active_limit(deps, &request, now).await?.unwrap_or(decision),
+        false => decision,
     };
     store_decision(deps, &request, decision, now).await
 }
