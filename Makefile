@@ -26,7 +26,7 @@ SAM_OFFLINE_ENV := SAM_CLI_TELEMETRY=0 AWS_REGION=us-east-1 AWS_DEFAULT_REGION=u
 # a plain one afterwards; `make deploy GUIDED=1` forces the guided one.
 DEPLOY_MARKER := .aws-sam/.deployed
 
-.PHONY: iam-lint help venv sam-tools lambda-tools bench test test-unit test-integration lint asl-validate policy-validate least-privilege sam-validate build sam-build deploy dev demo clean
+.PHONY: browser selenium iam-lint help venv sam-tools lambda-tools bench chaos test test-unit test-integration lint asl-validate policy-validate least-privilege sam-validate build sam-build deploy dev demo clean
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
@@ -34,6 +34,7 @@ help:
 	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator, sam validate"
 	@echo "make build   - arm64 Lambda zips, one per function: target/lambda/<function>/bootstrap.zip"
 	@echo "make bench   - one table: Cedar decision time, cold start and RSS vs Python boto3, zip sizes, API calls and cost per lifecycle, end-to-end time"
+	@echo "make chaos   - the fault campaign: faults at every external call of grant, revoke, expire and sweep; one table (docs/reliability.md)"
 	@echo "make deploy  - sam build + sam deploy (guided the first time); needs AWS credentials"
 
 # The emulator and linters, pinned, in a project-local venv. Idempotent: re-runs only when the
@@ -150,6 +151,19 @@ bench: venv build
 		target/release/bench-zips target/lambda $(LAMBDA_FUNCTIONS) && \
 		JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server target/release/bench-lifecycle; \
 	} | tee $(BENCH_OUT)
+
+# The fault campaign of docs/reliability.md (shared/tests/chaos.rs): every external call of
+# grant, revoke, expire and the sweep failed once, always, or right after its effect, then
+# CHAOS_CASES random combinations of two or three faults; prints the call census and the table
+# (also written to $(CHAOS_OUT)). `make test` runs the same test bounded (debug, 1,000
+# combinations). The first run compiles the release test binary (about 6 minutes on 2 cores).
+CHAOS_CASES ?= 200000
+CHAOS_SEED ?= 17
+CHAOS_OUT := target/chaos/results.md
+
+chaos:
+	JIT_CHAOS_CASES=$(CHAOS_CASES) JIT_CHAOS_SEED=$(CHAOS_SEED) JIT_CHAOS_OUT=$(abspath $(CHAOS_OUT)) \
+		$(CARGO) test -p jit-shared --test chaos --release -- --nocapture
 
 # What `sam deploy` uploads: .aws-sam/build, one bootstrap per function.
 sam-build: sam-tools lambda-tools

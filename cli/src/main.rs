@@ -70,6 +70,13 @@ enum PolicyCommand {
         /// Requested duration in minutes.
         #[arg(long, default_value_t = 60)]
         duration: u32,
+        /// Decide as at this instant (RFC 3339, e.g. 2026-12-02T03:00:00Z) instead of now: what
+        /// `context.requestTime` and `context.local` see.
+        #[arg(long)]
+        at: Option<String>,
+        /// The time zone of `context.local` (the stack's PolicyTimeZone; an IANA name).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
         /// Print the decision record as JSON.
         #[arg(long)]
         json: bool,
@@ -108,6 +115,8 @@ fn main() -> ExitCode {
                     node,
                     tags,
                     duration,
+                    at,
+                    time_zone,
                     json,
                 },
         } => {
@@ -119,6 +128,8 @@ fn main() -> ExitCode {
                 node_id: node,
                 node_tags: tags,
                 duration_minutes: duration,
+                at,
+                time_zone,
             };
             match policy_cmds::explain(&policies, &input) {
                 Ok(d) if json => {

@@ -50,6 +50,10 @@ pub struct ExplainInput {
     pub node_id: String,
     pub node_tags: Vec<(String, String)>,
     pub duration_minutes: u32,
+    /// The instant to decide at (RFC 3339); `None`: now.
+    pub at: Option<String>,
+    /// The IANA time zone of `context.local`; empty: UTC.
+    pub time_zone: String,
 }
 
 pub fn parse_pair(raw: &str) -> Result<(String, String), String> {
@@ -101,7 +105,17 @@ fn principal_of(input: &ExplainInput) -> Result<ResolvedPrincipal, String> {
 }
 
 pub fn explain(dir: &Path, input: &ExplainInput) -> Result<Decision, String> {
-    let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?;
+    let zone = match input.time_zone.trim() {
+        "" => jit_shared::policy::local_time::PolicyTimeZone::default(),
+        name => jit_shared::policy::local_time::PolicyTimeZone::named(name).map_err(|e| format!("--time-zone: {e}"))?,
+    };
+    let at = match &input.at {
+        None => jit_shared::now(),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("--at: '{text}' is not an RFC 3339 instant such as 2026-12-02T03:00:00Z ({e})"))?,
+    };
+    let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?.with_time_zone(zone);
     let principal = principal_of(input)?;
     let node_id = NodeId::try_from(input.node_id.clone()).map_err(|e| format!("--node: {}", e.message))?;
     // A bare instance id is in the stack's account: the principal's, when its ARN names one.
@@ -113,7 +127,7 @@ pub fn explain(dir: &Path, input: &ExplainInput) -> Result<Decision, String> {
     let node = NodeInfo { location: node_id.resolve(&home), node_id, tags: input.node_tags.iter().cloned().collect() };
     let duration =
         DurationMinutes::try_from(input.duration_minutes).map_err(|e| format!("--duration: {}", e.message))?;
-    Ok(set.decide(&principal, &node, duration, jit_shared::now()))
+    Ok(set.decide(&principal, &node, duration, at))
 }
 
 pub fn render_decision(d: &Decision) -> String {

@@ -109,6 +109,16 @@ pub fn max_active_requests() -> Result<u32, ConfigError> {
     }
 }
 
+/// The time zone policies read `context.local` in (`JIT_POLICY_TIME_ZONE`, an IANA name;
+/// default UTC).
+pub fn policy_time_zone() -> Result<crate::policy::local_time::PolicyTimeZone, ConfigError> {
+    match optional("JIT_POLICY_TIME_ZONE") {
+        None => Ok(crate::policy::local_time::PolicyTimeZone::default()),
+        Some(v) => crate::policy::local_time::PolicyTimeZone::named(&v)
+            .map_err(|problem| ConfigError { name: "JIT_POLICY_TIME_ZONE", problem }),
+    }
+}
+
 /// The SSM SecureString holding the mail-link signing key (`JIT_SIGNING_KEY_PARAMETER`).
 pub fn signing_key_parameter() -> Result<String, ConfigError> {
     required("JIT_SIGNING_KEY_PARAMETER")

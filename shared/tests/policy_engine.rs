@@ -616,3 +616,45 @@ fn manual_policies_overlap_only_where_their_accounts_do() {
         assert!(err.contains("a.yaml:2") && err.contains("accounts"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn an_auto_approval_for_business_hours_holds_at_ten_and_not_at_three_in_the_policy_time_zone() {
+    // Arrange: development nodes are auto-approved on weekdays from 09:00 to 18:00, Berlin time;
+    // otherwise the manual default policy applies.
+    let business_hours = r#"@id("dev-business-hours")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when {
+    resource.hasTag("Environment") && resource.getTag("Environment") == "Development" &&
+    context.local.hour >= 9 && context.local.hour < 18 &&
+    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"].contains(context.local.weekday) &&
+    context.requestTime > datetime("2026-01-01")
+};
+"#;
+    let set = PolicySet::from_files(&[
+        file("hours.cedar", business_hours),
+        file("default.yaml", &manual("default", "{allNodes: true}", 30)),
+    ])
+    .unwrap()
+    .with_time_zone(jit_shared::policy::local_time::PolicyTimeZone::named("Europe/Berlin").unwrap());
+    let dev = node("i-0123456789abcdef0", &[("Environment", "Development")]);
+    let alice = iam_user("alice", &[], &[]);
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    // (instant, outcome): Wednesday 2 December 2026; Berlin is UTC+1 in winter.
+    let cases = [
+        ("2026-12-02T09:00:00Z", RequestStatus::Approved), // 10:00 in Berlin
+        ("2026-12-02T02:00:00Z", RequestStatus::Pending),  // 03:00
+        ("2026-12-02T16:59:00Z", RequestStatus::Approved), // 17:59
+        ("2026-12-02T17:00:00Z", RequestStatus::Pending),  // 18:00
+        ("2026-12-05T09:00:00Z", RequestStatus::Pending),  // Saturday 10:00
+        ("2025-12-03T09:00:00Z", RequestStatus::Pending),  // before the policy's first day
+    ];
+    for (instant, outcome) in cases {
+        // Act
+        let d = set.decide(&alice, &dev, minutes(30), at(instant));
+        // Assert
+        assert_eq!(d.outcome, outcome, "{instant}: {}", d.message);
+        if outcome == RequestStatus::Approved {
+            assert_eq!(d.deciding_policy_ids, ["dev-business-hours"], "{instant}");
+        }
+    }
+}

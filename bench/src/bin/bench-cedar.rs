@@ -104,9 +104,9 @@ fn main() {
         command,
     );
     let whole = big.whole_set().unwrap();
-    assert!(whole.is_allowed(&principal, &node).unwrap(), "plain Cedar allows too");
+    assert!(whole.is_allowed(&principal, &node, now).unwrap(), "plain Cedar allows too");
     let plain = timed(50, || {
-        std::hint::black_box(whole.is_allowed(std::hint::black_box(&principal), &node).unwrap());
+        std::hint::black_box(whole.is_allowed(std::hint::black_box(&principal), &node, now).unwrap());
     });
     let plain_median = micros(&plain, 0.5);
     let speedup = plain_median / at_10k;

@@ -64,6 +64,9 @@ pub struct DevArgs {
     /// How long a request may wait for approvals, in minutes.
     #[arg(long, default_value_t = jit_shared::domain::approval::DEFAULT_PENDING_TIMEOUT_MINUTES)]
     pub pending_timeout_minutes: u32,
+    /// The time zone policies read `context.local` in (the stack's PolicyTimeZone; an IANA name).
+    #[arg(long, default_value = "UTC")]
+    pub policy_time_zone: String,
     /// Live requests one requester may hold at once (the stack's MaxActiveRequestsPerRequester).
     #[arg(long, default_value_t = jit_shared::config::DEFAULT_MAX_ACTIVE_REQUESTS,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -823,7 +826,9 @@ async fn dev(args: DevArgs) -> Result<(), String> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let policies = PolicySet::load_dir(&args.policies).map_err(|e| e.to_string())?;
+    let zone = jit_shared::policy::local_time::PolicyTimeZone::named(&args.policy_time_zone)
+        .map_err(|e| format!("--policy-time-zone: {e}"))?;
+    let policies = PolicySet::load_dir(&args.policies).map_err(|e| e.to_string())?.with_time_zone(zone);
     let seed_text = std::fs::read_to_string(&args.seed).map_err(|e| format!("reading {}: {e}", args.seed.display()))?;
     let seed = seed::parse(&args.seed.display().to_string(), &seed_text)?;
     println!("starting the AWS emulator (moto) on 127.0.0.1 ...");

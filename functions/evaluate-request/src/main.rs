@@ -18,7 +18,8 @@ async fn main() -> Result<(), Error> {
     let stack = StackConfig::from_env()?;
     let pending_timeout_minutes = pending_timeout_minutes()?;
     // Validated once per cold start; an invalid set stops the function before it decides anything.
-    let policies = PolicySet::from_files(&bundled_policies::files())?;
+    let policies =
+        PolicySet::from_files(&bundled_policies::files())?.with_time_zone(jit_shared::config::policy_time_zone()?);
     let sdk = sdk_config(&stack.region).await;
     let store = wiring::store(&sdk, &stack);
     let principals = wiring::principal_directory(&sdk, &stack);

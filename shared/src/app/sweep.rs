@@ -15,7 +15,9 @@ use serde::Serialize;
 use crate::app::approve::expire_one;
 use crate::app::common::{write, Attempt};
 use crate::app::error::ServiceError;
-use crate::app::lifecycle::{attached_to, deadline_of, end_remaining, teardown, LifecycleDeps, TeardownOutput};
+use crate::app::lifecycle::{
+    attached_to, deadline_of, end_remaining, teardown, teardown_request, LifecycleDeps, TeardownOutput,
+};
 use crate::domain::credentials;
 use crate::domain::grant;
 use crate::domain::ids::RequestId;
@@ -123,15 +125,20 @@ async fn restart_one(
         report.restarted.push(id.to_string());
         return Ok(());
     }
-    let change = Transition::status_change(
-        &request,
+    // "Nothing granted" is only what the table says: a Grant task may have put the policy (or
+    // the requester fetched credentials and opened a session) and then failed to record it. So
+    // this ends access like any expiry, policy and sessions first, before the request is Failed.
+    let ended = teardown_request(
+        deps,
+        request,
         RequestStatus::Failed,
         SWEEPER_ACTOR,
-        "the access window ended before access was granted (its lifecycle never started)",
+        "the access window ended before the grant was recorded (its lifecycle never completed)",
         now,
-    );
-    if let Attempt::Done(_) = write(deps.store, &change).await? {
-        tracing::warn!(request_id = %id, "approved, but its window ended with nothing granted: Failed");
+    )
+    .await?;
+    if ended.status == RequestStatus::Failed {
+        tracing::warn!(request_id = %id, detached = ended.detached, sessions = ended.terminated_sessions.len(), "approved, but its window ended without a recorded grant: access ended, Failed");
         report.failed.push(id.to_string());
     }
     Ok(())

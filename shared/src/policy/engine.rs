@@ -45,6 +45,7 @@ fn cedar_request(
     set: &PolicySet,
     principal: &ResolvedPrincipal,
     node: &NodeInfo,
+    now: DateTime<Utc>,
 ) -> Result<(Request, Entities), String> {
     let mut entities = Vec::new();
     let (principal_uid, attrs) = match &principal.identity {
@@ -99,14 +100,31 @@ fn cedar_request(
     );
 
     let action = uid("AWS::SSM::Action", ACTION_ID)?;
-    let context = Context::from_pairs([(
-        "iam".to_owned(),
-        RestrictedExpression::new_record([(
-            "principalTags".to_owned(),
-            RestrictedExpression::new_entity_uid(tags_uid),
-        )])
-        .map_err(|e| e.to_string())?,
-    )])
+    let local = set.time_zone.local(now);
+    let context = Context::from_pairs([
+        (
+            "iam".to_owned(),
+            RestrictedExpression::new_record([(
+                "principalTags".to_owned(),
+                RestrictedExpression::new_entity_uid(tags_uid),
+            )])
+            .map_err(|e| e.to_string())?,
+        ),
+        (
+            "requestTime".to_owned(),
+            RestrictedExpression::new_datetime(now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        ),
+        (
+            "local".to_owned(),
+            RestrictedExpression::new_record([
+                ("weekday".to_owned(), RestrictedExpression::new_string(local.weekday.to_owned())),
+                ("hour".to_owned(), RestrictedExpression::new_long(local.hour.into())),
+                ("minute".to_owned(), RestrictedExpression::new_long(local.minute.into())),
+                ("timeZone".to_owned(), RestrictedExpression::new_string(set.time_zone.name().to_owned())),
+            ])
+            .map_err(|e| e.to_string())?,
+        ),
+    ])
     .map_err(|e| e.to_string())?;
     let schema = set.schema.as_ref();
     let request =
@@ -125,8 +143,8 @@ struct AutoStage {
 }
 
 impl PolicySet {
-    fn auto_stage(&self, principal: &ResolvedPrincipal, node: &NodeInfo) -> AutoStage {
-        let (request, entities) = match cedar_request(self, principal, node) {
+    fn auto_stage(&self, principal: &ResolvedPrincipal, node: &NodeInfo, now: DateTime<Utc>) -> AutoStage {
+        let (request, entities) = match cedar_request(self, principal, node, now) {
             Ok(x) => x,
             Err(e) => {
                 return AutoStage {
@@ -195,7 +213,7 @@ impl PolicySet {
         requested: Option<DurationMinutes>,
         now: DateTime<Utc>,
     ) -> Decision {
-        let auto = self.auto_stage(principal, node);
+        let auto = self.auto_stage(principal, node, now);
         let mut notes: Vec<String> = auto
             .errors
             .iter()
@@ -345,8 +363,13 @@ pub struct WholeSet<'a> {
 
 impl WholeSet<'_> {
     /// Cedar's decision over every statement: true when a permit holds and no forbid does.
-    pub fn is_allowed(&self, principal: &ResolvedPrincipal, node: &NodeInfo) -> Result<bool, String> {
-        let (request, entities) = cedar_request(self.set, principal, node)?;
+    pub fn is_allowed(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        now: DateTime<Utc>,
+    ) -> Result<bool, String> {
+        let (request, entities) = cedar_request(self.set, principal, node, now)?;
         let response = Authorizer::new().is_authorized(&request, &self.whole, &entities);
         Ok(response.decision() == CedarDecision::Allow)
     }

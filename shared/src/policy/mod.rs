@@ -4,6 +4,7 @@
 pub mod cedar_statements;
 pub mod contacts;
 pub mod engine;
+pub mod local_time;
 pub mod manual;
 pub mod policy_set;
 mod statement_index;

@@ -86,6 +86,8 @@ pub struct PolicySet {
     pub(crate) manual: Vec<ManualPolicy>,
     pub(crate) contacts: Vec<Contact>,
     pub(crate) warnings: Vec<PolicyLoadError>,
+    /// The zone of `context.local` (`with_time_zone`; UTC by default).
+    pub(crate) time_zone: crate::policy::local_time::PolicyTimeZone,
 }
 
 /// One file of a policy set: its path relative to the set's root, and its text.
@@ -96,6 +98,13 @@ pub struct PolicyFile {
 }
 
 impl PolicySet {
+    /// Policies read `context.local` in this zone (the stack's `PolicyTimeZone`).
+    #[must_use]
+    pub fn with_time_zone(mut self, zone: crate::policy::local_time::PolicyTimeZone) -> Self {
+        self.time_zone = zone;
+        self
+    }
+
     pub fn statements(&self) -> impl Iterator<Item = &StatementInfo> {
         self.statements.values()
     }
@@ -207,7 +216,15 @@ impl PolicySet {
             for w in &warnings {
                 tracing::warn!(file = %w.file, line = w.line, message = %w.message, fix = %w.fix, "policy warning");
             }
-            Ok(Self { index, schema: Arc::new(schema), statements, manual, contacts, warnings })
+            Ok(Self {
+                index,
+                schema: Arc::new(schema),
+                statements,
+                manual,
+                contacts,
+                warnings,
+                time_zone: crate::policy::local_time::PolicyTimeZone::default(),
+            })
         } else {
             Err(PolicySetError(errors))
         }
