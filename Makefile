@@ -45,7 +45,18 @@ $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION):
 	$(VENV)/bin/pip install --quiet 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFN_LINT_VERSION)'
 	touch $@
 
-venv: $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+# The AWS CLI (v1, which carries its own botocore) and boto3, pinned, for the service model in
+# clients/aws-cli (docs/aws-cli.md; tests/aws_cli.rs drives both against the local stack). boto3 is
+# the version the SAM CLI pins, so neither install moves the other. Idempotent like the above.
+AWSCLI_VERSION := 1.46.3
+BOTO3_VERSION := 1.43.108
+AWSCLI_STAMP := $(VENV)/.awscli-$(AWSCLI_VERSION)-$(BOTO3_VERSION)
+
+$(AWSCLI_STAMP): $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+	$(VENV)/bin/pip install --quiet 'awscli==$(AWSCLI_VERSION)' 'boto3==$(BOTO3_VERSION)'
+	touch $@
+
+venv: $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION) $(AWSCLI_STAMP)
 
 # parliament (IAM policy linter) beside the emulator and cfn-lint, idempotent.
 PARLIAMENT_STAMP := $(VENV)/.parliament-$(PARLIAMENT_VERSION)

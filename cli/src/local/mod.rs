@@ -445,6 +445,10 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     } else {
         match sigv4::verify(&adapters.keys, parts.method.as_str(), &path, parts.uri.query(), &headers, &body, now) {
             Ok(arn) => Some(arn),
+            Err(e) if jit_shared::http::jitna::is_jitna_path(&path) => {
+                let err = ServiceError::Unauthenticated(format!("request not authenticated: {e}"));
+                return Ok(http_response(&jit_shared::http::jitna::error_response(&err)));
+            }
             Err(e) => {
                 let body = serde_json::json!({ "error": { "code": "Forbidden", "message": format!("request not authenticated: {e}"), "field": null } });
                 return Ok(http_response(&ApiResponse::json(403, body)));

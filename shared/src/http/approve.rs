@@ -25,6 +25,7 @@ use crate::domain::approval_token;
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     is_link_path(path)
+        || super::jitna::serves_approve(path)
         || matches!(
             segments.as_slice(),
             ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["people", _, .., "revoke"]
@@ -39,6 +40,9 @@ pub fn is_link_path(path: &str) -> bool {
 pub async fn handle(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
     if let Some(token) = approval_token::token_of_path(&req.path) {
         return link(deps, req, token, now).await;
+    }
+    if super::jitna::serves_approve(&req.path) {
+        return super::jitna::handle_approve(deps, req, now).await;
     }
     let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     match api(deps, req, &segments, now).await {

@@ -11,10 +11,13 @@ use crate::app::error::ServiceError;
 /// True for the paths this function serves (the local stack routes on it).
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    matches!(segments.as_slice(), ["requests", _, "credentials"])
+    matches!(segments.as_slice(), ["requests", _, "credentials"]) || super::jitna::serves_credentials(path)
 }
 
 pub async fn handle(deps: &CredentialsDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
+    if super::jitna::serves_credentials(&req.path) {
+        return super::jitna::handle_credentials(deps, req, now).await;
+    }
     match route(deps, req, now).await {
         Ok(resp) => resp,
         Err(e) => ApiResponse::error(&e),

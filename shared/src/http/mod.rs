@@ -7,6 +7,7 @@ pub mod approve;
 pub mod credentials;
 pub mod decide_page;
 pub mod error;
+pub mod jitna;
 pub mod submit;
 
 use serde_json::json;

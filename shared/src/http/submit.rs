@@ -9,6 +9,9 @@ use crate::app::error::ServiceError;
 use crate::app::submit::{self, SubmitDeps};
 
 pub async fn handle(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
+    if super::jitna::is_jitna_path(&req.path) {
+        return super::jitna::handle_submit(deps, req, now).await;
+    }
     match route(deps, req, now).await {
         Ok(resp) => resp,
         Err(e) => ApiResponse::error(&e),

@@ -1,0 +1,263 @@
+//! The AWS CLI and boto3 against the local stack through the service model in `clients/aws-cli`
+//! (AWS JITNA's operations and shapes): `aws configure add-model` into a temporary home, then
+//! start-access-request, get-access-request, get-access-token, list-access-requests, and a manual
+//! approval by an approver's profile, as subprocesses of the venv's `aws` (`make venv` installs
+//! it beside moto); boto3 does the same from `tests/python/jitna_boto3.py`. Nothing reads or
+//! writes the real home: HOME, the config, credentials and data paths are all temporary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test (or bench) stops loudly on a broken expectation"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use integration_tests::{local_stack, unique, SharedStack};
+use serde_json::Value;
+
+const API_VERSION: &str = "2026-12-01";
+const DEV_NODE: &str = "i-0123456789abcdef0";
+const SENSITIVE_NODE: &str = "i-00000000000000aa1";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn model_dir() -> PathBuf {
+    repo().join("clients/aws-cli")
+}
+
+/// The venv's bin directory: where the Makefile put moto_server, the AWS CLI and boto3's python.
+fn venv_bin() -> PathBuf {
+    let moto = jit_cli::emulator::moto_server_path();
+    let bin = moto.parent().map(Path::to_path_buf).unwrap_or_default();
+    assert!(bin.join("aws").exists(), "{} is missing: run `make venv` (make test does)", bin.join("aws").display());
+    bin
+}
+
+/// A temporary home with the stack's profiles (and one the stack never issued) and an empty
+/// config, the model added by `aws configure add-model` into its `~/.aws/models`.
+struct Home {
+    dir: PathBuf,
+    api_url: String,
+}
+
+impl Home {
+    fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials")
+    }
+
+    /// The AWS CLI as `profile`, in this home only; the endpoint from the service's variable.
+    fn aws(&self, profile: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(venv_bin().join("aws"));
+        isolate(&mut cmd, &self.dir)
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.credentials())
+            .env("AWS_PROFILE", profile)
+            .env("AWS_ENDPOINT_URL_JIT_NODE_ACCESS", &self.api_url)
+            .args(args)
+            .args(["--output", "json"]);
+        cmd.output().unwrap_or_else(|e| panic!("running aws {args:?}: {e}"))
+    }
+
+    /// `aws jit-node-access <args>` that must succeed; its JSON output.
+    fn jit(&self, profile: &str, args: &[&str]) -> Value {
+        let mut all = vec!["jit-node-access"];
+        all.extend_from_slice(args);
+        let out = self.aws(profile, &all);
+        assert!(
+            out.status.success(),
+            "aws {all:?} as {profile}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("aws {all:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Polls get-access-request until the request was decided and has `status` (at most 30 s):
+    /// one not evaluated yet reads `Pending` too (JITNA's name), without a `Decision`.
+    fn wait_for(&self, profile: &str, id: &str, status: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.jit(profile, &["get-access-request", "--access-request-id", id]);
+            if got["AccessRequestStatus"] == status && got.get("Decision").is_some() {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{id} is still {}, not {status}", got["AccessRequestStatus"]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn start(&self, profile: &str, node: &str, reason: &str) -> String {
+        let target = format!("Key=InstanceIds,Values={node}");
+        let started = self.jit(profile, &["start-access-request", "--reason", reason, "--targets", &target]);
+        let id = started["AccessRequestId"].as_str().unwrap_or_else(|| panic!("no AccessRequestId: {started}"));
+        id.to_owned()
+    }
+}
+
+/// Only what the command needs from the environment: the real home, config and any AWS setting
+/// of the machine never reach it.
+fn isolate<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_DEFAULT_REGION", jit_cli::emulator::REGION)
+        .env("AWS_REGION", jit_cli::emulator::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+}
+
+fn credentials_file(stack: &SharedStack) -> String {
+    let mut text = String::new();
+    for p in &stack.provisioned.profiles {
+        text.push_str(&format!(
+            "[{}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            p.name, p.credentials.access_key_id, p.credentials.secret_access_key
+        ));
+        if let Some(t) = &p.credentials.session_token {
+            text.push_str(&format!("aws_session_token = {t}\n"));
+        }
+    }
+    text.push_str("[stranger]\naws_access_key_id = AKIANOTISSUEDBYSTACK\naws_secret_access_key = nope\n");
+    text
+}
+
+static HOME: OnceLock<Home> = OnceLock::new();
+
+/// One home per test binary, with the model added once.
+fn home() -> &'static Home {
+    HOME.get_or_init(|| {
+        let stack = local_stack();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("jit-aws-cli-home"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config"), "").unwrap();
+        std::fs::write(dir.join("credentials"), credentials_file(stack)).unwrap();
+        let home = Home { dir, api_url: stack.api_url.clone() };
+        let model = model_dir().join("jit-node-access").join(API_VERSION).join("service-2.json");
+        let source = format!("file://{}", model.display());
+        let added = home.aws(
+            "operator",
+            &["configure", "add-model", "--service-model", &source, "--service-name", "jit-node-access"],
+        );
+        assert!(added.status.success(), "add-model: {}", String::from_utf8_lossy(&added.stderr));
+        let installed = home.dir.join(".aws/models/jit-node-access").join(API_VERSION).join("service-2.json");
+        assert!(installed.exists(), "add-model wrote no {}", installed.display());
+        home
+    })
+}
+
+#[test]
+fn the_aws_cli_starts_a_request_and_gets_jitna_credentials_for_it() {
+    // Arrange: carol (an Identity Center user: credentials mode); development nodes are auto-approved.
+    let home = home();
+
+    // Act
+    let id = home.start("carol", DEV_NODE, "aws cli: check the web logs");
+    let approved = home.wait_for("carol", &id, "Approved");
+    let token = home.jit("carol", &["get-access-token", "--access-request-id", &id]);
+    let listed =
+        home.jit("carol", &["list-access-requests", "--access-request-status", "Approved", "--max-results", "100"]);
+
+    // Assert: JITNA's shapes, times in epoch seconds.
+    assert_eq!(approved["Targets"], serde_json::json!([{ "Key": "InstanceIds", "Values": [DEV_NODE] }]));
+    assert_eq!(approved["Decision"]["Rule"], "AutoApproval");
+    assert!(approved["CreatedTime"].is_number(), "{approved}");
+    assert_eq!(token["AccessRequestStatus"], "Approved", "{token}");
+    let credentials = &token["Credentials"];
+    assert!(credentials["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()), "{token}");
+    assert!(credentials["SecretAccessKey"].is_string() && credentials["SessionToken"].is_string(), "{token}");
+    let expires = credentials["ExpirationTime"].as_i64().unwrap_or_else(|| panic!("not epoch seconds: {token}"));
+    let now = chrono::Utc::now().timestamp();
+    assert!((now..=now + 3600).contains(&expires), "expires at {expires}, now {now}");
+    assert_eq!(
+        (token["Target"].as_str(), token["DocumentName"].as_str()),
+        (Some(DEV_NODE), Some("SSM-SessionManagerRunShell"))
+    );
+    let ids: Vec<&str> =
+        listed["AccessRequests"].as_array().unwrap().iter().filter_map(|r| r["AccessRequestId"].as_str()).collect();
+    assert!(ids.contains(&id.as_str()), "{id} not in {ids:?}");
+}
+
+#[test]
+fn an_approver_profile_approves_with_the_aws_cli_and_the_requester_cancels_and_the_approver_revokes() {
+    // Arrange: sensitive nodes need one DevOps approval (approver-a is in DevOps).
+    let home = home();
+    let id = home.start("operator", SENSITIVE_NODE, "aws cli: rotate the keys");
+    let pending = home.wait_for("operator", &id, "Pending");
+    assert_eq!(pending["ApprovalLevel"], 1, "{pending}");
+
+    // Act + Assert: no credentials while pending, only the status.
+    let token = home.jit("operator", &["get-access-token", "--access-request-id", &id]);
+    assert_eq!(token, serde_json::json!({ "AccessRequestStatus": "Pending" }));
+    let waiting = home.jit("approver-a", &["list-approvals"]);
+    assert!(waiting["AccessRequests"].as_array().unwrap().iter().any(|r| r["AccessRequestId"] == id.as_str()));
+    let approved =
+        home.jit("approver-a", &["approve-access-request", "--access-request-id", &id, "--comment", "ok from the cli"]);
+    assert_eq!(approved["AccessRequestStatus"], "Approved", "{approved}");
+    assert!(approved["AccessDeadline"].is_number(), "{approved}");
+    let decided = home.jit("approver-a", &["list-approvals", "--decided"]);
+    assert!(decided["AccessRequests"].as_array().unwrap().iter().any(|r| r["AccessRequestId"] == id.as_str()));
+    let revoked = home.jit("approver-a", &["revoke-access-request", "--access-request-id", &id]);
+    assert_eq!(revoked["AccessRequestStatus"], "Revoked", "{revoked}");
+
+    let other = home.start("operator", SENSITIVE_NODE, "aws cli: never mind");
+    home.wait_for("operator", &other, "Pending");
+    let cancelled =
+        home.jit("operator", &["cancel-access-request", "--access-request-id", &other, "--comment", "done"]);
+    assert_eq!(cancelled["AccessRequestStatus"], "Cancelled", "{cancelled}");
+}
+
+#[test]
+fn bad_input_and_refusals_are_clean_aws_cli_errors() {
+    let home = home();
+    let start = |profile: &str, targets: &[&str]| {
+        let mut args = vec!["jit-node-access", "start-access-request", "--reason", "aws cli: bad", "--targets"];
+        args.extend_from_slice(targets);
+        let out = home.aws(profile, &args);
+        assert!(!out.status.success(), "{targets:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for targets in [
+        &["Key=InstanceIds,Values=host1"][..],
+        &["Key=InstanceIds,Values=i-0123456789abcdef0,i-0fedcba9876543210"],
+        &["Key=tag:Environment,Values=Production"],
+        &["Key=InstanceIds,Values=i-0123456789abcdef0", "Key=InstanceIds,Values=i-0fedcba9876543210"],
+    ] {
+        let err = start("operator", targets);
+        assert!(err.contains("(ValidationException)") && err.contains("Targets"), "{targets:?}: {err}");
+    }
+    let err = start("stranger", &["Key=InstanceIds,Values=i-0123456789abcdef0"]);
+    assert!(err.contains("(AccessDeniedException)"), "{err}");
+    let out = home.aws("operator", &["jit-node-access", "get-access-token", "--access-request-id", "req-0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(ResourceNotFoundException)"), "{out:?}");
+}
+
+#[test]
+fn boto3_gets_the_same_client_from_the_data_path() {
+    // A home of its own with no added model: boto3 reads it from AWS_DATA_PATH.
+    let home = home();
+    let bare = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("jit-boto3-home"));
+    std::fs::create_dir_all(&bare).unwrap();
+    let script = repo().join("tests/python/jitna_boto3.py");
+    let started = Instant::now();
+    let mut cmd = Command::new(venv_bin().join("python"));
+    isolate(&mut cmd, &bare)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.credentials())
+        .env("AWS_DATA_PATH", model_dir())
+        .env("JIT_API_URL", &home.api_url)
+        .arg(&script);
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(&bare);
+    assert!(out.status.success(), "boto3 script: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["auto"]["target"], DEV_NODE, "{seen}");
+    assert_eq!(seen["manual"]["status"], "Approved", "{seen}");
+    assert_eq!(seen["badTarget"]["field"], "Targets", "{seen}");
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
