@@ -165,6 +165,7 @@ fn plan() -> ApprovalPlan {
         levels: vec![ApprovalLevel {
             min_approvals: 1,
             approvers: vec![Approver::IamGroup("DevOps".into()), Approver::IamUser("lead".into())],
+            ..Default::default()
         }],
     }
 }
@@ -558,6 +559,7 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
         levels: vec![ApprovalLevel {
             min_approvals: 1,
             approvers: vec![Approver::IamUser(present.clone()), Approver::IamUser(gone.clone())],
+            ..Default::default()
         }],
     };
     let pending = f.store.transition(&transition(&r, RequestStatus::Pending, Some(plan))).await.unwrap();

@@ -144,10 +144,11 @@ fn two_level_plan() -> ApprovalPlan {
     ApprovalPlan {
         policy_name: "prod".into(),
         levels: vec![
-            ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("lead".into())] },
+            ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("lead".into())], ..Default::default() },
             ApprovalLevel {
                 min_approvals: 1,
                 approvers: vec![Approver::IamUser("c".into()), Approver::IamUser("d".into())],
+                ..Default::default()
             },
         ],
     }
@@ -1017,6 +1018,7 @@ async fn one_person_behind_two_sessions_of_a_role_that_does_not_pin_names_counts
         levels: vec![ApprovalLevel {
             min_approvals: 2,
             approvers: vec![Approver::IamRole("Ops".into()), Approver::IamUser("lead".into())],
+            ..Default::default()
         }],
     };
     let pending = Transition {
@@ -1068,7 +1070,11 @@ async fn an_identity_center_user_and_their_iam_user_are_one_person() {
     let submitted = submit::submit(&intake, &carol_ic, body, None, now).await.unwrap().request;
     let plan = ApprovalPlan {
         policy_name: "prod".into(),
-        levels: vec![ApprovalLevel { min_approvals: 1, approvers: vec![Approver::IamUser("carol.smith".into())] }],
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: vec![Approver::IamUser("carol.smith".into())],
+            ..Default::default()
+        }],
     };
     let pending = Transition {
         decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
@@ -1806,4 +1812,53 @@ async fn the_live_request_limit_leaves_credentials_mode_auto_approvals_alone() {
     // Assert: it holds nothing on any principal and asks no approver, so it is not limited.
     let decided = store.get(&submitted.request_id).await.unwrap().unwrap();
     assert_eq!(decided.status, RequestStatus::Approved, "{:?}", decided.decision);
+}
+
+#[tokio::test]
+async fn an_escalation_approver_may_decide_a_level_only_once_it_has_waited_its_time() {
+    // Arrange: one level, lead approves; after 30 minutes bob may decide it too.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let key = key();
+    let deps = approvals(&store, &key, &NO_ADMINISTRATORS);
+    let intake =
+        SubmitDeps { store: &store, directory: &Users, settings: &settings(), administrators: &NO_ADMINISTRATORS };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
+    let plan = ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: vec![Approver::IamUser("lead".into())],
+            escalate_after_minutes: Some(30),
+            escalate_to: vec![Approver::IamUser("bob".into())],
+        }],
+    };
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    store.transition(&pending).await.unwrap();
+    let id = submitted.request_id.as_str();
+    let deps = &deps;
+    let waiting_for_bob =
+        |at: DateTime<Utc>| async move { approve::waiting_for(deps, &arn("bob"), at).await.unwrap().len() };
+
+    // Act + Assert: before the escalation, bob is no approver and the request does not wait on him.
+    assert_eq!(waiting_for_bob(now + Duration::minutes(29)).await, 0);
+    let early = approve::decide_as_caller(deps, &arn("bob"), id, Verdict::Approve, b"", now + Duration::minutes(29))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), "Forbidden", "{early}");
+
+    // Act + Assert: after it, the request waits on him too and his approval completes the level.
+    assert_eq!(waiting_for_bob(now + Duration::minutes(30)).await, 1);
+    let approved =
+        approve::decide_as_caller(&deps, &arn("bob"), id, Verdict::Approve, b"", now + Duration::minutes(31))
+            .await
+            .unwrap();
+    assert_eq!(approved.status, RequestStatus::Approved);
+    let entry = &approved.progress.unwrap().entries[0];
+    assert_eq!(entry.matched, "iam-user#bob");
 }

@@ -161,7 +161,9 @@ async fn mail_approvers(
             }
             Err(DirectoryError::Port(e)) => return Err(e.into()),
         };
-        if approval::matching_approver(plan, level, &keys).is_none() {
+        // Mail goes when a level begins, to its own approvers; escalation approvers find the
+        // request in their approvals (GET /approvals) once it escalates.
+        if approval::matching_approver(plan, level, &keys, false).is_none() {
             continue;
         }
         let claims = TokenClaims {
@@ -439,7 +441,10 @@ mod tests {
     }
 
     fn plan(approvers: Vec<Approver>) -> ApprovalPlan {
-        ApprovalPlan { policy_name: "p".into(), levels: vec![ApprovalLevel { min_approvals: 1, approvers }] }
+        ApprovalPlan {
+            policy_name: "p".into(),
+            levels: vec![ApprovalLevel { min_approvals: 1, approvers, ..Default::default() }],
+        }
     }
 
     #[test]

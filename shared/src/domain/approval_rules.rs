@@ -52,10 +52,50 @@ pub fn plan_of(request: &AccessRequest) -> Option<&ApprovalPlan> {
     request.decision.as_ref().and_then(|d| d.approval_plan.as_ref())
 }
 
-/// The plan entry of `level` that lets someone holding `keys` act, if any.
-pub fn matching_approver<'a>(plan: &'a ApprovalPlan, level: u8, keys: &[String]) -> Option<&'a Approver> {
+/// The plan entry of `level` that lets someone holding `keys` act, if any: one of its approvers,
+/// or, once the level has escalated, one of its escalation approvers.
+pub fn matching_approver<'a>(
+    plan: &'a ApprovalPlan,
+    level: u8,
+    keys: &[String],
+    escalated: bool,
+) -> Option<&'a Approver> {
     let index = usize::from(level).checked_sub(1)?;
-    plan.levels.get(index)?.approvers.iter().find(|a| keys.contains(&a.index_key()))
+    let l = plan.levels.get(index)?;
+    let escalation = l.escalate_to.iter().filter(|_| escalated);
+    l.approvers.iter().chain(escalation).find(|a| keys.contains(&a.index_key()))
+}
+
+/// When the request's current level began waiting: the decision that made it `Pending` (level
+/// 1), else the approval that completed the level before.
+pub fn level_since(request: &AccessRequest, progress: &ApprovalProgress) -> Option<DateTime<Utc>> {
+    match progress.current_level {
+        0 | 1 => request.decision.as_ref().map(|d| d.decided_at),
+        level => progress
+            .entries
+            .iter()
+            .filter(|e| e.level == level - 1 && e.verdict == Verdict::Approve)
+            .map(|e| e.at)
+            .max(),
+    }
+}
+
+/// Whether the current level has escalated at `now` (`escalateAfterMinutes` since it began).
+pub fn has_escalated(
+    request: &AccessRequest,
+    plan: &ApprovalPlan,
+    progress: &ApprovalProgress,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(level) = plan.levels.get(usize::from(progress.current_level).saturating_sub(1)) else {
+        return false;
+    };
+    match (level.escalate_after_minutes, level_since(request, progress)) {
+        (Some(minutes), Some(since)) if !level.escalate_to.is_empty() => {
+            now >= since + chrono::Duration::minutes(i64::from(minutes))
+        }
+        _ => false,
+    }
 }
 
 /// Checks who may act without deciding anything (the confirmation page and `GET /approvals`).
@@ -87,7 +127,8 @@ pub fn check_may_decide<'a>(
     if progress.has_acted(&decider.counted_as) {
         return Err(Refusal::AlreadyDecided);
     }
-    let approver = matching_approver(plan, progress.current_level, &decider.approver_keys)
+    let escalated = has_escalated(request, plan, progress, now);
+    let approver = matching_approver(plan, progress.current_level, &decider.approver_keys, escalated)
         .ok_or(Refusal::NotAnApprover { level: progress.current_level })?;
     Ok((progress, approver))
 }
@@ -169,7 +210,7 @@ mod tests {
                     policy_name: "production".into(),
                     levels: plan
                         .into_iter()
-                        .map(|(min, approvers)| ApprovalLevel { min_approvals: min, approvers })
+                        .map(|(min, approvers)| ApprovalLevel { min_approvals: min, approvers, ..Default::default() })
                         .collect(),
                 }),
                 node_tags: Default::default(),

@@ -137,11 +137,16 @@ pub struct ApprovalPlan {
     pub levels: Vec<ApprovalLevel>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalLevel {
     pub min_approvals: u8,
     pub approvers: Vec<Approver>,
+    /// After this many minutes at this level, `escalate_to` may decide it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalate_after_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate_to: Vec<Approver>,
 }
 
 /// Who may approve. IAM principals are named by their IAM name; Identity Center users by user
@@ -171,8 +176,10 @@ impl Approver {
 }
 
 impl ApprovalPlan {
+    /// Everyone who may decide some level: its approvers and, once it escalates, its escalation
+    /// approvers (the approver index lists them all; who may act now is `check_may_decide`'s).
     pub fn all_approvers(&self) -> impl Iterator<Item = &Approver> {
-        self.levels.iter().flat_map(|l| l.approvers.iter())
+        self.levels.iter().flat_map(|l| l.approvers.iter().chain(l.escalate_to.iter()))
     }
 }
 

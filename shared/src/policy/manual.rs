@@ -65,6 +65,11 @@ pub struct TagTarget {
 pub struct LevelDoc {
     pub min_approvals: u8,
     pub approvers: Vec<Approver>,
+    /// After this many minutes at the level, `escalateTo` may decide it too.
+    #[serde(default)]
+    pub escalate_after_minutes: Option<u32>,
+    #[serde(default)]
+    pub escalate_to: Vec<Approver>,
 }
 
 /// Which nodes a manual policy covers.
@@ -152,7 +157,7 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         let path = yaml_spans::path_key(e.path());
         let inner = e.into_inner().to_string();
         let fix = if inner.contains("unknown field") || inner.contains("unknown variant") {
-            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}], and optionally accounts: [12-digit ids]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup]}]"
+            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}], and optionally accounts: [12-digit ids]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup], and optionally escalateAfterMinutes with escalateTo: [approvers]}]"
         } else if inner.contains("missing field") {
             "add the missing key"
         } else {
@@ -292,7 +297,38 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
                 "set minApprovals between 1 and the number of approvers that can act (at most 5)",
             ));
         }
-        for (ai, approver) in level.approvers.iter().enumerate() {
+        match (level.escalate_after_minutes, level.escalate_to.len()) {
+            (None, 0) => {}
+            (Some(m), 1..=MAX_APPROVERS_PER_LEVEL) if (1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(&m) => {}
+            (Some(m), 1..=MAX_APPROVERS_PER_LEVEL) => errors.push(err(
+                &doc,
+                &format!("{base}.escalateAfterMinutes"),
+                format!("level {} escalates after {m} minutes", li + 1),
+                "set escalateAfterMinutes between 1 and 20160",
+            )),
+            (Some(_), n) => errors.push(err(
+                &doc,
+                &format!("{base}.escalateTo"),
+                format!("level {} escalates to {n} approvers", li + 1),
+                "name between 1 and 5 escalation approvers (use a group for more people)",
+            )),
+            (None, _) => errors.push(err(
+                &doc,
+                &format!("{base}.escalateTo"),
+                format!("level {} names escalation approvers but no escalateAfterMinutes", li + 1),
+                "add escalateAfterMinutes: how long the level waits before they may decide it",
+            )),
+        }
+        // Approvers and escalation approvers are checked alike, each named at its own path.
+        let named: Vec<(String, &Approver)> = level
+            .approvers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("{base}.approvers.{i}"), a))
+            .chain(level.escalate_to.iter().enumerate().map(|(i, a)| (format!("{base}.escalateTo.{i}"), a)))
+            .collect();
+        for (ai, (path, approver)) in named.iter().enumerate() {
+            let approver = *approver;
             let name = match approver {
                 Approver::IamUser(n)
                 | Approver::IamGroup(n)
@@ -303,15 +339,15 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
             if !valid_principal_name(name) {
                 errors.push(err(
                     &doc,
-                    &format!("{base}.approvers.{ai}"),
+                    path,
                     format!("approver name '{name}' is not valid"),
                     "use the IAM or Identity Center name (1 to 128 of letters, digits and +=,.@_-), not an ARN",
                 ));
             }
-            if level.approvers[..ai].contains(approver) {
+            if named[..ai].iter().any(|(_, a)| *a == approver) {
                 errors.push(err(
                     &doc,
-                    &format!("{base}.approvers.{ai}"),
+                    path,
                     format!("approver '{name}' is listed twice in level {}", li + 1),
                     "remove the duplicate",
                 ));
@@ -334,7 +370,12 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         levels: parsed
             .levels
             .into_iter()
-            .map(|l| ApprovalLevel { min_approvals: l.min_approvals, approvers: l.approvers })
+            .map(|l| ApprovalLevel {
+                min_approvals: l.min_approvals,
+                approvers: l.approvers,
+                escalate_after_minutes: l.escalate_after_minutes,
+                escalate_to: l.escalate_to,
+            })
             .collect(),
         file: file.to_owned(),
         line: doc.line_of("name"),
@@ -347,6 +388,25 @@ mod tests {
     use super::*;
 
     const VALID: &str = "name: prod\ntargets:\n  tags:\n    - key: Environment\n      value: Production\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamGroup: DevOps\n      - iamUser: alice\n";
+
+    #[test]
+    fn a_level_may_escalate_to_other_approvers_after_a_while_and_half_an_escalation_is_refused() {
+        let escalating = format!("{VALID}    escalateAfterMinutes: 30\n    escalateTo:\n      - iamGroup: Managers\n");
+        let p = parse_manual_policy("prod.yaml", &escalating).unwrap();
+        assert_eq!(p.levels[0].escalate_after_minutes, Some(30));
+        assert_eq!(p.levels[0].escalate_to, vec![Approver::IamGroup("Managers".into())]);
+        // (text appended to the level, what the error says)
+        let cases = [
+            ("    escalateAfterMinutes: 30\n", "escalates to 0 approvers"),
+            ("    escalateTo:\n      - iamGroup: Managers\n", "no escalateAfterMinutes"),
+            ("    escalateAfterMinutes: 0\n    escalateTo:\n      - iamGroup: Managers\n", "escalates after 0 minutes"),
+            ("    escalateAfterMinutes: 30\n    escalateTo:\n      - iamUser: alice\n", "'alice' is listed twice"),
+        ];
+        for (extra, says) in cases {
+            let errors = parse_manual_policy("prod.yaml", &format!("{VALID}{extra}")).unwrap_err();
+            assert!(errors.iter().any(|e| e.message.contains(says)), "{extra}: {errors:?}");
+        }
+    }
 
     #[test]
     fn a_valid_policy_parses_into_its_plan() {
