@@ -84,6 +84,29 @@ $(LAMBDA_STAMP): $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
 lambda-tools: $(LAMBDA_STAMP)
 	rustup target add $(LAMBDA_TARGET)
 
+# The console test (tests/console.rs, tests/python/console_test.py) drives `jit console` in headless
+# Chromium through its WebDriver: Debian's chromium and chromium-driver, installed only when either
+# is missing (as root, or through sudo), and Selenium, pinned, in the venv. Idempotent.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+# 4.52.0 requires a certifi release newer than the registry has.
+SELENIUM_VERSION := 4.51.0
+SELENIUM_STAMP := $(VENV)/.selenium-$(SELENIUM_VERSION)
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+		echo "installing Debian's chromium and chromium-driver"; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+$(SELENIUM_STAMP): $(VENV)/.installed-$(MOTO_VERSION)-$(CFN_LINT_VERSION)
+	$(VENV)/bin/pip install --quiet 'selenium==$(SELENIUM_VERSION)'
+	touch $@
+
+selenium: $(SELENIUM_STAMP)
+
 # The Step Functions definition validator, pinned in package.json / package-lock.json. Idempotent:
 # re-installs only when either file changes (npm ci recreates node_modules, stamp included).
 NODE_STAMP := node_modules/.installed
@@ -96,7 +119,7 @@ $(NODE_STAMP): package.json package-lock.json
 asl-validate: $(NODE_STAMP)
 	$(ASL_VALIDATOR) --json-path statemachine/lifecycle.asl.json
 
-test: venv lint asl-validate policy-validate least-privilege iam-lint sam-validate
+test: venv lint asl-validate policy-validate least-privilege iam-lint sam-validate browser selenium
 	JIT_MOTO_SERVER=$(abspath $(VENV))/bin/moto_server $(CARGO) test --workspace --all-targets
 
 lint: venv

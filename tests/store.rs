@@ -567,6 +567,7 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
         person: Person::IamUser(name.clone()),
         email: format!("{name}@example.com"),
         same_as: vec![],
+        slack_user_id: None,
     });
     let outbox = Outbox::default();
     let key = jit_shared::domain::approval_token::SigningKey::from_secret(&"k".repeat(48)).unwrap();
@@ -582,6 +583,7 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
         contacts: &contacts,
         key: &key,
         links: &links,
+        chat: None,
     };
     let event = jit_shared::domain::events::StatusEvent::for_request(
         &pending,

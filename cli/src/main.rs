@@ -22,8 +22,12 @@ enum Command {
     },
     /// Run the whole system locally against the moto emulator (see README).
     Dev(jit_cli::local::DevArgs),
+    /// Serve a web UI on 127.0.0.1 that calls the API with your own credentials (docs/console.md).
+    Console(jit_cli::console::ConsoleArgs),
     /// Walk through the four decision outcomes and a two-level mail approval against `jit dev`.
     Demo(jit_cli::demo::DemoArgs),
+    #[command(flatten)]
+    Operator(jit_cli::ops::OperatorCommand),
     /// Print the SNS email subscriptions (with per-person filter policies) for contacts.yaml.
     Contacts {
         /// Policy directory holding contacts.yaml.
@@ -171,6 +175,8 @@ fn main() -> ExitCode {
         }
         Command::Dev(args) => jit_cli::local::run_dev(args),
         Command::Demo(args) => jit_cli::demo::run_demo(args),
+        Command::Operator(command) => jit_cli::ops::run(command, <Cli as clap::CommandFactory>::command),
+        Command::Console(args) => jit_cli::console::run_console(args),
         Command::Contacts { policies, approver_topic, requester_topic } => {
             match jit_shared::policy::PolicySet::load_dir(&policies) {
                 Ok(set) => {

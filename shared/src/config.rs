@@ -124,6 +124,33 @@ pub fn signing_key_parameter() -> Result<String, ConfigError> {
     required("JIT_SIGNING_KEY_PARAMETER")
 }
 
+/// The SecureString holding the Slack app's signing secret (`JIT_SLACK_SIGNING_SECRET_PARAMETER`);
+/// `None` (unset or empty) when Slack is not set up: `POST /chat/slack` then answers 404.
+pub fn slack_signing_secret_parameter() -> Option<String> {
+    optional("JIT_SLACK_SIGNING_SECRET_PARAMETER")
+}
+
+/// The SecureString holding the Slack app's bot token (`JIT_SLACK_BOT_TOKEN_PARAMETER`); `None`
+/// when approval requests are not posted to Slack.
+pub fn slack_bot_token_parameter() -> Option<String> {
+    optional("JIT_SLACK_BOT_TOKEN_PARAMETER")
+}
+
+/// The Slack Web API's base URL (`JIT_SLACK_API_URL`, default `https://slack.com/api`; plain
+/// HTTP only to 127.0.0.1, a local stand-in).
+pub fn slack_api_url() -> Result<String, ConfigError> {
+    let url = optional("JIT_SLACK_API_URL").unwrap_or_else(|| "https://slack.com/api".to_owned());
+    let loopback = url.strip_prefix("http://127.0.0.1").is_some_and(|r| r.is_empty() || r.starts_with([':', '/']));
+    if url.starts_with("https://") || loopback {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError {
+            name: "JIT_SLACK_API_URL",
+            problem: format!("must be an https:// URL (or http://127.0.0.1 for a local stand-in), not '{url}'"),
+        })
+    }
+}
+
 /// Where mail goes and where its links point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailConfig {

@@ -198,6 +198,14 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, mail: &Mail) -> Result<(), PortError>;
 }
 
+/// Chat messages to one person (Slack's `chat.postMessage` as a direct message from the app's
+/// bot): approval requests with Approve and Reject buttons, besides the mail.
+#[async_trait]
+pub trait ChatNotifier: Send + Sync {
+    /// Posts `message` (a `chat.postMessage` body, `domain::slack::approval_message`) to `to`.
+    async fn post(&self, to: &crate::domain::slack::SlackUserId, message: &serde_json::Value) -> Result<(), PortError>;
+}
+
 /// The IAM principal a grant is attached to: the requester's own user, or the role behind the
 /// requester's role session.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -926,6 +926,7 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
         person: Person::IamUser("alice".into()),
         email: "alice@example.com".into(),
         same_as: vec![],
+        slack_user_id: None,
     }];
     let links = jit_shared::app::notify::LinkSettings {
         api_base_url: "https://jit.example.com".into(),
@@ -939,6 +940,7 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
         contacts: &contacts,
         key: &key,
         links: &links,
+        chat: None,
     };
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let revoked = decided(&store, RequestStatus::Approved, now).await;
@@ -1832,6 +1834,7 @@ async fn an_escalation_approver_may_decide_a_level_only_once_it_has_waited_its_t
             approvers: vec![Approver::IamUser("lead".into())],
             escalate_after_minutes: Some(30),
             escalate_to: vec![Approver::IamUser("bob".into())],
+            ..Default::default()
         }],
     };
     let pending = Transition {
@@ -1854,11 +1857,88 @@ async fn an_escalation_approver_may_decide_a_level_only_once_it_has_waited_its_t
 
     // Act + Assert: after it, the request waits on him too and his approval completes the level.
     assert_eq!(waiting_for_bob(now + Duration::minutes(30)).await, 1);
-    let approved =
-        approve::decide_as_caller(&deps, &arn("bob"), id, Verdict::Approve, b"", now + Duration::minutes(31))
-            .await
-            .unwrap();
+    let approved = approve::decide_as_caller(deps, &arn("bob"), id, Verdict::Approve, b"", now + Duration::minutes(31))
+        .await
+        .unwrap();
     assert_eq!(approved.status, RequestStatus::Approved);
     let entry = &approved.progress.unwrap().entries[0];
     assert_eq!(entry.matched, "iam-user#bob");
+}
+
+#[tokio::test]
+async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation_is_mailed_to_its_approvers() {
+    // Arrange: one level (lead), reminded after 10 minutes, escalated to bob after 30.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
+    let plan = ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: vec![Approver::IamUser("lead".into())],
+            remind_after_minutes: Some(10),
+            escalate_after_minutes: Some(30),
+            escalate_to: vec![Approver::IamUser("bob".into())],
+        }],
+    };
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    world.store.transition(&pending).await.unwrap();
+    let deps = world.deps(&settings);
+    let notices_at = |minutes: i64| {
+        let deps = &deps;
+        let store = &world.store;
+        async move {
+            let before = store.changes().len();
+            sweep::sweep(deps, now + Duration::minutes(minutes)).await.unwrap();
+            store.changes()[before..].iter().flat_map(ChangeRecord::events).map(|e| e.detail_type()).collect::<Vec<_>>()
+        }
+    };
+
+    // Act + Assert: nothing at 5 minutes; the reminder at 11, once; the escalation at 31, once.
+    assert!(notices_at(5).await.is_empty());
+    assert_eq!(notices_at(11).await, ["Access Request Approval Reminder"]);
+    assert!(notices_at(12).await.is_empty());
+    assert_eq!(notices_at(31).await, ["Access Request Level Escalated"]);
+    assert!(notices_at(32).await.is_empty());
+
+    // Act: the notifier gets both events. Assert: the reminder goes to lead, the escalation to bob.
+    let contacts = jit_shared::policy::contacts::parse_contacts(
+        "contacts:\n  - iamUser: lead\n    email: lead@example.com\n  - iamUser: bob\n    email: bob@example.com\n",
+    )
+    .unwrap();
+    let (key, outbox) = (key(), Outbox::default());
+    let links = jit_shared::app::notify::LinkSettings {
+        api_base_url: "https://jit.example.com".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let notify = jit_shared::app::notify::NotifyDeps {
+        store: &world.store,
+        directory: &Users,
+        mailer: &outbox,
+        contacts: &contacts,
+        key: &key,
+        links: &links,
+        chat: None,
+    };
+    let notices: Vec<StatusEvent> =
+        world.store.changes().iter().flat_map(ChangeRecord::events).filter(|e| e.nudge.is_some()).collect();
+    for notice in notices {
+        jit_shared::app::notify::handle_event(&notify, &envelope(notice), now + Duration::minutes(33)).await.unwrap();
+    }
+    let sent: Vec<(String, String)> =
+        outbox.0.lock().unwrap().iter().map(|m| (m.recipient.clone(), m.subject.clone())).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].0, "iam-user#lead");
+    assert!(sent[0].1.starts_with("Reminder: Approval needed"), "{sent:?}");
+    assert_eq!(sent[1].0, "iam-user#bob");
+    assert!(sent[1].1.starts_with("Escalated to you: Approval needed"), "{sent:?}");
 }

@@ -138,7 +138,15 @@ struct Adapters {
     issuer: StsIssuer,
     sts_requests: SentRequests,
     calls: ApiCallLog,
+    /// Slack's signing secret here (`LOCAL_SLACK_SIGNING_SECRET`).
+    slack_secret: jit_shared::domain::slack::SlackSigningSecret,
+    /// Posts to the Slack stand-in this server plays (`/slack-api/…`).
+    slack: jit_shared::adapters::slack::SlackWebApi,
+    slack_posts: Arc<Mutex<Vec<serde_json::Value>>>,
 }
+
+/// The Slack app's signing secret of the local stack: sign `POST /chat/slack` callbacks with it.
+pub const LOCAL_SLACK_SIGNING_SECRET: &str = "local-slack-signing-secret-0123456789";
 
 /// How the local stack records a function invocation (it plays the Lambda service), next to the
 /// functions' own API calls: `"Lambda:Invoke <function>"`.
@@ -206,6 +214,7 @@ impl Adapters {
             contacts: self.policies.contacts(),
             key: &self.key,
             links: &self.links,
+            chat: Some(&self.slack),
         }
     }
 }
@@ -234,6 +243,8 @@ pub struct LocalStack {
     pub api_calls: ApiCallLog,
     /// The bodies of the STS calls the credentials function sent (what `AssumeRole` carried).
     pub sts_requests: SentRequests,
+    /// What the notifier posted to Slack (`chat.postMessage` bodies; also `GET /slack.json`).
+    pub slack_posts: Arc<Mutex<Vec<serde_json::Value>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -283,6 +294,10 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     .await
     .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
+    let slack_posts = Arc::new(Mutex::new(Vec::new()));
+    let slack_token = jit_shared::adapters::slack::BotToken::new("xoxb-local-stand-in")?;
+    let slack = jit_shared::adapters::slack::SlackWebApi::new(&format!("{api_url}/slack-api"), slack_token)?;
+    let slack_secret = jit_shared::domain::slack::SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET)?;
     let calls = ApiCallLog::default();
     let sts_requests = SentRequests::default();
     let home = jit_shared::domain::ids::NodeLocation {
@@ -347,6 +362,9 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         )),
         sts_requests: sts_requests.clone(),
         calls: calls.clone(),
+        slack_secret,
+        slack,
+        slack_posts: slack_posts.clone(),
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut tasks = vec![tokio::spawn(serve(listener, adapters.clone()))];
@@ -392,7 +410,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         publisher,
         move || a.invoked("publish-events"),
     )));
-    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, sts_requests, tasks })
+    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, sts_requests, slack_posts, tasks })
 }
 
 async fn serve(listener: TcpListener, adapters: Arc<Adapters>) {
@@ -430,6 +448,18 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     if parts.method == hyper::Method::GET && (path == "/outbox" || path == "/outbox.json") {
         return Ok(http_response(&outbox_response(&adapters.outbox, path.ends_with(".json"))));
     }
+    // The Slack Web API stand-in: records what would be posted, answers as Slack does.
+    if parts.method == hyper::Method::POST && path == "/slack-api/chat.postMessage" {
+        let posted = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+        if let Ok(mut posts) = adapters.slack_posts.lock() {
+            posts.push(posted);
+        }
+        return Ok(http_response(&ApiResponse::json(200, serde_json::json!({"ok": true, "ts": "1.000001"}))));
+    }
+    if parts.method == hyper::Method::GET && path == "/slack.json" {
+        let posts = adapters.slack_posts.lock().map(|p| p.clone()).unwrap_or_default();
+        return Ok(http_response(&ApiResponse::json(200, serde_json::Value::Array(posts))));
+    }
     if parts.method == hyper::Method::GET && path == "/sts-calls.json" {
         let calls = serde_json::to_value(assume_role_calls(&adapters.sts_requests)).unwrap_or_default();
         return Ok(http_response(&ApiResponse::json(200, calls)));
@@ -440,7 +470,8 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
         .collect();
     let now = jit_shared::now();
-    let caller = if jit_shared::http::approve::is_link_path(&path) {
+    // Mail links carry their token, Slack's callbacks Slack's signature: neither is SigV4.
+    let caller = if jit_shared::http::approve::is_link_path(&path) || jit_shared::http::slack::serves(&path) {
         None
     } else {
         match sigv4::verify(&adapters.keys, parts.method.as_str(), &path, parts.uri.query(), &headers, &body, now) {
@@ -480,7 +511,8 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         jit_shared::http::credentials::handle(&adapters.credentials(), &api_request, now).await
     } else if jit_shared::http::approve::serves(&path) {
         adapters.invoked("approve-request");
-        jit_shared::http::approve::handle(&adapters.approvals(), &api_request, now).await
+        let slack = Some(&adapters.slack_secret);
+        jit_shared::http::approve::handle_with_slack(&adapters.approvals(), slack, &api_request, now).await
     } else {
         adapters.invoked("submit-request");
         jit_shared::http::submit::handle(&adapters.submit(), &api_request, now).await

@@ -27,15 +27,26 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let seal = wiring::approval_seal(&sdk)?;
-    let (key, store, directory, administrators, people, seal) =
-        (&key, &store, &directory, &administrators, &people, &seal);
+    // Slack's signing secret, when Slack is set up (else `/chat/slack` answers 404).
+    let slack = jit_shared::config::slack_signing_secret_parameter().map(|p| wiring::slack_signing_secret(&sdk, &p));
+    let (key, store, directory, administrators, people, seal, slack) =
+        (&key, &store, &directory, &administrators, &people, &seal, &slack);
     run(service_fn(move |req: Request| async move {
+        let request = apigw::to_api_request(&req);
+        // Read only for Slack's callbacks; a secret that cannot be read is a 5xx, never a pass.
+        let secret = match slack {
+            Some(lazy) if jit_shared::http::slack::serves(&request.path) => match lazy.get().await {
+                Ok(secret) => Some(secret),
+                Err(e) => return Ok(apigw::to_response(ApiResponse::error(&ServiceError::from(e)))),
+            },
+            _ => None,
+        };
         // Every route may sign or check a link, so no request is served without the key; a
         // missing or short key is a 5xx JSON error, never an unsigned link.
         let response = match key.get().await {
             Ok(key) => {
                 let deps = ApprovalDeps { store, directory, key, administrators, people, seal };
-                jit_shared::http::approve::handle(&deps, &apigw::to_api_request(&req), jit_shared::now()).await
+                jit_shared::http::approve::handle_with_slack(&deps, secret, &request, jit_shared::now()).await
             }
             Err(e) => ApiResponse::error(&ServiceError::from(e)),
         };

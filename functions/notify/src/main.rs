@@ -25,17 +25,24 @@ async fn main() -> Result<(), Error> {
     let store = wiring::store(&sdk, &stack);
     let directory = wiring::principal_directory(&sdk, &stack);
     let mailer = wiring::mailer(&sdk, &mail);
+    // Slack, when its bot-token parameter is set: approval requests are posted there too.
+    let slack = match jit_shared::config::slack_bot_token_parameter() {
+        Some(parameter) => Some(wiring::slack_notifier(&sdk, &parameter, &jit_shared::config::slack_api_url()?)),
+        None => None,
+    };
     let links = LinkSettings {
         api_base_url: mail.api_base_url.clone(),
         account: stack.account_id.clone(),
         region: stack.region.clone(),
     };
-    let (key, store, directory, mailer, contacts, links) = (&key, &store, &directory, &mailer, &contacts, &links);
+    let (key, store, directory, mailer, contacts, links, slack) =
+        (&key, &store, &directory, &mailer, &contacts, &links, &slack);
     run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
         // A key that cannot be read is retryable or not as the read was: Lambda's retry and the
         // dead-letter queue then handle the mail like any other failure.
         let key = key.get().await.map_err(|e| diagnostic(&ServiceError::from(e), "notification"))?;
-        let deps = NotifyDeps { store, directory, mailer, contacts, key, links };
+        let chat = slack.as_ref().map(|s| s as &dyn jit_shared::ports::ChatNotifier);
+        let deps = NotifyDeps { store, directory, mailer, contacts, key, links, chat };
         handle_event(&deps, &event.payload, jit_shared::now())
             .await
             .map(|_| ())

@@ -226,6 +226,9 @@ fn audit_to_item(a: &AuditRecord, change: &ChangeRecord, retention: chrono::Dura
     if let Some(issue) = &a.credentials {
         item.insert("credentials".into(), s(to_json(issue)?));
     }
+    if let Some(nudge) = &a.nudge {
+        item.insert("nudge".into(), s(to_json(nudge)?));
+    }
     if !change.events().is_empty() {
         item.insert(OUTBOX_ATTRIBUTE.into(), s(OUTBOX_EVENTS));
     }
@@ -255,6 +258,7 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
             .map(|l| u8::try_from(l).map_err(|_| bad("levelCompleted")))
             .transpose()?,
         credentials: from_json(item, "credentials")?,
+        nudge: from_json(item, "nudge")?,
     })
 }
 

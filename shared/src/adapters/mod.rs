@@ -14,6 +14,8 @@ pub mod eventbridge;
 pub mod executions;
 #[cfg(feature = "iam")]
 pub mod grants;
+#[cfg(feature = "https")]
+pub mod https;
 #[cfg(feature = "kms")]
 pub mod kms;
 #[cfg(feature = "logging")]
@@ -31,6 +33,8 @@ pub mod runtime;
 pub mod secrets;
 #[cfg(feature = "ssm")]
 pub mod sessions;
+#[cfg(feature = "slack")]
+pub mod slack;
 pub mod stream;
 #[cfg(feature = "sts")]
 pub mod sts;

@@ -69,6 +69,78 @@ pub fn signing_key(sdk: &aws_config::SdkConfig, parameter: &str) -> LazySigningK
     }
 }
 
+/// The Slack app's signing secret (`POST /chat/slack`), read from SSM on the first callback, then
+/// kept; a failed read is not kept.
+#[cfg(feature = "ssm")]
+pub struct LazySlackSecret {
+    client: aws_sdk_ssm::Client,
+    parameter: String,
+    secret: tokio::sync::OnceCell<crate::domain::slack::SlackSigningSecret>,
+}
+
+#[cfg(feature = "ssm")]
+impl LazySlackSecret {
+    pub async fn get(&self) -> Result<&crate::domain::slack::SlackSigningSecret, crate::ports::PortError> {
+        self.secret
+            .get_or_try_init(|| async {
+                let text = crate::adapters::secrets::read_secure_string(&self.client, &self.parameter).await?;
+                crate::domain::slack::SlackSigningSecret::new(&text)
+                    .map_err(|e| crate::ports::PortError::Permanent(format!("parameter {}: {e}", self.parameter)))
+            })
+            .await
+    }
+}
+
+#[cfg(feature = "ssm")]
+pub fn slack_signing_secret(sdk: &aws_config::SdkConfig, parameter: &str) -> LazySlackSecret {
+    LazySlackSecret {
+        client: aws_sdk_ssm::Client::new(sdk),
+        parameter: parameter.to_owned(),
+        secret: tokio::sync::OnceCell::new(),
+    }
+}
+
+/// Posts to Slack with the bot token read from SSM on the first post, then kept.
+#[cfg(all(feature = "ssm", feature = "slack"))]
+pub struct LazySlackNotifier {
+    client: aws_sdk_ssm::Client,
+    parameter: String,
+    api_url: String,
+    api: tokio::sync::OnceCell<crate::adapters::slack::SlackWebApi>,
+}
+
+#[cfg(all(feature = "ssm", feature = "slack"))]
+#[async_trait::async_trait]
+impl crate::ports::ChatNotifier for LazySlackNotifier {
+    async fn post(
+        &self,
+        to: &crate::domain::slack::SlackUserId,
+        message: &serde_json::Value,
+    ) -> Result<(), crate::ports::PortError> {
+        use crate::ports::PortError;
+        let api = self
+            .api
+            .get_or_try_init(|| async {
+                let text = crate::adapters::secrets::read_secure_string(&self.client, &self.parameter).await?;
+                let token = crate::adapters::slack::BotToken::new(&text)
+                    .map_err(|e| PortError::Permanent(format!("parameter {}: {e}", self.parameter)))?;
+                crate::adapters::slack::SlackWebApi::new(&self.api_url, token).map_err(PortError::Permanent)
+            })
+            .await?;
+        api.post(to, message).await
+    }
+}
+
+#[cfg(all(feature = "ssm", feature = "slack"))]
+pub fn slack_notifier(sdk: &aws_config::SdkConfig, parameter: &str, api_url: &str) -> LazySlackNotifier {
+    LazySlackNotifier {
+        client: aws_sdk_ssm::Client::new(sdk),
+        parameter: parameter.to_owned(),
+        api_url: api_url.to_owned(),
+        api: tokio::sync::OnceCell::new(),
+    }
+}
+
 #[cfg(feature = "sns")]
 pub fn mailer(sdk: &aws_config::SdkConfig, mail: &MailConfig) -> crate::adapters::mail::SnsMailer {
     crate::adapters::mail::SnsMailer::new(

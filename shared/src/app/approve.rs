@@ -453,3 +453,37 @@ pub async fn decide_with_link(
     let (claims, decider, _) = link_decider(deps, token, now).await?;
     apply(deps, &claims.request_id, &decider, verdict, comment, Some(claims.level), now).await
 }
+
+/// `POST /chat/slack`: an Approve or Reject click in a Slack message, by the Slack user `user`
+/// (the callback's signature was checked by the caller). The Slack user is the person whose
+/// contact lists them (`slackUserId` in `contacts.yaml`); from there it is the same decision as
+/// through the API or a mail link: the requester cannot decide, one person counts once, and the
+/// click is for the level the message was sent for.
+pub async fn decide_with_slack(
+    deps: &ApprovalDeps<'_>,
+    user: &crate::domain::slack::SlackUserId,
+    id: &RequestId,
+    level: u8,
+    verdict: Verdict,
+    comment: Option<Comment>,
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
+    let Some(person) = deps.people.of_slack_user(user).cloned() else {
+        return Err(ServiceError::Forbidden(format!(
+            "Slack user {user} is not anyone in contacts.yaml; add slackUserId: {user} to their contact entry"
+        )));
+    };
+    let principal = match deps.directory.resolve_person(&person).await {
+        Ok(p) => p,
+        Err(DirectoryError::NotFound(_)) => return Err(ServiceError::Forbidden(format!("{person} no longer exists"))),
+        Err(DirectoryError::Port(e)) => return Err(e.into()),
+    };
+    let decider = Decider {
+        actor: format!("{} (Slack {user})", actor_of(&principal)),
+        approver_keys: approver_keys(&principal),
+        counted_as: counted_as(deps.directory, deps.people, &person).await?,
+        person,
+        channel: Channel::Slack,
+    };
+    apply(deps, id, &decider, verdict, comment, Some(level), now).await
+}

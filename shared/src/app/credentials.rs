@@ -118,7 +118,8 @@ pub async fn issue(
         credentials: issued,
         access_deadline: deadline,
         role_arn: spec.role_arn,
-        region: deps.settings.region.clone(),
+        // Where the node is: a member account's node may be in another Region than the stack.
+        region: deps.settings.node_location(&request.node_id).region,
         document_name: deps.settings.session_documents.first().cloned().unwrap_or_default(),
     })
 }

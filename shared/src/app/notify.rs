@@ -11,7 +11,7 @@ use crate::domain::approval_rules as approval;
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
 use crate::domain::events::{detail_type, EventEnvelope, EventKind, StatusEvent, EVENT_SOURCE};
 use crate::domain::ids::RequestId;
-use crate::domain::request::{AccessRequest, ApprovalPlan, Approver};
+use crate::domain::request::{AccessRequest, Approver};
 use crate::domain::status::RequestStatus;
 use crate::policy::contacts::Contact;
 use crate::ports::{Audience, DirectoryError, Mail, Mailer, PrincipalDirectory, RequestStore};
@@ -32,6 +32,9 @@ pub struct NotifyDeps<'a> {
     pub contacts: &'a [Contact],
     pub key: &'a SigningKey,
     pub links: &'a LinkSettings,
+    /// Slack, when set up: each approver with a `slackUserId` also gets a message with Approve and
+    /// Reject buttons.
+    pub chat: Option<&'a dyn crate::ports::ChatNotifier>,
 }
 
 fn indent(text: &str) -> String {
@@ -51,9 +54,17 @@ pub async fn handle_event(
     let detail = &envelope.detail;
     let id = &detail.request_id;
     match (detail.kind, detail.status) {
-        (EventKind::StatusChanged, RequestStatus::Pending) => mail_approvers(deps, id, 1, now).await,
+        (EventKind::StatusChanged, RequestStatus::Pending) => mail_approvers(deps, id, 1, Notice::Begun, now).await,
         (EventKind::LevelCompleted, RequestStatus::Pending) => match detail.level_completed {
-            Some(level) => mail_approvers(deps, id, level.saturating_add(1), now).await,
+            Some(level) => mail_approvers(deps, id, level.saturating_add(1), Notice::Begun, now).await,
+            None => Ok(0),
+        },
+        (EventKind::ApprovalReminder, RequestStatus::Pending) => match detail.nudge {
+            Some(n) => mail_approvers(deps, id, n.level, Notice::Reminder, now).await,
+            None => Ok(0),
+        },
+        (EventKind::LevelEscalated, RequestStatus::Pending) => match detail.nudge {
+            Some(n) => mail_approvers(deps, id, n.level, Notice::Escalated, now).await,
             None => Ok(0),
         },
         (EventKind::StatusChanged, _) => {
@@ -121,17 +132,33 @@ pub fn rule_pattern() -> serde_json::Value {
             {"detail-type": always},
             // The last level's completion comes with the request already Approved: nothing to mail.
             {"detail-type": [crate::domain::events::LEVEL_COMPLETED], "detail": {"status": pending}},
+            // A waiting level's reminder and escalation notices.
+            {
+                "detail-type": [crate::domain::events::APPROVAL_REMINDER, crate::domain::events::LEVEL_ESCALATED],
+                "detail": {"status": pending},
+            },
             {"detail-type": after_pending, "detail": {"previousStatus": pending}},
         ],
     })
 }
 
-/// Mails every contact who may approve `level` now. A redelivered event for a level that has
-/// already moved on sends nothing, so the next level's approvers never get mail early.
+/// Why a level's approvers get mail: the level began, it waited its reminder time, or it
+/// escalated (then the mail goes to its escalation approvers only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    Begun,
+    Reminder,
+    Escalated,
+}
+
+/// Mails every contact who may approve `level` now (for `Notice::Escalated`, its escalation
+/// approvers). A redelivered event for a level that has already moved on sends nothing, so the
+/// next level's approvers never get mail early.
 async fn mail_approvers(
     deps: &NotifyDeps<'_>,
     id: &RequestId,
     level: u8,
+    notice: Notice,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
     let Some(request) = deps.store.get(id).await? else { return Ok(0) };
@@ -149,7 +176,13 @@ async fn mail_approvers(
             continue;
         }
         // Someone who no longer exists (an offboarded user still in contacts.yaml) gets no mail.
-        let looked_up = match keys_without_lookup(&contact.person, plan, level) {
+        let Some(audience) = plan.levels.get(usize::from(level).saturating_sub(1)).map(|l| match notice {
+            Notice::Escalated => &l.escalate_to,
+            Notice::Begun | Notice::Reminder => &l.approvers,
+        }) else {
+            return Ok(0);
+        };
+        let looked_up = match keys_without_lookup(&contact.person, audience) {
             Some(keys) => deps.directory.check_exists(&contact.person).await.map(|()| keys),
             None => deps.directory.resolve_person(&contact.person).await.map(|p| approver_keys(&p)),
         };
@@ -161,9 +194,7 @@ async fn mail_approvers(
             }
             Err(DirectoryError::Port(e)) => return Err(e.into()),
         };
-        // Mail goes when a level begins, to its own approvers; escalation approvers find the
-        // request in their approvals (GET /approvals) once it escalates.
-        if approval::matching_approver(plan, level, &keys, false).is_none() {
+        if !audience.iter().any(|a| keys.contains(&a.index_key())) {
             continue;
         }
         let claims = TokenClaims {
@@ -175,10 +206,25 @@ async fn mail_approvers(
         };
         let token = approval_token::sign(deps.key, &claims).map_err(ServiceError::Internal)?;
         let link = approval_token::link(&deps.links.api_base_url, &token);
-        deps.mailer
-            .send(&approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region))
-            .await?;
+        let mut mail = approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region);
+        mail.subject = match notice {
+            Notice::Begun => mail.subject,
+            Notice::Reminder => format!("Reminder: {}", mail.subject),
+            Notice::Escalated => format!("Escalated to you: {}", mail.subject),
+        };
+        deps.mailer.send(&mail).await?;
         sent += 1;
+        if let (Some(chat), Some(slack_user)) = (deps.chat, &contact.slack_user_id) {
+            // Mail is the channel every approver has: a Slack failure is logged, not retried
+            // (a retry of the event would mail everyone again).
+            let message = crate::domain::slack::approval_message(&request, slack_user, level, now);
+            match chat.post(slack_user, &message).await {
+                Ok(()) => tracing::info!(request_id = %id, level, contact = %contact.person, "posted to Slack"),
+                Err(e) => {
+                    tracing::warn!(request_id = %id, level, contact = %contact.person, error = %e, "posting to Slack failed")
+                }
+            }
+        }
     }
     tracing::info!(request_id = %id, level, sent, "approval mail sent");
     Ok(sent)
@@ -187,8 +233,7 @@ async fn mail_approvers(
 /// A contact's approver keys when the level names no group they could be in: their own key is
 /// then all that can match, and only their existence needs checking, not their groups. (Whoever
 /// follows the link is resolved in full when they decide.)
-fn keys_without_lookup(person: &Person, plan: &ApprovalPlan, level: u8) -> Option<Vec<String>> {
-    let approvers = &plan.levels.get(usize::from(level).checked_sub(1)?)?.approvers;
+fn keys_without_lookup(person: &Person, approvers: &[Approver]) -> Option<Vec<String>> {
     let (own, in_groups) = match person {
         Person::IamUser(name) => {
             (Approver::IamUser(name.clone()), approvers.iter().any(|a| matches!(a, Approver::IamGroup(_))))
@@ -309,7 +354,6 @@ async fn tell_requester(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::request::ApprovalLevel;
     use crate::ports::PortError;
     use std::sync::Mutex;
 
@@ -371,9 +415,14 @@ mod tests {
             person: Person::IamUser("operator".into()),
             email: "operator@example.com".into(),
             same_as: vec![],
+            slack_user_id: None,
         };
-        let someone_else =
-            Contact { person: Person::IamUser("approver-a".into()), email: "a@example.com".into(), same_as: vec![] };
+        let someone_else = Contact {
+            person: Person::IamUser("approver-a".into()),
+            email: "a@example.com".into(),
+            same_as: vec![],
+            slack_user_id: None,
+        };
         let cases: [(&[Contact], RequestStatus, RequestStatus, usize); 5] = [
             (std::slice::from_ref(&operator), RequestStatus::Rejected, RequestStatus::Pending, 1),
             (std::slice::from_ref(&someone_else), RequestStatus::Rejected, RequestStatus::Pending, 0),
@@ -403,6 +452,7 @@ mod tests {
             person: Person::IamUser("operator".into()),
             email: "operator@example.com".into(),
             same_as: vec![],
+            slack_user_id: None,
         }];
         let outbox = Outbox::default();
         let failed = event(
@@ -440,13 +490,6 @@ mod tests {
         }
     }
 
-    fn plan(approvers: Vec<Approver>) -> ApprovalPlan {
-        ApprovalPlan {
-            policy_name: "p".into(),
-            levels: vec![ApprovalLevel { min_approvals: 1, approvers, ..Default::default() }],
-        }
-    }
-
     #[test]
     fn a_contact_is_looked_up_only_when_the_level_names_a_group_they_could_be_in() {
         let alice = Person::IamUser("alice".into());
@@ -465,16 +508,7 @@ mod tests {
             ),
         ];
         for (person, approvers, expected) in cases {
-            assert_eq!(
-                keys_without_lookup(person, &plan(approvers.clone()), 1),
-                expected,
-                "{person} with {approvers:?}"
-            );
+            assert_eq!(keys_without_lookup(person, &approvers), expected, "{person} with {approvers:?}");
         }
-        assert_eq!(
-            keys_without_lookup(&alice, &plan(vec![]), 2),
-            None,
-            "a level the plan does not have is looked up (and then matches nothing)"
-        );
     }
 }

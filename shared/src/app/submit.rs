@@ -144,6 +144,7 @@ pub async fn submit(
         approval: None,
         level_completed: None,
         credentials: None,
+        nudge: None,
     };
     let idem = key.map(|k| IdempotencyRecord {
         caller: caller.clone(),

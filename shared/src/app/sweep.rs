@@ -90,6 +90,55 @@ pub async fn expire_overdue(
     }
 }
 
+/// How many waiting requests one sweep looks at for reminders and escalations.
+pub const NUDGE_SCAN: u32 = 500;
+
+/// Records the reminder (`remindAfterMinutes`) and escalation (`escalateAfterMinutes`) notices
+/// that waiting levels are due, each once per level, as in-place changes whose events
+/// (`Approval Reminder`, `Level Escalated`) the notifier mails. An item that fails is recorded in
+/// `failures` and skipped.
+pub async fn nudge_waiting(
+    store: &dyn RequestStore,
+    now: DateTime<Utc>,
+    failures: &mut Vec<ItemFailure>,
+) -> Result<Vec<RequestId>, ServiceError> {
+    use crate::domain::approval::{Nudge, NudgeKind};
+    // Every pending request: none waits longer than the longest approval deadline.
+    let horizon = now + Duration::minutes(i64::from(crate::domain::ids::MAX_DURATION_MINUTES) * 2);
+    let mut nudged = Vec::new();
+    for id in store.list_pending_past_deadline(horizon, NUDGE_SCAN).await? {
+        let one = async {
+            let Some(request) = store.get(&id).await? else { return Ok(false) };
+            let Some(due) = crate::domain::approval_rules::nudge_due(&request, now) else { return Ok(false) };
+            let mut progress =
+                request.progress.clone().unwrap_or_else(|| crate::domain::approval::ApprovalProgress::start(now));
+            let nudge = Nudge { level: progress.current_level, kind: due, at: now };
+            progress.nudges.push(nudge);
+            let reason = match due {
+                NudgeKind::Reminder => {
+                    format!("level {} waited its reminder time: its approvers are reminded", nudge.level)
+                }
+                NudgeKind::Escalation => {
+                    format!("level {} waited its escalation time: its escalation approvers may decide it", nudge.level)
+                }
+            };
+            let change = Transition {
+                progress: Some(progress),
+                nudge: Some(nudge),
+                ..Transition::status_change(&request, RequestStatus::Pending, SWEEPER_ACTOR, reason, now)
+            };
+            // A decision or another sweep got there first: next sweep looks again.
+            Ok(matches!(write(store, &change).await?, Attempt::Done(_)))
+        };
+        match one.await {
+            Ok(true) => nudged.push(id),
+            Ok(false) => {}
+            Err(e) => failed(failures, "nudge-pending", &id, &e),
+        }
+    }
+    Ok(nudged)
+}
+
 /// Approved requests that never got a grant. Their `Approved` event left through the table's
 /// stream, but its delivery from the bus to Step Functions may have failed (the rule's retries
 /// and dead-letter queue exhausted, or the rule being replaced). Within the access window the
@@ -374,8 +423,13 @@ pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<Sweep
     let mut failures = Vec::new();
     let pending_expired = expire_overdue(deps.store, now, &mut failures).await?;
     let mut grants = reconcile(deps, now).await?;
+    let nudged = nudge_waiting(deps.store, now, &mut failures).await?;
     grants.item_failures.splice(0..0, failures);
-    let outcome = SweepOutcome { pending_expired: pending_expired.iter().map(ToString::to_string).collect(), grants };
+    let outcome = SweepOutcome {
+        pending_expired: pending_expired.iter().map(ToString::to_string).collect(),
+        nudged: nudged.iter().map(ToString::to_string).collect(),
+        grants,
+    };
     outcome.log();
     Ok(outcome)
 }
@@ -384,6 +438,8 @@ pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<Sweep
 #[serde(rename_all = "camelCase")]
 pub struct SweepOutcome {
     pub pending_expired: Vec<String>,
+    /// Pending requests whose level got its reminder or escalation notice.
+    pub nudged: Vec<String>,
     pub grants: SweepReport,
 }
 
@@ -393,6 +449,7 @@ impl SweepOutcome {
         let report = &self.grants;
         tracing::info!(
             pending_expired = self.pending_expired.len(),
+            nudged = self.nudged.len(),
             grants_expired = report.expired.len(),
             orphans_removed = report.orphans_removed.len(),
             restarted = report.restarted.len(),

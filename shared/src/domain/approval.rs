@@ -164,6 +164,8 @@ pub enum Verdict {
 pub enum Channel {
     Api,
     EmailLink,
+    /// A button in a Slack message (`POST /chat/slack`).
+    Slack,
 }
 
 /// One approver's decision, kept on the request and in the audit trail.
@@ -206,11 +208,35 @@ pub struct ApprovalProgress {
     pub pending_until: DateTime<Utc>,
     #[serde(default)]
     pub entries: Vec<ApprovalEntry>,
+    /// The reminders and escalation notices sent, each once per level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nudges: Vec<Nudge>,
+}
+
+/// A notice the sweeper sent for a waiting level: a reminder to its approvers
+/// (`remindAfterMinutes`), or its escalation to the escalation approvers (`escalateAfterMinutes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nudge {
+    pub level: u8,
+    pub kind: NudgeKind,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NudgeKind {
+    Reminder,
+    Escalation,
 }
 
 impl ApprovalProgress {
     pub fn start(pending_until: DateTime<Utc>) -> Self {
-        Self { current_level: 1, pending_until, entries: vec![] }
+        Self { current_level: 1, pending_until, entries: vec![], nudges: vec![] }
+    }
+
+    /// Whether this notice was already sent for `level`.
+    pub fn was_nudged(&self, level: u8, kind: NudgeKind) -> bool {
+        self.nudges.iter().any(|n| n.level == level && n.kind == kind)
     }
 
     pub fn approvals_at(&self, level: u8) -> usize {

@@ -80,6 +80,28 @@ pub fn level_since(request: &AccessRequest, progress: &ApprovalProgress) -> Opti
     }
 }
 
+/// The notice the current level of a waiting request is due at `now`, if any: its escalation
+/// first, then its reminder; each once per level (`ApprovalProgress::nudges`).
+pub fn nudge_due(request: &AccessRequest, now: DateTime<Utc>) -> Option<crate::domain::approval::NudgeKind> {
+    use crate::domain::approval::NudgeKind;
+    if request.status != RequestStatus::Pending {
+        return None;
+    }
+    let (plan, progress) = (plan_of(request)?, request.progress.as_ref()?);
+    if now >= progress.pending_until {
+        return None;
+    }
+    let level = progress.current_level;
+    if has_escalated(request, plan, progress, now) && !progress.was_nudged(level, NudgeKind::Escalation) {
+        return Some(NudgeKind::Escalation);
+    }
+    let remind_after = plan.levels.get(usize::from(level).saturating_sub(1))?.remind_after_minutes?;
+    let since = level_since(request, progress)?;
+    (now >= since + chrono::Duration::minutes(i64::from(remind_after))
+        && !progress.was_nudged(level, NudgeKind::Reminder))
+    .then_some(NudgeKind::Reminder)
+}
+
 /// Whether the current level has escalated at `now` (`escalateAfterMinutes` since it began).
 pub fn has_escalated(
     request: &AccessRequest,

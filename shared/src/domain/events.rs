@@ -7,6 +7,8 @@
 //! - `Access Request Level Completed` when an approval completes a level (`levelCompleted`).
 //! - `Access Request Credentials Issued` for every issuance of credentials (`credentials`: the
 //!   access key id, role and expiration, never the secret).
+//! - `Access Request Approval Reminder` when a level waited its `remindAfterMinutes`, and
+//!   `Access Request Level Escalated` when it waited its `escalateAfterMinutes` (`nudge`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,8 @@ pub fn detail_type(status: RequestStatus) -> String {
 pub const APPROVAL_RECORDED: &str = "Access Request Approval Recorded";
 pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
 pub const CREDENTIALS_ISSUED: &str = "Access Request Credentials Issued";
+pub const APPROVAL_REMINDER: &str = "Access Request Approval Reminder";
+pub const LEVEL_ESCALATED: &str = "Access Request Level Escalated";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +43,8 @@ pub enum EventKind {
     ApprovalRecorded,
     LevelCompleted,
     CredentialsIssued,
+    ApprovalReminder,
+    LevelEscalated,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,6 +86,9 @@ pub struct StatusEvent {
     /// The credentials issued (`Credentials Issued` events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsIssue>,
+    /// The reminder or escalation (`Approval Reminder`, `Level Escalated` events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nudge: Option<crate::domain::approval::Nudge>,
 }
 
 impl StatusEvent {
@@ -105,6 +114,7 @@ impl StatusEvent {
             grant: request.grant.clone(),
             grant_mode: request.grant_mode,
             credentials: None,
+            nudge: None,
         }
     }
 
@@ -165,6 +175,8 @@ impl StatusEvent {
             EventKind::ApprovalRecorded => APPROVAL_RECORDED.to_owned(),
             EventKind::LevelCompleted => LEVEL_COMPLETED.to_owned(),
             EventKind::CredentialsIssued => CREDENTIALS_ISSUED.to_owned(),
+            EventKind::ApprovalReminder => APPROVAL_REMINDER.to_owned(),
+            EventKind::LevelEscalated => LEVEL_ESCALATED.to_owned(),
         }
     }
 }
@@ -185,6 +197,8 @@ pub struct ChangeRecord {
     pub level_completed: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsIssue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nudge: Option<crate::domain::approval::Nudge>,
 }
 
 impl ChangeRecord {
@@ -196,20 +210,33 @@ impl ChangeRecord {
             approval: audit.approval.clone(),
             level_completed: audit.level_completed,
             credentials: audit.credentials.clone(),
+            nudge: audit.nudge,
         }
     }
 
     /// The events this change produces, in order (see `StatusEvent::for_change`); none for a
     /// grant recorded in place.
     pub fn events(&self) -> Vec<StatusEvent> {
-        StatusEvent::for_change(
+        let mut events = StatusEvent::for_change(
             &self.request,
             self.previous,
             &self.actor,
             self.approval.as_ref(),
             self.level_completed,
             self.credentials.as_ref(),
-        )
+        );
+        if let Some(nudge) = self.nudge {
+            let kind = match nudge.kind {
+                crate::domain::approval::NudgeKind::Reminder => EventKind::ApprovalReminder,
+                crate::domain::approval::NudgeKind::Escalation => EventKind::LevelEscalated,
+            };
+            events.push(StatusEvent {
+                kind,
+                nudge: Some(nudge),
+                ..StatusEvent::for_request(&self.request, self.previous, &self.actor)
+            });
+        }
+        events
     }
 }
 

@@ -11,5 +11,6 @@ pub mod grant;
 pub mod ids;
 pub mod principal;
 pub mod request;
+pub mod slack;
 pub mod status;
 pub mod transition;

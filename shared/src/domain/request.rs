@@ -142,7 +142,10 @@ pub struct ApprovalPlan {
 pub struct ApprovalLevel {
     pub min_approvals: u8,
     pub approvers: Vec<Approver>,
-    /// After this many minutes at this level, `escalate_to` may decide it too.
+    /// After this many minutes at this level, its approvers are reminded (once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_after_minutes: Option<u32>,
+    /// After this many minutes at this level, `escalate_to` may decide it too (and are told).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalate_after_minutes: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -206,4 +209,7 @@ pub struct AuditRecord {
     /// The credentials this change issued (never their secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsIssue>,
+    /// The reminder or escalation notice this change records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nudge: Option<crate::domain::approval::Nudge>,
 }

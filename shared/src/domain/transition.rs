@@ -36,6 +36,9 @@ pub struct Transition {
     /// The duration the decision sets on a request that asked for none
     /// (`AccessRequest::duration_from_policy`); only when leaving `Submitted`.
     pub duration: Option<crate::domain::ids::DurationMinutes>,
+    /// A reminder or escalation notice recorded on a `Pending` request (in place; `progress`
+    /// carries it in `nudges`).
+    pub nudge: Option<crate::domain::approval::Nudge>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -63,6 +66,7 @@ impl Transition {
             credentials: None,
             approval_seal: None,
             duration: None,
+            nudge: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -95,7 +99,7 @@ impl Transition {
             // Only the decision sets a duration, and only on a request that asked for none.
             return Err(TransitionError { from, to: self.to });
         }
-        let approval_in_place = from == RequestStatus::Pending && self.approval.is_some();
+        let approval_in_place = from == RequestStatus::Pending && (self.approval.is_some() || self.nudge.is_some());
         let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {
             return Ok(());
@@ -145,6 +149,7 @@ impl Transition {
             approval: self.approval.clone(),
             level_completed: self.level_completed,
             credentials: self.credentials.clone(),
+            nudge: self.nudge,
         }
     }
 

@@ -11,6 +11,7 @@
 //! | `POST /people/{person}/revoke`     | `AWS_IAM`  | an administrator ends every grant of a person |
 //! | `GET /decide/{token}`              | the token  | confirmation page; never changes anything   |
 //! | `POST /decide/{token}`             | the token  | the decision from that page's form          |
+//! | `POST /chat/slack`                 | Slack's signature | an Approve/Reject click in Slack (`slack`) |
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -25,6 +26,7 @@ use crate::domain::approval_token;
 pub fn serves(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     is_link_path(path)
+        || super::slack::serves(path)
         || super::jitna::serves_approve(path)
         || matches!(
             segments.as_slice(),
@@ -38,6 +40,20 @@ pub fn is_link_path(path: &str) -> bool {
 }
 
 pub async fn handle(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
+    handle_with_slack(deps, None, req, now).await
+}
+
+/// `handle`, with the Slack app's signing secret when Slack is set up (`None`: `/chat/slack`
+/// answers 404).
+pub async fn handle_with_slack(
+    deps: &ApprovalDeps<'_>,
+    slack: Option<&crate::domain::slack::SlackSigningSecret>,
+    req: &ApiRequest,
+    now: DateTime<Utc>,
+) -> ApiResponse {
+    if super::slack::serves(&req.path) {
+        return super::slack::handle(deps, slack, req, now).await;
+    }
     if let Some(token) = approval_token::token_of_path(&req.path) {
         return link(deps, req, token, now).await;
     }

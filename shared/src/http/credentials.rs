@@ -55,7 +55,9 @@ pub fn body(issued: &Issued) -> serde_json::Value {
         "accessDeadline": time(&issued.access_deadline),
         "roleArn": issued.role_arn,
         "region": issued.region,
-        "target": issued.node_id,
+        // `start-session --target` takes the bare instance id (in `region`, with these
+        // credentials of the node's account), never the node's ARN.
+        "target": issued.node_id.instance_id(),
         "documentName": issued.document_name,
     })
 }

@@ -439,7 +439,7 @@ pub fn access_token(issued: &Issued) -> Value {
             "ExpirationTime": epoch(&issued.expiration),
         },
         "AccessRequestStatus": status_name(RequestStatus::Approved),
-        "Target": issued.node_id.as_str(),
+        "Target": issued.node_id.instance_id(),
         "DocumentName": issued.document_name,
         "Region": issued.region,
         "RoleArn": issued.role_arn,

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod decide_page;
 pub mod error;
 pub mod jitna;
+pub mod slack;
 pub mod submit;
 
 use serde_json::json;

@@ -8,6 +8,7 @@
 //!     email: carol@example.com
 //!     sameAs:                      # the same person's other identities
 //!       - iamUser: carol.smith
+//!     slackUserId: U024BE7LH       # optional: approval requests in Slack (docs/chat.md)
 //! ```
 //!
 //! A contact is a person: `sameAs` lists their other IAM and Identity Center users, which then
@@ -19,12 +20,16 @@
 //! person's SNS email subscription (`jit contacts subscriptions`), whose filter policy matches
 //! the `recipient` message attribute `Person::key`, so each person receives only their own
 //! links. Requesters get their notifications the same way.
+//!
+//! `slackUserId` ties a Slack user to the person: their approval requests are also posted to them
+//! in Slack, and a click on Approve or Reject by that Slack user decides as this person.
 
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
 use crate::domain::approval::Person;
+use crate::domain::slack::SlackUserId;
 use crate::policy::manual::LineError;
 use crate::policy::yaml_spans;
 
@@ -38,27 +43,41 @@ pub struct Contact {
     pub email: String,
     /// The same person's other identities.
     pub same_as: Vec<Person>,
+    /// Their Slack user, when they decide in Slack too.
+    pub slack_user_id: Option<SlackUserId>,
 }
 
-/// Who is whom: each listed identity's key, mapped to its person's primary key.
+/// Who is whom: each listed identity's key, mapped to its person's primary key, and each listed
+/// Slack user to their person.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct People(std::collections::BTreeMap<String, String>);
+pub struct People {
+    same_as: std::collections::BTreeMap<String, String>,
+    slack: std::collections::BTreeMap<SlackUserId, Person>,
+}
 
 impl People {
     pub fn from_contacts(contacts: &[Contact]) -> Self {
-        let mut map = std::collections::BTreeMap::new();
+        let mut people = Self::default();
         for c in contacts {
             for other in &c.same_as {
-                map.insert(other.key(), c.person.key());
+                people.same_as.insert(other.key(), c.person.key());
+            }
+            if let Some(slack) = &c.slack_user_id {
+                people.slack.insert(slack.clone(), c.person.clone());
             }
         }
-        Self(map)
+        people
+    }
+
+    /// The person whose contact lists this Slack user (`slackUserId`), if any.
+    pub fn of_slack_user(&self, user: &SlackUserId) -> Option<&Person> {
+        self.slack.get(user)
     }
 
     /// The person an identity key (`Person::counted_as`) belongs to: its primary identity's key
     /// when the directory lists it as another identity of someone, else the key itself.
     pub fn person_of(&self, counted_as: String) -> String {
-        self.0.get(&counted_as).cloned().unwrap_or(counted_as)
+        self.same_as.get(&counted_as).cloned().unwrap_or(counted_as)
     }
 }
 
@@ -78,6 +97,8 @@ struct Entry {
     email: String,
     #[serde(default)]
     same_as: Vec<Identity>,
+    #[serde(default)]
+    slack_user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,12 +156,13 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
         vec![LineError {
             line: doc.line_of(&path),
             message: format!("at '{path}': {}", e.into_inner()),
-            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>, and optionally sameAs: [{iamUser: <name>} | {identityCenterUser: <user name>}]".into(),
+            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>, and optionally sameAs: [{iamUser: <name>} | {identityCenterUser: <user name>}] and slackUserId: <U…>".into(),
         }]
     })?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut seen_slack = BTreeSet::new();
     if parsed.contacts.len() > MAX_CONTACTS {
         errors.push(LineError {
             line: doc.line_of("contacts"),
@@ -194,7 +216,26 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
                 }),
             }
         }
-        out.push(Contact { person, email: entry.email, same_as });
+        let slack_user_id = match entry.slack_user_id.map(SlackUserId::try_from).transpose() {
+            Ok(Some(id)) if !seen_slack.insert(id.clone()) => {
+                errors.push(LineError {
+                    line: doc.line_of(&format!("contacts.{i}.slackUserId")),
+                    message: format!("Slack user {id} is listed for two people"),
+                    fix: "give each Slack user to one contact only".into(),
+                });
+                None
+            }
+            Ok(id) => id,
+            Err(e) => {
+                errors.push(LineError {
+                    line: doc.line_of(&format!("contacts.{i}.slackUserId")),
+                    message: e.message,
+                    fix: "copy the member ID from the person's Slack profile (⋮ → Copy member ID)".into(),
+                });
+                None
+            }
+        };
+        out.push(Contact { person, email: entry.email, same_as, slack_user_id });
     }
     if errors.is_empty() {
         Ok(out)
@@ -240,6 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn a_slack_user_is_the_person_whose_contact_lists_them() {
+        let c = parse_contacts(
+            "contacts:\n  - identityCenterUser: carol\n    email: carol@example.com\n    slackUserId: U024BE7LH\n  - iamUser: dave\n    email: dave@example.com\n",
+        )
+        .unwrap();
+        let people = People::from_contacts(&c);
+        let user = |id: &str| SlackUserId::try_from(id.to_owned()).unwrap();
+        assert_eq!(people.of_slack_user(&user("U024BE7LH")), Some(&Person::IdentityCenterUser("carol".into())));
+        assert_eq!(people.of_slack_user(&user("U999")), None, "an unlisted Slack user is nobody");
+        assert_eq!(c[1].slack_user_id, None);
+    }
+
+    #[test]
     fn bad_contacts_are_refused_with_their_line() {
         let cases = [
             ("contacts:\n  - iamUser: a\n    email: nope\n", 3),
@@ -252,6 +306,11 @@ mod tests {
                 7,
             ),
             ("contacts:\n  - iamUser: a\n    email: a@example.com\n    sameAs:\n      - roleSession: x\n", 5),
+            ("contacts:\n  - iamUser: a\n    email: a@example.com\n    slackUserId: u024be7lh\n", 4),
+            (
+                "contacts:\n  - iamUser: a\n    email: a@example.com\n    slackUserId: U024BE7LH\n  - iamUser: b\n    email: b@example.com\n    slackUserId: U024BE7LH\n",
+                7,
+            ),
         ];
         for (text, line) in cases {
             let errs = parse_contacts(text).unwrap_err();

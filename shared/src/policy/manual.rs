@@ -65,6 +65,9 @@ pub struct TagTarget {
 pub struct LevelDoc {
     pub min_approvals: u8,
     pub approvers: Vec<Approver>,
+    /// After this many minutes at the level, its approvers are reminded once.
+    #[serde(default)]
+    pub remind_after_minutes: Option<u32>,
     /// After this many minutes at the level, `escalateTo` may decide it too.
     #[serde(default)]
     pub escalate_after_minutes: Option<u32>,
@@ -157,7 +160,7 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
         let path = yaml_spans::path_key(e.path());
         let inner = e.into_inner().to_string();
         let fix = if inner.contains("unknown field") || inner.contains("unknown variant") {
-            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}], and optionally accounts: [12-digit ids]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup], and optionally escalateAfterMinutes with escalateTo: [approvers]}]"
+            "use only the documented keys: name, description, targets (allNodes | tags: [{key, value}], and optionally accounts: [12-digit ids]), maxDurationMinutes, levels: [{minApprovals, approvers: [iamUser | iamGroup | iamRole | identityCenterUser | identityCenterGroup], and optionally remindAfterMinutes, and escalateAfterMinutes with escalateTo: [approvers]}]"
         } else if inner.contains("missing field") {
             "add the missing key"
         } else {
@@ -297,6 +300,16 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
                 "set minApprovals between 1 and the number of approvers that can act (at most 5)",
             ));
         }
+        if let Some(m) =
+            level.remind_after_minutes.filter(|m| !(1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(m))
+        {
+            errors.push(err(
+                &doc,
+                &format!("{base}.remindAfterMinutes"),
+                format!("level {} reminds after {m} minutes", li + 1),
+                "set remindAfterMinutes between 1 and 20160",
+            ));
+        }
         match (level.escalate_after_minutes, level.escalate_to.len()) {
             (None, 0) => {}
             (Some(m), 1..=MAX_APPROVERS_PER_LEVEL) if (1..=crate::domain::ids::MAX_DURATION_MINUTES).contains(&m) => {}
@@ -373,6 +386,7 @@ pub fn parse_manual_policy(file: &str, text: &str) -> Result<ManualPolicy, Vec<L
             .map(|l| ApprovalLevel {
                 min_approvals: l.min_approvals,
                 approvers: l.approvers,
+                remind_after_minutes: l.remind_after_minutes,
                 escalate_after_minutes: l.escalate_after_minutes,
                 escalate_to: l.escalate_to,
             })

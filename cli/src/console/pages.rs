@@ -1,0 +1,920 @@
+//! The console's pages, rendered on the server from the API's JSON. Everything that came from the
+//! API or from the browser goes through `esc` (or `attr`), so it is shown as text and never parsed
+//! as markup; there is no script at all, and the only stylesheet is the console's own.
+//!
+//! Accessibility: one `h1` per page, landmarks (`header`, `nav`, `main`, `footer`), a skip link,
+//! a label on every input, `role="status"` / `role="alert"` for outcomes, statuses written as
+//! words (the colour only repeats them), tables with captions and header cells.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use jit_shared::http::decide_page::escape as esc;
+
+use crate::ops::connect::shell_quote;
+use serde_json::Value;
+
+/// The statuses a request can have, in the order the filter lists them.
+pub const STATUSES: [&str; 8] =
+    ["Submitted", "Pending", "Approved", "Rejected", "Cancelled", "Expired", "Revoked", "Failed"];
+
+/// Which navigation entry is the current page.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Nav {
+    Requests,
+    NewRequest,
+    Approvals,
+    None,
+}
+
+/// What every page shows around its content.
+pub struct Frame<'a> {
+    pub profile: &'a str,
+    pub api_url: &'a str,
+    /// The per-run form token, put in every form.
+    pub csrf: &'a str,
+    /// The stack's session document, for attach-mode start-session commands.
+    pub document_name: &'a str,
+}
+
+/// A message shown at the top of a page: `role="status"` for outcomes, `role="alert"` for errors.
+pub enum Notice {
+    Done(String),
+    Error(String),
+}
+
+fn notice_html(notice: Option<&Notice>) -> String {
+    match notice {
+        Some(Notice::Done(text)) => format!("<p class=\"notice done\" role=\"status\">{}</p>\n", esc(text)),
+        Some(Notice::Error(text)) => {
+            format!("<div class=\"notice error\" role=\"alert\"><h2>Not done</h2><p>{}</p></div>\n", esc(text))
+        }
+        None => String::new(),
+    }
+}
+
+/// The whole page around `main`.
+pub fn layout(frame: &Frame<'_>, nav: Nav, title: &str, main: &str) -> String {
+    let link = |target: Nav, href: &str, label: &str| {
+        let current = if nav == target { " aria-current=\"page\"" } else { "" };
+        format!("<li><a href=\"{href}\"{current}>{label}</a></li>")
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{} · jit console</title>\
+         <link rel=\"stylesheet\" href=\"/static/console.css\"></head>\n<body>\n\
+         <a class=\"skip\" href=\"#main\">Skip to main content</a>\n\
+         <header><div class=\"bar\"><p class=\"brand\">jit-node-access console</p>\n\
+         <nav aria-label=\"Main\"><ul>{}{}{}</ul></nav>\n\
+         <p class=\"who\">Profile <strong>{}</strong></p></div></header>\n\
+         <main id=\"main\" tabindex=\"-1\">\n{main}</main>\n\
+         <footer><p>Served on 127.0.0.1 by <code>jit console</code>; it calls <code>{}</code> signed with \
+         the profile's own credentials and keeps nothing.</p></footer>\n</body></html>\n",
+        esc(title),
+        link(Nav::Requests, "/", "My requests"),
+        link(Nav::NewRequest, "/requests/new", "New request"),
+        link(Nav::Approvals, "/approvals", "Approvals"),
+        esc(frame.profile),
+        esc(frame.api_url),
+    )
+}
+
+/// Text of a JSON string or number; empty otherwise.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A timestamp as `<time>`, in UTC to the second; anything unparsable as plain text.
+fn when(v: &Value) -> String {
+    let raw = text(v);
+    match DateTime::parse_from_rfc3339(&raw) {
+        Ok(t) => {
+            let t = t.with_timezone(&Utc);
+            format!(
+                "<time datetime=\"{}\">{}</time>",
+                t.to_rfc3339_opts(SecondsFormat::Secs, true),
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        }
+        Err(_) if raw.is_empty() => "–".to_owned(),
+        Err(_) => esc(&raw),
+    }
+}
+
+/// The status as a word in a badge; the colour (from the class) only repeats it.
+pub fn badge(status: &str) -> String {
+    let class = STATUSES.iter().find(|s| **s == status).map_or("other".to_owned(), |s| s.to_ascii_lowercase());
+    format!("<span class=\"status status-{class}\">{}</span>", esc(if status.is_empty() { "Unknown" } else { status }))
+}
+
+/// A principal ARN made readable: `user/operator`, `assumed-role/Role/session`, `system: evaluator`.
+pub fn who(actor: &str) -> String {
+    if let Some(component) = actor.strip_prefix("system:") {
+        return format!("system: {component}");
+    }
+    if actor.starts_with("arn:") {
+        if let Some((_, resource)) = actor.split_once(":user/").map(|(a, r)| (a, format!("user/{r}"))) {
+            return resource;
+        }
+        if let Some(rest) = actor.split_once(":assumed-role/").map(|(_, r)| r) {
+            return format!("assumed-role/{rest}");
+        }
+    }
+    actor.to_owned()
+}
+
+/// The node's `Name` tag, if the decision recorded one.
+fn node_name(request: &Value) -> Option<String> {
+    request["decision"]["nodeTags"]["Name"].as_str().map(str::to_owned)
+}
+
+fn node_cell(request: &Value) -> String {
+    let id = esc(&text(&request["nodeId"]));
+    match node_name(request) {
+        Some(name) => format!("<span class=\"node-name\">{}</span> <code>{id}</code>", esc(&name)),
+        None => format!("<code>{id}</code>"),
+    }
+}
+
+fn tags_text(request: &Value) -> String {
+    match request["decision"]["nodeTags"].as_object() {
+        Some(tags) if !tags.is_empty() => {
+            tags.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(", ")
+        }
+        _ => "(not known yet)".to_owned(),
+    }
+}
+
+fn minutes(v: &Value) -> String {
+    match v.as_u64() {
+        Some(1) => "1 minute".to_owned(),
+        Some(n) => format!("{n} minutes"),
+        None => "–".to_owned(),
+    }
+}
+
+fn row(name: &str, value_html: &str) -> String {
+    format!("<tr><th scope=\"row\">{}</th><td>{value_html}</td></tr>\n", esc(name))
+}
+
+fn csrf_field(frame: &Frame<'_>) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(frame.csrf))
+}
+
+/// `application/x-www-form-urlencoded` / query-string encoding of one value.
+pub fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// "My requests": the caller's requests, newest first, with a status filter and paging.
+pub fn requests(frame: &Frame<'_>, list: &Value, status: Option<&str>, notice: Option<&Notice>) -> String {
+    let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let options: String = std::iter::once(("", "Any status"))
+        .chain(STATUSES.iter().map(|s| (*s, *s)))
+        .map(|(value, label)| {
+            let selected = if status.unwrap_or("") == value { " selected" } else { "" };
+            format!("<option value=\"{value}\"{selected}>{label}</option>")
+        })
+        .collect();
+    let mut main = format!(
+        "<h1>My requests</h1>\n{}<p><a class=\"button\" href=\"/requests/new\">New request</a></p>\n\
+         <form class=\"filter\" method=\"get\" action=\"/\"><label for=\"status\">Status</label> \
+         <select id=\"status\" name=\"status\">{options}</select> <button type=\"submit\">Show</button></form>\n",
+        notice_html(notice)
+    );
+    if items.is_empty() {
+        main.push_str(if status.is_some() {
+            "<p>No requests with this status.</p>\n"
+        } else {
+            "<p>You have made no requests yet. <a href=\"/requests/new\">Ask for access to a node</a>.</p>\n"
+        });
+    } else {
+        main.push_str(
+            "<table class=\"list\"><caption>Your requests, newest first</caption>\n<thead><tr><th scope=\"col\">Request</th>\
+             <th scope=\"col\">Node</th><th scope=\"col\">Status</th><th scope=\"col\">Reason</th>\
+             <th scope=\"col\">Duration</th><th scope=\"col\">Created</th></tr></thead>\n<tbody>\n",
+        );
+        for r in items {
+            let id = text(&r["requestId"]);
+            main.push_str(&format!(
+                "<tr><td><a href=\"/requests/{}\"><code>{}</code></a></td><td>{}</td><td>{}</td><td class=\"reason\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                url_encode(&id),
+                esc(&id),
+                node_cell(r),
+                badge(&text(&r["status"])),
+                esc(&text(&r["reason"])),
+                minutes(&r["durationMinutes"]),
+                when(&r["createdAt"]),
+            ));
+        }
+        main.push_str("</tbody></table>\n");
+    }
+    if let Some(next) = list["nextToken"].as_str() {
+        let filter = status.map(|s| format!("status={}&", url_encode(s))).unwrap_or_default();
+        main.push_str(&format!("<p><a href=\"/?{filter}next={}\">Older requests</a></p>\n", url_encode(next)));
+    }
+    layout(frame, Nav::Requests, "My requests", &main)
+}
+
+/// What the new-request form holds (kept when the API refuses it, so nothing is typed twice).
+#[derive(Default, Debug, Clone)]
+pub struct RequestForm {
+    pub node_id: String,
+    pub reason: String,
+    pub duration: String,
+    /// Sent as `Idempotency-Key`: pressing Submit twice makes one request.
+    pub idempotency_key: String,
+}
+
+/// The new-request form; `error` names the field the API (or the console) refused, if any.
+pub fn new_request(
+    frame: &Frame<'_>,
+    form: &RequestForm,
+    error: Option<(&str, &str)>,
+    recent_nodes: &[String],
+) -> String {
+    let invalid = |field: &str| match error {
+        Some((f, _)) if f == field => format!(" aria-invalid=\"true\" aria-describedby=\"{field}-hint {field}-error\""),
+        _ => format!(" aria-describedby=\"{field}-hint\""),
+    };
+    let message = |field: &str| match error {
+        Some((f, m)) if f == field => format!("<p class=\"field-error\" id=\"{field}-error\">{}</p>", esc(m)),
+        _ => String::new(),
+    };
+    let summary = match error {
+        Some((_, m)) => format!(
+            "<div class=\"notice error\" role=\"alert\"><h2>The request was not submitted</h2><p>{}</p></div>\n",
+            esc(m)
+        ),
+        None => String::new(),
+    };
+    let datalist = if recent_nodes.is_empty() {
+        String::new()
+    } else {
+        let options: String = recent_nodes.iter().map(|n| format!("<option value=\"{}\">", esc(n))).collect();
+        format!("<datalist id=\"recent-nodes\">{options}</datalist>")
+    };
+    let list_attr = if recent_nodes.is_empty() { "" } else { " list=\"recent-nodes\"" };
+    let main = format!(
+        "<h1>New request</h1>\n{summary}\
+         <p>Ask for access to one node. Policies decide at once: auto-approved, waiting for approvers, or refused.</p>\n\
+         <form method=\"post\" action=\"/requests\" class=\"stack\">{}\
+         <input type=\"hidden\" name=\"idempotencyKey\" value=\"{}\">\n\
+         <div class=\"field\"><label for=\"nodeId\">Node</label>\
+         <p class=\"hint\" id=\"nodeId-hint\">An instance id (<code>i-…</code>), a managed node id (<code>mi-…</code>), \
+         or a member account node's ARN.</p>\
+         <input id=\"nodeId\" name=\"nodeId\" required maxlength=\"200\" autocomplete=\"off\" spellcheck=\"false\" \
+         value=\"{}\"{}{list_attr}>{}{datalist}</div>\n\
+         <div class=\"field\"><label for=\"reason\">Reason</label>\
+         <p class=\"hint\" id=\"reason-hint\">What you will do and why, up to 256 characters (a ticket number helps \
+         approvers).</p><textarea id=\"reason\" name=\"reason\" required maxlength=\"256\" rows=\"3\"{}>{}</textarea>{}</div>\n\
+         <div class=\"field\"><label for=\"durationMinutes\">Duration in minutes</label>\
+         <p class=\"hint\" id=\"durationMinutes-hint\">1 to 20,160. Leave empty for the longest the deciding \
+         policy allows.</p><input id=\"durationMinutes\" name=\"durationMinutes\" type=\"number\" min=\"1\" \
+         max=\"20160\" inputmode=\"numeric\" value=\"{}\"{}>{}</div>\n\
+         <p><button type=\"submit\">Submit request</button></p>\n</form>\n",
+        csrf_field(frame),
+        esc(&form.idempotency_key),
+        esc(&form.node_id),
+        invalid("nodeId"),
+        message("nodeId"),
+        invalid("reason"),
+        esc(&form.reason),
+        message("reason"),
+        esc(&form.duration),
+        invalid("durationMinutes"),
+        message("durationMinutes"),
+    );
+    layout(frame, Nav::NewRequest, "New request", &main)
+}
+
+/// The comment box and the buttons of one decision form; `from` says where to go afterwards.
+fn decision_form(frame: &Frame<'_>, id: &str, from: &str) -> String {
+    let field = format!("comment-{id}");
+    format!(
+        "<form method=\"post\" action=\"/requests/{}/decide\" class=\"decide\">{}\
+         <input type=\"hidden\" name=\"from\" value=\"{from}\">\
+         <div class=\"field\"><label for=\"{}\">Comment (optional, up to 1,000 characters)</label>\
+         <textarea id=\"{}\" name=\"comment\" maxlength=\"1000\" rows=\"2\"></textarea></div>\
+         <p class=\"buttons\"><button type=\"submit\" name=\"decision\" value=\"approve\" class=\"approve\">Approve</button> \
+         <button type=\"submit\" name=\"decision\" value=\"reject\" class=\"reject\">Reject</button></p></form>\n",
+        url_encode(id),
+        csrf_field(frame),
+        esc(&field),
+        esc(&field),
+    )
+}
+
+fn plan_text(level: &Value) -> String {
+    let approvers: Vec<String> = level["approvers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.iter())
+        .map(|(kind, name)| {
+            let kind = match kind.as_str() {
+                "iamUser" => "IAM user",
+                "iamGroup" => "IAM group",
+                "iamRole" => "IAM role",
+                "identityCenterUser" => "Identity Center user",
+                "identityCenterGroup" => "Identity Center group",
+                other => other,
+            };
+            format!("{kind} {}", text(name))
+        })
+        .collect();
+    format!("{} of: {}", text(&level["minApprovals"]), approvers.join(", "))
+}
+
+/// Level `n` of `m`, from the request's approval progress and plan.
+fn level_text(request: &Value) -> String {
+    let levels = request["decision"]["approvalPlan"]["levels"].as_array().map_or(0, Vec::len);
+    match request["approval"]["currentLevel"].as_u64() {
+        Some(n) => format!("{n} of {levels}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// The approvals page: what waits on the caller (with the decision forms) and what they decided.
+pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Option<&Notice>) -> String {
+    let waiting = waiting["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let decided = decided["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut main = format!(
+        "<h1>Approvals</h1>\n{}<h2 id=\"waiting\">Waiting on you ({})</h2>\n",
+        notice_html(notice),
+        waiting.len()
+    );
+    if waiting.is_empty() {
+        main.push_str("<p>Nothing waits on you now.</p>\n");
+    }
+    for r in waiting {
+        let id = text(&r["requestId"]);
+        let entries: Vec<String> = r["approval"]["entries"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                format!(
+                    "level {}: {} {}{}",
+                    text(&e["level"]),
+                    verdict_word(&e["verdict"]),
+                    text(&e["approver"]),
+                    e["comment"].as_str().map(|c| format!(": “{c}”")).unwrap_or_default()
+                )
+            })
+            .collect();
+        let mut table = String::new();
+        table.push_str(&row("Requester", &esc(&text(&r["requester"]))));
+        table.push_str(&row("Node", &node_cell(r)));
+        table.push_str(&row("Node tags", &esc(&tags_text(r))));
+        table.push_str(&row("Reason", &format!("<span class=\"reason\">{}</span>", esc(&text(&r["reason"])))));
+        table.push_str(&row("Duration", &minutes(&r["durationMinutes"])));
+        table.push_str(&row("Policy", &esc(&text(&r["decision"]["approvalPlan"]["policyName"]))));
+        table.push_str(&row("Level", &esc(&level_text(r))));
+        table.push_str(&row(
+            "Already decided",
+            &esc(&if entries.is_empty() { "nobody yet".to_owned() } else { entries.join("; ") }),
+        ));
+        table.push_str(&row("Decide before", &when(&r["approval"]["pendingUntil"])));
+        main.push_str(&format!(
+            "<article class=\"card\" aria-labelledby=\"h-{0}\" id=\"waiting-{0}\">\n<h3 id=\"h-{0}\">{1} \
+             <a href=\"/requests/{2}\"><code>{0}</code></a></h3>\n<table class=\"facts\">{3}</table>\n{4}</article>\n",
+            esc(&id),
+            node_name(r).map(|n| esc(&n)).unwrap_or_else(|| "Request".to_owned()),
+            url_encode(&id),
+            table,
+            decision_form(frame, &id, "approvals"),
+        ));
+    }
+    main.push_str("<h2 id=\"decided\">Decided by you</h2>\n");
+    if decided.is_empty() {
+        main.push_str("<p>You have decided no requests yet.</p>\n");
+    } else {
+        main.push_str(
+            "<table class=\"list\"><caption>Requests you approved or rejected, newest decision first</caption>\n\
+             <thead><tr><th scope=\"col\">Request</th><th scope=\"col\">Node</th><th scope=\"col\">Requester</th>\
+             <th scope=\"col\">Status now</th><th scope=\"col\">Updated</th></tr></thead>\n<tbody>\n",
+        );
+        for r in decided {
+            let id = text(&r["requestId"]);
+            main.push_str(&format!(
+                "<tr><td><a href=\"/requests/{}\"><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                url_encode(&id),
+                esc(&id),
+                node_cell(r),
+                esc(&who(&text(&r["requester"]))),
+                badge(&text(&r["status"])),
+                when(&r["updatedAt"]),
+            ));
+        }
+        main.push_str("</tbody></table>\n");
+    }
+    layout(frame, Nav::Approvals, "Approvals", &main)
+}
+
+fn verdict_word(v: &Value) -> &'static str {
+    match v.as_str() {
+        Some("Approve") => "approved by",
+        Some("Reject") => "rejected by",
+        _ => "decided by",
+    }
+}
+
+/// One audit record as a timeline entry.
+fn timeline_entry(item: &Value) -> String {
+    let from = item["from"].as_str().unwrap_or("");
+    let to = text(&item["to"]);
+    let what = if from.is_empty() {
+        format!("{} created", badge(&to))
+    } else if from == to {
+        let kind = if !item["credentials"].is_null() {
+            "Credentials issued"
+        } else if !item["approval"].is_null() {
+            "Approval recorded"
+        } else {
+            "Updated"
+        };
+        format!("{kind}; still {}", badge(&to))
+    } else {
+        format!("{} <span aria-hidden=\"true\">→</span><span class=\"sr-only\">to</span> {}", badge(from), badge(&to))
+    };
+    let mut details = Vec::new();
+    if let Some(a) = item["approval"].as_object() {
+        let verdict = if a.get("verdict").and_then(Value::as_str) == Some("Reject") { "Rejected" } else { "Approved" };
+        let channel = a.get("channel").map(text).unwrap_or_default();
+        let via = if channel == "EmailLink" { " through a mail link" } else { "" };
+        details.push(format!(
+            "{verdict} at level {} by <strong>{}</strong>{via}",
+            esc(&a.get("level").map(text).unwrap_or_default()),
+            esc(&a.get("approver").map(text).unwrap_or_default()),
+        ));
+        if let Some(c) = a.get("comment").and_then(Value::as_str) {
+            details.push(format!("Comment: <q class=\"comment\">{}</q>", esc(c)));
+        }
+    }
+    if let Some(level) = item["levelCompleted"].as_u64() {
+        details.push(format!("Level {level} completed"));
+    }
+    if let Some(key) = item["credentials"]["accessKeyId"].as_str() {
+        details.push(format!("Access key <code>{}</code> (the secret is never stored)", esc(key)));
+    }
+    let details: String = details.iter().map(|d| format!("<p>{d}</p>")).collect();
+    format!(
+        "<li><p class=\"when\">{}</p><p class=\"what\">{what}</p><p class=\"by\">by {}</p>\
+         <p class=\"why\">{}</p>{details}</li>\n",
+        when(&item["at"]),
+        esc(&who(&text(&item["actor"]))),
+        esc(&text(&item["reason"])),
+    )
+}
+
+/// What the detail page can offer, from what the API said about the caller.
+pub struct DetailContext<'a> {
+    pub request: &'a Value,
+    /// `None` when the audit trail could not be read (the page says so).
+    pub audit: Option<&'a Value>,
+    /// The request waits on the caller's decision now (it is in their `GET /approvals`).
+    pub waiting_on_me: bool,
+}
+
+/// The request: status, facts, decision, approvals, grant, credentials, timeline and actions.
+pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice>) -> String {
+    let r = ctx.request;
+    let id = text(&r["requestId"]);
+    let status = text(&r["status"]);
+    let mut main = format!(
+        "<h1>Request <code id=\"request-id\">{}</code></h1>\n\
+         <p class=\"current\">Status: <strong id=\"request-status\">{}</strong></p>\n{}",
+        esc(&id),
+        badge(&status),
+        notice_html(notice)
+    );
+    let waiting_for = match status.as_str() {
+        "Submitted" => Some("The policies have not decided yet."),
+        "Pending" => Some("Waiting for approvers."),
+        _ => None,
+    };
+    if let Some(waiting_for) = waiting_for {
+        main.push_str(&format!(
+            "<p>{waiting_for} <a href=\"/requests/{}\">Reload</a> to see what changed.</p>\n",
+            url_encode(&id)
+        ));
+    }
+
+    let mut facts = String::new();
+    facts.push_str(&row("Node", &node_cell(r)));
+    facts.push_str(&row("Node tags", &esc(&tags_text(r))));
+    facts.push_str(&row("Requester", &esc(&text(&r["requester"]))));
+    facts.push_str(&row("Reason", &format!("<span class=\"reason\">{}</span>", esc(&text(&r["reason"])))));
+    facts.push_str(&row("Duration", &minutes(&r["durationMinutes"])));
+    facts.push_str(&row("Grant mode", &esc(&text(&r["grantMode"]))));
+    facts.push_str(&row("Created", &when(&r["createdAt"])));
+    facts.push_str(&row("Updated", &when(&r["updatedAt"])));
+    if !r["approvedAt"].is_null() {
+        facts.push_str(&row("Approved at", &when(&r["approvedAt"])));
+    }
+    main.push_str(&format!(
+        "<section aria-labelledby=\"s-facts\"><h2 id=\"s-facts\">Request</h2><table class=\"facts\">{facts}</table></section>\n"
+    ));
+
+    if ctx.waiting_on_me && status == "Pending" {
+        main.push_str(&format!(
+            "<section aria-labelledby=\"s-decide\" class=\"card\"><h2 id=\"s-decide\">Your decision</h2>\
+             <p>This request waits on you at level {}.</p>\n{}</section>\n",
+            esc(&level_text(r)),
+            decision_form(frame, &id, "detail")
+        ));
+    }
+    if status == "Approved" {
+        main.push_str(&connect_section(frame, r));
+    }
+
+    main.push_str(&decision_section(r));
+    main.push_str(&approvals_section(r));
+    main.push_str(&grant_section(r));
+
+    main.push_str("<section aria-labelledby=\"s-timeline\"><h2 id=\"s-timeline\">Timeline</h2>\n");
+    match ctx.audit {
+        Some(audit) => {
+            let items = audit["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+            main.push_str(&format!(
+                "<p>Every status change, oldest first ({} {}).</p>\n<ol class=\"timeline\" id=\"timeline\">\n",
+                items.len(),
+                if items.len() == 1 { "entry" } else { "entries" }
+            ));
+            for item in items {
+                main.push_str(&timeline_entry(item));
+            }
+            main.push_str("</ol>\n");
+        }
+        None => main.push_str("<p>The audit trail could not be read.</p>\n"),
+    }
+    main.push_str("</section>\n");
+
+    main.push_str(&actions_section(frame, &id, &status));
+    layout(frame, Nav::None, &format!("Request {id}"), &main)
+}
+
+fn decision_section(r: &Value) -> String {
+    let d = &r["decision"];
+    if d.is_null() {
+        return "<section aria-labelledby=\"s-decision\"><h2 id=\"s-decision\">Decision</h2><p>Not decided yet.</p></section>\n"
+            .to_owned();
+    }
+    let list = |v: &Value| -> String {
+        let ids: Vec<String> = v
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|p| format!("<code>{}</code>", esc(&text(p))))
+            .collect();
+        if ids.is_empty() {
+            "none".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    let mut t = String::new();
+    t.push_str(&row("Outcome", &badge(&text(&d["outcome"]))));
+    t.push_str(&row("Rule", &esc(&text(&d["rule"]))));
+    t.push_str(&row("Message", &esc(&text(&d["message"]))));
+    t.push_str(&row("Deciding policies", &list(&d["decidingPolicyIds"])));
+    if d["denyPolicyIds"].as_array().is_some_and(|a| !a.is_empty()) {
+        t.push_str(&row("Deny-access policies", &list(&d["denyPolicyIds"])));
+    }
+    if !d["failureCode"].is_null() {
+        t.push_str(&row("Failure", &esc(&text(&d["failureCode"]))));
+    }
+    if !d["maxDurationMinutes"].is_null() {
+        t.push_str(&row("Longest allowed", &minutes(&d["maxDurationMinutes"])));
+    }
+    if let Some(levels) = d["approvalPlan"]["levels"].as_array() {
+        let items: String = levels.iter().map(|l| format!("<li>{}</li>", esc(&plan_text(l)))).collect();
+        t.push_str(&row(
+            "Approval plan",
+            &format!(
+                "policy <code>{}</code><ol class=\"plan\">{items}</ol>",
+                esc(&text(&d["approvalPlan"]["policyName"]))
+            ),
+        ));
+    }
+    if let Some(loc) = d["nodeLocation"].as_object() {
+        let place = ["partition", "account", "region"]
+            .iter()
+            .map(|k| loc.get(*k).map(text).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" / ");
+        t.push_str(&row("Decided in", &esc(&place)));
+    }
+    t.push_str(&row("Decided at", &when(&d["decidedAt"])));
+    format!("<section aria-labelledby=\"s-decision\"><h2 id=\"s-decision\">Decision</h2><table class=\"facts\">{t}</table></section>\n")
+}
+
+fn approvals_section(r: &Value) -> String {
+    let p = &r["approval"];
+    if p.is_null() {
+        return String::new();
+    }
+    let entries = p["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut s = format!(
+        "<section aria-labelledby=\"s-approvals\"><h2 id=\"s-approvals\">Approvals</h2>\n<p>Level {}; approvals are \
+         accepted until {}.</p>\n",
+        esc(&level_text(r)),
+        when(&p["pendingUntil"])
+    );
+    if entries.is_empty() {
+        s.push_str("<p>No approver has decided yet.</p>\n");
+    } else {
+        s.push_str(
+            "<table class=\"list\"><caption>Decisions taken</caption><thead><tr><th scope=\"col\">Level</th>\
+             <th scope=\"col\">Decision</th><th scope=\"col\">Approver</th><th scope=\"col\">As</th>\
+             <th scope=\"col\">Channel</th><th scope=\"col\">At</th><th scope=\"col\">Comment</th></tr></thead><tbody>\n",
+        );
+        for e in entries {
+            let verdict = if e["verdict"] == "Reject" { "Rejected" } else { "Approved" };
+            s.push_str(&format!(
+                "<tr><td>{}</td><td>{verdict}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>\n",
+                esc(&text(&e["level"])),
+                esc(&text(&e["approver"])),
+                esc(&text(&e["matched"])),
+                esc(&text(&e["channel"])),
+                when(&e["at"]),
+                esc(&text(&e["comment"])),
+            ));
+        }
+        s.push_str("</tbody></table>\n");
+    }
+    s.push_str("</section>\n");
+    s
+}
+
+fn grant_section(r: &Value) -> String {
+    let g = &r["grant"];
+    let c = &r["credentials"];
+    if g.is_null() && c.is_null() {
+        return String::new();
+    }
+    let mut t = String::new();
+    if !g.is_null() {
+        let target = &g["target"];
+        let target_text = match target["type"].as_str() {
+            Some("sessionRole") => format!("session role {}", text(&target["roleArn"])),
+            Some("iamUser") => format!("IAM user {}", text(&target["name"])),
+            Some("iamRoleSession") => {
+                format!("IAM role {} (session {})", text(&target["role"]), text(&target["session"]))
+            }
+            _ => target.to_string(),
+        };
+        t.push_str(&row("Policy", &format!("<code>{}</code>", esc(&text(&g["policyName"])))));
+        t.push_str(&row("Given to", &esc(&target_text)));
+        t.push_str(&row("Granted at", &when(&g["attachedAt"])));
+        t.push_str(&row("Access until", &when(&g["deadline"])));
+        if !g["detachedAt"].is_null() {
+            t.push_str(&row("Ended at", &when(&g["detachedAt"])));
+        }
+        if let Some(sessions) = g["terminatedSessions"].as_array().filter(|s| !s.is_empty()) {
+            let list = sessions.iter().map(text).collect::<Vec<_>>().join(", ");
+            t.push_str(&row("Sessions ended", &esc(&list)));
+        }
+    }
+    if !c.is_null() {
+        t.push_str(&row("Credentials issued", &esc(&text(&c["issued"]))));
+        t.push_str(&row("Last access key", &format!("<code>{}</code>", esc(&text(&c["last"]["accessKeyId"])))));
+        t.push_str(&row("Last issued at", &when(&c["last"]["issuedAt"])));
+        t.push_str(&row("Valid until", &when(&c["validUntil"])));
+    }
+    format!("<section aria-labelledby=\"s-grant\"><h2 id=\"s-grant\">Grant</h2><table class=\"facts\">{t}</table></section>\n")
+}
+
+fn connect_section(frame: &Frame<'_>, r: &Value) -> String {
+    let id = text(&r["requestId"]);
+    let node = text(&r["nodeId"]);
+    let body = if r["grantMode"] == "credentials" {
+        format!(
+            "<p>Start a session from a terminal signed in as this profile:</p>\n<pre><code>jit connect {}</code></pre>\n\
+             <p>Or get short-lived credentials of the session role with the <code>aws ssm start-session</code> \
+             command to use them with (as <code>jit credentials {}</code> prints them). Each press issues new \
+             credentials; the console shows them once and keeps nothing.</p>\n<form method=\"post\" action=\"/requests/{}/credentials\">{}\
+             <button type=\"submit\">Show credentials and the session command</button></form>\n",
+            esc(&id),
+            esc(&id),
+            url_encode(&id),
+            csrf_field(frame),
+        )
+    } else {
+        format!(
+            "<p>The grant is a policy on your own IAM principal: start the session with your usual credentials, \
+             with <code>jit connect {}</code> or:</p>\n\
+             <pre><code>aws ssm start-session --target {} --document-name {}</code></pre>\n",
+            esc(&id),
+            esc(&shell_quote(&node)),
+            esc(&shell_quote(frame.document_name)),
+        )
+    };
+    format!(
+        "<section aria-labelledby=\"s-connect\" class=\"card\"><h2 id=\"s-connect\">Connect</h2>\n{body}</section>\n"
+    )
+}
+
+fn actions_section(frame: &Frame<'_>, id: &str, status: &str) -> String {
+    let (action, heading, who_may, button) = match status {
+        "Pending" => {
+            ("cancel", "Withdraw the request", "Only the requester can withdraw a pending request.", "Cancel request")
+        }
+        "Approved" => (
+            "revoke",
+            "Revoke access",
+            "Approvers of this request and administrators can end the access now.",
+            "Revoke access now",
+        ),
+        _ => return String::new(),
+    };
+    let field = format!("{action}-comment");
+    format!(
+        "<section aria-labelledby=\"s-{action}\" class=\"card danger\"><h2 id=\"s-{action}\">{heading}</h2><p>{who_may}</p>\n\
+         <form method=\"post\" action=\"/requests/{}/{action}\">{}\
+         <div class=\"field\"><label for=\"{field}\">Comment (optional)</label>\
+         <textarea id=\"{field}\" name=\"comment\" maxlength=\"1000\" rows=\"2\"></textarea></div>\
+         <p><button type=\"submit\" class=\"reject\">{button}</button></p></form></section>\n",
+        url_encode(id),
+        csrf_field(frame),
+    )
+}
+
+/// Credentials just issued, with the commands to use them. Sent once, with `no-store`.
+pub fn credentials(frame: &Frame<'_>, issued: &Value) -> String {
+    let id = text(&issued["requestId"]);
+    let region = text(&issued["region"]);
+    let exports = format!(
+        "export AWS_ACCESS_KEY_ID={}\nexport AWS_SECRET_ACCESS_KEY={}\nexport AWS_SESSION_TOKEN={}\n\
+         aws ssm start-session --target {} --document-name {} --region {}",
+        shell_quote(&text(&issued["accessKeyId"])),
+        shell_quote(&text(&issued["secretAccessKey"])),
+        shell_quote(&text(&issued["sessionToken"])),
+        shell_quote(&text(&issued["target"])),
+        shell_quote(&text(&issued["documentName"])),
+        shell_quote(&region),
+    );
+    let main = format!(
+        "<h1>Credentials for <code>{}</code></h1>\n\
+         <p class=\"notice done\" role=\"status\">New credentials were issued. They expire at {}; access ends at {}.</p>\n\
+         <p>Paste into a terminal. This page is not cached and the console keeps no copy: leaving it discards them.</p>\n\
+         <pre class=\"secret\" aria-label=\"Shell commands with the credentials\"><code>{}</code></pre>\n\
+         <p>Role <code>{}</code>. Or, without handling secrets: <code>jit connect {}</code>.</p>\n\
+         <p><a href=\"/requests/{}\">Back to the request</a></p>\n",
+        esc(&id),
+        when(&issued["expiration"]),
+        when(&issued["accessDeadline"]),
+        esc(&exports),
+        esc(&text(&issued["roleArn"])),
+        esc(&id),
+        url_encode(&id),
+    );
+    layout(frame, Nav::None, "Credentials", &main)
+}
+
+/// A page for what could not be shown (the API refused, or could not be reached).
+pub fn problem(frame: &Frame<'_>, title: &str, message: &str) -> String {
+    let main = format!(
+        "<h1>{}</h1>\n<div class=\"notice error\" role=\"alert\"><p>{}</p></div>\n<p><a href=\"/\">Back to my requests</a></p>\n",
+        esc(title),
+        esc(message)
+    );
+    layout(frame, Nav::None, title, &main)
+}
+
+/// The one page shown without the session cookie: how to open the console.
+pub fn locked(message: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>Open the console with its link</title>\
+         <link rel=\"stylesheet\" href=\"/static/console.css\"></head>\n<body><main id=\"main\">\
+         <h1>Open the console with its link</h1>\n<p>{}</p>\n<p><code>jit console</code> prints a link with a \
+         one-run key (<code>http://127.0.0.1:…/?t=…</code>) when it starts: open that one.</p></main></body></html>\n",
+        esc(message)
+    )
+}
+
+/// Sets nothing itself: the response carrying it sets the cookie; this only moves on to `/` (a
+/// same-origin navigation, so the `SameSite=Strict` cookie goes with it) and drops the key from
+/// the address bar.
+pub fn opening() -> String {
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0; url=/\">\
+     <title>Opening the console</title><link rel=\"stylesheet\" href=\"/static/console.css\"></head>\n<body><main id=\"main\">\
+     <h1>Opening the console</h1><p><a href=\"/\">Continue to the console</a>.</p></main></body></html>\n"
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn frame() -> Frame<'static> {
+        Frame { profile: "operator", api_url: "http://127.0.0.1:8080", csrf: "c\"srf", document_name: "doc" }
+    }
+
+    #[test]
+    fn text_from_the_api_is_escaped_everywhere() {
+        let evil = "<script>alert(1)</script>\"'&";
+        let request = json!({
+            "requestId": evil, "nodeId": evil, "reason": evil, "status": evil, "requester": evil,
+            "grantMode": "credentials", "createdAt": evil,
+            "decision": {"outcome": evil, "rule": evil, "message": evil, "decidingPolicyIds": [evil],
+                "nodeTags": {"Name": evil}, "approvalPlan": {"policyName": evil, "levels": [{"minApprovals": 1, "approvers": [{"iamUser": evil}]}]}},
+            "approval": {"currentLevel": 1, "pendingUntil": evil, "entries": [{"level": 1, "verdict": "Approve", "approver": evil, "comment": evil}]},
+            "grant": {"policyName": evil, "target": {"type": "iamUser", "name": evil}, "deadline": evil},
+        });
+        let audit = json!({"items": [{"to": evil, "actor": evil, "reason": evil, "at": evil,
+            "approval": {"level": 1, "approver": evil, "comment": evil}}]});
+        let pages = [
+            detail(&frame(), &DetailContext { request: &request, audit: Some(&audit), waiting_on_me: true }, None),
+            requests(&frame(), &json!({"items": [request.clone()], "nextToken": evil}), Some(evil), None),
+            approvals(&frame(), &json!({"items": [request.clone()]}), &json!({"items": [request.clone()]}), None),
+            credentials(&frame(), &json!({"requestId": evil, "secretAccessKey": evil})),
+            problem(&frame(), evil, evil),
+            new_request(
+                &frame(),
+                &RequestForm {
+                    node_id: evil.into(),
+                    reason: evil.into(),
+                    duration: evil.into(),
+                    idempotency_key: evil.into(),
+                },
+                Some(("reason", evil)),
+                &[evil.to_owned()],
+            ),
+        ];
+        for page in pages {
+            assert!(!page.contains("<script"), "{page}");
+            assert!(!page.contains("alert(1)</"), "{page}");
+            assert!(!page.contains("value=\"c\"srf\""), "the form token is escaped too");
+        }
+    }
+
+    #[test]
+    fn every_input_has_a_label_and_every_form_its_token() {
+        let form = new_request(&frame(), &RequestForm::default(), None, &[]);
+        for id in ["nodeId", "reason", "durationMinutes"] {
+            assert!(form.contains(&format!("<label for=\"{id}\">")), "{id}");
+            assert!(form.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        let waiting = json!({"items": [{"requestId": "req-1", "status": "Pending"}]});
+        let page = approvals(&frame(), &waiting, &json!({"items": []}), None);
+        assert!(page.contains("<label for=\"comment-req-1\">") && page.contains("id=\"comment-req-1\""));
+        assert_eq!(page.matches("<form method=\"post\"").count(), page.matches("name=\"csrf\"").count());
+    }
+
+    #[test]
+    fn an_approved_request_says_how_to_connect() {
+        let approved = |mode: &str| json!({"requestId": "req-1", "status": "Approved", "grantMode": mode, "nodeId": "i-0123456789abcdef0"});
+        let ctx = |r| DetailContext { request: r, audit: None, waiting_on_me: false };
+        let credentials_mode = approved("credentials");
+        let page = detail(&frame(), &ctx(&credentials_mode), None);
+        assert!(page.contains("jit connect req-1"), "{page}");
+        assert!(page.contains("action=\"/requests/req-1/credentials\""), "{page}");
+        assert!(page.contains("action=\"/requests/req-1/revoke\""), "{page}");
+        let attach_mode = approved("attach");
+        let page = detail(&frame(), &ctx(&attach_mode), None);
+        assert!(page.contains("aws ssm start-session --target i-0123456789abcdef0 --document-name doc"), "{page}");
+        assert!(!page.contains("/credentials\""), "attach mode has no credentials to issue");
+    }
+
+    #[test]
+    fn statuses_are_words_not_only_colours() {
+        assert_eq!(badge("Approved"), "<span class=\"status status-approved\">Approved</span>");
+        assert_eq!(badge("Weird"), "<span class=\"status status-other\">Weird</span>");
+    }
+
+    #[test]
+    fn principals_read_short() {
+        assert_eq!(who("arn:aws:iam::123456789012:user/approver-a"), "user/approver-a");
+        assert_eq!(who("arn:aws:sts::123456789012:assumed-role/OnCall/alice"), "assumed-role/OnCall/alice");
+        assert_eq!(who("system:evaluator"), "system: evaluator");
+    }
+
+    #[test]
+    fn credentials_are_quoted_for_the_shell() {
+        let page = credentials(
+            &frame(),
+            &json!({"requestId": "req-1", "accessKeyId": "AKIA", "secretAccessKey": "s/+=", "sessionToken": "t",
+                    "target": "i-1", "documentName": "doc", "region": "us-east-1"}),
+        );
+        assert!(page.contains("aws ssm start-session --target i-1 --document-name doc --region us-east-1"), "{page}");
+        assert!(page.contains("AWS_SECRET_ACCESS_KEY=s/+="), "{page}");
+    }
+}

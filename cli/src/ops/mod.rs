@@ -1,0 +1,628 @@
+//! The operator and approver commands of `jit`: request access, follow it, decide, connect.
+//! Each calls the HTTP API (`crate::api`) with the caller's AWS credentials; `settings` says where
+//! the API is and whom to sign as, `render` prints, `wait` follows a request, `connect` starts
+//! sessions. docs/cli.md documents every command and the exit statuses (`exit`).
+
+pub mod connect;
+pub mod render;
+pub mod settings;
+pub mod wait;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use jit_shared::domain::approval::Comment;
+use jit_shared::domain::ids::{NodeId, Reason, RequestId};
+
+use crate::api::{self, Api, ApiError};
+use connect::{ConnectOptions, CredentialsFormat, Target};
+use render::{str_of, Output};
+use settings::ApiArgs;
+
+/// Exit statuses (docs/cli.md).
+pub mod exit {
+    /// Done; for `jit request --wait`: Approved.
+    pub const OK: u8 = 0;
+    /// The API refused (the message names the field and the code), could not be reached, or no
+    /// credentials were found.
+    pub const ERROR: u8 = 1;
+    /// A bad flag or argument, or nothing says where the API is (clap's own usage status).
+    pub const USAGE: u8 = 2;
+    /// `request --wait`: Rejected.
+    pub const REJECTED: u8 = 3;
+    /// `request --wait`: Failed (no applicable policy, duration over the maximum, unknown node, …).
+    pub const FAILED: u8 = 4;
+    /// `request --wait`: Expired (nobody decided in time, or the access already ended).
+    pub const EXPIRED: u8 = 5;
+    /// `request --wait`: Cancelled or Revoked.
+    pub const ENDED: u8 = 6;
+    /// `request --wait --timeout`: still undecided when the wait timed out.
+    pub const TIMED_OUT: u8 = 7;
+    /// Interrupted (Ctrl-C) while waiting; the request goes on.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The exit status a final request status means.
+pub fn exit_for_status(status: &str) -> u8 {
+    match status {
+        "Approved" => exit::OK,
+        "Rejected" => exit::REJECTED,
+        "Failed" => exit::FAILED,
+        "Expired" => exit::EXPIRED,
+        "Cancelled" | "Revoked" => exit::ENDED,
+        _ => exit::TIMED_OUT,
+    }
+}
+
+/// A command that did not succeed: its exit status and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    fn usage(message: impl Into<String>) -> Self {
+        Self::new(exit::USAGE, message)
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self::new(exit::ERROR, e.to_string())
+    }
+}
+
+const REQUEST_EXAMPLES: &str = "Examples:
+  jit request i-0123456789abcdef0 --reason \"Deploy hotfix CHG-42\" --wait
+  jit request i-0fedcba9876543210 --reason \"DB migration\" --duration 2h --wait --timeout 30m
+  id=$(jit request mi-0123456789abcdef0 --reason \"Rotate logs\")   # prints the request id
+
+Exit status with --wait: 0 Approved, 3 Rejected, 4 Failed, 5 Expired, 6 Cancelled or Revoked,
+7 still undecided at --timeout, 130 interrupted; 1 API or network error, 2 usage error.";
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Ask for access to a node; with --wait, follow it until it is decided.
+    #[command(after_help = REQUEST_EXAMPLES)]
+    Request(RequestArgs),
+    /// Show one request: status, approval level, decisions, grant.
+    #[command(
+        after_help = "Examples:\n  jit status req-0123456789abcdef0123456789abcdef\n  jit status req-… --output json | jq .approval"
+    )]
+    Status(IdArgs),
+    /// List your own requests, newest first.
+    #[command(after_help = "Examples:\n  jit list\n  jit list --status Pending\n  jit list --all --output json")]
+    List(ListArgs),
+    /// List the requests waiting on you as an approver (or, --decided, those you decided).
+    #[command(after_help = "Examples:\n  jit approvals\n  jit approvals --decided --output json")]
+    Approvals(ApprovalsArgs),
+    /// Approve a request at its current level.
+    #[command(
+        after_help = "Examples:\n  jit approve req-0123456789abcdef0123456789abcdef --comment \"CHG-42 checked\""
+    )]
+    Approve(DecideArgs),
+    /// Reject a request: one rejection at any level ends it Rejected.
+    #[command(
+        after_help = "Examples:\n  jit reject req-0123456789abcdef0123456789abcdef --comment \"Use the staging node\""
+    )]
+    Reject(DecideArgs),
+    /// Withdraw your own Pending request.
+    #[command(
+        after_help = "Examples:\n  jit cancel req-0123456789abcdef0123456789abcdef --comment \"Not needed any more\""
+    )]
+    Cancel(DecideArgs),
+    /// End Approved access now (an approver of the request, or an administrator).
+    #[command(
+        after_help = "Examples:\n  jit revoke req-0123456789abcdef0123456789abcdef --comment \"Incident closed\""
+    )]
+    Revoke(DecideArgs),
+    /// Show a request's audit trail: every change, who made it, when.
+    #[command(after_help = "Examples:\n  jit audit req-0123456789abcdef0123456789abcdef")]
+    Audit(IdArgs),
+    /// Start a Session Manager session on the node of an Approved request (or print how).
+    #[command(after_help = "Examples:
+  jit connect req-0123456789abcdef0123456789abcdef
+  jit connect i-0123456789abcdef0        # your newest Approved request for the node
+  jit connect req-… --print              # print the command (and, in credentials mode, the secrets)
+
+Runs `aws ssm start-session` when `aws` and `session-manager-plugin` are on PATH (never for the
+local stack); otherwise prints the commands to run.")]
+    Connect(ConnectArgs),
+    /// Get the session-role credentials of an Approved request (credentials mode).
+    #[command(after_help = "Examples:
+  eval \"$(jit credentials req-0123456789abcdef0123456789abcdef --format env)\"
+  jit credentials req-… --format json
+
+As an AWS profile, for any AWS tool (sign jit itself with another profile):
+  [profile jit-web]
+  credential_process = jit credentials req-… --format credential-process --profile me
+
+Each call issues new credentials (audited).")]
+    Credentials(CredentialsArgs),
+    /// Save the API URL, Region, profile and session document for later commands.
+    #[command(after_help = "Examples:
+  jit configure --api-url https://a1b2c3.execute-api.eu-west-1.amazonaws.com --profile ops
+  jit configure --profile \"\"        # forget the profile
+  jit configure                     # show the file and what it holds
+
+The file: ~/.config/jit-node-access/config.json ($XDG_CONFIG_HOME, %APPDATA%; $JIT_CONFIG names another).")]
+    Configure(settings::ConfigFile),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  jit completions bash > ~/.local/share/bash-completion/completions/jit
+  jit completions zsh > \"${fpath[1]}/_jit\"
+  jit completions fish > ~/.config/fish/completions/jit.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// A value the shared domain type accepts, as typed; its error names what is wrong.
+fn valid<T>(raw: &str) -> Result<String, String>
+where
+    T: TryFrom<String, Error = jit_shared::domain::errors::FieldError>,
+    String: From<T>,
+{
+    T::try_from(raw.to_owned()).map(String::from).map_err(|e| e.message)
+}
+
+fn parse_target(raw: &str) -> Result<Target, String> {
+    connect::parse_target(raw)
+}
+
+/// `90`, `90m`, `2h`, `1d`, `30s` as seconds; a bare number is minutes.
+pub fn parse_span(raw: &str) -> Result<u64, String> {
+    let text = raw.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "m"),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("'{raw}' is not a duration: write 90, 90m, 2h or 1d"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{raw}': unknown unit '{unit}' (use s, m, h or d)")),
+    };
+    value.checked_mul(scale).ok_or_else(|| format!("'{raw}' is too long"))
+}
+
+/// A request's duration in whole minutes, within the API's limits.
+fn parse_duration(raw: &str) -> Result<u32, String> {
+    let seconds = parse_span(raw)?;
+    if seconds % 60 != 0 {
+        return Err(format!("'{raw}': give whole minutes"));
+    }
+    let minutes = u32::try_from(seconds / 60).map_err(|_| format!("'{raw}' is too long"))?;
+    jit_shared::domain::ids::DurationMinutes::try_from(minutes).map(|d| d.get()).map_err(|e| e.message)
+}
+
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    match parse_span(raw)? {
+        0 => Err("the timeout must be more than 0".into()),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    /// The node: an EC2 instance id (i-…), a managed node id (mi-…), or a member account node's ARN.
+    #[arg(value_parser = valid::<NodeId>)]
+    pub node: String,
+    /// Why you need access (1–256 characters); approvers read it.
+    #[arg(long, value_parser = valid::<Reason>)]
+    pub reason: String,
+    /// How long: minutes (90) or with a unit (90m, 2h, 1d), at most 14 days. Without it, the deciding
+    /// policy's window applies.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<u32>,
+    /// Follow the request until it is Approved or over, showing its status, level, approvers and
+    /// elapsed time; the exit status says the outcome.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this long (30s, 10m, 1h; a bare number is minutes); exit status 7.
+    #[arg(long, requires = "wait", value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    /// The request id (req-…).
+    #[arg(value_parser = valid::<RequestId>)]
+    pub id: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+const STATUSES: [&str; 8] =
+    ["Submitted", "Pending", "Approved", "Rejected", "Cancelled", "Expired", "Revoked", "Failed"];
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only requests in this status.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
+    pub status: Option<String>,
+    /// At most this many per page (1–100).
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub limit: u8,
+    /// Every page, not only the first.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ApprovalsArgs {
+    /// The requests you decided (approved or rejected, at any level), newest decision first, at most 50.
+    #[arg(long)]
+    pub decided: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    /// The request id (req-…).
+    #[arg(value_parser = valid::<RequestId>)]
+    pub id: String,
+    /// A comment for the record (at most 1,000 characters); the requester is mailed it.
+    #[arg(long, value_parser = valid::<Comment>)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// A request id (req-…), or a node (i-…, mi-…, ARN): your newest Approved request for it.
+    #[arg(value_parser = parse_target, value_name = "ID|NODE")]
+    pub target: Target,
+    /// Print the command and its environment instead of running it; in credentials mode this
+    /// prints the credentials, which are secrets.
+    #[arg(long)]
+    pub print: bool,
+    /// Attach mode: the stack's session document [default: `jit configure`'s, then jit-node-access-session].
+    #[arg(long, value_name = "NAME")]
+    pub document_name: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CredentialsArgs {
+    /// The request id (req-…).
+    #[arg(value_parser = valid::<RequestId>)]
+    pub id: String,
+    /// env: shell exports; json: the API's answer; credential-process: for an AWS profile.
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: CredentialsFormat,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Runs an operator command; `root` builds the whole `jit` command (for completions).
+pub fn run(command: OperatorCommand, root: fn() -> clap::Command) -> ExitCode {
+    let outcome = match command {
+        OperatorCommand::Configure(args) => configure(&args),
+        OperatorCommand::Completions(args) => {
+            let mut cmd = root();
+            let name = cmd.get_name().to_owned();
+            clap_complete::generate(args.shell, &mut cmd, name, &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        other => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(dispatch(other)),
+            Err(e) => Err(Failure::new(exit::ERROR, format!("cannot start the async runtime: {e}"))),
+        },
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn open(args: &ApiArgs) -> Result<(Api, settings::Settings), Failure> {
+    let resolved = settings::resolve_here(args).map_err(Failure::usage)?;
+    let api = settings::connect(&resolved).await.map_err(Failure::usage)?;
+    Ok((api, resolved))
+}
+
+fn print_json(value: &Value) -> Result<u8, Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
+    println!("{text}");
+    Ok(exit::OK)
+}
+
+async fn dispatch(command: OperatorCommand) -> Result<u8, Failure> {
+    match command {
+        OperatorCommand::Request(args) => request(args).await,
+        OperatorCommand::Status(args) => {
+            let (api, _) = open(&args.api).await?;
+            let request = api.get(&format!("/requests/{}", args.id)).await?;
+            show(&request, args.output, render::request_view)
+        }
+        OperatorCommand::List(args) => list(args).await,
+        OperatorCommand::Approvals(args) => {
+            let (api, _) = open(&args.api).await?;
+            let path = if args.decided { "/approvals?decided=true" } else { "/approvals" };
+            let page = api.get(path).await?;
+            show(&page, args.output, |p| render::approvals_table(&items(p), args.decided))
+        }
+        OperatorCommand::Approve(args) => decide(args, "approve", "approved").await,
+        OperatorCommand::Reject(args) => decide(args, "reject", "rejected").await,
+        OperatorCommand::Cancel(args) => decide(args, "cancel", "cancelled").await,
+        OperatorCommand::Revoke(args) => decide(args, "revoke", "revoked").await,
+        OperatorCommand::Audit(args) => {
+            let (api, _) = open(&args.api).await?;
+            let trail = api.get(&format!("/requests/{}/audit", args.id)).await?;
+            show(&trail, args.output, |t| render::audit_table(&items(t)))
+        }
+        OperatorCommand::Connect(args) => {
+            let (api, resolved) = open(&args.api).await?;
+            let options =
+                ConnectOptions { print: args.print, document_name: args.document_name.as_deref(), api: &args.api };
+            connect::connect(&api, &resolved, &args.target, &options).await
+        }
+        OperatorCommand::Credentials(args) => {
+            let (api, _) = open(&args.api).await?;
+            let issued = connect::issue(&api, &args.id).await?;
+            print!("{}", connect::format_credentials(&issued, args.format)?);
+            Ok(exit::OK)
+        }
+        OperatorCommand::Configure(args) => configure(&args),
+        OperatorCommand::Completions(_) => Err(Failure::usage("completions need the whole command")),
+    }
+}
+
+/// A page's `items`.
+fn items(page: &Value) -> Vec<Value> {
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn show(value: &Value, output: Output, table: impl Fn(&Value) -> String) -> Result<u8, Failure> {
+    match output {
+        Output::Json => print_json(value),
+        Output::Table => {
+            print!("{}", table(value));
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Submits with an idempotency key, so a retry after a lost answer never makes a second request.
+async fn submit(api: &Api, body: &Value) -> Result<Value, ApiError> {
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut attempt = 0;
+    loop {
+        match api.call("POST", "/requests", Some(body), &[("idempotency-key", &key)]).await {
+            Err(e) if e.is_transient() && attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn request(args: RequestArgs) -> Result<u8, Failure> {
+    let (api, _) = open(&args.api).await?;
+    let mut body = json!({ "nodeId": args.node, "reason": args.reason });
+    if let Some(minutes) = args.duration {
+        body["durationMinutes"] = json!(minutes);
+    }
+    let submitted = submit(&api, &body).await?;
+    let id = str_of(&submitted, "requestId").to_owned();
+    if !args.wait {
+        match args.output {
+            Output::Json => return print_json(&submitted),
+            Output::Table => {
+                println!("{id}");
+                eprintln!("submitted: `jit status {id}` shows where it stands");
+                return Ok(exit::OK);
+            }
+        }
+    }
+    let mut progress = wait::Progress::new(&id);
+    match wait::until_final(&api, &id, submitted, &mut progress, args.timeout).await {
+        Ok(done) => {
+            let status = str_of(&done, "status").to_owned();
+            match args.output {
+                Output::Json => {
+                    print_json(&done)?;
+                }
+                Output::Table => print!("{}", render::request_view(&done)),
+            }
+            eprintln!("{}", outcome_note(&done));
+            Ok(exit_for_status(&status))
+        }
+        Err(wait::Stopped::TimedOut(last)) => Err(Failure::new(
+            exit::TIMED_OUT,
+            format!("{id} is still {} after the --timeout: `jit status {id}` follows it", str_of(&last, "status")),
+        )),
+        Err(wait::Stopped::Interrupted(last)) => Err(Failure::new(
+            exit::INTERRUPTED,
+            format!("stopped waiting; {id} is still {}: `jit status {id}` follows it", str_of(&last, "status")),
+        )),
+        Err(wait::Stopped::Error(e)) => Err(Failure::new(exit::ERROR, format!("while waiting for {id}: {e}"))),
+    }
+}
+
+/// What a final status means for the requester, and what to do next.
+fn outcome_note(request: &Value) -> String {
+    let id = str_of(request, "requestId");
+    let decision = &request["decision"];
+    let rejection = request["approval"]["entries"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["verdict"] == "Reject"))
+        .map(|e| {
+            let comment = str_of(e, "comment");
+            let by = render::who(str_of(e, "approver"));
+            if comment.is_empty() {
+                format!(" by {by}")
+            } else {
+                format!(" by {by}: {}", render::one_line(comment))
+            }
+        });
+    match str_of(request, "status") {
+        "Approved" => format!("Approved: `jit connect {id}` starts the session"),
+        "Rejected" => format!("Rejected{}", rejection.unwrap_or_default()),
+        "Failed" => format!("Failed: {} ({})", str_of(decision, "message"), str_of(decision, "rule")),
+        other => format!("{other}: `jit audit {id}` shows who and when"),
+    }
+}
+
+async fn list(args: ListArgs) -> Result<u8, Failure> {
+    let (api, _) = open(&args.api).await?;
+    let mut requests = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut path = format!("/requests?limit={}", args.limit);
+        if let Some(status) = &args.status {
+            path.push_str(&format!("&status={}", api::encode_query_value(status)));
+        }
+        if let Some(token) = &next {
+            path.push_str(&format!("&nextToken={}", api::encode_query_value(token)));
+        }
+        let page = api.get(&path).await?;
+        requests.extend(items(&page));
+        next = page["nextToken"].as_str().map(str::to_owned);
+        if !args.all || next.is_none() {
+            break;
+        }
+    }
+    match args.output {
+        Output::Json => print_json(&json!({ "items": requests, "nextToken": next })),
+        Output::Table => {
+            print!("{}", render::request_table(&requests));
+            if next.is_some() {
+                eprintln!("(more: jit list --all, or a larger --limit)");
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn decide(args: DecideArgs, action: &str, done: &str) -> Result<u8, Failure> {
+    let (api, _) = open(&args.api).await?;
+    let body = args.comment.as_ref().map(|c| json!({ "comment": c }));
+    let request = api.post(&format!("/requests/{}/{action}", args.id), body.as_ref()).await?;
+    match args.output {
+        Output::Json => print_json(&request),
+        Output::Table => {
+            let mut now = str_of(&request, "status").to_owned();
+            if let (true, Some(level)) = (now == "Pending", render::level_text(&request)) {
+                now.push_str(&format!(", {level}"));
+            }
+            println!("{done} {}: now {now}", args.id);
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn configure(args: &settings::ConfigFile) -> Result<u8, Failure> {
+    let env: settings::Env<'_> = &settings::process_env;
+    let path = settings::config_path(env)
+        .ok_or_else(|| Failure::usage("no home directory: set HOME (or JIT_CONFIG to the file to write)"))?;
+    let mut config = settings::load_config(&path).map_err(Failure::usage)?;
+    let set = |slot: &mut Option<String>, value: &Option<String>| {
+        if let Some(v) = value {
+            *slot = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+        }
+    };
+    let url = match args.api_url.as_deref().map(str::trim) {
+        Some("") | None => args.api_url.clone(),
+        Some(raw) => Some(api::check_api_url(raw).map_err(|e| Failure::usage(format!("--api-url: {e}")))?),
+    };
+    set(&mut config.api_url, &url);
+    set(&mut config.region, &args.region);
+    set(&mut config.profile, &args.profile);
+    set(&mut config.document_name, &args.document_name);
+    let changed = [&args.api_url, &args.region, &args.profile, &args.document_name].iter().any(|a| a.is_some());
+    if changed {
+        settings::save_config(&path, &config).map_err(|e| Failure::new(exit::ERROR, e))?;
+        eprintln!("wrote {}", path.display());
+    } else {
+        eprintln!("{}", path.display());
+    }
+    let value = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".into());
+    print!(
+        "{}",
+        render::pairs(&[
+            ("api_url", value(&config.api_url)),
+            ("region", value(&config.region)),
+            ("profile", value(&config.profile)),
+            ("document_name", value(&config.document_name)),
+        ])
+    );
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_minutes_or_a_unit_within_the_apis_limits() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90m"), Ok(90));
+        assert_eq!(parse_duration("2h"), Ok(120));
+        assert_eq!(parse_duration("1d"), Ok(1440));
+        assert!(parse_duration("15d").unwrap_err().contains("20160"));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("90s").unwrap_err().contains("whole minutes"));
+        assert!(parse_duration("2 weeks").is_err());
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn each_final_status_has_its_exit_status() {
+        let codes: Vec<u8> = ["Approved", "Rejected", "Failed", "Expired", "Cancelled", "Revoked"]
+            .iter()
+            .map(|s| exit_for_status(s))
+            .collect();
+        assert_eq!(codes, [0, 3, 4, 5, 6, 6]);
+    }
+
+    #[test]
+    fn ids_and_nodes_are_checked_before_any_call() {
+        assert!(valid::<RequestId>("req-123").unwrap_err().contains("32 lowercase hex"));
+        assert!(valid::<NodeId>("web-1").unwrap_err().contains("EC2 instance id"));
+        assert!(valid::<Reason>("   ").is_err());
+        assert_eq!(valid::<Reason>("  ok  "), Ok("ok".to_owned()));
+    }
+}
