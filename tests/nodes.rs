@@ -29,13 +29,7 @@ const AMI: &str = "ami-12c6146b";
 
 /// Percent-encodes a form value (RFC 3986 unreserved characters pass through).
 fn form_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    jit_shared::http::percent_encode(value)
 }
 
 /// Launches one instance with these tags through a SigV4-signed EC2 Query API `RunInstances`

@@ -8,6 +8,9 @@
     reason = "a test stops loudly on a broken expectation"
 )]
 
+#[expect(dead_code, reason = "the Slack tests use only the fakes' directory, not the fault gates")]
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -18,20 +21,18 @@ use jit_shared::app::approve::ApprovalDeps;
 use jit_shared::app::notify::{self, LinkSettings, NotifyDeps};
 use jit_shared::app::submit::{self, SubmitDeps};
 use jit_shared::domain::administrators::NO_ADMINISTRATORS;
-use jit_shared::domain::approval::{ApprovalProgress, Channel, Person};
+use jit_shared::domain::approval::{ApprovalProgress, Channel};
 use jit_shared::domain::approval_token::SigningKey;
 use jit_shared::domain::events::{EventEnvelope, StatusEvent, EVENT_SOURCE};
 use jit_shared::domain::grant::{GrantMode, GrantSettings, DEFAULT_SESSION_DOCUMENT};
-use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
 use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::slack::{SlackSigningSecret, SlackUserId, APPROVE_ACTION, REJECT_ACTION};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::http::{ApiRequest, ApiResponse};
 use jit_shared::policy::contacts::{parse_contacts, Contact, People};
-use jit_shared::ports::{
-    ChatNotifier, DirectoryError, Mail, Mailer, PortError, PrincipalDirectory, RequestStore, Transition,
-};
+use jit_shared::ports::{ChatNotifier, Mail, Mailer, PortError, RequestStore, Transition};
 use serde_json::{json, Value};
+use support::fakes::{arn, Users};
 
 const SECRET: &str = "test-slack-signing-secret-0123456789";
 /// alice asks; lead and bob approve level 1 (two approvals needed); c approves level 2. Everyone
@@ -49,26 +50,6 @@ const CONTACTS: &str = "contacts:
     email: c@example.com
     slackUserId: U0C
 ";
-
-fn arn(user: &str) -> CallerArn {
-    CallerArn::try_from(format!("arn:aws:iam::123456789012:user/{user}")).unwrap()
-}
-
-/// Everyone is an IAM user with no groups.
-struct Users;
-
-#[async_trait]
-impl PrincipalDirectory for Users {
-    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
-        Ok(ResolvedPrincipal::from_arn_only(caller))
-    }
-    async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
-        match person {
-            Person::IamUser(name) => Ok(ResolvedPrincipal::from_arn_only(&arn(name))),
-            other => Err(DirectoryError::NotFound(other.to_string())),
-        }
-    }
-}
 
 struct World {
     store: MemoryStore,

@@ -167,13 +167,7 @@ fn csrf_field(frame: &Frame<'_>) -> String {
 
 /// `application/x-www-form-urlencoded` / query-string encoding of one value.
 pub fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    jit_shared::http::percent_encode(value)
 }
 
 /// "My requests": the caller's requests, newest first, with a status filter and paging.

@@ -351,6 +351,27 @@ impl DynamoStore {
 
     /// What an earlier create with the same key did; `None` when there was none, or its key is
     /// past its 24 hours (TTL deletes lazily, so an expired item may still be read).
+    /// The request ids of one by-approver partition (pending requests of an approver key, or
+    /// decisions of a person), newest first.
+    async fn by_approver_index(&self, partition: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_APPROVER_INDEX)
+            .key_condition_expression("gsi2pk = :pk")
+            .expression_attribute_values(":pk", s(partition))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(|e| classify("Query", &e))?;
+        out.items()
+            .iter()
+            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
+            .collect()
+    }
+
     async fn replay(
         &self,
         record: &IdempotencyRecord,
@@ -735,41 +756,11 @@ impl RequestStore for DynamoStore {
     }
 
     async fn list_pending_by_approver(&self, approver_key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_APPROVER_INDEX)
-            .key_condition_expression("gsi2pk = :pk")
-            .expression_attribute_values(":pk", s(format!("APPROVER#{approver_key}")))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(|e| classify("Query", &e))?;
-        out.items()
-            .iter()
-            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
-            .collect()
+        self.by_approver_index(&format!("APPROVER#{approver_key}"), limit).await
     }
 
     async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_APPROVER_INDEX)
-            .key_condition_expression("gsi2pk = :pk")
-            .expression_attribute_values(":pk", s(format!("DECIDED#{counted_as}")))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(100))
-            .send()
-            .await
-            .map_err(|e| classify("Query", &e))?;
-        out.items()
-            .iter()
-            .map(|i| RequestId::try_from(get_s(i, "requestId")?.to_owned()).map_err(|_| bad("requestId")))
-            .collect()
+        self.by_approver_index(&format!("DECIDED#{counted_as}"), limit).await
     }
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {

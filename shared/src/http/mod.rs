@@ -93,6 +93,18 @@ impl ApiResponse {
     }
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (a path segment, a query or
+/// form value).
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Decodes `%XX` escapes (and `+` as a space in forms); `None` for a bad escape or text that is
 /// not UTF-8.
 pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
