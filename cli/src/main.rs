@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use jit_cli::policy_cmds::{self, ExplainInput};
 
 #[derive(Parser)]
-#[command(name = "jit", version, about = "jit-node-access: policy tooling and the local stack")]
+#[command(
+    name = "jit",
+    version,
+    about = "jit-node-access: request, approve and connect to nodes just in time; the web console; policy tooling; the local stack"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
