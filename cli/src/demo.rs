@@ -64,6 +64,9 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         env_value(&env, "AWS_SHARED_CREDENTIALS_FILE").ok_or("AWS_SHARED_CREDENTIALS_FILE missing from dev.env")?;
     let unsigned = ApiClient::new(&url, None).send("GET", "/requests", None, &[]).await?;
     println!("unsigned GET /requests -> {} {}\n", unsigned.status, unsigned.body["error"]["code"]);
+    // The demo's requests still waiting for approvers, withdrawn at the end so that a second run
+    // starts clean (each requester may hold only a few live requests).
+    let mut waiting: Vec<(String, &str)> = Vec::new();
     for (i, (what, profile, node, minutes, reason)) in STEPS.iter().enumerate() {
         let client = ApiClient::new(&url, Some(read_profile(&creds_file, profile)?));
         let body = json!({ "nodeId": node, "reason": reason, "durationMinutes": minutes });
@@ -74,6 +77,9 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         }
         let id = reply.body["requestId"].as_str().unwrap_or_default().to_owned();
         let decided = client.wait_decided(&id, Duration::from_secs(20)).await?;
+        if decided["status"] == "Pending" {
+            waiting.push((id.clone(), profile));
+        }
         let d = &decided["decision"];
         println!(
             "{}. {what}\n   {profile} -> {node} for {minutes} min: {}",
@@ -101,7 +107,14 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         node_name: "partner-dev",
         reason: "Deploy the partner release",
     };
-    credentials_walkthrough(&url, &creds_file, &emulator, &partner).await
+    credentials_walkthrough(&url, &creds_file, &emulator, &partner).await?;
+    println!("\n8. the demo withdraws its requests still waiting for approvers");
+    for (id, profile) in waiting {
+        let client = ApiClient::new(&url, Some(read_profile(&creds_file, profile)?));
+        let reply = client.send("POST", &format!("/requests/{id}/cancel"), None, &[]).await?;
+        println!("   POST /requests/{id}/cancel -> {} {}", reply.status, reply.body["status"].as_str().unwrap_or("?"));
+    }
+    Ok(())
 }
 
 /// Who asks for which node in a credentials walkthrough.

@@ -51,9 +51,13 @@ async fn over_active_limit(
         .items
         .iter()
         .filter(|r| r.request_id != request.request_id)
+        // What holds something: approvers' attention, or an inline policy on a principal. A
+        // credentials-mode approval holds neither.
         .filter(|r| match r.status {
             RequestStatus::Pending => true,
-            RequestStatus::Approved => now < crate::app::lifecycle::deadline_of(r),
+            RequestStatus::Approved => {
+                r.grant_mode == crate::domain::grant::GrantMode::Attach && now < crate::app::lifecycle::deadline_of(r)
+            }
             _ => false,
         })
         .collect();
