@@ -29,7 +29,7 @@ pub struct EvaluationDeps<'a> {
     pub pending_timeout_minutes: u32,
     /// Seals auto-approvals (`ApprovalSeal`).
     pub seal: &'a dyn crate::ports::ApprovalSeal,
-    /// How many live (pending, or approved before their deadline) requests one requester may
+    /// How many live (pending, or approved in attach mode before their deadline) requests one requester may
     /// hold; one more that would hold something (an attach-mode grant, or approvers' attention)
     /// is refused (`TooManyActiveRequests`), so nobody fills a shared role's inline-policy budget
     /// or floods approvers.
