@@ -132,7 +132,7 @@ lint: venv
 # policy of the two templates (resolved to concrete values by tools/template_iam_documents.py, after
 # its own tests; both branches of each !If), through parliament; see tools/iam_lint.py for the
 # findings its database and checks get wrong.
-iam-lint: $(PARLIAMENT_STAMP)
+iam-lint: $(PARLIAMENT_STAMP) $(SAM_STAMP)
 	$(CARGO) run --quiet -p jit -- policy iam-documents --out target/iam-documents
 	$(PY) tools/iam_lint.py target/iam-documents
 	$(PY) -m unittest tools/test_template_iam_documents.py

@@ -10,7 +10,7 @@ member-account.yaml, into target/iam-documents-template).
 What is extracted, one JSON file per document, named <template>.<resource>.<policy>[.<variant>].json:
   * AWS::Serverless::Function and AWS::Serverless::StateMachine `Policies`: inline documents, and
     SAM policy templates (`SQSSendMessagePolicy: {QueueName: ...}`) expanded with SAM's own
-    templates (samtranslator, installed with cfn-lint); a function's AssumeRolePolicyDocument.
+    templates (samtranslator, installed with the SAM CLI: make iam-lint depends on it); a function's AssumeRolePolicyDocument.
     Managed policy names or ARNs are not documents of the template: printed as skipped.
   * AWS::IAM::Role (AssumeRolePolicyDocument, Policies), AWS::IAM::User and AWS::IAM::Group
     (Policies), AWS::IAM::RolePolicy, AWS::IAM::Policy and AWS::IAM::ManagedPolicy (PolicyDocument,
@@ -111,6 +111,9 @@ def plausible_parameter(name, ptype):
     if re.search(r"RoleArns?$", name):
         base = f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
         return [base + "-1", base + "-2"] if is_list else base
+    if re.search(r"Parameter(Name)?$", name):
+        # An SSM parameter's name (optional ones are empty by default).
+        return f"/jit-node-access/{name}"
     return None
 
 
