@@ -1942,3 +1942,331 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
     assert_eq!(sent[1].0, "iam-user#bob");
     assert!(sent[1].1.starts_with("Escalated to you: Approval needed"), "{sent:?}");
 }
+
+/// Development nodes are auto-approved for up to 45 minutes in all; beyond that, and for every
+/// other node, `lead` approves (at most 240 minutes).
+fn auto_then_lead() -> jit_shared::policy::PolicySet {
+    let file = |path: &str, text: &str| jit_shared::policy::PolicyFile { path: path.into(), text: text.into() };
+    jit_shared::policy::PolicySet::from_files(&[
+        file(
+            "auto.cedar",
+            r#"@id("dev-auto")
+@accessWindowMinutes("45")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#,
+        ),
+        file(
+            "everything.yaml",
+            "name: everything\ntargets: {allNodes: true}\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamUser: lead\n",
+        ),
+    ])
+    .unwrap()
+}
+
+/// Submits, extends and decides requests of `alice` against `auto_then_lead()` on development
+/// nodes, and runs their lifecycle tasks.
+struct Workflows {
+    world: Lifecycle,
+    settings: GrantSettings,
+    policies: jit_shared::policy::PolicySet,
+}
+
+const EXECUTION_1: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:first";
+const EXECUTION_2: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:second";
+
+impl Workflows {
+    fn new(mode: GrantMode) -> Self {
+        Self { world: Lifecycle::default(), settings: GrantSettings { mode, ..settings() }, policies: auto_then_lead() }
+    }
+
+    fn intake(&self) -> SubmitDeps<'_> {
+        SubmitDeps {
+            store: &self.world.store,
+            directory: &Users,
+            settings: &self.settings,
+            administrators: &NO_ADMINISTRATORS,
+        }
+    }
+
+    async fn evaluate(&self, id: &RequestId, now: DateTime<Utc>) -> AccessRequest {
+        let deps = jit_shared::app::evaluate::EvaluationDeps {
+            store: &self.world.store,
+            principals: &Users,
+            nodes: &DEV_NODES,
+            policies: &self.policies,
+            pending_timeout_minutes: 60,
+            seal: &*SEAL,
+            max_active_requests: 5,
+        };
+        jit_shared::app::evaluate::evaluate(&deps, id, now).await.unwrap();
+        self.get(id).await
+    }
+
+    async fn get(&self, id: &RequestId) -> AccessRequest {
+        self.world.store.get(id).await.unwrap().unwrap()
+    }
+
+    /// Alice asks with `body`; the request is decided at once.
+    async fn ask(&self, body: &str, now: DateTime<Utc>) -> AccessRequest {
+        let submitted = submit::submit(&self.intake(), &ARN_ALICE, body.as_bytes(), None, now).await.unwrap().request;
+        self.evaluate(&submitted.request_id, now).await
+    }
+
+    /// Alice extends `id` by `minutes`; the extension is decided at once.
+    async fn extend(&self, id: &RequestId, minutes: u32, now: DateTime<Utc>) -> AccessRequest {
+        let body = format!(r#"{{"durationMinutes": {minutes}, "reason": "the fix needs longer"}}"#);
+        let ext = submit::extend(&self.intake(), &ARN_ALICE, id.as_str(), body.as_bytes(), None, now).await.unwrap();
+        self.evaluate(&ext.request.request_id, now).await
+    }
+
+    async fn grant(&self, id: &RequestId, execution: &str, now: DateTime<Utc>) -> lifecycle::GrantOutput {
+        lifecycle::grant(&self.world.deps(&self.settings), id, Some(execution), now).await.unwrap()
+    }
+
+    /// The deadline in alice's inline policy `jit-<id>` (attach mode), if it is attached.
+    fn policy_deadline(&self, id: &RequestId) -> Option<String> {
+        let policies = self.world.policies.0.lock().unwrap();
+        let document = policies.get(&format!("IamUser {{ name: \"alice\" }}/jit-{id}"))?;
+        let value: serde_json::Value = serde_json::from_str(document).unwrap();
+        value.to_string().split("aws:CurrentTime").nth(1).and_then(|rest| rest.split('"').nth(2)).map(str::to_owned)
+    }
+}
+
+const DEV_ASK: &str = r#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+
+#[tokio::test]
+async fn an_extension_within_the_auto_approval_window_moves_the_deadline_in_iam_and_the_first_execution_stands_down() {
+    // Arrange: alice holds 30 minutes on a development node (auto-approved, granted by execution 1).
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let granted = w.grant(&original.request_id, EXECUTION_1, now).await;
+    let old_deadline = granted.request.access_deadline();
+    assert_eq!(w.policy_deadline(&original.request_id), Some(jit_shared::domain::grant::deadline_text(&old_deadline)));
+
+    // Act: ten minutes later she asks for 10 more (40 in all: within the 45-minute window); the
+    // extension's own execution (2) runs its Grant task.
+    let later = now + Duration::minutes(10);
+    let extension = w.extend(&original.request_id, 10, later).await;
+    let taken_over = w.grant(&extension.request_id, EXECUTION_2, later).await;
+
+    // Assert: auto-approved and applied once; the deadline moved in the table and in IAM; the
+    // extension itself ended, saying where it went; execution 1 was stopped, 2 waits in its place.
+    let new_deadline = old_deadline + Duration::minutes(10);
+    assert_eq!(extension.status, RequestStatus::Approved, "{:?}", extension.decision);
+    assert_eq!(extension.extends.as_ref(), Some(&original.request_id));
+    let stored = w.get(&original.request_id).await;
+    assert_eq!(stored.access_deadline(), new_deadline);
+    assert_eq!(w.policy_deadline(&original.request_id), Some(jit_shared::domain::grant::deadline_text(&new_deadline)));
+    let ended = w.get(&extension.request_id).await;
+    assert_eq!(ended.status, RequestStatus::Expired);
+    assert!(w
+        .world
+        .store
+        .audit_trail(&extension.request_id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.reason.contains("applied to")));
+    assert!(taken_over.granted);
+    assert_eq!(taken_over.request.request_id, original.request_id, "execution 2 now waits on the original");
+    assert_eq!(taken_over.deadline, jit_shared::domain::grant::deadline_text(&new_deadline));
+    assert_eq!(*w.world.executions.stopped.lock().unwrap(), [EXECUTION_1]);
+    let changes = w.world.store.changes();
+    assert!(detail_types(&changes).contains(&"Access Request Extended".to_owned()), "{:?}", detail_types(&changes));
+
+    // Act 2: execution 1's Expire still ran at the old deadline (its stop came too late);
+    // execution 2's at the new one.
+    let stale = lifecycle::expire(&w.world.deps(&w.settings), *granted.request, old_deadline).await.unwrap();
+    let still = w.get(&original.request_id).await.status;
+    let end = lifecycle::expire(&w.world.deps(&w.settings), *taken_over.request, new_deadline).await.unwrap();
+
+    // Assert 2: the stale expiry did not end the taken-over request (it fails closed: what it
+    // removed before finding the grant taken over stays removed); the new deadline ended it.
+    assert_eq!((stale.status, still), (RequestStatus::Approved, RequestStatus::Approved));
+    assert_eq!(w.policy_deadline(&original.request_id), None);
+    assert_eq!(end.status, RequestStatus::Expired);
+    assert_eq!(w.policy_deadline(&original.request_id), None);
+}
+
+#[tokio::test]
+async fn an_extension_beyond_the_window_goes_to_manual_approval_and_a_rejected_one_leaves_the_grant_untouched() {
+    // Arrange: 30 minutes granted.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let deadline = w.grant(&original.request_id, EXECUTION_1, now).await.request.access_deadline();
+    let key = key();
+    let approvals = approvals(&w.world.store, &key, &NO_ADMINISTRATORS);
+
+    // Act: 30 more (60 in all, beyond the 45-minute window) twice; lead rejects the first and
+    // approves the second.
+    let rejected = w.extend(&original.request_id, 30, now + Duration::minutes(5)).await;
+    let decided_at = now + Duration::minutes(6);
+    approve::decide_as_caller(&approvals, &ARN_LEAD, rejected.request_id.as_str(), Verdict::Reject, b"", decided_at)
+        .await
+        .unwrap();
+    let untouched = w.get(&original.request_id).await;
+    let approved = w.extend(&original.request_id, 30, now + Duration::minutes(7)).await;
+    let pending_status = approved.status;
+    approve::decide_as_caller(&approvals, &ARN_LEAD, approved.request_id.as_str(), Verdict::Approve, b"", decided_at)
+        .await
+        .unwrap();
+    w.grant(&approved.request_id, EXECUTION_2, now + Duration::minutes(8)).await;
+
+    // Assert
+    assert_eq!(
+        rejected.decision.as_ref().map(|d| d.rule),
+        Some(DecisionRule::ManualAllNodes),
+        "{:?}",
+        rejected.decision
+    );
+    assert!(rejected.decision.as_ref().unwrap().message.contains("manual approval decides"));
+    assert_eq!(untouched.access_deadline(), deadline, "a refused extension changes nothing");
+    assert_eq!(w.get(&rejected.request_id).await.status, RequestStatus::Rejected);
+    assert_eq!(pending_status, RequestStatus::Pending);
+    assert_eq!(w.get(&original.request_id).await.access_deadline(), deadline + Duration::minutes(30));
+    assert_eq!(
+        w.policy_deadline(&original.request_id),
+        Some(jit_shared::domain::grant::deadline_text(&(deadline + Duration::minutes(30))))
+    );
+}
+
+#[tokio::test]
+async fn in_credentials_mode_the_next_credentials_end_at_the_extended_deadline() {
+    // Arrange: 30 minutes granted in credentials mode.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Credentials);
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let deps = CredentialsDeps {
+        store: &w.world.store,
+        issuer: &issuer,
+        settings: &w.settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
+    let original = w.ask(DEV_ASK, now).await;
+    let deadline = w.grant(&original.request_id, EXECUTION_1, now).await.request.access_deadline();
+    let before = credentials::issue(&deps, &ARN_ALICE, original.request_id.as_str(), now).await.unwrap();
+
+    // Act
+    let extension = w.extend(&original.request_id, 15, now + Duration::minutes(1)).await;
+    w.grant(&extension.request_id, EXECUTION_2, now + Duration::minutes(1)).await;
+    let after = credentials::issue(&deps, &ARN_ALICE, original.request_id.as_str(), now + Duration::minutes(2)).await;
+    let from_extension =
+        credentials::issue(&deps, &ARN_ALICE, extension.request_id.as_str(), now + Duration::minutes(2)).await;
+
+    // Assert
+    assert_eq!(before.access_deadline, deadline);
+    assert_eq!(after.unwrap().access_deadline, deadline + Duration::minutes(15));
+    assert!(from_extension.is_err(), "credentials come from the extended request, not the extension");
+}
+
+#[tokio::test]
+async fn only_the_requester_extends_a_started_approved_request_and_the_body_is_checked() {
+    // Arrange
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let not_started = w.ask(DEV_ASK, now).await;
+    w.grant(&original.request_id, EXECUTION_1, now).await;
+    let id = original.request_id.as_str();
+    let good = br#"{"durationMinutes": 10, "reason": "longer"}"#;
+    /// What, by whom, on which request, with which body, when: refused with (status, code).
+    type Case<'a> = (&'a str, &'a CallerArn, &'a str, &'a [u8], DateTime<Utc>, (u16, &'a str));
+    let cases: Vec<Case> = vec![
+        ("someone else", &ARN_LEAD, id, good, now, (404, "NotFound")),
+        ("before its grant", &ARN_ALICE, not_started.request_id.as_str(), good, now, (409, "NotExtendable")),
+        ("after its deadline", &ARN_ALICE, id, good, now + Duration::minutes(30), (409, "NotExtendable")),
+        ("no duration", &ARN_ALICE, id, br#"{"reason": "longer"}"#, now, (400, "MissingField")),
+        ("no reason", &ARN_ALICE, id, br#"{"durationMinutes": 10}"#, now, (400, "MissingField")),
+        (
+            "an unknown field",
+            &ARN_ALICE,
+            id,
+            br#"{"durationMinutes": 10, "reason": "x", "nodeId": "i-1"}"#,
+            now,
+            (400, "UnknownField"),
+        ),
+    ];
+    for (what, caller, id, body, at, (status, code)) in cases {
+        // Act
+        let err = submit::extend(&w.intake(), caller, id, body, None, at).await.unwrap_err();
+        // Assert
+        assert_eq!((jit_shared::http::error::status(&err), err.code()), (status, code), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_withdrawn_until_then() {
+    // Arrange: alice schedules 30 minutes two hours ahead, in credentials mode (auto-approved).
+    let now = Utc::now();
+    let starts = now + Duration::hours(2);
+    let w = Workflows::new(GrantMode::Credentials);
+    let body = format!(
+        r#"{{"nodeId": "i-0123456789abcdef0", "reason": "change window", "durationMinutes": 30, "startsAt": "{}"}}"#,
+        starts.to_rfc3339()
+    );
+    let scheduled = w.ask(&body, now).await;
+    let issuer = MemoryIssuer::default();
+    let deps = CredentialsDeps {
+        store: &w.world.store,
+        issuer: &issuer,
+        settings: &w.settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
+
+    // Act: the lifecycle's Grant at approval, credentials asked early, the sweep meanwhile, and
+    // the Grant again at the start.
+    let early = w.grant(&scheduled.request_id, EXECUTION_1, now).await;
+    let refused = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), now).await.unwrap_err();
+    let swept = sweep::sweep(&w.world.deps(&w.settings), now + Duration::minutes(30)).await.unwrap();
+    *issuer.at.lock().unwrap() = Some(starts);
+    let at_start = w.grant(&scheduled.request_id, EXECUTION_1, starts).await;
+    let issued = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap();
+
+    // Assert
+    assert_eq!(scheduled.status, RequestStatus::Approved, "decided at submission: {:?}", scheduled.decision);
+    assert!(!early.granted);
+    assert_eq!(early.starts_at, Some(jit_shared::domain::grant::deadline_text(&starts)), "the execution waits for it");
+    assert_eq!(refused.code(), "AccessNotStarted");
+    assert!(swept.grants.restarted.is_empty(), "a waiting schedule is not a lost lifecycle: {swept:?}");
+    assert!(at_start.granted && at_start.starts_at.is_none());
+    assert_eq!(at_start.deadline, jit_shared::domain::grant::deadline_text(&(starts + Duration::minutes(30))));
+    assert_eq!(issued.access_deadline, starts + Duration::minutes(30));
+
+    // And: another scheduled request is withdrawn before its start, but not once it started.
+    let other = w.ask(&body, now).await;
+    let k = key();
+    let approvals = approvals(&w.world.store, &k, &NO_ADMINISTRATORS);
+    let late = approve::cancel(&approvals, &ARN_ALICE, scheduled.request_id.as_str(), b"", starts).await.unwrap_err();
+    let withdrawn = approve::cancel(&approvals, &ARN_ALICE, other.request_id.as_str(), b"", now).await.unwrap();
+    let after = w.grant(&other.request_id, EXECUTION_2, starts).await;
+    assert_eq!(late.code(), "RequestNotPending");
+    assert_eq!(withdrawn.status, RequestStatus::Cancelled);
+    assert!(!after.granted, "a withdrawn schedule grants nothing at its start");
+}
+
+#[test]
+fn a_schedule_must_start_in_the_future_and_within_fourteen_days() {
+    let now = Utc::now();
+    let cases = [
+        (now - Duration::minutes(1), Some("StartsInThePast")),
+        (now, Some("StartsInThePast")),
+        (now + Duration::minutes(5), None),
+        (now + Duration::days(14), None),
+        (now + Duration::days(14) + Duration::minutes(1), Some("StartsTooLate")),
+    ];
+    for (at, expected) in cases {
+        let got = submit::check_schedule(Some(at), now).err().map(|e| e.code);
+        assert_eq!(got.as_deref(), expected, "{at}");
+    }
+    let bad = br#"{"nodeId": "i-0123456789abcdef0", "reason": "x", "startsAt": "tomorrow"}"#;
+    assert_eq!(submit::NewRequest::parse(bad).unwrap_err().field, "startsAt");
+    let no_offset = br#"{"nodeId": "i-0123456789abcdef0", "reason": "x", "startsAt": "2026-12-24T08:00:00"}"#;
+    assert_eq!(submit::NewRequest::parse(no_offset).unwrap_err().code, "InvalidStartsAt");
+}

@@ -1,6 +1,7 @@
 //! Plays Step Functions for the lifecycle state machine (`statemachine/lifecycle.asl.json`):
 //! every `Approved` event starts an execution, as the deployed bus rule does (it targets the
-//! state machine); Grant → (granted?) Wait until the deadline → Expire, retrying `Retryable`
+//! state machine); Grant (again at a scheduled start) → (granted?) Wait until the deadline →
+//! Expire, retrying `Retryable`
 //! failures with backoff, and on a final failure the RecordFailure task, with the same task
 //! payloads the deployed state machine sends. A `Revoked` event starts the revoke branch: the
 //! Revoke task at once, and again after the propagation wait. Stop (revoke) aborts an execution
@@ -141,30 +142,42 @@ where
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
     };
-    let grant =
-        with_retry(6, || run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) }))
-            .await;
-    let output: GrantOutput = match grant.map(serde_json::from_value) {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            let _ = run(failed("grant", ServiceError::Internal(e.to_string()))).await;
-            return;
-        }
-        Err(e) => {
-            let _ = run(failed("grant", e)).await;
-            return;
+    // Grant, and while a scheduled access has not started, WaitUntilStart → Grant again.
+    let output = loop {
+        let grant = with_retry(6, || {
+            run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) })
+        })
+        .await;
+        let output: GrantOutput = match grant.map(serde_json::from_value) {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                let _ = run(failed("grant", ServiceError::Internal(e.to_string()))).await;
+                return;
+            }
+            Err(e) => {
+                let _ = run(failed("grant", e)).await;
+                return;
+            }
+        };
+        match output.starts_at.as_deref() {
+            Some(starts_at) => sleep_until(starts_at).await,
+            None => break output,
         }
     };
     if !output.granted {
         return;
     }
-    // Wait (TimestampPath $.deadline).
-    if let Ok(deadline) = chrono::DateTime::parse_from_rfc3339(&output.deadline) {
-        let wait = (deadline.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
-    }
+    sleep_until(&output.deadline).await;
     if let Err(e) = with_retry(10, || run(Task::Expire { grant: Box::new(output.clone()) })).await {
         let _ = run(failed("expire", e)).await;
+    }
+}
+
+/// A Wait state's `TimestampPath`: sleeps until the ISO 8601 time (at once if it has passed).
+async fn sleep_until(at: &str) {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) {
+        let wait = (at.with_timezone(&chrono::Utc) - jit_shared::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -157,6 +157,12 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(c) = &r.credentials {
         item.insert("credentials".into(), s(to_json(c)?));
     }
+    if let Some(at) = &r.starts_at {
+        item.insert("startsAt".into(), s(ts(at)));
+    }
+    if let Some(of) = &r.extends {
+        item.insert("extends".into(), s(of.as_str()));
+    }
     Ok(item)
 }
 
@@ -197,6 +203,11 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
         },
         credentials: from_json(item, "credentials")?,
         approval_seal: item.get("approvalSeal").and_then(|v| v.as_s().ok()).cloned(),
+        starts_at: item.get("startsAt").map(|_| get_time(item, "startsAt")).transpose()?,
+        extends: item
+            .get("extends")
+            .map(|_| RequestId::try_from(get_s(item, "extends")?.to_owned()).map_err(|_| bad("extends")))
+            .transpose()?,
     })
 }
 
@@ -229,6 +240,9 @@ fn audit_to_item(a: &AuditRecord, change: &ChangeRecord, retention: chrono::Dura
     if let Some(nudge) = &a.nudge {
         item.insert("nudge".into(), s(to_json(nudge)?));
     }
+    if let Some(extension) = &a.extension {
+        item.insert("extension".into(), s(to_json(extension)?));
+    }
     if !change.events().is_empty() {
         item.insert(OUTBOX_ATTRIBUTE.into(), s(OUTBOX_EVENTS));
     }
@@ -259,6 +273,7 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
             .transpose()?,
         credentials: from_json(item, "credentials")?,
         nudge: from_json(item, "nudge")?,
+        extension: from_json(item, "extension")?,
     })
 }
 

@@ -191,13 +191,20 @@ pub async fn cancel(
         if &request.requester != caller {
             return Err(crate::app::common::not_found(id.as_str()));
         }
-        if request.status != RequestStatus::Pending {
+        // A scheduled approval is withdrawn while its access has not started (its execution's
+        // Grant then finds it Cancelled and grants nothing); `Transition::check` holds the rule.
+        let scheduled = request.status == RequestStatus::Approved && request.not_started(now);
+        if request.status != RequestStatus::Pending && !scheduled {
             return Err(ServiceError::Conflict {
                 code: "RequestNotPending",
-                message: format!("the request is {}; only a Pending request can be cancelled", request.status),
+                message: format!(
+                    "the request is {}; only a Pending request, or a scheduled one before it starts, can be cancelled",
+                    request.status
+                ),
             });
         }
-        if let Some(deadline) = request.progress.as_ref().map(|p| p.pending_until).filter(|d| now >= *d) {
+        let pending_until = request.progress.as_ref().map(|p| p.pending_until).filter(|_| !scheduled);
+        if let Some(deadline) = pending_until.filter(|d| now >= *d) {
             expire_one(deps.store, &request, now).await?;
             return Err(refusal_to_error(Refusal::DeadlinePassed(deadline)));
         }

@@ -65,6 +65,21 @@ pub async fn issue(
     if request.status != RequestStatus::Approved {
         return Err(not_approved(request.status));
     }
+    if let Some(of) = &request.extends {
+        return Err(ServiceError::Conflict {
+            code: "ExtensionRequest",
+            message: format!("this request extends {of}: fetch credentials for {of}, whose deadline it moves"),
+        });
+    }
+    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now)) {
+        return Err(ServiceError::Conflict {
+            code: "AccessNotStarted",
+            message: format!(
+                "the scheduled access starts at {}; credentials are issued from then on",
+                crate::domain::grant::deadline_text(&starts_at)
+            ),
+        });
+    }
     if request.grant_mode != GrantMode::Credentials {
         return Err(ServiceError::Conflict {
             code: "AttachModeGrant",

@@ -190,10 +190,14 @@ async fn decide_and_store(
             format!("node {} does not exist or is not visible to jit-node-access", request.node_id),
             now,
         ),
-        (Ok(principal), Ok(node)) => {
-            let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
-            deps.policies.decide_for(&principal, &node, requested, now)
-        }
+        (Ok(principal), Ok(node)) => match extension_total(deps, &request, now).await? {
+            Err(refusal) => refusal,
+            Ok(Some(total)) => deps.policies.decide_extension(&principal, &node, total, now),
+            Ok(None) => {
+                let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
+                deps.policies.decide_for(&principal, &node, requested, now)
+            }
+        },
     };
     // The limit protects what a live request holds: an inline policy on a principal (attach
     // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
@@ -208,6 +212,45 @@ async fn decide_and_store(
         false => decision,
     };
     store_decision(deps, &request, decision, now).await
+}
+
+/// An extension is decided as a new request for the new total: the access the request it
+/// extends has had and still has, plus the minutes asked for. `Err` is the refusal when that
+/// request is no longer a live grant of the same requester on the same node.
+async fn extension_total(
+    deps: &EvaluationDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<crate::domain::ids::DurationMinutes>, Decision>, ServiceError> {
+    let Some(of) = &request.extends else { return Ok(Ok(None)) };
+    let original = deps.store.get(of).await?;
+    let live = original.filter(|o| {
+        o.status == RequestStatus::Approved
+            && o.requester == request.requester
+            && o.node_id == request.node_id
+            && o.grant_mode == request.grant_mode
+            && now < o.access_deadline()
+    });
+    let Some(original) = live else {
+        return Ok(Err(unresolvable(
+            "ExtendedRequestEnded",
+            format!("{of} is no longer active: nothing to extend"),
+            now,
+        )));
+    };
+    let had = (original.access_deadline() - original.access_start()).num_minutes();
+    let total = u32::try_from(had).unwrap_or(u32::MAX).saturating_add(request.duration_minutes.get());
+    match crate::domain::ids::DurationMinutes::try_from(total) {
+        Ok(total) => Ok(Ok(Some(total))),
+        Err(_) => Ok(Err(unresolvable(
+            "DurationExceedsMaximum",
+            format!(
+                "{of} would last {total} minutes in all, more than any request may ({})",
+                crate::domain::ids::DurationMinutes::MAX.get()
+            ),
+            now,
+        ))),
+    }
 }
 
 /// Stores `decision` with the status change it makes (sealed if it approves); `None` when the
@@ -229,8 +272,11 @@ async fn store_decision(
         ),
         _ => decision,
     };
-    let progress = (decision.outcome == RequestStatus::Pending)
-        .then(|| ApprovalProgress::start(now + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes))));
+    // Approvals of a scheduled request may arrive until its start plus the usual wait.
+    let waits_from = request.starts_at.map_or(now, |s| s.max(now));
+    let progress = (decision.outcome == RequestStatus::Pending).then(|| {
+        ApprovalProgress::start(waits_from + chrono::Duration::minutes(i64::from(deps.pending_timeout_minutes)))
+    });
     // A request that asked for no duration gets the deciding policy's window or maximum.
     let duration = match decision.outcome {
         RequestStatus::Approved | RequestStatus::Pending if request.duration_from_policy => {

@@ -83,6 +83,10 @@ pub struct GrantOutput {
     /// The request as the task last saw it: as stored with its grant when granted (what the
     /// Expire task tears down), as read otherwise.
     pub request: Box<AccessRequest>,
+    /// A scheduled access not started yet: the state machine waits until then (ISO 8601 UTC)
+    /// and runs the Grant task again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
 }
 
 impl GrantOutput {
@@ -92,6 +96,7 @@ impl GrantOutput {
             deadline: grant::deadline_text(deadline),
             policy_name: grant::policy_name(&request.request_id),
             request: Box::new(request),
+            starts_at: None,
         }
     }
 }
@@ -195,7 +200,7 @@ async fn deny_issued_credentials(
 /// Whether the grant of `request` is held by another execution than `execution`. EventBridge
 /// delivers at least once, so one `Approved` can start two executions: whichever records the
 /// grant first keeps it, and any other must leave it alone.
-fn held_by_another(execution: Option<&str>, request: &AccessRequest) -> bool {
+pub(crate) fn held_by_another(execution: Option<&str>, request: &AccessRequest) -> bool {
     let recorded = request.grant.as_ref().and_then(|g| g.execution.as_deref());
     matches!((execution, recorded), (Some(mine), Some(theirs)) if mine != theirs)
 }
@@ -258,8 +263,15 @@ pub async fn grant(
     if now >= deadline {
         return Ok(nothing(deadline));
     }
+    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now)) {
+        // Scheduled access is granted at its start and not before: the execution waits.
+        return Ok(GrantOutput { starts_at: Some(grant::deadline_text(&starts_at)), ..nothing(deadline) });
+    }
     if !crate::app::common::approval_is_sealed(deps.seal, &request).await? {
         return fail_grant(deps, &request, execution, crate::app::common::UNSEALED_APPROVAL.to_owned(), now).await;
+    }
+    if request.extends.is_some() {
+        return crate::app::extend::apply(deps, &request, execution, now).await;
     }
     if request.grant_mode == GrantMode::Credentials {
         return record_grant(
@@ -348,6 +360,7 @@ async fn record_grant(
         detached_at: None,
         terminated_sessions: vec![],
         execution: execution.map(str::to_owned),
+        extensions: vec![],
     };
     // The first attempt writes on what was read above when no grant was recorded yet: if a
     // revoke or expiry moved the request while the policy was put, the write's condition fails
@@ -550,6 +563,13 @@ pub async fn teardown_request(
                 let stored = load(deps.store, &id).await?;
                 if stored.status != RequestStatus::Approved {
                     return Ok(Attempt::Done(ended(stored.status)));
+                }
+                let holder = current.grant.as_ref().and_then(|g| g.execution.as_deref());
+                if to == RequestStatus::Expired && held_by_another(holder, &stored) {
+                    // An approved extension's execution took the grant over (and stopped the
+                    // one that recorded `current`): access goes on until its new deadline.
+                    tracing::info!(request_id = %id, "the grant was taken over by an extension; not expiring it");
+                    return Ok(Attempt::Done(ended(RequestStatus::Approved)));
                 }
                 current = stored;
                 Ok(Attempt::Conflict)

@@ -6,6 +6,7 @@ pub mod common;
 pub mod credentials;
 pub mod error;
 pub mod evaluate;
+pub mod extend;
 pub mod lifecycle;
 pub mod notify;
 pub mod publish;

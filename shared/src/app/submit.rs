@@ -38,59 +38,135 @@ pub struct NewRequest {
     pub reason: Reason,
     /// `None`: the deciding policy's window (auto-approval) or maximum (manual) applies.
     pub duration_minutes: Option<DurationMinutes>,
+    /// Scheduled access (`startsAt`): checked against the clock by `submit`.
+    pub starts_at: Option<DateTime<Utc>>,
+}
+
+/// How far ahead access may be scheduled.
+pub const MAX_SCHEDULE_DAYS: i64 = 14;
+
+/// Parses an optional RFC 3339 `startsAt` (an offset is required, so the time is unambiguous).
+fn parse_starts_at(value: Option<&serde_json::Value>) -> Result<Option<DateTime<Utc>>, FieldError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => {
+            DateTime::parse_from_rfc3339(text).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
+                FieldError::new(
+                    "startsAt",
+                    "InvalidStartsAt",
+                    "must be an RFC 3339 time with an offset, such as 2026-12-24T08:00:00Z",
+                )
+            })
+        }
+        Some(_) => Err(FieldError::new("startsAt", "InvalidType", "must be a string")),
+    }
+}
+
+/// A schedule must start in the future and at most `MAX_SCHEDULE_DAYS` ahead.
+pub fn check_schedule(starts_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), FieldError> {
+    let Some(at) = starts_at else { return Ok(()) };
+    if at <= now {
+        return Err(FieldError::new(
+            "startsAt",
+            "StartsInThePast",
+            "must be in the future; leave it out for access as soon as it is approved",
+        ));
+    }
+    if at > now + chrono::Duration::days(MAX_SCHEDULE_DAYS) {
+        return Err(FieldError::new(
+            "startsAt",
+            "StartsTooLate",
+            format!("must be at most {MAX_SCHEDULE_DAYS} days ahead"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `durationMinutes` (absent or null: `None`).
+fn parse_duration(value: Option<&serde_json::Value>) -> Result<Option<DurationMinutes>, FieldError> {
+    let minutes = match value {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => {
+            Some(n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+                FieldError::new(
+                    "durationMinutes",
+                    "InvalidDuration",
+                    "must be a whole number of minutes from 1 to 20160 (336 hours)",
+                )
+            })?)
+        }
+        Some(_) => return Err(FieldError::new("durationMinutes", "InvalidType", "must be a number")),
+    };
+    minutes.map(DurationMinutes::try_from).transpose()
+}
+
+/// The body as a JSON object of at most `MAX_BODY_BYTES` with only `allowed` keys.
+fn body_object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, serde_json::Value>, FieldError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(FieldError::new(
+            "body",
+            "BodyTooLarge",
+            format!("the body must be at most {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
+    };
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(FieldError::new(
+            unknown.clone(),
+            "UnknownField",
+            format!("unknown field; allowed: {}", allowed.join(", ")),
+        ));
+    }
+    Ok(map)
+}
+
+fn required_string(map: &serde_json::Map<String, serde_json::Value>, name: &str) -> Result<String, FieldError> {
+    match map.get(name) {
+        None | Some(serde_json::Value::Null) => Err(FieldError::new(name, "MissingField", "is required")),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(FieldError::new(name, "InvalidType", "must be a string")),
+    }
+}
+
+/// A validated `POST /requests/{id}/extend` body: how much longer, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extension {
+    pub duration_minutes: DurationMinutes,
+    pub reason: Reason,
+}
+
+impl Extension {
+    pub fn parse(body: &[u8]) -> Result<Self, FieldError> {
+        let map = body_object(body, &["durationMinutes", "reason"])?;
+        let reason = Reason::try_from(required_string(&map, "reason")?)?;
+        let duration_minutes = parse_duration(map.get("durationMinutes"))?
+            .ok_or_else(|| FieldError::new("durationMinutes", "MissingField", "is required: how many minutes more"))?;
+        Ok(Self { duration_minutes, reason })
+    }
 }
 
 impl NewRequest {
     /// Parses the JSON body, naming the field of the first problem found.
     pub fn parse(body: &[u8]) -> Result<Self, FieldError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(FieldError::new(
-                "body",
-                "BodyTooLarge",
-                format!("the body must be at most {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
-        };
-        if let Some(unknown) = map.keys().find(|k| !["nodeId", "reason", "durationMinutes"].contains(&k.as_str())) {
-            return Err(FieldError::new(
-                unknown.clone(),
-                "UnknownField",
-                "unknown field; allowed: nodeId, reason, durationMinutes",
-            ));
-        }
-        let string = |name: &str| -> Result<String, FieldError> {
-            match map.get(name) {
-                None | Some(serde_json::Value::Null) => Err(FieldError::new(name, "MissingField", "is required")),
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(FieldError::new(name, "InvalidType", "must be a string")),
-            }
-        };
-        let node_id = NodeId::try_from(string("nodeId")?)?;
-        let reason = Reason::try_from(string("reason")?)?;
-        let duration = match map.get("durationMinutes") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Number(n)) => {
-                Some(n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
-                    FieldError::new(
-                        "durationMinutes",
-                        "InvalidDuration",
-                        "must be a whole number of minutes from 1 to 20160 (336 hours)",
-                    )
-                })?)
-            }
-            Some(_) => return Err(FieldError::new("durationMinutes", "InvalidType", "must be a number")),
-        };
-        Ok(Self { node_id, reason, duration_minutes: duration.map(DurationMinutes::try_from).transpose()? })
+        let map = body_object(body, &["nodeId", "reason", "durationMinutes", "startsAt"])?;
+        let node_id = NodeId::try_from(required_string(&map, "nodeId")?)?;
+        let reason = Reason::try_from(required_string(&map, "reason")?)?;
+        let duration_minutes = parse_duration(map.get("durationMinutes"))?;
+        let starts_at = parse_starts_at(map.get("startsAt"))?;
+        Ok(Self { node_id, reason, duration_minutes, starts_at })
     }
 
     /// Hash of the normalized body: two bodies that mean the same request hash the same.
     pub fn fingerprint(&self) -> String {
-        let canonical =
+        let mut canonical =
             serde_json::json!([self.node_id.as_str(), self.reason.as_str(), self.duration_minutes.map(|d| d.get())]);
+        if let (Some(at), Some(list)) = (&self.starts_at, canonical.as_array_mut()) {
+            list.push(serde_json::json!(at.timestamp_micros()));
+        }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 }
@@ -112,6 +188,7 @@ pub async fn submit(
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
+    check_schedule(new.starts_at, now)?;
     deps.settings.check_node(&new.node_id)?;
     let member_node = deps.settings.is_member_node(&new.node_id);
     let request = AccessRequest {
@@ -132,25 +209,101 @@ pub async fn submit(
         grant_mode: GrantMode::for_request(deps.settings.mode, caller, member_node),
         credentials: None,
         approval_seal: None,
+        starts_at: new.starts_at,
+        extends: None,
     };
+    create(deps, caller, request, key, new.fingerprint()).await
+}
+
+/// `POST /requests/{id}/extend`: the requester of an `Approved` request whose access has
+/// started asks for more time. The extension is a request of its own (same requester, node and
+/// grant mode, `extends` naming the original) that the same policies decide for the new total;
+/// approved, it moves the original's deadline (`lifecycle::grant`), refused, it changes nothing.
+pub async fn extend(
+    deps: &SubmitDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Submitted, ServiceError> {
+    let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
+    let ask = Extension::parse(body)?;
+    let original = deps.store.get(&parse_id(id)?).await?.ok_or_else(|| not_found(id))?;
+    if &original.requester != caller {
+        // Only the requester extends; to anyone else the request does not exist.
+        return Err(not_found(id));
+    }
+    let refuse = |code: &'static str, message: String| Err(ServiceError::Conflict { code, message });
+    if let Some(of) = &original.extends {
+        return refuse("NotExtendable", format!("{id} is itself an extension; extend {of} instead"));
+    }
+    if original.status != RequestStatus::Approved {
+        return refuse(
+            "NotExtendable",
+            format!("only an Approved request can be extended; {id} is {}", original.status),
+        );
+    }
+    let granted = original.grant.as_ref().is_some_and(|g| g.detached_at.is_none());
+    if !granted || original.not_started(now) {
+        return refuse("NotExtendable", format!("{id}'s access has not started yet; extend it once it has"));
+    }
+    if now >= original.access_deadline() {
+        return refuse("NotExtendable", format!("{id}'s access has already ended"));
+    }
+    let request = AccessRequest {
+        request_id: RequestId::generate(),
+        requester: caller.clone(),
+        node_id: original.node_id.clone(),
+        reason: ask.reason.clone(),
+        duration_minutes: ask.duration_minutes,
+        duration_from_policy: false,
+        status: RequestStatus::Submitted,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        decision: None,
+        progress: None,
+        approved_at: None,
+        grant: None,
+        grant_mode: original.grant_mode,
+        credentials: None,
+        approval_seal: None,
+        starts_at: None,
+        extends: Some(original.request_id.clone()),
+    };
+    let fingerprint = hex::encode(Sha256::digest(
+        serde_json::json!(["extend", original.request_id.as_str(), ask.reason.as_str(), ask.duration_minutes.get()])
+            .to_string()
+            .as_bytes(),
+    ));
+    create(deps, caller, request, key, fingerprint).await
+}
+
+/// Stores a new `Submitted` request with its first audit record (and idempotency key).
+async fn create(
+    deps: &SubmitDeps<'_>,
+    caller: &CallerArn,
+    request: AccessRequest,
+    key: Option<IdempotencyKey>,
+    fingerprint: String,
+) -> Result<Submitted, ServiceError> {
     let audit = AuditRecord {
         request_id: request.request_id.clone(),
         version: 1,
         from: None,
         to: RequestStatus::Submitted,
         actor: caller.to_string(),
-        at: now,
+        at: request.created_at,
         reason: request.reason.as_str().to_owned(),
         approval: None,
         level_completed: None,
         credentials: None,
         nudge: None,
+        extension: None,
     };
-    let idem = key.map(|k| IdempotencyRecord {
-        caller: caller.clone(),
-        key: k.as_str().to_owned(),
-        body_hash: new.fingerprint(),
-    });
+    let idem =
+        key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: fingerprint });
     // The Submitted event comes from the table's stream once this write commits, so a replay
     // has nothing to publish again.
     match deps.store.create(&request, &audit, idem.as_ref()).await? {

@@ -168,6 +168,11 @@ async fn restart_one(
     if request.status != RequestStatus::Approved || request.grant.is_some() {
         return Ok(());
     }
+    if request.starts_at.is_some_and(|s| now < s + Duration::minutes(GRANT_GRACE_MINUTES)) {
+        // Scheduled: its execution waits for the start; only a start long past without a grant
+        // means it was lost.
+        return Ok(());
+    }
     if now < deadline_of(&request) {
         let execution = deps.executions.start(id).await?;
         tracing::warn!(request_id = %id, %execution, "approved without a grant after the grace period: started its lifecycle");

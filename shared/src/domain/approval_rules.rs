@@ -245,6 +245,8 @@ mod tests {
             grant_mode: crate::domain::grant::GrantMode::Attach,
             credentials: None,
             approval_seal: None,
+            starts_at: None,
+            extends: None,
         }
     }
 

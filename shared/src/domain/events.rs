@@ -34,6 +34,7 @@ pub const LEVEL_COMPLETED: &str = "Access Request Level Completed";
 pub const CREDENTIALS_ISSUED: &str = "Access Request Credentials Issued";
 pub const APPROVAL_REMINDER: &str = "Access Request Approval Reminder";
 pub const LEVEL_ESCALATED: &str = "Access Request Level Escalated";
+pub const ACCESS_EXTENDED: &str = "Access Request Extended";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,8 @@ pub enum EventKind {
     CredentialsIssued,
     ApprovalReminder,
     LevelEscalated,
+    /// An approved extension moved the deadline of this (`Approved`) request.
+    Extended,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,15 @@ pub struct StatusEvent {
     /// The reminder or escalation (`Approval Reminder`, `Level Escalated` events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nudge: Option<crate::domain::approval::Nudge>,
+    /// The applied extension (`Access Request Extended` events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<crate::domain::grant::AppliedExtension>,
+    /// Scheduled access: when it starts (`AccessRequest::starts_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// An extension: the request it extends (`AccessRequest::extends`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<RequestId>,
 }
 
 impl StatusEvent {
@@ -115,6 +127,9 @@ impl StatusEvent {
             grant_mode: request.grant_mode,
             credentials: None,
             nudge: None,
+            extension: None,
+            starts_at: request.starts_at,
+            extends: request.extends.clone(),
         }
     }
 
@@ -166,6 +181,8 @@ impl StatusEvent {
             grant_mode: self.grant_mode,
             credentials: None,
             approval_seal: None,
+            starts_at: self.starts_at,
+            extends: self.extends.clone(),
         })
     }
 
@@ -177,6 +194,7 @@ impl StatusEvent {
             EventKind::CredentialsIssued => CREDENTIALS_ISSUED.to_owned(),
             EventKind::ApprovalReminder => APPROVAL_REMINDER.to_owned(),
             EventKind::LevelEscalated => LEVEL_ESCALATED.to_owned(),
+            EventKind::Extended => ACCESS_EXTENDED.to_owned(),
         }
     }
 }
@@ -199,6 +217,8 @@ pub struct ChangeRecord {
     pub credentials: Option<CredentialsIssue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nudge: Option<crate::domain::approval::Nudge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<crate::domain::grant::AppliedExtension>,
 }
 
 impl ChangeRecord {
@@ -211,6 +231,7 @@ impl ChangeRecord {
             level_completed: audit.level_completed,
             credentials: audit.credentials.clone(),
             nudge: audit.nudge,
+            extension: audit.extension.clone(),
         }
     }
 
@@ -233,6 +254,13 @@ impl ChangeRecord {
             events.push(StatusEvent {
                 kind,
                 nudge: Some(nudge),
+                ..StatusEvent::for_request(&self.request, self.previous, &self.actor)
+            });
+        }
+        if let Some(extension) = &self.extension {
+            events.push(StatusEvent {
+                kind: EventKind::Extended,
+                extension: Some(extension.clone()),
                 ..StatusEvent::for_request(&self.request, self.previous, &self.actor)
             });
         }

@@ -296,6 +296,24 @@ pub struct GrantRecord {
     /// The Step Functions execution that expires this grant (a revocation stops it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
+    /// Approved extensions applied to this grant, oldest first: each moved `deadline` once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<AppliedExtension>,
+}
+
+/// One approved extension request, applied to the grant it extends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedExtension {
+    pub request_id: crate::domain::ids::RequestId,
+    pub minutes: u32,
+    /// The deadline before and after it.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+    /// The execution that held the grant before the extension's took it over (and stopped it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_execution: Option<String>,
 }
 
 #[cfg(test)]

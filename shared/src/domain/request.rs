@@ -54,32 +54,60 @@ pub struct AccessRequest {
     /// grants trust, so an `Approved` item written by anyone else grants nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_seal: Option<String>,
+    /// Scheduled access: decided at submission, granted at this time (not before), lasting
+    /// `duration_minutes` from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// An extension: this request asks for `duration_minutes` more on the `Approved` request it
+    /// names (same requester and node). Approved, it moves that request's deadline; it grants
+    /// nothing of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<RequestId>,
 }
 
 impl AccessRequest {
     /// What an approval's seal covers: who may reach which node for how long. Unambiguous (a
     /// JSON array) and versioned, so no two requests share a message.
     pub fn approval_message(&self) -> Vec<u8> {
-        serde_json::json!([
+        let mut message = serde_json::json!([
             "jit-node-access approval v1",
             self.request_id.as_str(),
             self.requester.as_str(),
             self.node_id.as_str(),
             self.duration_minutes.get(),
             RequestStatus::Approved.as_str(),
-        ])
-        .to_string()
-        .into_bytes()
+        ]);
+        // A schedule or an extension is part of what was approved; requests without either
+        // keep the v1 message, so earlier seals still verify.
+        if let Some(list) = message.as_array_mut() {
+            if let Some(at) = &self.starts_at {
+                list.push(serde_json::json!({ "startsAt": crate::domain::grant::deadline_text(at) }));
+            }
+            if let Some(of) = &self.extends {
+                list.push(serde_json::json!({ "extends": of.as_str() }));
+            }
+        }
+        message.to_string().into_bytes()
     }
 
-    /// When access ends: the grant's recorded deadline, else the approval time plus the
-    /// requested duration.
+    /// When access may start: the schedule's start, or once approved.
+    pub fn access_start(&self) -> DateTime<Utc> {
+        let approved = self.approved_at.unwrap_or(self.updated_at);
+        self.starts_at.map_or(approved, |s| s.max(approved))
+    }
+
+    /// Whether a scheduled request's access has yet to start at `now`.
+    pub fn not_started(&self, now: DateTime<Utc>) -> bool {
+        self.starts_at.is_some_and(|s| now < s)
+    }
+
+    /// When access ends: the grant's recorded deadline (moved by approved extensions), else the
+    /// start plus the requested duration.
     pub fn access_deadline(&self) -> DateTime<Utc> {
         if let Some(g) = &self.grant {
             return g.deadline;
         }
-        let start = self.approved_at.unwrap_or(self.updated_at);
-        start + chrono::Duration::minutes(i64::from(self.duration_minutes.get()))
+        self.access_start() + chrono::Duration::minutes(i64::from(self.duration_minutes.get()))
     }
 }
 
@@ -212,4 +240,7 @@ pub struct AuditRecord {
     /// The reminder or escalation notice this change records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nudge: Option<crate::domain::approval::Nudge>,
+    /// The approved extension this change applied (the deadline it moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<crate::domain::grant::AppliedExtension>,
 }

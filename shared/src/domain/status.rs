@@ -47,7 +47,8 @@ impl RequestStatus {
             Submitted => &[Pending, Approved, Failed],
             Pending => &[Approved, Rejected, Cancelled, Expired],
             // Failed: the grant could not be attached (principal gone, IAM size limit).
-            Approved => &[Revoked, Expired, Failed],
+            // Cancelled: only a scheduled request before its access starts (`Transition::check`).
+            Approved => &[Revoked, Expired, Failed, Cancelled],
             Rejected | Cancelled | Expired | Revoked | Failed => &[],
         }
     }
@@ -114,6 +115,7 @@ mod tests {
             (Approved, Revoked),
             (Approved, Expired),
             (Approved, Failed),
+            (Approved, Cancelled),
         ];
         for from in RequestStatus::ALL {
             for to in RequestStatus::ALL {

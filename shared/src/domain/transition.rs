@@ -39,6 +39,8 @@ pub struct Transition {
     /// A reminder or escalation notice recorded on a `Pending` request (in place; `progress`
     /// carries it in `nudges`).
     pub nudge: Option<crate::domain::approval::Nudge>,
+    /// An approved extension applied to the grant (in place, with `grant` carrying it).
+    pub extension: Option<crate::domain::grant::AppliedExtension>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -67,6 +69,7 @@ impl Transition {
             approval_seal: None,
             duration: None,
             nudge: None,
+            extension: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -103,6 +106,14 @@ impl Transition {
         let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {
             return Ok(());
+        }
+        if from == RequestStatus::Approved && self.to == RequestStatus::Cancelled {
+            // Withdrawing an approval is possible only while a scheduled access has not started
+            // and nothing was granted yet; once it has, only a revoke ends it.
+            let granted = self.basis.grant.as_ref().is_some_and(|g| g.detached_at.is_none());
+            if !self.basis.not_started(self.at) || granted {
+                return Err(TransitionError { from, to: self.to });
+            }
         }
         from.check_transition(self.to)
     }
@@ -150,6 +161,7 @@ impl Transition {
             level_completed: self.level_completed,
             credentials: self.credentials.clone(),
             nudge: self.nudge,
+            extension: self.extension.clone(),
         }
     }
 
@@ -188,10 +200,16 @@ mod tests {
         for from in RequestStatus::ALL {
             for to in RequestStatus::ALL {
                 let plain = Transition::status_change(&request(from), to, "t", "t", Utc::now());
-                assert_eq!(plain.check().is_ok(), from.successors().contains(&to), "{from} -> {to}");
+                // Approved -> Cancelled needs a schedule that has not started (below).
+                let cancels_approval = (from, to) == (RequestStatus::Approved, RequestStatus::Cancelled);
+                assert_eq!(
+                    plain.check().is_ok(),
+                    from.successors().contains(&to) && !cancels_approval,
+                    "{from} -> {to}"
+                );
                 let with_approval = Transition { approval: Some(entry.clone()), ..plain.clone() };
                 let with_grant = Transition { grant: Some(grant.clone()), ..plain.clone() };
-                let edge = from.successors().contains(&to);
+                let edge = from.successors().contains(&to) && !cancels_approval;
                 assert_eq!(
                     with_approval.check().is_ok(),
                     edge || (from == to && from == RequestStatus::Pending),
@@ -204,6 +222,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_approval_is_withdrawn_only_while_its_scheduled_access_has_not_started() {
+        let now = Utc::now();
+        let scheduled = |starts_in: i64| AccessRequest {
+            starts_at: Some(now + chrono::Duration::minutes(starts_in)),
+            ..request(RequestStatus::Approved)
+        };
+        let cancel = |r: &AccessRequest| {
+            Transition::status_change(r, RequestStatus::Cancelled, "t", "plans changed", now).check().is_ok()
+        };
+        assert!(cancel(&scheduled(30)), "before its start");
+        assert!(!cancel(&scheduled(0)), "at its start");
+        assert!(!cancel(&scheduled(-5)), "after its start");
+        assert!(!cancel(&request(RequestStatus::Approved)), "unscheduled");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Routes of the submit-request function: `POST /requests`, `GET /requests`, `GET /requests/{id}`,
-//! `GET /requests/{id}/audit`.
+//! `GET /requests/{id}/audit`, `POST /requests/{id}/extend`.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -21,19 +21,23 @@ pub async fn handle(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>)
 async fn route(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> Result<ApiResponse, ServiceError> {
     let path = req.path.trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _] | ["requests", _, "audit"]);
+    let known = matches!(segments.as_slice(), ["requests"] | ["requests", _] | ["requests", _, "audit" | "extend"]);
     if !known {
         return Err(ServiceError::NotFound(format!("no route for {} {}", req.method, req.path)));
     }
     let caller = authenticated_caller(req)?;
     match (req.method.as_str(), segments.as_slice()) {
-        ("POST", ["requests"]) => {
+        ("POST", ["requests"] | ["requests", _, "extend"]) => {
             if let Some(ct) = req.header("content-type") {
                 if !ct.to_ascii_lowercase().starts_with("application/json") {
                     return Err(ServiceError::UnsupportedMediaType("send the body as application/json".into()));
                 }
             }
-            let submitted = submit::submit(deps, &caller, &req.body, req.header("idempotency-key"), now).await?;
+            let key = req.header("idempotency-key");
+            let submitted = match segments.as_slice() {
+                ["requests", id, "extend"] => submit::extend(deps, &caller, id, &req.body, key, now).await?,
+                _ => submit::submit(deps, &caller, &req.body, key, now).await?,
+            };
             let mut resp = ApiResponse::json(202, to_json(&submitted.request)?);
             resp.headers.push(("location".into(), format!("/requests/{}", submitted.request.request_id)));
             if submitted.replayed {

@@ -203,6 +203,22 @@ impl PolicySet {
         self.decide_for(principal, node, Some(duration), now)
     }
 
+    /// The shortest window of the matching auto-approval permits, if any matched.
+    fn auto_window(&self, auto: &AutoStage) -> Option<u32> {
+        auto.permits
+            .iter()
+            .map(|id| {
+                self.statements.get(id).and_then(|s| s.window_minutes).unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES)
+            })
+            .min()
+    }
+
+    /// The auto-approval window when an auto-approval permit matched and it allows `requested`.
+    fn auto_window_within(&self, auto: &AutoStage, requested: Option<DurationMinutes>) -> Option<u32> {
+        let window = self.auto_window(auto)?;
+        (requested.map_or(window, DurationMinutes::get) <= window).then_some(window)
+    }
+
     /// `decide`, for a request that may ask for no duration (`None`): it is never refused for
     /// its length, and gets the auto-approval window or the manual policy's maximum
     /// (`Decision::max_duration_minutes`).
@@ -213,26 +229,43 @@ impl PolicySet {
         requested: Option<DurationMinutes>,
         now: DateTime<Utc>,
     ) -> Decision {
+        self.decide_inner(principal, node, requested, false, now)
+    }
+
+    /// An extension, decided for the new `total`: auto-approved when an auto-approval window
+    /// allows the total, otherwise (even where an auto-approval permit matched but its window is
+    /// too short) by the manual policy that targets the node, as a new request would be.
+    pub fn decide_extension(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        total: DurationMinutes,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        self.decide_inner(principal, node, Some(total), true, now)
+    }
+
+    fn decide_inner(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        requested: Option<DurationMinutes>,
+        beyond_window_goes_manual: bool,
+        now: DateTime<Utc>,
+    ) -> Decision {
         let auto = self.auto_stage(principal, node, now);
         let mut notes: Vec<String> = auto
             .errors
             .iter()
             .map(|e| format!("policy evaluation error (auto-approval skipped for safety where it mattered): {e}"))
             .collect();
-        if !auto.permits.is_empty() {
-            let window = auto
-                .permits
-                .iter()
-                .map(|id| {
-                    self.statements
-                        .get(id)
-                        .and_then(|s| s.window_minutes)
-                        .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES)
-                })
-                .min()
-                .unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES);
+        if let Some(window) = self.auto_window(&auto) {
             let asked = requested.map_or(window, DurationMinutes::get);
-            if asked > window {
+            if asked > window && beyond_window_goes_manual {
+                notes.push(format!(
+                    "auto-approval allows at most {window} minutes in all, {asked} were asked for: manual approval decides"
+                ));
+            } else if asked > window {
                 return Decision {
                     outcome: RequestStatus::Failed,
                     rule: DecisionRule::DurationExceedsMaximum,
@@ -249,6 +282,9 @@ impl PolicySet {
                     decided_at: now,
                 };
             }
+        }
+        if let Some(window) = self.auto_window_within(&auto, requested) {
+            let asked = requested.map_or(window, DurationMinutes::get);
             notes.insert(
                 0,
                 match requested {

@@ -1,0 +1,160 @@
+//! Applying an approved extension (`submit::extend` made it, evaluation and approvals decided
+//! it like any request): the Grant task of the extension's own execution moves the deadline of
+//! the request it extends, in IAM (attach mode: the policy put again with the new deadline) and
+//! in the table (credentials mode: the next credentials end at the new deadline). The same
+//! conditional write hands the grant to the extension's execution, which then stops the one that
+//! held it and waits for the new deadline in its place: exactly one execution ever waits on a
+//! grant, and a stale one whose Expire still ran finds the grant taken over and leaves it
+//! (`lifecycle::teardown_request`). The extension request itself grants nothing and ends at
+//! once: `Expired`, saying where it went.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::app::common::{load, until_written, write, Attempt};
+use crate::app::error::ServiceError;
+use crate::app::lifecycle::{attached_to, held_by_another, GrantOutput, LifecycleDeps, LIFECYCLE_ACTOR};
+use crate::domain::grant::{self, AppliedExtension, GrantMode};
+use crate::domain::request::AccessRequest;
+use crate::domain::status::RequestStatus;
+use crate::ports::{GrantWriteError, Transition};
+
+/// Moves the extended request's deadline by the extension's minutes (once, however often this
+/// runs), takes its grant over for `execution`, and ends the extension. Returns the extended
+/// request's grant (the execution waits for its new deadline); when that request has ended
+/// meanwhile, the extension fails, nothing changes and nothing is granted.
+pub async fn apply(
+    deps: &LifecycleDeps<'_>,
+    extension: &AccessRequest,
+    execution: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
+    let Some(of) = extension.extends.clone() else {
+        return Err(ServiceError::Internal(format!("{} extends nothing", extension.request_id)));
+    };
+    let applied = until_written!("applying an extension", |_| {
+        let original = load(deps.store, &of).await?;
+        if let Some(done) =
+            original.grant.as_ref().and_then(|g| g.extensions.iter().find(|x| x.request_id == extension.request_id))
+        {
+            return Ok(Attempt::Done(Some((done.clone(), original.clone()))));
+        }
+        let live = original.status == RequestStatus::Approved
+            && original.requester == extension.requester
+            && original.node_id == extension.node_id
+            && original.grant_mode == extension.grant_mode
+            && original.grant.as_ref().is_some_and(|g| g.detached_at.is_none())
+            && now < original.access_deadline();
+        if !live {
+            if original.status.is_terminal() {
+                // Ended while this ran: a policy put again by an earlier round must go.
+                if let Some(principal) = attached_to(&original) {
+                    deps.granter.delete_policy(&principal, &grant::policy_name(&original.request_id)).await?;
+                }
+            }
+            return Ok(Attempt::Done(None));
+        }
+        let Some(record) = original.grant.clone() else { return Ok(Attempt::Done(None)) };
+        let from = original.access_deadline();
+        let to = from + Duration::minutes(i64::from(extension.duration_minutes.get()));
+        let step = AppliedExtension {
+            request_id: extension.request_id.clone(),
+            minutes: extension.duration_minutes.get(),
+            from,
+            to,
+            at: now,
+            replaced_execution: record.execution.clone().filter(|held| Some(held.as_str()) != execution),
+        };
+        let mut extensions = record.extensions.clone();
+        extensions.push(step.clone());
+        let change = Transition {
+            grant: Some(grant::GrantRecord {
+                deadline: to,
+                extensions,
+                execution: execution.map(str::to_owned).or(record.execution.clone()),
+                ..record
+            }),
+            extension: Some(step.clone()),
+            ..Transition::status_change(
+                &original,
+                RequestStatus::Approved,
+                LIFECYCLE_ACTOR,
+                format!(
+                    "extended by {} minutes until {} ({}: {})",
+                    extension.duration_minutes.get(),
+                    grant::deadline_text(&to),
+                    extension.request_id,
+                    extension.reason.as_str()
+                ),
+                now,
+            )
+        };
+        Ok(match write(deps.store, &change).await? {
+            Attempt::Done(updated) => {
+                tracing::info!(request_id = %of, extension = %extension.request_id, deadline = %to, "extension applied");
+                Attempt::Done(Some((step, updated)))
+            }
+            Attempt::Conflict => Attempt::Conflict,
+        })
+    })?;
+    if let Some((step, original)) = &applied {
+        take_over(deps, step, original, execution).await?;
+    }
+    let (to, reason) = match &applied {
+        Some((step, _)) => (
+            RequestStatus::Expired,
+            format!("applied to {of}: its access now ends at {}", grant::deadline_text(&step.to)),
+        ),
+        None => (RequestStatus::Failed, format!("{of} ended before the extension could be applied; nothing changed")),
+    };
+    until_written!("ending an applied extension", |attempt| {
+        let current = if attempt == 0 { extension.clone() } else { load(deps.store, &extension.request_id).await? };
+        if current.status != RequestStatus::Approved {
+            return Ok(Attempt::Done(()));
+        }
+        let change = Transition::status_change(&current, to, LIFECYCLE_ACTOR, reason.clone(), now);
+        Ok(match write(deps.store, &change).await? {
+            Attempt::Done(_) => Attempt::Done(()),
+            Attempt::Conflict => Attempt::Conflict,
+        })
+    })?;
+    Ok(match applied {
+        // This execution now waits for the extended request's deadline (unless a later
+        // extension's execution has taken the grant over from it in the meantime).
+        Some((_, original)) if !held_by_another(execution, &original) => {
+            GrantOutput::new(true, &original.access_deadline(), original)
+        }
+        _ => GrantOutput::new(false, &now, extension.clone()),
+    })
+}
+
+/// After the write that moved the deadline: the execution that held the grant stops (it would
+/// otherwise expire it at the old deadline), and in attach mode the policy is put again with the
+/// stored deadline (after the stop, so that a removal by a stale Expire is undone). Idempotent:
+/// a retried task does it again.
+async fn take_over(
+    deps: &LifecycleDeps<'_>,
+    step: &AppliedExtension,
+    original: &AccessRequest,
+    execution: Option<&str>,
+) -> Result<(), ServiceError> {
+    if let Some(previous) = step.replaced_execution.as_deref().filter(|p| Some(*p) != execution) {
+        deps.executions.stop(previous, "extended").await?;
+    }
+    if held_by_another(execution, original) || original.grant_mode != GrantMode::Attach {
+        return Ok(());
+    }
+    let (Some(principal), Some(record)) = (attached_to(original), original.grant.as_ref()) else { return Ok(()) };
+    let document = grant::build(deps.settings, &record.target, &original.node_id, &original.access_deadline(), 0)
+        .map_err(|refusal| ServiceError::Internal(format!("extending the grant policy: {refusal}")))?;
+    match deps.granter.put_policy(&principal, &record.policy_name, &document).await {
+        Ok(()) => {}
+        Err(GrantWriteError::Port(e)) => return Err(e.into()),
+        Err(e) => return Err(ServiceError::Internal(format!("extending the grant policy: {e}"))),
+    }
+    // A revoke that landed since the write has already removed the policy: the put above must
+    // not outlive it.
+    if load(deps.store, &original.request_id).await?.status != RequestStatus::Approved {
+        deps.granter.delete_policy(&principal, &record.policy_name).await?;
+    }
+    Ok(())
+}
