@@ -524,3 +524,50 @@ fn completions_are_printed_for_the_whole_command() {
         run.stdout.chars().take(200).collect::<String>()
     );
 }
+
+#[test]
+fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_waits_and_can_be_withdrawn() {
+    // Arrange: 30 minutes on the development node, granted (its lifecycle recorded the grant).
+    let id = submit("operator", DEV, "cli: extend");
+    let granted = read_until("operator", &id, |r| r["grant"]["deadline"].is_string());
+    let deadline = chrono::DateTime::parse_from_rfc3339(granted["grant"]["deadline"].as_str().unwrap()).unwrap();
+
+    // Act: 20 minutes more (50 in all, within the 60-minute auto-approval window).
+    let run = jit("operator", &["extend", &id, "--duration", "20m", "--reason", "cli: longer", "--wait"]);
+
+    // Assert: the extension is its own request, and the original's deadline moved by 20 minutes.
+    assert_eq!(run.code, 0, "{run:#?}");
+    let extension = run.stdout.trim().to_owned();
+    assert!(extension.starts_with("req-") && extension != id, "{run:#?}");
+    let moved = read_until("operator", &id, |r| r["grant"]["extensions"].as_array().is_some_and(|e| !e.is_empty()));
+    let new_deadline = chrono::DateTime::parse_from_rfc3339(moved["grant"]["deadline"].as_str().unwrap()).unwrap();
+    assert_eq!(new_deadline - deadline, chrono::Duration::minutes(20), "{moved:#}");
+    assert_eq!(moved["grant"]["extensions"][0]["requestId"], extension.as_str());
+    assert_eq!(moved["status"], "Approved");
+    let applied = read_until("operator", &extension, |r| r["status"] != "Approved");
+    assert_eq!((applied["status"].as_str(), applied["extends"].as_str()), (Some("Expired"), Some(id.as_str())));
+
+    // Arrange 2: an hour ahead.
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run =
+        jit("operator", &["request", DEV, "--reason", "cli: scheduled", "--duration", "30", "--starts-at", &starts]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let scheduled = run.stdout.trim().to_owned();
+
+    // Act 2: decided at once, nothing granted before the start; then withdrawn.
+    let approved = read_until("operator", &scheduled, |r| r["status"] != "Submitted");
+    let cancel = jit("operator", &["cancel", &scheduled, "--comment", "plans changed"]);
+
+    // Assert 2
+    assert_eq!(
+        (approved["status"].as_str(), approved["startsAt"].is_string()),
+        (Some("Approved"), true),
+        "{approved:#}"
+    );
+    assert!(approved["grant"].is_null(), "nothing granted before the start: {approved:#}");
+    assert_eq!(cancel.code, 0, "{cancel:#?}");
+    assert_eq!(read_until("operator", &scheduled, |_| true)["status"], "Cancelled");
+    let early = jit("operator", &["request", DEV, "--reason", "x", "--starts-at", "2020-01-01T00:00:00Z"]);
+    assert_ne!(early.code, 0);
+    assert!(early.stderr.contains("startsAt"), "the refusal names the field: {early:#?}");
+}

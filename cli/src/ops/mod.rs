@@ -114,7 +114,15 @@ pub enum OperatorCommand {
         after_help = "Examples:\n  jit reject req-0123456789abcdef0123456789abcdef --comment \"Use the staging node\""
     )]
     Reject(DecideArgs),
-    /// Withdraw your own Pending request.
+    /// Ask for more time on your Approved request: decided like a new request for the new total.
+    #[command(after_help = "Examples:
+  jit extend req-0123456789abcdef0123456789abcdef --duration 30m --reason \"the migration runs longer\"
+  jit extend req-… --duration 1h --reason \"…\" --wait
+
+The extension is a request of its own (extends: the original). Approved, the original's deadline
+moves (its policy or its next credentials); refused, nothing changes.")]
+    Extend(ExtendArgs),
+    /// Withdraw your own Pending request, or a scheduled one before it starts.
     #[command(
         after_help = "Examples:\n  jit cancel req-0123456789abcdef0123456789abcdef --comment \"Not needed any more\""
     )]
@@ -204,6 +212,34 @@ fn parse_duration(raw: &str) -> Result<u32, String> {
     jit_shared::domain::ids::DurationMinutes::try_from(minutes).map(|d| d.get()).map_err(|e| e.message)
 }
 
+fn parse_starts_at(raw: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map_err(|_| "must be an RFC 3339 time with an offset, such as 2026-12-24T08:00:00Z".to_owned())
+}
+
+/// `jit extend`: more time on an Approved request.
+#[derive(Args, Debug)]
+pub struct ExtendArgs {
+    /// The Approved request to extend (req-…).
+    #[arg(value_parser = valid::<RequestId>)]
+    pub id: String,
+    /// How much longer: minutes (30) or with a unit (30m, 2h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: u32,
+    /// Why you need longer; approvers read it.
+    #[arg(long, value_parser = valid::<Reason>)]
+    pub reason: String,
+    /// Follow the extension until it is decided.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
 fn parse_timeout(raw: &str) -> Result<Duration, String> {
     match parse_span(raw)? {
         0 => Err("the timeout must be more than 0".into()),
@@ -223,6 +259,10 @@ pub struct RequestArgs {
     /// policy's window applies.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<u32>,
+    /// Scheduled access: an RFC 3339 time with an offset (2026-12-24T08:00:00Z), at most 14 days
+    /// ahead. Decided now, granted from then on.
+    #[arg(long, value_parser = parse_starts_at, value_name = "TIME")]
+    pub starts_at: Option<String>,
     /// Follow the request until it is Approved or over, showing its status, level, approvers and
     /// elapsed time; the exit status says the outcome.
     #[arg(long)]
@@ -371,6 +411,7 @@ fn print_json(value: &Value) -> Result<u8, Failure> {
 async fn dispatch(command: OperatorCommand) -> Result<u8, Failure> {
     match command {
         OperatorCommand::Request(args) => request(args).await,
+        OperatorCommand::Extend(args) => extend(args).await,
         OperatorCommand::Status(args) => {
             let (api, _) = open(&args.api).await?;
             let request = api.get(&format!("/requests/{}", args.id)).await?;
@@ -425,11 +466,11 @@ fn show(value: &Value, output: Output, table: impl Fn(&Value) -> String) -> Resu
 }
 
 /// Submits with an idempotency key, so a retry after a lost answer never makes a second request.
-async fn submit(api: &Api, body: &Value) -> Result<Value, ApiError> {
+async fn submit(api: &Api, path: &str, body: &Value) -> Result<Value, ApiError> {
     let key = uuid::Uuid::new_v4().to_string();
     let mut attempt = 0;
     loop {
-        match api.call("POST", "/requests", Some(body), &[("idempotency-key", &key)]).await {
+        match api.call("POST", path, Some(body), &[("idempotency-key", &key)]).await {
             Err(e) if e.is_transient() && attempt < 3 => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_secs(attempt)).await;
@@ -445,7 +486,10 @@ async fn request(args: RequestArgs) -> Result<u8, Failure> {
     if let Some(minutes) = args.duration {
         body["durationMinutes"] = json!(minutes);
     }
-    let submitted = submit(&api, &body).await?;
+    if let Some(at) = &args.starts_at {
+        body["startsAt"] = json!(at);
+    }
+    let submitted = submit(&api, "/requests", &body).await?;
     let id = str_of(&submitted, "requestId").to_owned();
     if !args.wait {
         match args.output {
@@ -479,6 +523,42 @@ async fn request(args: RequestArgs) -> Result<u8, Failure> {
             format!("stopped waiting; {id} is still {}: `jit status {id}` follows it", str_of(&last, "status")),
         )),
         Err(wait::Stopped::Error(e)) => Err(Failure::new(exit::ERROR, format!("while waiting for {id}: {e}"))),
+    }
+}
+
+async fn extend(args: ExtendArgs) -> Result<u8, Failure> {
+    let (api, _) = open(&args.api).await?;
+    let body = json!({ "durationMinutes": args.duration, "reason": args.reason });
+    let submitted = submit(&api, &format!("/requests/{}/extend", args.id), &body).await?;
+    let id = str_of(&submitted, "requestId").to_owned();
+    let shown = if args.wait {
+        let mut progress = wait::Progress::new(&id);
+        match wait::until_final(&api, &id, submitted, &mut progress, None).await {
+            Ok(done) => done,
+            Err(wait::Stopped::TimedOut(last) | wait::Stopped::Interrupted(last)) => last,
+            Err(wait::Stopped::Error(e)) => {
+                return Err(Failure::new(exit::ERROR, format!("while waiting for {id}: {e}")))
+            }
+        }
+    } else {
+        submitted
+    };
+    match args.output {
+        Output::Json => print_json(&shown),
+        Output::Table => {
+            println!("{id}");
+            eprintln!(
+                "extension of {} by {} minutes: {} (`jit status {}` shows the new deadline once applied)",
+                args.id,
+                args.duration,
+                str_of(&shown, "status"),
+                args.id
+            );
+            // An applied extension ends Expired at once (it granted nothing of its own), having
+            // been Approved: that is success.
+            let applied = str_of(&shown, "status") == "Expired" && !shown["approvedAt"].is_null();
+            Ok(if !args.wait || applied { exit::OK } else { exit_for_status(str_of(&shown, "status")) })
+        }
     }
 }
 
