@@ -30,7 +30,7 @@ DEPLOY_MARKER := .aws-sam/.deployed
 
 help:
 	@echo "make dev     - run the whole system on 127.0.0.1 (moto emulator, no AWS account)"
-	@echo "make demo    - four decision outcomes, then a two-level approval through mail links, against 'make dev'"
+	@echo "make demo    - four decision outcomes, a two-level approval through mail links, a Slack click, against 'make dev'"
 	@echo "make test    - unit, policy and integration tests, clippy, rustfmt, cfn-lint, asl-validator, sam validate"
 	@echo "make build   - arm64 Lambda zips, one per function: target/lambda/<function>/bootstrap.zip"
 	@echo "make bench   - one table: Cedar decision time, cold start and RSS vs Python boto3, zip sizes, API calls and cost per lifecycle, end-to-end time"

@@ -525,6 +525,79 @@ fn completions_are_printed_for_the_whole_command() {
     );
 }
 
+/// `jit slack click …` from the checkout: the repository's policies, whose contacts.yaml gives
+/// each seeded person a Slack user (`U0OPERATOR`, `U0APPROVERA`, …, `U0CAROL`).
+fn slack_click(args: &[&str]) -> Run {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let mut cmd = jit_as("unused", &["slack", "click"]);
+    cmd.args(args).arg("--policies").arg(policies);
+    finish(cmd)
+}
+
+#[test]
+fn a_slack_click_decides_as_the_person_the_message_went_to_once_and_never_as_the_requester() {
+    let id = submit("operator", PROD, "cli: slack");
+    read_until("operator", &id, |r| r["status"] == "Pending");
+
+    // Level 2's messages are posted only once level 1 is complete.
+    let too_early = slack_click(&[&id, "approve", "--to", "approver-c"]);
+    let level_1 = slack_click(&[&id, "approve", "--to", "approver-a", "--comment", "CAB ok", "--wait", "60s"]);
+    let by_requester = slack_click(&[&id, "approve", "--to", "approver-c", "--as", "operator", "--wait", "60s"]);
+    let level_2 = slack_click(&[&id, "approve", "--to", "U0APPROVERC", "--wait", "60s"]);
+    let again = slack_click(&[&id, "approve", "--to", "approver-c"]);
+    let request = jit("operator", &["status", &id, "--output", "json"]).json();
+    let cancelled = jit("operator", &["cancel", &id]);
+
+    assert_eq!(too_early.code, 1, "{too_early:#?}");
+    assert!(too_early.stderr.contains(&format!("no Slack message about {id}")), "{too_early:#?}");
+    assert_eq!(level_1.code, 0, "{level_1:#?}");
+    assert!(level_1.stdout.contains(&format!("Approved {id} at level 1: the level is complete")), "{level_1:#?}");
+    assert_eq!(by_requester.code, 1, "{by_requester:#?}");
+    assert!(
+        by_requester.stdout.contains("Refused: the requester cannot approve or reject their own request"),
+        "{by_requester:#?}"
+    );
+    assert_eq!(level_2.code, 0, "{level_2:#?}");
+    assert!(level_2.stdout.contains(&format!("Approved {id} at level 2: 1 of 2 approvals so far")), "{level_2:#?}");
+    assert_eq!(again.code, 1, "{again:#?}");
+    assert!(again.stdout.contains("Refused: you already decided"), "{again:#?}");
+    assert_eq!(request["status"], "Pending", "{request:#}");
+    let entries = request["approval"]["entries"].as_array().unwrap();
+    let summary: Vec<(u64, &str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default();
+            (e["level"].as_u64().unwrap_or_default(), field("verdict"), field("channel"), field("actor"))
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "Approve", "Slack", "arn:aws:iam::123456789012:user/approver-a (Slack U0APPROVERA)"),
+            (2, "Approve", "Slack", "arn:aws:iam::123456789012:user/approver-c (Slack U0APPROVERC)"),
+        ],
+        "one entry per click that counted: {request:#}"
+    );
+    assert_eq!(entries[0]["comment"], "CAB ok");
+    assert_eq!(cancelled.code, 0, "{cancelled:#?}");
+}
+
+#[test]
+fn a_slack_click_is_refused_when_no_message_was_posted_or_the_stack_is_not_local() {
+    let unknown = "req-0000000000000000000000000000beef";
+
+    let none = slack_click(&[unknown, "approve"]);
+    let mut remote = jit_as("unused", &["slack", "click", unknown, "reject"]);
+    remote.env("JIT_API_URL", "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com");
+    let remote = finish(remote);
+
+    assert_eq!(none.code, 1, "{none:#?}");
+    assert!(none.stderr.contains(&format!("no Slack message about {unknown} was posted")), "{none:#?}");
+    assert!(none.stdout.is_empty(), "nothing was clicked: {none:#?}");
+    assert_eq!(remote.code, 1, "{remote:#?}");
+    assert!(remote.stderr.contains("is not the local stack"), "{remote:#?}");
+}
+
 #[test]
 fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_waits_and_can_be_withdrawn() {
     // Arrange: 30 minutes on the development node, granted (its lifecycle recorded the grant).

@@ -59,11 +59,20 @@ impl ApiClient {
 
     /// `POST` a form the way a browser submits one; returns the status and the page.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<(u16, String), String> {
-        let body =
-            fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&");
-        let (status, page) =
-            self.send_raw("POST", path, body.into_bytes(), Some("application/x-www-form-urlencoded"), &[]).await?;
-        Ok((status, String::from_utf8_lossy(&page).into_owned()))
+        self.post_raw(path, form_body(fields).into_bytes(), "application/x-www-form-urlencoded", &[]).await
+    }
+
+    /// `POST` exactly `body` with these headers (a caller that signs the body itself: Slack's
+    /// callbacks); returns the status and the answer as text.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String), String> {
+        let (status, answer) = self.send_raw("POST", path, body, Some(content_type), headers).await?;
+        Ok((status, String::from_utf8_lossy(&answer).into_owned()))
     }
 
     async fn send_raw(
@@ -142,6 +151,11 @@ pub fn read_profile(credentials_file: &str, profile: &str) -> Result<ProfileCred
         }
         _ => Err(format!("profile '{profile}' is not in {credentials_file}")),
     }
+}
+
+/// `application/x-www-form-urlencoded`, as a browser (or Slack) encodes a form.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&")
 }
 
 fn form_encode(text: &str) -> String {

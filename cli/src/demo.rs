@@ -1,18 +1,25 @@
 //! `make demo`: four requests against a running `make dev`, one per decision outcome, then a
-//! two-level manual approval taken entirely through the mail links in the local outbox.
+//! two-level manual approval taken entirely through the mail links in the local outbox, the
+//! credentials walkthroughs, and an approval clicked in the message posted to the Slack stand-in.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use jit_shared::domain::ids::RequestId;
 use serde_json::json;
 
 use crate::client::{read_profile, ApiClient};
+use crate::slack::{self, Button, Clicker, SlackPeople};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
     /// The file `make dev` writes once it is ready.
     #[arg(long, default_value = ".jit/dev.env")]
     pub env_file: String,
+    /// The policy directory `make dev` loaded (its contacts.yaml names the approvers' Slack users).
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
 }
 
 /// (what, profile, node, duration, reason)
@@ -108,13 +115,93 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         reason: "Deploy the partner release",
     };
     credentials_walkthrough(&url, &creds_file, &emulator, &partner).await?;
-    println!("\n8. the demo withdraws its requests still waiting for approvers");
+    println!("\n8. Slack: approver-a approves from the message the notifier posted to the local Slack stand-in");
+    // Its request is withdrawn with the others below if the clicks did not decide it.
+    let slack = slack_walkthrough(&url, &creds_file, &args.policies, &mut waiting).await;
+    println!("\n9. the demo withdraws its requests still waiting for approvers");
     for (id, profile) in waiting {
         let client = ApiClient::new(&url, Some(read_profile(&creds_file, profile)?));
         let reply = client.send("POST", &format!("/requests/{id}/cancel"), None, &[]).await?;
         println!("   POST /requests/{id}/cancel -> {} {}", reply.status, reply.body["status"].as_str().unwrap_or("?"));
     }
+    slack
+}
+
+/// A sensitive-data request, approved by approver-a pressing Approve in the Slack message the
+/// notifier sent them: the post recorded by the stand-in, the requester's own Slack user refused,
+/// the click (a signed `block_actions` callback, as `jit slack click` sends), a second click
+/// refused, and the approval the request records.
+async fn slack_walkthrough(
+    url: &str,
+    creds_file: &str,
+    policies: &Path,
+    waiting: &mut Vec<(String, &str)>,
+) -> Result<(), String> {
+    println!("   policy manual/sensitive-data: 1 of [DevOps group (approver-a), approver-b]; contacts.yaml gives them slackUserIds");
+    let operator = ApiClient::new(url, Some(read_profile(creds_file, "operator")?));
+    let body = json!({ "nodeId": "i-00000000000000aa1", "reason": "Export the quarterly analytics report", "durationMinutes": 30 });
+    let reply = operator.send("POST", "/requests", Some(&body), &[]).await?;
+    let id = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
+        .to_owned();
+    let decided = operator.wait_decided(&id, Duration::from_secs(20)).await?;
+    println!("   operator -> analytics-dev: {}", decided["status"].as_str().unwrap_or("?"));
+    if decided["status"] == "Pending" {
+        waiting.push((id.clone(), "operator"));
+    }
+    let request_id = RequestId::try_from(id.clone()).map_err(|e| e.message)?;
+    let people = SlackPeople::load(policies);
+    let approver = people.resolve("approver-a")?;
+    let stand_in = ApiClient::new(url, None);
+    let name = |u: &jit_shared::domain::slack::SlackUserId| people.describe(u);
+    let posted =
+        slack::find_posted(&stand_in, &request_id, Some(&approver), None, Duration::from_secs(20), &name).await?;
+    println!(
+        "   Slack post {} at {url}{}: to {}, \"{}\", with a comment box and Approve / Reject buttons",
+        posted.index + 1,
+        slack::POSTS_PATH,
+        people.describe(&posted.recipient),
+        posted.message["text"].as_str().unwrap_or("?")
+    );
+    // The requester's own Slack user, while the request still waits: their own request.
+    if let Ok(own) = people.resolve("operator") {
+        let requester = Clicker { user: own.clone(), name: "operator".into() };
+        let answer = slack::click(&stand_in, url, &posted, &requester, Button::Approve, None).await?;
+        println!("   the requester's own Slack user ({own}) presses Approve: {} \"{}\"", answer.status, answer.text());
+    }
+    let clicker = Clicker { user: posted.recipient.clone(), name: "approver-a".into() };
+    let comment = Some("Report export checked");
+    let answer = slack::click(&stand_in, url, &posted, &clicker, Button::Approve, comment).await?;
+    println!(
+        "   approver-a types a comment and presses Approve (a block_actions callback signed with the local signing secret): {} \"{}\"",
+        answer.status,
+        answer.text()
+    );
+    if !answer.decided() {
+        return Err(format!("approver-a's click on {id} was not taken: {}", answer.text()));
+    }
+    waiting.retain(|(w, _)| w != &id);
+    let again = slack::click(&stand_in, url, &posted, &clicker, Button::Approve, comment).await?;
+    println!("   approver-a presses it again: {} \"{}\"", again.status, again.text());
+    let end = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
+    println!("   final status: {}", end["status"].as_str().unwrap_or("?"));
+    print_entries(&end);
+    println!("   (from a shell: jit slack click {id} approve --to approver-a)");
     Ok(())
+}
+
+fn print_entries(request: &serde_json::Value) {
+    for e in request["approval"]["entries"].as_array().into_iter().flatten() {
+        println!(
+            "     level {} {} by {} via {} ({})",
+            e["level"],
+            e["verdict"].as_str().unwrap_or("?"),
+            e["actor"].as_str().unwrap_or("?"),
+            e["matched"].as_str().unwrap_or("?"),
+            e["channel"].as_str().unwrap_or("?")
+        );
+    }
 }
 
 /// Who asks for which node in a credentials walkthrough.
@@ -246,16 +333,7 @@ async fn manual_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
     }
     let end = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
     println!("   final status: {}", end["status"].as_str().unwrap_or("?"));
-    for e in end["approval"]["entries"].as_array().into_iter().flatten() {
-        println!(
-            "     level {} {} by {} via {} ({})",
-            e["level"],
-            e["verdict"].as_str().unwrap_or("?"),
-            e["actor"].as_str().unwrap_or("?"),
-            e["matched"].as_str().unwrap_or("?"),
-            e["channel"].as_str().unwrap_or("?")
-        );
-    }
+    print_entries(&end);
     println!("\n   every mail is on the local outbox page: {url}/outbox");
     Ok(())
 }

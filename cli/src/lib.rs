@@ -9,3 +9,4 @@ pub mod local;
 pub mod ops;
 pub mod policy_cmds;
 pub mod sigv4;
+pub mod slack;

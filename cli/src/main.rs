@@ -28,8 +28,13 @@ enum Command {
     Dev(jit_cli::local::DevArgs),
     /// Serve a web UI on 127.0.0.1 that calls the API with your own credentials (docs/console.md).
     Console(jit_cli::console::ConsoleArgs),
-    /// Walk through the four decision outcomes and a two-level mail approval against `jit dev`.
+    /// Walk through the four decision outcomes, a two-level mail approval and a Slack approval against `jit dev`.
     Demo(jit_cli::demo::DemoArgs),
+    /// Play Slack for the local stack: press a button of a message the notifier posted (docs/chat.md).
+    Slack {
+        #[command(subcommand)]
+        command: jit_cli::slack::SlackCommand,
+    },
     #[command(flatten)]
     Operator(jit_cli::ops::OperatorCommand),
     /// Print the SNS email subscriptions (with per-person filter policies) for contacts.yaml.
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
         }
         Command::Dev(args) => jit_cli::local::run_dev(args),
         Command::Demo(args) => jit_cli::demo::run_demo(args),
+        Command::Slack { command } => jit_cli::slack::run(command),
         Command::Operator(command) => jit_cli::ops::run(command, <Cli as clap::CommandFactory>::command),
         Command::Console(args) => jit_cli::console::run_console(args),
         Command::Contacts { policies, approver_topic, requester_topic } => {
