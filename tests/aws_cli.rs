@@ -1,7 +1,7 @@
 //! The AWS CLI and boto3 against the local stack through the service model in `clients/aws-cli`
 //! (AWS JITNA's operations and shapes): `aws configure add-model` into a temporary home, then
-//! start-access-request, get-access-request, get-access-token, list-access-requests, and a manual
-//! approval by an approver's profile, as subprocesses of the venv's `aws` (`make venv` installs
+//! start-access-request, get-access-request, get-access-token, list-access-requests, a manual
+//! approval by an approver's profile, extend-access-request and a scheduled start (not JITNA's), as subprocesses of the venv's `aws` (`make venv` installs
 //! it beside moto); boto3 does the same from `tests/python/jitna_boto3.py`. Nothing reads or
 //! writes the real home: HOME, the config, credentials and data paths are all temporary.
 #![allow(
@@ -211,6 +211,117 @@ fn an_approver_profile_approves_with_the_aws_cli_and_the_requester_cancels_and_t
     let cancelled =
         home.jit("operator", &["cancel-access-request", "--access-request-id", &other, "--comment", "done"]);
     assert_eq!(cancelled["AccessRequestStatus"], "Cancelled", "{cancelled}");
+}
+
+/// Polls get-access-request until `done` holds (at most 30 s).
+fn read_until(home: &Home, profile: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = home.jit(profile, &["get-access-request", "--access-request-id", id]);
+        if done(&got) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{id} never reached the expected state: {got}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_aws_cli_extends_a_granted_request_and_schedules_one() {
+    // Arrange: carol on the development node (60-minute auto-approval window), granted twice:
+    // through the model, which asks for no duration and so gets the whole window, and through the
+    // native API for 30 minutes (the model has no duration to ask for).
+    let home = home();
+    let whole_window = home.start("carol", DEV_NODE, "aws cli: the whole window");
+    let full = read_until(home, "carol", &whole_window, |r| r["GrantedTime"].is_number());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let carol = integration_tests::client(local_stack(), "carol");
+    let half = runtime.block_on(integration_tests::submit_with_reason(&carol, DEV_NODE, 30, "aws cli: extend me"));
+    let id = half["requestId"].as_str().unwrap().to_owned();
+    let granted = read_until(home, "carol", &id, |r| r["GrantedTime"].is_number());
+    let deadline = granted["AccessDeadline"].as_i64().unwrap();
+
+    // Act 1: beyond the window, and no manual policy covers the node: refused, nothing changes.
+    let beyond = home.jit(
+        "carol",
+        &["extend-access-request", "--access-request-id", &whole_window, "--duration-minutes", "20", "--reason", "x"],
+    );
+    let beyond = beyond["AccessRequestId"].as_str().unwrap().to_owned();
+    let refused = read_until(home, "carol", &beyond, |r| r["AccessRequestStatus"] == "Failed");
+    assert_eq!(refused["Decision"]["Rule"], "NoApplicablePolicy", "{refused}");
+    let unchanged = home.jit("carol", &["get-access-request", "--access-request-id", &whole_window]);
+    assert_eq!(unchanged["AccessDeadline"], full["AccessDeadline"], "{unchanged}");
+
+    // Act 2: 20 minutes more on the 30-minute one (50 in all, within the window).
+    let extended = home.jit(
+        "carol",
+        &[
+            "extend-access-request",
+            "--access-request-id",
+            &id,
+            "--duration-minutes",
+            "20",
+            "--reason",
+            "aws cli: longer",
+        ],
+    );
+
+    // Assert: the extension is a request of its own, applied (Expired) once the deadline moved.
+    let extension = extended["AccessRequestId"].as_str().unwrap_or_else(|| panic!("{extended}")).to_owned();
+    assert_ne!(extension, id);
+    let applied = read_until(home, "carol", &extension, |r| r["AccessRequestStatus"] == "Expired");
+    assert_eq!((applied["Extends"].as_str(), applied["AccessDurationMinutes"].as_u64()), (Some(id.as_str()), Some(20)));
+    let moved = home.jit("carol", &["get-access-request", "--access-request-id", &id]);
+    assert_eq!(moved["AccessRequestStatus"], "Approved", "{moved}");
+    assert_eq!(moved["AccessDeadline"].as_i64(), Some(deadline + 20 * 60), "{moved}");
+    // An extension is not extended itself, and a bad body names the member.
+    let again = home.aws(
+        "carol",
+        &[
+            "jit-node-access",
+            "extend-access-request",
+            "--access-request-id",
+            &extension,
+            "--duration-minutes",
+            "5",
+            "--reason",
+            "x",
+        ],
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("(ConflictException)"), "{err}");
+    let bad = home.aws(
+        "carol",
+        &[
+            "jit-node-access",
+            "extend-access-request",
+            "--access-request-id",
+            &id,
+            "--duration-minutes",
+            "0",
+            "--reason",
+            "x",
+        ],
+    );
+    assert!(!bad.status.success(), "0 minutes was accepted");
+
+    // Scheduled: an hour ahead, decided now, no credentials before the start, withdrawn.
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let target = format!("Key=InstanceIds,Values={DEV_NODE}");
+    let scheduled = home.jit(
+        "carol",
+        &["start-access-request", "--reason", "aws cli: later", "--targets", &target, "--starts-at", &starts],
+    );
+    let scheduled = scheduled["AccessRequestId"].as_str().unwrap().to_owned();
+    let approved = home.wait_for("carol", &scheduled, "Approved");
+    let expected = chrono::DateTime::parse_from_rfc3339(&starts).unwrap().timestamp();
+    assert_eq!(approved["StartsAt"].as_i64(), Some(expected), "{approved}");
+    assert!(approved.get("GrantedTime").is_none(), "nothing granted before the start: {approved}");
+    let early = home.aws("carol", &["jit-node-access", "get-access-token", "--access-request-id", &scheduled]);
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(!early.status.success() && err.contains("(ConflictException)"), "{err}");
+    let withdrawn = home.jit("carol", &["cancel-access-request", "--access-request-id", &scheduled]);
+    assert_eq!(withdrawn["AccessRequestStatus"], "Cancelled", "{withdrawn}");
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! serve the shared local stack, and headless Chromium drives them through Selenium
 //! (`tests/python/console_test.py`): a request submitted in the form, approved with a comment in the
 //! other console, then `Approved` with its timeline on the requester's page. The screenshots in
-//! docs/images/console-*.png are this test's. A second test checks the console's own defences
-//! with raw HTTP: the per-run key and cookie, Host and Origin checks, the form token, the headers.
+//! docs/images/console-*.png are this test's. A second test extends a granted request from its
+//! page (`tests/python/console_extend_test.py`). A third checks the console's own defences with raw
+//! HTTP: the per-run key and cookie, Host and Origin checks, the form token, the headers.
 //!
 //! Chromium and chromedriver come from Debian (`make browser`), Selenium from the venv
 //! (`make selenium`); when they are missing the test fails, saying so.
@@ -111,6 +112,82 @@ async fn a_request_made_in_the_console_is_approved_in_another_console() {
     }
 }
 
+/// Reads the request until `done` holds (the lifecycle runs in the background).
+async fn read_until(
+    api: &jit_cli::client::ApiClient,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = api.send("GET", &format!("/requests/{id}"), None, &[]).await.unwrap().body;
+        if done(&request) {
+            return request;
+        }
+        assert!(Instant::now() < deadline, "{id} never reached the expected state: {request:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn time_of(value: &serde_json::Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_request_is_extended_from_its_page_in_the_browser() {
+    // Arrange: 30 minutes on the development node (60-minute auto-approval window), granted.
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(Path::new(tool).exists(), "{tool} is missing: `make browser` installs it");
+    }
+    let python = venv_python();
+    let stack = tokio::task::spawn_blocking(local_stack).await.unwrap();
+    let operator = client(stack, "operator");
+    let original = submit_with_reason(&operator, "i-0123456789abcdef0", 30, "Roll out the web-dev hotfix").await;
+    assert_eq!(original["status"], "Approved", "{original}");
+    let id = original["requestId"].as_str().unwrap().to_owned();
+    let granted = read_until(&operator, &id, |r| r["grant"]["deadline"].is_string()).await;
+    let deadline = time_of(&granted["grant"]["deadline"]);
+    let requester = console_for(stack, "operator").await;
+
+    // Act: the Extend form, 20 minutes more (50 in all, within the window), in headless Chromium.
+    let run = tokio::process::Command::new(&python)
+        .arg(repo().join("tests/python/console_extend_test.py"))
+        .args(["--requester-url", &requester.url, "--request", &id, "--minutes", "20"])
+        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
+        .env("SE_AVOID_STATS", "true")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(100), run)
+        .await
+        .expect("the browser test did not finish within 100 s")
+        .expect("the venv's python could not run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(output.status.success(), "the browser test failed ({})\n{stdout}\n{stderr}", output.status);
+
+    // Assert: what the browser showed is what the API holds: the deadline moved by 20 minutes,
+    // the extension applied and ended.
+    let named = |prefix: &str| stdout.lines().find_map(|l| l.strip_prefix(prefix)).map(|v| v.trim().to_owned());
+    let extension = named("extension: ").expect("the script names the extension");
+    let shown_deadline = named("deadline: ").expect("the script names the new deadline");
+    let extended = operator.send("GET", &format!("/requests/{id}"), None, &[]).await.unwrap().body;
+    assert_eq!(extended["status"], "Approved", "{extended:#}");
+    let moved = time_of(&extended["grant"]["deadline"]);
+    assert_eq!(moved - deadline, chrono::Duration::minutes(20), "{extended:#}");
+    // The page shows times to the second.
+    assert_eq!(time_of(&serde_json::json!(shown_deadline)).timestamp(), moved.timestamp(), "the page's deadline");
+    let applied = &extended["grant"]["extensions"][0];
+    assert_eq!((applied["requestId"].as_str(), applied["minutes"].as_u64()), (Some(extension.as_str()), Some(20)));
+    let ended = operator.send("GET", &format!("/requests/{extension}"), None, &[]).await.unwrap().body;
+    assert_eq!(
+        (ended["status"].as_str(), ended["extends"].as_str()),
+        (Some("Expired"), Some(id.as_str())),
+        "{ended:#}"
+    );
+    assert_eq!(ended["reason"], "The hotfix rollout needs longer (CHG-1043)");
+}
+
 struct Raw {
     status: u16,
     headers: hyper::HeaderMap,
@@ -198,6 +275,14 @@ async fn the_console_answers_only_the_browser_that_opened_its_link() {
         raw("POST", &format!("{base}/requests"), &[cookie_header, form_type, ("origin", own_origin)], form).await;
     assert_eq!(no_token.status, 403);
     assert!(no_token.body.contains("token"), "{}", no_token.body);
+    // The extend form is held to the same checks.
+    let extend = format!("{base}/requests/req-0123456789abcdef0123456789abcdef/extend");
+    let extend_form = "durationMinutes=10&reason=x&csrf=wrong";
+    let foreign = [cookie_header, form_type, ("origin", "http://127.0.0.1:1")];
+    assert_eq!(raw("POST", &extend, &foreign, extend_form).await.status, 403);
+    let refused = raw("POST", &extend, &[cookie_header, form_type, ("origin", own_origin)], extend_form).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("token"), "{}", refused.body);
 
     // The stylesheet is the only asset, served from the binary.
     let css = raw("GET", &format!("{base}/static/console.css"), &[], "").await;

@@ -137,6 +137,9 @@ impl RequestStore for FlakyStore {
     async fn list_ended_since(&self, since: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_ended_since(since, l).await
     }
+    async fn list_reviews_past_due(&self, now: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_reviews_past_due(now, l).await
+    }
     async fn list_submitted_before(&self, before: chrono::DateTime<Utc>, l: u32) -> Result<Vec<RequestId>, PortError> {
         self.inner.list_submitted_before(before, l).await
     }

@@ -123,3 +123,54 @@ async fn bad_input_over_http_is_a_4xx_json_error_naming_the_field() {
     let reply = operator.send("GET", "/requests", None, &[]).await.unwrap();
     assert_eq!(reply.body["items"], json!([]), "nothing was written");
 }
+
+/// Reads one of the local stack's chat stand-in records (`/teams.json`, `/chat-notifications.json`).
+async fn recorded(stack: &integration_tests::SharedStack, path: &str) -> Vec<serde_json::Value> {
+    let reply = ApiClient::new(&stack.api_url, None).send("GET", path, None, &[]).await.unwrap();
+    assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    reply.body.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_level_reaches_teams_with_the_approvers_own_link_and_the_chat_topic_with_none() {
+    // Arrange: level 1 of production is DevOps (approver-a, who has a Teams webhook in the seed)
+    // or approver-b (who has none).
+    let stack = stack();
+    let pending = submit(&client(stack, "operator"), "i-0fedcba9876543210", 60).await;
+    let id = pending["requestId"].as_str().unwrap().to_owned();
+
+    // Act: wait for the notifier (it runs off the bus) to have sent the card, the notice and the mail.
+    let mut seen = None;
+    for _ in 0..150 {
+        let cards: Vec<_> =
+            recorded(stack, "/teams.json").await.into_iter().filter(|p| p.to_string().contains(&id)).collect();
+        let notices: Vec<_> = recorded(stack, "/chat-notifications.json")
+            .await
+            .into_iter()
+            .filter(|n| n["metadata"]["threadId"] == id.as_str())
+            .collect();
+        let mail = stack
+            .outbox
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|m| m.email == "approver-a@example.com" && m.body.contains(&id))
+            .cloned();
+        if let (false, false, Some(mail)) = (cards.is_empty(), notices.is_empty(), mail) {
+            seen = Some((cards, notices, mail));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (cards, notices, mail) = seen.expect("a Teams card, a chat notice and approver-a's mail");
+
+    // Assert
+    let people: Vec<&str> = cards.iter().filter_map(|c| c["person"].as_str()).collect();
+    assert_eq!(people, ["iam-user#approver-a"], "only approvers of the level with a webhook");
+    let button = &cards[0]["card"]["attachments"][0]["content"]["actions"][0]["url"];
+    assert_eq!(button.as_str(), mail.links.first().map(String::as_str), "the link of approver-a's own mail");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let notice = notices[0].to_string();
+    assert!(!notice.contains("/decide/"), "no link in the shared channel: {notice}");
+    assert!(notice.contains(&format!("jit approve {id}")), "{notice}");
+}

@@ -584,6 +584,9 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
         key: &key,
         links: &links,
         chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
     };
     let event = jit_shared::domain::events::StatusEvent::for_request(
         &pending,
@@ -596,4 +599,65 @@ async fn approval_mail_skips_a_contact_who_no_longer_exists_even_when_the_plan_n
     // Assert
     let recipients: Vec<String> = outbox.0.lock().unwrap().iter().map(|m| m.recipient.clone()).collect();
     assert_eq!((sent, recipients), (1, vec![Person::IamUser(present).key()]));
+}
+
+#[tokio::test]
+async fn the_new_request_fields_round_trip_and_an_open_break_glass_review_is_found_until_it_is_decided() {
+    // Arrange: a break-glass request, a scheduled one, and an extension, as stored.
+    let f = Fixture::new().await;
+    let now = Utc::now();
+    let ask = |extra: serde_json::Value| {
+        let mut b = json!({ "nodeId": "i-0123abcd", "reason": "x", "durationMinutes": 10 });
+        if let (Some(b), Some(extra)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(extra.clone());
+        }
+        b.to_string().into_bytes()
+    };
+    let glass = intake::submit(&f.deps(), &caller("alice"), &ask(json!({ "breakGlass": true })), None, now)
+        .await
+        .unwrap()
+        .request;
+    let starts = now + chrono::Duration::hours(2);
+    let scheduled =
+        intake::submit(&f.deps(), &caller("alice"), &ask(json!({ "startsAt": starts.to_rfc3339() })), None, now)
+            .await
+            .unwrap()
+            .request;
+    let due = now + chrono::Duration::hours(1);
+    let open = Transition {
+        review: Some(jit_shared::domain::break_glass::Review::open(due)),
+        ..transition(&glass, RequestStatus::Approved, None)
+    };
+
+    // Act: approved with its review open; then the review decided.
+    let approved = f.store.transition(&open).await.unwrap();
+    let before_due = f.store.list_reviews_past_due(due - chrono::Duration::minutes(1), 10).await.unwrap();
+    let past_due = f.store.list_reviews_past_due(due, 10).await.unwrap();
+    let decided = approved.review.clone().unwrap().decide(
+        jit_shared::domain::break_glass::ReviewVerdict::Acknowledge,
+        caller("lead").as_str(),
+        None,
+        now,
+    );
+    let review = Transition {
+        review: decided,
+        ..Transition::status_change(&approved, RequestStatus::Approved, "lead", "reviewed", now)
+    };
+    f.store.transition(&review).await.unwrap();
+    let after_review = f.store.list_reviews_past_due(due, 10).await.unwrap();
+
+    // Assert
+    let stored = f.store.get(&glass.request_id).await.unwrap().unwrap();
+    assert!(stored.break_glass);
+    assert_eq!(
+        stored.review.as_ref().and_then(|r| r.verdict),
+        Some(jit_shared::domain::break_glass::ReviewVerdict::Acknowledge)
+    );
+    let stored = f.store.get(&scheduled.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.starts_at.map(|t| t.timestamp()), Some(starts.timestamp()));
+    assert!(before_due.is_empty());
+    assert_eq!(past_due, std::slice::from_ref(&glass.request_id));
+    assert!(after_review.is_empty(), "the marker goes with the review");
+    let trail = f.store.audit_trail(&glass.request_id).await.unwrap();
+    assert!(trail.last().and_then(|a| a.review.as_ref()).is_some_and(|r| !r.is_open()));
 }

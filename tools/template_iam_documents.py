@@ -27,7 +27,7 @@ ResourcePolicy, Policy, Policies, ...) fails: nothing is dropped silently.
 
 Intrinsics are resolved to concrete, plausible values: pseudo parameters (partition aws, region
 us-east-1, account 123456789012, the stack name), parameters to their Default (a parameter whose
-Default is empty or missing gets a value of its shape from its name: *RoleArn(s), *AccountId(s),
+Default is empty or missing gets a value of its shape from its name: *RoleArn(s), *TopicArn, *AccountId(s),
 *IdentityStoreId; or from --parameter; otherwise the tool fails), Ref and GetAtt of each resource to a name or ARN of
 the shape its type has (SAM's generated <Function>Role and <StateMachine>Role included), Fn::Sub
 (both forms), Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap, Fn::GetAZs, Fn::Base64, Fn::If and
@@ -111,6 +111,8 @@ def plausible_parameter(name, ptype):
     if re.search(r"RoleArns?$", name):
         base = f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
         return [base + "-1", base + "-2"] if is_list else base
+    if re.search(r"TopicArn$", name):
+        return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{name}"
     if re.search(r"Parameter(Name)?$", name):
         # An SSM parameter's name (optional ones are empty by default).
         return f"/jit-node-access/{name}"

@@ -1,6 +1,7 @@
 //! `make demo`: four requests against a running `make dev`, one per decision outcome, then a
 //! two-level manual approval taken entirely through the mail links in the local outbox, the
-//! credentials walkthroughs, and an approval clicked in the message posted to the Slack stand-in.
+//! credentials walkthroughs, an approval clicked in the message posted to the Slack stand-in, and
+//! an extension of granted access.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,13 +119,97 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     println!("\n8. Slack: approver-a approves from the message the notifier posted to the local Slack stand-in");
     // Its request is withdrawn with the others below if the clicks did not decide it.
     let slack = slack_walkthrough(&url, &creds_file, &args.policies, &mut waiting).await;
-    println!("\n9. the demo withdraws its requests still waiting for approvers");
+    println!("\n9. extend: operator asks for more time on granted access to the development node");
+    // Like the Slack step, it does not keep the clean-up below from running.
+    let extended = extend_walkthrough(&url, &creds_file).await;
+    if let Err(e) = &extended {
+        println!("   the extension step failed: {e}");
+    }
+    println!("\n10. the demo withdraws its requests still waiting for approvers");
     for (id, profile) in waiting {
         let client = ApiClient::new(&url, Some(read_profile(&creds_file, profile)?));
         let reply = client.send("POST", &format!("/requests/{id}/cancel"), None, &[]).await?;
         println!("   POST /requests/{id}/cancel -> {} {}", reply.status, reply.body["status"].as_str().unwrap_or("?"));
     }
-    slack
+    slack.and(extended)
+}
+
+/// Reads a request until `done` holds, at most `patience` (the lifecycle works in the background).
+async fn read_until(
+    client: &ApiClient,
+    id: &str,
+    patience: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let request = client.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
+        if done(&request) {
+            return Ok(request);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("{id} did not get there within {patience:?}: {request}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An auto-approved request, granted, then extended within the auto-approval window: the
+/// extension is a request of its own, decided for the new total, and once applied by its
+/// lifecycle the original's deadline has moved and the extension ended `Expired`.
+async fn extend_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
+    println!("   policy development-auto-approval: anyone, up to 60 minutes in all (an extension counts the total)");
+    let operator = ApiClient::new(url, Some(read_profile(creds_file, "operator")?));
+    let body =
+        json!({ "nodeId": "i-0123456789abcdef0", "reason": "Roll out the web-dev hotfix", "durationMinutes": 30 });
+    let reply = operator.send("POST", "/requests", Some(&body), &[]).await?;
+    let id = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
+        .to_owned();
+    let granted = read_until(&operator, &id, Duration::from_secs(20), |r| r["grant"]["deadline"].is_string()).await?;
+    let before = granted["grant"]["deadline"].as_str().unwrap_or("?").to_owned();
+    println!(
+        "   operator -> web-dev for 30 min: {}, granted (grant mode {}), access until {before}",
+        granted["status"].as_str().unwrap_or("?"),
+        granted["grantMode"].as_str().unwrap_or("?")
+    );
+    let ask = json!({ "durationMinutes": 20, "reason": "The rollout needs longer" });
+    let reply = operator.send("POST", &format!("/requests/{id}/extend"), Some(&ask), &[]).await?;
+    let extension = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests/{id}/extend answered {}: {}", reply.status, reply.body))?
+        .to_owned();
+    println!("   POST /requests/{id}/extend {{\"durationMinutes\": 20}} -> {} {extension}", reply.status);
+    let decided = operator.wait_decided(&extension, Duration::from_secs(20)).await?;
+    println!(
+        "   the extension (extends {}): {}, rule {} (50 minutes in all)",
+        decided["extends"].as_str().unwrap_or("?"),
+        decided["status"].as_str().unwrap_or("?"),
+        decided["decision"]["rule"].as_str().unwrap_or("?")
+    );
+    let ended = read_until(&operator, &extension, Duration::from_secs(20), |r| r["status"] != "Approved").await?;
+    let trail = operator.send("GET", &format!("/requests/{extension}/audit"), None, &[]).await?.body;
+    let last = trail["items"].as_array().and_then(|items| items.last()).cloned().unwrap_or_default();
+    println!(
+        "   the extension ended {}: \"{}\"",
+        ended["status"].as_str().unwrap_or("?"),
+        last["reason"].as_str().unwrap_or("?")
+    );
+    let moved = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
+    let applied = &moved["grant"]["extensions"][0];
+    if applied["requestId"] != extension.as_str() {
+        return Err(format!("{id} records no extension {extension}: {moved}"));
+    }
+    println!(
+        "   {id}: still {}, access until {} (was {before}); grant.extensions[0]: {} minutes by {}",
+        moved["status"].as_str().unwrap_or("?"),
+        moved["grant"]["deadline"].as_str().unwrap_or("?"),
+        applied["minutes"],
+        applied["requestId"].as_str().unwrap_or("?")
+    );
+    println!("   (from a shell: jit extend {id} --duration 20m --reason \"…\" --wait)");
+    Ok(())
 }
 
 /// A sensitive-data request, approved by approver-a pressing Approve in the Slack message the

@@ -136,6 +136,24 @@ pub fn slack_bot_token_parameter() -> Option<String> {
     optional("JIT_SLACK_BOT_TOKEN_PARAMETER")
 }
 
+/// The SecureString holding each approver's own Teams webhook, a JSON object of person key to URL
+/// (`JIT_TEAMS_WEBHOOKS_PARAMETER`); `None` (unset or empty) when nothing is posted to Teams.
+pub fn teams_webhooks_parameter() -> Option<String> {
+    optional("JIT_TEAMS_WEBHOOKS_PARAMETER")
+}
+
+/// The SNS topic Amazon Q Developer in chat applications posts to team channels from
+/// (`JIT_CHAT_TOPIC_ARN`); `None` when no chat channel is told.
+pub fn chat_topic_arn() -> Result<Option<String>, ConfigError> {
+    match optional("JIT_CHAT_TOPIC_ARN") {
+        None => Ok(None),
+        Some(arn) if arn.starts_with("arn:") && arn.split(':').nth(2) == Some("sns") => Ok(Some(arn.trim().to_owned())),
+        Some(arn) => {
+            Err(ConfigError { name: "JIT_CHAT_TOPIC_ARN", problem: format!("must be an SNS topic ARN, not '{arn}'") })
+        }
+    }
+}
+
 /// The Slack Web API's base URL (`JIT_SLACK_API_URL`, default `https://slack.com/api`; plain
 /// HTTP only to 127.0.0.1, a local stand-in).
 pub fn slack_api_url() -> Result<String, ConfigError> {

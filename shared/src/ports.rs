@@ -115,6 +115,8 @@ pub trait RequestStore: Send + Sync {
     /// Requests that left `Approved` (revoked, expired, failed) at or after `since`, oldest
     /// first: the sweeper makes sure nothing of them remains.
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    /// Break-glass grants whose review is still open at `now` past its due time, oldest first.
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Requests still `Submitted` that were created at or before `created_before`.
     async fn list_submitted_before(
         &self,
@@ -204,6 +206,29 @@ pub trait Mailer: Send + Sync {
 pub trait ChatNotifier: Send + Sync {
     /// Posts `message` (a `chat.postMessage` body, `domain::slack::approval_message`) to `to`.
     async fn post(&self, to: &crate::domain::slack::SlackUserId, message: &serde_json::Value) -> Result<(), PortError>;
+}
+
+/// What became of a Teams card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamsDelivery {
+    Posted,
+    /// The person has no webhook: nothing was sent.
+    NoWebhook,
+}
+
+/// Adaptive Cards to one person through their own Teams webhook (a 1:1 chat with them): the
+/// card may carry their personal approval link, so it goes only to the webhook listed for `to`.
+#[async_trait]
+pub trait TeamsNotifier: Send + Sync {
+    /// Posts `card` (`domain::teams::approval_card`) to `to`'s webhook, if they have one.
+    async fn post(&self, to: &Person, card: &serde_json::Value) -> Result<TeamsDelivery, PortError>;
+}
+
+/// The chat SNS topic Amazon Q Developer in chat applications posts to team channels from. Its
+/// messages are custom notifications (`domain::amazon_q`) and never carry a personal link.
+#[async_trait]
+pub trait ChatTopic: Send + Sync {
+    async fn publish(&self, notification: &serde_json::Value) -> Result<(), PortError>;
 }
 
 /// The IAM principal a grant is attached to: the requester's own user, or the role behind the

@@ -339,6 +339,9 @@ async fn each_approver_of_the_level_with_a_slack_user_is_asked_there_with_the_re
         key: &world.key,
         links: &links,
         chat: Some(&posted),
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
     };
     let detail = StatusEvent::for_request(&request, Some(RequestStatus::Submitted), "system:evaluator");
     let envelope = EventEnvelope {

@@ -941,6 +941,9 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
         key: &key,
         links: &links,
         chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
     };
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let revoked = decided(&store, RequestStatus::Approved, now).await;
@@ -1928,6 +1931,9 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
         key: &key,
         links: &links,
         chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
     };
     let notices: Vec<StatusEvent> =
         world.store.changes().iter().flat_map(ChangeRecord::events).filter(|e| e.nudge.is_some()).collect();
@@ -2269,4 +2275,173 @@ fn a_schedule_must_start_in_the_future_and_within_fourteen_days() {
     assert_eq!(submit::NewRequest::parse(bad).unwrap_err().field, "startsAt");
     let no_offset = br#"{"nodeId": "i-0123456789abcdef0", "reason": "x", "startsAt": "2026-12-24T08:00:00"}"#;
     assert_eq!(submit::NewRequest::parse(no_offset).unwrap_err().code, "InvalidStartsAt");
+}
+
+/// Alice may break glass (60 minutes at most, reviewed within a day); never on Partner nodes;
+/// `lead` approves every node, so `lead` is told and reviews.
+fn with_break_glass() -> jit_shared::policy::PolicySet {
+    let file = |path: &str, text: &str| jit_shared::policy::PolicyFile { path: path.into(), text: text.into() };
+    jit_shared::policy::PolicySet::from_files(&[
+        file("break-glass.yaml", "members:\n  - iamUser: alice\nsecurityContacts:\n  - iamUser: security\n"),
+        file(
+            "deny-access/no-break-glass.cedar",
+            r#"@id("no-break-glass-partner")
+forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Partner" && context.breakGlass };"#,
+        ),
+        file(
+            "everything.yaml",
+            "name: everything\ntargets: {allNodes: true}\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamUser: lead\n",
+        ),
+    ])
+    .unwrap()
+}
+
+static PARTNER_NODES: NodesIn = NodesIn("Partner");
+
+/// `user` breaks glass on a node of `nodes` for `minutes`; the request as decided.
+async fn break_glass(
+    store: &MemoryStore,
+    policies: &jit_shared::policy::PolicySet,
+    nodes: &'static NodesIn,
+    user: &str,
+    minutes: u32,
+    now: DateTime<Utc>,
+) -> AccessRequest {
+    let settings = settings();
+    let intake = SubmitDeps { store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = format!(
+        r#"{{"nodeId": "i-0123456789abcdef0", "reason": "outage: payments down", "durationMinutes": {minutes}, "breakGlass": true}}"#
+    );
+    let submitted = submit::submit(&intake, &arn(user), body.as_bytes(), None, now).await.unwrap().request;
+    let deps = jit_shared::app::evaluate::EvaluationDeps {
+        store,
+        principals: &Users,
+        nodes,
+        policies,
+        pending_timeout_minutes: 60,
+        seal: &*SEAL,
+        max_active_requests: 5,
+    };
+    jit_shared::app::evaluate::evaluate(&deps, &submitted.request_id, now).await.unwrap();
+    store.get(&submitted.request_id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn break_glass_is_granted_at_once_to_a_member_with_an_open_review_and_refused_otherwise() {
+    // Arrange
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = with_break_glass();
+
+    // Act
+    let granted = break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
+    let outsider = break_glass(&store, &policies, &DEV_NODES, "bob", 30, now).await;
+    let forbidden = break_glass(&store, &policies, &PARTNER_NODES, "alice", 30, now).await;
+    let too_long = break_glass(&store, &policies, &DEV_NODES, "alice", 61, now).await;
+
+    // Assert: granted at once and sealed (the lifecycle grants it), the review open for a day,
+    // the node's approvers named to tell and review.
+    let decision = granted.decision.clone().unwrap();
+    assert_eq!((granted.status, decision.rule), (RequestStatus::Approved, DecisionRule::BreakGlass));
+    assert!(granted.break_glass && granted.approval_seal.is_some());
+    let review = granted.review.clone().unwrap();
+    assert!(review.is_open());
+    assert_eq!(review.due, now + Duration::minutes(1440));
+    assert_eq!(decision.approval_plan.unwrap().levels[0].approvers, [Approver::IamUser("lead".into())]);
+    let code = |r: &AccessRequest| (r.status, r.decision.as_ref().and_then(|d| d.failure_code.clone()));
+    assert_eq!(code(&outsider), (RequestStatus::Failed, Some("NotInBreakGlassGroup".into())));
+    assert_eq!(code(&forbidden), (RequestStatus::Failed, Some("BreakGlassForbidden".into())));
+    assert!(forbidden.decision.unwrap().message.contains("no-break-glass-partner"));
+    assert_eq!(code(&too_long), (RequestStatus::Failed, Some("DurationExceedsMaximum".into())));
+}
+
+#[tokio::test]
+async fn a_break_glass_review_is_decided_once_by_an_approver_never_the_requester_and_an_overdue_one_is_swept() {
+    // Arrange: alice broke glass; the review is due in a day.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let policies = with_break_glass();
+    let granted = break_glass(&world.store, &policies, &DEV_NODES, "alice", 30, now).await;
+    let id = granted.request_id.as_str();
+    let k = key();
+    let deps = approvals(&world.store, &k, &NO_ADMINISTRATORS);
+    let body = br#"{"verdict": "flag", "comment": "no incident ticket"}"#;
+    let due = granted.review.clone().unwrap().due;
+
+    // Act
+    let overdue = sweep::sweep(&world.deps(&settings), due + Duration::minutes(1)).await.unwrap();
+    let before = world.store.get(&granted.request_id).await.unwrap().unwrap().status;
+    let by_requester = approve::review(&deps, &ARN_ALICE, id, body, now).await.unwrap_err();
+    let by_stranger = approve::review(&deps, &arn("mallory"), id, body, now).await.unwrap_err();
+    let bad = approve::review(&deps, &ARN_LEAD, id, br#"{"verdict": "fine"}"#, now).await.unwrap_err();
+    let flagged = approve::review(&deps, &ARN_LEAD, id, body, now).await.unwrap();
+    let again = approve::review(&deps, &ARN_LEAD, id, br#"{"verdict": "acknowledge"}"#, now).await.unwrap_err();
+    let later = sweep::sweep(&world.deps(&settings), due + Duration::minutes(20)).await.unwrap();
+
+    // Assert
+    assert_eq!(overdue.unreviewed_break_glass, [id]);
+    assert_eq!((jit_shared::http::error::status(&by_requester), by_requester.code()), (403, "Forbidden"));
+    assert_eq!(jit_shared::http::error::status(&by_stranger), 404);
+    assert_eq!((bad.code(), jit_shared::http::error::status(&bad)), ("InvalidVerdict", 400));
+    let review = flagged.review.clone().unwrap();
+    assert_eq!(review.verdict, Some(jit_shared::domain::break_glass::ReviewVerdict::Flag));
+    assert_eq!(review.by.as_deref(), Some(ARN_LEAD.as_str()));
+    assert_eq!(flagged.status, before, "a review changes nothing else, whatever the status");
+    assert_eq!(again.code(), "AlreadyReviewed");
+    assert!(later.unreviewed_break_glass.is_empty(), "{later:?}");
+    assert!(detail_types(&world.store.changes()).contains(&"Access Request Break-Glass Reviewed".to_owned()));
+}
+
+#[tokio::test]
+async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_once_and_never_the_requester() {
+    // Arrange: alice breaks glass; lead approves the node, security is the security contact,
+    // bob is neither.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = with_break_glass();
+    let granted = break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
+    let (key, outbox) = (key(), Outbox::default());
+    let contact = |name: &str| jit_shared::policy::contacts::Contact {
+        person: Person::IamUser(name.into()),
+        email: format!("{name}@example.com"),
+        same_as: vec![],
+        slack_user_id: None,
+    };
+    let contacts = [contact("alice"), contact("lead"), contact("security"), contact("bob")];
+    let links = jit_shared::app::notify::LinkSettings {
+        api_base_url: "https://jit.example.com".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let security = policies.break_glass().unwrap().security_contacts.clone();
+    let deps = jit_shared::app::notify::NotifyDeps {
+        store: &store,
+        directory: &Users,
+        mailer: &outbox,
+        contacts: &contacts,
+        key: &key,
+        links: &links,
+        chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &security,
+    };
+    let event = store.changes().last().unwrap().events().pop().unwrap();
+
+    // Act
+    let sent = jit_shared::app::notify::handle_event(&deps, &envelope(event.clone()), now).await.unwrap();
+
+    // Assert
+    assert_eq!((event.detail_type(), event.break_glass), ("Access Request Approved".to_owned(), true));
+    assert_eq!(sent, 2);
+    let mails = outbox.0.lock().unwrap();
+    let to: Vec<&str> = mails.iter().map(|m| m.recipient.as_str()).collect();
+    assert_eq!(to, ["iam-user#lead", "iam-user#security"]);
+    assert!(mails.iter().all(|m| m.subject == "BREAK-GLASS: IAM user alice took access to i-0123456789abcdef0"));
+    assert!(mails[0].body.contains(&format!("jit review {} --acknowledge", granted.request_id)), "{}", mails[0].body);
+    assert!(!mails[1].body.contains("jit review"), "the security contact is told, the approvers review");
+    let rule = jit_shared::app::notify::rule_pattern().to_string();
+    assert!(rule.contains(r#""breakGlass":[true]"#), "the bus rule brings break-glass approvals: {rule}");
 }

@@ -112,6 +112,8 @@ def submit_request(driver, args):
     assert focused(driver).get_attribute("id") == "durationMinutes", "Tab moves on to Duration"
     focused(driver).send_keys("30")
     focused(driver).send_keys(Keys.TAB)
+    assert focused(driver).get_attribute("id") == "startsAt", "Tab moves on to Starts at (left empty)"
+    focused(driver).send_keys(Keys.TAB)
     button = focused(driver)
     assert button.tag_name == "button" and button.text == "Submit request", "Tab reaches the submit button"
     shot(driver, args.screenshots, "new-request")

@@ -317,12 +317,13 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Reply, Infa
                 node_id: field("nodeId"),
                 reason: field("reason"),
                 duration: field("durationMinutes"),
+                starts_at: field("startsAt"),
                 idempotency_key: field("idempotencyKey"),
             };
             submit(&state, form).await
         }
         (&Method::GET, ["requests", id]) => match checked_id(id) {
-            Some(id) => request_page(&state, &id, param("done")).await,
+            Some(id) => request_page(&state, &id, done_notice(param("done")), 200).await,
             None => not_found(&state),
         },
         (&Method::POST, ["requests", id, action]) => match (checked_id(id), *action) {
@@ -334,6 +335,14 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Reply, Infa
                 _ => plain(400, "decision: choose Approve or Reject"),
             },
             (Some(id), action @ ("cancel" | "revoke")) => act(&state, &id, action, &field("comment"), false).await,
+            (Some(id), "extend") => {
+                let form = ExtendForm {
+                    minutes: field("durationMinutes"),
+                    reason: field("reason"),
+                    idempotency_key: field("idempotencyKey"),
+                };
+                extend(&state, &id, &form).await
+            }
             _ => not_found(&state),
         },
         (&Method::GET, ["approvals"]) => approvals_page(&state, param("done")).await,
@@ -403,6 +412,15 @@ async fn submit(state: &State, form: RequestForm) -> Reply {
             Err(_) => return refuse(400, "durationMinutes", "a whole number of minutes, 1 to 20,160"),
         }
     }
+    if !form.starts_at.is_empty() {
+        match starts_at(&form.starts_at) {
+            Some(at) => body["startsAt"] = json!(at),
+            None => {
+                let message = "a time such as 2026-12-24T08:00:00Z (with an offset) or 2026-12-24 08:00 (local)";
+                return refuse(400, "startsAt", message);
+            }
+        }
+    }
     let mut headers = Vec::new();
     if !form.idempotency_key.is_empty() {
         headers.push(("idempotency-key", form.idempotency_key.as_str()));
@@ -428,6 +446,71 @@ async fn submit(state: &State, form: RequestForm) -> Reply {
     }
 }
 
+/// The form's start time as RFC 3339 for the API: a time with an offset as typed, or a local
+/// time (`2026-12-24 08:00`, `2026-12-24T08:00`, what a `datetime-local` field sends) in this
+/// computer's time zone, which is the browser's: the console serves only 127.0.0.1. The API
+/// checks that it is in the future and within 14 days.
+fn starts_at(raw: &str) -> Option<String> {
+    use chrono::{DateTime, Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+    let utc = match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            let naive = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())?;
+            // A time skipped by a daylight-saving change has no meaning; an ambiguous one takes
+            // the earlier instant.
+            Local.from_local_datetime(&naive).earliest()?.with_timezone(&Utc)
+        }
+    };
+    Some(utc.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// The extend form of a request's page.
+struct ExtendForm {
+    minutes: String,
+    reason: String,
+    idempotency_key: String,
+}
+
+/// `POST /requests/{id}/extend` for the request's page; the extension (a request of its own,
+/// `extends` naming this one) is shown once the policies decided it. A refusal shows the
+/// request's page again with the API's answer.
+async fn extend(state: &State, id: &str, form: &ExtendForm) -> Reply {
+    let refused = |status: u16, message: String| async move {
+        request_page(state, id, Some(Notice::Error(format!("The extension was not requested: {message}"))), status)
+            .await
+    };
+    let Ok(minutes) = form.minutes.parse::<u32>() else {
+        return refused(400, "durationMinutes: a whole number of minutes, 1 to 20,160".to_owned()).await;
+    };
+    let body = json!({ "durationMinutes": minutes, "reason": form.reason });
+    let mut headers = Vec::new();
+    if !form.idempotency_key.is_empty() {
+        headers.push(("idempotency-key", form.idempotency_key.as_str()));
+    }
+    match call(&state.api, "POST", &format!("/requests/{id}/extend"), Some(&body), &headers).await {
+        Ok(created) => match created["requestId"].as_str().and_then(checked_id) {
+            Some(extension) => {
+                wait_decided(state, &extension).await;
+                see_other(&format!("/requests/{extension}?done=extend"))
+            }
+            None => html(502, pages::problem(&state.frame(), "Unexpected answer", "the API returned no request id")),
+        },
+        Err(e) => refused(status_of(&e), e.to_string()).await,
+    }
+}
+
+/// Whether the caller made `request`: the newest of their own requests (`GET /requests` lists
+/// only the caller's) names them as its requester. `false` when they have none or the list
+/// cannot be read; the API refuses anyone else anyway.
+async fn made_by_caller(state: &State, request: &Value) -> bool {
+    match call(&state.api, "GET", "/requests?limit=1", None, &[]).await {
+        Ok(list) => list["items"][0]["requester"].as_str().is_some_and(|me| request["requester"] == me),
+        Err(_) => false,
+    }
+}
+
 /// Waits (briefly) until the policies decided the request, so its page shows the decision.
 async fn wait_decided(state: &State, id: &str) {
     let deadline = tokio::time::Instant::now() + DECISION_WAIT;
@@ -446,12 +529,13 @@ fn done_notice(done: Option<&str>) -> Option<Notice> {
         "reject" => "You rejected the request.",
         "cancel" => "You withdrew the request.",
         "revoke" => "Access was revoked.",
+        "extend" => "You asked for more time: this extension is decided like a request for the new total.",
         _ => return None,
     };
     Some(Notice::Done(text.to_owned()))
 }
 
-async fn request_page(state: &State, id: &str, done: Option<&str>) -> Reply {
+async fn request_page(state: &State, id: &str, notice: Option<Notice>, status: u16) -> Reply {
     let request_path = format!("/requests/{id}");
     let audit_path = format!("/requests/{id}/audit");
     let (request, audit, waiting) = tokio::join!(
@@ -471,8 +555,13 @@ async fn request_page(state: &State, id: &str, done: Option<&str>) -> Reply {
     let waiting_on_me = waiting.ok().is_some_and(|w| {
         w["items"].as_array().is_some_and(|items| items.iter().any(|i| i["requestId"].as_str() == Some(id)))
     });
-    let ctx = DetailContext { request: &request, audit: audit.as_ref(), waiting_on_me };
-    html(200, pages::detail(&state.frame(), &ctx, done_notice(done).as_ref()))
+    let now = jit_shared::now();
+    // Only for what the requester alone may do (extend, withdraw a scheduled approval).
+    let mine = (pages::extendable(&request, now) || pages::scheduled_not_started(&request, now))
+        && made_by_caller(state, &request).await;
+    let form_key = random_key();
+    let ctx = DetailContext { request: &request, audit: audit.as_ref(), waiting_on_me, mine, now, form_key: &form_key };
+    html(status, pages::detail(&state.frame(), &ctx, notice.as_ref()))
 }
 
 async fn approvals_page(state: &State, done: Option<&str>) -> Reply {
@@ -629,6 +718,21 @@ mod tests {
         assert!(checked_id("req-0123456789abcdef0123456789abcdef").is_some());
         for bad in ["..", "req-x", "req-0123456789abcdef0123456789abcdef/../x", "%2e%2e"] {
             assert!(checked_id(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_start_time_is_sent_in_utc_with_its_offset() {
+        assert_eq!(starts_at("2026-12-24T08:00:00+01:00").as_deref(), Some("2026-12-24T07:00:00Z"));
+        assert_eq!(starts_at("2026-12-24T08:00:00Z").as_deref(), Some("2026-12-24T08:00:00Z"));
+        let local = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).and_then(|d| d.and_hms_opt(8, 0, 0)).unwrap();
+        let expected = chrono::TimeZone::from_local_datetime(&chrono::Local, &local)
+            .earliest()
+            .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        assert_eq!(starts_at("2026-12-24 08:00"), expected);
+        assert_eq!(starts_at("2026-12-24T08:00"), expected);
+        for bad in ["tomorrow", "2026-12-24", "24/12/2026 08:00", ""] {
+            assert_eq!(starts_at(bad), None, "{bad}");
         }
     }
 

@@ -157,6 +157,32 @@ fn minutes(v: &Value) -> String {
     }
 }
 
+/// "Extension of <the original, linked> by N minutes".
+fn extension_text(of: &str, extra: &Value) -> String {
+    format!("Extension of <a href=\"/requests/{}\"><code>{}</code></a> by {}", url_encode(of), esc(of), minutes(extra))
+}
+
+fn time_of(v: &Value) -> Option<DateTime<Utc>> {
+    v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// A scheduled `Approved` request whose access has not started yet (nothing granted).
+pub fn scheduled_not_started(r: &Value, now: DateTime<Utc>) -> bool {
+    r["status"] == "Approved" && r["grant"].is_null() && time_of(&r["startsAt"]).is_some_and(|s| now < s)
+}
+
+/// What the API extends: an `Approved` request (not itself an extension) whose grant is recorded
+/// and live, whose access has started and not ended.
+pub fn extendable(r: &Value, now: DateTime<Utc>) -> bool {
+    let g = &r["grant"];
+    r["status"] == "Approved"
+        && r["extends"].is_null()
+        && g.is_object()
+        && g["detachedAt"].is_null()
+        && time_of(&r["startsAt"]).is_none_or(|s| s <= now)
+        && time_of(&g["deadline"]).is_some_and(|d| now < d)
+}
+
 fn row(name: &str, value_html: &str) -> String {
     format!("<tr><th scope=\"row\">{}</th><td>{value_html}</td></tr>\n", esc(name))
 }
@@ -226,6 +252,8 @@ pub struct RequestForm {
     pub node_id: String,
     pub reason: String,
     pub duration: String,
+    /// Scheduled access (`startsAt`): empty for access as soon as it is approved.
+    pub starts_at: String,
     /// Sent as `Idempotency-Key`: pressing Submit twice makes one request.
     pub idempotency_key: String,
 }
@@ -276,6 +304,12 @@ pub fn new_request(
          <p class=\"hint\" id=\"durationMinutes-hint\">1 to 20,160. Leave empty for the longest the deciding \
          policy allows.</p><input id=\"durationMinutes\" name=\"durationMinutes\" type=\"number\" min=\"1\" \
          max=\"20160\" inputmode=\"numeric\" value=\"{}\"{}>{}</div>\n\
+         <div class=\"field\"><label for=\"startsAt\">Starts at (optional)</label>\
+         <p class=\"hint\" id=\"startsAt-hint\">Scheduled access, up to 14 days ahead: decided now, granted from \
+         then on for the duration. A time with an offset (<code>2026-12-24T08:00:00Z</code>) or this computer's \
+         local time (<code>2026-12-24 08:00</code>). Leave empty for access as soon as it is approved.</p>\
+         <input id=\"startsAt\" name=\"startsAt\" maxlength=\"40\" autocomplete=\"off\" spellcheck=\"false\" \
+         value=\"{}\"{}>{}</div>\n\
          <p><button type=\"submit\">Submit request</button></p>\n</form>\n",
         csrf_field(frame),
         esc(&form.idempotency_key),
@@ -288,6 +322,9 @@ pub fn new_request(
         esc(&form.duration),
         invalid("durationMinutes"),
         message("durationMinutes"),
+        esc(&form.starts_at),
+        invalid("startsAt"),
+        message("startsAt"),
     );
     layout(frame, Nav::NewRequest, "New request", &main)
 }
@@ -375,7 +412,14 @@ pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Op
         table.push_str(&row("Node", &node_cell(r)));
         table.push_str(&row("Node tags", &esc(&tags_text(r))));
         table.push_str(&row("Reason", &format!("<span class=\"reason\">{}</span>", esc(&text(&r["reason"])))));
-        table.push_str(&row("Duration", &minutes(&r["durationMinutes"])));
+        if let Some(of) = r["extends"].as_str() {
+            table.push_str(&row("Extension", &extension_text(of, &r["durationMinutes"])));
+        } else {
+            table.push_str(&row("Duration", &minutes(&r["durationMinutes"])));
+        }
+        if !r["startsAt"].is_null() {
+            table.push_str(&row("Starts at", &when(&r["startsAt"])));
+        }
         table.push_str(&row("Policy", &esc(&text(&r["decision"]["approvalPlan"]["policyName"]))));
         table.push_str(&row("Level", &esc(&level_text(r))));
         table.push_str(&row(
@@ -383,9 +427,14 @@ pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Op
             &esc(&if entries.is_empty() { "nobody yet".to_owned() } else { entries.join("; ") }),
         ));
         table.push_str(&row("Decide before", &when(&r["approval"]["pendingUntil"])));
+        // An extension asks for more time on access already granted: say so before anything else.
+        let extension = r["extends"]
+            .as_str()
+            .map(|of| format!("<p class=\"extension\">{}</p>\n", extension_text(of, &r["durationMinutes"])))
+            .unwrap_or_default();
         main.push_str(&format!(
             "<article class=\"card\" aria-labelledby=\"h-{0}\" id=\"waiting-{0}\">\n<h3 id=\"h-{0}\">{1} \
-             <a href=\"/requests/{2}\"><code>{0}</code></a></h3>\n<table class=\"facts\">{3}</table>\n{4}</article>\n",
+             <a href=\"/requests/{2}\"><code>{0}</code></a></h3>\n{extension}<table class=\"facts\">{3}</table>\n{4}</article>\n",
             esc(&id),
             node_name(r).map(|n| esc(&n)).unwrap_or_else(|| "Request".to_owned()),
             url_encode(&id),
@@ -434,7 +483,9 @@ fn timeline_entry(item: &Value) -> String {
     let what = if from.is_empty() {
         format!("{} created", badge(&to))
     } else if from == to {
-        let kind = if !item["credentials"].is_null() {
+        let kind = if !item["extension"].is_null() {
+            "Extended"
+        } else if !item["credentials"].is_null() {
             "Credentials issued"
         } else if !item["approval"].is_null() {
             "Approval recorded"
@@ -462,6 +513,17 @@ fn timeline_entry(item: &Value) -> String {
     if let Some(level) = item["levelCompleted"].as_u64() {
         details.push(format!("Level {level} completed"));
     }
+    if let Some(x) = item["extension"].as_object() {
+        let of = x.get("requestId").map(text).unwrap_or_default();
+        details.push(format!(
+            "Access now ends at {} instead of {} (extension <a href=\"/requests/{}\"><code>{}</code></a>, {})",
+            x.get("to").map(when).unwrap_or_default(),
+            x.get("from").map(when).unwrap_or_default(),
+            url_encode(&of),
+            esc(&of),
+            minutes(x.get("minutes").unwrap_or(&Value::Null)),
+        ));
+    }
     if let Some(key) = item["credentials"]["accessKeyId"].as_str() {
         details.push(format!("Access key <code>{}</code> (the secret is never stored)", esc(key)));
     }
@@ -482,6 +544,12 @@ pub struct DetailContext<'a> {
     pub audit: Option<&'a Value>,
     /// The request waits on the caller's decision now (it is in their `GET /approvals`).
     pub waiting_on_me: bool,
+    /// The caller made the request (only they may extend it, or withdraw a scheduled approval).
+    pub mine: bool,
+    /// The console's clock: whether access has started or ended.
+    pub now: DateTime<Utc>,
+    /// The extend form's `Idempotency-Key`, made when the page was shown.
+    pub form_key: &'a str,
 }
 
 /// The request: status, facts, decision, approvals, grant, credentials, timeline and actions.
@@ -496,6 +564,19 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
         badge(&status),
         notice_html(notice)
     );
+    if let Some(of) = r["extends"].as_str() {
+        main.push_str(&format!(
+            "<p class=\"extension\" id=\"extends\">{}. Approved, it moves that request's deadline and then ends \
+             (<code>Expired</code>, saying where it went): it grants nothing of its own.</p>\n",
+            extension_text(of, &r["durationMinutes"])
+        ));
+    }
+    if scheduled_not_started(r, ctx.now) {
+        main.push_str(&format!(
+            "<p class=\"scheduled\">Scheduled: access starts at {}, not before.</p>\n",
+            when(&r["startsAt"])
+        ));
+    }
     let waiting_for = match status.as_str() {
         "Submitted" => Some("The policies have not decided yet."),
         "Pending" => Some("Waiting for approvers."),
@@ -514,6 +595,15 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
     facts.push_str(&row("Requester", &esc(&text(&r["requester"]))));
     facts.push_str(&row("Reason", &format!("<span class=\"reason\">{}</span>", esc(&text(&r["reason"])))));
     facts.push_str(&row("Duration", &minutes(&r["durationMinutes"])));
+    if !r["startsAt"].is_null() {
+        facts.push_str(&row("Starts at", &when(&r["startsAt"])));
+    }
+    if let Some(of) = r["extends"].as_str() {
+        facts.push_str(&row(
+            "Extends",
+            &format!("<a href=\"/requests/{}\" id=\"extends-link\"><code>{}</code></a>", url_encode(of), esc(of)),
+        ));
+    }
     facts.push_str(&row("Grant mode", &esc(&text(&r["grantMode"]))));
     facts.push_str(&row("Created", &when(&r["createdAt"])));
     facts.push_str(&row("Updated", &when(&r["updatedAt"])));
@@ -532,8 +622,12 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
             decision_form(frame, &id, "detail")
         ));
     }
-    if status == "Approved" {
-        main.push_str(&connect_section(frame, r));
+    // An extension grants nothing of its own: its access is the original's.
+    if status == "Approved" && r["extends"].is_null() {
+        main.push_str(&connect_section(frame, r, ctx.now));
+    }
+    if ctx.mine && extendable(r, ctx.now) {
+        main.push_str(&extend_section(frame, r, ctx.form_key));
     }
 
     main.push_str(&decision_section(r));
@@ -558,7 +652,7 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
     }
     main.push_str("</section>\n");
 
-    main.push_str(&actions_section(frame, &id, &status));
+    main.push_str(&actions_section(frame, r, ctx));
     layout(frame, Nav::None, &format!("Request {id}"), &main)
 }
 
@@ -680,6 +774,24 @@ fn grant_section(r: &Value) -> String {
         if !g["detachedAt"].is_null() {
             t.push_str(&row("Ended at", &when(&g["detachedAt"])));
         }
+        if let Some(extensions) = g["extensions"].as_array().filter(|x| !x.is_empty()) {
+            let items: String = extensions
+                .iter()
+                .map(|x| {
+                    let of = text(&x["requestId"]);
+                    format!(
+                        "<li>{} more by <a href=\"/requests/{}\"><code>{}</code></a>: until {} (was {}), applied at {}</li>",
+                        minutes(&x["minutes"]),
+                        url_encode(&of),
+                        esc(&of),
+                        when(&x["to"]),
+                        when(&x["from"]),
+                        when(&x["at"]),
+                    )
+                })
+                .collect();
+            t.push_str(&row("Extensions", &format!("<ol class=\"extensions\" id=\"extensions\">{items}</ol>")));
+        }
         if let Some(sessions) = g["terminatedSessions"].as_array().filter(|s| !s.is_empty()) {
             let list = sessions.iter().map(text).collect::<Vec<_>>().join(", ");
             t.push_str(&row("Sessions ended", &esc(&list)));
@@ -694,10 +806,16 @@ fn grant_section(r: &Value) -> String {
     format!("<section aria-labelledby=\"s-grant\"><h2 id=\"s-grant\">Grant</h2><table class=\"facts\">{t}</table></section>\n")
 }
 
-fn connect_section(frame: &Frame<'_>, r: &Value) -> String {
+fn connect_section(frame: &Frame<'_>, r: &Value, now: DateTime<Utc>) -> String {
     let id = text(&r["requestId"]);
     let node = text(&r["nodeId"]);
-    let body = if r["grantMode"] == "credentials" {
+    let body = if scheduled_not_started(r, now) {
+        format!(
+            "<p>Access starts at {}: credentials and sessions work from then on (<code>jit connect {}</code>).</p>\n",
+            when(&r["startsAt"]),
+            esc(&id)
+        )
+    } else if r["grantMode"] == "credentials" {
         format!(
             "<p>Start a session from a terminal signed in as this profile:</p>\n<pre><code>jit connect {}</code></pre>\n\
              <p>Or get short-lived credentials of the session role with the <code>aws ssm start-session</code> \
@@ -724,19 +842,34 @@ fn connect_section(frame: &Frame<'_>, r: &Value) -> String {
     )
 }
 
-fn actions_section(frame: &Frame<'_>, id: &str, status: &str) -> String {
-    let (action, heading, who_may, button) = match status {
-        "Pending" => {
-            ("cancel", "Withdraw the request", "Only the requester can withdraw a pending request.", "Cancel request")
-        }
-        "Approved" => (
-            "revoke",
-            "Revoke access",
-            "Approvers of this request and administrators can end the access now.",
-            "Revoke access now",
-        ),
-        _ => return String::new(),
-    };
+/// The extend form: more minutes and why, decided like a request for the new total.
+fn extend_section(frame: &Frame<'_>, r: &Value, form_key: &str) -> String {
+    let id = text(&r["requestId"]);
+    format!(
+        "<section aria-labelledby=\"s-extend\" class=\"card\"><h2 id=\"s-extend\">Extend</h2>\n\
+         <p>Access ends at {}. Ask for more time: the policies decide the extension for the new total \
+         (auto-approved within the auto-approval window, otherwise by the approvers); approved, the deadline \
+         moves, refused, nothing changes.</p>\n\
+         <form method=\"post\" action=\"/requests/{}/extend\" class=\"stack\">{}\
+         <input type=\"hidden\" name=\"idempotencyKey\" value=\"{}\">\n\
+         <div class=\"field\"><label for=\"extend-minutes\">More minutes</label>\
+         <p class=\"hint\" id=\"extend-minutes-hint\">How much longer, in minutes.</p>\
+         <input id=\"extend-minutes\" name=\"durationMinutes\" type=\"number\" min=\"1\" max=\"20160\" \
+         inputmode=\"numeric\" required aria-describedby=\"extend-minutes-hint\"></div>\n\
+         <div class=\"field\"><label for=\"extend-reason\">Reason</label>\
+         <p class=\"hint\" id=\"extend-reason-hint\">Why you need longer; approvers read it.</p>\
+         <textarea id=\"extend-reason\" name=\"reason\" required maxlength=\"256\" rows=\"2\" \
+         aria-describedby=\"extend-reason-hint\"></textarea></div>\n\
+         <p><button type=\"submit\">Extend</button></p></form></section>\n",
+        when(&r["grant"]["deadline"]),
+        url_encode(&id),
+        csrf_field(frame),
+        esc(form_key),
+    )
+}
+
+/// One action with an optional comment (withdraw, revoke).
+fn action_card(frame: &Frame<'_>, id: &str, action: &str, heading: &str, who_may: &str, button: &str) -> String {
     let field = format!("{action}-comment");
     format!(
         "<section aria-labelledby=\"s-{action}\" class=\"card danger\"><h2 id=\"s-{action}\">{heading}</h2><p>{who_may}</p>\n\
@@ -747,6 +880,44 @@ fn actions_section(frame: &Frame<'_>, id: &str, status: &str) -> String {
         url_encode(id),
         csrf_field(frame),
     )
+}
+
+fn actions_section(frame: &Frame<'_>, r: &Value, ctx: &DetailContext<'_>) -> String {
+    let id = text(&r["requestId"]);
+    match r["status"].as_str() {
+        Some("Pending") => action_card(
+            frame,
+            &id,
+            "cancel",
+            "Withdraw the request",
+            "Only the requester can withdraw a pending request.",
+            "Cancel request",
+        ),
+        Some("Approved") => {
+            let mut s = String::new();
+            // A scheduled approval can still be withdrawn by its requester until it starts.
+            if ctx.mine && scheduled_not_started(r, ctx.now) {
+                s.push_str(&action_card(
+                    frame,
+                    &id,
+                    "cancel",
+                    "Withdraw",
+                    "The access has not started: you can still withdraw it, and nothing is granted.",
+                    "Withdraw",
+                ));
+            }
+            s.push_str(&action_card(
+                frame,
+                &id,
+                "revoke",
+                "Revoke access",
+                "Approvers of this request and administrators can end the access now.",
+                "Revoke access now",
+            ));
+            s
+        }
+        _ => String::new(),
+    }
 }
 
 /// Credentials just issued, with the commands to use them. Sent once, with `no-store`.
@@ -827,6 +998,7 @@ mod tests {
         let evil = "<script>alert(1)</script>\"'&";
         let request = json!({
             "requestId": evil, "nodeId": evil, "reason": evil, "status": evil, "requester": evil,
+            "extends": evil, "startsAt": evil,
             "grantMode": "credentials", "createdAt": evil,
             "decision": {"outcome": evil, "rule": evil, "message": evil, "decidingPolicyIds": [evil],
                 "nodeTags": {"Name": evil}, "approvalPlan": {"policyName": evil, "levels": [{"minApprovals": 1, "approvers": [{"iamUser": evil}]}]}},
@@ -834,9 +1006,21 @@ mod tests {
             "grant": {"policyName": evil, "target": {"type": "iamUser", "name": evil}, "deadline": evil},
         });
         let audit = json!({"items": [{"to": evil, "actor": evil, "reason": evil, "at": evil,
-            "approval": {"level": 1, "approver": evil, "comment": evil}}]});
+            "approval": {"level": 1, "approver": evil, "comment": evil},
+            "extension": {"requestId": evil, "minutes": 5, "from": evil, "to": evil}}]});
         let pages = [
-            detail(&frame(), &DetailContext { request: &request, audit: Some(&audit), waiting_on_me: true }, None),
+            detail(
+                &frame(),
+                &DetailContext {
+                    request: &request,
+                    audit: Some(&audit),
+                    waiting_on_me: true,
+                    mine: true,
+                    now: Utc::now(),
+                    form_key: evil,
+                },
+                None,
+            ),
             requests(&frame(), &json!({"items": [request.clone()], "nextToken": evil}), Some(evil), None),
             approvals(&frame(), &json!({"items": [request.clone()]}), &json!({"items": [request.clone()]}), None),
             credentials(&frame(), &json!({"requestId": evil, "secretAccessKey": evil})),
@@ -847,6 +1031,7 @@ mod tests {
                     node_id: evil.into(),
                     reason: evil.into(),
                     duration: evil.into(),
+                    starts_at: evil.into(),
                     idempotency_key: evil.into(),
                 },
                 Some(("reason", evil)),
@@ -863,7 +1048,7 @@ mod tests {
     #[test]
     fn every_input_has_a_label_and_every_form_its_token() {
         let form = new_request(&frame(), &RequestForm::default(), None, &[]);
-        for id in ["nodeId", "reason", "durationMinutes"] {
+        for id in ["nodeId", "reason", "durationMinutes", "startsAt"] {
             assert!(form.contains(&format!("<label for=\"{id}\">")), "{id}");
             assert!(form.contains(&format!("id=\"{id}\"")), "{id}");
         }
@@ -876,7 +1061,14 @@ mod tests {
     #[test]
     fn an_approved_request_says_how_to_connect() {
         let approved = |mode: &str| json!({"requestId": "req-1", "status": "Approved", "grantMode": mode, "nodeId": "i-0123456789abcdef0"});
-        let ctx = |r| DetailContext { request: r, audit: None, waiting_on_me: false };
+        let ctx = |r| DetailContext {
+            request: r,
+            audit: None,
+            waiting_on_me: false,
+            mine: false,
+            now: Utc::now(),
+            form_key: "k",
+        };
         let credentials_mode = approved("credentials");
         let page = detail(&frame(), &ctx(&credentials_mode), None);
         assert!(page.contains("jit connect req-1"), "{page}");
@@ -886,6 +1078,80 @@ mod tests {
         let page = detail(&frame(), &ctx(&attach_mode), None);
         assert!(page.contains("aws ssm start-session --target i-0123456789abcdef0 --document-name doc"), "{page}");
         assert!(!page.contains("/credentials\""), "attach mode has no credentials to issue");
+    }
+
+    fn at(minutes: i64) -> String {
+        (Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    fn page_of(request: &Value, mine: bool) -> String {
+        let ctx = DetailContext { request, audit: None, waiting_on_me: false, mine, now: Utc::now(), form_key: "k1" };
+        detail(&frame(), &ctx, None)
+    }
+
+    #[test]
+    fn only_the_requester_of_a_started_live_grant_gets_the_extend_form() {
+        let granted = |deadline: String| {
+            json!({"requestId": "req-1", "status": "Approved", "grantMode": "attach", "nodeId": "i-1",
+                   "grant": {"policyName": "jit-req-1", "deadline": deadline}})
+        };
+        let live = granted(at(20));
+        let page = page_of(&live, true);
+        assert!(page.contains("action=\"/requests/req-1/extend\""), "{page}");
+        assert!(page.contains("<label for=\"extend-minutes\">") && page.contains("<label for=\"extend-reason\">"));
+        assert!(page.contains("name=\"idempotencyKey\" value=\"k1\""), "{page}");
+        assert_eq!(page.matches("<form method=\"post\"").count(), page.matches("name=\"csrf\"").count());
+        let no_form = [
+            (granted(at(20)), false),
+            (granted(at(-1)), true),
+            (json!({"requestId": "req-1", "status": "Approved", "grantMode": "attach"}), true),
+            (json!({"requestId": "req-1", "status": "Expired", "grant": {"deadline": at(20)}}), true),
+            (
+                json!({"requestId": "req-1", "status": "Approved", "extends": "req-0", "grant": {"deadline": at(20)}}),
+                true,
+            ),
+            (
+                json!({"requestId": "req-1", "status": "Approved", "grant": {"deadline": at(20), "detachedAt": at(-1)}}),
+                true,
+            ),
+        ];
+        for (request, mine) in no_form {
+            assert!(!page_of(&request, mine).contains("/extend\""), "{request} mine={mine}");
+        }
+    }
+
+    #[test]
+    fn an_extension_names_what_it_extends_and_an_extended_grant_its_new_deadline() {
+        let extension = json!({"requestId": "req-2", "status": "Pending", "extends": "req-1", "durationMinutes": 20,
+                               "decision": {"approvalPlan": {"levels": [{"minApprovals": 1}]}}, "approval": {"currentLevel": 1}});
+        let page = page_of(&extension, true);
+        assert!(
+            page.contains("Extension of <a href=\"/requests/req-1\"><code>req-1</code></a> by 20 minutes"),
+            "{page}"
+        );
+        let waiting = approvals(&frame(), &json!({"items": [extension]}), &json!({"items": []}), None);
+        assert!(waiting.contains("Extension of <a href=\"/requests/req-1\"><code>req-1</code></a> by 20 minutes"));
+        let extended = json!({"requestId": "req-1", "status": "Approved", "grantMode": "attach",
+            "grant": {"deadline": "2026-12-03T10:20:00Z", "extensions": [{"requestId": "req-2", "minutes": 20,
+                "from": "2026-12-03T10:00:00Z", "to": "2026-12-03T10:20:00Z", "at": "2026-12-03T09:40:00Z"}]}});
+        let page = page_of(&extended, false);
+        assert!(page.contains("id=\"extensions\""), "{page}");
+        assert!(page.contains("20 minutes more by <a href=\"/requests/req-2\">"), "{page}");
+        assert!(page.contains("until <time datetime=\"2026-12-03T10:20:00Z\">"), "{page}");
+    }
+
+    #[test]
+    fn a_scheduled_approval_shows_its_start_and_its_requester_may_withdraw_it() {
+        let scheduled = json!({"requestId": "req-1", "status": "Approved", "grantMode": "credentials",
+                               "nodeId": "i-1", "startsAt": at(60)});
+        let page = page_of(&scheduled, true);
+        assert!(page.contains("Starts at") && page.contains("Scheduled: access starts at"), "{page}");
+        assert!(page.contains("action=\"/requests/req-1/cancel\"") && page.contains(">Withdraw</button>"), "{page}");
+        assert!(!page.contains("/credentials\""), "no credentials before the start");
+        assert!(!page_of(&scheduled, false).contains("/cancel\""), "only its requester withdraws it");
+        let started =
+            json!({"requestId": "req-1", "status": "Approved", "startsAt": at(-5), "grant": {"deadline": at(20)}});
+        assert!(!page_of(&started, true).contains("/cancel\""), "once started, only a revoke ends it");
     }
 
     #[test]

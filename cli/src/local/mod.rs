@@ -2,6 +2,7 @@
 //! plays API Gateway (SigV4-authenticated HTTP API on 127.0.0.1) and the Lambda service
 //! (EventBridge → SQS → the evaluation function's handler, with the real event envelopes).
 
+pub mod chat;
 pub mod executions;
 pub mod provision;
 pub mod seed;
@@ -143,6 +144,11 @@ struct Adapters {
     /// Posts to the Slack stand-in this server plays (`/slack-api/…`).
     slack: jit_shared::adapters::slack::SlackWebApi,
     slack_posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Posts to the Teams webhook stand-ins this server plays (`/teams-webhook/…`).
+    teams: jit_shared::adapters::teams::TeamsWebhookApi,
+    teams_posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// The Amazon Q chat topic in the emulator, recording what was published.
+    chat_topic: chat::RecordedChatTopic,
 }
 
 /// The Slack app's signing secret of the local stack: sign `POST /chat/slack` callbacks with it.
@@ -215,6 +221,9 @@ impl Adapters {
             key: &self.key,
             links: &self.links,
             chat: Some(&self.slack),
+            teams: Some(&self.teams),
+            chat_topic: Some(&self.chat_topic),
+            security_contacts: self.policies.break_glass().map_or(&[], |b| b.security_contacts.as_slice()),
         }
     }
 }
@@ -245,6 +254,10 @@ pub struct LocalStack {
     pub sts_requests: SentRequests,
     /// What the notifier posted to Slack (`chat.postMessage` bodies; also `GET /slack.json`).
     pub slack_posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// What the notifier posted to Teams webhooks (`{"person", "card"}`; also `GET /teams.json`).
+    pub teams_posts: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// The Amazon Q notices published to the chat topic (also `GET /chat-notifications.json`).
+    pub chat_notifications: Arc<Mutex<Vec<serde_json::Value>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -300,6 +313,15 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let slack_secret = jit_shared::domain::slack::SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET)?;
     let calls = ApiCallLog::default();
     let sts_requests = SentRequests::default();
+    let (teams_posts, chat_notifications) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+    let teams = chat::teams_stand_in(&api_url, &opts.seed.teams_people())?;
+    let chat_topic = chat::RecordedChatTopic {
+        inner: jit_shared::adapters::amazon_q::SnsChatTopic::new(
+            counted_client!(aws_sdk_sns, sdk, calls),
+            chat::create_chat_topic(&aws_sdk_sns::Client::new(sdk), &opts.prefix).await?,
+        ),
+        published: chat_notifications.clone(),
+    };
     let home = jit_shared::domain::ids::NodeLocation {
         partition: "aws".into(),
         account: crate::emulator::ACCOUNT_ID.into(),
@@ -365,6 +387,9 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         slack_secret,
         slack,
         slack_posts: slack_posts.clone(),
+        teams,
+        teams_posts: teams_posts.clone(),
+        chat_topic,
     });
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut tasks = vec![tokio::spawn(serve(listener, adapters.clone()))];
@@ -410,7 +435,17 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
         publisher,
         move || a.invoked("publish-events"),
     )));
-    Ok(LocalStack { api_url, provisioned, outbox, api_calls: calls, sts_requests, slack_posts, tasks })
+    Ok(LocalStack {
+        api_url,
+        provisioned,
+        outbox,
+        api_calls: calls,
+        sts_requests,
+        slack_posts,
+        teams_posts,
+        chat_notifications,
+        tasks,
+    })
 }
 
 async fn serve(listener: TcpListener, adapters: Arc<Adapters>) {
@@ -459,6 +494,20 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
     if parts.method == hyper::Method::GET && path == "/slack.json" {
         let posts = adapters.slack_posts.lock().map(|p| p.clone()).unwrap_or_default();
         return Ok(http_response(&ApiResponse::json(200, serde_json::Value::Array(posts))));
+    }
+    // The Teams webhook stand-ins and the Amazon Q chat topic's record (chat.rs).
+    if parts.method == hyper::Method::POST {
+        if let Some(posted) = chat::teams_post(&path, &body) {
+            if let Ok(mut posts) = adapters.teams_posts.lock() {
+                posts.push(posted);
+            }
+            return Ok(http_response(&ApiResponse::json(202, serde_json::json!({}))));
+        }
+    }
+    if parts.method == hyper::Method::GET && (path == "/teams.json" || path == "/chat-notifications.json") {
+        let list = if path == "/teams.json" { &adapters.teams_posts } else { &adapters.chat_topic.published };
+        let items = list.lock().map(|p| p.clone()).unwrap_or_default();
+        return Ok(http_response(&ApiResponse::json(200, serde_json::Value::Array(items))));
     }
     if parts.method == hyper::Method::GET && path == "/sts-calls.json" {
         let calls = serde_json::to_value(assume_role_calls(&adapters.sts_requests)).unwrap_or_default();
@@ -893,6 +942,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     println!("  approver mail SNS topic                {}", p.approvals_topic_arn);
     println!("  requester mail SNS topic               {}", p.requester_topic_arn);
     println!("  outbox (each person's mail)            {}/outbox", stack.api_url);
+    println!("  Teams cards (each person's webhook)    {}/teams.json", stack.api_url);
+    println!("  Amazon Q chat-topic notices            {}/chat-notifications.json", stack.api_url);
     println!("  policies                               {}", args.policies.display());
     println!(
         "  grant mode                             {} (session role {})",

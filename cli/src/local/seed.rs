@@ -11,6 +11,11 @@ pub struct Seed {
     pub nodes: Vec<SeedNode>,
     #[serde(default)]
     pub principals: Vec<SeedPrincipal>,
+    /// Principals (IAM or Identity Center users) who get a Teams webhook: the local stack gives
+    /// each a stand-in (`POST /teams-webhook/<person key>`), as `TeamsWebhooksParameter` does
+    /// when deployed.
+    #[serde(default, rename = "teamsWebhooks")]
+    pub teams_webhooks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +50,20 @@ pub struct SeedPrincipal {
 }
 
 impl Seed {
+    /// The people `teamsWebhooks` names (`parse` checked each is a seeded user).
+    pub fn teams_people(&self) -> Vec<jit_shared::domain::approval::Person> {
+        use jit_shared::domain::approval::Person;
+        self.teams_webhooks
+            .iter()
+            .filter_map(|name| self.principals.iter().find(|p| &p.name == name))
+            .filter_map(|p| match p.kind {
+                PrincipalKind::IamUser => Some(Person::IamUser(p.name.clone())),
+                PrincipalKind::IdentityCenterUser => Some(Person::IdentityCenterUser(p.name.clone())),
+                PrincipalKind::IamRole => None,
+            })
+            .collect()
+    }
+
     /// Accounts other than `home` that the seed's nodes (named by ARN) live in, once each.
     pub fn member_accounts(&self, home: &str) -> Vec<String> {
         let mut accounts: Vec<String> = Vec::new();
@@ -78,6 +97,12 @@ pub fn parse(path: &str, text: &str) -> Result<Seed, String> {
             ));
         }
     }
+    for name in &seed.teams_webhooks {
+        let user = seed.principals.iter().any(|p| &p.name == name && p.kind != PrincipalKind::IamRole);
+        if !user {
+            return Err(format!("{path}: teamsWebhooks: '{name}' is not a seeded iamUser or identityCenterUser"));
+        }
+    }
     Ok(seed)
 }
 
@@ -88,5 +113,16 @@ mod tests {
         let seed = super::parse("local/seed.yaml", include_str!("../../../local/seed.yaml")).unwrap();
         assert!(seed.nodes.len() >= 4);
         assert!(seed.principals.iter().any(|p| p.name == "operator"));
+        assert!(!seed.teams_people().is_empty(), "the demo shows a Teams webhook");
+    }
+
+    #[test]
+    fn a_teams_webhook_is_only_for_a_seeded_user() {
+        let seed = |names: &str| {
+            super::parse("s.yaml", &format!("principals:\n  - {{name: a, kind: iamUser}}\n  - {{name: r, kind: iamRole}}\nteamsWebhooks: [{names}]\n"))
+        };
+        assert_eq!(seed("a").unwrap().teams_people(), [jit_shared::domain::approval::Person::IamUser("a".into())]);
+        assert!(seed("r").is_err(), "a role is no person");
+        assert!(seed("nobody").is_err());
     }
 }

@@ -132,6 +132,13 @@ moves (its policy or its next credentials); refused, nothing changes.")]
         after_help = "Examples:\n  jit revoke req-0123456789abcdef0123456789abcdef --comment \"Incident closed\""
     )]
     Revoke(DecideArgs),
+    /// Review a break-glass grant (an approver of its node, or an administrator): acknowledge or flag.
+    #[command(after_help = "Examples:
+  jit review req-0123456789abcdef0123456789abcdef --acknowledge --comment \"INC-7 was real\"
+  jit review req-… --flag --comment \"no incident on record\"
+
+A flag raises the BreakGlassFlagged alarm; an open review past its due time raises BreakGlassUnreviewed.")]
+    Review(ReviewArgs),
     /// Show a request's audit trail: every change, who made it, when.
     #[command(after_help = "Examples:\n  jit audit req-0123456789abcdef0123456789abcdef")]
     Audit(IdArgs),
@@ -218,6 +225,29 @@ fn parse_starts_at(raw: &str) -> Result<String, String> {
         .map_err(|_| "must be an RFC 3339 time with an offset, such as 2026-12-24T08:00:00Z".to_owned())
 }
 
+/// `jit review`: a break-glass grant's review.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("verdict").required(true).args(["acknowledge", "flag"])))]
+pub struct ReviewArgs {
+    /// The break-glass request (req-…).
+    #[arg(value_parser = valid::<RequestId>)]
+    pub id: String,
+    /// The emergency was real and the access proportionate.
+    #[arg(long)]
+    pub acknowledge: bool,
+    /// Something was wrong: raises an alarm for the security team.
+    #[arg(long)]
+    pub flag: bool,
+    /// Why (kept in the audit trail).
+    #[arg(long)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
 /// `jit extend`: more time on an Approved request.
 #[derive(Args, Debug)]
 pub struct ExtendArgs {
@@ -263,6 +293,10 @@ pub struct RequestArgs {
     /// ahead. Decided now, granted from then on.
     #[arg(long, value_parser = parse_starts_at, value_name = "TIME")]
     pub starts_at: Option<String>,
+    /// An emergency: granted at once if you are in the break-glass group (break-glass.yaml), for
+    /// at most its maximum; the node's approvers and security are told at once and review it.
+    #[arg(long, conflicts_with = "starts_at")]
+    pub break_glass: bool,
     /// Follow the request until it is Approved or over, showing its status, level, approvers and
     /// elapsed time; the exit status says the outcome.
     #[arg(long)]
@@ -412,6 +446,23 @@ async fn dispatch(command: OperatorCommand) -> Result<u8, Failure> {
     match command {
         OperatorCommand::Request(args) => request(args).await,
         OperatorCommand::Extend(args) => extend(args).await,
+        OperatorCommand::Review(args) => {
+            let (api, _) = open(&args.api).await?;
+            let verdict = if args.flag { "flag" } else { "acknowledge" };
+            let mut body = json!({ "verdict": verdict });
+            if let Some(comment) = &args.comment {
+                body["comment"] = json!(comment);
+            }
+            let request = api.post(&format!("/requests/{}/review", args.id), Some(&body)).await?;
+            match args.output {
+                Output::Json => print_json(&request),
+                Output::Table => {
+                    let done = if args.flag { "flagged" } else { "acknowledged" };
+                    println!("break-glass {} {done} (the request is {})", args.id, str_of(&request, "status"));
+                    Ok(exit::OK)
+                }
+            }
+        }
         OperatorCommand::Status(args) => {
             let (api, _) = open(&args.api).await?;
             let request = api.get(&format!("/requests/{}", args.id)).await?;
@@ -488,6 +539,9 @@ async fn request(args: RequestArgs) -> Result<u8, Failure> {
     }
     if let Some(at) = &args.starts_at {
         body["startsAt"] = json!(at);
+    }
+    if args.break_glass {
+        body["breakGlass"] = json!(true);
     }
     let submitted = submit(&api, "/requests", &body).await?;
     let id = str_of(&submitted, "requestId").to_owned();

@@ -208,8 +208,12 @@ pub fn request_view(r: &Value) -> String {
         ("created", when(str_of(r, "createdAt"))),
         ("decision", decided),
         ("grant mode", str_of(r, "grantMode").to_owned()),
+        ("starts", r["startsAt"].as_str().map(when).unwrap_or_default()),
+        ("extends", str_of(r, "extends").to_owned()),
         ("access", access),
+        ("extended", extended(&r["grant"]["extensions"])),
         ("credentials", issued),
+        ("break-glass", break_glass(r)),
     ]);
     if let Some(entries) = r["approval"]["entries"].as_array().filter(|e| !e.is_empty()) {
         let mut table = Table::new(&["  LEVEL", "VERDICT", "BY", "AS", "VIA", "AT", "COMMENT"]);
@@ -228,6 +232,33 @@ pub fn request_view(r: &Value) -> String {
         text.push_str(&table.render());
     }
     text
+}
+
+/// Applied extensions: `+30 min (req-…)`, oldest first.
+fn extended(extensions: &Value) -> String {
+    let list: Vec<String> = extensions
+        .as_array()
+        .map(|a| a.iter().map(|x| format!("+{} min ({})", x["minutes"], str_of(x, "requestId"))).collect())
+        .unwrap_or_default();
+    list.join(", ")
+}
+
+/// A break-glass request's review: open (due when), or who decided how.
+fn break_glass(r: &Value) -> String {
+    if r["breakGlass"] != Value::Bool(true) {
+        return String::new();
+    }
+    let review = &r["review"];
+    match review["verdict"].as_str() {
+        None if review.is_object() => format!("yes; review open, due {}", when(str_of(review, "due"))),
+        None => "yes".to_owned(),
+        Some(verdict) => format!(
+            "yes; review: {verdict} by {} {}{}",
+            who(str_of(review, "by")),
+            when(str_of(review, "at")),
+            review["comment"].as_str().map(|c| format!(": {c}")).unwrap_or_default()
+        ),
+    }
 }
 
 /// Requests, one a line.

@@ -53,6 +53,8 @@ const AWAITING_GRANT_PARTITION: &str = "AWAITING_GRANT";
 /// Requests that left `Approved` (revoked, expired or failed), by when: the sweep makes sure
 /// nothing of the recent ones remains (it reads only a recent range; TTL ends the rest).
 const ENDED_PARTITION: &str = "ENDED";
+/// Break-glass grants whose review is open, by due time (marker items, `sk` = `REVIEW`).
+const REVIEW_PARTITION: &str = "REVIEW";
 /// Requests waiting for their evaluation, by creation time (the sweep fails those stuck).
 const SUBMITTED_PARTITION: &str = "SUBMITTED";
 
@@ -163,6 +165,12 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(of) = &r.extends {
         item.insert("extends".into(), s(of.as_str()));
     }
+    if r.break_glass {
+        item.insert("breakGlass".into(), AttributeValue::Bool(true));
+    }
+    if let Some(review) = &r.review {
+        item.insert("review".into(), s(to_json(review)?));
+    }
     Ok(item)
 }
 
@@ -208,6 +216,8 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
             .get("extends")
             .map(|_| RequestId::try_from(get_s(item, "extends")?.to_owned()).map_err(|_| bad("extends")))
             .transpose()?,
+        break_glass: item.get("breakGlass").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        review: from_json(item, "review")?,
     })
 }
 
@@ -243,6 +253,9 @@ fn audit_to_item(a: &AuditRecord, change: &ChangeRecord, retention: chrono::Dura
     if let Some(extension) = &a.extension {
         item.insert("extension".into(), s(to_json(extension)?));
     }
+    if let Some(review) = &a.review {
+        item.insert("review".into(), s(to_json(review)?));
+    }
     if !change.events().is_empty() {
         item.insert(OUTBOX_ATTRIBUTE.into(), s(OUTBOX_EVENTS));
     }
@@ -274,6 +287,7 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
         credentials: from_json(item, "credentials")?,
         nudge: from_json(item, "nudge")?,
         extension: from_json(item, "extension")?,
+        review: from_json(item, "review")?,
     })
 }
 
@@ -495,6 +509,10 @@ impl DynamoStore {
             set.push_str(", approvalSeal = :seal");
             update = update.expression_attribute_values(":seal", s(seal));
         }
+        if let Some(review) = &t.review {
+            set.push_str(", review = :review");
+            update = update.expression_attribute_values(":review", s(to_json(review)?));
+        }
         if t.credentials.is_some() {
             set.push_str(", credentials = :credentials");
             update = update.expression_attribute_values(":credentials", s(to_json(&t.after().credentials)?));
@@ -530,6 +548,31 @@ impl DynamoStore {
         };
         let id = t.request_id();
         let mut writes = Vec::new();
+        // An open break-glass review is a marker item in the by-deadline index, due at its due
+        // time (the sweeper raises the unreviewed alarm); deciding the review deletes it.
+        match &t.review {
+            Some(review) if review.is_open() => {
+                let item = Item::from([
+                    ("pk".into(), s(request_pk(id))),
+                    ("sk".into(), s("REVIEW")),
+                    ("type".into(), s("review")),
+                    ("requestId".into(), s(id.as_str())),
+                    ("gsi3pk".into(), s(REVIEW_PARTITION)),
+                    ("gsi3sk".into(), s(created_sk(&review.due, id))),
+                ]);
+                writes.push(self.put(item, "attribute_not_exists(pk)")?);
+            }
+            Some(_) => {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(request_pk(id)))
+                    .key("sk", s("REVIEW"))
+                    .build()
+                    .map_err(build_err)?;
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+            }
+            None => {}
+        }
         // Who decided, for "the requests I decided": kept as long as the audit record.
         if let Some(entry) = &t.approval {
             let person = entry.counted_as();
@@ -811,6 +854,10 @@ impl RequestStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
         self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit).await
+    }
+
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.past_deadline(REVIEW_PARTITION, now, limit).await
     }
 
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {

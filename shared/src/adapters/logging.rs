@@ -66,7 +66,13 @@ mod tests {
                 }],
                 ..Default::default()
             };
-            crate::app::sweep::SweepOutcome { pending_expired: vec!["req-d".into()], nudged: vec![], grants }.log();
+            crate::app::sweep::SweepOutcome {
+                pending_expired: vec!["req-d".into()],
+                nudged: vec![],
+                unreviewed_break_glass: vec![],
+                grants,
+            }
+            .log();
         });
         let line = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let record: serde_json::Value = serde_json::from_str(line.trim()).unwrap();

@@ -211,6 +211,10 @@ impl RequestStore for MemoryStore {
         })
     }
 
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.ids_where(limit, |r| r.review.as_ref().filter(|v| v.is_overdue(now)).map(|v| v.due))
+    }
+
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.ids_where(limit, |r| {
             let ended = r.approved_at.is_some()
@@ -305,6 +309,9 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
     }
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.0.list_ended_since(since, limit).await
+    }
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.0.list_reviews_past_due(now, limit).await
     }
     async fn list_submitted_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.0.list_submitted_before(before, limit).await

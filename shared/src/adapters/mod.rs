@@ -2,6 +2,8 @@
 
 #[cfg(feature = "sdk")]
 pub mod accounts;
+#[cfg(feature = "sns")]
+pub mod amazon_q;
 #[cfg(feature = "sdk")]
 pub mod api_calls;
 #[cfg(feature = "apigw")]
@@ -38,6 +40,8 @@ pub mod slack;
 pub mod stream;
 #[cfg(feature = "sts")]
 pub mod sts;
+#[cfg(feature = "teams")]
+pub mod teams;
 pub mod wiring;
 
 use std::fmt::Debug;

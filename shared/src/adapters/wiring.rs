@@ -141,6 +141,52 @@ pub fn slack_notifier(sdk: &aws_config::SdkConfig, parameter: &str, api_url: &st
     }
 }
 
+/// Posts Teams cards with the webhooks read from SSM on the first post, then kept; a failed read
+/// (or a refused entry, named by person) is not kept, so the next post tries again.
+#[cfg(all(feature = "ssm", feature = "teams"))]
+pub struct LazyTeamsNotifier {
+    client: aws_sdk_ssm::Client,
+    parameter: String,
+    api: tokio::sync::OnceCell<crate::adapters::teams::TeamsWebhookApi>,
+}
+
+#[cfg(all(feature = "ssm", feature = "teams"))]
+#[async_trait::async_trait]
+impl crate::ports::TeamsNotifier for LazyTeamsNotifier {
+    async fn post(
+        &self,
+        to: &crate::domain::approval::Person,
+        card: &serde_json::Value,
+    ) -> Result<crate::ports::TeamsDelivery, crate::ports::PortError> {
+        use crate::ports::PortError;
+        let api = self
+            .api
+            .get_or_try_init(|| async {
+                let text = crate::adapters::secrets::read_secure_string(&self.client, &self.parameter).await?;
+                let webhooks = crate::domain::teams::TeamsWebhooks::parse(&text)
+                    .map_err(|e| PortError::Permanent(format!("parameter {}: {e}", self.parameter)))?;
+                crate::adapters::teams::TeamsWebhookApi::new(webhooks).map_err(PortError::Permanent)
+            })
+            .await?;
+        api.post(to, card).await
+    }
+}
+
+#[cfg(all(feature = "ssm", feature = "teams"))]
+pub fn teams_notifier(sdk: &aws_config::SdkConfig, parameter: &str) -> LazyTeamsNotifier {
+    LazyTeamsNotifier {
+        client: aws_sdk_ssm::Client::new(sdk),
+        parameter: parameter.to_owned(),
+        api: tokio::sync::OnceCell::new(),
+    }
+}
+
+/// The chat SNS topic of Amazon Q Developer in chat applications.
+#[cfg(feature = "sns")]
+pub fn chat_topic(sdk: &aws_config::SdkConfig, topic_arn: &str) -> crate::adapters::amazon_q::SnsChatTopic {
+    crate::adapters::amazon_q::SnsChatTopic::new(aws_sdk_sns::Client::new(sdk), topic_arn)
+}
+
 #[cfg(feature = "sns")]
 pub fn mailer(sdk: &aws_config::SdkConfig, mail: &MailConfig) -> crate::adapters::mail::SnsMailer {
     crate::adapters::mail::SnsMailer::new(

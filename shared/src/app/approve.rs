@@ -14,6 +14,7 @@ use crate::domain::administrators::Administrators;
 use crate::domain::approval::{Channel, Comment, Person, Verdict};
 use crate::domain::approval_rules::{self as approval, Decider, Refusal};
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
+use crate::domain::break_glass::ReviewVerdict;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::{CallerArn, PrincipalIdentity, ResolvedPrincipal};
 use crate::domain::request::AccessRequest;
@@ -251,6 +252,93 @@ pub async fn revoke(
             })
         }
     }
+}
+
+/// `POST /requests/{id}/review`: an approver of a break-glass request's node policy, or an
+/// administrator, acknowledges or flags it (`{"verdict": "acknowledge" | "flag", "comment"}`),
+/// once, whatever its status. Never the requester, under any of their identities. A flag raises
+/// the BreakGlassFlagged alarm.
+pub async fn review(
+    deps: &ApprovalDeps<'_>,
+    caller: &CallerArn,
+    id: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<AccessRequest, ServiceError> {
+    let (verdict, comment) = parse_review_body(body)?;
+    let id = parse_id(id)?;
+    let request = load(deps.store, &id).await?;
+    let Some(open) = request.review.clone().filter(|_| request.break_glass) else {
+        return Err(crate::app::common::not_found(id.as_str()));
+    };
+    let requester = crate::app::common::caller_counted_as(deps.directory, deps.people, &request.requester).await?;
+    let reviewer = crate::app::common::caller_counted_as(deps.directory, deps.people, caller).await?;
+    if requester == reviewer {
+        return Err(ServiceError::Forbidden("the requester cannot review their own break-glass access".into()));
+    }
+    if !is_administrator(deps.administrators, deps.directory, caller).await? {
+        let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+        if !plan_names_any(&request, &keys) {
+            return Err(crate::app::common::not_found(id.as_str()));
+        }
+    }
+    let Some(decided) = open.decide(verdict, caller.as_str(), comment.clone(), now) else {
+        return Err(ServiceError::Conflict {
+            code: "AlreadyReviewed",
+            message: format!("{id} was already reviewed ({:?} by {})", open.verdict, open.by.unwrap_or_default()),
+        });
+    };
+    let reason = format!(
+        "break-glass review: {}{}",
+        match verdict {
+            ReviewVerdict::Acknowledge => "acknowledged",
+            ReviewVerdict::Flag => "flagged",
+        },
+        comment.as_ref().map(|c| format!(": {}", c.as_str())).unwrap_or_default()
+    );
+    let updated = until_written!("review", |attempt| {
+        let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
+        if !current.review.as_ref().is_some_and(crate::domain::break_glass::Review::is_open) {
+            return Err(ServiceError::Conflict {
+                code: "AlreadyReviewed",
+                message: format!("{id} was already reviewed"),
+            });
+        }
+        let change = Transition {
+            review: Some(decided.clone()),
+            ..Transition::status_change(&current, current.status, caller.as_str(), reason.clone(), now)
+        };
+        write(deps.store, &change).await
+    })?;
+    if verdict == ReviewVerdict::Flag {
+        tracing::warn!(alarm = "BreakGlassFlagged", request_id = %id, reviewer = %caller, "break-glass access flagged in review");
+    }
+    Ok(updated)
+}
+
+/// `{"verdict": "acknowledge" | "flag", "comment": "…"}`.
+fn parse_review_body(body: &[u8]) -> Result<(ReviewVerdict, Option<Comment>), FieldError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
+    };
+    if let Some(unknown) = map.keys().find(|k| !["verdict", "comment"].contains(&k.as_str())) {
+        return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown field; allowed: verdict, comment"));
+    }
+    let verdict = match map.get("verdict") {
+        Some(serde_json::Value::String(v)) => v.parse()?,
+        None | Some(serde_json::Value::Null) => {
+            return Err(FieldError::new("verdict", "MissingField", "is required: \"acknowledge\" or \"flag\""))
+        }
+        Some(_) => return Err(FieldError::new("verdict", "InvalidType", "must be a string")),
+    };
+    let comment = match map.get("comment") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(c)) => Some(Comment::try_from(c.clone())?),
+        Some(_) => return Err(FieldError::new("comment", "InvalidType", "must be a string")),
+    };
+    Ok((verdict, comment))
 }
 
 /// Moves `request` (as read) to `Revoked`, re-reading on a concurrent change; `None` when it is

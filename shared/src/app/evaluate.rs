@@ -176,8 +176,11 @@ async fn decide_and_store(
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
     let node = deps.nodes.describe(&request.node_id).await;
+    // Break-glass always looks at the requester: membership is by group.
     let principal = match &node {
-        Ok(n) if !deps.policies.needs_principal(&n.tags) => Ok(ResolvedPrincipal::from_arn_only(&request.requester)),
+        Ok(n) if !request.break_glass && !deps.policies.needs_principal(&n.tags) => {
+            Ok(ResolvedPrincipal::from_arn_only(&request.requester))
+        }
         _ => deps.principals.resolve(&request.requester).await,
     };
     let decision = match (principal, node) {
@@ -190,6 +193,12 @@ async fn decide_and_store(
             format!("node {} does not exist or is not visible to jit-node-access", request.node_id),
             now,
         ),
+        (Ok(principal), Ok(node)) if request.break_glass => {
+            let member =
+                deps.policies.break_glass().is_some_and(|b| b.admits(&crate::app::common::approver_keys(&principal)));
+            let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
+            deps.policies.decide_break_glass(&principal, member, &node, requested, now)
+        }
         (Ok(principal), Ok(node)) => match extension_total(deps, &request, now).await? {
             Err(refusal) => refusal,
             Ok(Some(total)) => deps.policies.decide_extension(&principal, &node, total, now),
@@ -202,9 +211,12 @@ async fn decide_and_store(
     // The limit protects what a live request holds: an inline policy on a principal (attach
     // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
     // credentials-mode auto-approval holds neither, so it costs no extra read.
+    // An emergency is not held to the limit: it is rare, alarmed and reviewed.
     let limited = match decision.outcome {
         RequestStatus::Pending => true,
-        RequestStatus::Approved => request.grant_mode == crate::domain::grant::GrantMode::Attach,
+        RequestStatus::Approved => {
+            request.grant_mode == crate::domain::grant::GrantMode::Attach && !request.break_glass
+        }
         _ => false,
     };
     let decision = match limited {
@@ -290,6 +302,15 @@ async fn store_decision(
         duration,
         ..Transition::status_change(request, decision.outcome, EVALUATOR_ACTOR, decision.message.clone(), now)
     };
+    // A break-glass grant opens its review with it.
+    if decision.outcome == RequestStatus::Approved && request.break_glass {
+        let within = deps
+            .policies
+            .break_glass()
+            .map_or(crate::policy::break_glass::DEFAULT_REVIEW_MINUTES, |b| b.review_within_minutes);
+        transition.review =
+            Some(crate::domain::break_glass::Review::open(now + chrono::Duration::minutes(i64::from(within))));
+    }
     // The seal covers what is granted: the request as it is once this change is stored.
     if decision.outcome == RequestStatus::Approved {
         transition.approval_seal = Some(deps.seal.seal(&transition.after().approval_message()).await?);
@@ -297,6 +318,16 @@ async fn store_decision(
     match write(deps.store, &transition).await? {
         Attempt::Done(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");
+            if updated.break_glass && updated.status == RequestStatus::Approved {
+                // The template's metric filter turns this line into the BreakGlassUsed alarm.
+                tracing::warn!(
+                    alarm = "BreakGlassGranted",
+                    request_id = %id,
+                    requester = %updated.requester,
+                    node = %updated.node_id,
+                    "break-glass access granted"
+                );
+            }
             Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))
         }
         Attempt::Conflict => Ok(None),

@@ -1,11 +1,17 @@
 //! Mail on request events: a personal approval link to each approver of a level when it opens,
 //! and a note to the requester when others decided for them (see [`requester_is_told`]).
 //! Mail is plain text; user text is indented so it cannot pose as our lines.
+//!
+//! Chat, when set up, besides the mail: Slack and Teams messages to each approver personally (a
+//! Teams card carries the same personal link as the mail, so it goes only to that person's own
+//! webhook), and Amazon Q Developer notices to a shared channel, which name the request and how
+//! to decide but never carry a link.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::app::common::approver_keys;
 use crate::app::error::ServiceError;
+use crate::domain::amazon_q::ApproverNotice;
 use crate::domain::approval::{Person, Verdict};
 use crate::domain::approval_rules as approval;
 use crate::domain::approval_token::{self, SigningKey, TokenClaims};
@@ -14,7 +20,9 @@ use crate::domain::ids::RequestId;
 use crate::domain::request::{AccessRequest, Approver};
 use crate::domain::status::RequestStatus;
 use crate::policy::contacts::Contact;
-use crate::ports::{Audience, DirectoryError, Mail, Mailer, PrincipalDirectory, RequestStore};
+use crate::ports::{
+    Audience, ChatTopic, DirectoryError, Mail, Mailer, PrincipalDirectory, RequestStore, TeamsDelivery,
+};
 
 /// Where links point and what the mail says about the stack.
 #[derive(Debug, Clone)]
@@ -35,6 +43,15 @@ pub struct NotifyDeps<'a> {
     /// Slack, when set up: each approver with a `slackUserId` also gets a message with Approve and
     /// Reject buttons.
     pub chat: Option<&'a dyn crate::ports::ChatNotifier>,
+    /// Teams, when set up: each approver with a webhook of their own also gets a card whose button
+    /// opens their personal link.
+    pub teams: Option<&'a dyn crate::ports::TeamsNotifier>,
+    /// Amazon Q Developer in chat applications, when set up: a notice per opened level, reminder,
+    /// escalation and told status change on its SNS topic, for a shared channel.
+    pub chat_topic: Option<&'a dyn crate::ports::ChatTopic>,
+    /// Who is mailed, besides the node's approvers, when someone breaks glass
+    /// (`break-glass.yaml`'s `securityContacts`).
+    pub security_contacts: &'a [Person],
 }
 
 fn indent(text: &str) -> String {
@@ -54,17 +71,22 @@ pub async fn handle_event(
     let detail = &envelope.detail;
     let id = &detail.request_id;
     match (detail.kind, detail.status) {
-        (EventKind::StatusChanged, RequestStatus::Pending) => mail_approvers(deps, id, 1, Notice::Begun, now).await,
+        (EventKind::StatusChanged, RequestStatus::Approved) if detail.break_glass => {
+            tell_break_glass(deps, envelope).await
+        }
+        (EventKind::StatusChanged, RequestStatus::Pending) => {
+            mail_approvers(deps, id, 1, Notice::Begun, &envelope.id, now).await
+        }
         (EventKind::LevelCompleted, RequestStatus::Pending) => match detail.level_completed {
-            Some(level) => mail_approvers(deps, id, level.saturating_add(1), Notice::Begun, now).await,
+            Some(level) => mail_approvers(deps, id, level.saturating_add(1), Notice::Begun, &envelope.id, now).await,
             None => Ok(0),
         },
         (EventKind::ApprovalReminder, RequestStatus::Pending) => match detail.nudge {
-            Some(n) => mail_approvers(deps, id, n.level, Notice::Reminder, now).await,
+            Some(n) => mail_approvers(deps, id, n.level, Notice::Reminder, &envelope.id, now).await,
             None => Ok(0),
         },
         (EventKind::LevelEscalated, RequestStatus::Pending) => match detail.nudge {
-            Some(n) => mail_approvers(deps, id, n.level, Notice::Escalated, now).await,
+            Some(n) => mail_approvers(deps, id, n.level, Notice::Escalated, &envelope.id, now).await,
             None => Ok(0),
         },
         (EventKind::StatusChanged, _) => {
@@ -79,6 +101,10 @@ pub async fn handle_event(
                     "an event the table has no record of: no mail"
                 );
                 return Ok(0);
+            }
+            if let Some(topic) = deps.chat_topic {
+                let notice = crate::domain::amazon_q::status_notice(detail, &envelope.id);
+                publish_to_chat(topic, &notice, id).await;
             }
             // A session of a role merely named like Identity Center's is not the user it names.
             let requester = crate::app::common::person_of_caller(deps.directory, &detail.requester).await?;
@@ -138,8 +164,83 @@ pub fn rule_pattern() -> serde_json::Value {
                 "detail": {"status": pending},
             },
             {"detail-type": after_pending, "detail": {"previousStatus": pending}},
+            // Someone broke glass: everyone concerned is told at once.
+            {"detail-type": [detail_type(RequestStatus::Approved)], "detail": {"breakGlass": [true]}},
         ],
     })
+}
+
+/// Someone broke glass: every approver of the node's plan (each level's, and escalation
+/// approvers) and the security contacts are mailed at once, the requester excepted. Acts on the
+/// stored request, and only on an event the table vouches for.
+async fn tell_break_glass(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Result<usize, ServiceError> {
+    let d = &envelope.detail;
+    if !recorded(deps.store, d).await? {
+        tracing::warn!(request_id = %d.request_id, "a break-glass event the table has no record of: no mail");
+        return Ok(0);
+    }
+    let Some(request) = deps.store.get(&d.request_id).await? else { return Ok(0) };
+    if !request.break_glass {
+        return Ok(0);
+    }
+    let people = crate::policy::contacts::People::from_contacts(deps.contacts);
+    let requester = crate::app::common::caller_counted_as(deps.directory, &people, &request.requester).await?;
+    let audience: Vec<&Approver> = approval::plan_of(&request).map(|p| p.all_approvers().collect()).unwrap_or_default();
+    let mut sent = 0;
+    for contact in deps.contacts {
+        if contact.person.counted_as(false) == requester {
+            continue;
+        }
+        let security = deps.security_contacts.contains(&contact.person);
+        let approver = !audience.is_empty() && {
+            match deps.directory.resolve_person(&contact.person).await {
+                Ok(p) => {
+                    let keys = approver_keys(&p);
+                    audience.iter().any(|a| keys.contains(&a.index_key()))
+                }
+                Err(DirectoryError::NotFound(_)) => false,
+                Err(DirectoryError::Port(e)) => return Err(e.into()),
+            }
+        };
+        if !security && !approver {
+            continue;
+        }
+        deps.mailer.send(&break_glass_mail(&request, &contact.person, approver, &deps.links.account)).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// The break-glass notice: who, where, why, until when, and what the reader must do.
+pub fn break_glass_mail(request: &AccessRequest, to: &Person, reviewer: bool, account: &str) -> Mail {
+    let due = request.review.as_ref().map(|r| time(&r.due)).unwrap_or_default();
+    let what_to_do = if reviewer {
+        format!(
+            "You review it: before {due}, acknowledge or flag it\n  jit review {id} --acknowledge --comment \"…\"\n  jit review {id} --flag --comment \"…\"\nor end it now: jit revoke {id}",
+            id = request.request_id
+        )
+    } else {
+        format!("The node's approvers review it before {due}; a flag or a missed review raises an alarm.")
+    };
+    let body = format!(
+        "{requester} broke glass: access to node {node} was granted at once, without approval.\n\n\
+         Reason:       {reason}\n\
+         Node:         {node} (account {account})\n\
+         Duration:     {minutes} minutes\n\
+         Request:      {id}\n\n\
+         {what_to_do}\n",
+        requester = request.requester,
+        node = request.node_id,
+        reason = indent(request.reason.as_str()),
+        minutes = request.duration_minutes.get(),
+        id = request.request_id,
+    );
+    Mail {
+        audience: Audience::Approvers,
+        recipient: to.key(),
+        subject: format!("BREAK-GLASS: {} took access to {}", Person::from_caller(&request.requester), request.node_id),
+        body,
+    }
 }
 
 /// Why a level's approvers get mail: the level began, it waited its reminder time, or it
@@ -153,12 +254,14 @@ pub enum Notice {
 
 /// Mails every contact who may approve `level` now (for `Notice::Escalated`, its escalation
 /// approvers). A redelivered event for a level that has already moved on sends nothing, so the
-/// next level's approvers never get mail early.
+/// next level's approvers never get mail early. `event_id` (the bus event's) names the chat
+/// channel's notice, the same on a redelivery.
 async fn mail_approvers(
     deps: &NotifyDeps<'_>,
     id: &RequestId,
     level: u8,
     notice: Notice,
+    event_id: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
     let Some(request) = deps.store.get(id).await? else { return Ok(0) };
@@ -225,9 +328,41 @@ async fn mail_approvers(
                 }
             }
         }
+        if let Some(teams) = deps.teams {
+            // The card carries this person's link: the port posts it to their own webhook only.
+            // Like Slack, a failure is logged, not retried.
+            let card = crate::domain::teams::approval_card(&request, &contact.person, level, &link, now);
+            match teams.post(&contact.person, &card).await {
+                Ok(TeamsDelivery::Posted) => {
+                    tracing::info!(request_id = %id, level, contact = %contact.person, "posted to Teams")
+                }
+                Ok(TeamsDelivery::NoWebhook) => {}
+                Err(e) => {
+                    tracing::warn!(request_id = %id, level, contact = %contact.person, error = %e, "posting to Teams failed")
+                }
+            }
+        }
     }
     tracing::info!(request_id = %id, level, sent, "approval mail sent");
+    if let Some(topic) = deps.chat_topic {
+        let kind = match notice {
+            Notice::Begun => ApproverNotice::Opened,
+            Notice::Reminder => ApproverNotice::Reminder,
+            Notice::Escalated => ApproverNotice::Escalated,
+        };
+        let message = crate::domain::amazon_q::approver_notice(&request, level, kind, event_id);
+        publish_to_chat(topic, &message, id).await;
+    }
     Ok(sent)
+}
+
+/// Publishes a notice for the team channel. Mail stays the channel every approver has: a failure
+/// is logged, not retried (a retry of the event would mail everyone again).
+async fn publish_to_chat(topic: &dyn ChatTopic, notice: &serde_json::Value, id: &RequestId) {
+    match topic.publish(notice).await {
+        Ok(()) => tracing::info!(request_id = %id, "published to the chat topic"),
+        Err(e) => tracing::warn!(request_id = %id, error = %e, "publishing to the chat topic failed"),
+    }
 }
 
 /// A contact's approver keys when the level names no group they could be in: their own key is

@@ -40,6 +40,8 @@ pub struct NewRequest {
     pub duration_minutes: Option<DurationMinutes>,
     /// Scheduled access (`startsAt`): checked against the clock by `submit`.
     pub starts_at: Option<DateTime<Utc>>,
+    /// `breakGlass: true`: an emergency (`PolicySet::decide_break_glass`).
+    pub break_glass: bool,
 }
 
 /// How far ahead access may be scheduled.
@@ -152,12 +154,20 @@ impl Extension {
 impl NewRequest {
     /// Parses the JSON body, naming the field of the first problem found.
     pub fn parse(body: &[u8]) -> Result<Self, FieldError> {
-        let map = body_object(body, &["nodeId", "reason", "durationMinutes", "startsAt"])?;
+        let map = body_object(body, &["nodeId", "reason", "durationMinutes", "startsAt", "breakGlass"])?;
         let node_id = NodeId::try_from(required_string(&map, "nodeId")?)?;
         let reason = Reason::try_from(required_string(&map, "reason")?)?;
         let duration_minutes = parse_duration(map.get("durationMinutes"))?;
         let starts_at = parse_starts_at(map.get("startsAt"))?;
-        Ok(Self { node_id, reason, duration_minutes, starts_at })
+        let break_glass = match map.get("breakGlass") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(_) => return Err(FieldError::new("breakGlass", "InvalidType", "must be true or false")),
+        };
+        if break_glass && starts_at.is_some() {
+            return Err(FieldError::new("startsAt", "BreakGlassIsNow", "a break-glass request cannot be scheduled"));
+        }
+        Ok(Self { node_id, reason, duration_minutes, starts_at, break_glass })
     }
 
     /// Hash of the normalized body: two bodies that mean the same request hash the same.
@@ -166,6 +176,9 @@ impl NewRequest {
             serde_json::json!([self.node_id.as_str(), self.reason.as_str(), self.duration_minutes.map(|d| d.get())]);
         if let (Some(at), Some(list)) = (&self.starts_at, canonical.as_array_mut()) {
             list.push(serde_json::json!(at.timestamp_micros()));
+        }
+        if let (true, Some(list)) = (self.break_glass, canonical.as_array_mut()) {
+            list.push(serde_json::json!("breakGlass"));
         }
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
@@ -211,6 +224,8 @@ pub async fn submit(
         approval_seal: None,
         starts_at: new.starts_at,
         extends: None,
+        break_glass: new.break_glass,
+        review: None,
     };
     create(deps, caller, request, key, new.fingerprint()).await
 }
@@ -271,6 +286,8 @@ pub async fn extend(
         approval_seal: None,
         starts_at: None,
         extends: Some(original.request_id.clone()),
+        break_glass: false,
+        review: None,
     };
     let fingerprint = hex::encode(Sha256::digest(
         serde_json::json!(["extend", original.request_id.as_str(), ask.reason.as_str(), ask.duration_minutes.get()])
@@ -301,6 +318,7 @@ async fn create(
         credentials: None,
         nudge: None,
         extension: None,
+        review: None,
     };
     let idem =
         key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: fingerprint });

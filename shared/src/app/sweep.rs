@@ -430,9 +430,16 @@ pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<Sweep
     let mut grants = reconcile(deps, now).await?;
     let nudged = nudge_waiting(deps.store, now, &mut failures).await?;
     grants.item_failures.splice(0..0, failures);
+    // Not fixed by the sweep: people must review. Every sweep reports them again, so the alarm
+    // stays raised until each is reviewed.
+    let unreviewed = deps.store.list_reviews_past_due(now, 100).await?;
+    for id in &unreviewed {
+        tracing::warn!(request_id = %id, "a break-glass grant is past its review's due time, unreviewed");
+    }
     let outcome = SweepOutcome {
         pending_expired: pending_expired.iter().map(ToString::to_string).collect(),
         nudged: nudged.iter().map(ToString::to_string).collect(),
+        unreviewed_break_glass: unreviewed.iter().map(ToString::to_string).collect(),
         grants,
     };
     outcome.log();
@@ -445,6 +452,8 @@ pub struct SweepOutcome {
     pub pending_expired: Vec<String>,
     /// Pending requests whose level got its reminder or escalation notice.
     pub nudged: Vec<String>,
+    /// Break-glass grants whose review is overdue.
+    pub unreviewed_break_glass: Vec<String>,
     pub grants: SweepReport,
 }
 
@@ -455,6 +464,8 @@ impl SweepOutcome {
         tracing::info!(
             pending_expired = self.pending_expired.len(),
             nudged = self.nudged.len(),
+            // The template's BreakGlassUnreviewed metric filter reads this field.
+            unreviewed_break_glass = self.unreviewed_break_glass.len(),
             grants_expired = report.expired.len(),
             orphans_removed = report.orphans_removed.len(),
             restarted = report.restarted.len(),

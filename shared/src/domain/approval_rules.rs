@@ -247,6 +247,8 @@ mod tests {
             approval_seal: None,
             starts_at: None,
             extends: None,
+            break_glass: false,
+            review: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub const CREDENTIALS_ISSUED: &str = "Access Request Credentials Issued";
 pub const APPROVAL_REMINDER: &str = "Access Request Approval Reminder";
 pub const LEVEL_ESCALATED: &str = "Access Request Level Escalated";
 pub const ACCESS_EXTENDED: &str = "Access Request Extended";
+pub const BREAK_GLASS_REVIEWED: &str = "Access Request Break-Glass Reviewed";
 
 /// What an event reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +49,8 @@ pub enum EventKind {
     LevelEscalated,
     /// An approved extension moved the deadline of this (`Approved`) request.
     Extended,
+    /// A break-glass grant's review was decided (`review` says how).
+    BreakGlassReviewed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +104,12 @@ pub struct StatusEvent {
     /// An extension: the request it extends (`AccessRequest::extends`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extends: Option<RequestId>,
+    /// A break-glass request (`AccessRequest::break_glass`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// Its review (`AccessRequest::review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::domain::break_glass::Review>,
 }
 
 impl StatusEvent {
@@ -130,6 +139,8 @@ impl StatusEvent {
             extension: None,
             starts_at: request.starts_at,
             extends: request.extends.clone(),
+            break_glass: request.break_glass,
+            review: request.review.clone(),
         }
     }
 
@@ -183,6 +194,8 @@ impl StatusEvent {
             approval_seal: None,
             starts_at: self.starts_at,
             extends: self.extends.clone(),
+            break_glass: self.break_glass,
+            review: self.review.clone(),
         })
     }
 
@@ -195,6 +208,7 @@ impl StatusEvent {
             EventKind::ApprovalReminder => APPROVAL_REMINDER.to_owned(),
             EventKind::LevelEscalated => LEVEL_ESCALATED.to_owned(),
             EventKind::Extended => ACCESS_EXTENDED.to_owned(),
+            EventKind::BreakGlassReviewed => BREAK_GLASS_REVIEWED.to_owned(),
         }
     }
 }
@@ -219,6 +233,8 @@ pub struct ChangeRecord {
     pub nudge: Option<crate::domain::approval::Nudge>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<crate::domain::grant::AppliedExtension>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::domain::break_glass::Review>,
 }
 
 impl ChangeRecord {
@@ -232,6 +248,7 @@ impl ChangeRecord {
             credentials: audit.credentials.clone(),
             nudge: audit.nudge,
             extension: audit.extension.clone(),
+            review: audit.review.clone(),
         }
     }
 
@@ -254,6 +271,12 @@ impl ChangeRecord {
             events.push(StatusEvent {
                 kind,
                 nudge: Some(nudge),
+                ..StatusEvent::for_request(&self.request, self.previous, &self.actor)
+            });
+        }
+        if self.review.as_ref().is_some_and(|r| !r.is_open()) {
+            events.push(StatusEvent {
+                kind: EventKind::BreakGlassReviewed,
                 ..StatusEvent::for_request(&self.request, self.previous, &self.actor)
             });
         }

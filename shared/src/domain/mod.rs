@@ -1,9 +1,11 @@
 //! Domain types: no AWS SDK type appears below this module.
 
 pub mod administrators;
+pub mod amazon_q;
 pub mod approval;
 pub mod approval_rules;
 pub mod approval_token;
+pub mod break_glass;
 pub mod credentials;
 pub mod errors;
 pub mod events;
@@ -13,4 +15,5 @@ pub mod principal;
 pub mod request;
 pub mod slack;
 pub mod status;
+pub mod teams;
 pub mod transition;

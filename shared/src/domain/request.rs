@@ -63,6 +63,13 @@ pub struct AccessRequest {
     /// nothing of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extends: Option<RequestId>,
+    /// A break-glass request: granted at once to a member of the break-glass group, told to
+    /// everyone concerned, and reviewed afterwards (`review`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// The review a break-glass grant opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::domain::break_glass::Review>,
 }
 
 impl AccessRequest {
@@ -85,6 +92,9 @@ impl AccessRequest {
             }
             if let Some(of) = &self.extends {
                 list.push(serde_json::json!({ "extends": of.as_str() }));
+            }
+            if self.break_glass {
+                list.push(serde_json::json!({ "breakGlass": true }));
             }
         }
         message.to_string().into_bytes()
@@ -128,6 +138,8 @@ pub enum DecisionRule {
     DurationExceedsMaximum,
     /// The requester or the node could not be resolved.
     UnresolvableRequest,
+    /// A break-glass request: granted at once to a member, or refused (`failure_code`).
+    BreakGlass,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,4 +255,7 @@ pub struct AuditRecord {
     /// The approved extension this change applied (the deadline it moved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<crate::domain::grant::AppliedExtension>,
+    /// The break-glass review this change opened or decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<crate::domain::break_glass::Review>,
 }

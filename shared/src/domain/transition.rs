@@ -41,6 +41,8 @@ pub struct Transition {
     pub nudge: Option<crate::domain::approval::Nudge>,
     /// An approved extension applied to the grant (in place, with `grant` carrying it).
     pub extension: Option<crate::domain::grant::AppliedExtension>,
+    /// A break-glass review opened (with the grant) or decided (in place, in any status).
+    pub review: Option<crate::domain::break_glass::Review>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -70,6 +72,7 @@ impl Transition {
             duration: None,
             nudge: None,
             extension: None,
+            review: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -105,6 +108,14 @@ impl Transition {
         let approval_in_place = from == RequestStatus::Pending && (self.approval.is_some() || self.nudge.is_some());
         let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {
+            return Ok(());
+        }
+        // Deciding a break-glass review changes nothing else, whatever the status (access may
+        // well have ended by then); only an open review can be decided.
+        let review_decided = self.basis.break_glass
+            && self.basis.review.as_ref().is_some_and(crate::domain::break_glass::Review::is_open)
+            && self.review.as_ref().is_some_and(|r| !r.is_open());
+        if self.is_in_place() && review_decided {
             return Ok(());
         }
         if from == RequestStatus::Approved && self.to == RequestStatus::Cancelled {
@@ -143,6 +154,7 @@ impl Transition {
             },
             approval_seal: self.approval_seal.clone().or_else(|| b.approval_seal.clone()),
             duration_minutes: self.duration.unwrap_or(b.duration_minutes),
+            review: self.review.clone().or_else(|| b.review.clone()),
             ..b.clone()
         }
     }
@@ -162,6 +174,7 @@ impl Transition {
             credentials: self.credentials.clone(),
             nudge: self.nudge,
             extension: self.extension.clone(),
+            review: self.review.clone(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
 //! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
 //! | `POST /requests/{id}/revoke`       | `AWS_IAM`  | an approver or administrator ends access    |
+//! | `POST /requests/{id}/review`       | `AWS_IAM`  | acknowledge or flag a break-glass grant     |
 //! | `POST /people/{person}/revoke`     | `AWS_IAM`  | an administrator ends every grant of a person |
 //! | `GET /decide/{token}`              | the token  | confirmation page; never changes anything   |
 //! | `POST /decide/{token}`             | the token  | the decision from that page's form          |
@@ -30,7 +31,9 @@ pub fn serves(path: &str) -> bool {
         || super::jitna::serves_approve(path)
         || matches!(
             segments.as_slice(),
-            ["approvals"] | ["requests", _, "approve" | "reject" | "cancel" | "revoke"] | ["people", _, .., "revoke"]
+            ["approvals"]
+                | ["requests", _, "approve" | "reject" | "cancel" | "revoke" | "review"]
+                | ["people", _, .., "revoke"]
         )
 }
 
@@ -107,6 +110,7 @@ async fn api(
                 "approve" => approvals::decide_as_caller(deps, &caller, id, Verdict::Approve, &req.body, now).await?,
                 "reject" => approvals::decide_as_caller(deps, &caller, id, Verdict::Reject, &req.body, now).await?,
                 "revoke" => approvals::revoke(deps, &caller, id, &req.body, now).await?,
+                "review" => approvals::review(deps, &caller, id, &req.body, now).await?,
                 _ => approvals::cancel(deps, &caller, id, &req.body, now).await?,
             };
             Ok(ApiResponse::json(200, to_json(&updated)?))

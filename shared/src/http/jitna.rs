@@ -6,6 +6,7 @@
 //! | operation              | route                                                   | function          |
 //! |------------------------|---------------------------------------------------------|-------------------|
 //! | `StartAccessRequest`   | `POST /jitna/access-requests`                           | submit-request    |
+//! | `ExtendAccessRequest`  | `POST /jitna/access-requests/{id}/extend`               | submit-request    |
 //! | `ListAccessRequests`   | `GET /jitna/access-requests`                            | submit-request    |
 //! | `GetAccessRequest`     | `GET /jitna/access-requests/{AccessRequestId}`          | submit-request    |
 //! | `GetAccessToken`       | `POST /jitna/access-requests/{id}/access-token`         | issue-credentials |
@@ -14,6 +15,9 @@
 //! | `CancelAccessRequest`  | `POST /jitna/access-requests/{id}/cancel`               | approve-request   |
 //! | `RevokeAccessRequest`  | `POST /jitna/access-requests/{id}/revoke`               | approve-request   |
 //! | `ListApprovals`        | `GET /jitna/approvals`                                  | approve-request   |
+//!
+//! `ExtendAccessRequest` and `StartAccessRequest`'s `StartsAt` are not JITNA's: they reach the
+//! native extend and schedule (`submit::extend`, `submit::submit`'s `startsAt`) in the same style.
 //!
 //! Members carry JITNA's names (`AccessRequestId`, `Targets`, `Credentials` with
 //! `ExpirationTime` in epoch seconds, `AccessRequestStatus`). Errors are what botocore reads from a
@@ -50,6 +54,7 @@ enum Action {
 enum Resource<'a> {
     Requests,
     Request(&'a str),
+    Extend(&'a str),
     Token(&'a str),
     Decision(&'a str, Action),
     Approvals,
@@ -60,6 +65,7 @@ fn resource(path: &str) -> Option<Resource<'_>> {
     Some(match segments.as_slice() {
         ["jitna", "access-requests"] => Resource::Requests,
         ["jitna", "access-requests", id] => Resource::Request(id),
+        ["jitna", "access-requests", id, "extend"] => Resource::Extend(id),
         ["jitna", "access-requests", id, "access-token"] => Resource::Token(id),
         ["jitna", "access-requests", id, "approve"] => Resource::Decision(id, Action::Approve),
         ["jitna", "access-requests", id, "reject"] => Resource::Decision(id, Action::Reject),
@@ -86,7 +92,8 @@ pub fn serves_credentials(path: &str) -> bool {
     matches!(resource(path), Some(Resource::Token(_)))
 }
 
-/// `StartAccessRequest`, `ListAccessRequests`, `GetAccessRequest` (the submit-request function).
+/// `StartAccessRequest`, `ExtendAccessRequest`, `ListAccessRequests`, `GetAccessRequest` (the
+/// submit-request function).
 pub async fn handle_submit(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
     respond(req, submit_routes(deps, req, now).await)
 }
@@ -127,7 +134,7 @@ fn no_route(req: &ApiRequest) -> ServiceError {
 }
 
 async fn submit_routes(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> Result<Outcome, ServiceError> {
-    let Some(found @ (Resource::Requests | Resource::Request(_))) = resource(&req.path) else {
+    let Some(found @ (Resource::Requests | Resource::Request(_) | Resource::Extend(_))) = resource(&req.path) else {
         return Err(no_route(req));
     };
     let caller = authenticated_caller(req)?;
@@ -139,6 +146,17 @@ async fn submit_routes(deps: &SubmitDeps<'_>, req: &ApiRequest, now: DateTime<Ut
             let mut resp = ApiResponse::json(202, json!({ "AccessRequestId": id }));
             resp.headers.push(("location".into(), format!("/jitna/access-requests/{id}")));
             if submitted.replayed {
+                resp.headers.push(("idempotent-replayed".into(), "true".into()));
+            }
+            resp
+        }
+        ("POST", Resource::Extend(id)) => {
+            let body = extend_body(&req.body)?;
+            let extension = submit::extend(deps, &caller, id, &body, req.header("idempotency-key"), now).await?;
+            let new_id = extension.request.request_id.as_str();
+            let mut resp = ApiResponse::json(202, json!({ "AccessRequestId": new_id }));
+            resp.headers.push(("location".into(), format!("/jitna/access-requests/{new_id}")));
+            if extension.replayed {
                 resp.headers.push(("idempotent-replayed".into(), "true".into()));
             }
             resp
@@ -254,15 +272,16 @@ fn invalid_targets(message: impl Into<String>) -> FieldError {
     FieldError::new("Targets", "InvalidTargets", message)
 }
 
-/// `StartAccessRequest`'s body (`Reason`, `Targets`) as the native `POST /requests` body: the
-/// node of the one `InstanceIds` target and the reason, and no duration (the deciding policy's
-/// window applies, as in JITNA). The node id and reason are checked by `submit` itself.
+/// `StartAccessRequest`'s body (`Reason`, `Targets`, optional `StartsAt`) as the native
+/// `POST /requests` body: the node of the one `InstanceIds` target, the reason, the start as
+/// RFC 3339, and no duration (the deciding policy's window applies, as in JITNA). The node id,
+/// reason and start are checked by `submit` itself.
 pub fn start_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
     let map = object(body)?;
-    if let Some(unknown) = map.keys().find(|k| !["Reason", "Targets"].contains(&k.as_str())) {
+    if let Some(unknown) = map.keys().find(|k| !["Reason", "Targets", "StartsAt"].contains(&k.as_str())) {
         return Err(match unknown.as_str() {
             "Tags" => FieldError::new("Tags", "UnsupportedParameter", "tags on access requests are not supported"),
-            _ => FieldError::new(unknown.clone(), "UnknownField", "unknown member; allowed: Reason, Targets"),
+            _ => FieldError::new(unknown.clone(), "UnknownField", "unknown member; allowed: Reason, Targets, StartsAt"),
         });
     }
     let reason = match map.get("Reason") {
@@ -297,7 +316,49 @@ pub fn start_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
         },
         _ => return Err(invalid_targets(format!("the target has no Values list; {one}"))),
     };
-    Ok(json!({ "nodeId": node, "reason": reason }).to_string().into_bytes())
+    let mut native = json!({ "nodeId": node, "reason": reason });
+    if let Some(at) = starts_at(map.get("StartsAt"))? {
+        native["startsAt"] = json!(at);
+    }
+    Ok(native.to_string().into_bytes())
+}
+
+/// `StartsAt` as the native RFC 3339 `startsAt`: the model sends ISO 8601; a number is read as
+/// epoch seconds, the wire form of the model's other timestamps. `submit` checks the rest.
+fn starts_at(value: Option<&Value>) -> Result<Option<String>, FieldError> {
+    let bad =
+        || FieldError::new("StartsAt", "InvalidStartsAt", "must be a time (ISO 8601 with an offset, or epoch seconds)");
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::Number(n)) => {
+            let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
+            #[expect(clippy::cast_possible_truncation, reason = "whole seconds; out-of-range values are refused below")]
+            let at = DateTime::<Utc>::from_timestamp(seconds.floor() as i64, 0).ok_or_else(bad)?;
+            Ok(Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+/// `ExtendAccessRequest`'s body (`DurationMinutes`, `Reason`) as the native
+/// `POST /requests/{id}/extend` body; `submit::extend` checks the values.
+pub fn extend_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
+    let map = object(body)?;
+    if let Some(unknown) = map.keys().find(|k| !["DurationMinutes", "Reason"].contains(&k.as_str())) {
+        return Err(FieldError::new(
+            unknown.clone(),
+            "UnknownField",
+            "unknown member; allowed: DurationMinutes, Reason",
+        ));
+    }
+    let mut native = Map::new();
+    for (member, field) in [("DurationMinutes", "durationMinutes"), ("Reason", "reason")] {
+        if let Some(value) = map.get(member) {
+            native.insert(field.to_owned(), value.clone());
+        }
+    }
+    Ok(Value::Object(native).to_string().into_bytes())
 }
 
 /// The optional `{"Comment"}` of approve, reject, cancel and revoke as the native body.
@@ -401,9 +462,18 @@ pub fn access_request(r: &AccessRequest) -> Value {
     if !r.duration_from_policy || r.decision.is_some() {
         out.insert("AccessDurationMinutes".into(), json!(r.duration_minutes.get()));
     }
+    if let Some(at) = &r.starts_at {
+        out.insert("StartsAt".into(), epoch(at));
+    }
+    if let Some(of) = &r.extends {
+        out.insert("Extends".into(), json!(of.as_str()));
+    }
     if let Some(at) = &r.approved_at {
         out.insert("ApprovedTime".into(), epoch(at));
         out.insert("AccessDeadline".into(), epoch(&r.access_deadline()));
+    }
+    if let Some(g) = &r.grant {
+        out.insert("GrantedTime".into(), epoch(&g.attached_at));
     }
     if let (RequestStatus::Pending, Some(p)) = (r.status, &r.progress) {
         out.insert("ApprovalLevel".into(), json!(p.current_level));
@@ -452,6 +522,8 @@ fn model_field(field: &str) -> &str {
     match field {
         "nodeId" => "Targets",
         "reason" => "Reason",
+        "durationMinutes" => "DurationMinutes",
+        "startsAt" => "StartsAt",
         "comment" => "Comment",
         "requestId" => "AccessRequestId",
         "Idempotency-Key" => "ClientToken",
@@ -538,7 +610,7 @@ mod tests {
         let model = model();
         let id = "req-5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70";
         let ops = model["operations"].as_object().unwrap();
-        assert_eq!(ops.len(), 9);
+        assert_eq!(ops.len(), 10);
         for (name, op) in ops {
             let path = op["http"]["requestUri"].as_str().unwrap().replace("{AccessRequestId}", id);
             let method = op["http"]["method"].as_str().unwrap();
@@ -546,7 +618,7 @@ mod tests {
             let expected = match found {
                 Resource::Requests if name == "StartAccessRequest" => "POST",
                 Resource::Requests | Resource::Request(_) | Resource::Approvals => "GET",
-                Resource::Token(_) | Resource::Decision(..) => "POST",
+                Resource::Token(_) | Resource::Decision(..) | Resource::Extend(_) => "POST",
             };
             assert_eq!(method, expected, "{name}");
         }
@@ -584,7 +656,10 @@ mod tests {
             assert!(serves_approve(&path) && !serves_credentials(&path), "{path}");
         }
         assert!(serves_approve("/jitna/approvals"));
-        for submit in ["/jitna/access-requests", "/jitna/access-requests/", &format!("/jitna/access-requests/{id}")] {
+        let extend = format!("/jitna/access-requests/{id}/extend");
+        for submit in
+            ["/jitna/access-requests", "/jitna/access-requests/", &format!("/jitna/access-requests/{id}"), &extend]
+        {
             assert!(is_jitna_path(submit) && !serves_approve(submit) && !serves_credentials(submit), "{submit}");
             assert!(resource(submit).is_some());
         }
@@ -620,10 +695,41 @@ mod tests {
             (t(r#"[{"Key":"InstanceIds","Values":["i-1"],"Extra":1}]"#), "Targets"),
             (r#"{"Reason":"x","Targets":[],"Tags":[{"Key":"a","Value":"b"}]}"#.to_owned(), "Tags"),
             (r#"{"Reason":"x","Targets":[],"DurationMinutes":5}"#.to_owned(), "DurationMinutes"),
+            (
+                r#"{"Reason":"x","Targets":[{"Key":"InstanceIds","Values":["i-1"]}],"StartsAt":true}"#.to_owned(),
+                "StartsAt",
+            ),
         ];
         for (body, field) in cases {
             assert_eq!(field_of(&body), field, "{body}");
         }
+    }
+
+    #[test]
+    fn a_start_time_becomes_the_native_starts_at() {
+        let target = r#""Targets":[{"Key":"InstanceIds","Values":["i-0123abcd"]}]"#;
+        let native = |starts: &str| -> Value {
+            serde_json::from_slice(
+                &start_body(format!(r#"{{"Reason":"r",{target},"StartsAt":{starts}}}"#).as_bytes()).unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(native(r#""2026-12-24T08:00:00Z""#)["startsAt"], "2026-12-24T08:00:00Z");
+        assert_eq!(native("1798099200")["startsAt"], "2026-12-24T08:00:00Z");
+        assert_eq!(native("null").get("startsAt"), None);
+    }
+
+    #[test]
+    fn an_extend_body_becomes_the_native_body_and_names_its_members() {
+        let native: Value =
+            serde_json::from_slice(&extend_body(br#"{"DurationMinutes":20,"Reason":"longer"}"#).unwrap()).unwrap();
+        assert_eq!(native, json!({ "durationMinutes": 20, "reason": "longer" }));
+        assert_eq!(extend_body(br#"{"Minutes":20}"#).unwrap_err().field, "Minutes");
+        let missing = submit::Extension::parse(&extend_body(br#"{"Reason":"r"}"#).unwrap()).unwrap_err();
+        let resp = error_response(&missing.into());
+        assert_eq!((resp.status, resp.body["Field"].as_str()), (400, Some("DurationMinutes")));
+        let refused = error_response(&ServiceError::Conflict { code: "NotExtendable", message: "x".into() });
+        assert_eq!((refused.status, refused.body["__type"].as_str()), (409, Some("ConflictException")));
     }
 
     #[test]
@@ -704,6 +810,13 @@ mod tests {
 
     #[test]
     fn a_request_reads_in_jitna_member_names_with_epoch_times() {
+        let at = DateTime::parse_from_rfc3339("2026-12-24T08:00:00Z").unwrap().with_timezone(&Utc);
+        let scheduled_extension =
+            AccessRequest { starts_at: Some(at), extends: Some(RequestId::generate()), ..approved() };
+        let v = access_request(&scheduled_extension);
+        assert_declared(&model(), "AccessRequest", &v);
+        assert_eq!(v["StartsAt"], json!(at.timestamp()));
+        assert_eq!(v["Extends"].as_str(), scheduled_extension.extends.as_ref().map(RequestId::as_str));
         let r = approved();
         let v = access_request(&r);
         assert_eq!(v["AccessRequestId"], r.request_id.as_str());

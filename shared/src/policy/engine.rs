@@ -46,6 +46,7 @@ fn cedar_request(
     principal: &ResolvedPrincipal,
     node: &NodeInfo,
     now: DateTime<Utc>,
+    break_glass: bool,
 ) -> Result<(Request, Entities), String> {
     let mut entities = Vec::new();
     let (principal_uid, attrs) = match &principal.identity {
@@ -110,6 +111,7 @@ fn cedar_request(
             )])
             .map_err(|e| e.to_string())?,
         ),
+        ("breakGlass".to_owned(), RestrictedExpression::new_bool(break_glass)),
         (
             "requestTime".to_owned(),
             RestrictedExpression::new_datetime(now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
@@ -144,7 +146,18 @@ struct AutoStage {
 
 impl PolicySet {
     fn auto_stage(&self, principal: &ResolvedPrincipal, node: &NodeInfo, now: DateTime<Utc>) -> AutoStage {
-        let (request, entities) = match cedar_request(self, principal, node, now) {
+        self.stage(principal, node, now, false)
+    }
+
+    /// The Cedar stage with `context.breakGlass` as given.
+    fn stage(
+        &self,
+        principal: &ResolvedPrincipal,
+        node: &NodeInfo,
+        now: DateTime<Utc>,
+        break_glass: bool,
+    ) -> AutoStage {
+        let (request, entities) = match cedar_request(self, principal, node, now, break_glass) {
             Ok(x) => x,
             Err(e) => {
                 return AutoStage {
@@ -176,6 +189,121 @@ impl PolicySet {
             CedarDecision::Allow if !forbid_errored => AutoStage { permits: reasons, forbids: vec![], errors },
             CedarDecision::Allow => AutoStage { permits: vec![], forbids: vec![], errors },
             CedarDecision::Deny => AutoStage { permits: vec![], forbids: reasons, errors },
+        }
+    }
+
+    /// The tag-specific manual policies that target the node, and the all-nodes one that applies
+    /// to its account (one limited to the account beats one for every account).
+    fn manual_candidates(&self, node: &NodeInfo) -> (Vec<&ManualPolicy>, Option<&ManualPolicy>) {
+        let tag_specific = self
+            .manual
+            .iter()
+            .filter(|p| {
+                matches!(p.targets, Targets::Tags(_))
+                    && p.covers_account(&node.location.account)
+                    && p.matches_tags(&node.tags)
+            })
+            .collect();
+        let all_nodes = self
+            .manual
+            .iter()
+            .filter(|p| p.targets == Targets::AllNodes && p.covers_account(&node.location.account))
+            .min_by_key(|p| p.accounts.is_empty());
+        (tag_specific, all_nodes)
+    }
+
+    /// A break-glass request: granted at once to a member of `break-glass.yaml`, for at most its
+    /// maximum, unless a Cedar `forbid` matches because `context.breakGlass` is true (one that
+    /// matches either way is a deny-access policy, which only removes auto-approval). The
+    /// decision carries the plan of the manual policy that targets the node (none when no manual
+    /// policy does: administrators review then): whom to tell now, and who reviews it.
+    pub fn decide_break_glass(
+        &self,
+        principal: &ResolvedPrincipal,
+        member: bool,
+        node: &NodeInfo,
+        requested: Option<DurationMinutes>,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let refuse = |code: &str, message: String, ids: Vec<String>| Decision {
+            outcome: RequestStatus::Failed,
+            rule: DecisionRule::BreakGlass,
+            deciding_policy_ids: ids,
+            deny_policy_ids: vec![],
+            failure_code: Some(code.to_owned()),
+            message,
+            max_duration_minutes: None,
+            approval_plan: None,
+            node_tags: node.tags.clone(),
+            node_location: Some(node.location.clone()),
+            decided_at: now,
+        };
+        let Some(settings) = self.break_glass.as_ref() else {
+            return refuse(
+                "BreakGlassNotConfigured",
+                "break-glass is not configured (no break-glass.yaml)".into(),
+                vec![],
+            );
+        };
+        if !member {
+            return refuse(
+                "NotInBreakGlassGroup",
+                "you are not a member of the break-glass group (break-glass.yaml): ask for access the usual way".into(),
+                vec![],
+            );
+        }
+        let normal = self.stage(principal, node, now, false);
+        let glass = self.stage(principal, node, now, true);
+        let forbidding: Vec<String> = glass.forbids.iter().filter(|id| !normal.forbids.contains(id)).cloned().collect();
+        if !forbidding.is_empty() {
+            return refuse(
+                "BreakGlassForbidden",
+                format!("break-glass is forbidden for this node by {}", forbidding.join(", ")),
+                forbidding,
+            );
+        }
+        if glass.errors.len() > normal.errors.len() {
+            // A statement failed only when breaking glass: it might have forbidden it.
+            return refuse(
+                "BreakGlassForbidden",
+                format!(
+                    "a policy could not be evaluated for break-glass (refused for safety): {}",
+                    glass.errors.join("; ")
+                ),
+                vec![],
+            );
+        }
+        let max = settings.max_duration_minutes;
+        let asked = requested.map_or(max, DurationMinutes::get);
+        if asked > max {
+            return Decision {
+                max_duration_minutes: Some(max),
+                ..refuse(
+                    "DurationExceedsMaximum",
+                    format!("break-glass access lasts at most {max} minutes; ask for {max} minutes or less"),
+                    vec![],
+                )
+            };
+        }
+        let (tag_specific, all_nodes) = self.manual_candidates(node);
+        // With two tag-specific policies (a conflict for a normal request), the first one's
+        // approvers are told: break-glass must not wait for the conflict to be fixed.
+        let policy = tag_specific.first().copied().or(all_nodes);
+        Decision {
+            outcome: RequestStatus::Approved,
+            rule: DecisionRule::BreakGlass,
+            deciding_policy_ids: policy.iter().map(|p| p.id()).collect(),
+            deny_policy_ids: normal.forbids,
+            failure_code: None,
+            message: format!(
+                "break-glass: granted at once for {asked} minutes; the node's approvers are told and must review it within {} minutes",
+                settings.review_within_minutes
+            ),
+            max_duration_minutes: Some(max),
+            approval_plan: policy.map(ManualPolicy::plan),
+            node_tags: node.tags.clone(),
+            node_location: Some(node.location.clone()),
+            decided_at: now,
         }
     }
 
@@ -312,21 +440,7 @@ impl PolicySet {
             notes.push(format!("deny-access policies removed auto-approval: {}", auto.forbids.join(", ")));
         }
 
-        let tag_specific: Vec<&ManualPolicy> = self
-            .manual
-            .iter()
-            .filter(|p| {
-                matches!(p.targets, Targets::Tags(_))
-                    && p.covers_account(&node.location.account)
-                    && p.matches_tags(&node.tags)
-            })
-            .collect();
-        // An all-nodes policy limited to the node's account beats one for every account.
-        let all_nodes = self
-            .manual
-            .iter()
-            .filter(|p| p.targets == Targets::AllNodes && p.covers_account(&node.location.account))
-            .min_by_key(|p| p.accounts.is_empty());
+        let (tag_specific, all_nodes) = self.manual_candidates(node);
         let failed = |rule: DecisionRule, code: &str, ids: Vec<String>, message: String, max: Option<u32>| Decision {
             outcome: RequestStatus::Failed,
             rule,
@@ -405,7 +519,7 @@ impl WholeSet<'_> {
         node: &NodeInfo,
         now: DateTime<Utc>,
     ) -> Result<bool, String> {
-        let (request, entities) = cedar_request(self.set, principal, node, now)?;
+        let (request, entities) = cedar_request(self.set, principal, node, now, false)?;
         let response = Authorizer::new().is_authorized(&request, &self.whole, &entities);
         Ok(response.decision() == CedarDecision::Allow)
     }

@@ -1,6 +1,7 @@
 //! The policy engine: Cedar auto-approval and deny-access statements, manual-approval YAML
 //! policies, and the decision that combines them.
 
+pub mod break_glass;
 pub mod cedar_statements;
 pub mod contacts;
 pub mod engine;

@@ -88,6 +88,8 @@ pub struct PolicySet {
     pub(crate) warnings: Vec<PolicyLoadError>,
     /// The zone of `context.local` (`with_time_zone`; UTC by default).
     pub(crate) time_zone: crate::policy::local_time::PolicyTimeZone,
+    /// `break-glass.yaml`; `None`: nobody can break glass.
+    pub(crate) break_glass: Option<crate::policy::break_glass::BreakGlass>,
 }
 
 /// One file of a policy set: its path relative to the set's root, and its text.
@@ -110,6 +112,10 @@ impl PolicySet {
     }
     pub fn manual_policies(&self) -> &[ManualPolicy] {
         &self.manual
+    }
+    /// Who may break glass, for how long, reviewed how soon (`break-glass.yaml`).
+    pub fn break_glass(&self) -> Option<&crate::policy::break_glass::BreakGlass> {
+        self.break_glass.as_ref()
     }
     /// The people mail goes to (`contacts.yaml`; empty when the file is absent).
     pub fn contacts(&self) -> &[Contact] {
@@ -148,6 +154,7 @@ impl PolicySet {
         let mut manual = Vec::new();
         let mut contacts = Vec::new();
         let mut warnings = Vec::new();
+        let mut break_glass = None;
         let located = |file: &str, e: manual::LineError| PolicyLoadError {
             file: file.to_owned(),
             line: e.line,
@@ -159,6 +166,11 @@ impl PolicySet {
             if f.path == CONTACTS_FILE {
                 match parse_contacts(&f.text) {
                     Ok(list) => contacts = list,
+                    Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
+                }
+            } else if f.path == crate::policy::break_glass::BREAK_GLASS_FILE {
+                match crate::policy::break_glass::parse_break_glass(&f.text) {
+                    Ok(settings) => break_glass = Some(settings),
                     Err(list) => errors.extend(list.into_iter().map(|e| located(&f.path, e))),
                 }
             } else if f.path.ends_with(".cedar") {
@@ -224,6 +236,7 @@ impl PolicySet {
                 contacts,
                 warnings,
                 time_zone: crate::policy::local_time::PolicyTimeZone::default(),
+                break_glass,
             })
         } else {
             Err(PolicySetError(errors))

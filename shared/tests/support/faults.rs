@@ -322,6 +322,9 @@ impl<T: RequestStore + ?Sized> RequestStore for Faulty<'_, T> {
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         gated!(self, Site::StoreListEndedSince, self.inner.list_ended_since(since, limit).await)
     }
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_reviews_past_due(now, limit).await
+    }
     async fn list_submitted_before(
         &self,
         created_before: DateTime<Utc>,
