@@ -428,6 +428,56 @@ async fn the_expiry_waits_until_the_deadline_the_grant_returned() {
 }
 
 #[tokio::test]
+async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_grant_task() {
+    // Arrange: the first Grant finds the start ahead (it returns startsAt, not granted); the
+    // second, at the start, grants.
+    let lifecycle = Lifecycle::deploy().await;
+    let id = RequestId::generate();
+    let arn = lifecycle.next_execution();
+    let starts = deadline_in(3);
+    let request = request_granted_by(&arn, &id, deadline_in(5));
+    let not_yet = serde_json::to_value(GrantOutput {
+        starts_at: Some(deadline_text(&starts)),
+        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
+    })
+    .unwrap();
+    lifecycle.queue([
+        returns(not_yet),
+        returns(grant_output(true, &request)),
+        returns(torn_down(&id, RequestStatus::Expired, true, &[])),
+    ]);
+
+    // Act
+    let run = lifecycle.run(&arn, &approved(&id)).await;
+
+    // Assert
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?} after {:?}", run.cause, run.states_entered());
+    assert_eq!(
+        run.states_entered(),
+        [
+            "Route",
+            "Grant",
+            "WasGranted",
+            "WaitUntilStart",
+            "GrantAtStart",
+            "Grant",
+            "WasGranted",
+            "WaitUntilDeadline",
+            "Expire"
+        ]
+    );
+    let grants = run.scheduled_by("Grant");
+    assert_eq!(grants.len(), 2);
+    assert!(
+        grants[1].at >= starts - MOTO_WAIT_ROUNDING,
+        "the second Grant ran at {}, before the start {starts}",
+        grants[1].at
+    );
+    let invocations = lifecycle.invocations();
+    assert_eq!(invocations[0], invocations[1], "both Grants ask the same: the task itself checks the start");
+}
+
+#[tokio::test]
 async fn a_retryable_grant_failure_is_retried_with_backoff_and_the_lifecycle_goes_on() {
     // Arrange
     let lifecycle = Lifecycle::deploy().await;

@@ -90,6 +90,10 @@ enum PolicyCommand {
         /// The time zone of `context.local` (the stack's PolicyTimeZone; an IANA name).
         #[arg(long, default_value = "UTC")]
         time_zone: String,
+        /// Decide a break-glass request (`breakGlass: true`): membership, `context.breakGlass`
+        /// forbids, the maximum.
+        #[arg(long)]
+        break_glass: bool,
         /// Print the decision record as JSON.
         #[arg(long)]
         json: bool,
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
                     duration,
                     at,
                     time_zone,
+                    break_glass,
                     json,
                 },
         } => {
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
                 duration_minutes: duration,
                 at,
                 time_zone,
+                break_glass,
             };
             match policy_cmds::explain(&policies, &input) {
                 Ok(d) if json => {

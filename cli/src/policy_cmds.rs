@@ -5,7 +5,7 @@ use std::path::Path;
 
 use jit_shared::domain::ids::{DurationMinutes, NodeId, NodeLocation};
 use jit_shared::domain::principal::{CallerArn, CallerKind, GroupRef, PrincipalIdentity, ResolvedPrincipal};
-use jit_shared::domain::request::Decision;
+use jit_shared::domain::request::{Approver, Decision};
 use jit_shared::policy::{Effect, NodeInfo, PolicySet};
 
 /// Loads and validates a policy directory; the error text names file, line and fix.
@@ -26,6 +26,17 @@ pub fn validate(dir: &Path) -> Result<String, String> {
             m.line,
             m.levels.len(),
             m.max_duration_minutes
+        ));
+    }
+    if let Some(b) = set.break_glass() {
+        let members: Vec<String> = b.members.iter().map(Approver::index_key).collect();
+        out.push_str(&format!(
+            "  {:<14} members {} (break-glass.yaml, max {} min, reviewed within {} min, {} security contact(s))\n",
+            "break-glass",
+            members.join(", "),
+            b.max_duration_minutes,
+            b.review_within_minutes,
+            b.security_contacts.len()
         ));
     }
     for w in set.warnings() {
@@ -54,6 +65,8 @@ pub struct ExplainInput {
     pub at: Option<String>,
     /// The IANA time zone of `context.local`; empty: UTC.
     pub time_zone: String,
+    /// Decide it as a break-glass request.
+    pub break_glass: bool,
 }
 
 pub fn parse_pair(raw: &str) -> Result<(String, String), String> {
@@ -127,6 +140,11 @@ pub fn explain(dir: &Path, input: &ExplainInput) -> Result<Decision, String> {
     let node = NodeInfo { location: node_id.resolve(&home), node_id, tags: input.node_tags.iter().cloned().collect() };
     let duration =
         DurationMinutes::try_from(input.duration_minutes).map_err(|e| format!("--duration: {}", e.message))?;
+    if input.break_glass {
+        let keys = jit_shared::app::common::approver_keys(&principal);
+        let member = set.break_glass().is_some_and(|b| b.admits(&keys));
+        return Ok(set.decide_break_glass(&principal, member, &node, Some(duration), at));
+    }
     Ok(set.decide(&principal, &node, duration, at))
 }
 
@@ -239,5 +257,38 @@ mod contact_tests {
             text.contains(r#"--notification-endpoint 'carol@example.com' --attributes '{"FilterPolicy":"{\"recipient\":[\"ic-user#carol\"]}"}'"#),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod break_glass_tests {
+    use super::*;
+
+    #[test]
+    fn explain_decides_break_glass_with_the_repositorys_policies() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"));
+        let ask = |groups: &[&str], node: &str, tags: &[(&str, &str)]| {
+            let input = ExplainInput {
+                principal: "arn:aws:iam::123456789012:user/operator".into(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                node_id: node.into(),
+                node_tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                duration_minutes: 30,
+                break_glass: true,
+                ..ExplainInput::default()
+            };
+            let d = explain(dir, &input).unwrap();
+            (d.outcome.to_string(), d.failure_code.unwrap_or_default())
+        };
+        let partner = "arn:aws:ec2:us-east-1:222233334444:instance/i-0bbbbbbbbbbbbbbb2";
+        let cases = [
+            (ask(&["OnCall"], "i-0123456789abcdef0", &[("Environment", "Development")]), ("Approved", "")),
+            (ask(&[], "i-0123456789abcdef0", &[("Environment", "Development")]), ("Failed", "NotInBreakGlassGroup")),
+            (ask(&["OnCall"], partner, &[("Environment", "Partner")]), ("Failed", "BreakGlassForbidden")),
+            (ask(&["OnCall"], "i-0fedcba9876543210", &[("Environment", "Production")]), ("Approved", "")),
+        ];
+        for (i, (got, (outcome, code))) in cases.into_iter().enumerate() {
+            assert_eq!((got.0.as_str(), got.1.as_str()), (outcome, code), "case {i}");
+        }
     }
 }
