@@ -51,6 +51,38 @@ mod tests {
         }
     }
 
+    /// Every break-glass alarm's line has the field its template metric filter reads.
+    #[test]
+    fn break_glass_lines_have_the_fields_the_templates_metric_filters_read() {
+        let buffer = Buffer::default();
+        let request: crate::domain::request::AccessRequest = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(include_str!("../../../events/lifecycle-expire-task.json"))
+                .unwrap()["grant"]["request"]
+                .clone(),
+        )
+        .unwrap();
+        tracing::subscriber::with_default(builder(buffer.clone(), tracing_subscriber::EnvFilter::new("info")), || {
+            crate::app::evaluate::alarm_break_glass_granted(&request);
+            crate::app::sweep::SweepOutcome { unreviewed_break_glass: vec!["req-x".into()], ..Default::default() }
+                .log();
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(records[0]["fields"]["alarm"], "BreakGlassGranted", "{text}");
+        assert_eq!(records[0]["fields"]["request_id"], request.request_id.as_str());
+        assert_eq!(records[1]["fields"]["unreviewed_break_glass"], 1, "{text}");
+        let template = include_str!("../../../template.yaml");
+        for pattern in [
+            r#"FilterPattern: '{ $.fields.alarm = "BreakGlassGranted" }'"#,
+            r#"FilterPattern: '{ $.fields.alarm = "BreakGlassFlagged" }'"#,
+            r#"FilterPattern: '{ $.fields.message = "sweep done" && $.fields.unreviewed_break_glass >= 0 }'"#,
+        ] {
+            assert!(template.contains(pattern), "the template has {pattern}");
+        }
+        let approve = include_str!("../app/approve.rs");
+        assert!(approve.contains(r#"alarm = "BreakGlassFlagged""#), "the approve function logs the flag alarm");
+    }
+
     /// The sweeper's own record (`SweepOutcome::log`) as the SweeperFixes metric filter reads it.
     #[test]
     fn a_sweep_record_has_the_fields_the_templates_metric_filter_reads() {

@@ -226,6 +226,17 @@ async fn decide_and_store(
     store_decision(deps, &request, decision, now).await
 }
 
+/// The line the template's BreakGlassGranted metric filter turns into its alarm.
+pub fn alarm_break_glass_granted(request: &AccessRequest) {
+    tracing::warn!(
+        alarm = "BreakGlassGranted",
+        request_id = %request.request_id,
+        requester = %request.requester,
+        node = %request.node_id,
+        "break-glass access granted"
+    );
+}
+
 /// An extension is decided as a new request for the new total: the access the request it
 /// extends has had and still has, plus the minutes asked for. `Err` is the refusal when that
 /// request is no longer a live grant of the same requester on the same node.
@@ -319,14 +330,7 @@ async fn store_decision(
         Attempt::Done(updated) => {
             tracing::info!(request_id = %id, status = %updated.status, "request decided");
             if updated.break_glass && updated.status == RequestStatus::Approved {
-                // The template's metric filter turns this line into the BreakGlassUsed alarm.
-                tracing::warn!(
-                    alarm = "BreakGlassGranted",
-                    request_id = %id,
-                    requester = %updated.requester,
-                    node = %updated.node_id,
-                    "break-glass access granted"
-                );
+                alarm_break_glass_granted(&updated);
             }
             Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))
         }
