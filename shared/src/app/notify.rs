@@ -414,11 +414,26 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
         policy = plan.map_or("", |p| p.policy_name.as_str()),
         id = request.request_id,
     );
+    // An extension or a schedule changes what is approved: say so first.
+    let mut lead = String::new();
+    if let Some(of) = &request.extends {
+        lead.push_str(&format!(
+            "This is an extension of {of}, whose access is running: {} more minutes.\n",
+            request.duration_minutes.get()
+        ));
+    }
+    if let Some(at) = &request.starts_at {
+        lead.push_str(&format!("Scheduled: access would start at {} (not before).\n", time(at)));
+    }
+    let subject = match &request.extends {
+        Some(_) => format!("Approval needed: extend access to {} (level {level} of {levels})", request.node_id),
+        None => format!("Approval needed: access to {} (level {level} of {levels})", request.node_id),
+    };
     Mail {
         audience: Audience::Approvers,
         recipient: to.key(),
-        subject: format!("Approval needed: access to {} (level {level} of {levels})", request.node_id),
-        body,
+        subject,
+        body: if lead.is_empty() { body } else { format!("{lead}\n{body}") },
     }
 }
 
@@ -579,6 +594,31 @@ mod tests {
                 assert_eq!((mail.audience, mail.recipient.as_str()), (Audience::Requesters, "iam-user#operator"));
             }
         }
+    }
+
+    #[test]
+    fn an_extension_or_a_schedule_is_named_as_such_in_the_approvers_mail() {
+        let plain = event(
+            include_str!("../../../events/request-submitted.json"),
+            RequestStatus::Pending,
+            RequestStatus::Submitted,
+        )
+        .detail
+        .request()
+        .unwrap();
+        let to = Person::IamUser("lead".into());
+        let mail = |r: &AccessRequest| approver_mail(r, &to, 1, "https://x/decide/t", "123456789012", "us-east-1");
+        let of = RequestId::generate();
+        let extension = AccessRequest { extends: Some(of.clone()), ..plain.clone() };
+        let at = Utc::now();
+        let scheduled = AccessRequest { starts_at: Some(at), ..plain.clone() };
+
+        let (plain, extension, scheduled) = (mail(&plain), mail(&extension), mail(&scheduled));
+
+        assert!(plain.subject.starts_with("Approval needed: access to") && !plain.body.contains("extension"));
+        assert!(extension.subject.starts_with("Approval needed: extend access to"), "{}", extension.subject);
+        assert!(extension.body.starts_with(&format!("This is an extension of {of}")), "{}", extension.body);
+        assert!(scheduled.body.starts_with(&format!("Scheduled: access would start at {}", time(&at))));
     }
 
     #[tokio::test]

@@ -71,7 +71,17 @@ pub fn confirmation(view: &LinkView) -> String {
     table.push_str(&row("Node", r.node_id.as_str()));
     table.push_str(&row("Node tags", if tags.is_empty() { "(none)" } else { &tags }));
     table.push_str(&row("Reason", r.reason.as_str()));
-    table.push_str(&row("Duration", &format!("{} minutes", r.duration_minutes.get())));
+    match &r.extends {
+        // An extension asks for more time on a grant that is already running.
+        Some(of) => table.push_str(&row(
+            "Extension",
+            &format!("of {of} by {} more minutes (it is already granted)", r.duration_minutes.get()),
+        )),
+        None => table.push_str(&row("Duration", &format!("{} minutes", r.duration_minutes.get()))),
+    }
+    if let Some(at) = &r.starts_at {
+        table.push_str(&row("Starts at", &time(at)));
+    }
     table.push_str(&row("Policy", plan.map_or("", |p| p.policy_name.as_str())));
     table.push_str(&row("Level", &format!("{} of {levels}", view.claims.level)));
     table.push_str(&row(
