@@ -645,6 +645,9 @@ async fn the_new_request_fields_round_trip_and_an_open_break_glass_review_is_fou
     };
     f.store.transition(&review).await.unwrap();
     let after_review = f.store.list_reviews_past_due(due, 10).await.unwrap();
+    f.store.transition(&transition(&scheduled, RequestStatus::Approved, None)).await.unwrap();
+    let awaiting_before_start = f.store.list_awaiting_grant(now + chrono::Duration::hours(1), 10).await.unwrap();
+    let awaiting_after_start = f.store.list_awaiting_grant(starts + chrono::Duration::minutes(1), 10).await.unwrap();
 
     // Assert
     let stored = f.store.get(&glass.request_id).await.unwrap().unwrap();
@@ -658,6 +661,8 @@ async fn the_new_request_fields_round_trip_and_an_open_break_glass_review_is_fou
     assert!(before_due.is_empty());
     assert_eq!(past_due, std::slice::from_ref(&glass.request_id));
     assert!(after_review.is_empty(), "the marker goes with the review");
+    assert!(!awaiting_before_start.contains(&scheduled.request_id), "a scheduled approval awaits from its start");
+    assert!(awaiting_after_start.contains(&scheduled.request_id));
     let trail = f.store.audit_trail(&glass.request_id).await.unwrap();
     assert!(trail.last().and_then(|a| a.review.as_ref()).is_some_and(|r| !r.is_open()));
 }

@@ -488,10 +488,13 @@ impl DynamoStore {
         }
         let becomes_approved = t.to == RequestStatus::Approved && from != RequestStatus::Approved;
         if becomes_approved {
+            // A scheduled approval awaits its grant from its start: the sweep, which reads the
+            // oldest of this partition up to now minus a grace, never sees it before then.
+            let awaits_from = t.basis.starts_at.map_or(t.at, |s| s.max(t.at));
             set.push_str(", approvedAt = :at, gsi3pk = :awaiting, gsi3sk = :approved_sk");
             update = update
                 .expression_attribute_values(":awaiting", s(AWAITING_GRANT_PARTITION))
-                .expression_attribute_values(":approved_sk", s(created_sk(&t.at, id)));
+                .expression_attribute_values(":approved_sk", s(created_sk(&awaits_from, id)));
         }
         if let Some(g) = &t.grant {
             set.push_str(", #grant = :grant");

@@ -205,8 +205,9 @@ impl RequestStore for MemoryStore {
         approved_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
+        // A scheduled approval awaits its grant from its start (as the DynamoDB index sorts it).
         self.ids_where(limit, |r| {
-            let at = r.approved_at?;
+            let at = r.approved_at?.max(r.starts_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
             (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
         })
     }

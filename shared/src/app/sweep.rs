@@ -170,7 +170,7 @@ async fn restart_one(
     }
     if request.starts_at.is_some_and(|s| now < s + Duration::minutes(GRANT_GRACE_MINUTES)) {
         // Scheduled: its execution waits for the start; only a start long past without a grant
-        // means it was lost.
+        // means it was lost. (The store lists it from its start already; this guards any store.)
         return Ok(());
     }
     if now < deadline_of(&request) {
