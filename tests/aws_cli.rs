@@ -1,9 +1,11 @@
 //! The AWS CLI and boto3 against the local stack through the service model in `clients/aws-cli`
 //! (AWS JITNA's operations and shapes): `aws configure add-model` into a temporary home, then
 //! start-access-request, get-access-request, get-access-token, list-access-requests, a manual
-//! approval by an approver's profile, extend-access-request and a scheduled start (not JITNA's), as subprocesses of the venv's `aws` (`make venv` installs
-//! it beside moto); boto3 does the same from `tests/python/jitna_boto3.py`. Nothing reads or
-//! writes the real home: HOME, the config, credentials and data paths are all temporary.
+//! approval by an approver's profile, extend-access-request, a scheduled start, and break-glass
+//! with review-access-request (not JITNA's), as subprocesses of the venv's `aws` (`make venv`
+//! installs it beside moto); boto3 does the same from `tests/python/jitna_boto3.py` (and
+//! break-glass from a short inline script). Nothing reads or writes the real home: HOME, the
+//! config, credentials and data paths are all temporary.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -371,4 +373,148 @@ fn boto3_gets_the_same_client_from_the_data_path() {
     assert_eq!(seen["manual"]["status"], "Approved", "{seen}");
     assert_eq!(seen["badTarget"]["field"], "Targets", "{seen}");
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+/// `aws jit-node-access review-access-request` that must fail; its stderr.
+fn refused_review(home: &Home, profile: &str, id: &str, verdict: &str) -> String {
+    let out = home
+        .aws(profile, &["jit-node-access", "review-access-request", "--access-request-id", id, "--verdict", verdict]);
+    assert!(!out.status.success(), "{profile}'s review ({verdict}) of {id} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The caller ARN of a seeded IAM user of the local stack.
+fn iam_user_arn(name: &str) -> String {
+    format!("arn:aws:iam::{}:user/{name}", jit_cli::emulator::ACCOUNT_ID)
+}
+
+#[test]
+fn the_aws_cli_breaks_glass_and_an_administrator_reviews_it_but_never_the_requester() {
+    // Arrange: operator is in OnCall, the break-glass group (policies/break-glass.yaml). No manual
+    // policy targets the development node, so its break-glass grant names no approvers: only
+    // administrators review it, and the seed makes `security` one (local/seed.yaml).
+    let home = home();
+    let target = format!("Key=InstanceIds,Values={DEV_NODE}");
+    let reason = "aws cli: the web tier is down";
+
+    // Act: break-glass through the model.
+    let started =
+        home.jit("operator", &["start-access-request", "--reason", reason, "--targets", &target, "--break-glass"]);
+    let id = started["AccessRequestId"].as_str().unwrap_or_else(|| panic!("no AccessRequestId: {started}")).to_owned();
+    let approved = home.wait_for("operator", &id, "Approved");
+
+    // Assert: approved at once by the break-glass rule, for its maximum, the review open.
+    assert_eq!(approved["BreakGlass"], true, "{approved}");
+    assert_eq!(approved["Decision"]["Rule"], "BreakGlass", "{approved}");
+    assert_eq!(approved["Decision"]["DecidingPolicyIds"], serde_json::json!([]), "no plan: {approved}");
+    assert_eq!(approved["AccessDurationMinutes"], 60, "{approved}");
+    let due = approved["Review"]["Due"].as_i64().unwrap_or_else(|| panic!("no Review.Due: {approved}"));
+    let now = chrono::Utc::now().timestamp();
+    assert!((now..=now + 1440 * 60 + 60).contains(&due), "due at {due}, now {now}");
+    assert_eq!(approved["Review"].as_object().map(|r| r.len()), Some(1), "open, only Due: {approved}");
+
+    // Act + Assert: the requester never reviews; an approver of other nodes sees nothing here; a
+    // verdict other than acknowledge or flag names the member.
+    let own = refused_review(home, "operator", &id, "acknowledge");
+    assert!(own.contains("(AccessDeniedException)") && own.contains("ReviewAccessRequest"), "{own}");
+    let outsider = refused_review(home, "approver-a", &id, "acknowledge");
+    assert!(outsider.contains("(ResourceNotFoundException)"), "{outsider}");
+    let bad = refused_review(home, "security", &id, "fine");
+    assert!(bad.contains("(ValidationException)") && bad.contains("Verdict"), "{bad}");
+    let reviewed = home.jit(
+        "security",
+        &["review-access-request", "--access-request-id", &id, "--verdict", "acknowledge", "--comment", "real outage"],
+    );
+    assert_eq!(reviewed["AccessRequestStatus"], "Approved", "{reviewed}");
+    let review = &reviewed["Review"];
+    assert_eq!(
+        (review["Verdict"].as_str(), review["ReviewedBy"].as_str(), review["Comment"].as_str()),
+        (Some("acknowledge"), Some(iam_user_arn("security").as_str()), Some("real outage")),
+        "{reviewed}"
+    );
+    assert_eq!(review["Due"].as_i64(), Some(due), "{reviewed}");
+    assert!(review["ReviewedTime"].as_i64().is_some_and(|t| t >= now), "{reviewed}");
+    let read = home.jit("operator", &["get-access-request", "--access-request-id", &id]);
+    assert_eq!(read["Review"], *review, "the requester reads the review: {read}");
+    let twice = refused_review(home, "security", &id, "flag");
+    assert!(twice.contains("(ConflictException)") && twice.contains("already reviewed"), "{twice}");
+    // A request that is not break-glass has nothing to review.
+    let plain = home.start("carol", DEV_NODE, "aws cli: nothing broken");
+    home.wait_for("carol", &plain, "Approved");
+    let none = refused_review(home, "security", &plain, "acknowledge");
+    assert!(none.contains("(ResourceNotFoundException)"), "{none}");
+}
+
+/// boto3's break-glass: operator breaks glass on the sensitive node, approver-b flags it, the
+/// requester's own review is refused. Prints what it saw as one JSON object.
+const BOTO3_BREAK_GLASS: &str = r#"
+import datetime, json, os, sys, time
+import boto3, botocore.exceptions
+
+def client(profile):
+    session = boto3.Session(profile_name=profile, region_name="us-east-1")
+    return session.client("jit-node-access", endpoint_url=os.environ["JIT_API_URL"])
+
+operator, approver = client("operator"), client("approver-b")
+targets = [{"Key": "InstanceIds", "Values": [os.environ["NODE"]]}]
+rid = operator.start_access_request(Reason="boto3: break glass", Targets=targets, BreakGlass=True)["AccessRequestId"]
+deadline = time.monotonic() + 30
+while True:
+    got = operator.get_access_request(AccessRequestId=rid)
+    if got["AccessRequestStatus"] != "Pending" or "Decision" in got:
+        break
+    if time.monotonic() > deadline:
+        sys.exit(f"{rid} was never decided")
+    time.sleep(0.3)
+try:
+    operator.review_access_request(AccessRequestId=rid, Verdict="acknowledge")
+    own = "accepted"
+except botocore.exceptions.ClientError as e:
+    own = e.response["Error"]["Code"]
+flagged = approver.review_access_request(AccessRequestId=rid, Verdict="flag", Comment="boto3: not an emergency")
+review = flagged["Review"]
+print(json.dumps({
+    "status": got["AccessRequestStatus"],
+    "breakGlass": got.get("BreakGlass"),
+    "dueIsDatetime": isinstance(got["Review"]["Due"], datetime.datetime),
+    "own": own,
+    "verdict": review.get("Verdict"),
+    "by": review.get("ReviewedBy"),
+    "comment": review.get("Comment"),
+}))
+"#;
+
+#[test]
+fn boto3_breaks_glass_and_an_approver_flags_it() {
+    // Arrange: a bare home; the model from AWS_DATA_PATH, the stack's profiles.
+    let home = home();
+    let bare = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("jit-boto3-glass-home"));
+    std::fs::create_dir_all(&bare).unwrap();
+
+    // Act
+    let mut cmd = Command::new(venv_bin().join("python"));
+    isolate(&mut cmd, &bare)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.credentials())
+        .env("AWS_DATA_PATH", model_dir())
+        .env("JIT_API_URL", &home.api_url)
+        .env("NODE", SENSITIVE_NODE)
+        .args(["-c", BOTO3_BREAK_GLASS]);
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_dir_all(&bare);
+
+    // Assert
+    assert!(out.status.success(), "boto3 break-glass: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        seen,
+        serde_json::json!({
+            "status": "Approved",
+            "breakGlass": true,
+            "dueIsDatetime": true,
+            "own": "AccessDeniedException",
+            "verdict": "flag",
+            "by": iam_user_arn("approver-b"),
+            "comment": "boto3: not an emergency",
+        })
+    );
 }

@@ -3,8 +3,10 @@
 //! (`tests/python/console_test.py`): a request submitted in the form, approved with a comment in the
 //! other console, then `Approved` with its timeline on the requester's page. The screenshots in
 //! docs/images/console-*.png are this test's. A second test extends a granted request from its
-//! page (`tests/python/console_extend_test.py`). A third checks the console's own defences with raw
-//! HTTP: the per-run key and cookie, Host and Origin checks, the form token, the headers.
+//! page (`tests/python/console_extend_test.py`), and another breaks glass in the requester's
+//! console and flags it in the approver's (`tests/python/console_break_glass_test.py`). The last
+//! checks the console's own defences with raw HTTP: the per-run key and cookie, Host and Origin
+//! checks, the form token, the headers.
 //!
 //! Chromium and chromedriver come from Debian (`make browser`), Selenium from the venv
 //! (`make selenium`); when they are missing the test fails, saying so.
@@ -49,6 +51,32 @@ fn venv_python() -> PathBuf {
     python
 }
 
+/// Runs one of the Selenium scripts in tests/python with the venv's Python against headless
+/// Chromium (at most 100 s); fails the test, with its output, unless it passes. Its stdout.
+async fn browser_script(python: &Path, script: &str, args: &[&str], more: &[&str]) -> String {
+    let run = tokio::process::Command::new(python)
+        .arg(repo().join("tests/python").join(script))
+        .args(args)
+        .args(more)
+        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
+        .env("SE_AVOID_STATS", "true")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(100), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within 100 s"))
+        .expect("the venv's python could not run");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "{script} failed ({}); `make selenium` installs Selenium in the venv\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_made_in_the_console_is_approved_in_another_console() {
     for tool in [CHROMIUM, CHROMEDRIVER] {
@@ -69,27 +97,15 @@ async fn a_request_made_in_the_console_is_approved_in_another_console() {
     let approver = console_for(stack, "approver-a").await;
     let screenshots = repo().join("docs/images");
     let started = Instant::now();
-    let run = tokio::process::Command::new(&python)
-        .arg(repo().join("tests/python/console_test.py"))
-        .args(["--requester-url", &requester.url, "--approver-url", &approver.url, "--node", SENSITIVE_NODE])
-        .arg("--screenshots")
-        .arg(&screenshots)
-        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
-        .env("SE_AVOID_STATS", "true")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(100), run)
-        .await
-        .expect("the browser test did not finish within 100 s")
-        .expect("the venv's python could not run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}\n{stderr}\nbrowser test took {:?}", started.elapsed());
-    assert!(
-        output.status.success(),
-        "the browser test failed ({}); `make selenium` installs Selenium in the venv\n{stdout}\n{stderr}",
-        output.status
-    );
+    let shots = screenshots.to_string_lossy().into_owned();
+    let stdout = browser_script(
+        &python,
+        "console_test.py",
+        &["--requester-url", &requester.url, "--approver-url", &approver.url, "--node", SENSITIVE_NODE],
+        &["--screenshots", &shots],
+    )
+    .await;
+    println!("browser test took {:?}", started.elapsed());
 
     // What the browser showed is what the API holds.
     let id = stdout.lines().find_map(|l| l.strip_prefix("request: ")).expect("the script names its request").trim();
@@ -150,21 +166,13 @@ async fn a_granted_request_is_extended_from_its_page_in_the_browser() {
     let requester = console_for(stack, "operator").await;
 
     // Act: the Extend form, 20 minutes more (50 in all, within the window), in headless Chromium.
-    let run = tokio::process::Command::new(&python)
-        .arg(repo().join("tests/python/console_extend_test.py"))
-        .args(["--requester-url", &requester.url, "--request", &id, "--minutes", "20"])
-        .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
-        .env("SE_AVOID_STATS", "true")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(100), run)
-        .await
-        .expect("the browser test did not finish within 100 s")
-        .expect("the venv's python could not run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(output.status.success(), "the browser test failed ({})\n{stdout}\n{stderr}", output.status);
+    let stdout = browser_script(
+        &python,
+        "console_extend_test.py",
+        &["--requester-url", &requester.url, "--request", &id, "--minutes", "20"],
+        &[],
+    )
+    .await;
 
     // Assert: what the browser showed is what the API holds: the deadline moved by 20 minutes,
     // the extension applied and ended.
@@ -186,6 +194,46 @@ async fn a_granted_request_is_extended_from_its_page_in_the_browser() {
         "{ended:#}"
     );
     assert_eq!(ended["reason"], "The hotfix rollout needs longer (CHG-1043)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_made_in_the_console_is_flagged_by_an_approver_in_the_browser() {
+    // Arrange: operator is in OnCall (break-glass.yaml); analytics-dev's plan (sensitive-data)
+    // names the DevOps group, so approver-a reviews.
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        assert!(Path::new(tool).exists(), "{tool} is missing: `make browser` installs it");
+    }
+    let python = venv_python();
+    let stack = tokio::task::spawn_blocking(local_stack).await.unwrap();
+    let requester = console_for(stack, "operator").await;
+    let approver = console_for(stack, "approver-a").await;
+
+    // Act: break glass in one browser, review it in another.
+    let images = repo().join("docs/images").to_string_lossy().into_owned();
+    let stdout = browser_script(
+        &python,
+        "console_break_glass_test.py",
+        &["--requester-url", &requester.url, "--approver-url", &approver.url, "--node", SENSITIVE_NODE],
+        &["--screenshots", &images],
+    )
+    .await;
+
+    // Assert: what the browsers showed is what the API holds: granted at once as break-glass,
+    // flagged once by approver-a with the comment typed, the acknowledgement after it refused.
+    let id = stdout.lines().find_map(|l| l.strip_prefix("request: ")).expect("the script names its request").trim();
+    let request = client(stack, "operator").send("GET", &format!("/requests/{id}"), None, &[]).await.unwrap().body;
+    assert_eq!(
+        (request["status"].as_str(), request["breakGlass"].as_bool(), request["decision"]["rule"].as_str()),
+        (Some("Approved"), Some(true), Some("BreakGlass")),
+        "{request:#}"
+    );
+    assert_eq!(request["nodeId"], SENSITIVE_NODE);
+    let review = &request["review"];
+    assert_eq!(review["verdict"], "flag", "{request:#}");
+    assert_eq!(review["by"], "arn:aws:iam::123456789012:user/approver-a");
+    assert_eq!(review["comment"], "No incident was open at that time");
+    let png = repo().join("docs/images/console-break-glass.png");
+    assert!(std::fs::read(&png).unwrap_or_default().starts_with(b"\x89PNG"), "{} was not written", png.display());
 }
 
 struct Raw {
@@ -283,6 +331,21 @@ async fn the_console_answers_only_the_browser_that_opened_its_link() {
     let refused = raw("POST", &extend, &[cookie_header, form_type, ("origin", own_origin)], extend_form).await;
     assert_eq!(refused.status, 403);
     assert!(refused.body.contains("token"), "{}", refused.body);
+
+    // And the review form (acknowledge or flag a break-glass grant).
+    let review = format!("{base}/requests/req-0123456789abcdef0123456789abcdef/review");
+    let review_form = "verdict=flag&comment=x&csrf=wrong";
+    for origin in ["http://127.0.0.1:1", "http://attacker.example", "null"] {
+        let headers = [cookie_header, form_type, ("origin", origin)];
+        assert_eq!(raw("POST", &review, &headers, review_form).await.status, 403, "origin {origin}");
+    }
+    assert_eq!(raw("POST", &review, &[cookie_header, form_type], review_form).await.status, 403, "no Origin");
+    let refused = raw("POST", &review, &[cookie_header, form_type, ("origin", own_origin)], review_form).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("token"), "{}", refused.body);
+    let no_token = raw("POST", &review, &[cookie_header, form_type, ("origin", own_origin)], "verdict=flag").await;
+    assert_eq!(no_token.status, 403);
+    assert!(no_token.body.contains("token"), "{}", no_token.body);
 
     // The stylesheet is the only asset, served from the binary.
     let css = raw("GET", &format!("{base}/static/console.css"), &[], "").await;

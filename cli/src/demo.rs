@@ -1,7 +1,7 @@
 //! `make demo`: four requests against a running `make dev`, one per decision outcome, then a
 //! two-level manual approval taken entirely through the mail links in the local outbox, the
-//! credentials walkthroughs, an approval clicked in the message posted to the Slack stand-in, and
-//! an extension of granted access.
+//! credentials walkthroughs, an approval clicked in the message posted to the Slack stand-in, an
+//! extension of granted access, and a break-glass grant with its review.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -125,13 +125,19 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     if let Err(e) = &extended {
         println!("   the extension step failed: {e}");
     }
-    println!("\n10. the demo withdraws its requests still waiting for approvers");
+    println!("\n10. break-glass: operator (OnCall) takes access at once in an emergency; it is reviewed afterwards");
+    // Like the Slack step, it does not keep the clean-up below from running.
+    let glass = break_glass_walkthrough(&url, &creds_file).await;
+    if let Err(e) = &glass {
+        println!("   the break-glass step failed: {e}");
+    }
+    println!("\n11. the demo withdraws its requests still waiting for approvers");
     for (id, profile) in waiting {
         let client = ApiClient::new(&url, Some(read_profile(&creds_file, profile)?));
         let reply = client.send("POST", &format!("/requests/{id}/cancel"), None, &[]).await?;
         println!("   POST /requests/{id}/cancel -> {} {}", reply.status, reply.body["status"].as_str().unwrap_or("?"));
     }
-    slack.and(extended)
+    slack.and(extended).and(glass)
 }
 
 /// Reads a request until `done` holds, at most `patience` (the lifecycle works in the background).
@@ -210,6 +216,123 @@ async fn extend_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
     );
     println!("   (from a shell: jit extend {id} --duration 20m --reason \"…\" --wait)");
     Ok(())
+}
+
+/// Asks for break-glass access; returns the request as decided (it is decided at once).
+async fn break_glass(client: &ApiClient, node: &str, reason: &str) -> Result<serde_json::Value, String> {
+    let body = json!({ "nodeId": node, "reason": reason, "durationMinutes": 30, "breakGlass": true });
+    let reply = client.send("POST", "/requests", Some(&body), &[]).await?;
+    let id = reply.body["requestId"]
+        .as_str()
+        .ok_or_else(|| format!("POST /requests answered {}: {}", reply.status, reply.body))?
+        .to_owned();
+    client.wait_decided(&id, Duration::from_secs(20)).await
+}
+
+/// One line for a decided break-glass request: status, rule and why.
+fn print_glass(who: &str, node: &str, decided: &serde_json::Value) {
+    let d = &decided["decision"];
+    println!(
+        "   {who} -> {node}, breakGlass: {} {}{}",
+        decided["status"].as_str().unwrap_or("?"),
+        d["failureCode"].as_str().map(|c| format!("{c}: ")).unwrap_or_default(),
+        d["message"].as_str().unwrap_or_default()
+    );
+}
+
+/// Break-glass on the development node: granted at once (rule BreakGlass, an open review), the
+/// mail the security contact got (no manual policy targets development nodes, so there are no
+/// approvers to tell), an outsider and the forbidden Partner node refused, the requester's own
+/// review refused, and the review taken by an administrator (`security`, the seed's).
+async fn break_glass_walkthrough(url: &str, creds_file: &str) -> Result<(), String> {
+    println!(
+        "   break-glass.yaml: members [IAM group OnCall (operator)], at most 60 minutes, reviewed within 1440 minutes,"
+    );
+    println!("   security contact security; no manual policy targets development nodes, so an administrator reviews");
+    let operator = ApiClient::new(url, Some(read_profile(creds_file, "operator")?));
+    let granted = break_glass(&operator, "i-0123456789abcdef0", "web-dev is down and paging, INC-5151").await?;
+    print_glass("operator", "web-dev", &granted);
+    let id = granted["requestId"].as_str().unwrap_or_default().to_owned();
+    if granted["status"] != "Approved" || granted["breakGlass"] != true {
+        return Err(format!("the break-glass request was not granted at once: {granted}"));
+    }
+    println!(
+        "   rule {}, breakGlass {}, review {} (open)",
+        granted["decision"]["rule"].as_str().unwrap_or("?"),
+        granted["breakGlass"],
+        granted["review"]
+    );
+    let mails = glass_mails(url, &id).await?;
+    for m in &mails {
+        println!(
+            "   mail to {}: \"{}\"",
+            m["email"].as_str().unwrap_or("?"),
+            m["subject"].as_str().unwrap_or_default()
+        );
+    }
+    if let Some(body) = mails.first().and_then(|m| m["body"].as_str()) {
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            println!("     | {line}");
+        }
+    }
+
+    let outsider = ApiClient::new(url, Some(read_profile(creds_file, "approver-b")?));
+    let refused = break_glass(&outsider, "i-0123456789abcdef0", "I just want in").await?;
+    print_glass("approver-b (not in OnCall)", "web-dev", &refused);
+    let partner = "arn:aws:ec2:us-east-1:222233334444:instance/i-0bbbbbbbbbbbbbbb2";
+    let forbidden = break_glass(&operator, partner, "Ledger reconciliation is stuck").await?;
+    print_glass("operator", "partner-ledger (Environment=Partner)", &forbidden);
+    let codes = (refused["decision"]["failureCode"].as_str(), forbidden["decision"]["failureCode"].as_str());
+    if codes != (Some("NotInBreakGlassGroup"), Some("BreakGlassForbidden")) {
+        return Err(format!("expected NotInBreakGlassGroup and BreakGlassForbidden, got {codes:?}"));
+    }
+
+    let review = json!({ "verdict": "acknowledge", "comment": "Outage INC-5151 confirmed; access was proportionate" });
+    let own = operator.send("POST", &format!("/requests/{id}/review"), Some(&review), &[]).await?;
+    println!("   operator reviews their own: {} {}", own.status, own.body["error"]["code"].as_str().unwrap_or("?"));
+    let security = ApiClient::new(url, Some(read_profile(creds_file, "security")?));
+    let reply = security.send("POST", &format!("/requests/{id}/review"), Some(&review), &[]).await?;
+    println!("   security (an administrator) acknowledges: POST /requests/{id}/review -> {}", reply.status);
+    if reply.status != 200 {
+        return Err(format!("the review was refused: {}", reply.body));
+    }
+    let again = security.send("POST", &format!("/requests/{id}/review"), Some(&review), &[]).await?;
+    println!("   and again: {} {}", again.status, again.body["error"]["code"].as_str().unwrap_or("?"));
+    let end = operator.send("GET", &format!("/requests/{id}"), None, &[]).await?.body;
+    let r = &end["review"];
+    println!(
+        "   {id}: {}, review {} by {} at {}: \"{}\"",
+        end["status"].as_str().unwrap_or("?"),
+        r["verdict"].as_str().unwrap_or("?"),
+        r["by"].as_str().unwrap_or("?"),
+        r["at"].as_str().unwrap_or("?"),
+        r["comment"].as_str().unwrap_or_default()
+    );
+    println!("   (from a shell: jit request i-0123456789abcdef0 --reason \"…\" --break-glass; jit review {id} --acknowledge --comment \"…\")");
+    Ok(())
+}
+
+/// The BREAK-GLASS mails about `request_id` in the outbox, once the notifier sent at least one.
+async fn glass_mails(url: &str, request_id: &str) -> Result<Vec<serde_json::Value>, String> {
+    let outbox = ApiClient::new(url, None);
+    for _ in 0..100 {
+        let mails = outbox.send("GET", "/outbox.json", None, &[]).await?.body;
+        let found: Vec<serde_json::Value> = mails
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["subject"].as_str().is_some_and(|s| s.starts_with("BREAK-GLASS"))
+                    && m["body"].as_str().is_some_and(|b| b.contains(request_id))
+            })
+            .cloned()
+            .collect();
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("no BREAK-GLASS mail about {request_id} reached the outbox"))
 }
 
 /// A sensitive-data request, approved by approver-a pressing Approve in the Slack message the

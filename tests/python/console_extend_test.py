@@ -11,7 +11,6 @@ raises, so the process exits non-zero.
 """
 
 import argparse
-import sys
 import tempfile
 import time
 
@@ -19,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
-from console_test import browser, check_page, dump_pages, focused, origin, wait
+from console_test import browser, check_page, dump_pages, focused, origin, run, wait
 
 
 def reload_until(driver, condition, what, seconds=30):
@@ -104,8 +103,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"console extend test failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main, "console extend test")

@@ -8,6 +8,7 @@ Any failed expectation raises, so the process exits non-zero.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -114,6 +115,8 @@ def submit_request(driver, args):
     focused(driver).send_keys(Keys.TAB)
     assert focused(driver).get_attribute("id") == "startsAt", "Tab moves on to Starts at (left empty)"
     focused(driver).send_keys(Keys.TAB)
+    assert focused(driver).get_attribute("id") == "breakGlass", "Tab moves on to Break-glass (left unticked)"
+    focused(driver).send_keys(Keys.TAB)
     button = focused(driver)
     assert button.tag_name == "button" and button.text == "Submit request", "Tab reaches the submit button"
     shot(driver, args.screenshots, "new-request")
@@ -173,59 +176,85 @@ def see_approved(driver, args, request_id):
     shot(driver, args.screenshots, "request")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def two_consoles_args(description, reason, comment):
+    """The arguments of a script that drives a requester's and an approver's console."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--requester-url", required=True)
     parser.add_argument("--approver-url", required=True)
     parser.add_argument("--node", required=True)
-    parser.add_argument("--reason", default="Rotate the analytics export keys (CHG-1042)")
-    parser.add_argument("--comment", default="OK for the change window")
+    parser.add_argument("--reason", default=reason)
+    parser.add_argument("--comment", default=comment)
     parser.add_argument("--screenshots", required=True)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = parser.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
+    return args
 
+
+def run(main, name):
+    """Runs a script's main: a failed expectation exits 1 with its message."""
+    try:
+        main()
+    except AssertionError as e:
+        print(f"{name} failed: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def consoles(args):
+    """Two functions that open the requester's and the approver's console, each in a browser of its
+    own (the approver's opens later, as a second person would); every page is dumped if something
+    fails, and every browser quits."""
     with tempfile.TemporaryDirectory() as requester_dir, tempfile.TemporaryDirectory() as approver_dir:
-        requester = browser(args, requester_dir)
-        approver = None
+        opened = []
+
+        def open_console(url, profile_dir):
+            driver = browser(args, profile_dir)
+            opened.append(driver)
+            driver.get(url)
+            wait(driver).until(EC.title_contains("My requests"))
+            return driver
+
         try:
-            requester.get(args.requester_url)
-            wait(requester).until(EC.title_contains("My requests"))
-            assert "?t=" not in requester.current_url, "the key leaves the address bar"
-            check_page(requester)
-            request_id = submit_request(requester, args)
-            print(f"request: {request_id}", flush=True)
-            shot(requester, args.screenshots, "pending")
-
-            approver = browser(args, approver_dir)
-            approver.get(args.approver_url)
-            wait(approver).until(EC.title_contains("My requests"))
-            approve(approver, args, request_id)
-
-            see_approved(requester, args, request_id)
-            requester.get(origin(args.requester_url) + "/")
-            wait(requester).until(EC.title_contains("My requests"))
-            row = requester.find_element(By.XPATH, f"//tr[td//code[text()='{request_id}']]")
-            assert "Approved" in row.text, row.text
-            shot(requester, args.screenshots, "requests")
-
-            # The other console's key does not open this one.
-            requester.get(origin(args.requester_url) + "/?t=" + urlsplit(args.approver_url).query[2:])
-            assert "Open the console with its link" in requester.find_element(By.TAG_NAME, "h1").text
+            yield (
+                lambda: open_console(args.requester_url, requester_dir),
+                lambda: open_console(args.approver_url, approver_dir),
+            )
         except Exception:
             dump_pages()
             raise
         finally:
-            requester.quit()
-            if approver is not None:
-                approver.quit()
+            for driver in opened:
+                driver.quit()
+
+
+def main():
+    args = two_consoles_args(__doc__, "Rotate the analytics export keys (CHG-1042)", "OK for the change window")
+
+    with consoles(args) as (open_requester, open_approver):
+        requester = open_requester()
+        assert "?t=" not in requester.current_url, "the key leaves the address bar"
+        check_page(requester)
+        request_id = submit_request(requester, args)
+        print(f"request: {request_id}", flush=True)
+        shot(requester, args.screenshots, "pending")
+
+        approver = open_approver()
+        approve(approver, args, request_id)
+
+        see_approved(requester, args, request_id)
+        requester.get(origin(args.requester_url) + "/")
+        wait(requester).until(EC.title_contains("My requests"))
+        row = requester.find_element(By.XPATH, f"//tr[td//code[text()='{request_id}']]")
+        assert "Approved" in row.text, row.text
+        shot(requester, args.screenshots, "requests")
+
+        # The other console's key does not open this one.
+        requester.get(origin(args.requester_url) + "/?t=" + urlsplit(args.approver_url).query[2:])
+        assert "Open the console with its link" in requester.find_element(By.TAG_NAME, "h1").text
     print("console test: passed")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"console test failed: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main, "console test")

@@ -319,9 +319,18 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Reply, Infa
                 duration: field("durationMinutes"),
                 starts_at: field("startsAt"),
                 idempotency_key: field("idempotencyKey"),
+                break_glass: field("breakGlass") == "true",
             };
             submit(&state, form).await
         }
+        // The Approvals page's "open by id" form (break-glass reviews are found through their mail).
+        (&Method::GET, ["requests", "open"]) => match param("id").map(str::trim).and_then(checked_id) {
+            Some(id) => see_other(&format!("/requests/{id}")),
+            None => {
+                let message = "That is not a request id: req- and 32 hexadecimal digits, as the mail names it.";
+                approvals_page(&state, Some(Notice::Error(message.to_owned()))).await
+            }
+        },
         (&Method::GET, ["requests", id]) => match checked_id(id) {
             Some(id) => request_page(&state, &id, done_notice(param("done")), 200).await,
             None => not_found(&state),
@@ -335,6 +344,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Reply, Infa
                 _ => plain(400, "decision: choose Approve or Reject"),
             },
             (Some(id), action @ ("cancel" | "revoke")) => act(&state, &id, action, &field("comment"), false).await,
+            (Some(id), "review") => match field("verdict").as_str() {
+                verdict @ ("acknowledge" | "flag") => review(&state, &id, verdict, &field("comment")).await,
+                _ => plain(400, "verdict: choose Acknowledge or Flag"),
+            },
             (Some(id), "extend") => {
                 let form = ExtendForm {
                     minutes: field("durationMinutes"),
@@ -345,7 +358,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Reply, Infa
             }
             _ => not_found(&state),
         },
-        (&Method::GET, ["approvals"]) => approvals_page(&state, param("done")).await,
+        (&Method::GET, ["approvals"]) => approvals_page(&state, done_notice(param("done"))).await,
         (&Method::GET | &Method::POST, _) => not_found(&state),
         _ => plain(405, "method not allowed"),
     };
@@ -377,7 +390,7 @@ async fn my_requests(state: &State, status: Option<&str>, next: Option<&str>) ->
     }
     let path = if query.is_empty() { "/requests".to_owned() } else { format!("/requests?{}", query.join("&")) };
     match call(&state.api, "GET", &path, None, &[]).await {
-        Ok(list) => html(200, pages::requests(&state.frame(), &list, status, None)),
+        Ok(list) => html(200, pages::requests(&state.frame(), &list, status, None, jit_shared::now())),
         Err(e) => failed_page(state, "Your requests could not be listed", &e),
     }
 }
@@ -406,6 +419,9 @@ async fn submit(state: &State, form: RequestForm) -> Reply {
         html(status, pages::new_request(&state.frame(), &form, Some((field, message)), &[]))
     };
     let mut body = json!({ "nodeId": form.node_id, "reason": form.reason });
+    if form.break_glass {
+        body["breakGlass"] = json!(true);
+    }
     if !form.duration.is_empty() {
         match form.duration.parse::<u32>() {
             Ok(minutes) => body["durationMinutes"] = json!(minutes),
@@ -530,6 +546,8 @@ fn done_notice(done: Option<&str>) -> Option<Notice> {
         "cancel" => "You withdrew the request.",
         "revoke" => "Access was revoked.",
         "extend" => "You asked for more time: this extension is decided like a request for the new total.",
+        "acknowledge" => "You acknowledged this break-glass access.",
+        "flag" => "You flagged this break-glass access: the flagged break-glass alarm was raised.",
         _ => return None,
     };
     Some(Notice::Done(text.to_owned()))
@@ -556,15 +574,18 @@ async fn request_page(state: &State, id: &str, notice: Option<Notice>, status: u
         w["items"].as_array().is_some_and(|items| items.iter().any(|i| i["requestId"].as_str() == Some(id)))
     });
     let now = jit_shared::now();
-    // Only for what the requester alone may do (extend, withdraw a scheduled approval).
-    let mine = (pages::extendable(&request, now) || pages::scheduled_not_started(&request, now))
+    // Only for what the requester alone may do (extend, withdraw a scheduled approval), and what
+    // they alone may not (review their own break-glass).
+    let mine = (pages::extendable(&request, now)
+        || pages::scheduled_not_started(&request, now)
+        || pages::review_open(&request, now))
         && made_by_caller(state, &request).await;
     let form_key = random_key();
     let ctx = DetailContext { request: &request, audit: audit.as_ref(), waiting_on_me, mine, now, form_key: &form_key };
     html(status, pages::detail(&state.frame(), &ctx, notice.as_ref()))
 }
 
-async fn approvals_page(state: &State, done: Option<&str>) -> Reply {
+async fn approvals_page(state: &State, notice: Option<Notice>) -> Reply {
     let (waiting, decided) = tokio::join!(
         call(&state.api, "GET", "/approvals", None, &[]),
         call(&state.api, "GET", "/approvals?decided=true", None, &[]),
@@ -574,7 +595,8 @@ async fn approvals_page(state: &State, done: Option<&str>) -> Reply {
         Err(e) => return failed_page(state, "Your approvals could not be listed", &e),
     };
     let decided = decided.unwrap_or_else(|_| json!({ "items": [] }));
-    html(200, pages::approvals(&state.frame(), &waiting, &decided, done_notice(done).as_ref()))
+    let status = if matches!(notice, Some(Notice::Error(_))) { 400 } else { 200 };
+    html(status, pages::approvals(&state.frame(), &waiting, &decided, notice.as_ref()))
 }
 
 /// Approve, reject, cancel or revoke, with an optional comment; then back to the page it came from.
@@ -591,6 +613,23 @@ async fn act(state: &State, id: &str, action: &str, comment: &str, back_to_appro
                 _ => "Access was not revoked",
             };
             failed_page(state, title, &e)
+        }
+    }
+}
+
+/// `POST /requests/{id}/review`: acknowledge or flag a break-glass grant. The API decides who may
+/// (the node's approvers and administrators, once, never the requester); its refusal is shown on
+/// the request's page.
+async fn review(state: &State, id: &str, verdict: &str, comment: &str) -> Reply {
+    let mut body = json!({ "verdict": verdict });
+    if !comment.is_empty() {
+        body["comment"] = json!(comment);
+    }
+    match call(&state.api, "POST", &format!("/requests/{id}/review"), Some(&body), &[]).await {
+        Ok(_) => see_other(&format!("/requests/{id}?done={verdict}")),
+        Err(e) => {
+            let notice = Notice::Error(format!("The review was not recorded: {e}"));
+            request_page(state, id, Some(notice), status_of(&e)).await
         }
     }
 }

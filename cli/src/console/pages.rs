@@ -183,6 +183,73 @@ pub fn extendable(r: &Value, now: DateTime<Utc>) -> bool {
         && time_of(&g["deadline"]).is_some_and(|d| now < d)
 }
 
+/// Where a break-glass request's review stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewState {
+    /// Refused break-glass (or one not decided yet): nothing to review.
+    None,
+    Open,
+    /// Open past its due time: the unreviewed alarm is raised until someone reviews it.
+    Overdue,
+    Acknowledged,
+    Flagged,
+}
+
+impl ReviewState {
+    fn word(self) -> &'static str {
+        match self {
+            Self::None => "no review",
+            Self::Open => "review open",
+            Self::Overdue => "review overdue",
+            Self::Acknowledged => "acknowledged",
+            Self::Flagged => "flagged",
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Open => "open",
+            Self::Overdue => "overdue",
+            Self::Acknowledged => "acknowledged",
+            Self::Flagged => "flagged",
+        }
+    }
+}
+
+pub fn is_break_glass(r: &Value) -> bool {
+    r["breakGlass"] == Value::Bool(true)
+}
+
+/// The review of a break-glass request (`review`: `due`, then `verdict`, `by`, `at`, `comment`).
+pub fn review_state(r: &Value, now: DateTime<Utc>) -> ReviewState {
+    let review = &r["review"];
+    if !is_break_glass(r) || !review.is_object() {
+        return ReviewState::None;
+    }
+    match review["verdict"].as_str() {
+        Some("flag") => ReviewState::Flagged,
+        Some(_) => ReviewState::Acknowledged,
+        None if time_of(&review["due"]).is_some_and(|due| now >= due) => ReviewState::Overdue,
+        None => ReviewState::Open,
+    }
+}
+
+/// Whether someone may still review the request (the API decides who).
+pub fn review_open(r: &Value, now: DateTime<Utc>) -> bool {
+    matches!(review_state(r, now), ReviewState::Open | ReviewState::Overdue)
+}
+
+/// The mark of a break-glass request in lists: the word, then where its review stands.
+fn glass_mark(r: &Value, now: DateTime<Utc>) -> String {
+    if !is_break_glass(r) {
+        return String::new();
+    }
+    let state = review_state(r, now);
+    let review = if state == ReviewState::None { String::new() } else { format!(": {}", state.word()) };
+    format!(" <span class=\"glass glass-{}\">Break-glass{review}</span>", state.class())
+}
+
 fn row(name: &str, value_html: &str) -> String {
     format!("<tr><th scope=\"row\">{}</th><td>{value_html}</td></tr>\n", esc(name))
 }
@@ -197,7 +264,13 @@ pub fn url_encode(value: &str) -> String {
 }
 
 /// "My requests": the caller's requests, newest first, with a status filter and paging.
-pub fn requests(frame: &Frame<'_>, list: &Value, status: Option<&str>, notice: Option<&Notice>) -> String {
+pub fn requests(
+    frame: &Frame<'_>,
+    list: &Value,
+    status: Option<&str>,
+    notice: Option<&Notice>,
+    now: DateTime<Utc>,
+) -> String {
     let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
     let options: String = std::iter::once(("", "Any status"))
         .chain(STATUSES.iter().map(|s| (*s, *s)))
@@ -227,11 +300,12 @@ pub fn requests(frame: &Frame<'_>, list: &Value, status: Option<&str>, notice: O
         for r in items {
             let id = text(&r["requestId"]);
             main.push_str(&format!(
-                "<tr><td><a href=\"/requests/{}\"><code>{}</code></a></td><td>{}</td><td>{}</td><td class=\"reason\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td><a href=\"/requests/{}\"><code>{}</code></a></td><td>{}</td><td>{}{}</td><td class=\"reason\">{}</td><td>{}</td><td>{}</td></tr>\n",
                 url_encode(&id),
                 esc(&id),
                 node_cell(r),
                 badge(&text(&r["status"])),
+                glass_mark(r, now),
                 esc(&text(&r["reason"])),
                 minutes(&r["durationMinutes"]),
                 when(&r["createdAt"]),
@@ -256,6 +330,8 @@ pub struct RequestForm {
     pub starts_at: String,
     /// Sent as `Idempotency-Key`: pressing Submit twice makes one request.
     pub idempotency_key: String,
+    /// `breakGlass: true`: an emergency, granted at once to members of the break-glass group.
+    pub break_glass: bool,
 }
 
 /// The new-request form; `error` names the field the API (or the console) refused, if any.
@@ -310,6 +386,12 @@ pub fn new_request(
          local time (<code>2026-12-24 08:00</code>). Leave empty for access as soon as it is approved.</p>\
          <input id=\"startsAt\" name=\"startsAt\" maxlength=\"40\" autocomplete=\"off\" spellcheck=\"false\" \
          value=\"{}\"{}>{}</div>\n\
+         <div class=\"field check glass-choice\"><input type=\"checkbox\" id=\"breakGlass\" name=\"breakGlass\" \
+         value=\"true\"{}{}> <label for=\"breakGlass\">Break-glass (emergency)</label>\
+         <p class=\"hint\" id=\"breakGlass-hint\">Only when it cannot wait, and only for members of the break-glass \
+         group. Granted at once, without approval, for at most the break-glass limit (60 minutes unless \
+         <code>break-glass.yaml</code> says otherwise); the node's approvers and the security contacts are told at \
+         once, and one of them must review it afterwards (acknowledge or flag). Not with a start time.</p>{}</div>\n\
          <p><button type=\"submit\">Submit request</button></p>\n</form>\n",
         csrf_field(frame),
         esc(&form.idempotency_key),
@@ -325,6 +407,9 @@ pub fn new_request(
         esc(&form.starts_at),
         invalid("startsAt"),
         message("startsAt"),
+        if form.break_glass { " checked" } else { "" },
+        invalid("breakGlass"),
+        message("breakGlass"),
     );
     layout(frame, Nav::NewRequest, "New request", &main)
 }
@@ -442,6 +527,15 @@ pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Op
             decision_form(frame, &id, "approvals"),
         ));
     }
+    main.push_str(
+        "<h2 id=\"break-glass-review\">Break-glass to review</h2>\n\
+         <p>Break-glass access is granted at once, so it never waits here. Its mail (<q>BREAK-GLASS: …</q>) names \
+         the request: open it by id to acknowledge or flag it. The API lists no break-glass grants awaiting your \
+         review, so the console cannot list them here.</p>\n\
+         <form method=\"get\" action=\"/requests/open\" class=\"filter\"><label for=\"open-id\">Request id</label> \
+         <input id=\"open-id\" name=\"id\" required maxlength=\"100\" autocomplete=\"off\" spellcheck=\"false\" \
+         placeholder=\"req-…\"> <button type=\"submit\">Open</button></form>\n",
+    );
     main.push_str("<h2 id=\"decided\">Decided by you</h2>\n");
     if decided.is_empty() {
         main.push_str("<p>You have decided no requests yet.</p>\n");
@@ -483,7 +577,11 @@ fn timeline_entry(item: &Value) -> String {
     let what = if from.is_empty() {
         format!("{} created", badge(&to))
     } else if from == to {
-        let kind = if !item["extension"].is_null() {
+        let kind = if item["review"]["verdict"] == "flag" {
+            "Break-glass review: flagged"
+        } else if item["review"]["verdict"].is_string() {
+            "Break-glass review: acknowledged"
+        } else if !item["extension"].is_null() {
             "Extended"
         } else if !item["credentials"].is_null() {
             "Credentials issued"
@@ -577,6 +675,9 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
             when(&r["startsAt"])
         ));
     }
+    if is_break_glass(r) {
+        main.push_str(&glass_banner(r, ctx.now));
+    }
     let waiting_for = match status.as_str() {
         "Submitted" => Some("The policies have not decided yet."),
         "Pending" => Some("Waiting for approvers."),
@@ -604,6 +705,9 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
             &format!("<a href=\"/requests/{}\" id=\"extends-link\"><code>{}</code></a>", url_encode(of), esc(of)),
         ));
     }
+    if is_break_glass(r) {
+        facts.push_str(&row("Break-glass", &format!("yes: {}", esc(review_state(r, ctx.now).word()))));
+    }
     facts.push_str(&row("Grant mode", &esc(&text(&r["grantMode"]))));
     facts.push_str(&row("Created", &when(&r["createdAt"])));
     facts.push_str(&row("Updated", &when(&r["updatedAt"])));
@@ -621,6 +725,10 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
             esc(&level_text(r)),
             decision_form(frame, &id, "detail")
         ));
+    }
+    // The API refuses the requester under any identity; the console does not offer it to them.
+    if !ctx.mine && review_open(r, ctx.now) {
+        main.push_str(&review_section(frame, &id));
     }
     // An extension grants nothing of its own: its access is the original's.
     if status == "Approved" && r["extends"].is_null() {
@@ -654,6 +762,76 @@ pub fn detail(frame: &Frame<'_>, ctx: &DetailContext<'_>, notice: Option<&Notice
 
     main.push_str(&actions_section(frame, r, ctx));
     layout(frame, Nav::None, &format!("Request {id}"), &main)
+}
+
+/// The banner of a break-glass request: what it is, and where its review stands. A flag and an
+/// overdue review are the loud ones (an alarm is raised for each).
+fn glass_banner(r: &Value, now: DateTime<Utc>) -> String {
+    let review = &r["review"];
+    let state = review_state(r, now);
+    let by = || {
+        format!("by <strong id=\"review-by\">{}</strong> at {}", esc(&who(&text(&review["by"]))), when(&review["at"]))
+    };
+    let comment = review["comment"]
+        .as_str()
+        .map(|c| format!("<p>Comment: <q class=\"comment\" id=\"review-comment-text\">{}</q></p>", esc(c)))
+        .unwrap_or_default();
+    let (heading, body) = match state {
+        ReviewState::None if r["status"] == "Failed" => {
+            ("refused", "<p>Asked as an emergency, and refused: the decision below says why.</p>".to_owned())
+        }
+        ReviewState::None => ("asked", "<p>Asked as an emergency: the policies decide it at once.</p>".to_owned()),
+        ReviewState::Open => (
+            "review open",
+            format!(
+                "<p>Granted at once in an emergency, without approval; the node's approvers and the security \
+                 contacts were told. The node's approvers or an administrator must acknowledge or flag it \
+                 before {}.</p>",
+                when(&review["due"])
+            ),
+        ),
+        ReviewState::Overdue => (
+            "review overdue",
+            format!(
+                "<p><strong>Nobody reviewed it in time: it was due at {}.</strong> The unreviewed break-glass \
+                 alarm stays raised until the node's approvers or an administrator acknowledge or flag it.</p>",
+                when(&review["due"])
+            ),
+        ),
+        ReviewState::Acknowledged => ("acknowledged", format!("<p>Reviewed and acknowledged {}.</p>{comment}", by())),
+        ReviewState::Flagged => (
+            "flagged",
+            format!(
+                "<p><strong>Flagged in review {}</strong>: the reviewer found something wrong, and the flagged \
+                 break-glass alarm was raised for the security team.</p>{comment}",
+                by()
+            ),
+        ),
+    };
+    format!(
+        "<section class=\"glass-banner glass-{}\" id=\"break-glass\" aria-labelledby=\"s-glass\">\
+         <h2 id=\"s-glass\"><span class=\"glass-sign\">Break-glass</span> access: \
+         <span id=\"review-state\">{heading}</span></h2>\n{body}</section>\n",
+        state.class(),
+    )
+}
+
+/// Acknowledge or Flag, with a comment: `POST /requests/{id}/review` through the console.
+fn review_section(frame: &Frame<'_>, id: &str) -> String {
+    format!(
+        "<section aria-labelledby=\"s-review\" class=\"card\"><h2 id=\"s-review\">Your review</h2>\n\
+         <p>Acknowledge if the emergency was real and the access proportionate; flag it if something was wrong \
+         (that raises an alarm for the security team). The node's approvers and administrators review, once; \
+         never the requester. The API refuses anyone else.</p>\n\
+         <form method=\"post\" action=\"/requests/{}/review\">{}\
+         <div class=\"field\"><label for=\"review-comment\">Comment (optional, up to 1,000 characters)</label>\
+         <textarea id=\"review-comment\" name=\"comment\" maxlength=\"1000\" rows=\"2\"></textarea></div>\
+         <p class=\"buttons\"><button type=\"submit\" name=\"verdict\" value=\"acknowledge\" class=\"approve\">\
+         Acknowledge</button> <button type=\"submit\" name=\"verdict\" value=\"flag\" class=\"reject\">Flag</button>\
+         </p></form></section>\n",
+        url_encode(id),
+        csrf_field(frame),
+    )
 }
 
 fn decision_section(r: &Value) -> String {
@@ -1021,7 +1199,20 @@ mod tests {
                 },
                 None,
             ),
-            requests(&frame(), &json!({"items": [request.clone()], "nextToken": evil}), Some(evil), None),
+            requests(&frame(), &json!({"items": [request.clone()], "nextToken": evil}), Some(evil), None, Utc::now()),
+            detail(
+                &frame(),
+                &DetailContext {
+                    request: &json!({"requestId": evil, "status": "Approved", "breakGlass": true,
+                        "review": {"due": evil, "verdict": "flag", "by": evil, "at": evil, "comment": evil}}),
+                    audit: None,
+                    waiting_on_me: false,
+                    mine: false,
+                    now: Utc::now(),
+                    form_key: evil,
+                },
+                None,
+            ),
             approvals(&frame(), &json!({"items": [request.clone()]}), &json!({"items": [request.clone()]}), None),
             credentials(&frame(), &json!({"requestId": evil, "secretAccessKey": evil})),
             problem(&frame(), evil, evil),
@@ -1033,6 +1224,7 @@ mod tests {
                     duration: evil.into(),
                     starts_at: evil.into(),
                     idempotency_key: evil.into(),
+                    break_glass: true,
                 },
                 Some(("reason", evil)),
                 &[evil.to_owned()],
@@ -1048,7 +1240,7 @@ mod tests {
     #[test]
     fn every_input_has_a_label_and_every_form_its_token() {
         let form = new_request(&frame(), &RequestForm::default(), None, &[]);
-        for id in ["nodeId", "reason", "durationMinutes", "startsAt"] {
+        for id in ["nodeId", "reason", "durationMinutes", "startsAt", "breakGlass"] {
             assert!(form.contains(&format!("<label for=\"{id}\">")), "{id}");
             assert!(form.contains(&format!("id=\"{id}\"")), "{id}");
         }
@@ -1152,6 +1344,57 @@ mod tests {
         let started =
             json!({"requestId": "req-1", "status": "Approved", "startsAt": at(-5), "grant": {"deadline": at(20)}});
         assert!(!page_of(&started, true).contains("/cancel\""), "once started, only a revoke ends it");
+    }
+
+    fn break_glass(review: Value) -> Value {
+        json!({"requestId": "req-1", "status": "Approved", "grantMode": "credentials", "nodeId": "i-1",
+               "breakGlass": true, "review": review, "decision": {"rule": "BreakGlass"}})
+    }
+
+    #[test]
+    fn an_open_break_glass_review_is_offered_to_others_than_the_requester() {
+        let open = break_glass(json!({"due": at(60)}));
+        let page = page_of(&open, false);
+        assert!(page.contains("class=\"glass-banner glass-open\"") && page.contains(">review open</span>"), "{page}");
+        assert!(page.contains("action=\"/requests/req-1/review\""), "{page}");
+        assert!(page.contains("value=\"acknowledge\"") && page.contains("value=\"flag\""), "{page}");
+        assert!(page.contains("<label for=\"review-comment\">"), "{page}");
+        assert_eq!(page.matches("<form method=\"post\"").count(), page.matches("name=\"csrf\"").count());
+        assert!(!page_of(&open, true).contains("/review\""), "never to the requester");
+        let overdue = page_of(&break_glass(json!({"due": at(-5)})), false);
+        assert!(overdue.contains("glass-banner glass-overdue") && overdue.contains("review overdue"), "{overdue}");
+        assert!(overdue.contains("/review\""), "an overdue review can still be taken");
+    }
+
+    #[test]
+    fn a_decided_review_says_how_by_whom_and_why_and_offers_nothing_more() {
+        let flagged = break_glass(json!({"due": at(60), "verdict": "flag", "at": at(-1), "comment": "No incident",
+                                         "by": "arn:aws:iam::123456789012:user/approver-a"}));
+        let page = page_of(&flagged, false);
+        assert!(page.contains("glass-banner glass-flagged") && page.contains(">flagged</span>"), "{page}");
+        assert!(page.contains(">user/approver-a</strong>") && page.contains(">No incident</q>"), "{page}");
+        assert!(!page.contains("/review\""), "reviewed once");
+        let acknowledged = break_glass(json!({"due": at(60), "verdict": "acknowledge", "by": "x", "at": at(-1)}));
+        assert!(page_of(&acknowledged, false).contains("glass-banner glass-acknowledged"));
+        let refused = json!({"requestId": "req-2", "status": "Failed", "breakGlass": true,
+                             "decision": {"failureCode": "NotInBreakGlassGroup"}});
+        let page = page_of(&refused, false);
+        assert!(page.contains("glass-banner glass-none") && page.contains(">refused</span>"), "{page}");
+        assert!(!page.contains("/review\""));
+        let list = json!({"items": [flagged, refused, {"requestId": "req-3", "status": "Approved"}]});
+        let listed = requests(&frame(), &list, None, None, Utc::now());
+        assert_eq!(listed.matches("class=\"glass ").count(), 2, "{listed}");
+        assert!(listed.contains("<span class=\"glass glass-flagged\">Break-glass: flagged</span>"), "{listed}");
+    }
+
+    #[test]
+    fn the_new_request_form_offers_break_glass_and_keeps_it_when_refused() {
+        let form = new_request(&frame(), &RequestForm::default(), None, &[]);
+        assert!(form.contains("type=\"checkbox\" id=\"breakGlass\" name=\"breakGlass\" value=\"true\" aria"), "{form}");
+        assert!(form.contains("Granted at once") && form.contains("told at"), "{form}");
+        let kept = RequestForm { break_glass: true, ..RequestForm::default() };
+        let again = new_request(&frame(), &kept, Some(("startsAt", "no")), &[]);
+        assert!(again.contains("value=\"true\" checked"), "{again}");
     }
 
     #[test]

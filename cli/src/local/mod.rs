@@ -129,7 +129,8 @@ struct Adapters {
     granter: IamGranter,
     sessions: executions::NoLiveSessions,
     grant_settings: GrantSettings,
-    /// None locally: revokes come from the approvers a request names.
+    /// The seed's `administrators` (the demo seed: `security`): they may revoke any request and
+    /// review any break-glass grant.
     administrators: jit_shared::domain::administrators::Administrators,
     /// Who is whom, from the policy set's `contacts.yaml`.
     people: jit_shared::policy::contacts::People,
@@ -294,6 +295,10 @@ macro_rules! counted_client {
 
 pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let provisioned = provision::provision(opts.sdk, &opts.seed, opts.policies.contacts(), &opts.prefix).await?;
+    let admin_arns = opts.seed.administrator_arns(crate::emulator::ACCOUNT_ID);
+    let administrators =
+        jit_shared::domain::administrators::Administrators::parse(admin_arns.iter().map(String::as_str))
+            .map_err(|e| format!("seed administrators: {e}"))?;
     let sdk = opts.sdk;
     let listener = TcpListener::bind(("127.0.0.1", opts.port))
         .await
@@ -369,7 +374,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             session_role_name: provisioned.session_role_name.clone(),
             member_accounts: provisioned.member_accounts.clone(),
         },
-        administrators: jit_shared::domain::administrators::Administrators::none(),
+        administrators,
         people,
         seal: jit_shared::adapters::kms::KmsSeal::new(
             counted_client!(aws_sdk_kms, sdk, calls),

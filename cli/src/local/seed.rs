@@ -16,6 +16,11 @@ pub struct Seed {
     /// when deployed.
     #[serde(default, rename = "teamsWebhooks")]
     pub teams_webhooks: Vec<String>,
+    /// Seeded IAM users who are the local stack's administrators (`JIT_ADMIN_ARNS` when
+    /// deployed): they may revoke any request and review any break-glass grant, which matters for
+    /// a node that no manual policy targets (its break-glass grant names no approvers).
+    #[serde(default)]
+    pub administrators: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +69,12 @@ impl Seed {
             .collect()
     }
 
+    /// The administrators as `JIT_ADMIN_ARNS` would name them in `account` (`parse` checked each
+    /// is a seeded IAM user).
+    pub fn administrator_arns(&self, account: &str) -> Vec<String> {
+        self.administrators.iter().map(|name| format!("arn:aws:iam::{account}:user/{name}")).collect()
+    }
+
     /// Accounts other than `home` that the seed's nodes (named by ARN) live in, once each.
     pub fn member_accounts(&self, home: &str) -> Vec<String> {
         let mut accounts: Vec<String> = Vec::new();
@@ -103,6 +114,11 @@ pub fn parse(path: &str, text: &str) -> Result<Seed, String> {
             return Err(format!("{path}: teamsWebhooks: '{name}' is not a seeded iamUser or identityCenterUser"));
         }
     }
+    for name in &seed.administrators {
+        if !seed.principals.iter().any(|p| &p.name == name && p.kind == PrincipalKind::IamUser) {
+            return Err(format!("{path}: administrators: '{name}' is not a seeded iamUser"));
+        }
+    }
     Ok(seed)
 }
 
@@ -124,5 +140,17 @@ mod tests {
         assert_eq!(seed("a").unwrap().teams_people(), [jit_shared::domain::approval::Person::IamUser("a".into())]);
         assert!(seed("r").is_err(), "a role is no person");
         assert!(seed("nobody").is_err());
+    }
+
+    #[test]
+    fn an_administrator_is_a_seeded_iam_user() {
+        let seed = |names: &str| {
+            super::parse("s.yaml", &format!("principals:\n  - {{name: a, kind: iamUser}}\n  - {{name: r, kind: iamRole}}\nadministrators: [{names}]\n"))
+        };
+        assert_eq!(seed("a").unwrap().administrator_arns("123456789012"), ["arn:aws:iam::123456789012:user/a"]);
+        assert!(seed("r").is_err() && seed("nobody").is_err());
+        let shipped = super::parse("local/seed.yaml", include_str!("../../../local/seed.yaml")).unwrap();
+        let admins = shipped.administrator_arns("123456789012");
+        assert!(jit_shared::domain::administrators::Administrators::parse(admins.iter().map(String::as_str)).is_ok());
     }
 }

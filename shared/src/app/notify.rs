@@ -219,8 +219,12 @@ pub fn break_glass_mail(request: &AccessRequest, to: &Person, reviewer: bool, ac
             "You review it: before {due}, acknowledge or flag it\n  jit review {id} --acknowledge --comment \"…\"\n  jit review {id} --flag --comment \"…\"\nor end it now: jit revoke {id}",
             id = request.request_id
         )
-    } else {
+    } else if approval::plan_of(request).is_some() {
         format!("The node's approvers review it before {due}; a flag or a missed review raises an alarm.")
+    } else {
+        format!(
+            "No approval policy targets this node: an administrator reviews it before {due}; a flag or a missed review raises an alarm."
+        )
     };
     let body = format!(
         "{requester} broke glass: access to node {node} was granted at once, without approval.\n\n\

@@ -14,10 +14,13 @@
 //! | `RejectAccessRequest`  | `POST /jitna/access-requests/{id}/reject`               | approve-request   |
 //! | `CancelAccessRequest`  | `POST /jitna/access-requests/{id}/cancel`               | approve-request   |
 //! | `RevokeAccessRequest`  | `POST /jitna/access-requests/{id}/revoke`               | approve-request   |
+//! | `ReviewAccessRequest`  | `POST /jitna/access-requests/{id}/review`               | approve-request   |
 //! | `ListApprovals`        | `GET /jitna/approvals`                                  | approve-request   |
 //!
-//! `ExtendAccessRequest` and `StartAccessRequest`'s `StartsAt` are not JITNA's: they reach the
-//! native extend and schedule (`submit::extend`, `submit::submit`'s `startsAt`) in the same style.
+//! `ExtendAccessRequest`, `ReviewAccessRequest` and `StartAccessRequest`'s `StartsAt` and
+//! `BreakGlass` are not JITNA's: they reach the native extend, schedule, break-glass and review
+//! (`submit::extend`, `submit::submit`'s `startsAt` and `breakGlass`, `approve::review`) in the
+//! same style.
 //!
 //! Members carry JITNA's names (`AccessRequestId`, `Targets`, `Credentials` with
 //! `ExpirationTime` in epoch seconds, `AccessRequestStatus`). Errors are what botocore reads from a
@@ -33,6 +36,7 @@ use crate::app::credentials::{self, CredentialsDeps, Issued};
 use crate::app::error::{FieldError, ServiceError};
 use crate::app::submit::{self, SubmitDeps};
 use crate::domain::approval::Verdict;
+use crate::domain::break_glass::{Review, ReviewVerdict};
 use crate::domain::request::AccessRequest;
 use crate::domain::status::RequestStatus;
 use crate::ports::ListQuery;
@@ -57,6 +61,7 @@ enum Resource<'a> {
     Extend(&'a str),
     Token(&'a str),
     Decision(&'a str, Action),
+    Review(&'a str),
     Approvals,
 }
 
@@ -71,6 +76,7 @@ fn resource(path: &str) -> Option<Resource<'_>> {
         ["jitna", "access-requests", id, "reject"] => Resource::Decision(id, Action::Reject),
         ["jitna", "access-requests", id, "cancel"] => Resource::Decision(id, Action::Cancel),
         ["jitna", "access-requests", id, "revoke"] => Resource::Decision(id, Action::Revoke),
+        ["jitna", "access-requests", id, "review"] => Resource::Review(id),
         ["jitna", "approvals"] => Resource::Approvals,
         _ => return None,
     })
@@ -84,7 +90,7 @@ pub fn is_jitna_path(path: &str) -> bool {
 
 /// The JITNA paths the approve-request function serves.
 pub fn serves_approve(path: &str) -> bool {
-    matches!(resource(path), Some(Resource::Decision(..) | Resource::Approvals))
+    matches!(resource(path), Some(Resource::Decision(..) | Resource::Review(_) | Resource::Approvals))
 }
 
 /// The JITNA path the issue-credentials function serves.
@@ -103,7 +109,7 @@ pub async fn handle_credentials(deps: &CredentialsDeps<'_>, req: &ApiRequest, no
     respond(req, credentials_route(deps, req, now).await)
 }
 
-/// Approve, reject, cancel, revoke and `ListApprovals` (the approve-request function).
+/// Approve, reject, cancel, revoke, review and `ListApprovals` (the approve-request function).
 pub async fn handle_approve(deps: &ApprovalDeps<'_>, req: &ApiRequest, now: DateTime<Utc>) -> ApiResponse {
     respond(req, approve_routes(deps, req, now).await)
 }
@@ -220,7 +226,7 @@ async fn approve_routes(
     req: &ApiRequest,
     now: DateTime<Utc>,
 ) -> Result<Outcome, ServiceError> {
-    let Some(found @ (Resource::Decision(..) | Resource::Approvals)) = resource(&req.path) else {
+    let Some(found @ (Resource::Decision(..) | Resource::Review(_) | Resource::Approvals)) = resource(&req.path) else {
         return Err(no_route(req));
     };
     let caller = authenticated_caller(req)?;
@@ -243,6 +249,10 @@ async fn approve_routes(
                 Action::Revoke => approvals::revoke(deps, &caller, id, &body, now).await?,
             };
             ApiResponse::json(200, access_request(&updated))
+        }
+        ("POST", Resource::Review(id)) => {
+            let body = review_body(&req.body)?;
+            ApiResponse::json(200, access_request(&approvals::review(deps, &caller, id, &body, now).await?))
         }
         _ => return Ok(Outcome::WrongMethod),
     };
@@ -272,16 +282,22 @@ fn invalid_targets(message: impl Into<String>) -> FieldError {
     FieldError::new("Targets", "InvalidTargets", message)
 }
 
-/// `StartAccessRequest`'s body (`Reason`, `Targets`, optional `StartsAt`) as the native
-/// `POST /requests` body: the node of the one `InstanceIds` target, the reason, the start as
-/// RFC 3339, and no duration (the deciding policy's window applies, as in JITNA). The node id,
-/// reason and start are checked by `submit` itself.
+/// `StartAccessRequest`'s body (`Reason`, `Targets`, optional `StartsAt` and `BreakGlass`) as
+/// the native `POST /requests` body: the node of the one `InstanceIds` target, the reason, the
+/// start as RFC 3339, `breakGlass`, and no duration (the deciding policy's window, or the
+/// break-glass maximum, applies, as in JITNA). The node id, reason, start and their combination
+/// are checked by `submit` itself.
 pub fn start_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
     let map = object(body)?;
-    if let Some(unknown) = map.keys().find(|k| !["Reason", "Targets", "StartsAt"].contains(&k.as_str())) {
+    let allowed = ["Reason", "Targets", "StartsAt", "BreakGlass"];
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(match unknown.as_str() {
             "Tags" => FieldError::new("Tags", "UnsupportedParameter", "tags on access requests are not supported"),
-            _ => FieldError::new(unknown.clone(), "UnknownField", "unknown member; allowed: Reason, Targets, StartsAt"),
+            _ => FieldError::new(
+                unknown.clone(),
+                "UnknownField",
+                "unknown member; allowed: Reason, Targets, StartsAt, BreakGlass",
+            ),
         });
     }
     let reason = match map.get("Reason") {
@@ -319,6 +335,11 @@ pub fn start_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
     let mut native = json!({ "nodeId": node, "reason": reason });
     if let Some(at) = starts_at(map.get("StartsAt"))? {
         native["startsAt"] = json!(at);
+    }
+    match map.get("BreakGlass") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => native["breakGlass"] = json!(b),
+        Some(_) => return Err(FieldError::new("BreakGlass", "InvalidType", "must be true or false")),
     }
     Ok(native.to_string().into_bytes())
 }
@@ -372,6 +393,23 @@ pub fn comment_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
         Some(Value::String(c)) => Ok(json!({ "comment": c }).to_string().into_bytes()),
         Some(_) => Err(FieldError::new("Comment", "InvalidType", "must be a string")),
     }
+}
+
+/// `ReviewAccessRequest`'s body (`Verdict`, optional `Comment`) as the native
+/// `POST /requests/{id}/review` body; `approve::review` checks the values (a missing or unknown
+/// verdict is a 400 naming `verdict`, which the error names `Verdict`).
+pub fn review_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
+    let map = object(body)?;
+    if let Some(unknown) = map.keys().find(|k| !["Verdict", "Comment"].contains(&k.as_str())) {
+        return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown member; allowed: Verdict, Comment"));
+    }
+    let mut native = Map::new();
+    for (member, field) in [("Verdict", "verdict"), ("Comment", "comment")] {
+        if let Some(value) = map.get(member) {
+            native.insert(field.to_owned(), value.clone());
+        }
+    }
+    Ok(Value::Object(native).to_string().into_bytes())
 }
 
 /// JITNA's status names: a `Submitted` request (not evaluated yet) is `Pending` there; `Cancelled`
@@ -468,6 +506,12 @@ pub fn access_request(r: &AccessRequest) -> Value {
     if let Some(of) = &r.extends {
         out.insert("Extends".into(), json!(of.as_str()));
     }
+    if r.break_glass {
+        out.insert("BreakGlass".into(), json!(true));
+    }
+    if let Some(review) = &r.review {
+        out.insert("Review".into(), break_glass_review(review));
+    }
     if let Some(at) = &r.approved_at {
         out.insert("ApprovedTime".into(), epoch(at));
         out.insert("AccessDeadline".into(), epoch(&r.access_deadline()));
@@ -493,6 +537,30 @@ pub fn access_request(r: &AccessRequest) -> Value {
             decision.insert("FailureCode".into(), json!(code));
         }
         out.insert("Decision".into(), Value::Object(decision));
+    }
+    Value::Object(out)
+}
+
+/// A break-glass review in the model's `BreakGlassReview` members: `Due` while open, and the
+/// verdict, reviewer, time and comment once decided.
+fn break_glass_review(review: &Review) -> Value {
+    let mut out = Map::new();
+    out.insert("Due".into(), epoch(&review.due));
+    if let Some(verdict) = review.verdict {
+        let name = match verdict {
+            ReviewVerdict::Acknowledge => "acknowledge",
+            ReviewVerdict::Flag => "flag",
+        };
+        out.insert("Verdict".into(), json!(name));
+    }
+    if let Some(by) = &review.by {
+        out.insert("ReviewedBy".into(), json!(by));
+    }
+    if let Some(at) = &review.at {
+        out.insert("ReviewedTime".into(), epoch(at));
+    }
+    if let Some(comment) = &review.comment {
+        out.insert("Comment".into(), json!(comment.as_str()));
     }
     Value::Object(out)
 }
@@ -524,6 +592,8 @@ fn model_field(field: &str) -> &str {
         "reason" => "Reason",
         "durationMinutes" => "DurationMinutes",
         "startsAt" => "StartsAt",
+        "breakGlass" => "BreakGlass",
+        "verdict" => "Verdict",
         "comment" => "Comment",
         "requestId" => "AccessRequestId",
         "Idempotency-Key" => "ClientToken",
@@ -610,7 +680,7 @@ mod tests {
         let model = model();
         let id = "req-5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70";
         let ops = model["operations"].as_object().unwrap();
-        assert_eq!(ops.len(), 10);
+        assert_eq!(ops.len(), 11);
         for (name, op) in ops {
             let path = op["http"]["requestUri"].as_str().unwrap().replace("{AccessRequestId}", id);
             let method = op["http"]["method"].as_str().unwrap();
@@ -618,7 +688,7 @@ mod tests {
             let expected = match found {
                 Resource::Requests if name == "StartAccessRequest" => "POST",
                 Resource::Requests | Resource::Request(_) | Resource::Approvals => "GET",
-                Resource::Token(_) | Resource::Decision(..) | Resource::Extend(_) => "POST",
+                Resource::Token(_) | Resource::Decision(..) | Resource::Review(_) | Resource::Extend(_) => "POST",
             };
             assert_eq!(method, expected, "{name}");
         }
@@ -651,7 +721,7 @@ mod tests {
     fn routes_go_to_the_function_of_their_use_case() {
         let id = "req-5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70";
         assert!(serves_credentials(&format!("/jitna/access-requests/{id}/access-token")));
-        for action in ["approve", "reject", "cancel", "revoke"] {
+        for action in ["approve", "reject", "cancel", "revoke", "review"] {
             let path = format!("/jitna/access-requests/{id}/{action}");
             assert!(serves_approve(&path) && !serves_credentials(&path), "{path}");
         }
@@ -699,6 +769,11 @@ mod tests {
                 r#"{"Reason":"x","Targets":[{"Key":"InstanceIds","Values":["i-1"]}],"StartsAt":true}"#.to_owned(),
                 "StartsAt",
             ),
+            (
+                r#"{"Reason":"x","Targets":[{"Key":"InstanceIds","Values":["i-1"]}],"BreakGlass":"yes"}"#.to_owned(),
+                "BreakGlass",
+            ),
+            (r#"{"Reason":"x","Targets":[],"breakGlass":true}"#.to_owned(), "breakGlass"),
         ];
         for (body, field) in cases {
             assert_eq!(field_of(&body), field, "{body}");
@@ -717,6 +792,80 @@ mod tests {
         assert_eq!(native(r#""2026-12-24T08:00:00Z""#)["startsAt"], "2026-12-24T08:00:00Z");
         assert_eq!(native("1798099200")["startsAt"], "2026-12-24T08:00:00Z");
         assert_eq!(native("null").get("startsAt"), None);
+    }
+
+    #[test]
+    fn break_glass_becomes_the_native_member_and_cannot_be_scheduled() {
+        let target = r#""Targets":[{"Key":"InstanceIds","Values":["i-0123abcd"]}]"#;
+        let body = |extra: &str| start_body(format!(r#"{{"Reason":"r",{target}{extra}}}"#).as_bytes()).unwrap();
+        let native: Value = serde_json::from_slice(&body(r#","BreakGlass":true"#)).unwrap();
+        assert_eq!(native, json!({ "nodeId": "i-0123abcd", "reason": "r", "breakGlass": true }));
+        let parsed = submit::NewRequest::parse(&body(r#","BreakGlass":true"#)).unwrap();
+        assert!(parsed.break_glass);
+        assert!(!submit::NewRequest::parse(&body(r#","BreakGlass":null"#)).unwrap().break_glass);
+        assert!(!submit::NewRequest::parse(&body(r#","BreakGlass":false"#)).unwrap().break_glass);
+        // Scheduled break-glass is refused by the native parser; the error names the model's member.
+        let both = body(r#","BreakGlass":true,"StartsAt":"2030-01-01T00:00:00Z""#);
+        let resp = error_response(&submit::NewRequest::parse(&both).unwrap_err().into());
+        assert_eq!(
+            (resp.status, resp.body["Field"].as_str(), resp.body["ReasonCode"].as_str()),
+            (400, Some("StartsAt"), Some("BreakGlassIsNow"))
+        );
+    }
+
+    #[test]
+    fn a_review_body_becomes_the_native_body_and_names_its_members() {
+        let native: Value =
+            serde_json::from_slice(&review_body(br#"{"Verdict":"acknowledge","Comment":"real outage"}"#).unwrap())
+                .unwrap();
+        assert_eq!(native, json!({ "verdict": "acknowledge", "comment": "real outage" }));
+        let native: Value = serde_json::from_slice(&review_body(b"").unwrap()).unwrap();
+        assert_eq!(native, json!({}), "the native review names the missing verdict");
+        assert_eq!(review_body(br#"{"verdict":"flag"}"#).unwrap_err().field, "verdict");
+        assert_eq!(review_body(b"[]").unwrap_err().field, "body");
+        let bad = "ok".parse::<ReviewVerdict>().unwrap_err();
+        let resp = error_response(&bad.into());
+        assert_eq!(
+            (resp.status, resp.body["Field"].as_str(), resp.body["ReasonCode"].as_str()),
+            (400, Some("Verdict"), Some("InvalidVerdict"))
+        );
+        assert!(resp.body["message"].as_str().is_some_and(|m| m.starts_with("Verdict: ")), "{}", resp.body);
+        let twice = error_response(&ServiceError::Conflict { code: "AlreadyReviewed", message: "x".into() });
+        assert_declared(&model(), "ConflictException", &twice.body);
+        assert_eq!((twice.status, twice.body["ReasonCode"].as_str()), (409, Some("AlreadyReviewed")));
+        let verdicts = model()["shapes"]["ReviewVerdict"]["enum"].clone();
+        assert_eq!(verdicts, json!(["acknowledge", "flag"]));
+        for v in verdicts.as_array().unwrap() {
+            assert!(v.as_str().unwrap().parse::<ReviewVerdict>().is_ok(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_break_glass_request_reads_with_its_review() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let open = Review::open(at("2026-12-04T09:00:00Z"));
+        let glass = AccessRequest { break_glass: true, review: Some(open.clone()), ..approved() };
+        let v = access_request(&glass);
+        assert_declared(&model(), "AccessRequest", &v);
+        assert_eq!(v["BreakGlass"], true);
+        assert_eq!(v["Review"], json!({ "Due": at("2026-12-04T09:00:00Z").timestamp() }));
+        let comment = crate::domain::approval::Comment::try_from("real outage".to_owned()).unwrap();
+        let reviewer = "arn:aws:iam::123456789012:user/approver-a";
+        let reviewed = open.decide(ReviewVerdict::Flag, reviewer, Some(comment), at("2026-12-03T10:00:00Z")).unwrap();
+        let v = access_request(&AccessRequest { review: Some(reviewed), ..glass });
+        assert_declared(&model(), "BreakGlassReview", &v["Review"]);
+        assert_eq!(
+            v["Review"],
+            json!({
+                "Due": at("2026-12-04T09:00:00Z").timestamp(),
+                "Verdict": "flag",
+                "ReviewedBy": reviewer,
+                "ReviewedTime": at("2026-12-03T10:00:00Z").timestamp(),
+                "Comment": "real outage",
+            })
+        );
+        let plain = access_request(&approved());
+        assert!(plain.get("BreakGlass").is_none() && plain.get("Review").is_none(), "{plain}");
     }
 
     #[test]
