@@ -644,3 +644,42 @@ fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_wa
     assert_ne!(early.code, 0);
     assert!(early.stderr.contains("startsAt"), "the refusal names the field: {early:#?}");
 }
+
+#[test]
+fn jit_breaks_glass_at_once_and_the_administrator_finds_and_acknowledges_it_but_never_the_requester() {
+    // Arrange: operator is in OnCall (policies/break-glass.yaml); the development node has no
+    // manual policy, so the seed's administrator (security) reviews.
+    let run = jit("operator", &["request", DEV, "--reason", "cli: outage INC-9", "--duration", "20", "--break-glass"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let id = run.stdout.trim().to_owned();
+    let granted = read_until("operator", &id, |r| r["status"] != "Submitted");
+
+    // Act
+    let listed = jit("security", &["approvals", "--review", "--output", "json"]);
+    let own = jit("operator", &["review", &id, "--acknowledge"]);
+    let done = jit("security", &["review", &id, "--acknowledge", "--comment", "INC-9 was real"]);
+    let again = jit("security", &["review", &id, "--flag"]);
+    let shown = jit("operator", &["status", &id]);
+    let after = jit("security", &["approvals", "--review", "--output", "json"]);
+
+    // Assert
+    assert_eq!((granted["status"].as_str(), granted["breakGlass"].as_bool()), (Some("Approved"), Some(true)));
+    assert!(granted["review"]["due"].is_string(), "{granted:#}");
+    assert_eq!(listed.code, 0, "{listed:#?}");
+    let ids = |run: &Run| -> Vec<String> {
+        run.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["requestId"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(ids(&listed).contains(&id), "{listed:#?}");
+    assert_ne!(own.code, 0, "the requester cannot review: {own:#?}");
+    assert_eq!(done.code, 0, "{done:#?}");
+    assert!(done.stdout.contains("acknowledged"), "{done:#?}");
+    assert_ne!(again.code, 0, "one review: {again:#?}");
+    assert!(again.stderr.contains("AlreadyReviewed"), "{again:#?}");
+    assert!(shown.stdout.contains("review: acknowledge by"), "{shown:#?}");
+    assert!(!ids(&after).contains(&id), "{after:#?}");
+}

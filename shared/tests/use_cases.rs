@@ -2373,15 +2373,23 @@ async fn a_break_glass_review_is_decided_once_by_an_approver_never_the_requester
     // Act
     let overdue = sweep::sweep(&world.deps(&settings), due + Duration::minutes(1)).await.unwrap();
     let before = world.store.get(&granted.request_id).await.unwrap().unwrap().status;
+    let listed = |who: CallerArn| {
+        let deps = &deps;
+        async move { approve::reviews_for(deps, &who).await.unwrap().into_iter().map(|r| r.request_id).collect::<Vec<_>>() }
+    };
+    let to_review = (listed(ARN_LEAD.clone()).await, listed(ARN_ALICE.clone()).await, listed(arn("mallory")).await);
     let by_requester = approve::review(&deps, &ARN_ALICE, id, body, now).await.unwrap_err();
     let by_stranger = approve::review(&deps, &arn("mallory"), id, body, now).await.unwrap_err();
     let bad = approve::review(&deps, &ARN_LEAD, id, br#"{"verdict": "fine"}"#, now).await.unwrap_err();
     let flagged = approve::review(&deps, &ARN_LEAD, id, body, now).await.unwrap();
     let again = approve::review(&deps, &ARN_LEAD, id, br#"{"verdict": "acknowledge"}"#, now).await.unwrap_err();
     let later = sweep::sweep(&world.deps(&settings), due + Duration::minutes(20)).await.unwrap();
+    let after = listed(ARN_LEAD.clone()).await;
 
     // Assert
     assert_eq!(overdue.unreviewed_break_glass, [id]);
+    assert_eq!(to_review, (vec![granted.request_id.clone()], vec![], vec![]), "only an approver of the plan lists it");
+    assert!(after.is_empty(), "a decided review leaves the list");
     assert_eq!((jit_shared::http::error::status(&by_requester), by_requester.code()), (403, "Forbidden"));
     assert_eq!(jit_shared::http::error::status(&by_stranger), 404);
     assert_eq!((bad.code(), jit_shared::http::error::status(&bad)), ("InvalidVerdict", 400));

@@ -586,17 +586,19 @@ async fn request_page(state: &State, id: &str, notice: Option<Notice>, status: u
 }
 
 async fn approvals_page(state: &State, notice: Option<Notice>) -> Reply {
-    let (waiting, decided) = tokio::join!(
+    let (waiting, decided, reviews) = tokio::join!(
         call(&state.api, "GET", "/approvals", None, &[]),
         call(&state.api, "GET", "/approvals?decided=true", None, &[]),
+        call(&state.api, "GET", "/approvals?review=open", None, &[]),
     );
     let waiting = match waiting {
         Ok(waiting) => waiting,
         Err(e) => return failed_page(state, "Your approvals could not be listed", &e),
     };
     let decided = decided.unwrap_or_else(|_| json!({ "items": [] }));
+    let reviews = reviews.unwrap_or_else(|_| json!({ "items": [] }));
     let status = if matches!(notice, Some(Notice::Error(_))) { 400 } else { 200 };
-    html(status, pages::approvals(&state.frame(), &waiting, &decided, notice.as_ref()))
+    html(status, pages::approvals(&state.frame(), &waiting, &decided, &reviews, notice.as_ref()))
 }
 
 /// Approve, reject, cancel or revoke, with an optional comment; then back to the page it came from.

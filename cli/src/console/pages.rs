@@ -464,7 +464,14 @@ fn level_text(request: &Value) -> String {
 }
 
 /// The approvals page: what waits on the caller (with the decision forms) and what they decided.
-pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Option<&Notice>) -> String {
+pub fn approvals(
+    frame: &Frame<'_>,
+    waiting: &Value,
+    decided: &Value,
+    reviews: &Value,
+    notice: Option<&Notice>,
+) -> String {
+    let reviews = reviews["items"].as_array().map(Vec::as_slice).unwrap_or_default();
     let waiting = waiting["items"].as_array().map(Vec::as_slice).unwrap_or_default();
     let decided = decided["items"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut main = format!(
@@ -527,11 +534,32 @@ pub fn approvals(frame: &Frame<'_>, waiting: &Value, decided: &Value, notice: Op
             decision_form(frame, &id, "approvals"),
         ));
     }
+    main.push_str(&format!("<h2 id=\"break-glass-review\">Break-glass to review ({})</h2>\n", reviews.len()));
+    if reviews.is_empty() {
+        main.push_str("<p>No break-glass access waits for your review.</p>\n");
+    } else {
+        main.push_str(
+            "<table class=\"list\"><caption>Break-glass access you may acknowledge or flag, soonest due first</caption>\n\
+             <thead><tr><th scope=\"col\">Request</th><th scope=\"col\">Node</th><th scope=\"col\">Requester</th>\
+             <th scope=\"col\">Review due</th><th scope=\"col\">Reason</th></tr></thead>\n<tbody>\n",
+        );
+        for r in reviews {
+            let id = text(&r["requestId"]);
+            main.push_str(&format!(
+                "<tr><td><a href=\"/requests/{}\"><code>{}</code></a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                url_encode(&id),
+                esc(&id),
+                node_cell(r),
+                esc(&who(&text(&r["requester"]))),
+                when(&r["review"]["due"]),
+                esc(&text(&r["reason"])),
+            ));
+        }
+        main.push_str("</tbody></table>\n");
+    }
     main.push_str(
-        "<h2 id=\"break-glass-review\">Break-glass to review</h2>\n\
-         <p>Break-glass access is granted at once, so it never waits here. Its mail (<q>BREAK-GLASS: …</q>) names \
-         the request: open it by id to acknowledge or flag it. The API lists no break-glass grants awaiting your \
-         review, so the console cannot list them here.</p>\n\
+        "<p>Break-glass access is granted at once, so it never waits above. Its mail (<q>BREAK-GLASS: …</q>) names \
+         the request; open it by id to acknowledge or flag it.</p>\n\
          <form method=\"get\" action=\"/requests/open\" class=\"filter\"><label for=\"open-id\">Request id</label> \
          <input id=\"open-id\" name=\"id\" required maxlength=\"100\" autocomplete=\"off\" spellcheck=\"false\" \
          placeholder=\"req-…\"> <button type=\"submit\">Open</button></form>\n",
@@ -1213,7 +1241,13 @@ mod tests {
                 },
                 None,
             ),
-            approvals(&frame(), &json!({"items": [request.clone()]}), &json!({"items": [request.clone()]}), None),
+            approvals(
+                &frame(),
+                &json!({"items": [request.clone()]}),
+                &json!({"items": [request.clone()]}),
+                &json!({"items": [request.clone()]}),
+                None,
+            ),
             credentials(&frame(), &json!({"requestId": evil, "secretAccessKey": evil})),
             problem(&frame(), evil, evil),
             new_request(
@@ -1245,9 +1279,23 @@ mod tests {
             assert!(form.contains(&format!("id=\"{id}\"")), "{id}");
         }
         let waiting = json!({"items": [{"requestId": "req-1", "status": "Pending"}]});
-        let page = approvals(&frame(), &waiting, &json!({"items": []}), None);
+        let page = approvals(&frame(), &waiting, &json!({"items": []}), &json!({"items": []}), None);
         assert!(page.contains("<label for=\"comment-req-1\">") && page.contains("id=\"comment-req-1\""));
         assert_eq!(page.matches("<form method=\"post\"").count(), page.matches("name=\"csrf\"").count());
+    }
+
+    #[test]
+    fn break_glass_access_to_review_is_listed_on_the_approvals_page() {
+        let review = json!({"items": [{"requestId": "req-9", "status": "Approved", "breakGlass": true,
+            "requester": "arn:aws:iam::123456789012:user/operator", "nodeId": "i-0123456789abcdef0",
+            "reason": "outage", "review": {"due": "2026-12-04T10:00:00Z"}}]});
+        let none = json!({"items": []});
+
+        let listed = approvals(&frame(), &none, &none, &review, None);
+        let empty = approvals(&frame(), &none, &none, &none, None);
+
+        assert!(listed.contains("Break-glass to review (1)") && listed.contains("href=\"/requests/req-9\""));
+        assert!(empty.contains("No break-glass access waits for your review."));
     }
 
     #[test]
@@ -1321,7 +1369,8 @@ mod tests {
             page.contains("Extension of <a href=\"/requests/req-1\"><code>req-1</code></a> by 20 minutes"),
             "{page}"
         );
-        let waiting = approvals(&frame(), &json!({"items": [extension]}), &json!({"items": []}), None);
+        let waiting =
+            approvals(&frame(), &json!({"items": [extension]}), &json!({"items": []}), &json!({"items": []}), None);
         assert!(waiting.contains("Extension of <a href=\"/requests/req-1\"><code>req-1</code></a> by 20 minutes"));
         let extended = json!({"requestId": "req-1", "status": "Approved", "grantMode": "attach",
             "grant": {"deadline": "2026-12-03T10:20:00Z", "extensions": [{"requestId": "req-2", "minutes": 20,

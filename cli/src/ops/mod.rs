@@ -102,7 +102,9 @@ pub enum OperatorCommand {
     #[command(after_help = "Examples:\n  jit list\n  jit list --status Pending\n  jit list --all --output json")]
     List(ListArgs),
     /// List the requests waiting on you as an approver (or, --decided, those you decided).
-    #[command(after_help = "Examples:\n  jit approvals\n  jit approvals --decided --output json")]
+    #[command(
+        after_help = "Examples:\n  jit approvals\n  jit approvals --decided --output json\n  jit approvals --review          # break-glass access to acknowledge or flag"
+    )]
     Approvals(ApprovalsArgs),
     /// Approve a request at its current level.
     #[command(
@@ -347,8 +349,11 @@ pub struct ListArgs {
 #[derive(Args, Debug)]
 pub struct ApprovalsArgs {
     /// The requests you decided (approved or rejected, at any level), newest decision first, at most 50.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "review")]
     pub decided: bool,
+    /// The break-glass access waiting for your review (acknowledge or flag it with `jit review`).
+    #[arg(long)]
+    pub review: bool,
     #[command(flatten)]
     pub api: ApiArgs,
     /// How to print the result.
@@ -471,7 +476,11 @@ async fn dispatch(command: OperatorCommand) -> Result<u8, Failure> {
         OperatorCommand::List(args) => list(args).await,
         OperatorCommand::Approvals(args) => {
             let (api, _) = open(&args.api).await?;
-            let path = if args.decided { "/approvals?decided=true" } else { "/approvals" };
+            let path = match (args.decided, args.review) {
+                (true, _) => "/approvals?decided=true",
+                (_, true) => "/approvals?review=open",
+                _ => "/approvals",
+            };
             let page = api.get(path).await?;
             show(&page, args.output, |p| render::approvals_table(&items(p), args.decided))
         }

@@ -495,6 +495,38 @@ pub async fn decided_by(deps: &ApprovalDeps<'_>, caller: &CallerArn) -> Result<V
     Ok(out)
 }
 
+/// How many open break-glass reviews `reviews_for` reads at most (far more than are ever open).
+const OPEN_REVIEWS_READ: u32 = 100;
+
+/// `GET /approvals?review=open`: the break-glass grants whose review the caller may decide now
+/// (an approver of the node's plan, or an administrator; never the requester), soonest due first.
+pub async fn reviews_for(deps: &ApprovalDeps<'_>, caller: &CallerArn) -> Result<Vec<AccessRequest>, ServiceError> {
+    // Every open review: due by the end of year 9999 (the store's sort keys are RFC 3339 text, so
+    // the bound must keep a four-digit year).
+    let end_of_time = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let ids = deps.store.list_reviews_past_due(end_of_time, OPEN_REVIEWS_READ).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin = is_administrator(deps.administrators, deps.directory, caller).await?;
+    let keys = resolve_caller(deps.directory, caller).await?.as_ref().map(approver_keys).unwrap_or_default();
+    let me = caller_counted_as(deps.directory, deps.people, caller).await?;
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(request) = deps.store.get(&id).await? else { continue };
+        let open =
+            request.break_glass && request.review.as_ref().is_some_and(crate::domain::break_glass::Review::is_open);
+        if !open || !(admin || plan_names_any(&request, &keys)) {
+            continue;
+        }
+        if caller_counted_as(deps.directory, deps.people, &request.requester).await? == me {
+            continue;
+        }
+        out.push(request);
+    }
+    Ok(out)
+}
+
 /// What the confirmation page shows.
 #[derive(Debug, Clone)]
 pub struct LinkView {

@@ -4,6 +4,7 @@
 //! |------------------------------------|------------|---------------------------------------------|
 //! | `GET /approvals`                   | `AWS_IAM`  | requests waiting on the caller now          |
 //! | `GET /approvals?decided=true`      | `AWS_IAM`  | requests the caller decided                 |
+//! | `GET /approvals?review=open`       | `AWS_IAM`  | break-glass grants the caller may review    |
 //! | `POST /requests/{id}/approve`      | `AWS_IAM`  | approve, optional `{"comment"}`              |
 //! | `POST /requests/{id}/reject`       | `AWS_IAM`  | reject, optional `{"comment"}`               |
 //! | `POST /requests/{id}/cancel`       | `AWS_IAM`  | the requester withdraws a pending request   |
@@ -82,11 +83,10 @@ async fn api(
     let caller = authenticated_caller(req)?;
     match (req.method.as_str(), segments) {
         ("GET", ["approvals"]) => {
-            let decided = parse_approvals_query(&req.query)?;
-            let items = if decided {
-                approvals::decided_by(deps, &caller).await?
-            } else {
-                approvals::waiting_for(deps, &caller, now).await?
+            let items = match parse_approvals_query(&req.query)? {
+                Listing::Decided => approvals::decided_by(deps, &caller).await?,
+                Listing::Reviews => approvals::reviews_for(deps, &caller).await?,
+                Listing::Waiting => approvals::waiting_for(deps, &caller, now).await?,
             };
             Ok(ApiResponse::json(200, json!({ "items": to_json(&items)? })))
         }
@@ -119,24 +119,33 @@ async fn api(
     }
 }
 
-/// `GET /approvals` takes only `decided=true|false`.
-fn parse_approvals_query(query: &[(String, String)]) -> Result<bool, ServiceError> {
-    let mut decided = false;
+/// Which list `GET /approvals` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Waiting,
+    Decided,
+    Reviews,
+}
+
+/// `GET /approvals` takes `decided=true|false` or `review=open`, not both.
+fn parse_approvals_query(query: &[(String, String)]) -> Result<Listing, ServiceError> {
+    let field = |name: &str, code: &str, message: &str| crate::app::error::FieldError::new(name, code, message);
+    let mut listing = Listing::Waiting;
     for (k, v) in query {
-        decided = match (k.as_str(), v.as_str()) {
-            ("decided", "true") => true,
-            ("decided", "false") => false,
-            ("decided", _) => {
-                return Err(
-                    crate::app::error::FieldError::new("decided", "InvalidValue", "must be true or false").into()
-                )
-            }
-            _ => {
-                return Err(crate::app::error::FieldError::new(k.clone(), "UnknownParameter", "allowed: decided").into())
-            }
+        let next = match (k.as_str(), v.as_str()) {
+            ("decided", "true") => Listing::Decided,
+            ("decided", "false") => Listing::Waiting,
+            ("decided", _) => return Err(field("decided", "InvalidValue", "must be true or false").into()),
+            ("review", "open") => Listing::Reviews,
+            ("review", _) => return Err(field("review", "InvalidValue", "must be open").into()),
+            _ => return Err(field(k, "UnknownParameter", "allowed: decided, review").into()),
         };
+        if listing != Listing::Waiting && next != listing {
+            return Err(field(k, "InvalidValue", "ask for decided=true or review=open, not both").into());
+        }
+        listing = next;
     }
-    Ok(decided)
+    Ok(listing)
 }
 
 fn check_json_body(req: &ApiRequest) -> Result<(), ServiceError> {
