@@ -661,6 +661,7 @@ mod tests {
         use yaml_rust2::Yaml;
         match y {
             Yaml::String(s) => serde_json::Value::String(s.clone()),
+            Yaml::Boolean(b) => serde_json::Value::Bool(*b),
             Yaml::Array(items) => serde_json::Value::Array(items.iter().map(yaml_to_json).collect()),
             Yaml::Hash(map) => serde_json::Value::Object(
                 map.iter().map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), yaml_to_json(v))).collect(),
