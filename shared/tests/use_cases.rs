@@ -2453,3 +2453,59 @@ async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_o
     let rule = jit_shared::app::notify::rule_pattern().to_string();
     assert!(rule.contains(r#""breakGlass":[true]"#), "the bus rule brings break-glass approvals: {rule}");
 }
+
+#[tokio::test]
+async fn a_scheduled_approval_for_the_same_node_does_not_spare_the_sessions_of_a_revoked_grant() {
+    // Arrange: alice holds a granted request with a shell open, and an approved schedule for the
+    // same node two days ahead; the administrator revokes the granted one.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let sessions = LiveSessions::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let granted = granted_to_alice(&world, &deps, now).await;
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = format!(
+        r#"{{"nodeId": "i-0123456789abcdef0", "reason": "later", "durationMinutes": 30, "startsAt": "{}"}}"#,
+        (now + Duration::days(2)).to_rfc3339()
+    );
+    let scheduled = submit::submit(&intake, &ARN_ALICE, body.as_bytes(), None, now).await.unwrap().request;
+    let approve_it = Transition {
+        decision: Some(decision(RequestStatus::Approved, None, now)),
+        approval_seal: sealed_if_approved(&scheduled, RequestStatus::Approved),
+        ..Transition::status_change(&scheduled, RequestStatus::Approved, "system:evaluator", "decided", now)
+    };
+    world.store.transition(&approve_it).await.unwrap();
+    let shell = sessions.open(ALICE);
+    revoked_by_the_administrator(&world, &granted, now).await;
+
+    // Act
+    let out = lifecycle::revoke(&deps, &granted.request_id, false, now).await.unwrap();
+
+    // Assert: a schedule grants nothing yet, so it covers nothing.
+    assert_eq!(out.terminated_sessions, [shell]);
+}
+
+#[tokio::test]
+async fn extensions_decided_together_do_not_stack_past_what_their_decisions_allow() {
+    // Arrange: 30 minutes granted; two extensions of 10 asked at once, each decided for 40 in all
+    // (within the 45-minute window).
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let deadline = w.grant(&original.request_id, EXECUTION_1, now).await.request.access_deadline();
+    let first = w.extend(&original.request_id, 10, now + Duration::minutes(1)).await;
+    let second = w.extend(&original.request_id, 10, now + Duration::minutes(1)).await;
+
+    // Act
+    w.grant(&first.request_id, EXECUTION_2, now + Duration::minutes(2)).await;
+    let third_execution = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:third";
+    let refused = w.grant(&second.request_id, third_execution, now + Duration::minutes(2)).await;
+
+    // Assert: both were approved, only the first applied; the total stays within the window.
+    assert_eq!((first.status, second.status), (RequestStatus::Approved, RequestStatus::Approved));
+    assert!(!refused.granted);
+    assert_eq!(w.get(&second.request_id).await.status, RequestStatus::Failed);
+    assert_eq!(w.get(&original.request_id).await.access_deadline(), deadline + Duration::minutes(10));
+}

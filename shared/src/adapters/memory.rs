@@ -219,7 +219,10 @@ impl RequestStore for MemoryStore {
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.ids_where(limit, |r| {
             let ended = r.approved_at.is_some()
-                && matches!(r.status, RequestStatus::Revoked | RequestStatus::Expired | RequestStatus::Failed);
+                && matches!(
+                    r.status,
+                    RequestStatus::Revoked | RequestStatus::Expired | RequestStatus::Failed | RequestStatus::Cancelled
+                );
             (ended && r.updated_at >= since).then_some(r.updated_at)
         })
     }

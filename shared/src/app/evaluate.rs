@@ -51,6 +51,8 @@ async fn over_active_limit(
         .items
         .iter()
         .filter(|r| r.request_id != request.request_id)
+        // An extension holds nothing more than the grant it extends, which it must not count.
+        .filter(|r| Some(&r.request_id) != request.extends.as_ref())
         // What holds something: approvers' attention, or an inline policy on a principal. A
         // credentials-mode approval holds neither.
         .filter(|r| match r.status {
@@ -137,6 +139,11 @@ fn submitted_request(d: &StatusEvent) -> Option<AccessRequest> {
     if d.status != RequestStatus::Submitted || d.version != 1 || d.previous_status.is_some() {
         return None;
     }
+    // The write's condition does not cover these; what they change is decided on the stored
+    // request, never on an event's word.
+    if d.starts_at.is_some() || d.extends.is_some() || d.break_glass {
+        return None;
+    }
     let at = stored_precision(d.at)?;
     Some(AccessRequest { created_at: at, updated_at: at, decision: None, progress: None, grant: None, ..d.request()? })
 }
@@ -204,7 +211,10 @@ async fn decide_and_store(
             Ok(Some(total)) => deps.policies.decide_extension(&principal, &node, total, now),
             Ok(None) => {
                 let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
-                deps.policies.decide_for(&principal, &node, requested, now)
+                // A scheduled request is decided as at its start: time-of-day policies see the
+                // time access begins, not the time it was asked for.
+                let at = request.starts_at.map_or(now, |s| s.max(now));
+                deps.policies.decide_for(&principal, &node, requested, at)
             }
         },
     };

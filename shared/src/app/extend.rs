@@ -36,7 +36,7 @@ pub async fn apply(
         if let Some(done) =
             original.grant.as_ref().and_then(|g| g.extensions.iter().find(|x| x.request_id == extension.request_id))
         {
-            return Ok(Attempt::Done(Some((done.clone(), original.clone()))));
+            return Ok(Attempt::Done(Ok((done.clone(), original.clone()))));
         }
         let live = original.status == RequestStatus::Approved
             && original.requester == extension.requester
@@ -51,11 +51,24 @@ pub async fn apply(
                     deps.granter.delete_policy(&principal, &grant::policy_name(&original.request_id)).await?;
                 }
             }
-            return Ok(Attempt::Done(None));
+            return Ok(Attempt::Done(Err(format!(
+                "{of} ended before the extension could be applied; nothing changed"
+            ))));
         }
-        let Some(record) = original.grant.clone() else { return Ok(Attempt::Done(None)) };
+        let Some(record) = original.grant.clone() else {
+            return Ok(Attempt::Done(Err(format!("{of} has no grant to extend; nothing changed"))));
+        };
         let from = original.access_deadline();
         let to = from + Duration::minutes(i64::from(extension.duration_minutes.get()));
+        // The extension was decided for the total it would make then; other extensions applied
+        // since must not stack it past what its decision allows.
+        let allowed = extension.decision.as_ref().and_then(|d| d.max_duration_minutes).unwrap_or(0);
+        if (to - original.access_start()).num_minutes() > i64::from(allowed) {
+            tracing::warn!(request_id = %of, extension = %extension.request_id, allowed, "extension refused: the total would exceed what its decision allows");
+            return Ok(Attempt::Done(Err(format!(
+                "other extensions applied since it was decided: {of} would last more than the {allowed} minutes its decision allows; nothing changed"
+            ))));
+        }
         let step = AppliedExtension {
             request_id: extension.request_id.clone(),
             minutes: extension.duration_minutes.get(),
@@ -91,20 +104,20 @@ pub async fn apply(
         Ok(match write(deps.store, &change).await? {
             Attempt::Done(updated) => {
                 tracing::info!(request_id = %of, extension = %extension.request_id, deadline = %to, "extension applied");
-                Attempt::Done(Some((step, updated)))
+                Attempt::Done(Ok((step, updated)))
             }
             Attempt::Conflict => Attempt::Conflict,
         })
     })?;
-    if let Some((step, original)) = &applied {
+    if let Ok((step, original)) = &applied {
         take_over(deps, step, original, execution).await?;
     }
     let (to, reason) = match &applied {
-        Some((step, _)) => (
+        Ok((step, _)) => (
             RequestStatus::Expired,
             format!("applied to {of}: its access now ends at {}", grant::deadline_text(&step.to)),
         ),
-        None => (RequestStatus::Failed, format!("{of} ended before the extension could be applied; nothing changed")),
+        Err(why) => (RequestStatus::Failed, why.clone()),
     };
     until_written!("ending an applied extension", |attempt| {
         let current = if attempt == 0 { extension.clone() } else { load(deps.store, &extension.request_id).await? };
@@ -120,7 +133,7 @@ pub async fn apply(
     Ok(match applied {
         // This execution now waits for the extended request's deadline (unless a later
         // extension's execution has taken the grant over from it in the meantime).
-        Some((_, original)) if !held_by_another(execution, &original) => {
+        Ok((_, original)) if !held_by_another(execution, &original) => {
             GrantOutput::new(true, &original.access_deadline(), original)
         }
         _ => GrantOutput::new(false, &now, extension.clone()),

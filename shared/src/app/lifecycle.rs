@@ -260,7 +260,9 @@ pub async fn grant(
     if held_by_another(execution, &request) {
         return Ok(nothing(deadline));
     }
-    if now >= deadline {
+    if now >= deadline && request.extends.is_none() {
+        // (An extension's own window does not matter: `extend::apply` checks the request it
+        // extends.)
         return Ok(nothing(deadline));
     }
     if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now)) {
@@ -444,6 +446,11 @@ async fn covered_by_another(
                 && other.status == RequestStatus::Approved
                 && other.grant_mode == GrantMode::Attach
                 && other.node_id == request.node_id
+                // Only a grant in force covers: not a schedule yet to start, not an extension
+                // (which grants nothing of its own), not an approval whose grant is not recorded.
+                && other.grant.as_ref().is_some_and(|g| g.detached_at.is_none())
+                && !other.not_started(now)
+                && other.extends.is_none()
                 && now < deadline_of(other)
         })
         .map(|other| other.request_id))

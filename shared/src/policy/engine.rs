@@ -262,8 +262,8 @@ impl PolicySet {
                 forbidding,
             );
         }
-        if glass.errors.len() > normal.errors.len() {
-            // A statement failed only when breaking glass: it might have forbidden it.
+        if !glass.errors.is_empty() {
+            // A statement that could not be evaluated might have forbidden it: fail closed.
             return refuse(
                 "BreakGlassForbidden",
                 format!(
