@@ -13,11 +13,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::app::approve::expire_one;
-use crate::app::common::{write, Attempt};
+use crate::app::common::{load, write, Attempt};
 use crate::app::error::ServiceError;
-use crate::app::lifecycle::{
-    attached_to, deadline_of, end_remaining, teardown, teardown_request, LifecycleDeps, TeardownOutput,
-};
+use crate::app::lifecycle::{attached_to, deadline_of, end_remaining, teardown_request, LifecycleDeps, TeardownOutput};
 use crate::domain::credentials;
 use crate::domain::grant;
 use crate::domain::ids::RequestId;
@@ -285,8 +283,18 @@ async fn expire_found(
     id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<TeardownOutput, ServiceError> {
-    teardown(deps, id, RequestStatus::Expired, SWEEPER_ACTOR, "the access window ended (found by the sweeper)", now)
-        .await
+    let request = load(deps.store, id).await?;
+    if request.status == RequestStatus::Approved && now < deadline_of(&request) {
+        // The index listed it before it saw an extension move the deadline: not due yet.
+        return Ok(TeardownOutput {
+            request_id: id.clone(),
+            status: request.status,
+            detached: false,
+            terminated_sessions: vec![],
+        });
+    }
+    let reason = "the access window ended (found by the sweeper)";
+    teardown_request(deps, request, RequestStatus::Expired, SWEEPER_ACTOR, reason, now).await
 }
 
 /// The deadline work first (grants past their deadline are torn down), then the re-checks of
