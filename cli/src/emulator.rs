@@ -78,7 +78,7 @@ impl Emulator {
 }
 
 pub async fn sdk_config_for(endpoint: &str, credentials: Credentials) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    jit_shared::adapters::wiring::sdk_defaults()
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)

@@ -60,6 +60,11 @@ impl<C: Clone> AccountClients<C> {
         Self { home_client: client, routing: None }
     }
 
+    /// The client for the stack's own account and region.
+    pub fn home(&self) -> &C {
+        &self.home_client
+    }
+
     /// The client for `location`.
     pub async fn at(&self, location: &NodeLocation) -> C {
         let Some(routing) = &self.routing else { return self.home_client.clone() };

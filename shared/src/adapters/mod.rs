@@ -31,6 +31,8 @@ pub mod nodes;
 pub mod principals;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "sdk")]
+pub mod sdk_http;
 #[cfg(feature = "ssm")]
 pub mod secrets;
 #[cfg(feature = "ssm")]
