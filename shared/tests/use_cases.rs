@@ -2402,33 +2402,36 @@ async fn a_break_glass_review_is_decided_once_by_an_approver_never_the_requester
     assert!(detail_types(&world.store.changes()).contains(&"Access Request Break-Glass Reviewed".to_owned()));
 }
 
-#[tokio::test]
-async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_once_and_never_the_requester() {
-    // Arrange: alice breaks glass; lead approves the node, security is the security contact,
-    // bob is neither.
-    let now = Utc::now();
-    let store = MemoryStore::default();
-    let policies = with_break_glass();
-    let granted = break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
-    let (key, outbox) = (key(), Outbox::default());
-    let contact = |name: &str| jit_shared::policy::contacts::Contact {
+/// A contact with a mail address, joined by contacts.yaml to the identities `same_as` names.
+fn mail_contact(name: &str, same_as: &[&str]) -> jit_shared::policy::contacts::Contact {
+    jit_shared::policy::contacts::Contact {
         person: Person::IamUser(name.into()),
         email: format!("{name}@example.com"),
-        same_as: vec![],
+        same_as: same_as.iter().map(|n| Person::IamUser((*n).into())).collect(),
         slack_user_id: None,
-    };
-    let contacts = [contact("alice"), contact("lead"), contact("security"), contact("bob")];
+    }
+}
+
+/// The notifier on the last change `store` recorded, with `contacts` and the break-glass
+/// security contacts of `policies`: what it counted as sent, the mails, and the event.
+async fn notify_last_change(
+    store: &MemoryStore,
+    policies: &jit_shared::policy::PolicySet,
+    contacts: &[jit_shared::policy::contacts::Contact],
+    now: DateTime<Utc>,
+) -> (usize, Vec<jit_shared::ports::Mail>, jit_shared::domain::events::StatusEvent) {
+    let (key, outbox) = (key(), Outbox::default());
     let links = jit_shared::app::notify::LinkSettings {
         api_base_url: "https://jit.example.com".into(),
         account: "123456789012".into(),
         region: "us-east-1".into(),
     };
-    let security = policies.break_glass().unwrap().security_contacts.clone();
+    let security = policies.break_glass().map(|b| b.security_contacts.clone()).unwrap_or_default();
     let deps = jit_shared::app::notify::NotifyDeps {
-        store: &store,
+        store,
         directory: &Users,
         mailer: &outbox,
-        contacts: &contacts,
+        contacts,
         key: &key,
         links: &links,
         chat: None,
@@ -2437,14 +2440,27 @@ async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_o
         security_contacts: &security,
     };
     let event = store.changes().last().unwrap().events().pop().unwrap();
+    let sent = jit_shared::app::notify::handle_event(&deps, &envelope(event.clone()), now).await.unwrap();
+    let mails = outbox.0.lock().unwrap().clone();
+    (sent, mails, event)
+}
+
+#[tokio::test]
+async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_once_and_never_the_requester() {
+    // Arrange: alice breaks glass; lead approves the node, security is the security contact,
+    // bob is neither.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = with_break_glass();
+    let granted = break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
+    let contacts = ["alice", "lead", "security", "bob"].map(|name| mail_contact(name, &[]));
 
     // Act
-    let sent = jit_shared::app::notify::handle_event(&deps, &envelope(event.clone()), now).await.unwrap();
+    let (sent, mails, event) = notify_last_change(&store, &policies, &contacts, now).await;
 
     // Assert
     assert_eq!((event.detail_type(), event.break_glass), ("Access Request Approved".to_owned(), true));
     assert_eq!(sent, 2);
-    let mails = outbox.0.lock().unwrap();
     let to: Vec<&str> = mails.iter().map(|m| m.recipient.as_str()).collect();
     assert_eq!(to, ["iam-user#lead", "iam-user#security"]);
     assert!(mails.iter().all(|m| m.subject == "BREAK-GLASS: IAM user alice took access to i-0123456789abcdef0"));
@@ -2452,6 +2468,25 @@ async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_o
     assert!(!mails[1].body.contains("jit review"), "the security contact is told, the approvers review");
     let rule = jit_shared::app::notify::rule_pattern().to_string();
     assert!(rule.contains(r#""breakGlass":[true]"#), "the bus rule brings break-glass approvals: {rule}");
+}
+
+#[tokio::test]
+async fn breaking_glass_does_not_mail_the_requester_under_another_identity_contacts_yaml_joins_to_them() {
+    // Arrange: lead approves the node, and contacts.yaml says lead is alice (sameAs); alice
+    // breaks glass.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let policies = with_break_glass();
+    break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
+    let contacts = [mail_contact("alice", &["lead"]), mail_contact("lead", &[]), mail_contact("security", &[])];
+
+    // Act
+    let (sent, mails, _) = notify_last_change(&store, &policies, &contacts, now).await;
+
+    // Assert: only the security contact; alice is not asked to review herself as lead.
+    assert_eq!(sent, 1);
+    let to: Vec<&str> = mails.iter().map(|m| m.recipient.as_str()).collect();
+    assert_eq!(to, ["iam-user#security"]);
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
 
 #[tokio::main]
 async fn main() {
+    step("logging::init", jit_shared::adapters::logging::init);
     let stack = step("StackConfig::from_env", || jit_shared::config::StackConfig::from_env().unwrap());
     let start = Instant::now();
     let sdk = wiring::sdk_config(&stack.region).await;
@@ -34,6 +35,7 @@ async fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     let mut files: Vec<jit_shared::policy::PolicyFile> = Vec::new();
     collect(&dir, &dir, &mut files);
+    step("policy_time_zone", || jit_shared::config::policy_time_zone().unwrap());
     step("schema", || jit_shared::policy::policy_set::load_schema().unwrap());
     step("PolicySet::from_files", || jit_shared::policy::PolicySet::from_files(&files).unwrap());
     step("PolicySet::from_files again", || jit_shared::policy::PolicySet::from_files(&files).unwrap());
