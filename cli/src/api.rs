@@ -141,7 +141,7 @@ impl Api {
     pub fn new(base_url: &str, region: &str, provider: SharedCredentialsProvider) -> Result<Self, String> {
         // Plain HTTP only to the loopback stack (`check_api_url`).
         let base_url = check_api_url(base_url)?;
-        let http = jit_shared::adapters::https::client(&base_url)?;
+        let http = jit_shared::adapters::https::client(&base_url).map_err(|e| e.to_string())?;
         Ok(Self {
             base_url,
             region: region.to_owned(),

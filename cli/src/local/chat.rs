@@ -30,7 +30,7 @@ pub fn teams_stand_in(api_url: &str, people: &[Person]) -> Result<TeamsWebhookAp
             .map_err(|e| format!("the Teams stand-in of {person}: {e}"))?;
         webhooks.insert(person, url).map_err(|e| e.to_string())?;
     }
-    TeamsWebhookApi::new(webhooks)
+    TeamsWebhookApi::new(webhooks).map_err(|e| e.to_string())
 }
 
 /// What the Teams stand-in records of a post to `path` (`/teams-webhook/<person key>`): the

@@ -313,8 +313,9 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     .map_err(|e| format!("reading the signing key: {e}"))?;
     let outbox = Arc::new(Mutex::new(Vec::new()));
     let slack_posts = Arc::new(Mutex::new(Vec::new()));
-    let slack_token = jit_shared::adapters::slack::BotToken::new("xoxb-local-stand-in")?;
-    let slack = jit_shared::adapters::slack::SlackWebApi::new(&format!("{api_url}/slack-api"), slack_token)?;
+    let slack_token = jit_shared::adapters::slack::BotToken::new("xoxb-local-stand-in").map_err(|e| e.to_string())?;
+    let slack = jit_shared::adapters::slack::SlackWebApi::new(&format!("{api_url}/slack-api"), slack_token)
+        .map_err(|e| e.to_string())?;
     let slack_secret = jit_shared::domain::slack::SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET)?;
     let calls = ApiCallLog::default();
     let sts_requests = SentRequests::default();

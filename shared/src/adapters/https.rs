@@ -12,22 +12,28 @@ use hyper_util::rt::TokioExecutor;
 
 pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// Why no client could be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsSetupError {
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("no trusted root certificates were found on this machine (install the system CA bundle): {0}")]
+    NoRootCertificates(std::io::Error),
+}
+
 /// A client for `base_url`: for `http://` (which the caller allowed only on loopback) no
 /// certificate is ever checked; for `https://` the system's trusted roots are required.
-pub fn client(base_url: &str) -> Result<HttpsClient, String> {
+pub fn client(base_url: &str) -> Result<HttpsClient, HttpsSetupError> {
     let tls = rustls::crypto::aws_lc_rs::default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = if base_url.starts_with("http://") {
         let config = rustls::ClientConfig::builder_with_provider(tls.into())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         builder.with_tls_config(config)
     } else {
-        builder.with_provider_and_native_roots(tls).map_err(|e| {
-            format!("no trusted root certificates were found on this machine (install the system CA bundle): {e}")
-        })?
+        builder.with_provider_and_native_roots(tls).map_err(HttpsSetupError::NoRootCertificates)?
     };
     Ok(Client::builder(TokioExecutor::new()).build(builder.https_or_http().enable_http1().build()))
 }

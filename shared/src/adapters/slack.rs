@@ -17,15 +17,26 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// How long one call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why the Slack client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackSetupError {
+    #[error("the Slack bot token is empty or has spaces")]
+    BotToken,
+    #[error("the Slack API URL must be https:// (or http://127.0.0.1 locally), not '{0}'")]
+    ApiUrl(String),
+    #[error(transparent)]
+    Https(#[from] crate::adapters::https::HttpsSetupError),
+}
+
 /// The app's bot token (`xoxb-…`). Never printed.
 #[derive(Clone)]
 pub struct BotToken(String);
 
 impl BotToken {
-    pub fn new(token: &str) -> Result<Self, String> {
+    pub fn new(token: &str) -> Result<Self, SlackSetupError> {
         let token = token.trim();
         if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("the Slack bot token is empty or has spaces".into());
+            return Err(SlackSetupError::BotToken);
         }
         Ok(Self(token.to_owned()))
     }
@@ -38,14 +49,14 @@ impl std::fmt::Debug for BotToken {
 }
 
 /// Checks a Web API base URL: `https://…`, or `http://127.0.0.1…` (a stand-in on this machine).
-pub fn check_api_url(url: &str) -> Result<String, String> {
+pub fn check_api_url(url: &str) -> Result<String, SlackSetupError> {
     let url = url.trim().trim_end_matches('/');
     let loopback =
         url.strip_prefix("http://127.0.0.1").is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']));
     if url.starts_with("https://") || loopback {
         Ok(url.to_owned())
     } else {
-        Err(format!("the Slack API URL must be https:// (or http://127.0.0.1 locally), not '{url}'"))
+        Err(SlackSetupError::ApiUrl(url.to_owned()))
     }
 }
 
@@ -56,7 +67,7 @@ pub struct SlackWebApi {
 }
 
 impl SlackWebApi {
-    pub fn new(base_url: &str, token: BotToken) -> Result<Self, String> {
+    pub fn new(base_url: &str, token: BotToken) -> Result<Self, SlackSetupError> {
         // Plain HTTP only to 127.0.0.1 (`check_api_url`).
         let base_url = check_api_url(base_url)?;
         Ok(Self { http: crate::adapters::https::client(&base_url)?, base_url, token })

@@ -22,7 +22,7 @@ pub struct TeamsWebhookApi {
 }
 
 impl TeamsWebhookApi {
-    pub fn new(webhooks: TeamsWebhooks) -> Result<Self, String> {
+    pub fn new(webhooks: TeamsWebhooks) -> Result<Self, crate::adapters::https::HttpsSetupError> {
         // Stand-ins only: no trust store is needed (and a machine may have none).
         let base = if webhooks.all_loopback() { "http://127.0.0.1" } else { "https://" };
         Ok(Self { http: crate::adapters::https::client(base)?, webhooks })

@@ -141,7 +141,8 @@ impl crate::ports::ChatNotifier for LazySlackNotifier {
                 let text = crate::adapters::secrets::read_secure_string(&self.client, &self.parameter).await?;
                 let token = crate::adapters::slack::BotToken::new(&text)
                     .map_err(|e| PortError::Permanent(format!("parameter {}: {e}", self.parameter)))?;
-                crate::adapters::slack::SlackWebApi::new(&self.api_url, token).map_err(PortError::Permanent)
+                crate::adapters::slack::SlackWebApi::new(&self.api_url, token)
+                    .map_err(|e| PortError::Permanent(e.to_string()))
             })
             .await?;
         api.post(to, message).await
@@ -182,7 +183,7 @@ impl crate::ports::TeamsNotifier for LazyTeamsNotifier {
                 let text = crate::adapters::secrets::read_secure_string(&self.client, &self.parameter).await?;
                 let webhooks = crate::domain::teams::TeamsWebhooks::parse(&text)
                     .map_err(|e| PortError::Permanent(format!("parameter {}: {e}", self.parameter)))?;
-                crate::adapters::teams::TeamsWebhookApi::new(webhooks).map_err(PortError::Permanent)
+                crate::adapters::teams::TeamsWebhookApi::new(webhooks).map_err(|e| PortError::Permanent(e.to_string()))
             })
             .await?;
         api.post(to, card).await
