@@ -135,7 +135,10 @@ fn load_rows(command: &str) {
         std::hint::black_box(jit_shared::policy::PolicySet::load_dir(&dir).unwrap());
     });
     row(
-        &format!("Policy set load at a cold start (policies/, {} statements)", set.statements().count()),
+        &format!(
+            "Policy set load, warm (policies/, {} statements; bench-init times a cold one)",
+            set.statements().count()
+        ),
         &format!(
             "median {:.2} ms, of which the schema {:.2} ms",
             micros(&load, 0.5) / 1000.0,

@@ -39,6 +39,22 @@ async fn main() {
     step("schema", || jit_shared::policy::policy_set::load_schema().unwrap());
     step("PolicySet::from_files", || jit_shared::policy::PolicySet::from_files(&files).unwrap());
     step("PolicySet::from_files again", || jit_shared::policy::PolicySet::from_files(&files).unwrap());
+    let schema = jit_shared::policy::policy_set::load_schema().unwrap();
+    let validator = step("validator", || jit_shared::policy::cedar_statements::validator(&schema));
+    for f in &files {
+        let name = f.path.clone();
+        step(&name, || {
+            if name.ends_with(".cedar") {
+                let _ = jit_shared::policy::cedar_statements::parse_cedar_file(&f.path, &f.text, &validator);
+            } else if name == "contacts.yaml" {
+                let _ = jit_shared::policy::contacts::parse_contacts(&f.text);
+            } else if name == "break-glass.yaml" {
+                let _ = jit_shared::policy::break_glass::parse_break_glass(&f.text);
+            } else {
+                let _ = jit_shared::policy::manual::parse_manual_policy(&f.path, &f.text);
+            }
+        });
+    }
 }
 
 fn collect(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<jit_shared::policy::PolicyFile>) {
