@@ -17,7 +17,6 @@ use serde::Deserialize;
 use crate::domain::approval::Person;
 use crate::domain::request::Approver;
 use crate::policy::manual::LineError;
-use crate::policy::yaml_spans;
 
 pub const BREAK_GLASS_FILE: &str = "break-glass.yaml";
 pub const DEFAULT_MAX_MINUTES: u32 = 60;
@@ -69,33 +68,16 @@ struct ContactRef {
 /// notifier needs, without loading the whole set.
 pub fn security_contacts_of(files: &[crate::policy::PolicyFile]) -> Result<Vec<Person>, crate::policy::PolicySetError> {
     let Some(file) = files.iter().find(|f| f.path == BREAK_GLASS_FILE) else { return Ok(Vec::new()) };
-    parse_break_glass(&file.text).map(|b| b.security_contacts).map_err(|errors| {
-        crate::policy::PolicySetError(
-            errors
-                .into_iter()
-                .map(|e| crate::policy::PolicyLoadError {
-                    file: file.path.clone(),
-                    line: e.line,
-                    message: e.message,
-                    fix: e.fix,
-                })
-                .collect(),
-        )
-    })
+    parse_break_glass(&file.text)
+        .map(|b| b.security_contacts)
+        .map_err(|errors| crate::policy::PolicySetError::in_file(&file.path, errors))
 }
 
 pub fn parse_break_glass(text: &str) -> Result<BreakGlass, Vec<LineError>> {
-    let doc = yaml_spans::parse(text).map_err(|e| {
-        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
-    })?;
-    let parsed: Doc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-        let path = yaml_spans::path_key(e.path());
-        vec![LineError {
-            line: doc.line_of(&path),
-            message: format!("at '{path}': {}", e.into_inner()),
-            fix: "the file has members: [{iamGroup: <name>} | {iamUser: <name>} | …], and optionally maxDurationMinutes, reviewWithinMinutes and securityContacts: [{iamUser: <name>} | {identityCenterUser: <user name>}]".into(),
-        }]
-    })?;
+    let (doc, parsed): (_, Doc) = crate::policy::manual::read_yaml(
+        text,
+        "the file has members: [{iamGroup: <name>} | {iamUser: <name>} | …], and optionally maxDurationMinutes, reviewWithinMinutes and securityContacts: [{iamUser: <name>} | {identityCenterUser: <user name>}]",
+    )?;
     let mut errors = Vec::new();
     if parsed.members.is_empty() {
         errors.push(LineError {

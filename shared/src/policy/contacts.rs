@@ -31,7 +31,6 @@ use serde::Deserialize;
 use crate::domain::approval::Person;
 use crate::domain::slack::SlackUserId;
 use crate::policy::manual::LineError;
-use crate::policy::yaml_spans;
 
 /// The reserved file name at the root of a policy directory.
 pub const CONTACTS_FILE: &str = "contacts.yaml";
@@ -132,33 +131,14 @@ fn valid_email(s: &str) -> bool {
 /// validated where decisions are made and by `jit policy validate` in CI.
 pub fn contacts_of(files: &[crate::policy::PolicyFile]) -> Result<Vec<Contact>, crate::policy::PolicySetError> {
     let Some(file) = files.iter().find(|f| f.path == CONTACTS_FILE) else { return Ok(Vec::new()) };
-    parse_contacts(&file.text).map_err(|errors| {
-        crate::policy::PolicySetError(
-            errors
-                .into_iter()
-                .map(|e| crate::policy::PolicyLoadError {
-                    file: file.path.clone(),
-                    line: e.line,
-                    message: e.message,
-                    fix: e.fix,
-                })
-                .collect(),
-        )
-    })
+    parse_contacts(&file.text).map_err(|errors| crate::policy::PolicySetError::in_file(&file.path, errors))
 }
 
 pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<LineError>> {
-    let doc = yaml_spans::parse(text).map_err(|e| {
-        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
-    })?;
-    let parsed: Doc = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
-        let path = yaml_spans::path_key(e.path());
-        vec![LineError {
-            line: doc.line_of(&path),
-            message: format!("at '{path}': {}", e.into_inner()),
-            fix: "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>, and optionally sameAs: [{iamUser: <name>} | {identityCenterUser: <user name>}] and slackUserId: <U…>".into(),
-        }]
-    })?;
+    let (doc, parsed): (_, Doc) = crate::policy::manual::read_yaml(
+        text,
+        "each contact is {iamUser: <name>} or {identityCenterUser: <user name>} plus email: <address>, and optionally sameAs: [{iamUser: <name>} | {identityCenterUser: <user name>}] and slackUserId: <U…>",
+    )?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();

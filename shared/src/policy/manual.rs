@@ -139,6 +139,33 @@ pub struct LineError {
     pub fix: String,
 }
 
+impl LineError {
+    /// This problem, in `file`.
+    pub fn located(self, file: &str) -> crate::policy::PolicyLoadError {
+        crate::policy::PolicyLoadError { file: file.to_owned(), line: self.line, message: self.message, fix: self.fix }
+    }
+}
+
+/// A policy file's YAML read as `T`: a syntax error, or a key or value `T` does not take, is
+/// reported at its line, with `shape` (what the file holds) as the fix.
+pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    shape: &str,
+) -> Result<(SpannedYaml, T), Vec<LineError>> {
+    let doc = yaml_spans::parse(text).map_err(|e| {
+        vec![LineError { line: e.line, message: e.message, fix: "correct the YAML syntax at this line".into() }]
+    })?;
+    let parsed = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let path = yaml_spans::path_key(e.path());
+        vec![LineError {
+            line: doc.line_of(&path),
+            message: format!("at '{path}': {}", e.into_inner()),
+            fix: shape.to_owned(),
+        }]
+    })?;
+    Ok((doc, parsed))
+}
+
 fn err(doc: &SpannedYaml, path: &str, message: impl Into<String>, fix: impl Into<String>) -> LineError {
     LineError { line: doc.line_of(path), message: message.into(), fix: fix.into() }
 }

@@ -39,6 +39,13 @@ pub fn load_schema() -> Result<Schema, PolicySetError> {
     })
 }
 
+impl PolicySetError {
+    /// The problems `errors` found in `file`.
+    pub fn in_file(file: &str, errors: Vec<manual::LineError>) -> Self {
+        Self(errors.into_iter().map(|e| e.located(file)).collect())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyLoadError {
     pub file: String,
@@ -160,12 +167,7 @@ impl PolicySet {
         let mut contacts = Vec::new();
         let mut warnings = Vec::new();
         let mut break_glass = None;
-        let located = |file: &str, e: manual::LineError| PolicyLoadError {
-            file: file.to_owned(),
-            line: e.line,
-            message: e.message,
-            fix: e.fix,
-        };
+        let located = |file: &str, e: manual::LineError| e.located(file);
 
         for f in files {
             if f.path == CONTACTS_FILE {
