@@ -2402,12 +2402,12 @@ async fn a_break_glass_review_is_decided_once_by_an_approver_never_the_requester
     assert!(detail_types(&world.store.changes()).contains(&"Access Request Break-Glass Reviewed".to_owned()));
 }
 
-/// A contact with a mail address, joined by contacts.yaml to the identities `same_as` names.
-fn mail_contact(name: &str, same_as: &[&str]) -> jit_shared::policy::contacts::Contact {
+/// A contact with a mail address.
+fn mail_contact(name: &str) -> jit_shared::policy::contacts::Contact {
     jit_shared::policy::contacts::Contact {
         person: Person::IamUser(name.into()),
         email: format!("{name}@example.com"),
-        same_as: same_as.iter().map(|n| Person::IamUser((*n).into())).collect(),
+        same_as: vec![],
         slack_user_id: None,
     }
 }
@@ -2453,7 +2453,7 @@ async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_o
     let store = MemoryStore::default();
     let policies = with_break_glass();
     let granted = break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
-    let contacts = ["alice", "lead", "security", "bob"].map(|name| mail_contact(name, &[]));
+    let contacts = ["alice", "lead", "security", "bob"].map(mail_contact);
 
     // Act
     let (sent, mails, event) = notify_last_change(&store, &policies, &contacts, now).await;
@@ -2468,25 +2468,6 @@ async fn breaking_glass_mails_the_nodes_approvers_and_the_security_contacts_at_o
     assert!(!mails[1].body.contains("jit review"), "the security contact is told, the approvers review");
     let rule = jit_shared::app::notify::rule_pattern().to_string();
     assert!(rule.contains(r#""breakGlass":[true]"#), "the bus rule brings break-glass approvals: {rule}");
-}
-
-#[tokio::test]
-async fn breaking_glass_does_not_mail_the_requester_under_another_identity_contacts_yaml_joins_to_them() {
-    // Arrange: lead approves the node, and contacts.yaml says lead is alice (sameAs); alice
-    // breaks glass.
-    let now = Utc::now();
-    let store = MemoryStore::default();
-    let policies = with_break_glass();
-    break_glass(&store, &policies, &DEV_NODES, "alice", 30, now).await;
-    let contacts = [mail_contact("alice", &["lead"]), mail_contact("lead", &[]), mail_contact("security", &[])];
-
-    // Act
-    let (sent, mails, _) = notify_last_change(&store, &policies, &contacts, now).await;
-
-    // Assert: only the security contact; alice is not asked to review herself as lead.
-    assert_eq!(sent, 1);
-    let to: Vec<&str> = mails.iter().map(|m| m.recipient.as_str()).collect();
-    assert_eq!(to, ["iam-user#security"]);
 }
 
 #[tokio::test]

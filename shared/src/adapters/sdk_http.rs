@@ -5,13 +5,20 @@
 //! (on Debian every file of `/etc/ssl/certs`) and parses the roots again for every SDK client it
 //! validates, then once more for its first request; a function with five clients parsed them six
 //! times before its first request. Here the roots are data in the binary, the TLS configuration
-//! is built once per process and every client's connector shares it. Plain `http://` is only
-//! ever used where the endpoint override says so (the emulator on 127.0.0.1 in the local stack).
+//! is built once per process and every client's connector shares it. HTTP/1.1 only (every
+//! service the functions call speaks it); no proxy (the functions reach AWS directly). Plain
+//! `http://` is spoken only to an endpoint configured as such: the local stack's and the tests'
+//! override, the emulator on 127.0.0.1.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
@@ -20,11 +27,11 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{capture_connection, CaptureConnection, HttpConnector as TcpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-type HyperClient = Client<HttpsConnector<TcpConnector>, SdkBody>;
+type HyperClient = Client<Bounded<HttpsConnector<TcpConnector>>, SdkBody>;
 /// A connector's connect and read timeouts.
 type Timeouts = (Option<Duration>, Option<Duration>);
 
@@ -69,14 +76,14 @@ impl Connector {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
         let client = TLS.clone().map(|tls| {
             let https = hyper_rustls::HttpsConnectorBuilder::new()
                 .with_tls_config(rustls::ClientConfig::clone(&tls))
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(tcp);
-            Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https)
+            let bounded = Bounded { inner: https, limit: connect_timeout };
+            Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(bounded)
         });
         Self { client, read_timeout }
     }
@@ -84,10 +91,17 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(err) => return HttpConnectorFuture::ready(Err(ConnectorError::user(err.into()))),
         };
+        // The SDK closes a connection that answered with a transient error (a 5xx, a throttle),
+        // so that its retry opens a new one, possibly to another host: it asks for the
+        // connection through this capture.
+        let captured = capture_connection(&mut request);
+        if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            smithy.set_connection_retriever(move || connection_metadata(&captured));
+        }
         let client = match &self.client {
             Ok(client) => client,
             Err(err) => return HttpConnectorFuture::ready(Err(ConnectorError::other(err.clone().into(), None))),
@@ -108,6 +122,62 @@ impl HttpConnector for Connector {
     }
 }
 
+/// What the SDK may do with the connection a request went over: close it ("poison" it) so the
+/// pool does not hand it out again.
+fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadata> {
+    captured.connection_metadata().as_ref()?;
+    let captured = captured.clone();
+    let metadata = ConnectionMetadata::builder().proxied(false).poison_fn(move || {
+        if let Some(connection) = captured.connection_metadata().as_ref() {
+            connection.poison();
+        }
+    });
+    Some(metadata.build())
+}
+
+/// The HTTPS connector with the connect timeout around all of connecting: name resolution, TCP
+/// and the TLS handshake (hyper's own timeout covers only the TCP connect, per address), so a
+/// stalled handshake ends as a timeout the SDK retries instead of waiting for the function's.
+#[derive(Clone, Debug)]
+struct Bounded<C> {
+    inner: C,
+    limit: Option<Duration>,
+}
+
+type Connecting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl<C> tower_service::Service<http::Uri> for Bounded<C>
+where
+    C: tower_service::Service<http::Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Connecting<C::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                None => connecting.await.map_err(Into::into),
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(connected) => connected.map_err(Into::into),
+                    Err(_) => Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("connecting took longer than {limit:?}"),
+                    )) as BoxError),
+                },
+            }
+        })
+    }
+}
+
 /// Sorts a failed exchange the way the SDK's retry strategy expects: a connection that could not
 /// be made, was closed or broke is I/O (retried), a timeout is a timeout (retried), a request the
 /// client itself refused is the caller's; anything else is not retried.
@@ -117,9 +187,19 @@ fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
         err.is_connect() || hyper_error.is_some_and(|e| e.is_closed() || e.is_canceled() || e.is_incomplete_message());
     let timed_out = hyper_error.is_some_and(hyper::Error::is_timeout) || source_is_timeout(&err);
     let refused_by_client = hyper_error.is_some_and(hyper::Error::is_user);
-    let boxed: aws_smithy_runtime_api::box_error::BoxError = err.into();
-    // A certificate that does not verify will not verify on a retry either.
-    let tls_refused = chain(boxed.as_ref()).any(|e| e.is::<rustls::Error>());
+    let boxed: BoxError = err.into();
+    // A certificate that does not verify will not verify on a retry either; any other TLS
+    // failure (an alert, a corrupt record) may be the connection's, and is retried as I/O.
+    let tls_refused = chain(boxed.as_ref()).any(|e| {
+        e.downcast_ref::<rustls::Error>().is_some_and(|tls| {
+            matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            )
+        })
+    });
     if tls_refused {
         ConnectorError::other(boxed, None)
     } else if timed_out {
@@ -214,6 +294,100 @@ mod tests {
         let error = result.expect_err("no answer within the read timeout");
         assert!(error.is_timeout(), "{error:?}");
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_stalls_is_a_timeout_of_the_connect_limit_which_the_sdk_retries() {
+        let (listener, address) = listener().await;
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("a connection");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(socket);
+        });
+        let url = format!("https://localhost:{}/", address.rsplit(':').next().unwrap_or_default());
+
+        let result = Connector::new(Some(Duration::from_millis(200)), None).call(get(&url)).await;
+
+        let error = result.expect_err("the server never answers the handshake");
+        assert!(error.is_timeout(), "{error:?}");
+        held.abort();
+    }
+
+    /// Reads one HTTP/1.1 request (headers and a `content-length` body) from `socket`; false at
+    /// the end of the stream.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> bool {
+        let mut seen = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        loop {
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    return true;
+                }
+            }
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    }
+
+    #[cfg(feature = "dynamodb")]
+    #[tokio::test]
+    async fn after_a_transient_server_error_the_sdk_retries_on_a_new_connection() {
+        // Arrange: a stand-in that answers the first request with a 500 and keeps the connection
+        // open, then every request with an empty table list; it counts connections.
+        let (listener, address) = listener().await;
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (counted, served) = (connections.clone(), answered.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let served = served.clone();
+                tokio::spawn(async move {
+                    while read_request(&mut socket).await {
+                        let (status, body) = if served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            ("500 Internal Server Error", r#"{"__type":"InternalServerError","message":"try again"}"#)
+                        } else {
+                            ("200 OK", r#"{"TableNames":[]}"#)
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{address}"))
+            .credentials_provider(aws_credential_types::Credentials::for_tests())
+            .retry_config(
+                aws_smithy_types::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .http_client(super::shared_client())
+            .build();
+
+        // Act
+        let tables = aws_sdk_dynamodb::Client::from_conf(config).list_tables().send().await;
+
+        // Assert: the retry succeeded on a second connection (the first was closed, not reused).
+        assert!(tables.is_ok(), "{tables:?}");
+        assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

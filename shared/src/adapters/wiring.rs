@@ -12,7 +12,10 @@ use crate::config::{MailConfig, StackConfig};
 /// millisecond at every cold start.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
     let loader = sdk_defaults().region(aws_config::Region::new(region.to_owned()));
-    let from_environment = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].iter().all(|k| std::env::var_os(k).is_some());
+    // Blank values are "not set" to the environment provider, which the chain would then pass.
+    let from_environment = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
     let loader = if from_environment {
         loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
     } else {

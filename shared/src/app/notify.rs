@@ -188,8 +188,9 @@ async fn tell_break_glass(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Re
     let audience: Vec<&Approver> = approval::plan_of(&request).map(|p| p.all_approvers().collect()).unwrap_or_default();
     let mut sent = 0;
     for contact in deps.contacts {
-        // One person counts once: an identity contacts.yaml joins to the requester is the requester.
-        if people.person_of(contact.person.counted_as(false)) == requester {
+        // `requester` is already the person contacts.yaml joins their identities to, and a
+        // contact is never another's `sameAs` (`parse_contacts` refuses it).
+        if contact.person.counted_as(false) == requester {
             continue;
         }
         let security = deps.security_contacts.contains(&contact.person);
