@@ -48,6 +48,8 @@ static TLS: LazyLock<Result<Arc<rustls::ClientConfig>, rustls::Error>> = LazyLoc
 /// The client to give `aws_config` (`SdkConfig::http_client`): every SDK client built from that
 /// configuration shares it, and through it one connection pool per timeout setting.
 pub fn shared_client() -> SharedHttpClient {
+    // Built now, with the clients, not on the first request: a cold start pays for it once.
+    LazyLock::force(&TLS);
     SharedHttpClient::new(SdkHttpClient::default())
 }
 
