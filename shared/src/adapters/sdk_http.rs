@@ -263,6 +263,16 @@ mod tests {
         (listener, address)
     }
 
+    /// A server that accepts one connection and never says a word on it, until aborted.
+    async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+        let (listener, address) = listener().await;
+        let held = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.expect("a connection");
+            std::future::pending::<()>().await;
+        });
+        (address, held)
+    }
+
     #[tokio::test]
     async fn a_plain_http_endpoint_on_loopback_answers_through_the_connector() {
         let (listener, address) = listener().await;
@@ -283,12 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_never_answers_is_a_timeout_which_the_sdk_retries() {
-        let (listener, address) = listener().await;
-        let held = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.expect("a connection");
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(socket);
-        });
+        let (address, held) = silent_server().await;
 
         let result =
             Connector::new(None, Some(Duration::from_millis(200))).call(get(&format!("http://{address}/"))).await;
@@ -300,12 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tls_handshake_that_stalls_is_a_timeout_of_the_connect_limit_which_the_sdk_retries() {
-        let (listener, address) = listener().await;
-        let held = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.expect("a connection");
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(socket);
-        });
+        let (address, held) = silent_server().await;
         let url = format!("https://localhost:{}/", address.rsplit(':').next().unwrap_or_default());
 
         let result = Connector::new(Some(Duration::from_millis(200)), None).call(get(&url)).await;
