@@ -26,8 +26,8 @@ pub(crate) enum TagRequirement {
 /// `resource.getTag("K") == "V"` whose key was tested before it (the schema validator insists on
 /// that guard). Anything that could error before the tag test keeps the statement unindexed, so
 /// that its error still reaches the fail-closed check.
-pub(crate) fn tag_requirement(policy: &Policy) -> TagRequirement {
-    let Ok(json) = policy.to_json() else { return TagRequirement::None };
+fn tag_requirement(json: Option<&Value>) -> TagRequirement {
+    let Some(json) = json else { return TagRequirement::None };
     let Some(first) = json.get("conditions").and_then(Value::as_array).and_then(|c| c.first()) else {
         return TagRequirement::None;
     };
@@ -96,8 +96,8 @@ fn resource_tag_equality(expr: &Value) -> Option<(&str, &str)> {
 /// `context`, which holds the principal's tags), or name any entity in a condition (a literal
 /// user's groups exist only once the requester is resolved). Read from the JSON form,
 /// conservatively: any mention counts.
-pub(crate) fn reads_principal(policy: &Policy) -> bool {
-    let Ok(json) = policy.to_json() else { return true };
+fn reads_principal(json: Option<&Value>) -> bool {
+    let Some(json) = json else { return true };
     let scoped = json.get("principal").and_then(|p| p.get("op")).and_then(Value::as_str) != Some("All");
     scoped || json.get("conditions").is_some_and(mentions_principal)
 }
@@ -130,8 +130,10 @@ pub(crate) struct StatementIndex {
 
 impl StatementIndex {
     pub(crate) fn add(&mut self, policy: Policy) {
-        let requirement = tag_requirement(&policy);
-        let entry = Entry { reads_principal: reads_principal(&policy), policy };
+        // Cedar re-parses a statement's text for its JSON form, so it is made once here.
+        let json = policy.to_json().ok();
+        let requirement = tag_requirement(json.as_ref());
+        let entry = Entry { reads_principal: reads_principal(json.as_ref()), policy };
         match requirement {
             TagRequirement::None => self.unindexed.push(entry),
             TagRequirement::Key(k) => self.by_key.entry(k).or_default().push(entry),
@@ -179,7 +181,7 @@ mod tests {
 
     fn requirement_of(src: &str) -> TagRequirement {
         let policy: Policy = src.parse().unwrap();
-        tag_requirement(&policy)
+        tag_requirement(policy.to_json().ok().as_ref())
     }
 
     #[test]
@@ -273,7 +275,7 @@ mod tests {
         ];
         for (src, expected) in cases {
             let policy: Policy = src.parse().unwrap();
-            assert_eq!(reads_principal(&policy), expected, "{src}");
+            assert_eq!(reads_principal(policy.to_json().ok().as_ref()), expected, "{src}");
         }
     }
 
