@@ -5,8 +5,10 @@
 //! `lambda_runtime` function of the same profile) and to a minimal Python boto3 handler that
 //! builds the same clients (`bench/python/coldstart_handler.py`).
 //!
-//! Usage: `bench-coldstart <dir of release binaries> <python> [runs]`. The page cache is warm after
-//! the first run (as on a Lambda host that keeps the image); the median is reported.
+//! Usage: `bench-coldstart <dir of release binaries> <python> [runs]`. The floor and the functions
+//! run in rounds, one process of each per round; a function's ratio is the median of its time over
+//! the floor's in the same round. The page cache is warm after the first round (as on a Lambda host
+//! that keeps the image); medians are reported.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -132,6 +134,49 @@ fn measure(runs: usize, make: impl Fn() -> Command, polls: &mpsc::Receiver<Insta
     Ok((quantile(&times, 0.5).unwrap_or_default(), peak))
 }
 
+/// One binary's runs, taken in rounds with the others.
+#[derive(Default)]
+struct Series {
+    millis: Vec<f64>,
+    peak_rss_mib: f64,
+}
+
+impl Series {
+    fn median(&self) -> f64 {
+        let mut sorted = self.millis.clone();
+        sorted.sort_by(f64::total_cmp);
+        quantile(&sorted, 0.5).unwrap_or_default()
+    }
+
+    /// The median of this binary's time over the floor's in the same round: a machine that
+    /// slows down for a while slows both sides of each pair.
+    fn paired_ratio(&self, floor: &Series) -> f64 {
+        let mut ratios: Vec<f64> = self.millis.iter().zip(&floor.millis).map(|(m, f)| m / f).collect();
+        ratios.sort_by(f64::total_cmp);
+        quantile(&ratios, 0.5).unwrap_or_default()
+    }
+}
+
+/// Runs every binary once per round, the floor included, starting each round one binary later,
+/// so that the floor and the functions see the same machine (a noisy neighbour, a frequency
+/// change) rather than the floor a quiet minute and a function a busy one.
+fn measure_rounds(
+    runs: usize,
+    makers: &[Box<dyn Fn() -> Command + '_>],
+    polls: &mpsc::Receiver<Instant>,
+) -> Result<Vec<Series>, String> {
+    let mut series: Vec<Series> = makers.iter().map(|_| Series::default()).collect();
+    for round in 0..runs {
+        for k in 0..makers.len() {
+            let i = (round + k) % makers.len();
+            let r = measure_once(makers[i](), polls)?;
+            series[i].millis.push(r.millis);
+            series[i].peak_rss_mib = series[i].peak_rss_mib.max(r.rss_mib);
+        }
+    }
+    Ok(series)
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(bin_dir), Some(python)) = (args.get(1), args.get(2)) else {
@@ -149,27 +194,35 @@ fn main() -> Result<(), String> {
             c
         }
     };
-    let (floor_ms, floor_rss) = measure(runs, spawn(PathBuf::from(bin_dir).join(FLOOR), FLOOR), &polls)?;
+    let mut makers: Vec<Box<dyn Fn() -> Command + '_>> =
+        vec![Box::new(spawn(PathBuf::from(bin_dir).join(FLOOR), FLOOR))];
+    for (function, _) in FUNCTIONS {
+        makers.push(Box::new(spawn(PathBuf::from(bin_dir).join(function), function)));
+    }
+    let series = measure_rounds(runs, &makers, &polls)?;
+    let (floor, functions) = series.split_first().ok_or("no floor series")?;
+    let floor_ms = floor.median();
     row(
         "Cold start to first Runtime API poll, bare lambda_runtime function (the floor)",
-        &format!("{floor_ms:.1} ms, {floor_rss:.1} MiB"),
+        &format!("{floor_ms:.1} ms, {:.1} MiB", floor.peak_rss_mib),
         "",
         &command,
     );
-    for (function, clients) in FUNCTIONS {
-        let (rust_ms, rust_rss) = measure(runs, spawn(PathBuf::from(bin_dir).join(function), function), &polls)?;
-        // Python is ~100× slower per run; fewer runs keep the bench short.
+    for ((function, clients), measured) in FUNCTIONS.iter().zip(functions) {
+        let rust_ms = measured.median();
+        // Python is ~100× slower per run; fewer runs keep the bench short. It runs after the
+        // Rust rounds, so its processes do not disturb them.
         let (py_ms, py_rss) = measure(
             runs.div_ceil(4).max(3),
             || {
                 let mut c = Command::new(python);
-                c.arg(&handler).args(clients);
+                c.arg(&handler).args(*clients);
                 lambda_env(&mut c, &api, function);
                 c
             },
             &polls,
         )?;
-        let (to_floor, to_python) = (rust_ms / floor_ms, py_ms / rust_ms);
+        let (to_floor, to_python) = (measured.paired_ratio(floor), py_ms / rust_ms);
         let met = |ok: bool| if ok { "" } else { " (goal missed)" };
         row(
             &format!("Cold start to first Runtime API poll, {function}"),
@@ -183,7 +236,10 @@ fn main() -> Result<(), String> {
         );
         row(
             &format!("Peak RSS at first poll, {function}"),
-            &format!("{rust_rss:.1} MiB (floor {floor_rss:.1} MiB; Python boto3: {py_rss:.1} MiB)"),
+            &format!(
+                "{:.1} MiB (floor {:.1} MiB; Python boto3: {py_rss:.1} MiB)",
+                measured.peak_rss_mib, floor.peak_rss_mib
+            ),
             "< 40 MB",
             &command,
         );
