@@ -374,7 +374,7 @@ pub async fn send_callback(
 
 /// The local stack's signing secret.
 pub fn local_secret() -> Result<SlackSigningSecret, String> {
-    SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET)
+    SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET).map_err(|e| e.to_string())
 }
 
 /// Clicks `button` on `posted` as `clicker`, with the local secret, now.

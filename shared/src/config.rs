@@ -115,7 +115,7 @@ pub fn policy_time_zone() -> Result<crate::policy::local_time::PolicyTimeZone, C
     match optional("JIT_POLICY_TIME_ZONE") {
         None => Ok(crate::policy::local_time::PolicyTimeZone::default()),
         Some(v) => crate::policy::local_time::PolicyTimeZone::named(&v)
-            .map_err(|problem| ConfigError { name: "JIT_POLICY_TIME_ZONE", problem }),
+            .map_err(|e| ConfigError { name: "JIT_POLICY_TIME_ZONE", problem: e.to_string() }),
     }
 }
 

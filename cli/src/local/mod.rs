@@ -316,7 +316,7 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
     let slack_token = jit_shared::adapters::slack::BotToken::new("xoxb-local-stand-in").map_err(|e| e.to_string())?;
     let slack = jit_shared::adapters::slack::SlackWebApi::new(&format!("{api_url}/slack-api"), slack_token)
         .map_err(|e| e.to_string())?;
-    let slack_secret = jit_shared::domain::slack::SlackSigningSecret::new(LOCAL_SLACK_SIGNING_SECRET)?;
+    let slack_secret = crate::slack::local_secret()?;
     let calls = ApiCallLog::default();
     let sts_requests = SentRequests::default();
     let (teams_posts, chat_notifications) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));

@@ -313,7 +313,8 @@ async fn mail_approvers(
             expires: progress.pending_until.timestamp(),
             nonce: approval_token::nonce(),
         };
-        let token = approval_token::sign(deps.key, &claims).map_err(ServiceError::Internal)?;
+        let token = approval_token::sign(deps.key, &claims)
+            .map_err(|e| ServiceError::Internal(format!("serializing the link's claims: {e}")))?;
         let link = approval_token::link(&deps.links.api_base_url, &token);
         let mut mail = approver_mail(&request, &contact.person, level, &link, &deps.links.account, &deps.links.region);
         mail.subject = match notice {

@@ -3,6 +3,7 @@
 //! group. A role administrator matters most: auto-approved access has no approver, so without
 //! one nobody but the requester's approvers could end it early.
 
+use crate::domain::errors::SettingError;
 use crate::domain::principal::{CallerArn, CallerKind, GroupRef, ResolvedPrincipal};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,12 +42,12 @@ impl Administrators {
     /// Parses `arn:aws:iam::<account>:user/[path/]name`, `arn:aws:iam::<account>:role/[path/]name`,
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>` and
     /// `identity-center-group:<group id or name>`; any other entry is an error naming it.
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, SettingError> {
         let mut out = Vec::new();
         for raw in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
             if let Some(group) = raw.strip_prefix("identity-center-group:") {
                 if group.is_empty() {
-                    return Err(format!("'{raw}' names no group"));
+                    return Err(SettingError::EmptyGroup(raw.to_owned()));
                 }
                 out.push(Administrator::IdentityCenterGroup(group.to_owned()));
                 continue;
@@ -77,11 +78,7 @@ impl Administrators {
                 Some(a) if !matches!(&a, Administrator::IamUser { name, .. } | Administrator::IamRole { name, .. } if name.is_empty()) => {
                     out.push(a)
                 }
-                _ => {
-                    return Err(format!(
-                    "'{raw}' is not an IAM user, IAM role or role session ARN, nor identity-center-group:<id or name>"
-                ))
-                }
+                _ => return Err(SettingError::NotAnAdministrator(raw.to_owned())),
             }
         }
         Ok(Self(out))
@@ -166,7 +163,7 @@ mod tests {
         for bad in
             ["alice", "arn:aws:iam::123456789012:group/Admins", "arn:aws:iam::123:role/x", "identity-center-group:"]
         {
-            let err = Administrators::parse([bad]).unwrap_err();
+            let err = Administrators::parse([bad]).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
         assert_eq!(Administrators::parse(["", " "]).unwrap(), Administrators::none());

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::domain::approval::Person;
+use crate::domain::errors::SettingError;
 use crate::domain::ids::RequestId;
 
 /// Tokens longer than this are refused before any work is done on them.
@@ -34,17 +35,19 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Accepts the parameter's text: at least 32 bytes (for example `openssl rand -base64 48`).
-    pub fn from_secret(secret: &str) -> Result<Self, String> {
+    pub fn from_secret(secret: &str) -> Result<Self, SettingError> {
         let bytes = secret.trim().as_bytes();
+        let too_short = SettingError::TooShort {
+            what: "approval-link signing key",
+            min: MIN_KEY_BYTES,
+            unit: "bytes",
+            len: bytes.len(),
+        };
         if bytes.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "the approval-link signing key must be at least {MIN_KEY_BYTES} bytes (it has {})",
-                bytes.len()
-            ));
+            return Err(too_short);
         }
-        Hmac::<Sha256>::new_from_slice(bytes)
-            .map(Self)
-            .map_err(|e| format!("the approval-link signing key is unusable: {e}"))
+        // HMAC takes a key of any length; the error is unreachable past the length check.
+        Hmac::<Sha256>::new_from_slice(bytes).map(Self).map_err(|_| too_short)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -104,8 +107,8 @@ pub enum TokenError {
     Expired(DateTime<Utc>),
 }
 
-pub fn sign(key: &SigningKey, claims: &TokenClaims) -> Result<String, String> {
-    let payload = serde_json::to_vec(claims).map_err(|e| format!("serializing token claims: {e}"))?;
+pub fn sign(key: &SigningKey, claims: &TokenClaims) -> Result<String, serde_json::Error> {
+    let payload = serde_json::to_vec(claims)?;
     let mut mac = key.mac();
     mac.update(&payload);
     Ok(format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())))
@@ -176,7 +179,10 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused_and_keys_never_print() {
-        assert!(SigningKey::from_secret("short").is_err());
+        assert!(matches!(
+            SigningKey::from_secret("short"),
+            Err(SettingError::TooShort { min: MIN_KEY_BYTES, len: 5, .. })
+        ));
         assert!(!format!("{:?}", key()).contains("0123"));
     }
 

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use crate::domain::approval::{Comment, Verdict};
 use crate::domain::approval_rules as approval;
-use crate::domain::errors::FieldError;
+use crate::domain::errors::{FieldError, SettingError};
 use crate::domain::ids::RequestId;
 use crate::domain::request::AccessRequest;
 
@@ -36,14 +36,15 @@ pub const DECISION_BLOCK: &str = "decision";
 pub struct SlackSigningSecret(Hmac<Sha256>);
 
 impl SlackSigningSecret {
-    pub fn new(secret: &str) -> Result<Self, String> {
+    pub fn new(secret: &str) -> Result<Self, SettingError> {
+        const WHAT: &str = "Slack signing secret";
         let secret = secret.trim();
+        let too_short = SettingError::TooShort { what: WHAT, min: 16, unit: "characters", len: secret.len() };
         if secret.len() < 16 {
-            return Err("the Slack signing secret must be at least 16 characters".into());
+            return Err(too_short);
         }
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-            .map(Self)
-            .map_err(|e| format!("the Slack signing secret cannot key an HMAC: {e}"))
+        // HMAC takes a key of any length; the error is unreachable past the length check.
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map(Self).map_err(|_| too_short)
     }
 
     fn mac(&self, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {

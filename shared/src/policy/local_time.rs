@@ -33,11 +33,11 @@ impl PartialEq for PolicyTimeZone {
 impl PolicyTimeZone {
     /// An IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`); anything else is an
     /// error naming it.
-    pub fn named(name: &str) -> Result<Self, String> {
+    pub fn named(name: &str) -> Result<Self, crate::domain::errors::SettingError> {
         let name = name.trim();
-        let zone = jiff::tz::db().get(name).map_err(|_| {
-            format!("'{name}' is not an IANA time zone name (for example Europe/Berlin, America/New_York or UTC)")
-        })?;
+        let zone = jiff::tz::db()
+            .get(name)
+            .map_err(|_| crate::domain::errors::SettingError::UnknownTimeZone(name.to_owned()))?;
         Ok(Self { name: name.to_owned(), zone })
     }
 
@@ -94,6 +94,7 @@ mod tests {
     #[test]
     fn an_unknown_zone_is_refused_naming_it() {
         let err = PolicyTimeZone::named("Mars/Olympus").unwrap_err();
-        assert!(err.contains("Mars/Olympus"), "{err}");
+        assert_eq!(err, crate::domain::errors::SettingError::UnknownTimeZone("Mars/Olympus".into()));
+        assert!(err.to_string().contains("Mars/Olympus"), "{err}");
     }
 }
