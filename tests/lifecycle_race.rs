@@ -712,6 +712,7 @@ async fn a_revocation_stops_only_executions_of_its_own_state_machine() {
     let sfn = aws_sdk_sfn::Client::new(&sdk().await);
     let definition = include_str!("../statemachine/lifecycle.asl.json")
         .replace("${LifecycleFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:lifecycle")
+        .replace("${EvaluateFunctionArn}", "arn:aws:lambda:us-east-1:123456789012:function:evaluate-request")
         .replace("${AlertTopicArn}", "arn:aws:sns:us-east-1:123456789012:alerts");
     let create = |name: String| {
         sfn.create_state_machine()

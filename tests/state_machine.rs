@@ -23,6 +23,7 @@ use integration_tests::moto_sfn::{sfn_emulator, TaskResult};
 use integration_tests::unique;
 use jit_cli::emulator::{ACCOUNT_ID, REGION};
 use jit_shared::app::error::ServiceError;
+use jit_shared::app::evaluate::{EvaluationTask, RecheckOutput};
 use jit_shared::app::lifecycle::{execution_prefix, GrantOutput, Task, TeardownOutput};
 use jit_shared::domain::grant::{deadline_text, policy_name};
 use jit_shared::domain::ids::RequestId;
@@ -35,6 +36,7 @@ const GRANT_SAMPLE: &str = include_str!("../events/lifecycle-grant-task.json");
 const EXPIRE_SAMPLE: &str = include_str!("../events/lifecycle-expire-task.json");
 const REVOKE_SAMPLE: &str = include_str!("../events/lifecycle-revoke-task.json");
 const RECORD_FAILURE_SAMPLE: &str = include_str!("../events/lifecycle-record-failure-task.json");
+const RECHECK_SAMPLE: &str = include_str!("../events/evaluate-recheck-at-start-task.json");
 
 /// How long an execution may take here: the longest (two retries and a wait) takes about 9 s.
 const FINISHES_WITHIN: Duration = Duration::from_secs(45);
@@ -50,12 +52,14 @@ struct Lifecycle {
     sfn: aws_sdk_sfn::Client,
     state_machine: String,
     function: String,
+    /// The evaluate-request function (`RecheckAtStart`).
+    evaluate: String,
     topic: String,
 }
 
 impl Lifecycle {
     /// The definition as `template.yaml` deploys it: `DefinitionSubstitutions` fill in the
-    /// lifecycle function's ARN and the alert topic.
+    /// lifecycle and evaluate-request functions' ARNs and the alert topic.
     async fn deploy() -> Self {
         Self::deploy_with(|definition| definition).await
     }
@@ -71,7 +75,12 @@ impl Lifecycle {
             .topic_arn
             .unwrap();
         let function = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", unique("jit-lifecycle"));
-        let definition = adjust(ASL.replace("${LifecycleFunctionArn}", &function).replace("${AlertTopicArn}", &topic));
+        let evaluate = format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", unique("jit-evaluate"));
+        let definition = adjust(
+            ASL.replace("${LifecycleFunctionArn}", &function)
+                .replace("${EvaluateFunctionArn}", &evaluate)
+                .replace("${AlertTopicArn}", &topic),
+        );
         assert!(!definition.contains("${"), "every placeholder is substituted");
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         let state_machine = sfn
@@ -83,12 +92,22 @@ impl Lifecycle {
             .await
             .unwrap()
             .state_machine_arn;
-        Self { sfn, state_machine, function, topic }
+        Self { sfn, state_machine, function, evaluate, topic }
     }
 
     /// What the next invocations of the lifecycle function return, in order.
     fn queue(&self, results: impl IntoIterator<Item = TaskResult>) {
         sfn_emulator().queue(&self.function, results);
+    }
+
+    /// What the next `RecheckAtStart` invocations of evaluate-request return, in order.
+    fn queue_rechecks(&self, results: impl IntoIterator<Item = TaskResult>) {
+        sfn_emulator().queue(&self.evaluate, results);
+    }
+
+    /// The payloads evaluate-request was invoked with, in order.
+    fn recheck_invocations(&self) -> Vec<Value> {
+        sfn_emulator().invocations(&self.evaluate)
     }
 
     /// The payloads the lifecycle function was invoked with, in order.
@@ -338,10 +357,21 @@ fn caught(error: &ServiceError) -> Value {
 /// The function's input is a valid `Task` (what `handle_payload` accepts), with the keys of the
 /// sample payload in `events/`.
 fn assert_task(payload: &Value, sample: &str) -> Task {
+    assert_shape(payload, sample);
+    serde_json::from_value(payload.clone()).unwrap_or_else(|e| panic!("{payload} is not a task: {e}"))
+}
+
+/// A function's input has the keys of the sample payload in `events/`.
+fn assert_shape(payload: &Value, sample: &str) {
     let sample: Value = serde_json::from_str(sample).unwrap();
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(payload), keys(&sample), "{payload} has the shape of the sample");
-    serde_json::from_value(payload.clone()).unwrap_or_else(|e| panic!("{payload} is not a task: {e}"))
+}
+
+/// What `RecheckAtStart` returns.
+fn rechecked(permitted: bool, status: RequestStatus) -> Value {
+    let reason = (!permitted).then(|| "no longer permitted at its start: the node does not exist".to_owned());
+    serde_json::to_value(RecheckOutput { permitted, status, reason }).unwrap()
 }
 
 /// The error an alert's message ends with (`States.JsonToString($.error)`).
@@ -446,6 +476,7 @@ async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_gran
         returns(grant_output(true, &request)),
         returns(torn_down(&id, RequestStatus::Expired, true, &[])),
     ]);
+    lifecycle.queue_rechecks([returns(rechecked(true, RequestStatus::Approved))]);
 
     // Act
     let run = lifecycle.run(&arn, &approved(&id)).await;
@@ -460,6 +491,8 @@ async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_gran
             "WasGranted",
             "WaitUntilStart",
             "GrantAtStart",
+            "RecheckAtStart",
+            "StillPermitted",
             "Grant",
             "WasGranted",
             "WaitUntilDeadline",
@@ -475,6 +508,73 @@ async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_gran
     );
     let invocations = lifecycle.invocations();
     assert_eq!(invocations[0], invocations[1], "both Grants ask the same: the task itself checks the start");
+    let rechecks = lifecycle.recheck_invocations();
+    assert_eq!(rechecks.len(), 1);
+    assert_shape(&rechecks[0], RECHECK_SAMPLE);
+    let task: EvaluationTask = serde_json::from_value(rechecks[0].clone()).unwrap();
+    assert_eq!(task, EvaluationTask::RecheckAtStart { request_id: id.clone() });
+    assert!(run.scheduled_by("RecheckAtStart")[0].at >= starts - MOTO_WAIT_ROUNDING, "rechecked at the start");
+}
+
+#[tokio::test]
+async fn a_scheduled_access_no_longer_permitted_at_its_start_is_not_granted() {
+    // Arrange: the first Grant finds the start ahead; at the start the recheck finds the
+    // policies no longer grant it (and has revoked it).
+    let lifecycle = Lifecycle::deploy().await;
+    let id = RequestId::generate();
+    let arn = lifecycle.next_execution();
+    let starts = deadline_in(2);
+    let request = request_granted_by(&arn, &id, deadline_in(5));
+    let not_yet = serde_json::to_value(GrantOutput {
+        starts_at: Some(deadline_text(&starts)),
+        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
+    })
+    .unwrap();
+    lifecycle.queue([returns(not_yet)]);
+    lifecycle.queue_rechecks([returns(rechecked(false, RequestStatus::Revoked))]);
+
+    // Act
+    let run = lifecycle.run(&arn, &approved(&id)).await;
+
+    // Assert: no second Grant.
+    assert_eq!(run.status, ExecutionStatus::Succeeded, "{:?} after {:?}", run.cause, run.states_entered());
+    assert_eq!(
+        run.states_entered(),
+        ["Route", "Grant", "WasGranted", "WaitUntilStart", "GrantAtStart", "RecheckAtStart", "StillPermitted", "Done"]
+    );
+    assert_eq!(lifecycle.invocations().len(), 1, "the lifecycle function ran the first Grant only");
+}
+
+#[tokio::test]
+async fn a_recheck_that_fails_for_good_grants_nothing_and_records_the_failure() {
+    // Arrange: the recheck fails with an error that is not retried.
+    let lifecycle = Lifecycle::deploy().await;
+    let id = RequestId::generate();
+    let arn = lifecycle.next_execution();
+    let starts = deadline_in(2);
+    let request = request_granted_by(&arn, &id, deadline_in(5));
+    let not_yet = serde_json::to_value(GrantOutput {
+        starts_at: Some(deadline_text(&starts)),
+        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
+    })
+    .unwrap();
+    let broken = ServiceError::Internal("the policy set failed to load".into());
+    lifecycle.queue([returns(not_yet), recorded(&id)]);
+    lifecycle.queue_rechecks([fails(&broken)]);
+
+    // Act
+    let run = lifecycle.run(&arn, &approved(&id)).await;
+
+    // Assert: fail closed, the way a failed Grant does.
+    assert_eq!(run.status, ExecutionStatus::Failed, "{:?}", run.states_entered());
+    let entered = run.states_entered();
+    assert_eq!(
+        entered[entered.len() - 4..],
+        ["RecheckAtStart", "AlertGrantFailed", "RecordGrantFailure", "GrantFailed"]
+    );
+    let record = lifecycle.invocations().pop().unwrap();
+    let task = assert_task(&record, RECORD_FAILURE_SAMPLE);
+    assert!(matches!(task, Task::RecordFailure { ref failed_task, .. } if failed_task == "grant"), "{task:?}");
 }
 
 #[tokio::test]

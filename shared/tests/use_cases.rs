@@ -1994,17 +1994,32 @@ impl Workflows {
         }
     }
 
-    async fn evaluate(&self, id: &RequestId, now: DateTime<Utc>) -> AccessRequest {
-        let deps = jit_shared::app::evaluate::EvaluationDeps {
+    fn evaluation<'a>(
+        &'a self,
+        nodes: &'a dyn jit_shared::ports::NodeDirectory,
+    ) -> jit_shared::app::evaluate::EvaluationDeps<'a> {
+        jit_shared::app::evaluate::EvaluationDeps {
             store: &self.world.store,
             principals: &Users,
-            nodes: &DEV_NODES,
+            nodes,
             policies: &self.policies,
             pending_timeout_minutes: 60,
             seal: &*SEAL,
             max_active_requests: 5,
-        };
-        jit_shared::app::evaluate::evaluate(&deps, id, now).await.unwrap();
+        }
+    }
+
+    async fn evaluate(&self, id: &RequestId, now: DateTime<Utc>) -> AccessRequest {
+        self.evaluate_on(id, &DEV_NODES, now).await
+    }
+
+    async fn evaluate_on(
+        &self,
+        id: &RequestId,
+        nodes: &dyn jit_shared::ports::NodeDirectory,
+        now: DateTime<Utc>,
+    ) -> AccessRequest {
+        jit_shared::app::evaluate::evaluate(&self.evaluation(nodes), id, now).await.unwrap();
         self.get(id).await
     }
 
@@ -2255,6 +2270,88 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     assert_eq!(late.code(), "RequestNotPending");
     assert_eq!(withdrawn.status, RequestStatus::Cancelled);
     assert!(!after.granted, "a withdrawn schedule grants nothing at its start");
+}
+
+/// No node at all: it was terminated, or no longer carries what makes it visible.
+struct NoNodes;
+
+#[async_trait]
+impl jit_shared::ports::NodeDirectory for NoNodes {
+    async fn describe(&self, node: &NodeId) -> Result<jit_shared::policy::NodeInfo, DirectoryError> {
+        Err(DirectoryError::NotFound(node.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_request_is_decided_again_at_its_start_and_revoked_there_when_the_policies_no_longer_grant_it() {
+    const PRODUCTION: NodesIn = NodesIn("Production");
+    /// What; the node when asked for; whether the lead approved it (production needs them);
+    /// the node at the start (`None`: gone); still permitted at the start.
+    type Case = (&'static str, &'static NodesIn, bool, Option<&'static NodesIn>, bool);
+    let cases: [Case; 5] = [
+        ("still a development node", &DEV_NODES, false, Some(&DEV_NODES), true),
+        ("retagged to production: only people may approve it now", &DEV_NODES, false, Some(&PRODUCTION), false),
+        ("the node is gone", &DEV_NODES, false, None, false),
+        ("approved by the lead, and the same approval policy applies", &PRODUCTION, true, Some(&PRODUCTION), true),
+        ("approved by the lead, and auto-approved now", &PRODUCTION, true, Some(&DEV_NODES), true),
+    ];
+    for (what, asked_on, by_lead, at_start, expected) in cases {
+        // Arrange: alice schedules 30 minutes two hours ahead; the lifecycle waits for the start.
+        let now = Utc::now();
+        let starts = now + Duration::hours(2);
+        let w = Workflows::new(GrantMode::Attach);
+        let body = format!(
+            r#"{{"nodeId": "i-0123456789abcdef0", "reason": "change window", "durationMinutes": 30, "startsAt": "{}"}}"#,
+            starts.to_rfc3339()
+        );
+        let submitted = submit::submit(&w.intake(), &ARN_ALICE, body.as_bytes(), None, now).await.unwrap().request;
+        let decided = w.evaluate_on(&submitted.request_id, asked_on, now).await;
+        let id = decided.request_id.clone();
+        if by_lead {
+            let k = key();
+            approve::decide_as_caller(
+                &approvals(&w.world.store, &k, &NO_ADMINISTRATORS),
+                &ARN_LEAD,
+                id.as_str(),
+                Verdict::Approve,
+                b"",
+                now,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(w.get(&id).await.status, RequestStatus::Approved, "{what}: approved before its start");
+        assert!(!w.grant(&id, EXECUTION_1, now).await.granted, "{what}: nothing before the start");
+
+        // Act: RecheckAtStart, then the Grant again, at the start.
+        let nodes: &dyn jit_shared::ports::NodeDirectory = match at_start {
+            Some(n) => n,
+            None => &NoNodes,
+        };
+        let rechecked = jit_shared::app::evaluate::recheck_at_start(&w.evaluation(nodes), &id, starts).await.unwrap();
+        let at_start = w.grant(&id, EXECUTION_1, starts).await;
+
+        // Assert
+        let stored = w.get(&id).await;
+        assert_eq!(rechecked.permitted, expected, "{what}: {rechecked:?}");
+        if expected {
+            assert_eq!(stored.status, RequestStatus::Approved, "{what}");
+            assert!(at_start.granted, "{what}: granted at its start");
+            assert!(w.policy_deadline(&id).is_some(), "{what}: the policy is attached");
+        } else {
+            assert_eq!((rechecked.status, stored.status), (RequestStatus::Revoked, RequestStatus::Revoked), "{what}");
+            let reason = rechecked.reason.unwrap();
+            assert!(reason.starts_with("no longer permitted at its start"), "{what}: {reason}");
+            let record = w.world.store.audit_trail(&id).await.unwrap().into_iter().last().unwrap();
+            assert_eq!(
+                (record.to, record.actor.as_str(), record.reason.as_str()),
+                (RequestStatus::Revoked, "system:evaluator", reason.as_str()),
+                "{what}"
+            );
+            assert!(!at_start.granted, "{what}: nothing granted");
+            assert!(w.policy_deadline(&id).is_none(), "{what}: no policy attached");
+        }
+    }
 }
 
 #[test]

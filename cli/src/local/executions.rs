@@ -1,6 +1,7 @@
 //! Plays Step Functions for the lifecycle state machine (`statemachine/lifecycle.asl.json`):
 //! every `Approved` event starts an execution, as the deployed bus rule does (it targets the
-//! state machine); Grant (again at a scheduled start) → (granted?) Wait until the deadline →
+//! state machine); Grant (at a scheduled start: RecheckAtStart, then Grant again) → (granted?)
+//! Wait until the deadline →
 //! Expire, retrying `Retryable`
 //! failures with backoff, and on a final failure the RecordFailure task, with the same task
 //! payloads the deployed state machine sends. A `Revoked` event starts the revoke branch: the
@@ -112,11 +113,14 @@ where
 /// `WaitForPropagation`, shortened here so that `make dev` shows it).
 pub const LOCAL_PROPAGATION_WAIT: Duration = Duration::from_secs(2);
 
-/// One execution. `run` executes a task payload (the Lambda's handler).
-pub async fn execute<R, Fut>(execution_arn: String, id: RequestId, revoke: bool, run: R)
+/// One execution. `run` executes a task payload (the lifecycle Lambda's handler), `recheck` the
+/// `RecheckAtStart` task (evaluate-request's).
+pub async fn execute<R, Fut, C, CFut>(execution_arn: String, id: RequestId, revoke: bool, run: R, recheck: C)
 where
     R: Fn(Task) -> Fut,
     Fut: std::future::Future<Output = Result<serde_json::Value, ServiceError>>,
+    C: Fn(RequestId) -> CFut,
+    CFut: std::future::Future<Output = Result<serde_json::Value, ServiceError>>,
 {
     let request_id = id;
     if revoke {
@@ -142,7 +146,8 @@ where
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
     };
-    // Grant, and while a scheduled access has not started, WaitUntilStart → Grant again.
+    // Grant, and while a scheduled access has not started, WaitUntilStart → RecheckAtStart →
+    // (still permitted?) Grant again.
     let output = loop {
         let grant = with_retry(6, || {
             run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) })
@@ -159,9 +164,15 @@ where
                 return;
             }
         };
-        match output.starts_at.as_deref() {
-            Some(starts_at) => sleep_until(starts_at).await,
-            None => break output,
+        let Some(starts_at) = output.starts_at.as_deref() else { break output };
+        sleep_until(starts_at).await;
+        match with_retry(6, || recheck(request_id.clone())).await {
+            Ok(out) if out["permitted"] == true => {}
+            Ok(_) => return,
+            Err(e) => {
+                let _ = run(failed("grant", e)).await;
+                return;
+            }
         }
     };
     if !output.granted {

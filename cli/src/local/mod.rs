@@ -653,8 +653,11 @@ async fn execution_runner(
         match command {
             executions::Command::Start { execution_arn, request_id, revoke } => {
                 let a = adapters.clone();
-                let handle =
-                    tokio::spawn(executions::execute(execution_arn.clone(), request_id, revoke, move |task| {
+                let handle = tokio::spawn(executions::execute(
+                    execution_arn.clone(),
+                    request_id,
+                    revoke,
+                    move |task| {
                         let a = a.clone();
                         a.invoked("lifecycle");
                         async move {
@@ -680,7 +683,29 @@ async fn execution_runner(
                             }
                             out
                         }
-                    }));
+                    },
+                    {
+                        let a = adapters.clone();
+                        move |request_id| {
+                            let a = a.clone();
+                            a.invoked("evaluate-request");
+                            async move {
+                                let out =
+                                    evaluate::recheck_at_start(&a.evaluation(), &request_id, jit_shared::now()).await?;
+                                if out.permitted {
+                                    println!("recheck  {request_id}  still permitted at its start");
+                                } else {
+                                    println!(
+                                        "recheck  {request_id}  {}",
+                                        out.reason.as_deref().unwrap_or("not permitted")
+                                    );
+                                }
+                                serde_json::to_value(out)
+                                    .map_err(|e| jit_shared::app::error::ServiceError::Internal(e.to_string()))
+                            }
+                        }
+                    },
+                ));
                 if let Ok(mut map) = running.lock() {
                     map.retain(|_, h| !h.is_finished());
                     map.insert(execution_arn, handle);

@@ -1,10 +1,10 @@
-//! Cedar evaluation Lambda, triggered by the "Access Request Submitted" EventBridge rule.
+//! Cedar evaluation Lambda, triggered by the "Access Request Submitted" EventBridge rule, and by
+//! the lifecycle state machine's `RecheckAtStart` task for a scheduled request at its start.
 
 use jit_shared::adapters::runtime::diagnostic;
 use jit_shared::adapters::wiring::{self, sdk_config};
-use jit_shared::app::evaluate::{handle_submitted_event, EvaluationDeps};
+use jit_shared::app::evaluate::{handle_payload, EvaluationDeps};
 use jit_shared::config::{pending_timeout_minutes, StackConfig};
-use jit_shared::domain::events::EventEnvelope;
 use jit_shared::policy::PolicySet;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -35,11 +35,8 @@ async fn main() -> Result<(), Error> {
         max_active_requests: jit_shared::config::max_active_requests()?,
     };
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<EventEnvelope>| async move {
-        handle_submitted_event(deps, &event.payload, jit_shared::now())
-            .await
-            .map(|_| ())
-            .map_err(|e| diagnostic(&e, "evaluation"))
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        handle_payload(deps, event.payload, jit_shared::now()).await.map_err(|e| diagnostic(&e, "evaluation"))
     }))
     .await
 }

@@ -182,6 +182,32 @@ async fn decide_and_store(
     request: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
+    let decision = decide(deps, &request, now).await?;
+    // The limit protects what a live request holds: an inline policy on a principal (attach
+    // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
+    // credentials-mode auto-approval holds neither, so it costs no extra read.
+    // An emergency is not held to the limit: it is rare, alarmed and reviewed.
+    let limited = match decision.outcome {
+        RequestStatus::Pending => true,
+        RequestStatus::Approved => {
+            request.grant_mode == crate::domain::grant::GrantMode::Attach && !request.break_glass
+        }
+        _ => false,
+    };
+    let decision = match limited {
+        true => over_active_limit(deps, &request, now).await?.unwrap_or(decision),
+        false => decision,
+    };
+    store_decision(deps, &request, decision, now).await
+}
+
+/// What the policies decide for `request` now: the node and, where a statement that can apply
+/// looks at them, the requester are read afresh.
+async fn decide(
+    deps: &EvaluationDeps<'_>,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Decision, ServiceError> {
     let node = deps.nodes.describe(&request.node_id).await;
     // Break-glass always looks at the requester: membership is by group.
     let principal = match &node {
@@ -206,7 +232,7 @@ async fn decide_and_store(
             let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
             deps.policies.decide_break_glass(&principal, member, &node, requested, now)
         }
-        (Ok(principal), Ok(node)) => match extension_total(deps, &request, now).await? {
+        (Ok(principal), Ok(node)) => match extension_total(deps, request, now).await? {
             Err(refusal) => refusal,
             Ok(Some(total)) => deps.policies.decide_extension(&principal, &node, total, now),
             Ok(None) => {
@@ -218,22 +244,106 @@ async fn decide_and_store(
             }
         },
     };
-    // The limit protects what a live request holds: an inline policy on a principal (attach
-    // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
-    // credentials-mode auto-approval holds neither, so it costs no extra read.
-    // An emergency is not held to the limit: it is rare, alarmed and reviewed.
-    let limited = match decision.outcome {
-        RequestStatus::Pending => true,
-        RequestStatus::Approved => {
-            request.grant_mode == crate::domain::grant::GrantMode::Attach && !request.break_glass
-        }
+    Ok(decision)
+}
+
+/// A task of the lifecycle state machine for this function (`statemachine/lifecycle.asl.json`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "camelCase")]
+pub enum EvaluationTask {
+    /// `RecheckAtStart`: a scheduled request, at its start, before it is granted.
+    #[serde(rename_all = "camelCase")]
+    RecheckAtStart { request_id: RequestId },
+}
+
+/// What `RecheckAtStart` returns: the state machine grants only when `permitted`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecheckOutput {
+    pub permitted: bool,
+    /// The request's status after the recheck.
+    pub status: RequestStatus,
+    /// Why it is not permitted any more (also the reason of its `Revoked` record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The function's input: the `Submitted` event, or a task of the lifecycle state machine.
+pub async fn handle_payload(
+    deps: &EvaluationDeps<'_>,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, ServiceError> {
+    if payload.get("task").is_some() {
+        let task: EvaluationTask = serde_json::from_value(payload)
+            .map_err(|e| FieldError::new("task", "InvalidTask", format!("not a task of this function: {e}")))?;
+        let EvaluationTask::RecheckAtStart { request_id } = task;
+        let out = recheck_at_start(deps, &request_id, now).await?;
+        return serde_json::to_value(out).map_err(|e| ServiceError::Internal(e.to_string()));
+    }
+    let envelope: EventEnvelope = serde_json::from_value(payload)
+        .map_err(|e| FieldError::new("detail", "InvalidEvent", format!("not a Submitted event: {e}")))?;
+    handle_submitted_event(deps, &envelope, now).await.map(|_| serde_json::Value::Null)
+}
+
+/// A scheduled request was decided when it was asked for, up to `MAX_SCHEDULE_DAYS` before it
+/// starts. At its start it is decided again, on the node's tags, the requester's groups and the
+/// policies of now: it is still granted when the policies approve it outright, or when it was
+/// approved by people and the same manual policy still applies; otherwise it is revoked, with the
+/// reason, before anything is granted.
+pub async fn recheck_at_start(
+    deps: &EvaluationDeps<'_>,
+    id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<RecheckOutput, ServiceError> {
+    let Some(request) = deps.store.get(id).await? else {
+        tracing::warn!(request_id = %id, "recheck of an unknown request");
+        return Ok(RecheckOutput {
+            permitted: false,
+            status: RequestStatus::Failed,
+            reason: Some("unknown request".into()),
+        });
+    };
+    // Only an approved request not granted yet has anything to recheck; the Grant task refuses
+    // anything else on its own.
+    if request.status != RequestStatus::Approved || request.grant.is_some() {
+        let permitted = request.status == RequestStatus::Approved;
+        return Ok(RecheckOutput { permitted, status: request.status, reason: None });
+    }
+    let now_decided = decide(deps, &request, now).await?;
+    let approved_by_people = request.decision.as_ref().is_some_and(|d| d.outcome == RequestStatus::Pending);
+    let same_manual_policy = request
+        .decision
+        .as_ref()
+        .is_some_and(|d| !d.deciding_policy_ids.is_empty() && d.deciding_policy_ids == now_decided.deciding_policy_ids);
+    let permitted = match now_decided.outcome {
+        RequestStatus::Approved => true,
+        RequestStatus::Pending => approved_by_people && same_manual_policy,
         _ => false,
     };
-    let decision = match limited {
-        true => over_active_limit(deps, &request, now).await?.unwrap_or(decision),
-        false => decision,
+    if permitted {
+        tracing::info!(request_id = %id, "still permitted at its start");
+        return Ok(RecheckOutput { permitted, status: request.status, reason: None });
+    }
+    let reason = match now_decided.outcome {
+        RequestStatus::Pending if approved_by_people => format!(
+            "no longer permitted at its start: another approval policy applies now ({})",
+            now_decided.deciding_policy_ids.join(", ")
+        ),
+        RequestStatus::Pending => {
+            format!("no longer permitted at its start: the policies now ask for approval ({})", now_decided.message)
+        }
+        _ => format!("no longer permitted at its start: {}", now_decided.message),
     };
-    store_decision(deps, &request, decision, now).await
+    let change = Transition::status_change(&request, RequestStatus::Revoked, EVALUATOR_ACTOR, reason.clone(), now);
+    match write(deps.store, &change).await? {
+        Attempt::Done(updated) => {
+            tracing::warn!(request_id = %id, %reason, "revoked at its start");
+            Ok(RecheckOutput { permitted: false, status: updated.status, reason: Some(reason) })
+        }
+        // Changed meanwhile (cancelled, revoked): the state machine retries, and the retry reads it.
+        Attempt::Conflict => Err(ServiceError::Unavailable("the request changed during its recheck; retry".into())),
+    }
 }
 
 /// The line the template's BreakGlassGranted metric filter turns into its alarm.
@@ -345,5 +455,32 @@ async fn store_decision(
             Ok(Some(EvaluationOutcome::Decided(Box::new(updated))))
         }
         Attempt::Conflict => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_recheck_payload_is_a_task_of_this_function() {
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/evaluate-recheck-at-start-task.json")).unwrap();
+        let task: EvaluationTask = serde_json::from_value(sample.clone()).unwrap();
+        let EvaluationTask::RecheckAtStart { request_id } = &task;
+        assert_eq!(request_id.as_str(), sample["requestId"]);
+        assert_eq!(serde_json::to_value(&task).unwrap(), sample, "it round-trips to the same payload");
+    }
+
+    #[test]
+    fn an_unknown_task_or_a_malformed_id_is_refused_naming_the_field() {
+        for bad in [
+            serde_json::json!({"task": "grant", "requestId": "req-0a1b2c3d4e5f60718293a4b5c6d7e8f9"}),
+            serde_json::json!({"task": "recheckAtStart", "requestId": "not-an-id"}),
+            serde_json::json!({"task": "recheckAtStart"}),
+        ] {
+            let err = serde_json::from_value::<EvaluationTask>(bad.clone()).err();
+            assert!(err.is_some(), "{bad} is not a task of this function");
+        }
     }
 }
