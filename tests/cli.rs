@@ -599,7 +599,8 @@ fn a_slack_click_is_refused_when_no_message_was_posted_or_the_stack_is_not_local
 }
 
 #[test]
-fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_waits_and_can_be_withdrawn() {
+fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_waits_can_be_withdrawn_and_is_granted_at_its_start(
+) {
     // Arrange: 30 minutes on the development node, granted (its lifecycle recorded the grant).
     let id = submit("operator", DEV, "cli: extend");
     let granted = read_until("operator", &id, |r| r["grant"]["deadline"].is_string());
@@ -643,6 +644,23 @@ fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_wa
     let early = jit("operator", &["request", DEV, "--reason", "x", "--starts-at", "2020-01-01T00:00:00Z"]);
     assert_ne!(early.code, 0);
     assert!(early.stderr.contains("startsAt"), "the refusal names the field: {early:#?}");
+
+    // Arrange 3: a few seconds ahead.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run = jit("operator", &["request", DEV, "--reason", "cli: soon", "--duration", "30", "--starts-at", &soon]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let soon_id = run.stdout.trim().to_owned();
+
+    // Act 3: the local stack's state machine waits for the start, decides it again there
+    // (RecheckAtStart: still a development node) and grants it.
+    let granted = read_until("operator", &soon_id, |r| {
+        !r["grant"].is_null() || !matches!(r["status"].as_str(), Some("Submitted" | "Approved"))
+    });
+
+    // Assert 3
+    assert_eq!(granted["status"], "Approved", "still permitted at its start: {granted:#}");
+    let granted_at = chrono::DateTime::parse_from_rfc3339(granted["grant"]["attachedAt"].as_str().unwrap()).unwrap();
+    assert!(granted_at >= chrono::DateTime::parse_from_rfc3339(&soon).unwrap(), "granted at its start: {granted:#}");
 }
 
 #[test]
