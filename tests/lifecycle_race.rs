@@ -526,7 +526,7 @@ async fn dynamodb_and_ssm_failures_on_grant_and_expiry_are_retried_and_the_deadl
 
     // Grant: the policy is put, recording it fails twice; the retry records it once.
     store.failing.store(2, Ordering::SeqCst);
-    let grant = Task::Grant { request_id: r.request_id.clone(), execution: Some(EXECUTION.into()) };
+    let grant = Task::Grant { request_id: r.request_id.clone(), execution: Some(EXECUTION.into()), rechecked: false };
     let out = with_retry(6, || lifecycle::run_task(&deps, &grant, now)).await.unwrap();
     assert_eq!(out["granted"], true);
     let iam = aws_sdk_iam::Client::new(&sdk().await);

@@ -412,7 +412,7 @@ async fn an_approved_request_is_granted_then_expired_with_the_request_its_grant_
     assert_eq!(invocations.len(), 2, "{invocations:?}");
     assert_eq!(
         assert_task(&invocations[0], GRANT_SAMPLE),
-        Task::Grant { request_id: id.clone(), execution: Some(arn.clone()) },
+        Task::Grant { request_id: id.clone(), execution: Some(arn.clone()), rechecked: false },
         "Grant names the request and its own execution ($$.Execution.Id)"
     );
     assert_task(&invocations[1], EXPIRE_SAMPLE);
@@ -458,9 +458,9 @@ async fn the_expiry_waits_until_the_deadline_the_grant_returned() {
 }
 
 #[tokio::test]
-async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_grant_task() {
-    // Arrange: the first Grant finds the start ahead (it returns startsAt, not granted); the
-    // second, at the start, grants.
+async fn a_scheduled_access_waits_for_its_start_is_rechecked_then_and_granted_by_grant_rechecked() {
+    // Arrange: the first Grant finds a scheduled request (it returns startsAt, not granted);
+    // at the start the recheck permits it, and GrantRechecked grants.
     let lifecycle = Lifecycle::deploy().await;
     let id = RequestId::generate();
     let arn = lifecycle.next_execution();
@@ -493,21 +493,24 @@ async fn a_scheduled_access_waits_for_its_start_then_is_granted_by_a_second_gran
             "GrantAtStart",
             "RecheckAtStart",
             "StillPermitted",
-            "Grant",
+            "GrantRechecked",
             "WasGranted",
             "WaitUntilDeadline",
             "Expire"
         ]
     );
-    let grants = run.scheduled_by("Grant");
-    assert_eq!(grants.len(), 2);
+    let granted = run.scheduled_by("GrantRechecked");
+    assert_eq!(granted.len(), 1);
     assert!(
-        grants[1].at >= starts - MOTO_WAIT_ROUNDING,
-        "the second Grant ran at {}, before the start {starts}",
-        grants[1].at
+        granted[0].at >= starts - MOTO_WAIT_ROUNDING,
+        "GrantRechecked ran at {}, before the start {starts}",
+        granted[0].at
     );
     let invocations = lifecycle.invocations();
-    assert_eq!(invocations[0], invocations[1], "both Grants ask the same: the task itself checks the start");
+    let first = assert_task(&invocations[0], GRANT_SAMPLE);
+    let second: Task = serde_json::from_value(invocations[1].clone()).unwrap();
+    assert_eq!(first, Task::Grant { request_id: id.clone(), execution: Some(arn.clone()), rechecked: false });
+    assert_eq!(second, Task::Grant { request_id: id.clone(), execution: Some(arn.clone()), rechecked: true });
     let rechecks = lifecycle.recheck_invocations();
     assert_eq!(rechecks.len(), 1);
     assert_shape(&rechecks[0], RECHECK_SAMPLE);
@@ -751,7 +754,7 @@ async fn a_second_execution_for_one_approval_finds_the_grant_held_and_ends_witho
     assert_eq!(invocations.len(), 3, "{invocations:?}");
     assert_eq!(
         assert_task(&invocations[1], GRANT_SAMPLE),
-        Task::Grant { request_id: id.clone(), execution: Some(second.clone()) },
+        Task::Grant { request_id: id.clone(), execution: Some(second.clone()), rechecked: false },
         "the duplicate's Grant names the duplicate"
     );
     assert_eq!(
@@ -782,7 +785,7 @@ async fn an_execution_the_sweeper_starts_without_a_status_takes_the_grant_path()
     assert_eq!(invocations.len(), 1, "{invocations:?}");
     assert_eq!(
         assert_task(&invocations[0], GRANT_SAMPLE),
-        Task::Grant { request_id: id.clone(), execution: Some(arn.clone()) }
+        Task::Grant { request_id: id.clone(), execution: Some(arn.clone()), rechecked: false }
     );
 }
 

@@ -2044,6 +2044,24 @@ impl Workflows {
         lifecycle::grant(&self.world.deps(&self.settings), id, Some(execution), now).await.unwrap()
     }
 
+    /// What the state machine does at a scheduled request's start: RecheckAtStart, then, when
+    /// it permits, GrantRechecked.
+    async fn recheck_and_grant(
+        &self,
+        id: &RequestId,
+        nodes: &dyn jit_shared::ports::NodeDirectory,
+        execution: &str,
+        now: DateTime<Utc>,
+    ) -> (jit_shared::app::evaluate::RecheckOutput, lifecycle::GrantOutput) {
+        let rechecked = jit_shared::app::evaluate::recheck_at_start(&self.evaluation(nodes), id, now).await.unwrap();
+        let deps = self.world.deps(&self.settings);
+        let granted = match rechecked.permitted {
+            true => lifecycle::grant_rechecked(&deps, id, Some(execution), now).await.unwrap(),
+            false => lifecycle::grant(&deps, id, Some(execution), now).await.unwrap(),
+        };
+        (rechecked, granted)
+    }
+
     /// The deadline in alice's inline policy `jit-<id>` (attach mode), if it is attached.
     fn policy_deadline(&self, id: &RequestId) -> Option<String> {
         let policies = self.world.policies.0.lock().unwrap();
@@ -2247,7 +2265,8 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     let refused = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), now).await.unwrap_err();
     let swept = sweep::sweep(&w.world.deps(&w.settings), now + Duration::minutes(30)).await.unwrap();
     *issuer.at.lock().unwrap() = Some(starts);
-    let at_start = w.grant(&scheduled.request_id, EXECUTION_1, starts).await;
+    let unchecked = w.grant(&scheduled.request_id, EXECUTION_1, starts).await;
+    let (_, at_start) = w.recheck_and_grant(&scheduled.request_id, &DEV_NODES, EXECUTION_1, starts).await;
     let issued = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap();
 
     // Assert
@@ -2256,6 +2275,7 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     assert_eq!(early.starts_at, Some(jit_shared::domain::grant::deadline_text(&starts)), "the execution waits for it");
     assert_eq!(refused.code(), "AccessNotStarted");
     assert!(swept.grants.restarted.is_empty(), "a waiting schedule is not a lost lifecycle: {swept:?}");
+    assert!(!unchecked.granted && unchecked.starts_at.is_some(), "not granted before its recheck: {unchecked:?}");
     assert!(at_start.granted && at_start.starts_at.is_none());
     assert_eq!(at_start.deadline, jit_shared::domain::grant::deadline_text(&(starts + Duration::minutes(30))));
     assert_eq!(issued.access_deadline, starts + Duration::minutes(30));
@@ -2328,8 +2348,7 @@ async fn a_scheduled_request_is_decided_again_at_its_start_and_revoked_there_whe
             Some(n) => n,
             None => &NoNodes,
         };
-        let rechecked = jit_shared::app::evaluate::recheck_at_start(&w.evaluation(nodes), &id, starts).await.unwrap();
-        let at_start = w.grant(&id, EXECUTION_1, starts).await;
+        let (rechecked, at_start) = w.recheck_and_grant(&id, nodes, EXECUTION_1, starts).await;
 
         // Assert
         let stored = w.get(&id).await;

@@ -146,11 +146,12 @@ where
         tracing::error!(request_id = %request_id, task, error = %e, "lifecycle task failed for good (alert)");
         payload
     };
-    // Grant, and while a scheduled access has not started, WaitUntilStart → RecheckAtStart →
-    // (still permitted?) Grant again.
+    // Grant, and for a scheduled access WaitUntilStart → RecheckAtStart → (still permitted?)
+    // GrantRechecked.
+    let mut rechecked = false;
     let output = loop {
         let grant = with_retry(6, || {
-            run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()) })
+            run(Task::Grant { request_id: request_id.clone(), execution: Some(execution_arn.clone()), rechecked })
         })
         .await;
         let output: GrantOutput = match grant.map(serde_json::from_value) {
@@ -167,7 +168,7 @@ where
         let Some(starts_at) = output.starts_at.as_deref() else { break output };
         sleep_until(starts_at).await;
         match with_retry(6, || recheck(request_id.clone())).await {
-            Ok(out) if out["permitted"] == true => {}
+            Ok(out) if out["permitted"] == true => rechecked = true,
             Ok(_) => return,
             Err(e) => {
                 let _ = run(failed("grant", e)).await;

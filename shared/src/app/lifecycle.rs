@@ -42,6 +42,10 @@ pub enum Task {
         /// a revocation can stop it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         execution: Option<String>,
+        /// Set only by the `GrantRechecked` state, after `RecheckAtStart` permitted a scheduled
+        /// request at its start; a scheduled request is granted by no other path.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rechecked: bool,
     },
     #[serde(rename_all = "camelCase")]
     Expire {
@@ -247,6 +251,26 @@ pub async fn grant(
     execution: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<GrantOutput, ServiceError> {
+    grant_task(deps, id, execution, false, now).await
+}
+
+/// The Grant task after `RecheckAtStart` permitted the scheduled request at its start.
+pub async fn grant_rechecked(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    execution: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
+    grant_task(deps, id, execution, true, now).await
+}
+
+async fn grant_task(
+    deps: &LifecycleDeps<'_>,
+    id: &RequestId,
+    execution: Option<&str>,
+    rechecked: bool,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
     let id = id.clone();
     let request = load(deps.store, &id).await?;
     let deadline = deadline_of(&request);
@@ -265,8 +289,10 @@ pub async fn grant(
         // extends.)
         return Ok(nothing(deadline));
     }
-    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now)) {
-        // Scheduled access is granted at its start and not before: the execution waits.
+    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now) || !rechecked) {
+        // Scheduled access is granted at its start and not before, once decided again there:
+        // the execution waits (at once when the start has passed, e.g. approved after it), then
+        // rechecks, then grants.
         return Ok(GrantOutput { starts_at: Some(grant::deadline_text(&starts_at)), ..nothing(deadline) });
     }
     if !crate::app::common::approval_is_sealed(deps.seal, &request).await? {
@@ -669,8 +695,8 @@ pub async fn run_task(
     let to_json =
         |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ServiceError::Internal(e.to_string()));
     match task {
-        Task::Grant { request_id, execution } => {
-            to_json(serde_json::to_value(grant(deps, request_id, execution.as_deref(), now).await?))
+        Task::Grant { request_id, execution, rechecked } => {
+            to_json(serde_json::to_value(grant_task(deps, request_id, execution.as_deref(), *rechecked, now).await?))
         }
         Task::Expire { grant } => to_json(serde_json::to_value(expire(deps, (*grant.request).clone(), now).await?)),
         Task::Revoke { request_id, second_pass } => {
