@@ -2266,6 +2266,8 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     let swept = sweep::sweep(&w.world.deps(&w.settings), now + Duration::minutes(30)).await.unwrap();
     *issuer.at.lock().unwrap() = Some(starts);
     let unchecked = w.grant(&scheduled.request_id, EXECUTION_1, starts).await;
+    let before_recheck =
+        credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap_err();
     let (_, at_start) = w.recheck_and_grant(&scheduled.request_id, &DEV_NODES, EXECUTION_1, starts).await;
     let issued = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap();
 
@@ -2276,6 +2278,8 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     assert_eq!(refused.code(), "AccessNotStarted");
     assert!(swept.grants.restarted.is_empty(), "a waiting schedule is not a lost lifecycle: {swept:?}");
     assert!(!unchecked.granted && unchecked.starts_at.is_some(), "not granted before its recheck: {unchecked:?}");
+    assert_eq!(before_recheck.code(), "AccessNotStarted", "no credentials before the recheck: {before_recheck}");
+    assert!(before_recheck.to_string().contains("checked against the policies again"), "{before_recheck}");
     assert!(at_start.granted && at_start.starts_at.is_none());
     assert_eq!(at_start.deadline, jit_shared::domain::grant::deadline_text(&(starts + Duration::minutes(30))));
     assert_eq!(issued.access_deadline, starts + Duration::minutes(30));

@@ -71,13 +71,18 @@ pub async fn issue(
             message: format!("this request extends {of}: fetch credentials for {of}, whose deadline it moves"),
         });
     }
-    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now)) {
+    // A scheduled request is decided again at its start, and its grant is recorded only once that
+    // recheck permits it: until then there is nothing to issue, even a moment after the start.
+    if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now) || request.grant.is_none()) {
+        let starts = crate::domain::grant::deadline_text(&starts_at);
         return Err(ServiceError::Conflict {
             code: "AccessNotStarted",
-            message: format!(
-                "the scheduled access starts at {}; credentials are issued from then on",
-                crate::domain::grant::deadline_text(&starts_at)
-            ),
+            message: match request.not_started(now) {
+                true => format!("the scheduled access starts at {starts}; credentials are issued from then on"),
+                false => format!(
+                    "the scheduled access started at {starts} and is being checked against the policies again; ask again in a few seconds"
+                ),
+            },
         });
     }
     if request.grant_mode != GrantMode::Credentials {
