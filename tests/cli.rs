@@ -645,8 +645,8 @@ fn jit_extend_moves_the_deadline_of_a_granted_request_and_a_scheduled_request_wa
     assert_ne!(early.code, 0);
     assert!(early.stderr.contains("startsAt"), "the refusal names the field: {early:#?}");
 
-    // Arrange 3: a few seconds ahead.
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Arrange 3: a few seconds ahead (enough for a slow machine to submit before the start).
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let run = jit("operator", &["request", DEV, "--reason", "cli: soon", "--duration", "30", "--starts-at", &soon]);
     assert_eq!(run.code, 0, "{run:#?}");
     let soon_id = run.stdout.trim().to_owned();

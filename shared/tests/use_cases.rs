@@ -1952,18 +1952,29 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
 /// Development nodes are auto-approved for up to 45 minutes in all; beyond that, and for every
 /// other node, `lead` approves (at most 240 minutes).
 fn auto_then_lead() -> jit_shared::policy::PolicySet {
-    let file = |path: &str, text: &str| jit_shared::policy::PolicyFile { path: path.into(), text: text.into() };
+    auto_then_lead_with(45, 1)
+}
+
+/// `auto_then_lead()` with another auto-approval window and another number of approvals.
+fn auto_then_lead_with(window_minutes: u32, min_approvals: u32) -> jit_shared::policy::PolicySet {
+    let file = |path: &str, text: String| jit_shared::policy::PolicyFile { path: path.into(), text };
     jit_shared::policy::PolicySet::from_files(&[
         file(
             "auto.cedar",
-            r#"@id("dev-auto")
-@accessWindowMinutes("45")
+            format!(
+                r#"@id("dev-auto")
+@accessWindowMinutes("{window_minutes}")
 permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
-when { resource.hasTag("Environment") && resource.getTag("Environment") == "Development" };"#,
+when {{ resource.hasTag("Environment") && resource.getTag("Environment") == "Development" }};"#
+            ),
         ),
         file(
             "everything.yaml",
-            "name: everything\ntargets: {allNodes: true}\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: 1\n    approvers:\n      - iamUser: lead\n",
+            format!(
+                "name: everything\ntargets: {{allNodes: true}}\nmaxDurationMinutes: 240\nlevels:\n  - minApprovals: {min_approvals}\n    approvers:\n      - iamUser: lead\n{}",
+                // A second approval needs a second approver.
+                if min_approvals > 1 { "      - iamUser: second-lead\n" } else { "" }
+            ),
         ),
     ])
     .unwrap()
@@ -1998,11 +2009,19 @@ impl Workflows {
         &'a self,
         nodes: &'a dyn jit_shared::ports::NodeDirectory,
     ) -> jit_shared::app::evaluate::EvaluationDeps<'a> {
+        self.evaluation_under(nodes, &self.policies)
+    }
+
+    fn evaluation_under<'a>(
+        &'a self,
+        nodes: &'a dyn jit_shared::ports::NodeDirectory,
+        policies: &'a jit_shared::policy::PolicySet,
+    ) -> jit_shared::app::evaluate::EvaluationDeps<'a> {
         jit_shared::app::evaluate::EvaluationDeps {
             store: &self.world.store,
             principals: &Users,
             nodes,
-            policies: &self.policies,
+            policies,
             pending_timeout_minutes: 60,
             seal: &*SEAL,
             max_active_requests: 5,
@@ -2044,22 +2063,21 @@ impl Workflows {
         lifecycle::grant(&self.world.deps(&self.settings), id, Some(execution), now).await.unwrap()
     }
 
-    /// What the state machine does at a scheduled request's start: RecheckAtStart, then, when
-    /// it permits, GrantRechecked.
+    /// What the state machine does at a scheduled request's start: RecheckAtStart (under
+    /// `policies`), then GrantRechecked, here also when the recheck did not permit it (the state
+    /// machine would stop), to show that the grant then refuses on its own.
     async fn recheck_and_grant(
         &self,
         id: &RequestId,
         nodes: &dyn jit_shared::ports::NodeDirectory,
+        policies: &jit_shared::policy::PolicySet,
         execution: &str,
         now: DateTime<Utc>,
     ) -> (jit_shared::app::evaluate::RecheckOutput, lifecycle::GrantOutput) {
-        let rechecked = jit_shared::app::evaluate::recheck_at_start(&self.evaluation(nodes), id, now).await.unwrap();
+        let evaluation = self.evaluation_under(nodes, policies);
+        let rechecked = jit_shared::app::evaluate::recheck_at_start(&evaluation, id, now).await.unwrap();
         let deps = self.world.deps(&self.settings);
-        let granted = match rechecked.permitted {
-            true => lifecycle::grant_rechecked(&deps, id, Some(execution), now).await.unwrap(),
-            false => lifecycle::grant(&deps, id, Some(execution), now).await.unwrap(),
-        };
-        (rechecked, granted)
+        (rechecked, lifecycle::grant_rechecked(&deps, id, Some(execution), now).await.unwrap())
     }
 
     /// The deadline in alice's inline policy `jit-<id>` (attach mode), if it is attached.
@@ -2268,7 +2286,7 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     let unchecked = w.grant(&scheduled.request_id, EXECUTION_1, starts).await;
     let before_recheck =
         credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap_err();
-    let (_, at_start) = w.recheck_and_grant(&scheduled.request_id, &DEV_NODES, EXECUTION_1, starts).await;
+    let (_, at_start) = w.recheck_and_grant(&scheduled.request_id, &DEV_NODES, &w.policies, EXECUTION_1, starts).await;
     let issued = credentials::issue(&deps, &ARN_ALICE, scheduled.request_id.as_str(), starts).await.unwrap();
 
     // Assert
@@ -2309,23 +2327,68 @@ impl jit_shared::ports::NodeDirectory for NoNodes {
 #[tokio::test]
 async fn a_scheduled_request_is_decided_again_at_its_start_and_revoked_there_when_the_policies_no_longer_grant_it() {
     const PRODUCTION: NodesIn = NodesIn("Production");
-    /// What; the node when asked for; whether the lead approved it (production needs them);
-    /// the node at the start (`None`: gone); still permitted at the start.
-    type Case = (&'static str, &'static NodesIn, bool, Option<&'static NodesIn>, bool);
-    let cases: [Case; 5] = [
-        ("still a development node", &DEV_NODES, false, Some(&DEV_NODES), true),
-        ("retagged to production: only people may approve it now", &DEV_NODES, false, Some(&PRODUCTION), false),
-        ("the node is gone", &DEV_NODES, false, None, false),
-        ("approved by the lead, and the same approval policy applies", &PRODUCTION, true, Some(&PRODUCTION), true),
-        ("approved by the lead, and auto-approved now", &PRODUCTION, true, Some(&DEV_NODES), true),
+    /// What; the node when asked for; the duration asked for (`None`: the policy's); whether
+    /// the lead approved it (production needs them); the node at the start (`None`: gone); the
+    /// policies at the start (auto-approval window, approvals needed); still permitted.
+    type Case = (&'static str, &'static NodesIn, Option<u32>, bool, Option<&'static NodesIn>, (u32, u32), bool);
+    let cases: [Case; 8] = [
+        ("still a development node", &DEV_NODES, Some(30), false, Some(&DEV_NODES), (45, 1), true),
+        (
+            "retagged to production: only people may approve it now",
+            &DEV_NODES,
+            Some(30),
+            false,
+            Some(&PRODUCTION),
+            (45, 1),
+            false,
+        ),
+        ("the node is gone", &DEV_NODES, Some(30), false, None, (45, 1), false),
+        (
+            "the policy's window, taken as its duration, shrank below it",
+            &DEV_NODES,
+            None,
+            false,
+            Some(&DEV_NODES),
+            (20, 1),
+            false,
+        ),
+        (
+            "the policy's window, taken as its duration, is unchanged",
+            &DEV_NODES,
+            None,
+            false,
+            Some(&DEV_NODES),
+            (45, 1),
+            true,
+        ),
+        (
+            "approved by the lead, and the same approval policy applies",
+            &PRODUCTION,
+            Some(30),
+            true,
+            Some(&PRODUCTION),
+            (45, 1),
+            true,
+        ),
+        (
+            "approved by the lead, but the policy now needs two approvals",
+            &PRODUCTION,
+            Some(30),
+            true,
+            Some(&PRODUCTION),
+            (45, 2),
+            false,
+        ),
+        ("approved by the lead, and auto-approved now", &PRODUCTION, Some(30), true, Some(&DEV_NODES), (45, 1), true),
     ];
-    for (what, asked_on, by_lead, at_start, expected) in cases {
-        // Arrange: alice schedules 30 minutes two hours ahead; the lifecycle waits for the start.
+    for (what, asked_on, minutes, by_lead, at_start, (window, approvals_needed), expected) in cases {
+        // Arrange: alice schedules access two hours ahead; the lifecycle waits for the start.
         let now = Utc::now();
         let starts = now + Duration::hours(2);
         let w = Workflows::new(GrantMode::Attach);
+        let duration = minutes.map(|m| format!(r#", "durationMinutes": {m}"#)).unwrap_or_default();
         let body = format!(
-            r#"{{"nodeId": "i-0123456789abcdef0", "reason": "change window", "durationMinutes": 30, "startsAt": "{}"}}"#,
+            r#"{{"nodeId": "i-0123456789abcdef0", "reason": "change window"{duration}, "startsAt": "{}"}}"#,
             starts.to_rfc3339()
         );
         let submitted = submit::submit(&w.intake(), &ARN_ALICE, body.as_bytes(), None, now).await.unwrap().request;
@@ -2352,7 +2415,8 @@ async fn a_scheduled_request_is_decided_again_at_its_start_and_revoked_there_whe
             Some(n) => n,
             None => &NoNodes,
         };
-        let (rechecked, at_start) = w.recheck_and_grant(&id, nodes, EXECUTION_1, starts).await;
+        let policies_then = auto_then_lead_with(window, approvals_needed);
+        let (rechecked, at_start) = w.recheck_and_grant(&id, nodes, &policies_then, EXECUTION_1, starts).await;
 
         // Assert
         let stored = w.get(&id).await;

@@ -182,7 +182,7 @@ async fn decide_and_store(
     request: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<Option<EvaluationOutcome>, ServiceError> {
-    let decision = decide(deps, &request, now).await?;
+    let decision = decide(deps, &request, false, now).await?;
     // The limit protects what a live request holds: an inline policy on a principal (attach
     // mode, whose budget a shared role shares) or an approver's attention (manual approval). A
     // credentials-mode auto-approval holds neither, so it costs no extra read.
@@ -202,12 +202,15 @@ async fn decide_and_store(
 }
 
 /// What the policies decide for `request` now: the node and, where a statement that can apply
-/// looks at them, the requester are read afresh.
+/// looks at them, the requester are read afresh. `again` (the recheck at a scheduled start)
+/// decides the duration the request holds, also one the first decision took from a policy.
 async fn decide(
     deps: &EvaluationDeps<'_>,
     request: &AccessRequest,
+    again: bool,
     now: DateTime<Utc>,
 ) -> Result<Decision, ServiceError> {
+    let requested = (again || !request.duration_from_policy).then_some(request.duration_minutes);
     let node = deps.nodes.describe(&request.node_id).await;
     // Break-glass always looks at the requester: membership is by group.
     let principal = match &node {
@@ -229,14 +232,12 @@ async fn decide(
         (Ok(principal), Ok(node)) if request.break_glass => {
             let member =
                 deps.policies.break_glass().is_some_and(|b| b.admits(&crate::app::common::approver_keys(&principal)));
-            let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
             deps.policies.decide_break_glass(&principal, member, &node, requested, now)
         }
         (Ok(principal), Ok(node)) => match extension_total(deps, request, now).await? {
             Err(refusal) => refusal,
             Ok(Some(total)) => deps.policies.decide_extension(&principal, &node, total, now),
             Ok(None) => {
-                let requested = (!request.duration_from_policy).then_some(request.duration_minutes);
                 // A scheduled request is decided as at its start: time-of-day policies see the
                 // time access begins, not the time it was asked for.
                 let at = request.starts_at.map_or(now, |s| s.max(now));
@@ -287,10 +288,11 @@ pub async fn handle_payload(
 }
 
 /// A scheduled request was decided when it was asked for, up to `MAX_SCHEDULE_DAYS` before it
-/// starts. At its start it is decided again, on the node's tags, the requester's groups and the
-/// policies of now: it is still granted when the policies approve it outright, or when it was
-/// approved by people and the same manual policy still applies; otherwise it is revoked, with the
-/// reason, before anything is granted.
+/// starts. At its start it is decided again, as a new request for the duration it holds would be,
+/// on the node's tags, the requester's groups and the policies of now: it is still granted when
+/// the policies approve it outright, or when people approved it and the same manual policy, with
+/// the same levels and approvers, still applies; otherwise it is revoked, with the reason, before
+/// anything is granted.
 pub async fn recheck_at_start(
     deps: &EvaluationDeps<'_>,
     id: &RequestId,
@@ -306,16 +308,20 @@ pub async fn recheck_at_start(
     };
     // Only an approved request not granted yet has anything to recheck; the Grant task refuses
     // anything else on its own.
-    if request.status != RequestStatus::Approved || request.grant.is_some() {
+    if request.status != RequestStatus::Approved || request.grant.is_some() || request.starts_at.is_none() {
         let permitted = request.status == RequestStatus::Approved;
         return Ok(RecheckOutput { permitted, status: request.status, reason: None });
     }
-    let now_decided = decide(deps, &request, now).await?;
+    let now_decided = decide(deps, &request, true, now).await?;
     let approved_by_people = request.decision.as_ref().is_some_and(|d| d.outcome == RequestStatus::Pending);
-    let same_manual_policy = request
-        .decision
-        .as_ref()
-        .is_some_and(|d| !d.deciding_policy_ids.is_empty() && d.deciding_policy_ids == now_decided.deciding_policy_ids);
+    // Their approvals were for that policy's levels and approvers: a policy of the same name whose
+    // levels changed asks people who have not approved.
+    let same_manual_policy = request.decision.as_ref().is_some_and(|d| {
+        !d.deciding_policy_ids.is_empty()
+            && d.deciding_policy_ids == now_decided.deciding_policy_ids
+            && d.approval_plan.is_some()
+            && d.approval_plan == now_decided.approval_plan
+    });
     let permitted = match now_decided.outcome {
         RequestStatus::Approved => true,
         RequestStatus::Pending => approved_by_people && same_manual_policy,
@@ -327,7 +333,7 @@ pub async fn recheck_at_start(
     }
     let reason = match now_decided.outcome {
         RequestStatus::Pending if approved_by_people => format!(
-            "no longer permitted at its start: another approval policy applies now ({})",
+            "no longer permitted at its start: the approval policy that applies now ({}) is not the one its approvers approved under",
             now_decided.deciding_policy_ids.join(", ")
         ),
         RequestStatus::Pending => {
@@ -341,8 +347,14 @@ pub async fn recheck_at_start(
             tracing::warn!(request_id = %id, %reason, "revoked at its start");
             Ok(RecheckOutput { permitted: false, status: updated.status, reason: Some(reason) })
         }
-        // Changed meanwhile (cancelled, revoked): the state machine retries, and the retry reads it.
-        Attempt::Conflict => Err(ServiceError::Unavailable("the request changed during its recheck; retry".into())),
+        // Changed meanwhile: cancelled or revoked is an answer; anything else is decided again by
+        // the state machine's retry.
+        Attempt::Conflict => match deps.store.get(id).await? {
+            Some(current) if current.status != RequestStatus::Approved => {
+                Ok(RecheckOutput { permitted: false, status: current.status, reason: None })
+            }
+            _ => Err(ServiceError::Unavailable("the request changed during its recheck; retry".into())),
+        },
     }
 }
 

@@ -87,8 +87,9 @@ pub struct GrantOutput {
     /// The request as the task last saw it: as stored with its grant when granted (what the
     /// Expire task tears down), as read otherwise.
     pub request: Box<AccessRequest>,
-    /// A scheduled access not started yet: the state machine waits until then (ISO 8601 UTC)
-    /// and runs the Grant task again.
+    /// A scheduled access not granted yet: the state machine waits until then (ISO 8601 UTC:
+    /// the start, or a few seconds ahead when it has passed), decides it again (`RecheckAtStart`)
+    /// and, when still permitted, runs the Grant task with `rechecked`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<String>,
 }
@@ -241,6 +242,10 @@ async fn fail_grant(
     })
 }
 
+/// How long the Grant task makes an execution wait before the recheck of a scheduled request
+/// whose start has already passed.
+pub const PASSED_START_WAIT_SECONDS: i64 = 5;
+
 /// The Grant task: attach `jit-<id>` to the requester's principal and record it (with the
 /// execution that will expire it). It reads the request first: whoever can start an execution
 /// or put an `Approved` event on the bus still gets a policy only for a request the table holds
@@ -291,9 +296,12 @@ async fn grant_task(
     }
     if let Some(starts_at) = request.starts_at.filter(|_| request.not_started(now) || !rechecked) {
         // Scheduled access is granted at its start and not before, once decided again there:
-        // the execution waits (at once when the start has passed, e.g. approved after it), then
-        // rechecks, then grants.
-        return Ok(GrantOutput { starts_at: Some(grant::deadline_text(&starts_at)), ..nothing(deadline) });
+        // the execution waits, rechecks, then grants. A start that has passed (approved after
+        // it) is waited for a few seconds, so that an execution of a definition without the
+        // recheck, running when this version was deployed, loops slowly until the sweeper's
+        // execution takes the grant over rather than spinning.
+        let wait_until = starts_at.max(now + chrono::Duration::seconds(PASSED_START_WAIT_SECONDS));
+        return Ok(GrantOutput { starts_at: Some(grant::deadline_text(&wait_until)), ..nothing(deadline) });
     }
     if !crate::app::common::approval_is_sealed(deps.seal, &request).await? {
         return fail_grant(deps, &request, execution, crate::app::common::UNSEALED_APPROVAL.to_owned(), now).await;

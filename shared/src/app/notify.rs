@@ -479,6 +479,10 @@ async fn tell_requester(
                 "The access could not be granted, and nothing is attached; the reason is in the request's audit trail."
                     .to_owned()
             }
+            RequestStatus::Revoked if d.actor == crate::app::evaluate::EVALUATOR_ACTOR => {
+                "Decided again at its start, the policies no longer grant it, so nothing was granted; what decided is in the request's audit trail."
+                    .to_owned()
+            }
             RequestStatus::Revoked => format!("Revoked by {}; the access was removed.", d.actor),
             other => format!("The request is now {other}."),
         },
