@@ -369,6 +369,31 @@ fn assert_shape(payload: &Value, sample: &str) {
 }
 
 /// What `RecheckAtStart` returns.
+/// A scheduled request whose first Grant finds its start `seconds` ahead (and returns
+/// `not_yet`), with a deadline 5 seconds from now.
+struct NotStartedYet {
+    id: RequestId,
+    arn: String,
+    starts: DateTime<Utc>,
+    request: AccessRequest,
+    not_yet: Value,
+}
+
+impl NotStartedYet {
+    fn starting_in(lifecycle: &Lifecycle, seconds: i64) -> Self {
+        let id = RequestId::generate();
+        let arn = lifecycle.next_execution();
+        let starts = deadline_in(seconds);
+        let request = request_granted_by(&arn, &id, deadline_in(5));
+        let not_yet = serde_json::to_value(GrantOutput {
+            starts_at: Some(deadline_text(&starts)),
+            ..GrantOutput::new(false, &request.access_deadline(), request.clone())
+        })
+        .unwrap();
+        Self { id, arn, starts, request, not_yet }
+    }
+}
+
 fn rechecked(permitted: bool, status: RequestStatus) -> Value {
     let reason = (!permitted).then(|| "no longer permitted at its start: the node does not exist".to_owned());
     serde_json::to_value(RecheckOutput { permitted, status, reason }).unwrap()
@@ -462,15 +487,7 @@ async fn a_scheduled_access_waits_for_its_start_is_rechecked_then_and_granted_by
     // Arrange: the first Grant finds a scheduled request (it returns startsAt, not granted);
     // at the start the recheck permits it, and GrantRechecked grants.
     let lifecycle = Lifecycle::deploy().await;
-    let id = RequestId::generate();
-    let arn = lifecycle.next_execution();
-    let starts = deadline_in(3);
-    let request = request_granted_by(&arn, &id, deadline_in(5));
-    let not_yet = serde_json::to_value(GrantOutput {
-        starts_at: Some(deadline_text(&starts)),
-        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
-    })
-    .unwrap();
+    let NotStartedYet { id, arn, starts, request, not_yet } = NotStartedYet::starting_in(&lifecycle, 3);
     lifecycle.queue([
         returns(not_yet),
         returns(grant_output(true, &request)),
@@ -524,15 +541,7 @@ async fn a_scheduled_access_no_longer_permitted_at_its_start_is_not_granted() {
     // Arrange: the first Grant finds the start ahead; at the start the recheck finds the
     // policies no longer grant it (and has revoked it).
     let lifecycle = Lifecycle::deploy().await;
-    let id = RequestId::generate();
-    let arn = lifecycle.next_execution();
-    let starts = deadline_in(2);
-    let request = request_granted_by(&arn, &id, deadline_in(5));
-    let not_yet = serde_json::to_value(GrantOutput {
-        starts_at: Some(deadline_text(&starts)),
-        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
-    })
-    .unwrap();
+    let NotStartedYet { id, arn, not_yet, .. } = NotStartedYet::starting_in(&lifecycle, 2);
     lifecycle.queue([returns(not_yet)]);
     lifecycle.queue_rechecks([returns(rechecked(false, RequestStatus::Revoked))]);
 
@@ -552,15 +561,7 @@ async fn a_scheduled_access_no_longer_permitted_at_its_start_is_not_granted() {
 async fn a_recheck_that_fails_for_good_grants_nothing_and_records_the_failure() {
     // Arrange: the recheck fails with an error that is not retried.
     let lifecycle = Lifecycle::deploy().await;
-    let id = RequestId::generate();
-    let arn = lifecycle.next_execution();
-    let starts = deadline_in(2);
-    let request = request_granted_by(&arn, &id, deadline_in(5));
-    let not_yet = serde_json::to_value(GrantOutput {
-        starts_at: Some(deadline_text(&starts)),
-        ..GrantOutput::new(false, &request.access_deadline(), request.clone())
-    })
-    .unwrap();
+    let NotStartedYet { id, arn, not_yet, .. } = NotStartedYet::starting_in(&lifecycle, 2);
     let broken = ServiceError::Internal("the policy set failed to load".into());
     lifecycle.queue([returns(not_yet), recorded(&id)]);
     lifecycle.queue_rechecks([fails(&broken)]);
