@@ -539,8 +539,8 @@ struct Outbox(std::sync::Mutex<Vec<jit_shared::ports::Mail>>);
 
 #[async_trait::async_trait]
 impl jit_shared::ports::Mailer for Outbox {
-    async fn send(&self, mail: &jit_shared::ports::Mail) -> Result<(), jit_shared::ports::PortError> {
-        self.0.lock().unwrap().push(mail.clone());
+    async fn send_all(&self, mails: &[jit_shared::ports::Mail]) -> Result<(), jit_shared::ports::PortError> {
+        self.0.lock().unwrap().extend_from_slice(mails);
         Ok(())
     }
 }

@@ -197,7 +197,10 @@ pub struct Mail {
 
 #[async_trait]
 pub trait Mailer: Send + Sync {
-    async fn send(&self, mail: &Mail) -> Result<(), PortError>;
+    /// Sends the mails of one event together, once everything they depend on has been looked up,
+    /// so that a failure before sending mails nobody and the event's retry mails each person once.
+    /// An error means some were not sent (the retry may send the others again).
+    async fn send_all(&self, mails: &[Mail]) -> Result<(), PortError>;
 }
 
 /// Chat messages to one person (Slack's `chat.postMessage` as a direct message from the app's

@@ -30,9 +30,9 @@ use jit_shared::domain::slack::{SlackSigningSecret, SlackUserId, APPROVE_ACTION,
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::http::{ApiRequest, ApiResponse};
 use jit_shared::policy::contacts::{parse_contacts, Contact, People};
-use jit_shared::ports::{ChatNotifier, Mail, Mailer, PortError, RequestStore, Transition};
+use jit_shared::ports::{ChatNotifier, PortError, RequestStore, Transition};
 use serde_json::{json, Value};
-use support::fakes::{arn, Users};
+use support::fakes::{arn, Outbox, Users};
 
 const SECRET: &str = "test-slack-signing-secret-0123456789";
 /// alice asks; lead and bob approve level 1 (two approvals needed); c approves level 2. Everyone
@@ -294,17 +294,6 @@ async fn without_a_signing_secret_the_route_does_not_exist_and_a_malformed_click
     assert_eq!((missing.status, missing.body["error"]["field"].as_str()), (400, Some("payload")));
     assert!(jit_shared::http::approve::serves("/chat/slack"));
     assert_eq!(world.store.get(&request.request_id).await.unwrap().unwrap(), request);
-}
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-#[async_trait]
-impl Mailer for Outbox {
-    async fn send(&self, mail: &Mail) -> Result<(), PortError> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
 }
 
 /// Records what would be posted to Slack.

@@ -27,9 +27,9 @@ use jit_shared::domain::grant::{GrantMode, GrantSettings, DEFAULT_SESSION_DOCUME
 use jit_shared::domain::request::{AccessRequest, ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::policy::contacts::{parse_contacts, Contact};
-use jit_shared::ports::{ChatTopic, Mail, Mailer, PortError, RequestStore, TeamsDelivery, TeamsNotifier, Transition};
+use jit_shared::ports::{ChatTopic, PortError, RequestStore, TeamsDelivery, TeamsNotifier, Transition};
 use serde_json::Value;
-use support::fakes::{arn, Users};
+use support::fakes::{arn, Outbox, Users};
 
 const API: &str = "https://jit.example.com";
 /// alice asks; lead and bob approve level 1 (two approvals needed); c approves level 2.
@@ -100,17 +100,6 @@ fn envelope(detail: StatusEvent, id: &str, now: DateTime<Utc>) -> EventEnvelope 
         region: "us-east-1".into(),
         resources: vec![],
         detail,
-    }
-}
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-#[async_trait]
-impl Mailer for Outbox {
-    async fn send(&self, mail: &Mail) -> Result<(), PortError> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
     }
 }
 

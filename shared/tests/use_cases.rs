@@ -9,6 +9,9 @@
     reason = "a test (or bench) stops loudly on a broken expectation"
 )]
 
+#[expect(dead_code, reason = "the use cases take only the mail outbox from the fakes")]
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -36,6 +39,7 @@ use jit_shared::ports::{
     AccessGranter, DirectoryError, EventPublisher, GrantPrincipal, GrantWriteError, PortError, PrincipalDirectory,
     RequestStore, SessionControl, Transition,
 };
+use support::fakes::Outbox;
 
 fn arn(user: &str) -> CallerArn {
     CallerArn::try_from(format!("arn:aws:iam::123456789012:user/{user}")).unwrap()
@@ -902,18 +906,6 @@ async fn a_forged_revoked_event_for_an_approved_request_changes_nothing() {
     assert!(!policies_before.is_empty(), "there was a grant to keep");
     let trail = world.store.audit_trail(&request.request_id).await.unwrap();
     assert!(trail.iter().all(|a| !a.actor.contains("mallory")), "{trail:?}");
-}
-
-/// Mail sent, in order.
-#[derive(Default)]
-struct Outbox(Mutex<Vec<jit_shared::ports::Mail>>);
-
-#[async_trait]
-impl jit_shared::ports::Mailer for Outbox {
-    async fn send(&self, mail: &jit_shared::ports::Mail) -> Result<(), PortError> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -1947,6 +1939,94 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
     assert!(sent[0].1.starts_with("Reminder: Approval needed"), "{sent:?}");
     assert_eq!(sent[1].0, "iam-user#bob");
     assert!(sent[1].1.starts_with("Escalated to you: Approval needed"), "{sent:?}");
+}
+
+/// `Users`, but looking up `flaky` fails (as a throttled directory does) until `recovered`.
+struct FlakyFor {
+    flaky: Person,
+    recovered: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl PrincipalDirectory for FlakyFor {
+    async fn resolve(&self, caller: &CallerArn) -> Result<ResolvedPrincipal, DirectoryError> {
+        Users.resolve(caller).await
+    }
+    async fn resolve_person(&self, person: &Person) -> Result<ResolvedPrincipal, DirectoryError> {
+        if *person == self.flaky && !self.recovered.load(Ordering::SeqCst) {
+            return Err(DirectoryError::Port(PortError::Transient("Rate exceeded".into())));
+        }
+        Users.resolve_person(person).await
+    }
+    async fn role_trust(&self, role: &str) -> Result<jit_shared::ports::RoleTrust, DirectoryError> {
+        Users.role_trust(role).await
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_that_fails_mails_no_approver_and_the_events_retry_mails_each_once() {
+    // Arrange: a level of three approvers; looking up the last one fails once.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
+    let approvers = ["lead", "bob", "carol"];
+    let plan = ApprovalPlan {
+        policy_name: "prod".into(),
+        levels: vec![ApprovalLevel {
+            min_approvals: 1,
+            approvers: approvers.iter().map(|a| Approver::IamUser((*a).into())).collect(),
+            remind_after_minutes: None,
+            escalate_after_minutes: None,
+            escalate_to: vec![],
+        }],
+    };
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    world.store.transition(&pending).await.unwrap();
+    let opened = world.store.changes().iter().flat_map(ChangeRecord::events).last().unwrap();
+    let contacts = jit_shared::policy::contacts::parse_contacts(
+        "contacts:\n  - iamUser: lead\n    email: lead@example.com\n  - iamUser: bob\n    email: bob@example.com\n  - iamUser: carol\n    email: carol@example.com\n",
+    )
+    .unwrap();
+    let directory = FlakyFor { flaky: Person::IamUser("carol".into()), recovered: false.into() };
+    let (key, outbox) = (key(), Outbox::default());
+    let links = jit_shared::app::notify::LinkSettings {
+        api_base_url: "https://jit.example.com".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    let notify = jit_shared::app::notify::NotifyDeps {
+        store: &world.store,
+        directory: &directory,
+        mailer: &outbox,
+        contacts: &contacts,
+        key: &key,
+        links: &links,
+        chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
+    };
+
+    // Act: the event fails on carol's lookup, then its retry runs after the directory recovered.
+    let failed = jit_shared::app::notify::handle_event(&notify, &envelope(opened.clone()), now).await;
+    let mailed_before_retry = outbox.0.lock().unwrap().len();
+    directory.recovered.store(true, Ordering::SeqCst);
+    let retried = jit_shared::app::notify::handle_event(&notify, &envelope(opened), now).await.unwrap();
+
+    // Assert
+    assert!(failed.is_err(), "the lookup's failure fails the event, so Lambda retries it");
+    assert_eq!(mailed_before_retry, 0, "nobody is mailed before every lookup succeeded");
+    let recipients: Vec<String> = outbox.0.lock().unwrap().iter().map(|m| m.recipient.clone()).collect();
+    assert_eq!(retried, 3);
+    assert_eq!(recipients, ["iam-user#lead", "iam-user#bob", "iam-user#carol"], "each approver once");
 }
 
 /// Development nodes are auto-approved for up to 45 minutes in all; beyond that, and for every

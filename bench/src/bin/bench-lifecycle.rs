@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use jit_bench::{quantile, row};
 use jit_cli::client::ApiClient;
 use jit_cli::local::executions::RULE_TARGET_SERVICE;
-use jit_cli::local::{LocalStack, INVOCATION_SERVICE};
+use jit_cli::local::{LocalStack, INVOCATION_SERVICE, MAIL_SERVICE};
 use serde_json::json;
 
 const AUTO_NODE: &str = "i-0123456789abcdef0";
@@ -40,8 +40,10 @@ const EVENTBRIDGE_PER_EVENT: f64 = 1.00 / 1e6;
 const SFN_PER_TRANSITION: f64 = 25.0 / 1e6;
 /// Grant → WasGranted → WaitUntilDeadline → Expire, plus the start.
 const SFN_TRANSITIONS_PER_EXECUTION: f64 = 5.0;
-/// SNS publish plus one email delivery ($2.00 per 100,000).
-const SNS_EMAIL_PER_PUBLISH: f64 = 0.50 / 1e6 + 2.00 / 1e5;
+/// An SNS publish request (a `PublishBatch` of small mails is one 64 KB chunk).
+const SNS_PER_PUBLISH: f64 = 0.50 / 1e6;
+/// One email delivery ($2.00 per 100,000).
+const SNS_PER_EMAIL: f64 = 2.00 / 1e5;
 
 /// A Lambda invocation the local stack recorded, not an API call of a function.
 fn is_invocation(key: &str) -> bool {
@@ -53,9 +55,15 @@ fn is_rule_execution(key: &str) -> bool {
     key.strip_prefix(RULE_TARGET_SERVICE).is_some_and(|rest| rest.starts_with(':'))
 }
 
-/// What AWS services deliver (invocations, rule targets), as opposed to the functions' own calls.
+/// A mail SNS took (one `PublishBatch` call carries the mails of an event).
+fn is_mail(key: &str) -> bool {
+    key.strip_prefix(MAIL_SERVICE).is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// What AWS services deliver (invocations, rule targets, mails), as opposed to the functions'
+/// own calls.
 fn is_delivery(key: &str) -> bool {
-    is_invocation(key) || is_rule_execution(key)
+    is_invocation(key) || is_rule_execution(key) || is_mail(key)
 }
 
 fn count(map: &BTreeMap<String, u64>, pred: impl Fn(&str) -> bool) -> f64 {
@@ -79,14 +87,16 @@ fn cost(calls: &BTreeMap<String, u64>) -> f64 {
     let ddb_reads = count(calls, |k| k.starts_with("DynamoDB:")) - ddb_writes;
     let events = count(calls, |k| k == "EventBridge:PutEvents");
     let executions = count(calls, is_rule_execution);
-    let mails = count(calls, |k| k == "SNS:Publish");
+    let publishes = count(calls, |k| k == "SNS:PublishBatch");
+    let mails = count(calls, is_mail);
     invocations * (LAMBDA_PER_REQUEST + LAMBDA_GB_S_PER_INVOCATION * LAMBDA_ARM_PER_GB_S)
         + http * HTTP_API_PER_REQUEST
         + ddb_writes * WRU_PER_WRITE * DDB_PER_WRU
         + ddb_reads * DDB_PER_RRU
         + events * EVENTBRIDGE_PER_EVENT
         + executions * SFN_TRANSITIONS_PER_EXECUTION * SFN_PER_TRANSITION
-        + mails * SNS_EMAIL_PER_PUBLISH
+        + publishes * SNS_PER_PUBLISH
+        + mails * SNS_PER_EMAIL
 }
 
 /// AWS JITNA per month: every managed node, every hour, in graduated tiers.
@@ -421,7 +431,8 @@ mod tests {
             ("DynamoDB:TransactWriteItems".to_owned(), 1),
             ("DynamoDB:GetItem".to_owned(), 1),
             ("EventBridge target:StartExecution".to_owned(), 1),
-            ("SNS:Publish".to_owned(), 1),
+            ("SNS:PublishBatch".to_owned(), 1),
+            (format!("{MAIL_SERVICE}:sent"), 2),
             ("IAM:PutUserPolicy".to_owned(), 1),
         ]);
         let expected = LAMBDA_PER_REQUEST
@@ -430,8 +441,10 @@ mod tests {
             + 6.0 * DDB_PER_WRU
             + DDB_PER_RRU
             + 5.0 * SFN_PER_TRANSITION
-            + SNS_EMAIL_PER_PUBLISH;
+            + SNS_PER_PUBLISH
+            + 2.0 * SNS_PER_EMAIL;
         assert!((cost(&calls) - expected).abs() < 1e-12, "{} vs {expected}", cost(&calls));
         assert!(!describe(&calls).contains("StartExecution"), "the rule's execution start is a delivery, not a call");
+        assert!(!describe(&calls).contains(MAIL_SERVICE), "a mail is what a call carries, not a call");
     }
 }

@@ -119,7 +119,7 @@ struct Adapters {
     principals: AwsPrincipalDirectory,
     nodes: SeedNodeDirectory,
     policies: PolicySet,
-    mailer: SnsMailer,
+    mailer: CountedMailer,
     key: SigningKey,
     links: LinkSettings,
     pending_timeout_minutes: u32,
@@ -158,6 +158,26 @@ pub const LOCAL_SLACK_SIGNING_SECRET: &str = "local-slack-signing-secret-0123456
 /// How the local stack records a function invocation (it plays the Lambda service), next to the
 /// functions' own API calls: `"Lambda:Invoke <function>"`.
 pub const INVOCATION_SERVICE: &str = "Lambda";
+
+/// How the local stack records a mail SNS takes (a call may carry several): `"SNS mail:sent"`.
+pub const MAIL_SERVICE: &str = "SNS mail";
+
+/// The SNS mailer, counting each mail it sends besides the calls its client makes.
+struct CountedMailer {
+    sns: SnsMailer,
+    calls: ApiCallLog,
+}
+
+#[async_trait::async_trait]
+impl jit_shared::ports::Mailer for CountedMailer {
+    async fn send_all(&self, mails: &[jit_shared::ports::Mail]) -> Result<(), jit_shared::ports::PortError> {
+        self.sns.send_all(mails).await?;
+        for _ in mails {
+            self.calls.record(MAIL_SERVICE, "sent");
+        }
+        Ok(())
+    }
+}
 
 impl Adapters {
     fn invoked(&self, function: &str) {
@@ -346,11 +366,14 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             calls: calls.clone(),
         },
         policies: opts.policies,
-        mailer: SnsMailer::new(
-            counted_client!(aws_sdk_sns, sdk, calls),
-            &provisioned.approvals_topic_arn,
-            &provisioned.requester_topic_arn,
-        ),
+        mailer: CountedMailer {
+            sns: SnsMailer::new(
+                counted_client!(aws_sdk_sns, sdk, calls),
+                &provisioned.approvals_topic_arn,
+                &provisioned.requester_topic_arn,
+            ),
+            calls: calls.clone(),
+        },
         key,
         links: LinkSettings {
             api_base_url: api_url.clone(),

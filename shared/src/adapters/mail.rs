@@ -1,12 +1,26 @@
 //! Mail through SNS: one topic for approvers, one for requesters. Each message carries the
 //! `recipient` attribute (`Person::key`); each person's email subscription has the filter policy
 //! `{"recipient": ["<their key>"]}`, so a link made for one person reaches only that person.
+//!
+//! The mails of one event go out in `PublishBatch` calls (ten to a call), and an entry SNS could
+//! not take for a reason of its own (throttling, an internal error) is sent again at once, alone:
+//! an event's retry, which mails everyone of the event again, is left for what a few tries here
+//! cannot fix.
 
-use aws_sdk_sns::types::MessageAttributeValue;
+use std::time::Duration;
+
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
 
 use crate::adapters::classify;
 use crate::ports::{Audience, Mail, Mailer, PortError};
+
+/// SNS takes at most ten entries, and 256 KiB in all, per `PublishBatch`.
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 200 * 1024;
+/// Tries of an entry SNS failed on its side, with this pause before each further one.
+const ENTRY_ATTEMPTS: u32 = 3;
+const ENTRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub const RECIPIENT_ATTRIBUTE: &str = "recipient";
 
@@ -33,34 +47,254 @@ fn subject(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).take(100).collect()
 }
 
-#[async_trait::async_trait]
-impl Mailer for SnsMailer {
-    async fn send(&self, mail: &Mail) -> Result<(), PortError> {
-        let topic = match mail.audience {
+impl SnsMailer {
+    fn topic(&self, audience: Audience) -> &str {
+        match audience {
             Audience::Approvers => &self.approver_topic_arn,
             Audience::Requesters => &self.requester_topic_arn,
-        };
-        let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(&mail.recipient)
-            .build()
-            .map_err(|e| PortError::Permanent(format!("building an SNS attribute: {e}")))?;
-        self.client
-            .publish()
-            .topic_arn(topic)
-            .subject(subject(&mail.subject))
-            .message(&mail.body)
-            .message_attributes(RECIPIENT_ATTRIBUTE, attribute)
-            .send()
-            .await
-            .map_err(|e| classify("Publish", &e))?;
+        }
+    }
+
+    /// Sends `mails` (one topic's, at most one batch) in one call, then again those SNS failed
+    /// on its own side, up to `ENTRY_ATTEMPTS` tries each.
+    async fn publish_batch(&self, topic: &str, mails: &[&Mail]) -> Result<(), PortError> {
+        let mut entries = mails.iter().enumerate().map(|(i, m)| entry(i, m)).collect::<Result<Vec<_>, _>>()?;
+        for attempt in 1..=ENTRY_ATTEMPTS {
+            let out = self
+                .client
+                .publish_batch()
+                .topic_arn(topic)
+                .set_publish_batch_request_entries(Some(entries.clone()))
+                .send()
+                .await
+                .map_err(|e| classify("PublishBatch", &e))?;
+            let failed = out.failed();
+            if failed.is_empty() {
+                return Ok(());
+            }
+            let summary = failed
+                .iter()
+                .map(|f| {
+                    format!("{} ({}{})", f.id(), f.code(), f.message().map(|m| format!(": {m}")).unwrap_or_default())
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            if failed.iter().any(|f| f.sender_fault()) {
+                return Err(PortError::Permanent(format!("PublishBatch refused mails: {summary}")));
+            }
+            if attempt == ENTRY_ATTEMPTS {
+                return Err(PortError::Transient(format!(
+                    "PublishBatch: {} of {} mails not taken after {ENTRY_ATTEMPTS} tries: {summary}",
+                    failed.len(),
+                    mails.len()
+                )));
+            }
+            tracing::warn!(failed = %summary, attempt, "SNS did not take some mails; sending those again");
+            entries.retain(|e| failed.iter().any(|f| f.id() == e.id()));
+            tokio::time::sleep(ENTRY_BACKOFF * attempt).await;
+        }
         Ok(())
     }
 }
 
+/// One mail as a batch entry; `index` names it within its batch.
+fn entry(index: usize, mail: &Mail) -> Result<PublishBatchRequestEntry, PortError> {
+    let attribute = MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(&mail.recipient)
+        .build()
+        .map_err(|e| PortError::Permanent(format!("building an SNS attribute: {e}")))?;
+    PublishBatchRequestEntry::builder()
+        .id(format!("mail-{index}"))
+        .subject(subject(&mail.subject))
+        .message(&mail.body)
+        .message_attributes(RECIPIENT_ATTRIBUTE, attribute)
+        .build()
+        .map_err(|e| PortError::Permanent(format!("building an SNS batch entry: {e}")))
+}
+
+/// Splits one topic's mails into batches SNS takes: `BATCH_ENTRIES` at most, and (but for a
+/// single mail, which SNS judges alone) `BATCH_BYTES` at most.
+fn batches<'m>(mails: &[&'m Mail]) -> Vec<Vec<&'m Mail>> {
+    let mut out: Vec<Vec<&Mail>> = Vec::new();
+    let mut bytes = 0;
+    for mail in mails {
+        let size = mail.body.len() + mail.subject.len() + mail.recipient.len();
+        match out.last_mut() {
+            Some(batch) if batch.len() < BATCH_ENTRIES && bytes + size <= BATCH_BYTES => {
+                batch.push(mail);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![mail]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl Mailer for SnsMailer {
+    async fn send_all(&self, mails: &[Mail]) -> Result<(), PortError> {
+        for audience in [Audience::Approvers, Audience::Requesters] {
+            let topic_mails: Vec<&Mail> = mails.iter().filter(|m| m.audience == audience).collect();
+            for batch in batches(&topic_mails) {
+                self.publish_batch(self.topic(audience), &batch).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// SNS answers in its awsQuery XML; the mocked responses are its documented `PublishBatch`
+// shapes, so the SDK's own deserialization runs. moto serves `PublishBatch` too: the local
+// stack's tests deliver every mail through it.
 #[cfg(test)]
 mod tests {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchInput;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::retry::RetryConfig;
+
     use super::*;
+
+    const APPROVERS: &str = "arn:aws:sns:eu-west-1:123456789012:jit-approver-mail";
+    const REQUESTERS: &str = "arn:aws:sns:eu-west-1:123456789012:jit-requester-mail";
+
+    fn mail(audience: Audience, recipient: &str) -> Mail {
+        Mail {
+            audience,
+            recipient: recipient.to_owned(),
+            subject: format!("Approve access for {recipient}"),
+            body: "a body".to_owned(),
+        }
+    }
+
+    fn mailer(rules: &[&Rule]) -> SnsMailer {
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, rules.iter().copied(), |c| c
+            .retry_config(RetryConfig::disabled()));
+        SnsMailer::new(client, APPROVERS, REQUESTERS)
+    }
+
+    /// A `PublishBatch` answer: `ok` entries taken, `failed` as (id, code, sender fault).
+    fn answer(ok: &[&str], failed: &[(&str, &str, bool)]) -> HttpResponse {
+        let ok: String = ok
+            .iter()
+            .map(|id| format!("<member><Id>{id}</Id><MessageId>5a2f1c3e-0000-4000-8000-{id:0>12}</MessageId></member>"))
+            .collect();
+        let failed: String = failed
+            .iter()
+            .map(|(id, code, sender)| {
+                format!("<member><Id>{id}</Id><Code>{code}</Code><Message>{code} happened</Message><SenderFault>{sender}</SenderFault></member>")
+            })
+            .collect();
+        let body = format!(
+            "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>\
+             <Successful>{ok}</Successful><Failed>{failed}</Failed></PublishBatchResult>\
+             <ResponseMetadata><RequestId>0b1c2d3e-0000-4000-8000-000000000000</RequestId></ResponseMetadata>\
+             </PublishBatchResponse>"
+        );
+        let mut response = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
+        response.headers_mut().insert("content-type", "text/xml");
+        response
+    }
+
+    /// The recipients a call carries, in order.
+    fn recipients(req: &PublishBatchInput) -> Vec<String> {
+        req.publish_batch_request_entries()
+            .iter()
+            .map(|e| {
+                let attributes = e.message_attributes().unwrap();
+                attributes[RECIPIENT_ATTRIBUTE].string_value().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_mails_of_an_event_go_in_one_call_per_topic_each_with_its_recipient() {
+        let approvers = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| req.topic_arn() == Some(APPROVERS) && recipients(req) == ["user/alice", "user/bob"])
+            .then_http_response(|| answer(&["mail-0", "mail-1"], &[]));
+        let requesters = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| req.topic_arn() == Some(REQUESTERS) && recipients(req) == ["user/carol"])
+            .then_http_response(|| answer(&["mail-0"], &[]));
+        let mails = [
+            mail(Audience::Approvers, "user/alice"),
+            mail(Audience::Requesters, "user/carol"),
+            mail(Audience::Approvers, "user/bob"),
+        ];
+
+        mailer(&[&approvers, &requesters]).send_all(&mails).await.unwrap();
+
+        assert_eq!((approvers.num_calls(), requesters.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn no_mails_make_no_call() {
+        // No rule: any call would fail.
+        mailer(&[]).send_all(&[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_sns_failed_on_its_side_is_sent_again_alone() {
+        let first = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| recipients(req).len() == 3)
+            .then_http_response(|| answer(&["mail-0", "mail-2"], &[("mail-1", "Throttled", false)]));
+        let again = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| recipients(req) == ["user/bob"])
+            .then_http_response(|| answer(&["mail-1"], &[]));
+        let mails = ["user/alice", "user/bob", "user/dan"].map(|r| mail(Audience::Approvers, r));
+
+        mailer(&[&first, &again]).send_all(&mails).await.unwrap();
+
+        assert_eq!((first.num_calls(), again.num_calls()), (1, 1), "bob's mail again, nobody else's");
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_keeps_failing_is_a_transient_error_after_three_tries() {
+        let first = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| recipients(req).len() == 2)
+            .then_http_response(|| answer(&["mail-0"], &[("mail-1", "InternalError", false)]));
+        let again = mock!(aws_sdk_sns::Client::publish_batch)
+            .match_requests(|req| recipients(req) == ["user/bob"])
+            .then_http_response(|| answer(&[], &[("mail-1", "InternalError", false)]));
+        let mails = ["user/alice", "user/bob"].map(|r| mail(Audience::Approvers, r));
+
+        let err = mailer(&[&first, &again]).send_all(&mails).await.unwrap_err();
+
+        assert!(
+            matches!(&err, PortError::Transient(m) if m.contains("1 of 2") && m.contains("InternalError")),
+            "{err:?}"
+        );
+        assert_eq!((first.num_calls(), again.num_calls()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn an_entry_sns_refuses_is_a_permanent_error_not_sent_again() {
+        let refused = mock!(aws_sdk_sns::Client::publish_batch)
+            .then_http_response(|| answer(&[], &[("mail-0", "InvalidParameter", true)]));
+
+        let err = mailer(&[&refused]).send_all(&[mail(Audience::Approvers, "user/alice")]).await.unwrap_err();
+
+        assert!(matches!(&err, PortError::Permanent(m) if m.contains("InvalidParameter")), "{err:?}");
+        assert_eq!(refused.num_calls(), 1);
+    }
+
+    #[test]
+    fn mails_are_batched_ten_to_a_call_and_within_the_size_sns_takes() {
+        let small: Vec<Mail> = (0..23).map(|i| mail(Audience::Approvers, &format!("user/u{i}"))).collect();
+        let sizes: Vec<usize> = batches(&small.iter().collect::<Vec<_>>()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+
+        let mut large = mail(Audience::Approvers, "user/big");
+        large.body = "x".repeat(90 * 1024);
+        let three_large = [large.clone(), large.clone(), large];
+        let sizes: Vec<usize> = batches(&three_large.iter().collect::<Vec<_>>()).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 1], "no batch over {BATCH_BYTES} bytes");
+    }
 
     #[test]
     fn subjects_are_made_safe_for_sns() {

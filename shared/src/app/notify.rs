@@ -186,7 +186,7 @@ async fn tell_break_glass(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Re
     let people = crate::policy::contacts::People::from_contacts(deps.contacts);
     let requester = crate::app::common::caller_counted_as(deps.directory, &people, &request.requester).await?;
     let audience: Vec<&Approver> = approval::plan_of(&request).map(|p| p.all_approvers().collect()).unwrap_or_default();
-    let mut sent = 0;
+    let mut mails = Vec::new();
     for contact in deps.contacts {
         // `requester` is already the person contacts.yaml joins their identities to, and a
         // contact is never another's `sameAs` (`parse_contacts` refuses it).
@@ -207,10 +207,10 @@ async fn tell_break_glass(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Re
         if !security && !approver {
             continue;
         }
-        deps.mailer.send(&break_glass_mail(&request, &contact.person, approver, &deps.links.account)).await?;
-        sent += 1;
+        mails.push(break_glass_mail(&request, &contact.person, approver, &deps.links.account));
     }
-    Ok(sent)
+    deps.mailer.send_all(&mails).await?;
+    Ok(mails.len())
 }
 
 /// The break-glass notice: who, where, why, until when, and what the reader must do.
@@ -277,7 +277,10 @@ async fn mail_approvers(
     }
     let people = crate::policy::contacts::People::from_contacts(deps.contacts);
     let requester = crate::app::common::caller_counted_as(deps.directory, &people, &request.requester).await?;
-    let mut sent = 0;
+    // Every lookup first, then the mails together, then chat: a lookup that fails mails nobody,
+    // so the event's retry does not mail anyone twice.
+    let mut mails = Vec::new();
+    let mut chat_to = Vec::new();
     for contact in deps.contacts {
         // A contact is a person: their primary identity is whom they count as.
         let who = contact.person.counted_as(false);
@@ -322,8 +325,12 @@ async fn mail_approvers(
             Notice::Reminder => format!("Reminder: {}", mail.subject),
             Notice::Escalated => format!("Escalated to you: {}", mail.subject),
         };
-        deps.mailer.send(&mail).await?;
-        sent += 1;
+        mails.push(mail);
+        chat_to.push((contact, link));
+    }
+    deps.mailer.send_all(&mails).await?;
+    let sent = mails.len();
+    for (contact, link) in chat_to {
         if let (Some(chat), Some(slack_user)) = (deps.chat, &contact.slack_user_id) {
             // Mail is the channel every approver has: a Slack failure is logged, not retried
             // (a retry of the event would mail everyone again).
@@ -508,7 +515,7 @@ async fn tell_requester(
         subject: format!("Access request {}: {}", d.node_id, d.status),
         body,
     };
-    mailer.send(&mail).await?;
+    mailer.send_all(std::slice::from_ref(&mail)).await?;
     Ok(1)
 }
 
@@ -523,8 +530,8 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Mailer for Outbox {
-        async fn send(&self, mail: &Mail) -> Result<(), PortError> {
-            self.0.lock().map_err(|_| PortError::Permanent("poisoned".into()))?.push(mail.clone());
+        async fn send_all(&self, mails: &[Mail]) -> Result<(), PortError> {
+            self.0.lock().map_err(|_| PortError::Permanent("poisoned".into()))?.extend_from_slice(mails);
             Ok(())
         }
     }

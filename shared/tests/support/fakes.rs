@@ -15,8 +15,8 @@ use jit_shared::domain::principal::{CallerArn, ResolvedPrincipal};
 use jit_shared::domain::request::{AccessRequest, AuditRecord, Decision};
 use jit_shared::domain::status::RequestStatus;
 use jit_shared::ports::{
-    AccessGranter, DirectoryError, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, PortError,
-    PrincipalDirectory, RequestStore, RoleFacts, SessionControl, Transition,
+    AccessGranter, DirectoryError, EventPublisher, ExecutionControl, GrantPrincipal, GrantWriteError, Mail, Mailer,
+    PortError, PrincipalDirectory, RequestStore, RoleFacts, SessionControl, Transition,
 };
 
 /// An IAM user of the stack's account by name, or any caller by its full ARN.
@@ -30,6 +30,19 @@ pub fn arn(user: &str) -> CallerArn {
 /// `req-` and 32 hex digits, from a number: the same ids on every run.
 pub fn request_id(n: u64) -> RequestId {
     RequestId::try_from(format!("req-{n:032x}")).unwrap()
+}
+
+/// Every mail sent, in order.
+#[allow(dead_code, reason = "the fault campaign sends no mail")]
+#[derive(Default)]
+pub struct Outbox(pub Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send_all(&self, mails: &[Mail]) -> Result<(), PortError> {
+        self.0.lock().unwrap().extend_from_slice(mails);
+        Ok(())
+    }
 }
 
 /// IAM inline policies by principal and name.
