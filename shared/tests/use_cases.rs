@@ -752,6 +752,40 @@ async fn teardown_ends_the_sessions_of_the_requests_role_session_in_credentials_
 }
 
 #[tokio::test]
+async fn a_credentials_mode_expiry_after_a_fetch_ends_sessions_once_and_loses_no_write() {
+    // Arrange: granted in credentials mode, then credentials fetched (a new version of the
+    // request), so the copy the grant recorded, which the Expire task gets, is stale.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let sessions = OneSessionEach::default();
+    let deps = LifecycleDeps { sessions: &sessions, ..world.deps(&settings) };
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    let granted = lifecycle::grant(&deps, &request.request_id, Some("arn:exec:1"), now).await.unwrap();
+    let cred_deps = CredentialsDeps {
+        store: &world.store,
+        issuer: &issuer,
+        settings: &settings,
+        seal: &*SEAL,
+        directory: &Users,
+        people: &NO_PEOPLE,
+    };
+    credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
+    let writes_before = world.store.changes().len();
+
+    // Act
+    let out = lifecycle::expire(&deps, *granted.request, now + Duration::minutes(31)).await.unwrap();
+
+    // Assert
+    assert_eq!(out.status, RequestStatus::Expired);
+    assert_eq!(sessions.asked.lock().unwrap().len(), 1, "the request's sessions were looked up once");
+    assert_eq!(out.terminated_sessions.len(), 1);
+    assert_eq!(world.store.changes().len(), writes_before + 1, "one write: the expiry");
+}
+
+#[tokio::test]
 async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_and_revoked_there() {
     // Arrange: an attach-mode stack that serves one member account; alice asks for a node there.
     let now = Utc::now();

@@ -116,6 +116,18 @@ pub struct TeardownOutput {
     pub terminated_sessions: Vec<String>,
 }
 
+impl TeardownOutput {
+    /// Nothing ended here: the request as stored.
+    fn not_ended(request: &AccessRequest) -> Self {
+        Self {
+            request_id: request.request_id.clone(),
+            status: request.status,
+            detached: false,
+            terminated_sessions: vec![],
+        }
+    }
+}
+
 /// `arn:…:stateMachine:<name>` → `arn:…:execution:<name>:`, the prefix of its executions' ARNs.
 pub fn execution_prefix(state_machine_arn: &str) -> String {
     format!("{}:", state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
@@ -606,10 +618,7 @@ pub async fn teardown_request(
                     return Ok(Attempt::Done(ended(stored.status)));
                 }
                 let holder = current.grant.as_ref().and_then(|g| g.execution.as_deref());
-                if to == RequestStatus::Expired && held_by_another(holder, &stored) {
-                    // An approved extension's execution took the grant over (and stopped the
-                    // one that recorded `current`): access goes on until its new deadline.
-                    tracing::info!(request_id = %id, "the grant was taken over by an extension; not expiring it");
+                if taken_over_by_extension(to, holder, &stored) {
                     return Ok(Attempt::Done(ended(RequestStatus::Approved)));
                 }
                 current = stored;
@@ -632,7 +641,7 @@ pub async fn end_remaining(
     let request = load(deps.store, id).await?;
     let status = request.status;
     if status == RequestStatus::Approved || request.approved_at.is_none() {
-        return Ok(TeardownOutput { request_id: id.clone(), status, detached: false, terminated_sessions: vec![] });
+        return Ok(TeardownOutput::not_ended(&request));
     }
     let mut detached = false;
     let mut terminated = Vec::new();
@@ -691,7 +700,32 @@ pub async fn expire(
     recorded: AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<TeardownOutput, ServiceError> {
-    teardown_request(deps, recorded, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
+    // Each credentials issuance is recorded on the request (a new version), so once its requester
+    // fetched credentials the copy the grant recorded is stale: read the table first rather than
+    // end sessions, lose the conditional write, read it anyway and end sessions again.
+    let request = match recorded.grant_mode {
+        GrantMode::Attach => recorded,
+        GrantMode::Credentials => {
+            let stored = load(deps.store, &recorded.request_id).await?;
+            let holder = recorded.grant.as_ref().and_then(|g| g.execution.as_deref());
+            if taken_over_by_extension(RequestStatus::Expired, holder, &stored) {
+                return Ok(TeardownOutput::not_ended(&stored));
+            }
+            stored
+        }
+    };
+    teardown_request(deps, request, RequestStatus::Expired, LIFECYCLE_ACTOR, "the access window ended", now).await
+}
+
+/// An approved extension's execution took the grant over from `holder` (and stopped it): an
+/// expiry by `holder` ends nothing, access goes on until the new deadline.
+fn taken_over_by_extension(to: RequestStatus, holder: Option<&str>, stored: &AccessRequest) -> bool {
+    let taken =
+        to == RequestStatus::Expired && stored.status == RequestStatus::Approved && held_by_another(holder, stored);
+    if taken {
+        tracing::info!(request_id = %stored.request_id, "the grant was taken over by an extension; not expiring it");
+    }
+    taken
 }
 
 /// Runs one task payload (Step Functions, or the local stack).
