@@ -123,6 +123,15 @@ impl Lifecycle {
     }
 }
 
+/// Where the notifier's links point in these tests.
+fn links() -> jit_shared::app::notify::LinkSettings {
+    jit_shared::app::notify::LinkSettings {
+        api_base_url: "https://jit.example.com".into(),
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    }
+}
+
 fn key() -> SigningKey {
     SigningKey::from_secret(&"k".repeat(48)).unwrap()
 }
@@ -954,11 +963,7 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
         same_as: vec![],
         slack_user_id: None,
     }];
-    let links = jit_shared::app::notify::LinkSettings {
-        api_base_url: "https://jit.example.com".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let links = links();
     let deps = jit_shared::app::notify::NotifyDeps {
         store: &store,
         directory: &Users,
@@ -1944,11 +1949,7 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
     )
     .unwrap();
     let (key, outbox) = (key(), Outbox::default());
-    let links = jit_shared::app::notify::LinkSettings {
-        api_base_url: "https://jit.example.com".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let links = links();
     let notify = jit_shared::app::notify::NotifyDeps {
         store: &world.store,
         directory: &Users,
@@ -2031,11 +2032,7 @@ async fn a_lookup_that_fails_mails_no_approver_and_the_events_retry_mails_each_o
     .unwrap();
     let directory = FlakyFor { flaky: Person::IamUser("carol".into()), recovered: false.into() };
     let (key, outbox) = (key(), Outbox::default());
-    let links = jit_shared::app::notify::LinkSettings {
-        api_base_url: "https://jit.example.com".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let links = links();
     let notify = jit_shared::app::notify::NotifyDeps {
         store: &world.store,
         directory: &directory,
@@ -2719,11 +2716,7 @@ async fn notify_last_change(
     now: DateTime<Utc>,
 ) -> (usize, Vec<jit_shared::ports::Mail>, jit_shared::domain::events::StatusEvent) {
     let (key, outbox) = (key(), Outbox::default());
-    let links = jit_shared::app::notify::LinkSettings {
-        api_base_url: "https://jit.example.com".into(),
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let links = links();
     let security = policies.break_glass().map(|b| b.security_contacts.clone()).unwrap_or_default();
     let deps = jit_shared::app::notify::NotifyDeps {
         store,
