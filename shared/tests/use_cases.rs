@@ -123,6 +123,29 @@ impl Lifecycle {
     }
 }
 
+/// The notifier with mail and no chat.
+fn mail_only<'a>(
+    store: &'a MemoryStore,
+    directory: &'a dyn PrincipalDirectory,
+    mailer: &'a Outbox,
+    contacts: &'a [jit_shared::policy::contacts::Contact],
+    key: &'a SigningKey,
+    links: &'a jit_shared::app::notify::LinkSettings,
+) -> jit_shared::app::notify::NotifyDeps<'a> {
+    jit_shared::app::notify::NotifyDeps {
+        store,
+        directory,
+        mailer,
+        contacts,
+        key,
+        links,
+        chat: None,
+        teams: None,
+        chat_topic: None,
+        security_contacts: &[],
+    }
+}
+
 /// Where the notifier's links point in these tests.
 fn links() -> jit_shared::app::notify::LinkSettings {
     jit_shared::app::notify::LinkSettings {
@@ -964,18 +987,7 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
         slack_user_id: None,
     }];
     let links = links();
-    let deps = jit_shared::app::notify::NotifyDeps {
-        store: &store,
-        directory: &Users,
-        mailer: &outbox,
-        contacts: &contacts,
-        key: &key,
-        links: &links,
-        chat: None,
-        teams: None,
-        chat_topic: None,
-        security_contacts: &[],
-    };
+    let deps = mail_only(&store, &Users, &outbox, &contacts, &key, &links);
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let revoked = decided(&store, RequestStatus::Approved, now).await;
     approve::revoke(&approvals(&store, &key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
@@ -1950,18 +1962,7 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
     .unwrap();
     let (key, outbox) = (key(), Outbox::default());
     let links = links();
-    let notify = jit_shared::app::notify::NotifyDeps {
-        store: &world.store,
-        directory: &Users,
-        mailer: &outbox,
-        contacts: &contacts,
-        key: &key,
-        links: &links,
-        chat: None,
-        teams: None,
-        chat_topic: None,
-        security_contacts: &[],
-    };
+    let notify = mail_only(&world.store, &Users, &outbox, &contacts, &key, &links);
     let notices: Vec<StatusEvent> =
         world.store.changes().iter().flat_map(ChangeRecord::events).filter(|e| e.nudge.is_some()).collect();
     for notice in notices {
@@ -2033,18 +2034,7 @@ async fn a_lookup_that_fails_mails_no_approver_and_the_events_retry_mails_each_o
     let directory = FlakyFor { flaky: Person::IamUser("carol".into()), recovered: false.into() };
     let (key, outbox) = (key(), Outbox::default());
     let links = links();
-    let notify = jit_shared::app::notify::NotifyDeps {
-        store: &world.store,
-        directory: &directory,
-        mailer: &outbox,
-        contacts: &contacts,
-        key: &key,
-        links: &links,
-        chat: None,
-        teams: None,
-        chat_topic: None,
-        security_contacts: &[],
-    };
+    let notify = mail_only(&world.store, &directory, &outbox, &contacts, &key, &links);
 
     // Act: the event fails on carol's lookup, then its retry runs after the directory recovered.
     let failed = jit_shared::app::notify::handle_event(&notify, &envelope(opened.clone()), now).await;
