@@ -123,6 +123,21 @@ impl Lifecycle {
     }
 }
 
+/// Alice's request, submitted and decided `Pending` under `plan` (2 hours to decide).
+async fn pending_under(world: &Lifecycle, plan: ApprovalPlan, now: DateTime<Utc>) -> AccessRequest {
+    let settings = settings();
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
+    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
+    let pending = Transition {
+        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
+        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
+        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
+    };
+    world.store.transition(&pending).await.unwrap()
+}
+
 /// The notifier with mail and no chat.
 fn mail_only<'a>(
     store: &'a MemoryStore,
@@ -1916,11 +1931,6 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
     // Arrange: one level (lead), reminded after 10 minutes, escalated to bob after 30.
     let now = Utc::now();
     let world = Lifecycle::default();
-    let settings = settings();
-    let intake =
-        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
-    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
-    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
     let plan = ApprovalPlan {
         policy_name: "prod".into(),
         levels: vec![ApprovalLevel {
@@ -1931,12 +1941,8 @@ async fn a_waiting_level_is_reminded_then_escalated_once_each_and_the_escalation
             escalate_to: vec![Approver::IamUser("bob".into())],
         }],
     };
-    let pending = Transition {
-        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
-        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
-        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
-    };
-    world.store.transition(&pending).await.unwrap();
+    pending_under(&world, plan, now).await;
+    let settings = settings();
     let deps = world.deps(&settings);
     let notices_at = |minutes: i64| {
         let deps = &deps;
@@ -2004,11 +2010,6 @@ async fn a_lookup_that_fails_mails_no_approver_and_the_events_retry_mails_each_o
     // Arrange: a level of three approvers; looking up the last one fails once.
     let now = Utc::now();
     let world = Lifecycle::default();
-    let settings = settings();
-    let intake =
-        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
-    let body = br#"{"nodeId": "i-0123456789abcdef0", "reason": "disk full", "durationMinutes": 30}"#;
-    let submitted = submit::submit(&intake, &ARN_ALICE, body, None, now).await.unwrap().request;
     let approvers = ["lead", "bob", "carol"];
     let plan = ApprovalPlan {
         policy_name: "prod".into(),
@@ -2020,12 +2021,7 @@ async fn a_lookup_that_fails_mails_no_approver_and_the_events_retry_mails_each_o
             escalate_to: vec![],
         }],
     };
-    let pending = Transition {
-        decision: Some(decision(RequestStatus::Pending, Some(plan), now)),
-        progress: Some(ApprovalProgress::start(now + Duration::hours(2))),
-        ..Transition::status_change(&submitted, RequestStatus::Pending, "system:evaluator", "decided", now)
-    };
-    world.store.transition(&pending).await.unwrap();
+    pending_under(&world, plan, now).await;
     let opened = world.store.changes().iter().flat_map(ChangeRecord::events).last().unwrap();
     let contacts = jit_shared::policy::contacts::parse_contacts(
         "contacts:\n  - iamUser: lead\n    email: lead@example.com\n  - iamUser: bob\n    email: bob@example.com\n  - iamUser: carol\n    email: carol@example.com\n",
