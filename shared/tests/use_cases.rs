@@ -138,6 +138,11 @@ async fn pending_under(world: &Lifecycle, plan: ApprovalPlan, now: DateTime<Utc>
     world.store.transition(&pending).await.unwrap()
 }
 
+/// Credentials for Alice's requests: Users as the directory, nobody joined to anyone.
+fn issuing<'a>(store: &'a MemoryStore, issuer: &'a MemoryIssuer, settings: &'a GrantSettings) -> CredentialsDeps<'a> {
+    CredentialsDeps { store, issuer, settings, seal: &*SEAL, directory: &Users, people: &NO_PEOPLE }
+}
+
 /// The notifier with mail and no chat.
 fn mail_only<'a>(
     store: &'a MemoryStore,
@@ -571,14 +576,7 @@ async fn credentials_go_only_to_the_requester_of_an_approved_request_before_its_
     let issuer = MemoryIssuer::default();
     *issuer.at.lock().unwrap() = Some(now);
     let settings = credentials_settings();
-    let deps = CredentialsDeps {
-        store: &store,
-        issuer: &issuer,
-        settings: &settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let deps = issuing(&store, &issuer, &settings);
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let id = approved.request_id.to_string();
     /// What happens: issued, or refused with this status and code.
@@ -633,14 +631,7 @@ async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_last
     let store = MemoryStore::default();
     let issuer = MemoryIssuer::default();
     let settings = credentials_settings();
-    let deps = CredentialsDeps {
-        store: &store,
-        issuer: &issuer,
-        settings: &settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let deps = issuing(&store, &issuer, &settings);
     let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
     let deadline = approved.access_deadline();
     let before = store.changes().len();
@@ -688,14 +679,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     let granted = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
     assert!(granted.granted);
     assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
-    let cred_deps = CredentialsDeps {
-        store: &world.store,
-        issuer: &issuer,
-        settings: &settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let cred_deps = issuing(&world.store, &issuer, &settings);
     credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -811,14 +795,7 @@ async fn a_credentials_mode_expiry_after_a_fetch_ends_sessions_once_and_loses_no
     *issuer.at.lock().unwrap() = Some(now);
     let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
     let granted = lifecycle::grant(&deps, &request.request_id, Some("arn:exec:1"), now).await.unwrap();
-    let cred_deps = CredentialsDeps {
-        store: &world.store,
-        issuer: &issuer,
-        settings: &settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let cred_deps = issuing(&world.store, &issuer, &settings);
     credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let writes_before = world.store.changes().len();
 
@@ -846,14 +823,7 @@ async fn a_member_accounts_node_is_reached_by_credentials_of_that_accounts_role_
 
     // Act: the grant is recorded, alice fetches credentials, then an administrator revokes.
     lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
-    let cred_deps = CredentialsDeps {
-        store: &world.store,
-        issuer: &issuer,
-        settings: &settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let cred_deps = issuing(&world.store, &issuer, &settings);
     let issued = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
@@ -1184,14 +1154,7 @@ async fn an_approved_item_without_a_valid_seal_grants_nothing_in_either_mode() {
         };
         world.store.transition(&forged).await.unwrap();
         let issuer = MemoryIssuer::default();
-        let cred_deps = CredentialsDeps {
-            store: &world.store,
-            issuer: &issuer,
-            settings: &settings,
-            seal: &*SEAL,
-            directory: &Users,
-            people: &NO_PEOPLE,
-        };
+        let cred_deps = issuing(&world.store, &issuer, &settings);
 
         // Act
         let fetched = credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await;
@@ -2293,14 +2256,7 @@ async fn in_credentials_mode_the_next_credentials_end_at_the_extended_deadline()
     let w = Workflows::new(GrantMode::Credentials);
     let issuer = MemoryIssuer::default();
     *issuer.at.lock().unwrap() = Some(now);
-    let deps = CredentialsDeps {
-        store: &w.world.store,
-        issuer: &issuer,
-        settings: &w.settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let deps = issuing(&w.world.store, &issuer, &w.settings);
     let original = w.ask(DEV_ASK, now).await;
     let deadline = w.grant(&original.request_id, EXECUTION_1, now).await.request.access_deadline();
     let before = credentials::issue(&deps, &ARN_ALICE, original.request_id.as_str(), now).await.unwrap();
@@ -2365,14 +2321,7 @@ async fn a_scheduled_request_is_granted_at_its_start_and_not_before_and_may_be_w
     );
     let scheduled = w.ask(&body, now).await;
     let issuer = MemoryIssuer::default();
-    let deps = CredentialsDeps {
-        store: &w.world.store,
-        issuer: &issuer,
-        settings: &w.settings,
-        seal: &*SEAL,
-        directory: &Users,
-        people: &NO_PEOPLE,
-    };
+    let deps = issuing(&w.world.store, &issuer, &w.settings);
 
     // Act: the lifecycle's Grant at approval, credentials asked early, the sweep meanwhile, and
     // the Grant again at the start.
