@@ -711,6 +711,42 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
 }
 
 #[tokio::test]
+async fn a_grant_that_fails_for_good_after_credentials_were_fetched_denies_them() {
+    // Arrange: approved in credentials mode; alice fetched credentials before the Grant task
+    // recorded anything (an unscheduled request may be fetched for at once).
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let deps = world.deps(&settings);
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    credentials::issue(&issuing(&world.store, &issuer, &settings), &ARN_ALICE, request.request_id.as_str(), now)
+        .await
+        .unwrap();
+    let failure = lifecycle::Task::RecordFailure {
+        request_id: request.request_id.clone(),
+        failed_task: "grant".into(),
+        error: serde_json::json!({"Error": "States.Timeout"}),
+        execution: None,
+    };
+
+    // Act: the Grant task failed for good; the state machine records it.
+    lifecycle::run_task(&deps, &failure, now).await.unwrap();
+
+    // Assert: Failed, and the credentials already out are denied until they are spent.
+    let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RequestStatus::Failed);
+    let policies = world.policies.0.lock().unwrap().clone();
+    assert!(
+        policies.keys().any(|k| k.ends_with(&format!("jit-deny-{}", request.request_id))),
+        "the deny is on the session role: {policies:?}"
+    );
+    let later = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
+    assert_eq!(later.denies_removed, [format!("jit-deny-{}", request.request_id)], "removed once spent");
+}
+
+#[tokio::test]
 async fn a_revoke_before_any_credentials_were_fetched_writes_no_deny() {
     let now = Utc::now();
     let world = Lifecycle::default();

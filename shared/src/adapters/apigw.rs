@@ -24,7 +24,9 @@ pub fn to_api_request(req: &Request) -> ApiRequest {
         headers: req
             .headers()
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned())))
+            // A value with bytes outside visible ASCII is kept (lossily) rather than dropped, so
+            // the route refuses it by name instead of acting as if it was never sent.
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: req.body().to_vec(),
         caller,
@@ -68,5 +70,18 @@ mod tests {
         let req = lambda_http::request::from_str(include_str!("../../../events/api-get-request.json")).unwrap();
         let api = to_api_request(&req);
         assert_eq!((api.method.as_str(), api.path.as_str()), ("GET", "/requests/req-5f0c2a9e8b7d4c3a9e1f2b3c4d5e6f70"));
+    }
+
+    #[test]
+    fn a_header_with_bytes_outside_ascii_is_kept_so_the_route_can_refuse_it() {
+        let sample = include_str!("../../../events/api-submit-request.json").replace("inc-4211-restart", "retry-é1");
+        let req = lambda_http::request::from_str(&sample).unwrap();
+
+        let api = to_api_request(&req);
+
+        let key = api.header("idempotency-key").unwrap();
+        assert!(key.starts_with("retry-") && key.ends_with('1'), "{key}");
+        let refused = crate::domain::ids::IdempotencyKey::try_from(key.to_owned()).unwrap_err();
+        assert_eq!(refused.code, "InvalidIdempotencyKey");
     }
 }

@@ -52,17 +52,11 @@ pub fn parse_comment_body(body: &[u8]) -> Result<Option<Comment>, FieldError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if body.len() > 16 * 1024 {
-        return Err(FieldError::new("body", "BodyTooLarge", "the body must be at most 16 KiB"));
-    }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
-    };
-    if let Some(unknown) = map.keys().find(|k| k.as_str() != "comment") {
-        return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown field; allowed: comment"));
-    }
+    comment_field(&crate::app::submit::body_object(body, &["comment"])?)
+}
+
+/// The optional `comment` of a body: absent, null or blank is none.
+fn comment_field(map: &serde_json::Map<String, serde_json::Value>) -> Result<Option<Comment>, FieldError> {
     match map.get("comment") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Comment::parse_optional(Some(s)),
@@ -318,14 +312,7 @@ pub async fn review(
 
 /// `{"verdict": "acknowledge" | "flag", "comment": "…"}`.
 fn parse_review_body(body: &[u8]) -> Result<(ReviewVerdict, Option<Comment>), FieldError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| FieldError::new("body", "InvalidJson", format!("the body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(FieldError::new("body", "InvalidBody", "the body must be a JSON object"));
-    };
-    if let Some(unknown) = map.keys().find(|k| !["verdict", "comment"].contains(&k.as_str())) {
-        return Err(FieldError::new(unknown.clone(), "UnknownField", "unknown field; allowed: verdict, comment"));
-    }
+    let map = crate::app::submit::body_object(body, &["verdict", "comment"])?;
     let verdict = match map.get("verdict") {
         Some(serde_json::Value::String(v)) => v.parse()?,
         None | Some(serde_json::Value::Null) => {
@@ -333,12 +320,7 @@ fn parse_review_body(body: &[u8]) -> Result<(ReviewVerdict, Option<Comment>), Fi
         }
         Some(_) => return Err(FieldError::new("verdict", "InvalidType", "must be a string")),
     };
-    let comment = match map.get("comment") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(c)) => Some(Comment::try_from(c.clone())?),
-        Some(_) => return Err(FieldError::new("comment", "InvalidType", "must be a string")),
-    };
-    Ok((verdict, comment))
+    Ok((verdict, comment_field(&map)?))
 }
 
 /// Moves `request` (as read) to `Revoked`, re-reading on a concurrent change; `None` when it is
@@ -613,4 +595,49 @@ pub async fn decide_with_slack(
         channel: Channel::Slack,
     };
     apply(deps, id, &decider, verdict, comment, Some(level), now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::submit::MAX_BODY_BYTES;
+
+    fn refusal(got: Result<impl std::fmt::Debug, FieldError>) -> (String, String) {
+        let e = got.unwrap_err();
+        (e.field, e.code)
+    }
+
+    #[test]
+    fn review_and_comment_bodies_over_the_limit_are_refused_naming_the_body() {
+        let comment = "x".repeat(MAX_BODY_BYTES);
+        let review = format!(r#"{{"verdict": "flag", "comment": "{comment}"}}"#);
+        let plain = format!(r#"{{"comment": "{comment}"}}"#);
+
+        let cases = [refusal(parse_review_body(review.as_bytes())), refusal(parse_comment_body(plain.as_bytes()))];
+
+        for got in cases {
+            assert_eq!(got, ("body".to_owned(), "BodyTooLarge".to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_blank_review_comment_is_no_comment_as_on_every_other_route() {
+        let (verdict, comment) = parse_review_body(br#"{"verdict": "acknowledge", "comment": "   "}"#).unwrap();
+
+        assert_eq!((verdict, comment), (ReviewVerdict::Acknowledge, None));
+        assert_eq!(parse_comment_body(br#"{"comment": " "}"#).unwrap(), None);
+    }
+
+    #[test]
+    fn review_bodies_name_the_field_they_refuse() {
+        let cases: [(&[u8], (&str, &str)); 4] = [
+            (br#"{"verdict": "flag", "extra": 1}"#, ("extra", "UnknownField")),
+            (br#"{"comment": "x"}"#, ("verdict", "MissingField")),
+            (br#"{"verdict": 3}"#, ("verdict", "InvalidType")),
+            (br#"[]"#, ("body", "InvalidBody")),
+        ];
+        for (body, (field, code)) in cases {
+            assert_eq!(refusal(parse_review_body(body)), (field.to_owned(), code.to_owned()), "{body:?}");
+        }
+    }
 }

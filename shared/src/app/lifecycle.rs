@@ -246,7 +246,9 @@ async fn fail_grant(
         let change = Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, reason.clone(), now);
         match write(deps.store, &change).await? {
             Attempt::Done(updated) => {
-                remove_policy(deps, &updated).await?;
+                // Credentials fetched before the grant failed (an unscheduled request may be
+                // fetched for as soon as it is approved) must not outlive it, nor its sessions.
+                end_access(deps, &updated, Deny::Write, now, &mut false, &mut Vec::new()).await?;
                 Ok(Attempt::Done(nothing.clone()))
             }
             Attempt::Conflict => Ok(Attempt::Conflict),
@@ -502,9 +504,17 @@ async fn covered_by_another(
         .map(|other| other.request_id))
 }
 
-/// Whether ending access denies issued credentials (a revoke): always written (`Write`: a
-/// teardown, which runs once), or only when found missing (`IfMissing`: the re-checks, which run
-/// every few minutes and report what they had to fix).
+/// Whether an approved request that ends in `status` ended before its deadline, so that
+/// credentials already issued for it must be denied: revoked, or failed (its grant could not be
+/// made after the requester had fetched credentials).
+fn ends_early(status: RequestStatus) -> bool {
+    matches!(status, RequestStatus::Revoked | RequestStatus::Failed)
+}
+
+/// Whether ending access denies issued credentials (an end before the deadline: revoked, or
+/// failed after credentials went out): always written (`Write`: a teardown, which runs once), or
+/// only when found missing (`IfMissing`: the re-checks, which run every few minutes and report
+/// what they had to fix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Deny {
     No,
@@ -585,12 +595,11 @@ pub async fn teardown_request(
     let mut detached = false;
     let mut terminated = Vec::new();
     until_written!("teardown", |_| {
-        // A revoke (recorded before its event brings us here, or about to be) first makes
-        // issued credentials useless; an expiry needs no deny, the session policy's deadline
-        // already refuses them.
-        let revoked = (to == RequestStatus::Revoked && current.status == RequestStatus::Approved)
-            || current.status == RequestStatus::Revoked;
-        let deny = if revoked { Deny::Write } else { Deny::No };
+        // An end before the deadline (recorded before its event brings us here, or about to be)
+        // first makes issued credentials useless; an expiry needs no deny, the session policy's
+        // deadline already refuses them.
+        let early = (ends_early(to) && current.status == RequestStatus::Approved) || ends_early(current.status);
+        let deny = if early { Deny::Write } else { Deny::No };
         end_access(deps, &current, deny, now, &mut detached, &mut terminated).await?;
         let ended = |status| TeardownOutput {
             request_id: id.clone(),
@@ -645,10 +654,10 @@ pub async fn end_remaining(
     }
     let mut detached = false;
     let mut terminated = Vec::new();
-    let deny = match (status, recheck) {
-        (RequestStatus::Revoked, true) => Deny::IfMissing,
-        (RequestStatus::Revoked, false) => Deny::Write,
-        _ => Deny::No,
+    let deny = match (ends_early(status), recheck) {
+        (true, true) => Deny::IfMissing,
+        (true, false) => Deny::Write,
+        (false, _) => Deny::No,
     };
     end_access(deps, &request, deny, now, &mut detached, &mut terminated).await?;
     if detached || !terminated.is_empty() {

@@ -103,7 +103,10 @@ fn parse_duration(value: Option<&serde_json::Value>) -> Result<Option<DurationMi
 }
 
 /// The body as a JSON object of at most `MAX_BODY_BYTES` with only `allowed` keys.
-fn body_object(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, serde_json::Value>, FieldError> {
+pub(crate) fn body_object(
+    body: &[u8],
+    allowed: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>, FieldError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(FieldError::new(
             "body",

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::errors::FieldError;
-use crate::domain::principal::{CallerArn, CallerKind};
+use crate::domain::principal::{valid_name, CallerArn, CallerKind, MAX_ROLE_NAME_CHARS};
 
 pub const MAX_COMMENT_CHARS: usize = 1000;
 /// How long a request may wait for approvals when the stack does not configure it.
@@ -31,7 +31,10 @@ impl TryFrom<String> for Person {
             FieldError::new(
                 "person",
                 "InvalidPerson",
-                format!("'{key}' is not a person key (iam-user#…, iam-role-session#…/…, ic-user#…)"),
+                format!(
+                    "'{key}' is not a person key (iam-user#NAME, iam-role-session#ROLE/SESSION or ic-user#NAME, \
+                     each name of letters, digits and +=,.@_-)"
+                ),
             )
         })
     }
@@ -88,12 +91,18 @@ impl Person {
         if rest.is_empty() {
             return None;
         }
+        // Each name as IAM and STS spell them, so a key from a path or a file never reaches an
+        // IAM lookup that would refuse it.
+        let name = |n: &str| valid_name(n).then(|| n.to_owned());
         match kind {
-            "iam-user" => Some(Self::IamUser(rest.to_owned())),
-            "ic-user" => Some(Self::IdentityCenterUser(rest.to_owned())),
+            "iam-user" => Some(Self::IamUser(name(rest)?)),
+            "ic-user" => Some(Self::IdentityCenterUser(name(rest)?)),
             "iam-role-session" => {
                 let (role, session) = rest.split_once('/')?;
-                Some(Self::IamRoleSession { role: role.to_owned(), session: session.to_owned() })
+                if role.len() > MAX_ROLE_NAME_CHARS {
+                    return None;
+                }
+                Some(Self::IamRoleSession { role: name(role)?, session: name(session)? })
             }
             _ => None,
         }

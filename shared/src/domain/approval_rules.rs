@@ -436,7 +436,20 @@ mod tests {
         ] {
             assert_eq!(Person::parse_key(&p.key()), Some(p.clone()));
         }
-        for bad in ["", "iam-user#", "nobody#x", "iam-role-session#nosession", "iam-user"] {
+        let long_role = format!("iam-role-session#{}/s", "r".repeat(65));
+        for bad in [
+            "",
+            "iam-user#",
+            "nobody#x",
+            "iam-role-session#nosession",
+            "iam-user",
+            "iam-role-session#/s",
+            "iam-role-session#r/",
+            "iam-role-session#bad role/s",
+            "iam-user#a/b",
+            "ic-user#<script>",
+            long_role.as_str(),
+        ] {
             assert_eq!(Person::parse_key(bad), None, "{bad}");
         }
     }

@@ -46,7 +46,11 @@ impl CallerArn {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+/// IAM's longest role name.
+pub const MAX_ROLE_NAME_CHARS: usize = 64;
+
+/// A name as IAM and STS allow it (users, roles, session names).
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
