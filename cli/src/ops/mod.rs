@@ -565,28 +565,37 @@ async fn request(args: RequestArgs) -> Result<u8, Failure> {
         }
     }
     let mut progress = wait::Progress::new(&id);
-    match wait::until_final(&api, &id, submitted, &mut progress, args.timeout).await {
-        Ok(done) => {
-            let status = str_of(&done, "status").to_owned();
-            match args.output {
-                Output::Json => {
-                    print_json(&done)?;
-                }
-                Output::Table => print!("{}", render::request_view(&done)),
-            }
-            eprintln!("{}", outcome_note(&done));
-            Ok(exit_for_status(&status))
-        }
-        Err(wait::Stopped::TimedOut(last)) => Err(Failure::new(
+    let waited = wait::until_final(&api, &id, submitted, &mut progress, args.timeout).await;
+    report_request(args.output, &id, waited)
+}
+
+/// Why a `--wait` stopped before a final status, as `jit request` and `jit extend` both report it:
+/// 7 timed out, 130 interrupted (Ctrl-C), 1 an API or network error.
+fn stopped_waiting(id: &str, stopped: wait::Stopped) -> Failure {
+    match stopped {
+        wait::Stopped::TimedOut(last) => Failure::new(
             exit::TIMED_OUT,
             format!("{id} is still {} after the --timeout: `jit status {id}` follows it", str_of(&last, "status")),
-        )),
-        Err(wait::Stopped::Interrupted(last)) => Err(Failure::new(
+        ),
+        wait::Stopped::Interrupted(last) => Failure::new(
             exit::INTERRUPTED,
             format!("stopped waiting; {id} is still {}: `jit status {id}` follows it", str_of(&last, "status")),
-        )),
-        Err(wait::Stopped::Error(e)) => Err(Failure::new(exit::ERROR, format!("while waiting for {id}: {e}"))),
+        ),
+        wait::Stopped::Error(e) => Failure::new(exit::ERROR, format!("while waiting for {id}: {e}")),
     }
+}
+
+/// Prints how `jit request --wait` ended; the exit status is the final status's, whatever the output.
+fn report_request(output: Output, id: &str, waited: Result<Value, wait::Stopped>) -> Result<u8, Failure> {
+    let done = waited.map_err(|stopped| stopped_waiting(id, stopped))?;
+    match output {
+        Output::Json => {
+            print_json(&done)?;
+        }
+        Output::Table => print!("{}", render::request_view(&done)),
+    }
+    eprintln!("{}", outcome_note(&done));
+    Ok(exit_for_status(str_of(&done, "status")))
 }
 
 async fn extend(args: ExtendArgs) -> Result<u8, Failure> {
@@ -594,35 +603,36 @@ async fn extend(args: ExtendArgs) -> Result<u8, Failure> {
     let body = json!({ "durationMinutes": args.duration, "reason": args.reason });
     let submitted = submit(&api, &format!("/requests/{}/extend", args.id), &body).await?;
     let id = str_of(&submitted, "requestId").to_owned();
-    let shown = if args.wait {
+    let waited = if args.wait {
         let mut progress = wait::Progress::new(&id);
-        match wait::until_final(&api, &id, submitted, &mut progress, None).await {
-            Ok(done) => done,
-            Err(wait::Stopped::TimedOut(last) | wait::Stopped::Interrupted(last)) => last,
-            Err(wait::Stopped::Error(e)) => {
-                return Err(Failure::new(exit::ERROR, format!("while waiting for {id}: {e}")))
-            }
-        }
+        wait::until_final(&api, &id, submitted, &mut progress, None).await
     } else {
-        submitted
+        Ok(submitted)
     };
+    report_extension(&args, &id, waited)
+}
+
+/// Prints the extension `id` (`waited`: as submitted without --wait). With --wait the exit status
+/// is `jit request --wait`'s, whatever the output, except that applied (ended `Expired` after its
+/// approval: it granted nothing of its own) is success.
+fn report_extension(args: &ExtendArgs, id: &str, waited: Result<Value, wait::Stopped>) -> Result<u8, Failure> {
+    let shown = waited.map_err(|stopped| stopped_waiting(id, stopped))?;
+    let status = str_of(&shown, "status");
+    let applied = status == "Expired" && !shown["approvedAt"].is_null();
+    let code = if !args.wait || applied { exit::OK } else { exit_for_status(status) };
     match args.output {
-        Output::Json => print_json(&shown),
+        Output::Json => {
+            print_json(&shown)?;
+        }
         Output::Table => {
             println!("{id}");
             eprintln!(
-                "extension of {} by {} minutes: {} (`jit status {}` shows the new deadline once applied)",
-                args.id,
-                args.duration,
-                str_of(&shown, "status"),
-                args.id
+                "extension of {} by {} minutes: {status} (`jit status {}` shows the new deadline once applied)",
+                args.id, args.duration, args.id
             );
-            // An applied extension ends Expired at once (it granted nothing of its own), having
-            // been Approved: that is success.
-            let applied = str_of(&shown, "status") == "Expired" && !shown["approvedAt"].is_null();
-            Ok(if !args.wait || applied { exit::OK } else { exit_for_status(str_of(&shown, "status")) })
         }
     }
+    Ok(code)
 }
 
 /// What a final status means for the requester, and what to do next.
@@ -759,6 +769,90 @@ mod tests {
             .map(|s| exit_for_status(s))
             .collect();
         assert_eq!(codes, [0, 3, 4, 5, 6, 6]);
+    }
+
+    const EXTENSION: &str = "req-0123456789abcdef0123456789abcdef";
+
+    fn extend_args(output: Output, wait: bool) -> ExtendArgs {
+        ExtendArgs {
+            id: "req-fedcba9876543210fedcba9876543210".into(),
+            duration: 30,
+            reason: "longer".into(),
+            wait,
+            api: ApiArgs::default(),
+            output,
+        }
+    }
+
+    /// The extension as the API shows it: `status`, approved or not.
+    fn extension(status: &str, approved: bool) -> Value {
+        let mut request =
+            json!({ "requestId": EXTENSION, "status": status, "extends": "req-fedcba9876543210fedcba9876543210" });
+        if approved {
+            request["approvedAt"] = json!("2026-01-01T00:00:00Z");
+        }
+        request
+    }
+
+    #[test]
+    fn extend_wait_ends_with_request_waits_exit_status_for_text_and_json() {
+        // (final status, approved before, `jit extend --wait`'s exit status)
+        let cases = [
+            ("Approved", true, exit::OK),
+            ("Expired", true, exit::OK), // applied
+            ("Rejected", false, exit::REJECTED),
+            ("Failed", false, exit::FAILED),
+            ("Expired", false, exit::EXPIRED),
+            ("Cancelled", false, exit::ENDED),
+            ("Revoked", true, exit::ENDED),
+        ];
+        for output in [Output::Table, Output::Json] {
+            for (status, approved, expected) in cases {
+                let done = extension(status, approved);
+                let extended = report_extension(&extend_args(output, true), EXTENSION, Ok(done.clone()));
+                assert_eq!(extended, Ok(expected), "{status} (approved: {approved}), {output:?}");
+                if !(status == "Expired" && approved) {
+                    let requested = report_request(output, EXTENSION, Ok(done));
+                    assert_eq!(requested, extended, "{status} (approved: {approved}), {output:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extend_wait_stopped_early_exits_like_request_wait() {
+        // (why waiting stopped, the exit status of both commands)
+        type Stop = fn(Value) -> wait::Stopped;
+        let cases: [(Stop, u8); 3] = [
+            (wait::Stopped::Interrupted, exit::INTERRUPTED),
+            (wait::Stopped::TimedOut, exit::TIMED_OUT),
+            (|_| wait::Stopped::Error(ApiError::Network("connection reset".into())), exit::ERROR),
+        ];
+        for output in [Output::Table, Output::Json] {
+            for (stopped, expected) in cases {
+                let extended =
+                    report_extension(&extend_args(output, true), EXTENSION, Err(stopped(extension("Pending", false))));
+                let requested = report_request(output, EXTENSION, Err(stopped(extension("Pending", false))));
+                assert_eq!(extended.as_ref().map_err(|f| f.code), Err(expected), "{output:?}: {extended:?}");
+                assert_eq!(extended, requested, "{output:?}");
+            }
+        }
+        let interrupted = report_extension(
+            &extend_args(Output::Json, true),
+            EXTENSION,
+            Err(wait::Stopped::Interrupted(extension("Pending", false))),
+        );
+        assert!(interrupted.unwrap_err().message.contains(&format!("{EXTENSION} is still Pending")));
+    }
+
+    #[test]
+    fn extend_without_wait_succeeds_once_submitted() {
+        for output in [Output::Table, Output::Json] {
+            assert_eq!(
+                report_extension(&extend_args(output, false), EXTENSION, Ok(extension("Submitted", false))),
+                Ok(exit::OK)
+            );
+        }
     }
 
     #[test]
