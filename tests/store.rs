@@ -227,6 +227,53 @@ async fn a_stale_transition_is_refused_and_changes_nothing() {
     assert_eq!(f.store.audit_trail(&r.request_id).await.unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn a_companion_change_is_written_with_its_transition_or_neither_is() {
+    // Arrange: two approved requests of alice; `b` is read, then changed by someone else.
+    let f = Fixture::new().await;
+    let submit = |reason: &'static str| {
+        let f = &f;
+        async move {
+            intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", reason, 10), None, Utc::now())
+                .await
+                .unwrap()
+                .request
+        }
+    };
+    let a = f.store.transition(&transition(&submit("a").await, RequestStatus::Approved, None)).await.unwrap();
+    let b = f.store.transition(&transition(&submit("b").await, RequestStatus::Approved, None)).await.unwrap();
+    let ended = |r: &jit_shared::domain::request::AccessRequest, to| {
+        Box::new(Transition::status_change(r, to, "test", "companion", Utc::now()))
+    };
+    let with = |companion| Transition {
+        companion: Some(companion),
+        ..Transition::status_change(&a, RequestStatus::Expired, "test", "primary", Utc::now())
+    };
+    f.store
+        .transition(&Transition::status_change(&b, RequestStatus::Revoked, "admin", "revoked", Utc::now()))
+        .await
+        .unwrap();
+
+    // Act: one write on a stale `b`, then one on `b` as stored.
+    let stale = f.store.transition(&with(ended(&b, RequestStatus::Expired))).await;
+    let a_after_stale = f.store.get(&a.request_id).await.unwrap().unwrap();
+    let c = f.store.transition(&transition(&submit("c").await, RequestStatus::Approved, None)).await.unwrap();
+    let both = f.store.transition(&with(ended(&c, RequestStatus::Expired))).await;
+
+    // Assert: the stale companion refused the whole write; the fresh one wrote both, each with
+    // its audit record.
+    assert_eq!(stale.unwrap_err(), TransitionError::Conflict);
+    assert_eq!(a_after_stale.status, RequestStatus::Approved, "nothing of the refused write landed");
+    assert_eq!(both.unwrap().status, RequestStatus::Expired);
+    assert_eq!(f.store.get(&c.request_id).await.unwrap().unwrap().status, RequestStatus::Expired);
+    let reasons = |id| {
+        let f = &f;
+        async move { f.store.audit_trail(id).await.unwrap().into_iter().map(|r| r.reason).collect::<Vec<_>>() }
+    };
+    assert_eq!(reasons(&a.request_id).await.last().map(String::as_str), Some("primary"));
+    assert_eq!(reasons(&c.request_id).await.last().map(String::as_str), Some("companion"));
+}
+
 /// The TTL value of one item (epoch seconds), or None.
 async fn expires_at(f: &Fixture, pk: &str, sk: &str) -> Option<i64> {
     let item = f

@@ -2086,6 +2086,7 @@ struct Workflows {
 
 const EXECUTION_1: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:first";
 const EXECUTION_2: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:second";
+const EXECUTION_3: &str = "arn:aws:states:us-east-1:123456789012:execution:jit-lifecycle:third";
 
 impl Workflows {
     fn new(mode: GrantMode) -> Self {
@@ -2240,6 +2241,70 @@ async fn an_extension_within_the_auto_approval_window_moves_the_deadline_in_iam_
     assert_eq!(w.policy_deadline(&original.request_id), None);
     assert_eq!(end.status, RequestStatus::Expired);
     assert_eq!(w.policy_deadline(&original.request_id), None);
+}
+
+#[tokio::test]
+async fn an_extension_revoked_before_it_is_applied_changes_nothing_and_one_applied_can_no_longer_be_revoked() {
+    // Arrange: alice holds 30 minutes (execution 1) and two auto-approved extensions of 5.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let granted = w.grant(&original.request_id, EXECUTION_1, now).await;
+    let deadline = granted.request.access_deadline();
+    let later = now + Duration::minutes(10);
+    let revoked_one = w.extend(&original.request_id, 5, later).await;
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    let revoke = |id: RequestId| {
+        let (store, k, admins) = (&w.world.store, &k, &admins);
+        async move { approve::revoke(&approvals(store, k, admins), &ARN_ADMIN, id.as_str(), b"", later).await }
+    };
+
+    // Act: the extension's Grant task read it as Approved; the revoke lands before its write.
+    revoke(revoked_one.request_id.clone()).await.unwrap();
+    let deps = w.world.deps(&w.settings);
+    let raced = jit_shared::app::extend::apply(&deps, &revoked_one, Some(EXECUTION_2), later).await.unwrap();
+
+    // Assert: nothing applied, the grant and its execution untouched, the revoke stands.
+    assert!(!raced.granted);
+    assert_eq!(w.get(&original.request_id).await.access_deadline(), deadline);
+    assert!(w.world.executions.stopped.lock().unwrap().is_empty());
+    assert_eq!(w.get(&revoked_one.request_id).await.status, RequestStatus::Revoked);
+
+    // Act 2: another extension is applied, then someone tries to revoke it.
+    let applied_one = w.extend(&original.request_id, 5, later).await;
+    let applied = w.grant(&applied_one.request_id, EXECUTION_3, later).await;
+    let too_late = revoke(applied_one.request_id.clone()).await.unwrap_err();
+
+    // Assert 2: it ended in the write that applied it, so the revoke is refused by status and
+    // the extended access is what an approver must revoke.
+    assert!(applied.granted);
+    assert_eq!(w.get(&original.request_id).await.access_deadline(), deadline + Duration::minutes(5));
+    assert_eq!(jit_shared::http::error::status(&too_late), 409, "{too_late}");
+    assert!(too_late.to_string().contains("Expired"), "{too_late}");
+}
+
+#[tokio::test]
+async fn a_retried_extension_grant_after_its_write_succeeded_takes_over_and_waits_for_the_new_deadline() {
+    // Arrange: granted by execution 1; an extension of 10 minutes applied by execution 2 whose
+    // reply was lost.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let original = w.ask(DEV_ASK, now).await;
+    let granted = w.grant(&original.request_id, EXECUTION_1, now).await;
+    let extension = w.extend(&original.request_id, 10, now).await;
+    let first = w.grant(&extension.request_id, EXECUTION_2, now).await;
+
+    // Act: Step Functions retries the task.
+    let retried = w.grant(&extension.request_id, EXECUTION_2, now).await;
+
+    // Assert: the retry still waits for the extended deadline in execution 2's place.
+    let new_deadline = granted.request.access_deadline() + Duration::minutes(10);
+    assert_eq!(w.get(&extension.request_id).await.status, RequestStatus::Expired);
+    assert_eq!((first.granted, retried.granted), (true, true));
+    assert_eq!(retried.request.request_id, original.request_id);
+    assert_eq!(retried.deadline, jit_shared::domain::grant::deadline_text(&new_deadline));
+    assert_eq!(w.policy_deadline(&original.request_id), Some(jit_shared::domain::grant::deadline_text(&new_deadline)));
 }
 
 #[tokio::test]

@@ -826,16 +826,17 @@ impl RequestStore for DynamoStore {
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         t.check()?;
-        let after = t.after();
-        let audit = t.audit();
-        let mut writes = vec![
-            TransactWriteItem::builder().update(self.update_of(t)?).build(),
-            self.put(
-                audit_to_item(&audit, &ChangeRecord::of(&audit, after.clone()), self.retention)?,
+        let mut writes = Vec::new();
+        for change in std::iter::once(t).chain(t.companion.as_deref()) {
+            let audit = change.audit();
+            writes.push(TransactWriteItem::builder().update(self.update_of(change)?).build());
+            writes.push(self.put(
+                audit_to_item(&audit, &ChangeRecord::of(&audit, change.after()), self.retention)?,
                 "attribute_not_exists(pk)",
-            )?,
-        ];
-        writes.extend(self.approver_entries(t)?);
+            )?);
+            writes.extend(self.approver_entries(change)?);
+        }
+        let after = t.after();
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
             Ok(_) => Ok(after),
             Err(e) if is_condition_failure(&e) == Some(true) => Err(TransitionError::Conflict),

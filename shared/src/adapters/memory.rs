@@ -159,27 +159,33 @@ impl RequestStore for MemoryStore {
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         t.check()?;
         let mut state = self.state.lock().map_err(|_| poisoned())?;
-        let stored = state.requests.get(t.request_id()).ok_or(TransitionError::Conflict)?;
-        if !same_request(stored, &t.basis) {
-            return Err(TransitionError::Conflict);
-        }
-        if stored.status == RequestStatus::Pending {
-            let until = stored.progress.as_ref().map(|p| p.pending_until);
-            let allowed = match until {
-                Some(until) if t.to == RequestStatus::Expired => until <= t.at,
-                Some(until) => until > t.at,
-                None => false,
-            };
-            if !allowed {
+        let changes: Vec<&Transition> = std::iter::once(t).chain(t.companion.as_deref()).collect();
+        // All conditions first, then all writes: one transaction.
+        for change in &changes {
+            let stored = state.requests.get(change.request_id()).ok_or(TransitionError::Conflict)?;
+            if !same_request(stored, &change.basis) {
                 return Err(TransitionError::Conflict);
             }
+            if stored.status == RequestStatus::Pending {
+                let until = stored.progress.as_ref().map(|p| p.pending_until);
+                let allowed = match until {
+                    Some(until) if change.to == RequestStatus::Expired => until <= change.at,
+                    Some(until) => until > change.at,
+                    None => false,
+                };
+                if !allowed {
+                    return Err(TransitionError::Conflict);
+                }
+            }
         }
-        let after = t.after();
-        let audit = t.audit();
-        state.requests.insert(after.request_id.clone(), after.clone());
-        state.audits.entry(after.request_id.clone()).or_default().push(audit.clone());
-        state.changes.push(ChangeRecord::of(&audit, after.clone()));
-        Ok(after)
+        for change in changes {
+            let after = change.after();
+            let audit = change.audit();
+            state.requests.insert(after.request_id.clone(), after.clone());
+            state.audits.entry(after.request_id.clone()).or_default().push(audit.clone());
+            state.changes.push(ChangeRecord::of(&audit, after));
+        }
+        Ok(t.after())
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {

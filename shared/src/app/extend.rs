@@ -5,8 +5,8 @@
 //! conditional write hands the grant to the extension's execution, which then stops the one that
 //! held it and waits for the new deadline in its place: exactly one execution ever waits on a
 //! grant, and a stale one whose Expire still ran finds the grant taken over and leaves it
-//! (`lifecycle::teardown_request`). The extension request itself grants nothing and ends at
-//! once: `Expired`, saying where it went.
+//! (`lifecycle::teardown_request`). The extension request itself grants nothing and ends in
+//! that same write: `Expired`, saying where it went, so it is never applied and still revocable.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -31,12 +31,18 @@ pub async fn apply(
     let Some(of) = extension.extends.clone() else {
         return Err(ServiceError::Internal(format!("{} extends nothing", extension.request_id)));
     };
-    let applied = until_written!("applying an extension", |_| {
+    let applied = until_written!("applying an extension", |attempt| {
         let original = load(deps.store, &of).await?;
-        if let Some(done) =
-            original.grant.as_ref().and_then(|g| g.extensions.iter().find(|x| x.request_id == extension.request_id))
-        {
-            return Ok(Attempt::Done(Ok((done.clone(), original.clone()))));
+        if let Some(done) = applied_step(&original, extension) {
+            return Ok(Attempt::Done(Ok((done, original.clone()))));
+        }
+        // A revoke of the extension since it was read wins: nothing is applied.
+        let extension = if attempt == 0 { extension.clone() } else { load(deps.store, &extension.request_id).await? };
+        if extension.status != RequestStatus::Approved {
+            return Ok(Attempt::Done(Err(format!(
+                "{} is {} and was not applied; nothing changed",
+                extension.request_id, extension.status
+            ))));
         }
         let live = original.status == RequestStatus::Approved
             && original.requester == extension.requester
@@ -87,6 +93,13 @@ pub async fn apply(
                 ..record
             }),
             extension: Some(step.clone()),
+            companion: Some(Box::new(Transition::status_change(
+                &extension,
+                RequestStatus::Expired,
+                LIFECYCLE_ACTOR,
+                format!("applied to {of}: its access now ends at {}", grant::deadline_text(&to)),
+                now,
+            ))),
             ..Transition::status_change(
                 &original,
                 RequestStatus::Approved,
@@ -109,34 +122,68 @@ pub async fn apply(
             Attempt::Conflict => Attempt::Conflict,
         })
     })?;
-    if let Ok((step, original)) = &applied {
-        take_over(deps, step, original, execution).await?;
+    match applied {
+        Ok((step, original)) => waiting_on(deps, &step, original, extension, execution, now).await,
+        Err(why) => {
+            // Not applied: the extension fails (unless it already ended, say revoked).
+            until_written!("failing an extension", |attempt| {
+                let current =
+                    if attempt == 0 { extension.clone() } else { load(deps.store, &extension.request_id).await? };
+                if current.status != RequestStatus::Approved {
+                    return Ok(Attempt::Done(()));
+                }
+                let change =
+                    Transition::status_change(&current, RequestStatus::Failed, LIFECYCLE_ACTOR, why.clone(), now);
+                Ok(match write(deps.store, &change).await? {
+                    Attempt::Done(_) => Attempt::Done(()),
+                    Attempt::Conflict => Attempt::Conflict,
+                })
+            })?;
+            Ok(GrantOutput::new(false, &now, extension.clone()))
+        }
     }
-    let (to, reason) = match &applied {
-        Ok((step, _)) => (
-            RequestStatus::Expired,
-            format!("applied to {of}: its access now ends at {}", grant::deadline_text(&step.to)),
-        ),
-        Err(why) => (RequestStatus::Failed, why.clone()),
-    };
-    until_written!("ending an applied extension", |attempt| {
-        let current = if attempt == 0 { extension.clone() } else { load(deps.store, &extension.request_id).await? };
-        if current.status != RequestStatus::Approved {
-            return Ok(Attempt::Done(()));
+}
+
+/// The Grant task of an extension that has already ended: when the write that applied it
+/// succeeded but the task did not finish (its reply lost, or the take-over failed), the retry
+/// completes the take-over and waits for the extended deadline; otherwise nothing is granted.
+pub async fn resume(
+    deps: &LifecycleDeps<'_>,
+    extension: &AccessRequest,
+    execution: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
+    let nothing = GrantOutput::new(false, &now, extension.clone());
+    let Some(of) = &extension.extends else { return Ok(nothing) };
+    let original = load(deps.store, of).await?;
+    match applied_step(&original, extension) {
+        Some(step) if original.status == RequestStatus::Approved => {
+            waiting_on(deps, &step, original, extension, execution, now).await
         }
-        let change = Transition::status_change(&current, to, LIFECYCLE_ACTOR, reason.clone(), now);
-        Ok(match write(deps.store, &change).await? {
-            Attempt::Done(_) => Attempt::Done(()),
-            Attempt::Conflict => Attempt::Conflict,
-        })
-    })?;
-    Ok(match applied {
-        // This execution now waits for the extended request's deadline (unless a later
-        // extension's execution has taken the grant over from it in the meantime).
-        Ok((_, original)) if !held_by_another(execution, &original) => {
-            GrantOutput::new(true, &original.access_deadline(), original)
-        }
-        _ => GrantOutput::new(false, &now, extension.clone()),
+        _ => Ok(nothing),
+    }
+}
+
+/// The step `extension` made on `original`, once applied.
+fn applied_step(original: &AccessRequest, extension: &AccessRequest) -> Option<AppliedExtension> {
+    original.grant.as_ref()?.extensions.iter().find(|x| x.request_id == extension.request_id).cloned()
+}
+
+/// After the extension is applied: the take-over, then the extended request's grant for this
+/// execution to wait on (unless a later extension's execution has taken it over meanwhile).
+async fn waiting_on(
+    deps: &LifecycleDeps<'_>,
+    step: &AppliedExtension,
+    original: AccessRequest,
+    extension: &AccessRequest,
+    execution: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<GrantOutput, ServiceError> {
+    take_over(deps, step, &original, execution).await?;
+    Ok(if held_by_another(execution, &original) {
+        GrantOutput::new(false, &now, extension.clone())
+    } else {
+        GrantOutput::new(true, &original.access_deadline(), original)
     })
 }
 

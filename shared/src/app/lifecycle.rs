@@ -294,6 +294,10 @@ async fn grant_task(
     let request = load(deps.store, &id).await?;
     let deadline = deadline_of(&request);
     let nothing = |deadline: DateTime<Utc>| GrantOutput::new(false, &deadline, request.clone());
+    if request.extends.is_some() && request.status == RequestStatus::Expired {
+        // Applying an extension ends it in the same write: a retry after that write goes on.
+        return crate::app::extend::resume(deps, &request, execution, now).await;
+    }
     if request.status != RequestStatus::Approved {
         // Revoked or expired before the grant ran (or a put of an earlier attempt of this task
         // landed after the teardown): nothing may stay attached, whoever holds the grant.

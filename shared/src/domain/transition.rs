@@ -43,6 +43,10 @@ pub struct Transition {
     pub extension: Option<crate::domain::grant::AppliedExtension>,
     /// A break-glass review opened (with the grant) or decided (in place, in any status).
     pub review: Option<crate::domain::break_glass::Review>,
+    /// A status change of another request written in the same transaction, on the same terms:
+    /// an extension ends (`Expired`, applied) in the write that applies it, so nobody can revoke
+    /// it in between and believe the extra time gone.
+    pub companion: Option<Box<Transition>>,
     pub actor: String,
     pub reason: String,
     pub at: DateTime<Utc>,
@@ -73,6 +77,7 @@ impl Transition {
             nudge: None,
             extension: None,
             review: None,
+            companion: None,
             actor: actor.to_owned(),
             reason: reason.into(),
             at,
@@ -100,6 +105,17 @@ impl Transition {
     /// recorded on an `Approved` request, stays in place; anything else must be an edge of the
     /// status graph.
     pub fn check(&self) -> Result<(), TransitionError> {
+        if let Some(other) = &self.companion {
+            // One companion, of another request, itself a valid change.
+            if other.request_id() == self.request_id() || other.companion.is_some() {
+                return Err(TransitionError { from: other.from(), to: other.to });
+            }
+            other.check()?;
+        }
+        self.check_own()
+    }
+
+    fn check_own(&self) -> Result<(), TransitionError> {
         let from = self.from();
         if self.duration.is_some() && (from != RequestStatus::Submitted || !self.basis.duration_from_policy) {
             // Only the decision sets a duration, and only on a request that asked for none.
@@ -194,6 +210,22 @@ mod tests {
         let mut r = env.detail.request().unwrap();
         r.status = status;
         r
+    }
+
+    #[test]
+    fn a_companion_must_be_another_requests_valid_change() {
+        let approved = request(RequestStatus::Approved);
+        let mut other = request(RequestStatus::Approved);
+        other.request_id =
+            crate::domain::ids::RequestId::try_from("req-00000000000000000000000000000001".to_owned()).unwrap();
+        let with = |companion: &AccessRequest, to| Transition {
+            companion: Some(Box::new(Transition::status_change(companion, to, "t", "t", Utc::now()))),
+            ..Transition::status_change(&approved, RequestStatus::Expired, "t", "t", Utc::now())
+        };
+
+        assert!(with(&other, RequestStatus::Expired).check().is_ok());
+        assert!(with(&approved, RequestStatus::Expired).check().is_err(), "not the same request twice");
+        assert!(with(&other, RequestStatus::Pending).check().is_err(), "the companion is checked too");
     }
 
     #[test]
