@@ -666,6 +666,34 @@ async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_last
     assert_eq!(stored.status, RequestStatus::Approved);
 }
 
+/// An approved credentials-mode request of alice's (its grant recorded first when `granted`), for
+/// which she fetched credentials once at `now`.
+async fn approved_and_fetched(
+    world: &Lifecycle,
+    settings: &GrantSettings,
+    granted: bool,
+    now: DateTime<Utc>,
+) -> AccessRequest {
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    if granted {
+        let grant = lifecycle::grant(&world.deps(settings), &request.request_id, None, now).await.unwrap();
+        assert!(grant.granted);
+        assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
+    }
+    credentials::issue(&issuing(&world.store, &issuer, settings), &ARN_ALICE, request.request_id.as_str(), now)
+        .await
+        .unwrap();
+    request
+}
+
+/// The revoke deny `jit-deny-<id>` on the stack account's session role, if it is there.
+fn deny_on_session_role(world: &Lifecycle, id: &RequestId) -> Option<String> {
+    let key = format!("SessionRole {{ account: \"123456789012\", name: \"jit-node-access-session\" }}/jit-deny-{id}");
+    world.policies.0.lock().unwrap().get(&key).cloned()
+}
+
 #[tokio::test]
 async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_they_are_spent() {
     // Arrange: approved in credentials mode, granted, credentials fetched.
@@ -673,14 +701,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     let world = Lifecycle::default();
     let settings = credentials_settings();
     let deps = world.deps(&settings);
-    let issuer = MemoryIssuer::default();
-    *issuer.at.lock().unwrap() = Some(now);
-    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
-    let granted = lifecycle::grant(&deps, &request.request_id, None, now).await.unwrap();
-    assert!(granted.granted);
-    assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
-    let cred_deps = issuing(&world.store, &issuer, &settings);
-    credentials::issue(&cred_deps, &ARN_ALICE, request.request_id.as_str(), now).await.unwrap();
+    let request = approved_and_fetched(&world, &settings, true, now).await;
     let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
     let k = key();
 
@@ -694,11 +715,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
 
     // Assert: a deny on the role session named after the request.
     assert_eq!(revoked.status, RequestStatus::Revoked);
-    let deny_key = format!(
-        "SessionRole {{ account: \"123456789012\", name: \"jit-node-access-session\" }}/jit-deny-{}",
-        request.request_id
-    );
-    let deny = world.policies.0.lock().unwrap().get(&deny_key).cloned().expect("the deny is on the session role");
+    let deny = deny_on_session_role(&world, &request.request_id).expect("the deny is on the session role");
     assert!(deny.contains(&format!("*:{}", request.request_id)), "{deny}");
     let early = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
     assert!(early.denies_removed.is_empty(), "kept while the credentials may be used");
@@ -718,12 +735,7 @@ async fn a_grant_that_fails_for_good_after_credentials_were_fetched_denies_them(
     let world = Lifecycle::default();
     let settings = credentials_settings();
     let deps = world.deps(&settings);
-    let issuer = MemoryIssuer::default();
-    *issuer.at.lock().unwrap() = Some(now);
-    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
-    credentials::issue(&issuing(&world.store, &issuer, &settings), &ARN_ALICE, request.request_id.as_str(), now)
-        .await
-        .unwrap();
+    let request = approved_and_fetched(&world, &settings, false, now).await;
     let failure = lifecycle::Task::RecordFailure {
         request_id: request.request_id.clone(),
         failed_task: "grant".into(),
@@ -737,11 +749,7 @@ async fn a_grant_that_fails_for_good_after_credentials_were_fetched_denies_them(
     // Assert: Failed, and the credentials already out are denied until they are spent.
     let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
     assert_eq!(stored.status, RequestStatus::Failed);
-    let policies = world.policies.0.lock().unwrap().clone();
-    assert!(
-        policies.keys().any(|k| k.ends_with(&format!("jit-deny-{}", request.request_id))),
-        "the deny is on the session role: {policies:?}"
-    );
+    assert!(deny_on_session_role(&world, &request.request_id).is_some(), "the deny is on the session role");
     let later = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
     assert_eq!(later.denies_removed, [format!("jit-deny-{}", request.request_id)], "removed once spent");
 }
