@@ -2240,13 +2240,13 @@ async fn an_extension_within_the_auto_approval_window_moves_the_deadline_in_iam_
     // Act 2: execution 1's Expire still ran at the old deadline (its stop came too late);
     // execution 2's at the new one.
     let stale = lifecycle::expire(&w.world.deps(&w.settings), *granted.request, old_deadline).await.unwrap();
-    let still = w.get(&original.request_id).await.status;
+    let still = (w.get(&original.request_id).await.status, w.policy_deadline(&original.request_id));
     let end = lifecycle::expire(&w.world.deps(&w.settings), *taken_over.request, new_deadline).await.unwrap();
 
-    // Assert 2: the stale expiry did not end the taken-over request (it fails closed: what it
-    // removed before finding the grant taken over stays removed); the new deadline ended it.
-    assert_eq!((stale.status, still), (RequestStatus::Approved, RequestStatus::Approved));
-    assert_eq!(w.policy_deadline(&original.request_id), None);
+    // Assert 2: the stale expiry did not end the taken-over request, and put back the policy it
+    // removed before finding the grant taken over; the new deadline ended it.
+    assert_eq!(stale.status, RequestStatus::Approved);
+    assert_eq!(still, (RequestStatus::Approved, Some(jit_shared::domain::grant::deadline_text(&new_deadline))));
     assert_eq!(end.status, RequestStatus::Expired);
     assert_eq!(w.policy_deadline(&original.request_id), None);
 }

@@ -200,7 +200,16 @@ async fn take_over(
     if let Some(previous) = step.replaced_execution.as_deref().filter(|p| Some(*p) != execution) {
         deps.executions.stop(previous, "extended").await?;
     }
-    if held_by_another(execution, original) || original.grant_mode != GrantMode::Attach {
+    if held_by_another(execution, original) {
+        return Ok(());
+    }
+    put_back(deps, original).await
+}
+
+/// Puts an extended attach-mode grant's policy again with the stored deadline: after a takeover,
+/// and after a stale expiry that removed it before finding the grant taken over.
+pub(crate) async fn put_back(deps: &LifecycleDeps<'_>, original: &AccessRequest) -> Result<(), ServiceError> {
+    if original.grant_mode != GrantMode::Attach {
         return Ok(());
     }
     let (Some(principal), Some(record)) = (attached_to(original), original.grant.as_ref()) else { return Ok(()) };

@@ -632,6 +632,10 @@ pub async fn teardown_request(
                 }
                 let holder = current.grant.as_ref().and_then(|g| g.execution.as_deref());
                 if taken_over_by_extension(to, holder, &stored) {
+                    // What this stale expiry removed belongs to the extended grant now.
+                    if detached {
+                        crate::app::extend::put_back(deps, &stored).await?;
+                    }
                     return Ok(Attempt::Done(ended(RequestStatus::Approved)));
                 }
                 current = stored;
