@@ -30,8 +30,22 @@ pub struct NodeInfo {
     pub tags: BTreeMap<String, String>,
 }
 
-fn uid(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let t = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
+/// Why a Cedar evaluation could not start. Names and entities are built from validated input, so
+/// either is a bug; the decision records it and fails closed (no auto-approval).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("could not build the Cedar request: {0}")]
+    Request(String),
+    #[error("could not select the Cedar statements: {0}")]
+    Selection(String),
+}
+
+fn request_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Request(e.to_string())
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, EngineError> {
+    let t = EntityTypeName::from_str(type_name).map_err(request_error)?;
     Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
 }
 
@@ -47,7 +61,7 @@ fn cedar_request(
     node: &NodeInfo,
     now: DateTime<Utc>,
     break_glass: bool,
-) -> Result<(Request, Entities), String> {
+) -> Result<(Request, Entities), EngineError> {
     let mut entities = Vec::new();
     let (principal_uid, attrs) = match &principal.identity {
         PrincipalIdentity::IamUser { arn, .. } => (uid("AWS::IAM::User", arn)?, Vec::new()),
@@ -77,13 +91,13 @@ fn cedar_request(
     }
     entities.push(
         Entity::new(principal_uid.clone(), attrs.into_iter().collect(), parents.into_iter().collect())
-            .map_err(|e| e.to_string())?,
+            .map_err(request_error)?,
     );
 
     let tags_uid = uid("AWS::IAM::PrincipalTags", &principal_uid.to_string())?;
     entities.push(
         Entity::new_with_tags(tags_uid.clone(), [], [], string_map(&principal.principal_tags))
-            .map_err(|e| e.to_string())?,
+            .map_err(request_error)?,
     );
 
     let resource_type = match node.node_id.kind() {
@@ -97,7 +111,7 @@ fn cedar_request(
     ];
     entities.push(
         Entity::new_with_tags(resource_uid.clone(), resource_attrs, [], string_map(&node.tags))
-            .map_err(|e| e.to_string())?,
+            .map_err(request_error)?,
     );
 
     let action = uid("AWS::SSM::Action", ACTION_ID)?;
@@ -109,7 +123,7 @@ fn cedar_request(
                 "principalTags".to_owned(),
                 RestrictedExpression::new_entity_uid(tags_uid),
             )])
-            .map_err(|e| e.to_string())?,
+            .map_err(request_error)?,
         ),
         ("breakGlass".to_owned(), RestrictedExpression::new_bool(break_glass)),
         (
@@ -124,14 +138,13 @@ fn cedar_request(
                 ("minute".to_owned(), RestrictedExpression::new_long(local.minute.into())),
                 ("timeZone".to_owned(), RestrictedExpression::new_string(set.time_zone.name().to_owned())),
             ])
-            .map_err(|e| e.to_string())?,
+            .map_err(request_error)?,
         ),
     ])
-    .map_err(|e| e.to_string())?;
+    .map_err(request_error)?;
     let schema = set.schema.as_ref();
-    let request =
-        Request::new(principal_uid, action, resource_uid, context, Some(schema)).map_err(|e| e.to_string())?;
-    let entities = Entities::from_entities(entities, Some(schema)).map_err(|e| e.to_string())?;
+    let request = Request::new(principal_uid, action, resource_uid, context, Some(schema)).map_err(request_error)?;
+    let entities = Entities::from_entities(entities, Some(schema)).map_err(request_error)?;
     Ok((request, entities))
 }
 
@@ -157,25 +170,11 @@ impl PolicySet {
         now: DateTime<Utc>,
         break_glass: bool,
     ) -> AutoStage {
-        let (request, entities) = match cedar_request(self, principal, node, now, break_glass) {
+        let built = cedar_request(self, principal, node, now, break_glass)
+            .and_then(|(request, entities)| Ok((request, entities, self.index.candidates(&node.tags)?)));
+        let (request, entities, candidates) = match built {
             Ok(x) => x,
-            Err(e) => {
-                return AutoStage {
-                    permits: vec![],
-                    forbids: vec![],
-                    errors: vec![format!("could not build the Cedar request: {e}")],
-                }
-            }
-        };
-        let candidates = match self.index.candidates(&node.tags) {
-            Ok(set) => set,
-            Err(e) => {
-                return AutoStage {
-                    permits: vec![],
-                    forbids: vec![],
-                    errors: vec![format!("could not select the Cedar statements: {e}")],
-                }
-            }
+            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![e.to_string()] },
         };
         let response = Authorizer::new().is_authorized(&request, &candidates, &entities);
         let reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
@@ -309,7 +308,7 @@ impl PolicySet {
 
     /// Plain Cedar over every statement of the set, without the index: the baseline `make bench`
     /// measures the engine against (same request and entities as `decide`).
-    pub fn whole_set(&self) -> Result<WholeSet<'_>, String> {
+    pub fn whole_set(&self) -> Result<WholeSet<'_>, EngineError> {
         Ok(WholeSet { set: self, whole: self.index.all()? })
     }
 
@@ -518,7 +517,7 @@ impl WholeSet<'_> {
         principal: &ResolvedPrincipal,
         node: &NodeInfo,
         now: DateTime<Utc>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EngineError> {
         let (request, entities) = cedar_request(self.set, principal, node, now, false)?;
         let response = Authorizer::new().is_authorized(&request, &self.whole, &entities);
         Ok(response.decision() == CedarDecision::Allow)

@@ -7,6 +7,7 @@
 //! tag test the node passes (plus those the index cannot read) reach Cedar, and Cedar's answer,
 //! its reasons and its errors are the same as evaluating the whole set.
 
+use crate::policy::engine::EngineError;
 use std::collections::{BTreeMap, HashMap};
 
 use cedar_policy::Policy;
@@ -150,18 +151,19 @@ impl StatementIndex {
     }
 
     /// The statements whose condition can hold on a node with these tags.
-    pub(crate) fn candidates(&self, tags: &BTreeMap<String, String>) -> Result<cedar_policy::PolicySet, String> {
+    pub(crate) fn candidates(&self, tags: &BTreeMap<String, String>) -> Result<cedar_policy::PolicySet, EngineError> {
         // Ids are unique across the set (checked at load), so a clash here is a bug; the caller
         // then skips auto-approval.
-        cedar_policy::PolicySet::from_policies(self.selected(tags).map(|e| e.policy.clone())).map_err(|e| e.to_string())
+        cedar_policy::PolicySet::from_policies(self.selected(tags).map(|e| e.policy.clone()))
+            .map_err(|e| EngineError::Selection(e.to_string()))
     }
 
     /// Every statement, as one Cedar set (the baseline the index is measured against).
-    pub(crate) fn all(&self) -> Result<cedar_policy::PolicySet, String> {
+    pub(crate) fn all(&self) -> Result<cedar_policy::PolicySet, EngineError> {
         let tagged =
             self.by_key.values().flatten().chain(self.by_key_value.values().flat_map(|v| v.values().flatten()));
         cedar_policy::PolicySet::from_policies(self.unindexed.iter().chain(tagged).map(|e| e.policy.clone()))
-            .map_err(|e| e.to_string())
+            .map_err(|e| EngineError::Selection(e.to_string()))
     }
 
     /// Whether any statement that can apply to such a node looks at the requester.
