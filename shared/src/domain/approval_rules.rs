@@ -52,6 +52,34 @@ pub fn plan_of(request: &AccessRequest) -> Option<&ApprovalPlan> {
     request.decision.as_ref().and_then(|d| d.approval_plan.as_ref())
 }
 
+/// What an approver agrees to besides the node and the reason, as every channel shows it, before
+/// the requester's own text: more time on a grant already running, or access for a duration, and
+/// a start later than now.
+pub fn terms(request: &AccessRequest) -> Vec<(&'static str, String)> {
+    let minutes = request.duration_minutes.get();
+    let mut terms = vec![match &request.extends {
+        Some(of) => ("Extension", format!("of {of} by {minutes} more minutes (it is already granted)")),
+        None => ("Duration", format!("{minutes} minutes")),
+    }];
+    if let Some(at) = &request.starts_at {
+        terms.push(("Starts at", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    }
+    terms
+}
+
+/// Who asks for what, in one line (chat headers and notices).
+pub fn summary(request: &AccessRequest) -> String {
+    let (who, node) = (&request.requester, &request.node_id);
+    match (&request.extends, &request.starts_at) {
+        (Some(of), _) => format!("{who} asks for more time on their running access to node {node} ({of})"),
+        (None, Some(at)) => format!(
+            "{who} asks for access to node {node} from {}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        (None, None) => format!("{who} asks for access to node {node}"),
+    }
+}
+
 /// The plan entry of `level` that lets someone holding `keys` act, if any: one of its approvers,
 /// or, once the level has escalated, one of its escalation approvers.
 pub fn matching_approver<'a>(
@@ -425,6 +453,52 @@ mod tests {
             let got = decide(&r, &requester, &decider, Verdict::Approve, None, None, now).map(|s| s.status);
             assert_eq!(got, expected, "{requester_arn} by {}", decider.actor);
         }
+    }
+
+    #[test]
+    fn every_chat_channel_shows_an_extension_or_a_schedule_before_the_requesters_text() {
+        let now = Utc::now();
+        let base = pending(vec![(1, vec![Approver::IamUser("lead".into())])], now);
+        let of = crate::domain::ids::RequestId::generate();
+        let extension = AccessRequest { extends: Some(of.clone()), ..base.clone() };
+        let scheduled = AccessRequest { starts_at: Some(now + chrono::Duration::days(2)), ..base.clone() };
+        let to_slack = crate::domain::slack::SlackUserId::try_from("U0123ABCD".to_owned()).unwrap();
+        let lead = Person::IamUser("lead".into());
+        let cases = [
+            (
+                &extension,
+                "by 30 more minutes (it is already granted)",
+                format!("more time on their running access to node i-0123456789abcdef0 ({of})"),
+            ),
+            (&scheduled, "Starts at", "asks for access to node i-0123456789abcdef0 from ".to_owned()),
+            (&base, "30 minutes", "asks for access to node i-0123456789abcdef0".to_owned()),
+        ];
+        for (request, term, said) in cases {
+            let slack = crate::domain::slack::approval_message(request, &to_slack, 1, now).to_string();
+            let teams =
+                crate::domain::teams::approval_card(request, &lead, 1, "https://example.com/decide/t", now).to_string();
+            for (channel, text) in [("slack", &slack), ("teams", &teams)] {
+                assert!(text.contains(term), "{channel}: {term}");
+                assert!(text.contains(&said), "{channel}: {said}");
+                let (first_term, reason) = (text.find(terms(request)[0].0).unwrap(), text.find("Reason").unwrap());
+                assert!(first_term < reason, "{channel}: what is approved comes before the reason");
+            }
+        }
+    }
+
+    #[test]
+    fn a_slack_reason_is_shown_verbatim_not_as_fields_or_links() {
+        let now = Utc::now();
+        let mut request = pending(vec![(1, vec![Approver::IamUser("lead".into())])], now);
+        request.reason = "*Duration*\n15 minutes <https://evil.example|approve here>".to_owned().try_into().unwrap();
+        let to = crate::domain::slack::SlackUserId::try_from("U0123ABCD".to_owned()).unwrap();
+
+        let message = crate::domain::slack::approval_message(&request, &to, 1, now);
+
+        let blocks = message["blocks"].as_array().unwrap();
+        let reason =
+            blocks.iter().find_map(|b| b["text"]["text"].as_str().filter(|t| t.starts_with("*Reason*"))).unwrap();
+        assert_eq!(reason, "*Reason*\n```*Duration*\n15 minutes &lt;https://evil.example|approve here&gt;```");
     }
 
     #[test]

@@ -245,25 +245,27 @@ pub fn approval_message(request: &AccessRequest, to: &SlackUserId, level: u8, no
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "(none)".into());
     let mrkdwn = |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", clip(&escape(value), 1900))});
+    // The requester's own text, verbatim: no bold lines that pass for fields, no links.
+    let verbatim = |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}*\n```{}```", clip(&escape(&value.replace('`', "'")), 1900))});
     let value = button_value(&request.request_id, level);
-    let summary = format!("{} asks for access to node {}", request.requester, request.node_id);
+    let summary = approval::summary(request);
+    let mut fields = vec![mrkdwn("Request", request.request_id.as_str()), mrkdwn("Node", request.node_id.as_str())];
+    fields.extend(approval::terms(request).iter().map(|(label, value)| mrkdwn(label, value)));
+    fields.extend([
+        mrkdwn("Level", &format!("{level} of {levels} ({so_far} of {needed} approvals so far)")),
+        verbatim("Node tags", &tags),
+        mrkdwn("Decide before", &deadline),
+    ]);
     json!({
         "channel": to.as_str(),
-        "text": format!("Approval needed (level {level} of {levels}): {summary}"),
+        "text": escape(&format!("Approval needed (level {level} of {levels}): {summary}")),
         "unfurl_links": false,
         "unfurl_media": false,
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": clip(&format!("Approval needed: level {level} of {levels}"), 150)}},
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(&escape(&summary), 2900)}},
-            {"type": "section", "fields": [
-                mrkdwn("Request", request.request_id.as_str()),
-                mrkdwn("Node", request.node_id.as_str()),
-                mrkdwn("Duration", &format!("{} minutes", request.duration_minutes.get())),
-                mrkdwn("Level", &format!("{level} of {levels} ({so_far} of {needed} approvals so far)")),
-                mrkdwn("Node tags", &tags),
-                mrkdwn("Decide before", &deadline),
-            ]},
-            {"type": "section", "text": mrkdwn("Reason", request.reason.as_str())},
+            {"type": "section", "fields": fields},
+            {"type": "section", "text": verbatim("Reason", request.reason.as_str())},
             {
                 "type": "input",
                 "block_id": COMMENT_BLOCK,

@@ -230,6 +230,15 @@ pub fn approval_card(request: &AccessRequest, to: &Person, level: u8, link: &str
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "(none)".into());
     let fact = |title: &str, value: &str| json!({"title": title, "value": clip(&plain(value), 1000)});
+    let mut facts = vec![fact("Request", request.request_id.as_str()), fact("Node", request.node_id.as_str())];
+    facts.extend(crate::domain::approval_rules::terms(request).iter().map(|(title, value)| fact(title, value)));
+    facts.extend([
+        fact("Node tags", &tags),
+        fact("Reason", request.reason.as_str()),
+        fact("Level", &format!("{level} of {levels} ({so_far} of {needed} approvals so far)")),
+        fact("Requester", request.requester.as_str()),
+        fact("Decide before", &deadline),
+    ]);
     let card = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -245,20 +254,11 @@ pub fn approval_card(request: &AccessRequest, to: &Person, level: u8, link: &str
             {
                 "type": "TextBlock",
                 "wrap": true,
-                "text": clip(&plain(&format!("{} asks for access to node {}", request.requester, request.node_id)), 1000),
+                "text": clip(&plain(&crate::domain::approval_rules::summary(request)), 1000),
             },
             {
                 "type": "FactSet",
-                "facts": [
-                    fact("Request", request.request_id.as_str()),
-                    fact("Node", request.node_id.as_str()),
-                    fact("Node tags", &tags),
-                    fact("Reason", request.reason.as_str()),
-                    fact("Duration", &format!("{} minutes", request.duration_minutes.get())),
-                    fact("Level", &format!("{level} of {levels} ({so_far} of {needed} approvals so far)")),
-                    fact("Requester", request.requester.as_str()),
-                    fact("Decide before", &deadline),
-                ],
+                "facts": facts,
             },
             {
                 "type": "TextBlock",

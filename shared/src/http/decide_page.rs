@@ -69,19 +69,12 @@ pub fn confirmation(view: &LinkView) -> String {
     table.push_str(&row("Request", r.request_id.as_str()));
     table.push_str(&row("Requester", r.requester.as_str()));
     table.push_str(&row("Node", r.node_id.as_str()));
+    // What is approved comes before the requester's own text, which cannot push it out of view.
+    for (name, value) in crate::domain::approval_rules::terms(r) {
+        table.push_str(&row(name, &value));
+    }
     table.push_str(&row("Node tags", if tags.is_empty() { "(none)" } else { &tags }));
     table.push_str(&row("Reason", r.reason.as_str()));
-    match &r.extends {
-        // An extension asks for more time on a grant that is already running.
-        Some(of) => table.push_str(&row(
-            "Extension",
-            &format!("of {of} by {} more minutes (it is already granted)", r.duration_minutes.get()),
-        )),
-        None => table.push_str(&row("Duration", &format!("{} minutes", r.duration_minutes.get()))),
-    }
-    if let Some(at) = &r.starts_at {
-        table.push_str(&row("Starts at", &time(at)));
-    }
     table.push_str(&row("Policy", plan.map_or("", |p| p.policy_name.as_str())));
     table.push_str(&row("Level", &format!("{} of {levels}", view.claims.level)));
     table.push_str(&row(
