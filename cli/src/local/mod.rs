@@ -496,6 +496,28 @@ fn http_response(resp: &ApiResponse) -> Response<Full<Bytes>> {
     builder.body(Full::new(Bytes::from(resp.body_text()))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
+/// What the stand-ins recorded (mail with live decide links, chat posts, STS calls) and where
+/// they record it: only for a loopback name in `Host`, so that a web page which points its own
+/// name at 127.0.0.1 (DNS rebinding) can neither read nor add to them.
+const LOCAL_RECORDS: [&str; 7] = [
+    "/outbox",
+    "/outbox.json",
+    "/slack.json",
+    "/teams.json",
+    "/chat-notifications.json",
+    "/sts-calls.json",
+    "/slack-api/chat.postMessage",
+];
+
+fn loopback_host(host: Option<&hyper::header::HeaderValue>) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
+        _ => host,
+    };
+    ["127.0.0.1", "localhost", "[::1]"].iter().any(|l| l.eq_ignore_ascii_case(name))
+}
+
 /// Plays API Gateway: `AWS_IAM` routes need a valid SigV4 signature by an issued key and reach
 /// the API as that key's principal; `/decide/*` carries its own token; `/outbox` is local only.
 async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -509,6 +531,11 @@ async fn handle_http(req: Request<Incoming>, adapters: Arc<Adapters>) -> Result<
         }
     };
     let path = parts.uri.path().to_owned();
+    if LOCAL_RECORDS.contains(&path.as_str()) && !loopback_host(parts.headers.get(hyper::header::HOST)) {
+        return Ok(http_response(&ApiResponse::error(&ServiceError::Forbidden(
+            "the local stack's records answer only to 127.0.0.1, localhost or [::1]".into(),
+        ))));
+    }
     if parts.method == hyper::Method::GET && (path == "/outbox" || path == "/outbox.json") {
         return Ok(http_response(&outbox_response(&adapters.outbox, path.ends_with(".json"))));
     }
@@ -1021,4 +1048,28 @@ async fn dev(args: DevArgs) -> Result<(), String> {
     drop(stack);
     drop(emulator);
     Ok(())
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_loopback_name_reads_the_local_records() {
+        let cases = [
+            (Some("127.0.0.1:8080"), true),
+            (Some("localhost:8080"), true),
+            (Some("LOCALHOST"), true),
+            (Some("[::1]:8080"), true),
+            (Some("[::1]"), true),
+            (Some("evil.example:8080"), false),
+            (Some("127.0.0.1.evil.example:8080"), false),
+            (Some(""), false),
+            (None, false),
+        ];
+        for (host, expected) in cases {
+            let value = host.map(|h| hyper::header::HeaderValue::from_str(h).unwrap());
+            assert_eq!(loopback_host(value.as_ref()), expected, "{host:?}");
+        }
+    }
 }
