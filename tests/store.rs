@@ -274,6 +274,28 @@ async fn a_companion_change_is_written_with_its_transition_or_neither_is() {
     assert_eq!(reasons(&c.request_id).await.last().map(String::as_str), Some("companion"));
 }
 
+#[tokio::test]
+async fn a_request_cancelled_before_evaluation_leaves_the_sweepers_submitted_index() {
+    // Arrange
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
+    let later = Utc::now() + Duration::hours(2);
+    let listed_before = f.store.list_submitted_before(later, 10).await.unwrap();
+
+    // Act
+    f.store
+        .transition(&Transition::status_change(&r, RequestStatus::Cancelled, "alice", "cancelled", Utc::now()))
+        .await
+        .unwrap();
+
+    // Assert: the sweeper will not fail a cancelled request as never evaluated.
+    assert!(listed_before.contains(&r.request_id));
+    assert!(!f.store.list_submitted_before(later, 10).await.unwrap().contains(&r.request_id));
+}
+
 /// The TTL value of one item (epoch seconds), or None.
 async fn expires_at(f: &Fixture, pk: &str, sk: &str) -> Option<i64> {
     let item = f

@@ -1495,6 +1495,28 @@ fn api_call(method: &str, path: &str, caller: &CallerArn) -> jit_shared::http::A
 }
 
 #[tokio::test]
+async fn a_request_cancelled_before_it_is_evaluated_stays_cancelled() {
+    // Arrange: alice asks; evaluation has not run yet.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let submitted = submit::submit(&w.intake(), &ARN_ALICE, DEV_ASK.as_bytes(), None, now).await.unwrap().request;
+    let k = key();
+    let deps = approvals(&w.world.store, &k, &NO_ADMINISTRATORS);
+
+    // Act: she cancels at once; then the Submitted event is evaluated.
+    let cancelled = approve::cancel(&deps, &ARN_ALICE, submitted.request_id.as_str(), b"", now).await.unwrap();
+    let evaluated = jit_shared::app::evaluate::evaluate(&w.evaluation(&DEV_NODES), &submitted.request_id, now).await;
+
+    // Assert: cancelled, and the evaluation changed nothing.
+    assert_eq!(cancelled.status, RequestStatus::Cancelled);
+    assert_eq!(
+        evaluated.unwrap(),
+        jit_shared::app::evaluate::EvaluationOutcome::AlreadyDecided(RequestStatus::Cancelled)
+    );
+    assert_eq!(w.get(&submitted.request_id).await.status, RequestStatus::Cancelled);
+}
+
+#[tokio::test]
 async fn the_audit_trail_is_read_by_the_requester_its_approvers_and_administrators_only() {
     // Arrange: alice's request waits on the two-level plan (lead, then c or d); admin is an
     // administrator.

@@ -527,7 +527,7 @@ impl DynamoStore {
                 .expression_attribute_values(":expires", expires(&t.at, self.retention));
         }
         let leaves_pending = from == RequestStatus::Pending && t.to != RequestStatus::Pending;
-        let leaves_submitted = from == RequestStatus::Submitted && t.to == RequestStatus::Failed;
+        let leaves_submitted = from == RequestStatus::Submitted && t.to.is_terminal();
         let leaves_approved = from == RequestStatus::Approved && t.to != RequestStatus::Approved;
         if leaves_approved {
             set.push_str(", gsi3pk = :ended, gsi3sk = :ended_sk");

@@ -189,11 +189,13 @@ pub async fn cancel(
         // A scheduled approval is withdrawn while its access has not started (its execution's
         // Grant then finds it Cancelled and grants nothing); `Transition::check` holds the rule.
         let scheduled = request.status == RequestStatus::Approved && request.not_started(now);
-        if request.status != RequestStatus::Pending && !scheduled {
+        let undecided = matches!(request.status, RequestStatus::Submitted | RequestStatus::Pending);
+        if !undecided && !scheduled {
             return Err(ServiceError::Conflict {
                 code: "RequestNotPending",
                 message: format!(
-                    "the request is {}; only a Pending request, or a scheduled one before it starts, can be cancelled",
+                    "the request is {}; only a request not decided yet (Submitted or Pending), or a scheduled one \
+                     before it starts, can be cancelled",
                     request.status
                 ),
             });

@@ -44,7 +44,8 @@ impl RequestStatus {
     pub fn successors(self) -> &'static [RequestStatus] {
         use RequestStatus::*;
         match self {
-            Submitted => &[Pending, Approved, Failed],
+            // Cancelled: by the requester before it was decided (evaluation then finds it ended).
+            Submitted => &[Pending, Approved, Failed, Cancelled],
             Pending => &[Approved, Rejected, Cancelled, Expired],
             // Failed: the grant could not be attached (principal gone, IAM size limit).
             // Cancelled: only a scheduled request before its access starts (`Transition::check`).
@@ -108,6 +109,7 @@ mod tests {
             (Submitted, Pending),
             (Submitted, Approved),
             (Submitted, Failed),
+            (Submitted, Cancelled),
             (Pending, Approved),
             (Pending, Rejected),
             (Pending, Cancelled),

@@ -292,7 +292,13 @@ pub fn start_body(body: &[u8]) -> Result<Vec<u8>, FieldError> {
     let allowed = ["Reason", "Targets", "StartsAt", "BreakGlass"];
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(match unknown.as_str() {
-            "Tags" => FieldError::new("Tags", "UnsupportedParameter", "tags on access requests are not supported"),
+            // The model declares JITNA's `Tags` so that the CLI and boto3 send it here, to be
+            // refused by name rather than client-side as an unknown option.
+            "Tags" => FieldError::new(
+                "Tags",
+                "UnsupportedParameter",
+                "tags on access requests are not supported by jit-node-access; leave Tags out",
+            ),
             _ => FieldError::new(
                 unknown.clone(),
                 "UnknownField",
