@@ -1,10 +1,11 @@
 //! The AWS CLI and boto3 against the local stack through the service model in `clients/aws-cli`
 //! (AWS JITNA's operations and shapes): `aws configure add-model` into a temporary home, then
-//! start-access-request, get-access-request, get-access-token, list-access-requests, a manual
-//! approval by an approver's profile, extend-access-request, a scheduled start, and break-glass
-//! with review-access-request (not JITNA's), as subprocesses of the venv's `aws` (`make venv`
-//! installs it beside moto); boto3 does the same from `tests/python/jitna_boto3.py` (and
-//! break-glass from a short inline script). Nothing reads or writes the real home: HOME, the
+//! (and `paginators-1.json` copied beside it, as docs/aws-cli.md says), then
+//! start-access-request, get-access-request, get-access-token, list-access-requests (paged), a
+//! manual approval by an approver's profile, extend-access-request, a scheduled start, and
+//! break-glass with review-access-request (not JITNA's), as subprocesses of the venv's `aws`
+//! (`make venv` installs it beside moto); boto3 does the same from `tests/python/jitna_boto3.py`
+//! (and break-glass from a short inline script). Nothing reads or writes the real home: HOME, the
 //! config, credentials and data paths are all temporary.
 #![allow(
     clippy::unwrap_used,
@@ -24,6 +25,8 @@ use serde_json::Value;
 const API_VERSION: &str = "2026-12-01";
 const DEV_NODE: &str = "i-0123456789abcdef0";
 const SENSITIVE_NODE: &str = "i-00000000000000aa1";
+/// No policy applies to it: a request for it is `Failed` (`NoApplicablePolicy`) as soon as evaluated.
+const SANDBOX_NODE: &str = "i-0aaaaaaaaaaaaaaa1";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -42,7 +45,8 @@ fn venv_bin() -> PathBuf {
 }
 
 /// A temporary home with the stack's profiles (and one the stack never issued) and an empty
-/// config, the model added by `aws configure add-model` into its `~/.aws/models`.
+/// config, the model added by `aws configure add-model` into its `~/.aws/models` and the
+/// paginator copied beside it (add-model installs only `service-2.json`).
 struct Home {
     dir: PathBuf,
     api_url: String,
@@ -148,8 +152,11 @@ fn home() -> &'static Home {
             &["configure", "add-model", "--service-model", &source, "--service-name", "jit-node-access"],
         );
         assert!(added.status.success(), "add-model: {}", String::from_utf8_lossy(&added.stderr));
-        let installed = home.dir.join(".aws/models/jit-node-access").join(API_VERSION).join("service-2.json");
-        assert!(installed.exists(), "add-model wrote no {}", installed.display());
+        let installed = home.dir.join(".aws/models/jit-node-access").join(API_VERSION);
+        assert!(installed.join("service-2.json").exists(), "add-model wrote no {}", installed.display());
+        // As docs/aws-cli.md: `cp …/paginators-1.json ~/.aws/models/jit-node-access/<version>/`.
+        let paginators = model.with_file_name("paginators-1.json");
+        std::fs::copy(&paginators, installed.join("paginators-1.json")).unwrap();
         home
     })
 }
@@ -345,10 +352,64 @@ fn bad_input_and_refusals_are_clean_aws_cli_errors() {
         let err = start("operator", targets);
         assert!(err.contains("(ValidationException)") && err.contains("Targets"), "{targets:?}: {err}");
     }
+    // JITNA's `Tags` is declared, so the CLI sends it and the server refuses it by name.
+    let dev = format!("Key=InstanceIds,Values={DEV_NODE}");
+    let err = start("operator", &[dev.as_str(), "--tags", "Key=team,Value=web"]);
+    assert!(!err.contains("Unknown options"), "refused client-side: {err}");
+    assert!(
+        err.contains("(ValidationException)") && err.contains("StartAccessRequest") && err.contains("Tags: "),
+        "{err}"
+    );
     let err = start("stranger", &["Key=InstanceIds,Values=i-0123456789abcdef0"]);
     assert!(err.contains("(AccessDeniedException)"), "{err}");
     let out = home.aws("operator", &["jit-node-access", "get-access-token", "--access-request-id", "req-0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("(ResourceNotFoundException)"), "{out:?}");
+}
+
+/// The ids of a list-access-requests answer, in order.
+fn listed_ids(listed: &Value) -> Vec<String> {
+    let items = listed["AccessRequests"].as_array().unwrap_or_else(|| panic!("no AccessRequests: {listed}"));
+    items.iter().map(|r| r["AccessRequestId"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Every id once: the list without duplicates, as a sorted list.
+fn each_once(ids: &[String]) -> Vec<String> {
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    let before = sorted.len();
+    sorted.dedup();
+    assert_eq!(sorted.len(), before, "an id listed twice: {ids:?}");
+    sorted
+}
+
+#[test]
+fn the_aws_cli_pages_through_every_request_exactly_once() {
+    // Arrange: approver-c (no other test of this binary asks as them) asks five times for the
+    // sandbox node, which no policy covers: each ends Failed at once and then never changes.
+    let home = home();
+    let mut created: Vec<String> =
+        (0..5).map(|i| home.start("approver-c", SANDBOX_NODE, &format!("aws cli: page {i}"))).collect();
+    for id in &created {
+        home.wait_for("approver-c", id, "Failed");
+    }
+    created.sort();
+
+    // Act: the paginator walks two per call; --max-items stops at three and --starting-token
+    // resumes; --max-results turns paging off (one call).
+    let walked = home.jit("approver-c", &["list-access-requests", "--page-size", "2"]);
+    let first = home.jit("approver-c", &["list-access-requests", "--page-size", "2", "--max-items", "3"]);
+    let token = first["NextToken"].as_str().unwrap_or_else(|| panic!("no NextToken after 3 items: {first}"));
+    let rest = home.jit("approver-c", &["list-access-requests", "--page-size", "2", "--starting-token", token]);
+    let one_call = home.jit("approver-c", &["list-access-requests", "--max-results", "100"]);
+
+    // Assert: more than one page (five requests, two a call), every request exactly once.
+    let all = listed_ids(&walked);
+    assert_eq!(each_once(&all), created, "{walked}");
+    assert!(walked.get("NextToken").is_none(), "walked to the end: {walked}");
+    let (head, tail) = (listed_ids(&first), listed_ids(&rest));
+    assert_eq!(head.len(), 3, "{first}");
+    assert_eq!([head, tail].concat(), all, "resumed where --max-items stopped");
+    assert_eq!(listed_ids(&one_call), all, "the same order in one call: {one_call}");
 }
 
 #[test]
@@ -372,6 +433,22 @@ fn boto3_gets_the_same_client_from_the_data_path() {
     assert_eq!(seen["auto"]["target"], DEV_NODE, "{seen}");
     assert_eq!(seen["manual"]["status"], "Approved", "{seen}");
     assert_eq!(seen["badTarget"]["field"], "Targets", "{seen}");
+    // `Tags` reaches the server, which names it.
+    assert_eq!(
+        (seen["tags"]["code"].as_str(), seen["tags"]["field"].as_str(), seen["tags"]["reason"].as_str()),
+        (Some("ValidationException"), Some("Tags"), Some("UnsupportedParameter")),
+        "{seen}"
+    );
+    assert!(seen["tags"]["message"].as_str().is_some_and(|m| m.starts_with("Tags: ")), "{seen}");
+    // get_paginator walked several pages and returned every request once, as one call does.
+    let paged = &seen["paged"];
+    assert!(paged["pages"].as_u64().is_some_and(|p| p >= 3), "{seen}");
+    assert_eq!(paged["items"], 5, "{seen}");
+    assert_eq!(
+        (&paged["unique"], &paged["allCreated"], &paged["sameAsOneCall"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::Bool(true)),
+        "{seen}"
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 

@@ -1,8 +1,8 @@
 """boto3 against the local stack through the service model (tests/aws_cli.rs runs this).
 
-The model comes from AWS_DATA_PATH (clients/aws-cli), the endpoint from JIT_API_URL, the
-credentials from AWS_SHARED_CREDENTIALS_FILE (one profile per seeded principal). Prints one JSON
-object of what it saw; any failed expectation exits non-zero with the reason.
+The model and its paginator come from AWS_DATA_PATH (clients/aws-cli), the endpoint from
+JIT_API_URL, the credentials from AWS_SHARED_CREDENTIALS_FILE (one profile per seeded principal).
+Prints one JSON object of what it saw; any failed expectation exits non-zero with the reason.
 """
 
 import datetime
@@ -16,6 +16,7 @@ import boto3
 ENDPOINT = os.environ["JIT_API_URL"]
 DEV_NODE = "i-0123456789abcdef0"  # auto-approved (policies/auto-approval/development.cedar)
 SENSITIVE_NODE = "i-00000000000000aa1"  # one DevOps approval (policies/manual/sensitive-data.yaml)
+SANDBOX_NODE = "i-0aaaaaaaaaaaaaaa1"  # no policy applies: Failed (NoApplicablePolicy) once evaluated
 
 
 def client(profile):
@@ -74,7 +75,47 @@ def main():
         sys.exit("boto3: two targets were accepted")
     except operator.exceptions.ValidationException as e:
         seen["badTarget"] = {"field": e.response.get("Field"), "message": e.response["Error"]["Message"]}
+
+    # JITNA's Tags passes boto3's parameter validation (the model declares it) and the server
+    # refuses it by name.
+    try:
+        operator.start_access_request(
+            Reason="boto3: tagged", Targets=targets(DEV_NODE), Tags=[{"Key": "team", "Value": "web"}]
+        )
+        sys.exit("boto3: Tags were accepted")
+    except operator.exceptions.ValidationException as e:
+        seen["tags"] = {
+            "code": e.response["Error"]["Code"],
+            "field": e.response.get("Field"),
+            "reason": e.response.get("ReasonCode"),
+            "message": e.response["Error"]["Message"],
+        }
+
+    seen["paged"] = paged()
     print(json.dumps(seen))
+
+
+def paged():
+    """approver-d (asking nothing else in this binary) asks five times; the paginator, two a call,
+    must walk several pages and return each request once, as one unpaged call does."""
+    requester = client("approver-d")
+    created = [
+        requester.start_access_request(Reason=f"boto3: page {i}", Targets=targets(SANDBOX_NODE))["AccessRequestId"]
+        for i in range(5)
+    ]
+    for request_id in created:
+        wait_for(requester, request_id, "Failed")  # then it never changes
+    check(requester.can_paginate("list_access_requests"), "no paginator for list_access_requests")
+    pages = list(requester.get_paginator("list_access_requests").paginate(PaginationConfig={"PageSize": 2}))
+    walked = [r["AccessRequestId"] for page in pages for r in page["AccessRequests"]]
+    one_call = [r["AccessRequestId"] for r in requester.list_access_requests(MaxResults=100)["AccessRequests"]]
+    return {
+        "pages": len(pages),
+        "items": len(walked),
+        "unique": len(set(walked)) == len(walked),
+        "allCreated": set(walked) == set(created),
+        "sameAsOneCall": walked == one_call,
+    }
 
 
 if __name__ == "__main__":

@@ -787,6 +787,46 @@ mod tests {
     }
 
     #[test]
+    fn tags_reach_the_server_as_jitna_declares_them_and_are_refused_by_name() {
+        // Declared as AWS's model does (a list of {Key, Value}), so neither the CLI nor boto3
+        // refuses `Tags` before it is sent.
+        let model = model();
+        let tags = &model["shapes"]["StartAccessRequestRequest"]["members"]["Tags"];
+        assert_eq!(tags["shape"], "TagList");
+        assert_eq!(model["shapes"]["TagList"]["member"]["shape"], "Tag");
+        assert_eq!(model["shapes"]["Tag"]["required"], json!(["Key", "Value"]));
+        assert_eq!(members(&model, "Tag"), ["Key", "Value"]);
+        let body = r#"{"Reason":"x","Targets":[{"Key":"InstanceIds","Values":["i-0123abcd"]}],"Tags":[{"Key":"a","Value":"b"}]}"#;
+        let resp = error_response(&start_body(body.as_bytes()).unwrap_err().into());
+        assert_eq!(
+            (resp.status, resp.body["__type"].as_str(), resp.body["Field"].as_str(), resp.body["ReasonCode"].as_str()),
+            (400, Some("ValidationException"), Some("Tags"), Some("UnsupportedParameter"))
+        );
+        assert!(resp.body["message"].as_str().is_some_and(|m| m.starts_with("Tags: ") && m.contains("not supported")));
+    }
+
+    #[test]
+    fn the_paginator_names_members_of_list_access_requests() {
+        let paginators: Value =
+            serde_json::from_str(include_str!("../../../clients/aws-cli/jit-node-access/2026-12-01/paginators-1.json"))
+                .unwrap();
+        let model = model();
+        let config = &paginators["pagination"]["ListAccessRequests"];
+        let op = &model["operations"]["ListAccessRequests"];
+        let input = op["input"]["shape"].as_str().unwrap();
+        let output = op["output"]["shape"].as_str().unwrap();
+        assert_eq!(paginators["pagination"].as_object().unwrap().len(), 1, "only ListAccessRequests pages");
+        for (key, shape) in
+            [("input_token", input), ("limit_key", input), ("output_token", output), ("result_key", output)]
+        {
+            let member = config[key].as_str().unwrap_or_else(|| panic!("no {key}"));
+            assert!(members(&model, shape).iter().any(|m| m == member), "{shape} does not declare {member} ({key})");
+        }
+        assert_eq!(model["shapes"][input]["members"]["MaxResults"]["locationName"], "maxResults");
+        assert_eq!(model["shapes"][input]["members"]["NextToken"]["locationName"], "nextToken");
+    }
+
+    #[test]
     fn a_start_time_becomes_the_native_starts_at() {
         let target = r#""Targets":[{"Key":"InstanceIds","Values":["i-0123abcd"]}]"#;
         let native = |starts: &str| -> Value {
