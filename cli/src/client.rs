@@ -127,8 +127,13 @@ impl ApiClient {
 }
 
 /// Reads one profile from an AWS shared credentials file.
-pub fn read_profile(credentials_file: &str, profile: &str) -> Result<ProfileCredentials, String> {
-    let text = std::fs::read_to_string(credentials_file).map_err(|e| format!("reading {credentials_file}: {e}"))?;
+pub fn read_profile(
+    credentials_file: impl AsRef<std::path::Path>,
+    profile: &str,
+) -> Result<ProfileCredentials, String> {
+    let path = credentials_file.as_ref();
+    let credentials_file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {credentials_file}: {e}"))?;
     let mut current = String::new();
     let (mut key, mut secret, mut token) = (None, None, None);
     for line in text.lines().map(str::trim) {

@@ -53,13 +53,16 @@ pub fn session_target(target: &str) -> String {
         .unwrap_or_else(|_| target.to_owned())
 }
 
+/// A field of the credentials answer; a missing one is an error, never an empty credential.
+fn issued_field<'a>(issued: &'a Value, name: &str) -> Result<&'a str, Failure> {
+    issued[name]
+        .as_str()
+        .ok_or_else(|| Failure::new(exit::ERROR, format!("the API's credentials answer has no '{name}'")))
+}
+
 /// The credentials answer in the requested format.
 pub fn format_credentials(issued: &Value, format: CredentialsFormat) -> Result<String, Failure> {
-    let field = |name: &str| {
-        issued[name]
-            .as_str()
-            .ok_or_else(|| Failure::new(exit::ERROR, format!("the API's credentials answer has no '{name}'")))
-    };
+    let field = |name: &str| issued_field(issued, name);
     match format {
         CredentialsFormat::Json => serde_json::to_string_pretty(issued)
             .map(|t| format!("{t}\n"))
@@ -99,16 +102,73 @@ pub fn format_credentials(issued: &Value, format: CredentialsFormat) -> Result<S
 
 /// `POST /requests/{id}/credentials`.
 pub async fn issue(api: &Api, id: &str) -> Result<Value, Failure> {
-    api.post(&format!("/requests/{id}/credentials"), None).await.map_err(|e| {
-        let hint = match e.code() {
-            Some("AttachModeGrant") => {
-                format!("\n  {id} is granted in attach mode: `jit connect {id}` uses your own credentials")
+    api.post(&format!("/requests/{id}/credentials"), None)
+        .await
+        .map_err(|e| Failure::new(exit::ERROR, format!("{e}{}", issue_hint(e.code(), id))))
+}
+
+/// What to do after the API refused credentials with `code`, as an indented line (or nothing).
+fn issue_hint(code: Option<&str>, id: &str) -> String {
+    match code {
+        Some("AttachModeGrant") => {
+            format!("\n  {id} is granted in attach mode: `jit connect {id}` uses your own credentials")
+        }
+        Some("RequestNotApproved") => format!("\n  `jit status {id}` shows where it stands"),
+        Some("ExtensionRequest") => format!(
+            "\n  {id} is an extension: it grants nothing of its own; connect with the original request it extends \
+             (`jit status {id}` names it)"
+        ),
+        Some("AccessNotStarted") => {
+            format!("\n  {id} is scheduled: `jit status {id}` shows when its access starts; connect from then on")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Why an `Approved` request has no access to connect with at `now`, if so: an extension (it only
+/// moves its original's deadline) or a scheduled request whose access has not started.
+fn not_connectable(request: &Value, now: DateTime<Utc>) -> Option<String> {
+    let id = str_of(request, "requestId");
+    if let Some(original) = request["extends"].as_str() {
+        return Some(format!(
+            "{id} extends {original} and grants nothing of its own: connect with the original {original} \
+             (`jit connect {original}`)"
+        ));
+    }
+    let starts = request["startsAt"].as_str()?;
+    let later = DateTime::parse_from_rfc3339(starts).is_ok_and(|t| now < t);
+    later.then(|| format!("{id}'s access starts at {}: `jit connect {id}` from then on", render::when(starts)))
+}
+
+/// Whether `r` is for `node`; a bare instance id matches the same instance id in any account.
+fn same_node(node: &str, r: &Value) -> bool {
+    let wanted = jit_shared::domain::ids::NodeId::try_from(node.to_owned()).ok();
+    let theirs = jit_shared::domain::ids::NodeId::try_from(str_of(r, "nodeId").to_owned()).ok();
+    match (wanted, theirs) {
+        (Some(w), Some(t)) if w.location().is_none() || t.location().is_none() => w.instance_id() == t.instance_id(),
+        (Some(w), Some(t)) => w.as_str() == t.as_str(),
+        _ => false,
+    }
+}
+
+/// The first of `items` (newest first) for `node` that grants access at `now`. A scheduled one
+/// passed over is remembered in `later`, to say why nothing was found.
+fn choose_for_node<'a>(
+    items: &'a [Value],
+    node: &str,
+    now: DateTime<Utc>,
+    later: &mut Option<String>,
+) -> Option<&'a Value> {
+    for r in items.iter().filter(|r| same_node(node, r)) {
+        match not_connectable(r, now) {
+            None => return Some(r),
+            Some(why) if r["extends"].is_null() => {
+                later.get_or_insert(why);
             }
-            Some("RequestNotApproved") => format!("\n  `jit status {id}` shows where it stands"),
-            _ => String::new(),
-        };
-        Failure::new(exit::ERROR, format!("{e}{hint}"))
-    })
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// What `jit connect` was given.
@@ -131,23 +191,14 @@ pub fn parse_target(raw: &str) -> Result<Target, String> {
 }
 
 /// The request `jit connect` should use: the one named, or the caller's newest `Approved` request
-/// for the node.
+/// for the node that grants access now (not an extension, not a schedule still ahead).
 pub async fn find_request(api: &Api, target: &Target) -> Result<Value, Failure> {
     let node = match target {
         Target::Request(id) => return api.get(&format!("/requests/{id}")).await.map_err(Failure::from),
         Target::Node(node) => node,
     };
-    let wanted = jit_shared::domain::ids::NodeId::try_from(node.clone()).ok();
-    let same_node = |r: &Value| {
-        let theirs = jit_shared::domain::ids::NodeId::try_from(str_of(r, "nodeId").to_owned()).ok();
-        match (&wanted, theirs) {
-            (Some(w), Some(t)) if w.location().is_none() || t.location().is_none() => {
-                w.instance_id() == t.instance_id()
-            }
-            (Some(w), Some(t)) => w.as_str() == t.as_str(),
-            _ => false,
-        }
-    };
+    let now = Utc::now();
+    let mut later = None;
     let mut next: Option<String> = None;
     loop {
         let mut path = "/requests?status=Approved&limit=100".to_owned();
@@ -155,18 +206,20 @@ pub async fn find_request(api: &Api, target: &Target) -> Result<Value, Failure> 
             path.push_str(&format!("&nextToken={}", api::encode_query_value(token)));
         }
         let page = api.get(&path).await?;
-        if let Some(found) = page["items"].as_array().and_then(|items| items.iter().find(|r| same_node(r))) {
+        let items = page["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+        if let Some(found) = choose_for_node(items, node, now, &mut later) {
             return Ok(found.clone());
         }
         match page["nextToken"].as_str() {
             Some(token) => next = Some(token.to_owned()),
             None => {
-                return Err(Failure::new(
-                    exit::ERROR,
-                    format!(
+                let message = match later {
+                    Some(why) => format!("you have no Approved request for {node} whose access has started: {why}"),
+                    None => format!(
                         "you have no Approved request for {node}: ask with `jit request {node} --reason \"…\" --wait`"
                     ),
-                ))
+                };
+                return Err(Failure::new(exit::ERROR, message));
             }
         }
     }
@@ -251,6 +304,10 @@ pub async fn connect(
             ))
         }
     }
+    // Both modes: the API would refuse credentials, and attach mode's policy is not attached yet.
+    if let Some(why) = not_connectable(&request, Utc::now()) {
+        return Err(Failure::new(exit::ERROR, why));
+    }
     let blocked = if options.print { None } else { cannot_run(&settings.api_url) };
     if let Some(why) = &blocked {
         eprintln!("jit connect: not starting the session: {why}; here is how to start it:");
@@ -269,17 +326,11 @@ pub async fn connect(
             return Ok(exit::OK);
         }
         let issued = issue(api, &id).await?;
-        let field = |name: &str| str_of(&issued, name).to_owned();
-        let args = session_args(&session_target(&field("target")), &field("documentName"), &field("region"), None);
-        let env = [
-            ("AWS_ACCESS_KEY_ID", field("accessKeyId")),
-            ("AWS_SECRET_ACCESS_KEY", field("secretAccessKey")),
-            ("AWS_SESSION_TOKEN", field("sessionToken")),
-        ];
+        let (args, env) = issued_session(&issued)?;
         if options.print {
             println!(
                 "# credentials of {id}: secrets, printed because of --print; they expire {}",
-                render::when(&field("expiration"))
+                render::when(issued_field(&issued, "expiration")?)
             );
             for (var, value) in &env {
                 println!("export {var}={}", shell_quote(value));
@@ -301,15 +352,41 @@ pub async fn connect(
     }
 }
 
-/// Replaces this process with `aws …` (on Unix), so the terminal and signals are the session's.
-fn run_aws(args: &[String], env: &[(&str, String)]) -> Result<u8, Failure> {
+/// Environment variables to set, by name.
+type Vars = Vec<(&'static str, String)>;
+
+/// The session command and the environment it runs in, from the credentials answer.
+fn issued_session(issued: &Value) -> Result<(Vec<String>, Vars), Failure> {
+    let field = |name: &str| issued_field(issued, name);
+    let args = session_args(&session_target(field("target")?), field("documentName")?, field("region")?, None);
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID", field("accessKeyId")?.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", field("secretAccessKey")?.to_owned()),
+        ("AWS_SESSION_TOKEN", field("sessionToken")?.to_owned()),
+        // The AWS CLI reads it with the keys: an expiration inherited from the shell would make it
+        // take these fresh credentials for expired ones.
+        ("AWS_CREDENTIAL_EXPIRATION", rfc3339(field("expiration")?)?),
+    ];
+    Ok((args, env))
+}
+
+/// `aws …` with `env` (the request's credentials, if any) in place of the inherited AWS identity.
+fn aws_command(args: &[String], env: &[(&str, String)]) -> std::process::Command {
     let mut command = std::process::Command::new("aws");
     command.args(args);
     if !env.is_empty() {
-        // The request's credentials, not a profile's, start this session.
-        command.env_remove("AWS_PROFILE").env_remove("AWS_DEFAULT_PROFILE");
+        // The request's credentials, not a profile's or another session's, start this session.
+        for var in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CREDENTIAL_EXPIRATION", "AWS_SESSION_EXPIRATION"] {
+            command.env_remove(var);
+        }
         command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     }
+    command
+}
+
+/// Replaces this process with `aws …` (on Unix), so the terminal and signals are the session's.
+fn run_aws(args: &[String], env: &[(&str, String)]) -> Result<u8, Failure> {
+    let mut command = aws_command(args, env);
     eprintln!("jit connect: {}", command_line(args));
     #[cfg(unix)]
     {
@@ -369,6 +446,105 @@ mod tests {
         let mut broken = issued();
         broken["sessionToken"] = Value::Null;
         assert!(format_credentials(&broken, CredentialsFormat::CredentialProcess).is_err());
+    }
+
+    #[test]
+    fn the_session_refuses_an_answer_missing_any_field_it_uses() {
+        for missing in ["accessKeyId", "secretAccessKey", "sessionToken", "expiration", "target", "region"] {
+            let mut broken = issued();
+            broken[missing] = Value::Null;
+
+            let session = issued_session(&broken);
+
+            let message = session.err().map(|f| f.message).unwrap_or_default();
+            assert!(message.contains(&format!("no '{missing}'")), "{missing}: {message}");
+        }
+    }
+
+    #[test]
+    fn aws_runs_with_the_issued_expiration_in_place_of_an_inherited_one() {
+        let (args, env) = issued_session(&issued()).unwrap();
+
+        let command = aws_command(&args, &env);
+
+        let envs: std::collections::HashMap<_, _> = command.get_envs().collect();
+        let var = |name: &str| envs.get(std::ffi::OsStr::new(name)).copied();
+        assert_eq!(var("AWS_CREDENTIAL_EXPIRATION"), Some(Some(std::ffi::OsStr::new("2026-05-01T10:30:00Z"))));
+        assert_eq!(var("AWS_SESSION_TOKEN"), Some(Some(std::ffi::OsStr::new("tok'en"))));
+        for removed in ["AWS_SESSION_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"] {
+            assert_eq!(var(removed), Some(None), "{removed} is removed");
+        }
+    }
+
+    const ORIGINAL: &str = "req-00000000000000000000000000000001";
+    const NOW: &str = "2026-05-01T10:00:00Z";
+
+    /// An `Approved` request for `node`, with `extra` fields.
+    fn approved(id: &str, node: &str, extra: Value) -> Value {
+        let mut r = json!({ "requestId": id, "status": "Approved", "nodeId": node });
+        if let (Some(r), Some(extra)) = (r.as_object_mut(), extra.as_object()) {
+            r.extend(extra.clone());
+        }
+        r
+    }
+
+    #[test]
+    fn an_extension_or_a_schedule_still_ahead_has_nothing_to_connect_with() {
+        // (the request's extra fields, what the refusal says; None: it can be connected with)
+        let cases = [
+            (json!({}), None),
+            (json!({ "startsAt": "2026-05-01T09:59:00Z" }), None),
+            (json!({ "extends": ORIGINAL }), Some(format!("connect with the original {ORIGINAL}"))),
+            (json!({ "startsAt": "2026-05-01T12:30:00+02:00" }), Some("access starts at 2026-05-01 10:30:00Z".into())),
+        ];
+        for (extra, expected) in cases {
+            let request = approved("req-00000000000000000000000000000002", "i-0123456789abcdef0", extra.clone());
+
+            let refusal = not_connectable(&request, NOW.parse().unwrap());
+
+            match (&refusal, &expected) {
+                (Some(said), Some(wanted)) => assert!(said.contains(wanted.as_str()), "{extra}: {said}"),
+                _ => assert_eq!(refusal, expected, "{extra}"),
+            }
+        }
+    }
+
+    #[test]
+    fn connect_by_node_takes_the_newest_request_that_grants_access_now() {
+        // Newest first, as the API lists them.
+        let node = "i-0123456789abcdef0";
+        let items = [
+            approved("req-00000000000000000000000000000005", "i-0fedcba9876543210", json!({})),
+            approved("req-00000000000000000000000000000004", node, json!({ "extends": ORIGINAL })),
+            approved("req-00000000000000000000000000000003", node, json!({ "startsAt": "2026-05-02T08:00:00Z" })),
+            approved(ORIGINAL, node, json!({ "startsAt": "2026-05-01T09:00:00Z" })),
+        ];
+        let mut later = None;
+
+        let chosen = choose_for_node(&items, node, NOW.parse().unwrap(), &mut later);
+        let none_live = choose_for_node(&items[..3], node, NOW.parse().unwrap(), &mut None);
+
+        assert_eq!(chosen.map(|r| str_of(r, "requestId")), Some(ORIGINAL));
+        assert_eq!(none_live, None);
+        assert!(later.is_some_and(|why| why.contains("starts at 2026-05-02 08:00:00Z")));
+    }
+
+    #[test]
+    fn each_refusal_of_credentials_says_what_to_do() {
+        // (the API's code, what the hint says)
+        let id = "req-00000000000000000000000000000002";
+        let cases = [
+            ("AttachModeGrant", "uses your own credentials"),
+            ("RequestNotApproved", "shows where it stands"),
+            ("ExtensionRequest", "connect with the original request it extends"),
+            ("AccessNotStarted", "shows when its access starts"),
+        ];
+        for (code, expected) in cases {
+            let hint = issue_hint(Some(code), id);
+
+            assert!(hint.contains(expected) && hint.contains(id), "{code}: {hint}");
+        }
+        assert_eq!(issue_hint(Some("AccessEnded"), id), "", "the API's own message suffices");
     }
 
     #[test]

@@ -594,7 +594,7 @@ fn report_request(output: Output, id: &str, waited: Result<Value, wait::Stopped>
         }
         Output::Table => print!("{}", render::request_view(&done)),
     }
-    eprintln!("{}", outcome_note(&done));
+    eprintln!("{}", outcome_note(&done, chrono::Utc::now()));
     Ok(exit_for_status(str_of(&done, "status")))
 }
 
@@ -635,8 +635,8 @@ fn report_extension(args: &ExtendArgs, id: &str, waited: Result<Value, wait::Sto
     Ok(code)
 }
 
-/// What a final status means for the requester, and what to do next.
-fn outcome_note(request: &Value) -> String {
+/// What a final status means for the requester at `now`, and what to do next.
+fn outcome_note(request: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
     let id = str_of(request, "requestId");
     let decision = &request["decision"];
     let rejection = request["approval"]["entries"]
@@ -652,7 +652,14 @@ fn outcome_note(request: &Value) -> String {
             }
         });
     match str_of(request, "status") {
-        "Approved" => format!("Approved: `jit connect {id}` starts the session"),
+        "Approved" => match request["startsAt"].as_str() {
+            // Scheduled: decided now, but nothing is granted to connect with before the start.
+            Some(starts) if chrono::DateTime::parse_from_rfc3339(starts).is_ok_and(|t| now < t) => format!(
+                "Approved: the access starts at {}; from then on `jit connect {id}` starts the session",
+                render::when(starts)
+            ),
+            _ => format!("Approved: `jit connect {id}` starts the session"),
+        },
         "Rejected" => format!("Rejected{}", rejection.unwrap_or_default()),
         "Failed" => format!("Failed: {} ({})", str_of(decision, "message"), str_of(decision, "rule")),
         other => format!("{other}: `jit audit {id}` shows who and when"),
@@ -852,6 +859,31 @@ mod tests {
                 report_extension(&extend_args(output, false), EXTENSION, Ok(extension("Submitted", false))),
                 Ok(exit::OK)
             );
+        }
+    }
+
+    #[test]
+    fn the_approved_note_says_when_a_scheduled_request_can_be_used() {
+        // (startsAt, what the note says)
+        let cases = [
+            (None, "Approved: `jit connect req-0123456789abcdef0123456789abcdef` starts the session"),
+            (
+                Some("2026-05-01T09:00:00Z"),
+                "Approved: `jit connect req-0123456789abcdef0123456789abcdef` starts the session",
+            ),
+            (
+                Some("2026-05-01T13:00:00+02:00"),
+                "Approved: the access starts at 2026-05-01 11:00:00Z; \
+                 from then on `jit connect req-0123456789abcdef0123456789abcdef` starts the session",
+            ),
+        ];
+        let now = "2026-05-01T10:00:00Z".parse().unwrap();
+        for (starts_at, expected) in cases {
+            let approved = json!({ "requestId": EXTENSION, "status": "Approved", "startsAt": starts_at });
+
+            let note = outcome_note(&approved, now);
+
+            assert_eq!(note, expected, "startsAt {starts_at:?}");
         }
     }
 

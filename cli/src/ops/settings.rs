@@ -1,13 +1,13 @@
 //! Where the operator commands find the API, its Region and the credentials to sign with.
 //!
 //! The API URL: `--api-url`, else `JIT_API_URL`, else the config file `jit configure` writes, else
-//! `.jit/dev.env` in the current directory (written by `make dev`). The Region (the API's, which
-//! signs): `--region`, else the one an `execute-api` URL names, else the one stored with the URL
-//! (config file or `.jit/dev.env`), else the AWS chain (`AWS_REGION`, `AWS_DEFAULT_REGION`, the
-//! profile's `region`). Credentials: the profile of `--profile`, else the standard AWS chain
-//! (environment, `AWS_PROFILE` or `default`, IAM Identity Center, credential_process, …), else the
-//! config file's profile; with `.jit/dev.env`, its credentials file and, unless a profile is
-//! named, its first profile.
+//! `.jit/dev.env` in the current directory (written by `make dev`; only a loopback URL is taken
+//! from it). The Region (the API's, which signs): `--region`, else the one an `execute-api` URL
+//! names, else the one stored with the URL (config file or `.jit/dev.env`), else the AWS chain
+//! (`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`). Credentials: the profile of
+//! `--profile`, else the standard AWS chain (environment, `AWS_PROFILE` or `default`, IAM Identity
+//! Center, credential_process, …), else the config file's profile; with `.jit/dev.env`, the static
+//! keys of the named profile (else the first) of its credentials file.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_credential_types::Credentials;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, Api};
@@ -133,9 +133,31 @@ pub fn read_dev_env(dir: &Path) -> Option<DevEnv> {
 }
 
 /// The first `[profile]` of a credentials file.
-fn first_profile(credentials_file: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(credentials_file).ok()?;
-    text.lines().map(str::trim).find_map(|l| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')).map(str::to_owned))
+fn first_profile(credentials_file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(credentials_file)
+        .map_err(|e| format!("reading {} (named by {DEV_ENV}): {e}", credentials_file.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix('[').and_then(|l| l.strip_suffix(']')).map(str::to_owned))
+        .ok_or_else(|| format!("{} has no [profile]: run `make dev` again", credentials_file.display()))
+}
+
+/// The static keys of `profile` (else the first profile) of `make dev`'s credentials file, and the
+/// profile's name. Only `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token` are
+/// read, never through the AWS profile provider: the file comes with the current directory (a
+/// cloned repository may carry one), so its `credential_process`, `source_profile`, SSO settings
+/// and the like must not run anything. `make dev` writes static keys only.
+fn local_credentials(file: &Path, profile: Option<&str>) -> Result<(String, Credentials), String> {
+    let name = match profile {
+        Some(name) => name.to_owned(),
+        None => first_profile(file)?,
+    };
+    let keys = crate::client::read_profile(file, &name).map_err(|e| {
+        format!("{e} with static keys (aws_access_key_id, aws_secret_access_key): only those are read from {DEV_ENV}'s credentials file")
+    })?;
+    let credentials =
+        Credentials::new(keys.access_key_id, keys.secret_access_key, keys.session_token, None, "jit-dev-env");
+    Ok((name, credentials))
 }
 
 /// Where the API URL came from.
@@ -164,10 +186,12 @@ pub struct Settings {
     pub url_source: UrlSource,
     /// Known without the AWS chain; `None`: ask it.
     pub region: Option<String>,
-    /// A profile to sign with, overriding the chain's environment credentials.
+    /// A profile to sign with, overriding the chain's environment credentials; with `local_keys`,
+    /// the profile of that file (`None`: its first).
     pub profile: Option<String>,
-    /// A credentials file besides (or instead of) the default one.
-    pub credentials_file: Option<PathBuf>,
+    /// `make dev`'s credentials file (named by `.jit/dev.env`): its static keys sign, in place of
+    /// the AWS chain and profile provider.
+    pub local_keys: Option<PathBuf>,
     pub document_name: Option<String>,
 }
 
@@ -190,11 +214,20 @@ pub fn resolve(args: &ApiArgs, env: Env<'_>, config: &ConfigFile, dev: Option<&D
              (it reads {DEV_ENV})"
         ));
     };
-    let api_url = api::check_api_url(&raw_url).map_err(|e| format!("API URL (from {url_source}): {e}"))?;
     let from_dev = match &url_source {
         UrlSource::DevEnv(_) => dev,
         _ => None,
     };
+    let checked = api::check_api_url(&raw_url);
+    // `make dev` always writes a loopback URL; another one in a checkout's file is not the local stack.
+    if from_dev.is_some() && !checked.as_ref().is_ok_and(|url| api::is_local(url)) {
+        return Err(format!(
+            "API URL (from {url_source}): '{raw_url}' is not a loopback address, and only the local stack's \
+             (http://127.0.0.1:…, written by `make dev`) is taken from {DEV_ENV}: pass --api-url, set JIT_API_URL \
+             or save it with `jit configure --api-url …`"
+        ));
+    }
+    let api_url = checked.map_err(|e| format!("API URL (from {url_source}): {e}"))?;
     let config_region = match &url_source {
         UrlSource::ConfigFile(_) => config.region.clone(),
         // A Region configured on its own (no URL) still applies to a URL from elsewhere.
@@ -207,18 +240,22 @@ pub fn resolve(args: &ApiArgs, env: Env<'_>, config: &ConfigFile, dev: Option<&D
         .or_else(|| api::region_of_url(&api_url))
         .or_else(|| from_dev.and_then(|d| d.region.clone()))
         .or(config_region);
-    let credentials_file =
-        from_dev.filter(|_| env("AWS_SHARED_CREDENTIALS_FILE").is_none()).and_then(|d| d.credentials_file.clone());
+    let env_keys = env("AWS_ACCESS_KEY_ID").is_some();
+    // The local stack's keys, unless the environment names its own credentials file, or its own
+    // keys and no --profile (they win, as in the AWS chain).
+    let local_keys = from_dev
+        .filter(|_| env("AWS_SHARED_CREDENTIALS_FILE").is_none() && (args.profile.is_some() || !env_keys))
+        .and_then(|d| d.credentials_file.clone());
     let profile = if args.profile.is_some() {
         args.profile.clone()
-    } else if env("AWS_PROFILE").is_some() || env("AWS_ACCESS_KEY_ID").is_some() {
+    } else if local_keys.is_some() {
+        env("AWS_PROFILE")
+    } else if env("AWS_PROFILE").is_some() || env_keys {
         None
-    } else if config.profile.is_some() {
-        config.profile.clone()
     } else {
-        credentials_file.as_deref().and_then(first_profile)
+        config.profile.clone()
     };
-    Ok(Settings { api_url, url_source, region, profile, credentials_file, document_name: config.document_name.clone() })
+    Ok(Settings { api_url, url_source, region, profile, local_keys, document_name: config.document_name.clone() })
 }
 
 /// The settings of this process: its flags, environment, config file and current directory.
@@ -232,15 +269,6 @@ pub fn resolve_here(args: &ApiArgs) -> Result<Settings, String> {
     resolve(args, env, &config, dev.as_ref())
 }
 
-fn profile_files(credentials_file: Option<&Path>) -> Option<EnvConfigFiles> {
-    credentials_file.map(|file| {
-        EnvConfigFiles::builder()
-            .include_default_config_file(true)
-            .with_file(EnvConfigFileKind::Credentials, file)
-            .build()
-    })
-}
-
 /// The Region from the AWS chain: `AWS_REGION` / `AWS_DEFAULT_REGION`, then the profile's.
 async fn chain_region(settings: &Settings) -> Option<String> {
     let from_env = aws_config::environment::region::EnvironmentVariableRegionProvider::new().region().await;
@@ -248,11 +276,8 @@ async fn chain_region(settings: &Settings) -> Option<String> {
         return Some(region.to_string());
     }
     let mut builder = aws_config::profile::ProfileFileRegionProvider::builder();
-    if let Some(profile) = &settings.profile {
+    if let Some(profile) = settings.profile.as_ref().filter(|_| settings.local_keys.is_none()) {
         builder = builder.profile_name(profile);
-    }
-    if let Some(files) = profile_files(settings.credentials_file.as_deref()) {
-        builder = builder.profile_files(files);
     }
     builder.build().region().await.map(|r| r.to_string())
 }
@@ -266,36 +291,33 @@ pub async fn connect(settings: &Settings) -> Result<Api, String> {
                 .to_owned()
         })?,
     };
-    let files = profile_files(settings.credentials_file.as_deref());
+    if let Some(file) = &settings.local_keys {
+        let (profile, credentials) = local_credentials(file, settings.profile.as_deref())?;
+        let source = format!("profile '{profile}' of {} (its static keys)", file.display());
+        return Ok(
+            Api::new(&settings.api_url, &region, SharedCredentialsProvider::new(credentials))?.credentials_from(source)
+        );
+    }
     let provider = match &settings.profile {
         // A named profile wins over credentials in the environment, as with the AWS CLI's --profile.
         Some(profile) => {
-            let mut builder = ProfileFileCredentialsProvider::builder()
+            let builder = ProfileFileCredentialsProvider::builder()
                 .configure(&ProviderConfig::without_region().with_region(Some(Region::new(region.clone()))))
                 .profile_name(profile);
-            if let Some(files) = files {
-                builder = builder.profile_files(files);
-            }
             SharedCredentialsProvider::new(builder.build())
         }
         None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.clone()));
-            if let Some(files) = files {
-                loader = loader.profile_files(files);
-            }
+            let loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.clone()));
             loader.load().await.credentials_provider().ok_or_else(|| {
                 "no AWS credentials provider: pass --profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID".to_owned()
             })?
         }
     };
-    let source = match (&settings.profile, &settings.credentials_file) {
-        (Some(profile), Some(file)) => format!("profile '{profile}' ({} or ~/.aws/config)", file.display()),
-        (Some(profile), None) => format!(
+    let source = match &settings.profile {
+        Some(profile) => format!(
             "profile '{profile}' (~/.aws/config, ~/.aws/credentials or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)"
         ),
-        (None, _) => {
-            "the AWS credential chain (environment, AWS_PROFILE or the default profile, instance role)".to_owned()
-        }
+        None => "the AWS credential chain (environment, AWS_PROFILE or the default profile, instance role)".to_owned(),
     };
     Ok(Api::new(&settings.api_url, &region, provider)?.credentials_from(source))
 }
@@ -329,11 +351,110 @@ mod tests {
         let none = ApiArgs::default();
         assert_eq!(resolve(&none, &env, &config, Some(&dev())).unwrap().url_source, UrlSource::Environment);
         let s = resolve(&none, &env_of(&[]), &config, Some(&dev())).unwrap();
-        assert_eq!((s.api_url.as_str(), s.credentials_file), ("https://cfg.example.com", None));
+        assert_eq!((s.api_url.as_str(), s.local_keys), ("https://cfg.example.com", None));
         let s = resolve(&none, &env_of(&[]), &ConfigFile::default(), Some(&dev())).unwrap();
         assert_eq!(s.url_source, UrlSource::DevEnv(PathBuf::from(".jit/dev.env")));
         assert_eq!(s.region.as_deref(), Some("us-east-1"));
-        assert_eq!(s.credentials_file, Some(PathBuf::from("/nonexistent/credentials")));
+        assert_eq!(s.local_keys, Some(PathBuf::from("/nonexistent/credentials")));
+    }
+
+    #[test]
+    fn dev_env_is_taken_only_for_a_loopback_url() {
+        // (dev.env's JIT_API_URL, whether it is taken)
+        let cases = [
+            ("http://127.0.0.1:8080", true),
+            ("https://127.0.0.1:8443", true),
+            ("http://[::1]:8080", true),
+            ("https://jit.example.com", false),
+            ("http://jit.example.com", false),
+        ];
+        for (url, taken) in cases {
+            let dev = DevEnv { api_url: Some(url.into()), ..dev() };
+
+            let resolved = resolve(&ApiArgs::default(), &env_of(&[]), &ConfigFile::default(), Some(&dev));
+
+            match resolved {
+                Ok(s) => assert!(taken && s.url_source == UrlSource::DevEnv(dev.path.clone()), "{url}: {s:?}"),
+                Err(e) => assert!(!taken && e.contains(".jit/dev.env") && e.contains("--api-url"), "{url}: {e}"),
+            }
+        }
+        let https = DevEnv { api_url: Some("https://jit.example.com".into()), ..dev() };
+        let refused = resolve(&ApiArgs::default(), &env_of(&[]), &ConfigFile::default(), Some(&https));
+        assert!(refused.is_err_and(|e| e.contains("not a loopback address")));
+    }
+
+    #[test]
+    fn dev_env_keys_are_the_named_profiles_else_the_first_unless_the_environment_has_its_own() {
+        // (flags, environment, the local keys' file and profile)
+        let file = Some(PathBuf::from("/nonexistent/credentials"));
+        let named = ApiArgs { profile: Some("approver-a".into()), ..Default::default() };
+        let none = ApiArgs::default();
+        let cases = [
+            (&none, vec![], file.clone(), None),
+            (&named, vec![], file.clone(), Some("approver-a")),
+            (&none, vec![("AWS_PROFILE", "approver-b")], file.clone(), Some("approver-b")),
+            (&named, vec![("AWS_ACCESS_KEY_ID", "AKIA")], file.clone(), Some("approver-a")),
+            (&none, vec![("AWS_ACCESS_KEY_ID", "AKIA")], None, None),
+            (&none, vec![("AWS_SHARED_CREDENTIALS_FILE", "/mine")], None, None),
+        ];
+        for (args, env, keys, profile) in cases {
+            let s = resolve(args, &env_of(&env), &ConfigFile::default(), Some(&dev())).unwrap();
+
+            assert_eq!((s.local_keys, s.profile.as_deref()), (keys, profile), "{args:?} {env:?}");
+        }
+    }
+
+    /// A fresh directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("jit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn dev_env_credentials_are_static_keys_whatever_else_the_profile_says() {
+        let dir = scratch("static-keys");
+        let marker = dir.join("ran");
+        let file = dir.join("credentials");
+        std::fs::write(
+            &file,
+            format!(
+                "# make dev\n[operator]\naws_access_key_id = AKIDLOCAL\naws_secret_access_key = s3cret\n\
+                 credential_process = touch {}\n[approver-a]\naws_access_key_id = AKIDAPPROVER\n\
+                 aws_secret_access_key = other\naws_session_token = tok\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+
+        let first = local_credentials(&file, None).unwrap();
+        let named = local_credentials(&file, Some("approver-a")).unwrap();
+
+        assert_eq!((first.0.as_str(), first.1.access_key_id()), ("operator", "AKIDLOCAL"));
+        assert_eq!((named.1.access_key_id(), named.1.session_token()), ("AKIDAPPROVER", Some("tok")));
+        assert!(!marker.exists(), "credential_process is not run");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_checkouts_credential_process_is_refused_not_run() {
+        // Arrange: a cloned repository's .jit/credentials whose only profile runs a command.
+        let dir = scratch("credential-process");
+        let marker = dir.join("ran");
+        let file = dir.join("credentials");
+        std::fs::write(&file, format!("[evil]\ncredential_process = touch {}\n", marker.display())).unwrap();
+        let dev = DevEnv { credentials_file: Some(file), ..dev() };
+        let settings = resolve(&ApiArgs::default(), &env_of(&[]), &ConfigFile::default(), Some(&dev)).unwrap();
+
+        // Act
+        let signed = connect(&settings).await;
+
+        // Assert
+        let refused = signed.err().unwrap_or_default();
+        assert!(refused.contains("profile 'evil'") && refused.contains("static keys"), "{refused}");
+        assert!(!marker.exists(), "credential_process is not run");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
