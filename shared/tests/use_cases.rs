@@ -473,11 +473,13 @@ async fn the_sweep_expires_overdue_requests_and_starts_lifecycles_that_never_ran
     );
 }
 
-/// Publishes into a list, failing on the request named `fail_on`.
+/// Publishes into a list, failing for now on the request named `fail_on` and for good on the one
+/// named `refuse`.
 #[derive(Default)]
 struct Bus {
     published: Mutex<Vec<StatusEvent>>,
     fail_on: Option<RequestId>,
+    refuse: Option<RequestId>,
 }
 
 #[async_trait]
@@ -485,6 +487,9 @@ impl EventPublisher for Bus {
     async fn publish(&self, events: &[StatusEvent]) -> Result<(), PortError> {
         if events.iter().any(|e| Some(&e.request_id) == self.fail_on.as_ref()) {
             return Err(PortError::Transient("injected: PutEvents throttled".into()));
+        }
+        if events.iter().any(|e| Some(&e.request_id) == self.refuse.as_ref()) {
+            return Err(PortError::Permanent("injected: PutEvents refused the event".into()));
         }
         self.published.lock().unwrap().extend_from_slice(events);
         Ok(())
@@ -509,6 +514,8 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
     let all = publish_batch(&healthy, &items).await;
     let failing = Bus { fail_on: Some(second.request_id.clone()), ..Bus::default() };
     let partial = publish_batch(&failing, &items).await;
+    let refusing = Bus { refuse: Some(first.request_id.clone()), ..Bus::default() };
+    let past_refusal = publish_batch(&refusing, &items).await;
 
     assert_eq!((all.published_events, all.failed_from), (4, None), "Submitted and Approved for each");
     let order: Vec<(RequestId, RequestStatus)> =
@@ -526,6 +533,11 @@ async fn the_publisher_publishes_in_order_and_stops_at_the_first_failure() {
         (partial.published_events, partial.failed_from.as_deref()),
         (2, Some("002")),
         "retried from the first failed record"
+    );
+    assert_eq!(
+        (past_refusal.published_events, past_refusal.unpublishable, past_refusal.failed_from),
+        (2, 2, None),
+        "events refused for good are counted and alarmed, and do not hold back the records after them"
     );
 }
 

@@ -7,20 +7,15 @@
 //! an event's retry, which mails everyone of the event again, is left for what a few tries here
 //! cannot fix.
 
-use std::time::Duration;
-
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sns::Client;
 
-use crate::adapters::classify;
+use crate::adapters::{batch, classify};
 use crate::ports::{Audience, Mail, Mailer, PortError};
 
 /// SNS takes at most ten entries, and 256 KiB in all, per `PublishBatch`.
 const BATCH_ENTRIES: usize = 10;
 const BATCH_BYTES: usize = 200 * 1024;
-/// Tries of an entry SNS failed on its side, with this pause before each further one.
-const ENTRY_ATTEMPTS: u32 = 3;
-const ENTRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub const RECIPIENT_ATTRIBUTE: &str = "recipient";
 
@@ -56,44 +51,34 @@ impl SnsMailer {
     }
 
     /// Sends `mails` (one topic's, at most one batch) in one call, then again those SNS failed
-    /// on its own side, up to `ENTRY_ATTEMPTS` tries each.
+    /// on its own side (`batch::send_entries`); a mail SNS refuses as the sender's fault is
+    /// `Permanent`.
     async fn publish_batch(&self, topic: &str, mails: &[&Mail]) -> Result<(), PortError> {
-        let mut entries = mails.iter().enumerate().map(|(i, m)| entry(i, m)).collect::<Result<Vec<_>, _>>()?;
-        for attempt in 1..=ENTRY_ATTEMPTS {
+        let entries = mails
+            .iter()
+            .enumerate()
+            .map(|(i, m)| entry(i, m).map(|e| (e.id().to_owned(), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        batch::send_entries("PublishBatch", entries, |entries| async move {
             let out = self
                 .client
                 .publish_batch()
                 .topic_arn(topic)
-                .set_publish_batch_request_entries(Some(entries.clone()))
+                .set_publish_batch_request_entries(Some(entries.into_iter().map(|(_, e)| e).collect()))
                 .send()
                 .await
                 .map_err(|e| classify("PublishBatch", &e))?;
-            let failed = out.failed();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            let summary = failed
+            Ok(out
+                .failed()
                 .iter()
-                .map(|f| {
-                    format!("{} ({}{})", f.id(), f.code(), f.message().map(|m| format!(": {m}")).unwrap_or_default())
+                .map(|f| batch::Refused {
+                    id: f.id().to_owned(),
+                    retry: if f.sender_fault() { batch::Retry::Never } else { batch::Retry::Now },
+                    why: format!("{}{}", f.code(), f.message().map(|m| format!(": {m}")).unwrap_or_default()),
                 })
-                .collect::<Vec<_>>()
-                .join(", ");
-            if failed.iter().any(|f| f.sender_fault()) {
-                return Err(PortError::Permanent(format!("PublishBatch refused mails: {summary}")));
-            }
-            if attempt == ENTRY_ATTEMPTS {
-                return Err(PortError::Transient(format!(
-                    "PublishBatch: {} of {} mails not taken after {ENTRY_ATTEMPTS} tries: {summary}",
-                    failed.len(),
-                    mails.len()
-                )));
-            }
-            tracing::warn!(failed = %summary, attempt, "SNS did not take some mails; sending those again");
-            entries.retain(|e| failed.iter().any(|f| f.id() == e.id()));
-            tokio::time::sleep(ENTRY_BACKOFF * attempt).await;
-        }
-        Ok(())
+                .collect())
+        })
+        .await
     }
 }
 
@@ -113,25 +98,9 @@ fn entry(index: usize, mail: &Mail) -> Result<PublishBatchRequestEntry, PortErro
         .map_err(|e| PortError::Permanent(format!("building an SNS batch entry: {e}")))
 }
 
-/// Splits one topic's mails into batches SNS takes: `BATCH_ENTRIES` at most, and (but for a
-/// single mail, which SNS judges alone) `BATCH_BYTES` at most.
-fn batches<'m>(mails: &[&'m Mail]) -> Vec<Vec<&'m Mail>> {
-    let mut out: Vec<Vec<&Mail>> = Vec::new();
-    let mut bytes = 0;
-    for mail in mails {
-        let size = mail.body.len() + mail.subject.len() + mail.recipient.len();
-        match out.last_mut() {
-            Some(batch) if batch.len() < BATCH_ENTRIES && bytes + size <= BATCH_BYTES => {
-                batch.push(mail);
-                bytes += size;
-            }
-            _ => {
-                out.push(vec![mail]);
-                bytes = size;
-            }
-        }
-    }
-    out
+/// One topic's mails in the calls SNS takes.
+fn batches(mails: Vec<&Mail>) -> Vec<Vec<&Mail>> {
+    batch::batches(mails, BATCH_ENTRIES, BATCH_BYTES, |m| m.body.len() + m.subject.len() + m.recipient.len())
 }
 
 #[async_trait::async_trait]
@@ -139,8 +108,8 @@ impl Mailer for SnsMailer {
     async fn send_all(&self, mails: &[Mail]) -> Result<(), PortError> {
         for audience in [Audience::Approvers, Audience::Requesters] {
             let topic_mails: Vec<&Mail> = mails.iter().filter(|m| m.audience == audience).collect();
-            for batch in batches(&topic_mails) {
-                self.publish_batch(self.topic(audience), &batch).await?;
+            for mails in batches(topic_mails) {
+                self.publish_batch(self.topic(audience), &mails).await?;
             }
         }
         Ok(())
@@ -286,13 +255,13 @@ mod tests {
     #[test]
     fn mails_are_batched_ten_to_a_call_and_within_the_size_sns_takes() {
         let small: Vec<Mail> = (0..23).map(|i| mail(Audience::Approvers, &format!("user/u{i}"))).collect();
-        let sizes: Vec<usize> = batches(&small.iter().collect::<Vec<_>>()).iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = batches(small.iter().collect()).iter().map(Vec::len).collect();
         assert_eq!(sizes, [10, 10, 3]);
 
         let mut large = mail(Audience::Approvers, "user/big");
         large.body = "x".repeat(90 * 1024);
         let three_large = [large.clone(), large.clone(), large];
-        let sizes: Vec<usize> = batches(&three_large.iter().collect::<Vec<_>>()).iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = batches(three_large.iter().collect()).iter().map(Vec::len).collect();
         assert_eq!(sizes, [2, 1], "no batch over {BATCH_BYTES} bytes");
     }
 

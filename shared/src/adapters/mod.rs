@@ -8,6 +8,8 @@ pub mod amazon_q;
 pub mod api_calls;
 #[cfg(feature = "apigw")]
 pub mod apigw;
+#[cfg(any(feature = "sns", feature = "eventbridge"))]
+mod batch;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "eventbridge")]

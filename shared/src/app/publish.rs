@@ -3,7 +3,11 @@
 //! never publish: whatever happens to them after their write, the events still go out.
 
 use crate::domain::events::ChangeRecord;
-use crate::ports::EventPublisher;
+use crate::ports::{EventPublisher, PortError};
+
+/// The `alarm` field of the log line for events that can never go out (the template's
+/// `EventsNotPublishedAlarm` counts it).
+pub const NOT_PUBLISHED_ALARM: &str = "EventsNotPublished";
 
 /// One stream record, as the stream adapter read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +31,10 @@ pub enum OutboxContent {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishReport {
     pub published_events: usize,
+    /// Events EventBridge refused for good (or records no publisher can read): logged and alarmed,
+    /// not retried, since a retry would hold the shard behind them for a day and then drop the
+    /// records after them too.
+    pub unpublishable: usize,
     /// The first record that could not be published: Lambda retries the batch from it, so the
     /// records after it are not attempted now (a request's events keep their order).
     pub failed_from: Option<String>,
@@ -41,19 +49,26 @@ pub async fn publish_batch(events: &dyn EventPublisher, items: &[OutboxItem]) ->
             OutboxContent::Malformed(why) => {
                 // Retrying would block the shard behind a record no retry can read; it stays in
                 // the table as the audit record it is.
-                tracing::error!(sequence = %item.sequence, error = %why, "an audit record's change cannot be read; no event for it");
+                tracing::error!(alarm = NOT_PUBLISHED_ALARM, sequence = %item.sequence, error = %why, "an audit record's change cannot be read; no event for it");
+                report.unpublishable += 1;
             }
             OutboxContent::Change(change) => {
                 let list = change.events();
                 if list.is_empty() {
                     continue;
                 }
-                if let Err(e) = events.publish(&list).await {
-                    tracing::warn!(sequence = %item.sequence, request_id = %change.request.request_id, error = %e, "publishing failed; the stream retries");
-                    report.failed_from = Some(item.sequence.clone());
-                    return report;
+                match events.publish(&list).await {
+                    Ok(()) => report.published_events += list.len(),
+                    Err(PortError::Permanent(e)) => {
+                        tracing::error!(alarm = NOT_PUBLISHED_ALARM, sequence = %item.sequence, request_id = %change.request.request_id, error = %e, "events refused for good; the audit record keeps the change");
+                        report.unpublishable += list.len();
+                    }
+                    Err(e @ PortError::Transient(_)) => {
+                        tracing::warn!(sequence = %item.sequence, request_id = %change.request.request_id, error = %e, "publishing failed; the stream retries");
+                        report.failed_from = Some(item.sequence.clone());
+                        return report;
+                    }
                 }
-                report.published_events += list.len();
             }
         }
     }
