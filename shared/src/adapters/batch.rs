@@ -59,9 +59,14 @@ pub(crate) struct Refused {
 
 /// Makes `call` with `entries` (each with its id), then again with those refused for `Retry::Now`,
 /// up to `ENTRY_ATTEMPTS` tries. Afterwards: `Transient` when some are still refused for a reason
-/// of the service's (or `Retry::Later`), else `Permanent` when some were refused for good, else
-/// `Ok`. A call that fails as a whole returns its error at once.
-pub(crate) async fn send_entries<E, F, Fut>(api: &str, entries: Vec<(String, E)>, mut call: F) -> Result<(), PortError>
+/// of the service's (or `Retry::Later`), else the entries refused for good (`Retry::Never`: the
+/// caller says what that means), none when every entry was taken. A call that fails as a whole
+/// returns its error at once.
+pub(crate) async fn send_entries<E, F, Fut>(
+    api: &str,
+    entries: Vec<(String, E)>,
+    mut call: F,
+) -> Result<Vec<Refused>, PortError>
 where
     E: Clone,
     F: FnMut(Vec<(String, E)>) -> Fut,
@@ -91,13 +96,10 @@ where
         pending.retain(|(id, _)| now.iter().any(|r| &r.id == id));
         tokio::time::sleep(ENTRY_BACKOFF * attempt).await;
     }
-    match never.is_empty() {
-        true => Ok(()),
-        false => Err(PortError::Permanent(format!("{api} refused: {}", summary(&never)))),
-    }
+    Ok(never)
 }
 
-fn summary(refused: &[Refused]) -> String {
+pub(crate) fn summary(refused: &[Refused]) -> String {
     refused.iter().map(|r| format!("{} ({})", r.id, r.why)).collect::<Vec<_>>().join(", ")
 }
 

@@ -61,7 +61,10 @@ impl EventPublisher for EventBridgePublisher {
         }
         for chunk in batch::batches(entries, MAX_ENTRIES, MAX_BYTES, entry_size) {
             let named = chunk.into_iter().enumerate().map(|(i, e)| (format!("event-{i}"), e)).collect();
-            batch::send_entries("PutEvents", named, |entries| self.put(entries)).await?;
+            let refused = batch::send_entries("PutEvents", named, |entries| self.put(entries)).await?;
+            if !refused.is_empty() {
+                return Err(PortError::Permanent(format!("PutEvents refused: {}", batch::summary(&refused))));
+            }
         }
         Ok(())
     }

@@ -83,6 +83,40 @@ mod tests {
         assert!(approve.contains(r#"alarm = "BreakGlassFlagged""#), "the approve function logs the flag alarm");
     }
 
+    /// A bus that takes everything (a record that cannot be read never reaches it).
+    struct Nowhere;
+
+    #[async_trait::async_trait]
+    impl crate::ports::EventPublisher for Nowhere {
+        async fn publish(&self, _: &[crate::domain::events::StatusEvent]) -> Result<(), crate::ports::PortError> {
+            Ok(())
+        }
+    }
+
+    /// What can never go out (events, mails) is skipped with a line its alarm's filter reads.
+    #[test]
+    fn lines_of_what_can_never_go_out_have_the_field_their_alarms_read() {
+        let buffer = Buffer::default();
+        let unreadable = crate::app::publish::OutboxItem {
+            sequence: "0001".into(),
+            content: crate::app::publish::OutboxContent::Malformed("change: unknown variant".into()),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        tracing::subscriber::with_default(builder(buffer.clone(), tracing_subscriber::EnvFilter::new("info")), || {
+            let report = runtime.block_on(crate::app::publish::publish_batch(&Nowhere, &[unreadable]));
+            assert_eq!(report.unpublishable, 1);
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(record["fields"]["alarm"], crate::app::publish::NOT_PUBLISHED_ALARM, "{text}");
+        let template = include_str!("../../../template.yaml");
+        for alarm in [crate::app::publish::NOT_PUBLISHED_ALARM, "MailNotSent"] {
+            let pattern = format!(r#"FilterPattern: '{{ $.fields.alarm = "{alarm}" }}'"#);
+            assert!(template.contains(&pattern), "the template has {pattern}");
+        }
+        assert!(include_str!("mail.rs").contains(r#"MAIL_NOT_SENT_ALARM: &str = "MailNotSent""#));
+    }
+
     /// The sweeper's own record (`SweepOutcome::log`) as the SweeperFixes metric filter reads it.
     #[test]
     fn a_sweep_record_has_the_fields_the_templates_metric_filter_reads() {

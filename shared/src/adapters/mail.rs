@@ -19,6 +19,9 @@ const BATCH_BYTES: usize = 200 * 1024;
 
 pub const RECIPIENT_ATTRIBUTE: &str = "recipient";
 
+/// The `alarm` field of the log line for a mail SNS refused for good (`MailNotSentAlarm`).
+pub const MAIL_NOT_SENT_ALARM: &str = "MailNotSent";
+
 /// The filter policy of a person's subscription.
 pub fn filter_policy(recipient: &str) -> String {
     serde_json::json!({ RECIPIENT_ATTRIBUTE: [recipient] }).to_string()
@@ -51,15 +54,16 @@ impl SnsMailer {
     }
 
     /// Sends `mails` (one topic's, at most one batch) in one call, then again those SNS failed
-    /// on its own side (`batch::send_entries`); a mail SNS refuses as the sender's fault is
-    /// `Permanent`.
+    /// on its own side (`batch::send_entries`). A mail SNS refuses as the sender's fault can never
+    /// go: it is logged and alarmed (`MAIL_NOT_SENT_ALARM`) rather than failing the event, whose
+    /// retries would mail everyone else again and still not send it.
     async fn publish_batch(&self, topic: &str, mails: &[&Mail]) -> Result<(), PortError> {
         let entries = mails
             .iter()
             .enumerate()
             .map(|(i, m)| entry(i, m).map(|e| (e.id().to_owned(), e)))
             .collect::<Result<Vec<_>, _>>()?;
-        batch::send_entries("PublishBatch", entries, |entries| async move {
+        let refused = batch::send_entries("PublishBatch", entries, |entries| async move {
             let out = self
                 .client
                 .publish_batch()
@@ -78,7 +82,16 @@ impl SnsMailer {
                 })
                 .collect())
         })
-        .await
+        .await?;
+        for entry in refused {
+            let recipient = mails
+                .iter()
+                .enumerate()
+                .find(|(i, _)| format!("mail-{i}") == entry.id)
+                .map(|(_, m)| m.recipient.as_str());
+            tracing::error!(alarm = MAIL_NOT_SENT_ALARM, topic, recipient, error = %entry.why, "SNS refused a mail for good; the others of the event went");
+        }
+        Ok(())
     }
 }
 
@@ -242,13 +255,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_entry_sns_refuses_is_a_permanent_error_not_sent_again() {
+    async fn a_mail_sns_refuses_for_good_is_not_sent_again_and_does_not_fail_the_others() {
         let refused = mock!(aws_sdk_sns::Client::publish_batch)
-            .then_http_response(|| answer(&[], &[("mail-0", "InvalidParameter", true)]));
+            .match_requests(|req| recipients(req) == ["user/alice", "user/bob"])
+            .then_http_response(|| answer(&["mail-1"], &[("mail-0", "InvalidParameter", true)]));
+        let mails = [mail(Audience::Approvers, "user/alice"), mail(Audience::Approvers, "user/bob")];
 
-        let err = mailer(&[&refused]).send_all(&[mail(Audience::Approvers, "user/alice")]).await.unwrap_err();
+        // Act: the event's notifier would be retried (mailing bob again) on an error.
+        let sent = mailer(&[&refused]).send_all(&mails).await;
 
-        assert!(matches!(&err, PortError::Permanent(m) if m.contains("InvalidParameter")), "{err:?}");
+        assert!(sent.is_ok(), "logged and alarmed (MailNotSent), not an error: {sent:?}");
         assert_eq!(refused.num_calls(), 1);
     }
 
