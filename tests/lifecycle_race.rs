@@ -95,6 +95,13 @@ impl RequestStore for FlakyStore {
     ) -> Result<jit_shared::ports::CreateOutcome, PortError> {
         self.inner.create(r, a, i).await
     }
+    async fn replay(
+        &self,
+        record: &jit_shared::ports::IdempotencyRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<jit_shared::ports::CreateOutcome>, PortError> {
+        self.inner.replay(record, now).await
+    }
     async fn get(&self, id: &RequestId) -> Result<Option<jit_shared::domain::request::AccessRequest>, PortError> {
         self.inner.get(id).await
     }

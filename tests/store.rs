@@ -18,7 +18,7 @@ use jit_shared::domain::approval::ApprovalProgress;
 use jit_shared::domain::principal::CallerArn;
 use jit_shared::domain::request::{ApprovalLevel, ApprovalPlan, Approver, Decision, DecisionRule};
 use jit_shared::domain::status::RequestStatus;
-use jit_shared::ports::{ListQuery, RequestStore, Transition, TransitionError};
+use jit_shared::ports::{CreateOutcome, ListQuery, RequestStore, Transition, TransitionError};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -361,6 +361,34 @@ async fn an_idempotency_key_is_honoured_for_24_hours_and_may_be_used_again_after
         .unwrap();
     assert!(!after.replayed, "a key past its 24 hours is a new request, even with another body");
     assert_ne!(after.request.request_id, first.request.request_id);
+}
+
+#[tokio::test]
+async fn a_replay_reads_what_an_earlier_call_with_the_key_made_and_creates_nothing() {
+    // Arrange
+    let f = Fixture::new().await;
+    let alice = caller("alice");
+    let t0 = Utc::now();
+    let first = intake::submit(&f.deps(), &alice, &body("i-0123abcd", "one", 30), Some("k"), t0).await.unwrap();
+    let record = |key: &str, hash: String| jit_shared::ports::IdempotencyRecord {
+        caller: alice.clone(),
+        key: key.into(),
+        body_hash: hash,
+    };
+    let hash = |reason: &str| intake::NewRequest::parse(&body("i-0123abcd", reason, 30)).unwrap().fingerprint();
+    let items = f.item_count().await;
+
+    // Act
+    let same = f.store.replay(&record("k", hash("one")), t0).await.unwrap();
+    let other_body = f.store.replay(&record("k", hash("two")), t0).await.unwrap();
+    let unused = f.store.replay(&record("never-used", hash("one")), t0).await.unwrap();
+    let expired = f.store.replay(&record("k", hash("one")), t0 + Duration::hours(25)).await.unwrap();
+
+    // Assert
+    assert!(matches!(same, Some(CreateOutcome::Replayed(r)) if r.request_id == first.request.request_id));
+    assert_eq!(other_body, Some(CreateOutcome::KeyReused));
+    assert_eq!((unused, expired), (None, None));
+    assert_eq!(f.item_count().await, items, "a replay writes nothing");
 }
 
 #[tokio::test]

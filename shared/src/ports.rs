@@ -85,6 +85,10 @@ pub trait RequestStore: Send + Sync {
         audit: &AuditRecord,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<CreateOutcome, PortError>;
+    /// What `create` would answer for this idempotency record now, without creating anything:
+    /// the request an earlier call made with the same key and body (`Replayed`), `KeyReused` for
+    /// another body, `None` when the key is unused (or past its 24 hours).
+    async fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Result<Option<CreateOutcome>, PortError>;
     async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError>;
     /// The requester's requests, newest first.
     async fn list_by_requester(&self, requester: &CallerArn, query: &ListQuery) -> Result<Page, PortError>;

@@ -2650,6 +2650,32 @@ fn a_schedule_must_start_in_the_future_and_within_fourteen_days() {
     assert_eq!(submit::NewRequest::parse(no_offset).unwrap_err().code, "InvalidStartsAt");
 }
 
+#[tokio::test]
+async fn a_retry_after_the_scheduled_start_passed_returns_the_request_the_first_call_made() {
+    // Arrange: alice schedules access two minutes ahead with an idempotency key.
+    let now = Utc::now();
+    let w = Workflows::new(GrantMode::Attach);
+    let body = format!(
+        r#"{{"nodeId": "i-0123456789abcdef0", "reason": "change window", "durationMinutes": 30, "startsAt": "{}"}}"#,
+        (now + Duration::minutes(2)).to_rfc3339()
+    );
+    let first = submit::submit(&w.intake(), &ARN_ALICE, body.as_bytes(), Some("change-42"), now).await.unwrap();
+    let later = now + Duration::minutes(5);
+
+    // Act: her client retries after the start; then someone reuses the key with another body,
+    // and a call without a key.
+    let retried = submit::submit(&w.intake(), &ARN_ALICE, body.as_bytes(), Some("change-42"), later).await.unwrap();
+    let other = body.replace("change window", "another window");
+    let reused = submit::submit(&w.intake(), &ARN_ALICE, other.as_bytes(), Some("change-42"), later).await.unwrap_err();
+    let keyless = submit::submit(&w.intake(), &ARN_ALICE, body.as_bytes(), None, later).await.unwrap_err();
+
+    // Assert
+    assert!(retried.replayed);
+    assert_eq!(retried.request.request_id, first.request.request_id);
+    assert_eq!(reused.code(), "IdempotencyKeyReused");
+    assert_eq!(keyless.code(), "StartsInThePast");
+}
+
 /// Alice may break glass (60 minutes at most, reviewed within a day); never on Partner nodes;
 /// `lead` approves every node, so `lead` is told and reviews.
 fn with_break_glass() -> jit_shared::policy::PolicySet {

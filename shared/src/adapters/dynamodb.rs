@@ -401,7 +401,7 @@ impl DynamoStore {
             .collect()
     }
 
-    async fn replay(
+    async fn replay_key(
         &self,
         record: &IdempotencyRecord,
         now: &DateTime<Utc>,
@@ -762,7 +762,7 @@ impl RequestStore for DynamoStore {
                     {
                         return Err(classify("TransactWriteItems", &e));
                     }
-                    if let Some(outcome) = self.replay(record, &request.created_at).await? {
+                    if let Some(outcome) = self.replay_key(record, &request.created_at).await? {
                         return Ok(outcome);
                     }
                 }
@@ -771,6 +771,10 @@ impl RequestStore for DynamoStore {
             delay *= 2;
         }
         Err(PortError::Transient("TransactWriteItems: kept conflicting with a concurrent write".into()))
+    }
+
+    async fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Result<Option<CreateOutcome>, PortError> {
+        self.replay_key(record, &now).await
     }
 
     async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {

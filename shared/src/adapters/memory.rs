@@ -33,6 +33,21 @@ pub struct MemoryStore {
     state: Mutex<State>,
 }
 
+/// What an earlier call with this key left (idempotency keys here never expire).
+fn replayed(state: &State, record: &IdempotencyRecord) -> Result<Option<CreateOutcome>, PortError> {
+    let key = (record.caller.to_string(), record.key.clone());
+    let Some((hash, id)) = state.idempotency.get(&key) else { return Ok(None) };
+    if hash != &record.body_hash {
+        return Ok(Some(CreateOutcome::KeyReused));
+    }
+    let existing = state
+        .requests
+        .get(id)
+        .cloned()
+        .ok_or_else(|| PortError::Permanent("idempotency key without its request".into()))?;
+    Ok(Some(CreateOutcome::Replayed(Box::new(existing))))
+}
+
 fn poisoned() -> PortError {
     PortError::Permanent("the in-memory store's lock was poisoned".into())
 }
@@ -80,22 +95,16 @@ impl RequestStore for MemoryStore {
     ) -> Result<CreateOutcome, PortError> {
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         if let Some(record) = idempotency {
-            let key = (record.caller.to_string(), record.key.clone());
-            if let Some((hash, id)) = state.idempotency.get(&key) {
-                if hash != &record.body_hash {
-                    return Ok(CreateOutcome::KeyReused);
-                }
-                let existing = state
-                    .requests
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| PortError::Permanent("idempotency key without its request".into()))?;
-                return Ok(CreateOutcome::Replayed(Box::new(existing)));
+            if let Some(outcome) = replayed(&state, record)? {
+                return Ok(outcome);
             }
-            state.idempotency.insert(key, (record.body_hash.clone(), request.request_id.clone()));
         }
         if state.requests.contains_key(&request.request_id) {
             return Err(PortError::Permanent(format!("request {} exists", request.request_id)));
+        }
+        if let Some(record) = idempotency {
+            let key = (record.caller.to_string(), record.key.clone());
+            state.idempotency.insert(key, (record.body_hash.clone(), request.request_id.clone()));
         }
         state.requests.insert(request.request_id.clone(), request.clone());
         state.audits.entry(request.request_id.clone()).or_default().push(audit.clone());
@@ -190,6 +199,14 @@ impl RequestStore for MemoryStore {
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
         Ok(self.state.lock().map_err(|_| poisoned())?.audits.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn replay(
+        &self,
+        record: &IdempotencyRecord,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<CreateOutcome>, PortError> {
+        replayed(&*self.state.lock().map_err(|_| poisoned())?, record)
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
@@ -300,6 +317,9 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {
         self.0.transition(t).await?;
         Err(TransitionError::Port(lost_reply()))
+    }
+    async fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Result<Option<CreateOutcome>, PortError> {
+        self.0.replay(record, now).await
     }
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
         self.0.audit_trail(id).await

@@ -204,7 +204,20 @@ pub async fn submit(
     // Validate everything before touching the store: a bad input writes nothing.
     let key = idempotency_key.map(|k| IdempotencyKey::try_from(k.to_owned())).transpose()?;
     let new = NewRequest::parse(body)?;
-    check_schedule(new.starts_at, now)?;
+    if let Err(refusal) = check_schedule(new.starts_at, now) {
+        // A retry of a call that was made before its start passed answers as that call did.
+        if let Some(key) = &key {
+            let record = IdempotencyRecord {
+                caller: caller.clone(),
+                key: key.as_str().to_owned(),
+                body_hash: new.fingerprint(),
+            };
+            if let Some(outcome) = deps.store.replay(&record, now).await? {
+                return answer(outcome, None);
+            }
+        }
+        return Err(refusal.into());
+    }
     deps.settings.check_node(&new.node_id)?;
     let member_node = deps.settings.is_member_node(&new.node_id);
     let request = AccessRequest {
@@ -327,10 +340,17 @@ async fn create(
         key.map(|k| IdempotencyRecord { caller: caller.clone(), key: k.as_str().to_owned(), body_hash: fingerprint });
     // The Submitted event comes from the table's stream once this write commits, so a replay
     // has nothing to publish again.
-    match deps.store.create(&request, &audit, idem.as_ref()).await? {
-        CreateOutcome::Created => Ok(Submitted { request, replayed: false }),
-        CreateOutcome::Replayed(existing) => Ok(Submitted { request: *existing, replayed: true }),
-        CreateOutcome::KeyReused => Err(ServiceError::Conflict {
+    let outcome = deps.store.create(&request, &audit, idem.as_ref()).await?;
+    answer(outcome, Some(request))
+}
+
+/// The answer to a create (`created`: the request it stored, if it did) or a replay.
+fn answer(outcome: CreateOutcome, created: Option<AccessRequest>) -> Result<Submitted, ServiceError> {
+    match (outcome, created) {
+        (CreateOutcome::Created, Some(request)) => Ok(Submitted { request, replayed: false }),
+        (CreateOutcome::Created, None) => Err(ServiceError::Internal("a replay created a request".into())),
+        (CreateOutcome::Replayed(existing), _) => Ok(Submitted { request: *existing, replayed: true }),
+        (CreateOutcome::KeyReused, _) => Err(ServiceError::Conflict {
             code: "IdempotencyKeyReused",
             message: "this Idempotency-Key was already used with a different request body".into(),
         }),

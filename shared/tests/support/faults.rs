@@ -291,6 +291,9 @@ impl<T: RequestStore + ?Sized> RequestStore for Faulty<'_, T> {
     ) -> Result<CreateOutcome, PortError> {
         gated!(self, Site::StoreCreate, self.inner.create(request, audit, idempotency).await)
     }
+    async fn replay(&self, record: &IdempotencyRecord, now: DateTime<Utc>) -> Result<Option<CreateOutcome>, PortError> {
+        gated!(self, Site::StoreGet, self.inner.replay(record, now).await)
+    }
     async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
         gated!(self, Site::StoreGet, self.inner.get(id).await)
     }
