@@ -186,7 +186,7 @@ fn the_aws_cli_starts_a_request_and_gets_jitna_credentials_for_it() {
     assert!((now..=now + 3600).contains(&expires), "expires at {expires}, now {now}");
     assert_eq!(
         (token["Target"].as_str(), token["DocumentName"].as_str()),
-        (Some(DEV_NODE), Some("SSM-SessionManagerRunShell"))
+        (Some(DEV_NODE), Some("jit-node-access-session"))
     );
     let ids: Vec<&str> =
         listed["AccessRequests"].as_array().unwrap().iter().filter_map(|r| r["AccessRequestId"].as_str()).collect();

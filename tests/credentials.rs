@@ -68,9 +68,18 @@ async fn an_identity_center_user_gets_credentials_of_the_session_role_named_afte
         statements[0]["Resource"],
         serde_json::json!([
             "arn:aws:ec2:us-east-1:123456789012:instance/i-0123456789abcdef0",
-            "arn:aws:ssm:us-east-1:123456789012:document/SSM-SessionManagerRunShell"
+            "arn:aws:ssm:us-east-1:123456789012:document/jit-node-access-session"
         ])
     );
+    // The stack's own document, a Session document that logs sessions, as the template makes it.
+    let document = aws_sdk_ssm::Client::new(&sdk().await)
+        .describe_document()
+        .name("jit-node-access-session")
+        .send()
+        .await
+        .unwrap();
+    let kind = document.document().and_then(|d| d.document_type()).map(|t| t.as_str().to_owned());
+    assert_eq!(kind.as_deref(), Some("Session"));
     assert_eq!(statements[0]["Condition"]["BoolIfExists"]["ssm:SessionDocumentAccessCheck"], "true");
     assert!(statements.iter().any(|s| s["Action"] == "ssmmessages:OpenDataChannel"));
     let deadline = chrono::DateTime::parse_from_rfc3339(creds["accessDeadline"].as_str().unwrap()).unwrap();
@@ -146,7 +155,7 @@ async fn a_member_accounts_node_is_decided_with_its_account_and_reached_through_
     let policy: Value = serde_json::from_str(&sent["Policy"]).unwrap();
     assert_eq!(
         policy["Statement"][0]["Resource"],
-        serde_json::json!([MEMBER_DEV, "arn:aws:ssm:us-east-1:222233334444:document/SSM-SessionManagerRunShell"])
+        serde_json::json!([MEMBER_DEV, "arn:aws:ssm:us-east-1:222233334444:document/jit-node-access-session"])
     );
 }
 

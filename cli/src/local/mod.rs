@@ -393,7 +393,8 @@ pub async fn start(opts: StartOptions<'_>) -> Result<LocalStack, String> {
             partition: "aws".into(),
             region: crate::emulator::REGION.into(),
             account: crate::emulator::ACCOUNT_ID.into(),
-            session_documents: vec![jit_shared::domain::grant::DEFAULT_SESSION_DOCUMENT.into()],
+            // The document provisioning created, as the template does: the one grants allow.
+            session_documents: vec![crate::ops::connect::DEFAULT_DOCUMENT.into()],
             mode: opts.grant_mode,
             session_role_name: provisioned.session_role_name.clone(),
             member_accounts: provisioned.member_accounts.clone(),

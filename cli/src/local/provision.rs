@@ -201,12 +201,14 @@ async fn provision_member_account(
         None,
         "member-account",
     );
+    let provider = aws_credential_types::provider::SharedCredentialsProvider::new(credentials);
     let iam = aws_sdk_iam::Client::from_conf(
-        aws_sdk_iam::config::Builder::from(sdk)
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
-            .build(),
+        aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider.clone()).build(),
     );
     create_session_role(&iam, session_role_name, account).await?;
+    let ssm =
+        aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(sdk).credentials_provider(provider).build());
+    create_session_document(&ssm).await?;
     use jit_shared::adapters::accounts::{READER_ROLE, TEARDOWN_ROLE};
     for role in [READER_ROLE, TEARDOWN_ROLE] {
         // Fixed names, shared by every local stack on the same emulator: the first creates them.
@@ -217,6 +219,40 @@ async fn provision_member_account(
         }
     }
     Ok(())
+}
+
+/// The stack's Session Manager document as `template.yaml` (and `member-account.yaml`) create it,
+/// under the same name: the one document grants allow, so what the local stack issues names what
+/// a deployed stack's grants name. Fixed, shared by every local stack on the same emulator: the
+/// first creates it.
+async fn create_session_document(ssm: &aws_sdk_ssm::Client) -> Result<(), String> {
+    let content = serde_json::json!({
+        "schemaVersion": "1.0",
+        "description": "jit-node-access sessions, logged to CloudWatch Logs",
+        "sessionType": "Standard_Stream",
+        "inputs": {
+            "cloudWatchLogGroupName": format!("/ssm/sessions/{}", crate::ops::connect::DEFAULT_DOCUMENT),
+            "cloudWatchEncryptionEnabled": true,
+            "cloudWatchStreamingEnabled": true,
+            "idleSessionTimeout": "20",
+            "maxSessionDuration": "60",
+            "runAsEnabled": false,
+            "runAsDefaultUser": ""
+        }
+    });
+    let created = ssm
+        .create_document()
+        .name(crate::ops::connect::DEFAULT_DOCUMENT)
+        .document_type(aws_sdk_ssm::types::DocumentType::Session)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .content(content.to_string())
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().is_some_and(|s| s.is_document_already_exists()) => Ok(()),
+        Err(err) => Err(e("the session document")(err)),
+    }
 }
 
 const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
@@ -355,6 +391,7 @@ pub async fn provision(
     let iam = aws_sdk_iam::Client::new(sdk);
     let session_role_name = format!("{prefix}-session");
     create_session_role(&iam, &session_role_name, crate::emulator::ACCOUNT_ID).await?;
+    create_session_document(&aws_sdk_ssm::Client::new(sdk)).await?;
     let sts = aws_sdk_sts::Client::new(sdk);
     let member_accounts = seed.member_accounts(crate::emulator::ACCOUNT_ID);
     for account in &member_accounts {

@@ -26,10 +26,10 @@ use settings::ApiArgs;
 pub mod exit {
     /// Done; for `jit request --wait`: Approved.
     pub const OK: u8 = 0;
-    /// The API refused (the message names the field and the code), could not be reached, or no
-    /// credentials were found.
+    /// The API refused (the message names the field and the code), could not be reached, no
+    /// credentials were found, or the setup is broken (config file, credentials file, root certificates).
     pub const ERROR: u8 = 1;
-    /// A bad flag or argument, or nothing says where the API is (clap's own usage status).
+    /// A bad flag or argument, or nothing says where the API is: no URL or Region (clap's own usage status).
     pub const USAGE: u8 = 2;
     /// `request --wait`: Rejected.
     pub const REJECTED: u8 = 3;
@@ -71,6 +71,15 @@ impl Failure {
 
     fn usage(message: impl Into<String>) -> Self {
         Self::new(exit::USAGE, message)
+    }
+}
+
+impl From<settings::SetupError> for Failure {
+    fn from(e: settings::SetupError) -> Self {
+        match e {
+            settings::SetupError::Usage(message) => Self::usage(message),
+            settings::SetupError::Environment(message) => Self::new(exit::ERROR, message),
+        }
     }
 }
 
@@ -414,7 +423,7 @@ pub struct CompletionsArgs {
 /// Runs an operator command; `root` builds the whole `jit` command (for completions).
 pub fn run(command: OperatorCommand, root: fn() -> clap::Command) -> ExitCode {
     let outcome = match command {
-        OperatorCommand::Configure(args) => configure(&args),
+        OperatorCommand::Configure(args) => configure(&args, &settings::process_env),
         OperatorCommand::Completions(args) => {
             let mut cmd = root();
             let name = cmd.get_name().to_owned();
@@ -436,8 +445,17 @@ pub fn run(command: OperatorCommand, root: fn() -> clap::Command) -> ExitCode {
 }
 
 async fn open(args: &ApiArgs) -> Result<(Api, settings::Settings), Failure> {
-    let resolved = settings::resolve_here(args).map_err(Failure::usage)?;
-    let api = settings::connect(&resolved).await.map_err(Failure::usage)?;
+    open_in(args, &settings::process_env, std::env::current_dir().ok().as_deref()).await
+}
+
+/// `open` with the environment `env`, called from `dir`.
+async fn open_in(
+    args: &ApiArgs,
+    env: settings::Env<'_>,
+    dir: Option<&std::path::Path>,
+) -> Result<(Api, settings::Settings), Failure> {
+    let resolved = settings::resolve_in(args, env, dir)?;
+    let api = settings::connect(&resolved).await?;
     Ok((api, resolved))
 }
 
@@ -505,7 +523,7 @@ async fn dispatch(command: OperatorCommand) -> Result<u8, Failure> {
             print!("{}", connect::format_credentials(&issued, args.format)?);
             Ok(exit::OK)
         }
-        OperatorCommand::Configure(args) => configure(&args),
+        OperatorCommand::Configure(args) => configure(&args, &settings::process_env),
         OperatorCommand::Completions(_) => Err(Failure::usage("completions need the whole command")),
     }
 }
@@ -714,11 +732,11 @@ async fn decide(args: DecideArgs, action: &str, done: &str) -> Result<u8, Failur
     }
 }
 
-fn configure(args: &settings::ConfigFile) -> Result<u8, Failure> {
-    let env: settings::Env<'_> = &settings::process_env;
+fn configure(args: &settings::ConfigFile, env: settings::Env<'_>) -> Result<u8, Failure> {
+    // Where the file goes, and what it holds, is the setup's, not a usage mistake.
     let path = settings::config_path(env)
-        .ok_or_else(|| Failure::usage("no home directory: set HOME (or JIT_CONFIG to the file to write)"))?;
-    let mut config = settings::load_config(&path).map_err(Failure::usage)?;
+        .ok_or_else(|| Failure::new(exit::ERROR, "no home directory: set HOME (or JIT_CONFIG to the file to write)"))?;
+    let mut config = settings::load_config(&path).map_err(|e| Failure::new(exit::ERROR, e))?;
     let set = |slot: &mut Option<String>, value: &Option<String>| {
         if let Some(v) = value {
             *slot = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
@@ -893,5 +911,98 @@ mod tests {
         assert!(valid::<NodeId>("web-1").unwrap_err().contains("EC2 instance id"));
         assert!(valid::<Reason>("   ").is_err());
         assert_eq!(valid::<Reason>("  ok  "), Ok("ok".to_owned()));
+    }
+
+    /// A fresh directory for one case.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("jit-ops-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Looks names up in `pairs` instead of the process's environment.
+    fn env_of(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    }
+
+    /// Writes the config file, or a directory in its place, and names it in `JIT_CONFIG`.
+    fn config_file(dir: &std::path::Path, text: Option<&str>) -> Vec<(&'static str, String)> {
+        let path = dir.join("config.json");
+        match text {
+            Some(text) => std::fs::write(&path, text).unwrap(),
+            None => std::fs::create_dir_all(&path).unwrap(),
+        }
+        vec![("JIT_CONFIG", path.display().to_string())]
+    }
+
+    #[tokio::test]
+    async fn usage_mistakes_exit_2_and_a_broken_setup_exits_1() {
+        // (case, what it sets up in its directory: flags and environment, exit status, message part)
+        type Arrange = fn(&std::path::Path) -> (ApiArgs, Vec<(&'static str, String)>);
+        let cases: [(&str, Arrange, u8, &str); 5] = [
+            ("no-url", |_| (ApiArgs::default(), vec![]), exit::USAGE, "no API URL"),
+            (
+                "plain-http-url",
+                |_| (ApiArgs { api_url: Some("http://api.example.com".into()), ..Default::default() }, vec![]),
+                exit::USAGE,
+                "https://",
+            ),
+            ("broken-config", |dir| (ApiArgs::default(), config_file(dir, Some("{"))), exit::ERROR, "jit configure"),
+            ("unreadable-config", |dir| (ApiArgs::default(), config_file(dir, None)), exit::ERROR, "reading"),
+            (
+                "missing-dev-credentials",
+                |dir| {
+                    std::fs::create_dir_all(dir.join(".jit")).unwrap();
+                    let text = format!(
+                        "JIT_API_URL=http://127.0.0.1:9\nAWS_REGION=us-east-1\nAWS_SHARED_CREDENTIALS_FILE={}\n",
+                        dir.join("missing").display()
+                    );
+                    std::fs::write(dir.join(settings::DEV_ENV), text).unwrap();
+                    (ApiArgs::default(), vec![])
+                },
+                exit::ERROR,
+                "named by .jit/dev.env",
+            ),
+        ];
+        for (case, arrange, code, part) in cases {
+            // Arrange
+            let dir = scratch(case);
+            let (args, env) = arrange(&dir);
+
+            // Act
+            let opened = open_in(&args, &env_of(env), Some(&dir)).await;
+
+            // Assert
+            let failure = opened.err().unwrap_or_else(|| panic!("{case}: opened"));
+            assert_eq!(failure.code, code, "{case}: {}", failure.message);
+            assert!(failure.message.contains(part), "{case}: {}", failure.message);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn configure_reports_a_broken_setup_as_exit_1() {
+        // (case, its environment, message part)
+        type Arrange = fn(&std::path::Path) -> Vec<(&'static str, String)>;
+        let cases: [(&str, Arrange, &str); 2] = [
+            ("configure-no-home", |_| vec![], "no home directory"),
+            ("configure-broken-config", |dir| config_file(dir, Some("{")), "jit configure"),
+        ];
+        for (case, arrange, part) in cases {
+            // Arrange
+            let dir = scratch(case);
+            let env = arrange(&dir);
+            let region = settings::ConfigFile { region: Some("eu-west-1".into()), ..Default::default() };
+
+            // Act
+            let configured = configure(&region, &env_of(env));
+
+            // Assert
+            let failure = configured.err().unwrap_or_else(|| panic!("{case}: configured"));
+            assert_eq!(failure.code, exit::ERROR, "{case}: {}", failure.message);
+            assert!(failure.message.contains(part), "{case}: {}", failure.message);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -67,6 +67,31 @@ pub struct ConfigFile {
     pub document_name: Option<String>,
 }
 
+/// Why no client could be made. The exit status tells them apart (docs/cli.md): what the user
+/// passes is theirs to fix (usage), a broken setup is not a usage mistake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    /// Nothing says where the API is (no URL or Region), or a URL or flag is wrong.
+    Usage(String),
+    /// The setup around the command failed: the config file, the credentials, the root certificates.
+    Environment(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(message) | Self::Environment(message) => f.write_str(message),
+        }
+    }
+}
+
+/// For callers that only print the message (`jit console`).
+impl From<SetupError> for String {
+    fn from(e: SetupError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Reads an environment variable; a seam so resolution can be tested without the process's own.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -259,14 +284,18 @@ pub fn resolve(args: &ApiArgs, env: Env<'_>, config: &ConfigFile, dev: Option<&D
 }
 
 /// The settings of this process: its flags, environment, config file and current directory.
-pub fn resolve_here(args: &ApiArgs) -> Result<Settings, String> {
-    let env: Env<'_> = &process_env;
+pub fn resolve_here(args: &ApiArgs) -> Result<Settings, SetupError> {
+    resolve_in(args, &process_env, std::env::current_dir().ok().as_deref())
+}
+
+/// The settings of `args` with the environment `env`, called from `dir` (where `.jit/dev.env` is read).
+pub fn resolve_in(args: &ApiArgs, env: Env<'_>, dir: Option<&Path>) -> Result<Settings, SetupError> {
     let config = match config_path(env) {
-        Some(path) => load_config(&path)?,
+        Some(path) => load_config(&path).map_err(SetupError::Environment)?,
         None => ConfigFile::default(),
     };
-    let dev = std::env::current_dir().ok().and_then(|dir| read_dev_env(&dir));
-    resolve(args, env, &config, dev.as_ref())
+    let dev = dir.and_then(read_dev_env);
+    resolve(args, env, &config, dev.as_ref()).map_err(SetupError::Usage)
 }
 
 /// The Region from the AWS chain: `AWS_REGION` / `AWS_DEFAULT_REGION`, then the profile's.
@@ -283,20 +312,24 @@ async fn chain_region(settings: &Settings) -> Option<String> {
 }
 
 /// The signed client these settings describe.
-pub async fn connect(settings: &Settings) -> Result<Api, String> {
+pub async fn connect(settings: &Settings) -> Result<Api, SetupError> {
     let region = match &settings.region {
         Some(region) => region.clone(),
+        // Like a missing URL, nothing says where the API is: the user passes it.
         None => chain_region(settings).await.ok_or_else(|| {
-            "no Region: pass --region (the API's Region), set AWS_REGION, or save it with `jit configure --region …`"
-                .to_owned()
+            SetupError::Usage(
+                "no Region: pass --region (the API's Region), set AWS_REGION, or save it with `jit configure --region …`"
+                    .to_owned(),
+            )
         })?,
     };
+    // `resolve` checked the URL, so what `Api::new` can still fail on is the TLS setup.
+    let client = |provider| Api::new(&settings.api_url, &region, provider).map_err(SetupError::Environment);
     if let Some(file) = &settings.local_keys {
-        let (profile, credentials) = local_credentials(file, settings.profile.as_deref())?;
+        let (profile, credentials) =
+            local_credentials(file, settings.profile.as_deref()).map_err(SetupError::Environment)?;
         let source = format!("profile '{profile}' of {} (its static keys)", file.display());
-        return Ok(
-            Api::new(&settings.api_url, &region, SharedCredentialsProvider::new(credentials))?.credentials_from(source)
-        );
+        return Ok(client(SharedCredentialsProvider::new(credentials))?.credentials_from(source));
     }
     let provider = match &settings.profile {
         // A named profile wins over credentials in the environment, as with the AWS CLI's --profile.
@@ -309,7 +342,9 @@ pub async fn connect(settings: &Settings) -> Result<Api, String> {
         None => {
             let loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.clone()));
             loader.load().await.credentials_provider().ok_or_else(|| {
-                "no AWS credentials provider: pass --profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID".to_owned()
+                SetupError::Environment(
+                    "no AWS credentials provider: pass --profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID".to_owned(),
+                )
             })?
         }
     };
@@ -319,7 +354,7 @@ pub async fn connect(settings: &Settings) -> Result<Api, String> {
         ),
         None => "the AWS credential chain (environment, AWS_PROFILE or the default profile, instance role)".to_owned(),
     };
-    Ok(Api::new(&settings.api_url, &region, provider)?.credentials_from(source))
+    Ok(client(provider)?.credentials_from(source))
 }
 
 #[cfg(test)]
@@ -451,7 +486,7 @@ mod tests {
         let signed = connect(&settings).await;
 
         // Assert
-        let refused = signed.err().unwrap_or_default();
+        let refused = signed.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused.contains("profile 'evil'") && refused.contains("static keys"), "{refused}");
         assert!(!marker.exists(), "credential_process is not run");
         let _ = std::fs::remove_dir_all(&dir);

@@ -2,6 +2,7 @@
 //! change) until the request reaches a final state, showing its progress on stderr: one line
 //! redrawn in place on a terminal, a plain line per change otherwise.
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,34 @@ impl Progress {
     }
 }
 
+/// What waiting reads and how it passes time: a seam, so tests wait on a fake API and clock.
+trait Source {
+    /// Reads the request.
+    async fn read(&self) -> Result<Value, ApiError>;
+    fn now(&self) -> Instant;
+    async fn sleep(&self, step: Duration);
+}
+
+/// The API, and real time.
+struct Live<'a> {
+    api: &'a Api,
+    path: String,
+}
+
+impl Source for Live<'_> {
+    async fn read(&self) -> Result<Value, ApiError> {
+        self.api.get(&self.path).await
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    async fn sleep(&self, step: Duration) {
+        tokio::time::sleep(step).await;
+    }
+}
+
 /// Polls until the request is final; `first` is what the caller already read.
 pub async fn until_final(
     api: &Api,
@@ -113,11 +142,22 @@ pub async fn until_final(
     progress: &mut Progress,
     timeout: Option<Duration>,
 ) -> Result<Value, Stopped> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let live = Live { api, path: format!("/requests/{id}") };
+    follow(&live, tokio::signal::ctrl_c(), first, progress, timeout).await
+}
+
+/// `until_final` reading `source`; `interrupt` resolves on Ctrl-C.
+async fn follow(
+    source: &impl Source,
+    interrupt: impl Future,
+    first: Value,
+    progress: &mut Progress,
+    timeout: Option<Duration>,
+) -> Result<Value, Stopped> {
+    let deadline = timeout.map(|t| source.now() + t);
     let mut current = first;
     let mut interval = FIRST_INTERVAL;
     let mut failures = 0;
-    let interrupt = tokio::signal::ctrl_c();
     tokio::pin!(interrupt);
     loop {
         progress.show(&current);
@@ -126,22 +166,30 @@ pub async fn until_final(
             return Ok(current);
         }
         // Sleep in one-second steps, so a terminal's elapsed time keeps counting.
-        let wake = Instant::now() + interval;
-        while Instant::now() < wake {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+        let wake = source.now() + interval;
+        while source.now() < wake {
+            if deadline.is_some_and(|d| source.now() >= d) {
                 progress.finish();
                 return Err(Stopped::TimedOut(current));
             }
-            let step = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            let step = wake.saturating_duration_since(source.now()).min(Duration::from_secs(1));
             tokio::select! {
                 _ = &mut interrupt => {
                     progress.finish();
                     return Err(Stopped::Interrupted(current));
                 }
-                () = tokio::time::sleep(step) => progress.tick(&current),
+                () = source.sleep(step) => progress.tick(&current),
             }
         }
-        match api.get(&format!("/requests/{id}")).await {
+        // The read races Ctrl-C too: an API that does not answer would hold it for the call timeout.
+        let read = tokio::select! {
+            _ = &mut interrupt => {
+                progress.finish();
+                return Err(Stopped::Interrupted(current));
+            }
+            read = source.read() => read,
+        };
+        match read {
             Ok(read) => {
                 failures = 0;
                 let changed = progress_text(&read) != progress_text(&current);
@@ -162,9 +210,78 @@ pub async fn until_final(
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use serde_json::json;
+    use tokio::sync::Notify;
 
     use super::*;
+
+    /// When the fake presses Ctrl-C.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum CtrlC {
+        WhileSleeping,
+        WhileReading,
+    }
+
+    /// An API that never answers, on a clock that moves only by sleeping; Ctrl-C comes at `press`.
+    struct Unanswered {
+        press: CtrlC,
+        ctrl_c: Notify,
+        now: Cell<Instant>,
+        reads: Cell<u32>,
+    }
+
+    impl Unanswered {
+        fn new(press: CtrlC) -> Self {
+            Self { press, ctrl_c: Notify::new(), now: Cell::new(Instant::now()), reads: Cell::new(0) }
+        }
+    }
+
+    impl Source for Unanswered {
+        async fn read(&self) -> Result<Value, ApiError> {
+            self.reads.set(self.reads.get() + 1);
+            if self.press == CtrlC::WhileReading {
+                self.ctrl_c.notify_one();
+            }
+            std::future::pending().await
+        }
+
+        fn now(&self) -> Instant {
+            self.now.get()
+        }
+
+        async fn sleep(&self, step: Duration) {
+            if self.press == CtrlC::WhileSleeping {
+                self.ctrl_c.notify_one();
+                std::future::pending::<()>().await;
+            }
+            self.now.set(self.now.get() + step);
+        }
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_waiting_at_once_whether_sleeping_or_reading() {
+        let cases = [(CtrlC::WhileSleeping, 0), (CtrlC::WhileReading, 1)];
+        for (press, reads) in cases {
+            // Arrange
+            let api = Unanswered::new(press);
+            let first = json!({"requestId": "req-1", "status": "Pending"});
+            let mut progress = Progress::new("req-1");
+
+            // Act: the guard only keeps a regression from hanging; a pass never waits for it.
+            let waited = tokio::time::timeout(
+                Duration::from_secs(5),
+                follow(&api, api.ctrl_c.notified(), first.clone(), &mut progress, None),
+            )
+            .await;
+
+            // Assert
+            let stopped = waited.unwrap_or_else(|_| panic!("{press:?}: Ctrl-C did not stop the wait"));
+            assert!(matches!(&stopped, Err(Stopped::Interrupted(last)) if *last == first), "{press:?}: {stopped:?}");
+            assert_eq!(api.reads.get(), reads, "{press:?}");
+        }
+    }
 
     #[test]
     fn the_progress_line_names_status_level_and_approvers() {
