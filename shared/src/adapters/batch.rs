@@ -1,4 +1,4 @@
-//! Batch APIs (SNS `PublishBatch`, EventBridge `PutEvents`): calls bounded in entries and bytes,
+//! Batch APIs (SNS's batch publish, EventBridge's batch put): calls bounded in entries and bytes,
 //! and entries a call did not take sent again alone, so that an event's retry (which sends all
 //! of its entries again) is left for what a few tries here cannot fix.
 
