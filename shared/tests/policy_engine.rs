@@ -542,6 +542,71 @@ when { context.iam.principalTags.getTag("Clearance") != "granted" };"#
 }
 
 #[test]
+fn statement_ids_with_quotes_or_backslashes_keep_their_rules_and_are_recorded_as_written() {
+    for id in ["don't-auto-approve", r#"say "no""#, r"back\slash"] {
+        // Arrange: an erroring forbid and a 15-minute permit, both named `id` (and a suffix).
+        let cedar = format!(
+            r#"@id("{forbid}")
+forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when {{ context.iam.principalTags.getTag("Clearance") != "granted" }};
+@id("{permit}") @accessWindowMinutes("15")
+permit (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when {{ resource.hasTag("Environment") && resource.getTag("Environment") == "Development" }};
+"#,
+            forbid = id.replace('\\', r"\\").replace('"', r#"\""#),
+            permit = format!("{id}-window").replace('\\', r"\\").replace('"', r#"\""#),
+        );
+        let set = PolicySet::from_files(&[
+            file("ids.cedar", &cedar),
+            file("default.yaml", &manual("default", "{allNodes: true}", 60)),
+        ])
+        .unwrap();
+        let dev = node("i-0123abcd", &[("Environment", "Development")]);
+        let cleared = iam_user("a", &[], &[("Clearance", "granted")]);
+
+        // Act
+        let uncleared = set.decide(&iam_user("a", &[], &[]), &dev, minutes(30), Utc::now());
+        let too_long = set.decide(&cleared, &dev, minutes(30), Utc::now());
+        let within = set.decide(&cleared, &dev, minutes(15), Utc::now());
+
+        // Assert: the erroring forbid removes auto-approval and is named; the window is the permit's.
+        assert_eq!(uncleared.rule, DecisionRule::ManualAllNodes, "{id}: {uncleared:?}");
+        assert_eq!(uncleared.deny_policy_ids, [id.to_owned()], "{id}");
+        assert_eq!((too_long.outcome, too_long.max_duration_minutes), (RequestStatus::Failed, Some(15)), "{id}");
+        assert_eq!(within.rule, DecisionRule::AutoApproval, "{id}: {within:?}");
+        assert_eq!(within.deciding_policy_ids, [format!("{id}-window")], "{id}");
+    }
+}
+
+#[test]
+fn break_glass_fails_closed_on_a_forbid_that_errors_but_not_on_a_permit_that_errors() {
+    let erroring = |effect: &str| {
+        format!(
+            r#"@id("needs-a-tag")
+{effect} (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when {{ context.iam.principalTags.getTag("AccessLevel") == "Elevated" }};
+"#
+        )
+    };
+    let cases =
+        [("permit", RequestStatus::Approved, None), ("forbid", RequestStatus::Failed, Some("BreakGlassForbidden"))];
+    for (effect, outcome, code) in cases {
+        // Arrange: alice may break glass; one statement cannot be evaluated for her (no tags).
+        let set = PolicySet::from_files(&[
+            file("break-glass.yaml", "members:\n  - iamUser: alice\n"),
+            file("tagged.cedar", &erroring(effect)),
+        ])
+        .unwrap();
+
+        // Act
+        let d = set.decide_break_glass(&iam_user("alice", &[], &[]), true, &node("i-0123abcd", &[]), None, Utc::now());
+
+        // Assert
+        assert_eq!((d.outcome, d.failure_code.as_deref()), (outcome, code), "{effect}: {d:?}");
+    }
+}
+
+#[test]
 fn the_decision_sees_the_nodes_account_and_region_and_a_manual_policy_may_target_accounts() {
     // Arrange: auto-approval for one member account's development nodes in one Region; every
     // other node of that account goes to its own all-nodes policy, the rest to the default one.

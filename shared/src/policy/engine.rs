@@ -152,9 +152,19 @@ fn cedar_request(
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AutoStage {
     permits: Vec<String>,
+    /// The forbids that matched, and those whose evaluation errored (they might have matched).
     forbids: Vec<String>,
     /// Problems that made the engine skip auto-approval (fail closed).
     errors: Vec<String>,
+    /// Whether an error might hide a forbid: a forbid (or a statement the set does not know)
+    /// errored, or nothing could be evaluated. A permit that errors merely does not apply.
+    forbid_unsure: bool,
+}
+
+/// A Cedar policy id as the statement's `@id` says it (`PolicyId`'s `Display` escapes quotes
+/// and backslashes, so it would not find the statement).
+fn id_text(id: &cedar_policy::PolicyId) -> String {
+    AsRef::<str>::as_ref(id).to_owned()
 }
 
 impl PolicySet {
@@ -174,20 +184,35 @@ impl PolicySet {
             .and_then(|(request, entities)| Ok((request, entities, self.index.candidates(&node.tags)?)));
         let (request, entities, candidates) = match built {
             Ok(x) => x,
-            Err(e) => return AutoStage { permits: vec![], forbids: vec![], errors: vec![e.to_string()] },
+            Err(e) => {
+                return AutoStage { permits: vec![], forbids: vec![], errors: vec![e.to_string()], forbid_unsure: true }
+            }
         };
         let response = Authorizer::new().is_authorized(&request, &candidates, &entities);
-        let reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        let reasons: Vec<String> = response.diagnostics().reason().map(id_text).collect();
         let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
-        // A forbid that errors might have matched: it must not let a permit through.
-        let forbid_errored = response.diagnostics().errors().any(|e| {
-            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-            self.statements.get(&e.policy_id().to_string()).is_some_and(|s| s.effect == cedar_policy::Effect::Forbid)
-        });
+        // A forbid that errors might have matched: it must not let a permit through, and it is
+        // named with the forbids. A statement the set does not know counts as a forbid.
+        let errored_forbids: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                id_text(e.policy_id())
+            })
+            .filter(|id| self.statements.get(id).is_none_or(|s| s.effect == cedar_policy::Effect::Forbid))
+            .collect();
+        let forbid_unsure = !errored_forbids.is_empty();
         match response.decision() {
-            CedarDecision::Allow if !forbid_errored => AutoStage { permits: reasons, forbids: vec![], errors },
-            CedarDecision::Allow => AutoStage { permits: vec![], forbids: vec![], errors },
-            CedarDecision::Deny => AutoStage { permits: vec![], forbids: reasons, errors },
+            CedarDecision::Allow if !forbid_unsure => {
+                AutoStage { permits: reasons, forbids: vec![], errors, forbid_unsure }
+            }
+            CedarDecision::Allow => AutoStage { permits: vec![], forbids: errored_forbids, errors, forbid_unsure },
+            CedarDecision::Deny => {
+                let mut forbids = reasons;
+                forbids.extend(errored_forbids.into_iter().filter(|id| !forbids.contains(id)).collect::<Vec<_>>());
+                AutoStage { permits: vec![], forbids, errors, forbid_unsure }
+            }
         }
     }
 
@@ -261,8 +286,9 @@ impl PolicySet {
                 forbidding,
             );
         }
-        if !glass.errors.is_empty() {
-            // A statement that could not be evaluated might have forbidden it: fail closed.
+        if glass.forbid_unsure {
+            // A forbid that could not be evaluated might have forbidden it: fail closed. (A
+            // permit that errors does not apply, and break-glass needs no permit.)
             return refuse(
                 "BreakGlassForbidden",
                 format!(
@@ -330,14 +356,16 @@ impl PolicySet {
         self.decide_for(principal, node, Some(duration), now)
     }
 
-    /// The shortest window of the matching auto-approval permits, if any matched.
+    /// The shortest window of the matching auto-approval permits, if any matched; none (no
+    /// auto-approval) when a matching permit is not a statement of the set, whose window is then
+    /// unknown.
     fn auto_window(&self, auto: &AutoStage) -> Option<u32> {
-        auto.permits
+        let windows: Option<Vec<u32>> = auto
+            .permits
             .iter()
-            .map(|id| {
-                self.statements.get(id).and_then(|s| s.window_minutes).unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES)
-            })
-            .min()
+            .map(|id| self.statements.get(id).map(|s| s.window_minutes.unwrap_or(DEFAULT_AUTO_APPROVAL_WINDOW_MINUTES)))
+            .collect();
+        windows?.into_iter().min()
     }
 
     /// The auto-approval window when an auto-approval permit matched and it allows `requested`.

@@ -323,11 +323,16 @@ mod tests {
         }
         assert_eq!(index.unindexed_len(), 1);
         let tags = BTreeMap::from([("Team".to_owned(), "a".to_owned()), ("Prod".to_owned(), "yes".to_owned())]);
-        let mut ids: Vec<String> = index.candidates(&tags).unwrap().policies().map(|p| p.id().to_string()).collect();
+        let mut ids: Vec<String> =
+            index.candidates(&tags).unwrap().policies().map(|p| AsRef::<str>::as_ref(p.id()).to_owned()).collect();
         ids.sort();
         assert_eq!(ids, ["all", "prod", "team-a"]);
-        let ids: Vec<String> =
-            index.candidates(&BTreeMap::new()).unwrap().policies().map(|p| p.id().to_string()).collect();
+        let ids: Vec<String> = index
+            .candidates(&BTreeMap::new())
+            .unwrap()
+            .policies()
+            .map(|p| AsRef::<str>::as_ref(p.id()).to_owned())
+            .collect();
         assert_eq!(ids, ["all"]);
     }
 
