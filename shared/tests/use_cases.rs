@@ -740,6 +740,38 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
 }
 
 #[tokio::test]
+async fn a_sweep_out_of_time_leaves_re_checks_for_the_next_and_still_does_the_rest() {
+    // Arrange: a revoke recorded whose teardown never ran (its deny is missing), and a request
+    // never evaluated for over an hour.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let deps = world.deps(&settings);
+    let request = approved_and_fetched(&world, &settings, true, now).await;
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    let intake = SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &admins };
+    let long_ago = now - Duration::minutes(sweep::STUCK_SUBMITTED_MINUTES + 1);
+    let stuck = submit::submit(&intake, &arn("bob"), DEV_ASK.as_bytes(), None, long_ago).await.unwrap().request;
+
+    // Act: a run with no time left for re-checks, then one with time.
+    let hurried = sweep::reconcile_within(&deps, now, std::time::Duration::ZERO).await.unwrap();
+    let missing = deny_on_session_role(&world, &request.request_id).is_none();
+    let next = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
+
+    // Assert: the hurried run still failed the stuck request and deferred the re-check; the
+    // next made good the missing deny.
+    assert_eq!((hurried.stuck_failed.clone(), hurried.ended_deferred), (vec![stuck.request_id.to_string()], 1));
+    assert!(missing, "no re-check ran");
+    assert_eq!(next.ended_deferred, 0);
+    assert_eq!(next.ended_cleaned, [request.request_id.to_string()]);
+    assert!(deny_on_session_role(&world, &request.request_id).is_some());
+}
+
+#[tokio::test]
 async fn a_grant_that_fails_for_good_after_credentials_were_fetched_denies_them() {
     // Arrange: approved in credentials mode; alice fetched credentials before the Grant task
     // recorded anything (an unscheduled request may be fetched for at once).
