@@ -116,8 +116,8 @@ pub trait RequestStore: Send + Sync {
         approved_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError>;
-    /// Requests that left `Approved` (revoked, expired, failed) at or after `since`, oldest
-    /// first: the sweeper makes sure nothing of them remains.
+    /// Requests that left `Approved` (revoked, expired, failed) at or after `since`, newest
+    /// first: the sweeper makes sure nothing of them remains, what ended last first.
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Break-glass grants whose review is still open at `now` past its due time, oldest first.
     async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;

@@ -607,6 +607,30 @@ when {{ context.iam.principalTags.getTag("AccessLevel") == "Elevated" }};
 }
 
 #[test]
+fn a_forbid_that_errors_for_a_request_and_matches_for_break_glass_refuses_break_glass() {
+    // Arrange: the forbid reads a tag only outside break-glass; alice has no such tag, so for an
+    // ordinary request it errors, and for break-glass it matches.
+    let forbid = r#"@id("no-glass-on-prod")
+forbid (principal, action == AWS::SSM::Action::"getTokenForInstanceAccess", resource)
+when { resource.hasTag("Environment") && resource.getTag("Environment") == "Production" }
+unless { !context.breakGlass && context.iam.principalTags.getTag("Clearance") == "granted" };
+"#;
+    let set = PolicySet::from_files(&[
+        file("break-glass.yaml", "members:\n  - iamUser: alice\n"),
+        file("glass.cedar", forbid),
+    ])
+    .unwrap();
+    let prod = node("i-0123abcd", &[("Environment", "Production")]);
+
+    // Act
+    let d = set.decide_break_glass(&iam_user("alice", &[], &[]), true, &prod, None, Utc::now());
+
+    // Assert
+    assert_eq!((d.outcome, d.failure_code.as_deref()), (RequestStatus::Failed, Some("BreakGlassForbidden")), "{d:?}");
+    assert_eq!(d.deciding_policy_ids, ["no-glass-on-prod"]);
+}
+
+#[test]
 fn the_decision_sees_the_nodes_account_and_region_and_a_manual_policy_may_target_accounts() {
     // Arrange: auto-approval for one member account's development nodes in one Region; every
     // other node of that account goes to its own all-nodes policy, the rest to the default one.

@@ -291,6 +291,13 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
     })
 }
 
+/// The order an index query reads its partition in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    OldestFirst,
+    NewestFirst,
+}
+
 impl DynamoStore {
     /// A store keeping records for `DEFAULT_RECORD_RETENTION_DAYS` (see `with_retention_days`).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -340,17 +347,18 @@ impl DynamoStore {
     ) -> Result<Vec<RequestId>, PortError> {
         // `~` sorts after every character of `<deadline>#<id>`, so `<now>#~` bounds all
         // deadlines at or before `now`.
-        self.by_time(partition, "gsi3sk <= :bound", format!("{}#~", ts(&now)), limit).await
+        self.by_time(partition, "gsi3sk <= :bound", format!("{}#~", ts(&now)), limit, Order::OldestFirst).await
     }
 
     /// Ids in one partition of the by-deadline index whose sort key meets `condition` on
-    /// `:bound`, oldest first, following pages up to `limit`.
+    /// `:bound`, in `order`, following pages up to `limit`.
     async fn by_time(
         &self,
         partition: &str,
         condition: &str,
         bound: String,
         limit: u32,
+        order: Order,
     ) -> Result<Vec<RequestId>, PortError> {
         let mut ids = Vec::new();
         let mut start: Option<Item> = None;
@@ -360,6 +368,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(BY_DEADLINE_INDEX)
+                .scan_index_forward(order == Order::OldestFirst)
                 .key_condition_expression(format!("gsi3pk = :partition AND {condition}"))
                 .expression_attribute_values(":partition", s(partition))
                 .expression_attribute_values(":bound", s(bound.clone()))
@@ -869,7 +878,7 @@ impl RequestStore for DynamoStore {
     }
 
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.by_time(ENDED_PARTITION, "gsi3sk >= :bound", ts(&since), limit).await
+        self.by_time(ENDED_PARTITION, "gsi3sk >= :bound", ts(&since), limit, Order::NewestFirst).await
     }
 
     async fn list_submitted_before(

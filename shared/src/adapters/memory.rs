@@ -240,14 +240,17 @@ impl RequestStore for MemoryStore {
     }
 
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, |r| {
+        let mut newest_first = self.ids_where(u32::MAX, |r| {
             let ended = r.approved_at.is_some()
                 && matches!(
                     r.status,
                     RequestStatus::Revoked | RequestStatus::Expired | RequestStatus::Failed | RequestStatus::Cancelled
                 );
             (ended && r.updated_at >= since).then_some(r.updated_at)
-        })
+        })?;
+        newest_first.reverse();
+        newest_first.truncate(limit as usize);
+        Ok(newest_first)
     }
 
     async fn list_submitted_before(

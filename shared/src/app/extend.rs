@@ -6,7 +6,8 @@
 //! held it and waits for the new deadline in its place: exactly one execution ever waits on a
 //! grant, and a stale one whose Expire still ran finds the grant taken over and leaves it
 //! (`lifecycle::teardown_request`). The extension request itself grants nothing and ends in
-//! that same write: `Expired`, saying where it went, so it is never applied and still revocable.
+//! that same write: `Expired`, saying where it went, so once applied it can no longer be revoked
+//! as if the extra time went with it (revoking the original ends the access).
 
 use chrono::{DateTime, Duration, Utc};
 

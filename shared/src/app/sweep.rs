@@ -300,25 +300,26 @@ async fn expire_found(
     teardown_request(deps, request, RequestStatus::Expired, SWEEPER_ACTOR, reason, now).await
 }
 
-/// How long one sweep spends re-checking recently ended requests, of the sweeper's 60 s: the
-/// re-checks are the sweep's only work that grows with traffic (each ended request is re-checked
-/// every run for two hours), so they come last and stop in time for the record the alarms read.
-pub const ENDED_RECHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(25);
+/// How long a sweep runs its open-ended work, of the sweeper's 60 s: re-checking recently ended
+/// requests grows with traffic (each ended request is re-checked every run for two hours), so it
+/// stops here, in time for the rest and for the record the alarms read.
+pub const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(35);
 
-/// `reconcile_within` the sweeper's budget for re-checks.
+/// `reconcile_within` the sweeper's budget, counted from now.
 pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepReport, ServiceError> {
-    reconcile_within(deps, now, ENDED_RECHECK_BUDGET).await
+    reconcile_within(deps, now, std::time::Instant::now() + SWEEP_BUDGET).await
 }
 
-/// The deadline work first (grants past their deadline are torn down), then stuck submissions,
-/// stalled approvals and spent denies, then, within `budget` of wall-clock time, the re-checks of
-/// recently ended requests (newest first) and orphan policies of the principals those requests
-/// name. Idempotent, and safe next to expiry and revoke (see `teardown`). Only a failure to list
-/// aborts it; an item's failure is recorded.
+/// The deadline work first (grants past their deadline are torn down), then stuck submissions and
+/// stalled approvals, then until `stop` (wall-clock) the re-checks of recently ended requests,
+/// newest first, then spent denies (counted after the re-checks, which may write one) and, until
+/// `stop`, orphan policies of the principals those requests name. Idempotent, and safe next to
+/// expiry and revoke (see `teardown`). Only a failure to list aborts it; an item's failure is
+/// recorded.
 pub async fn reconcile_within(
     deps: &LifecycleDeps<'_>,
     now: DateTime<Utc>,
-    budget: std::time::Duration,
+    stop: std::time::Instant,
 ) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
     for id in deps.store.list_grants_past_deadline(now, 100).await? {
@@ -330,15 +331,11 @@ pub async fn reconcile_within(
     }
     fail_stuck_submitted(deps, now, &mut report).await?;
     restart_stalled(deps, now, &mut report).await?;
-    remove_spent_denies(deps, now, &mut report).await?;
-    let started = std::time::Instant::now();
     let mut principals: Vec<GrantPrincipal> = Vec::new();
-    let mut ended = deps.store.list_ended_since(now - Duration::minutes(ENDED_RECHECK_MINUTES), 1000).await?;
-    // Newest first: what ended last is likeliest to have something left, and the oldest were
-    // re-checked by many runs already.
-    ended.reverse();
+    let ended = deps.store.list_ended_since(now - Duration::minutes(ENDED_RECHECK_MINUTES), 1000).await?;
     for (done, id) in ended.iter().enumerate() {
-        if started.elapsed() >= budget {
+        if std::time::Instant::now() >= stop {
+            // The oldest are left: every run for two hours re-checks each, newest first.
             report.ended_deferred = ended.len() - done;
             tracing::warn!(deferred = report.ended_deferred, "re-checks of ended requests left for the next sweep");
             break;
@@ -349,7 +346,8 @@ pub async fn reconcile_within(
             Err(e) => failed(&mut report.item_failures, "recheck-ended", id, &e),
         }
     }
-    for principal in &principals {
+    remove_spent_denies(deps, now, &mut report).await?;
+    for principal in principals.iter().take_while(|_| std::time::Instant::now() < stop) {
         if let Err(e) = remove_orphans_of(deps, principal, now, &mut report).await {
             failed(&mut report.item_failures, "remove-orphans", format!("{principal:?}"), &e);
         }
@@ -461,9 +459,10 @@ async fn remove_spent_denies_of(
 /// One scheduled sweep: pending expiry, then grant reconciliation. What it fixed is logged as one
 /// `sweep done` record (the template's SweeperFixes metric filter sums its `fixed` field).
 pub async fn sweep(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<SweepOutcome, ServiceError> {
+    let stop = std::time::Instant::now() + SWEEP_BUDGET;
     let mut failures = Vec::new();
     let pending_expired = expire_overdue(deps.store, now, &mut failures).await?;
-    let mut grants = reconcile(deps, now).await?;
+    let mut grants = reconcile_within(deps, now, stop).await?;
     let nudged = nudge_waiting(deps.store, now, &mut failures).await?;
     grants.item_failures.splice(0..0, failures);
     // Not fixed by the sweep: people must review. Every sweep reports them again, so the alarm

@@ -152,13 +152,25 @@ fn cedar_request(
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AutoStage {
     permits: Vec<String>,
-    /// The forbids that matched, and those whose evaluation errored (they might have matched).
+    /// The forbids that matched.
     forbids: Vec<String>,
+    /// The forbids (or statements the set does not know) whose evaluation errored: they might
+    /// have matched, so they remove auto-approval and are named with the deny-access policies.
+    errored_forbids: Vec<String>,
     /// Problems that made the engine skip auto-approval (fail closed).
     errors: Vec<String>,
     /// Whether an error might hide a forbid: a forbid (or a statement the set does not know)
     /// errored, or nothing could be evaluated. A permit that errors merely does not apply.
     forbid_unsure: bool,
+}
+
+impl AutoStage {
+    /// The deny-access policies a decision records: those that matched, then those that errored.
+    fn deny_ids(&self) -> Vec<String> {
+        let mut ids = self.forbids.clone();
+        ids.extend(self.errored_forbids.iter().filter(|id| !self.forbids.contains(id)).cloned());
+        ids
+    }
 }
 
 /// A Cedar policy id as the statement's `@id` says it (`PolicyId`'s `Display` escapes quotes
@@ -185,7 +197,13 @@ impl PolicySet {
         let (request, entities, candidates) = match built {
             Ok(x) => x,
             Err(e) => {
-                return AutoStage { permits: vec![], forbids: vec![], errors: vec![e.to_string()], forbid_unsure: true }
+                return AutoStage {
+                    permits: vec![],
+                    forbids: vec![],
+                    errored_forbids: vec![],
+                    errors: vec![e.to_string()],
+                    forbid_unsure: true,
+                }
             }
         };
         let response = Authorizer::new().is_authorized(&request, &candidates, &entities);
@@ -203,17 +221,12 @@ impl PolicySet {
             .filter(|id| self.statements.get(id).is_none_or(|s| s.effect == cedar_policy::Effect::Forbid))
             .collect();
         let forbid_unsure = !errored_forbids.is_empty();
-        match response.decision() {
-            CedarDecision::Allow if !forbid_unsure => {
-                AutoStage { permits: reasons, forbids: vec![], errors, forbid_unsure }
-            }
-            CedarDecision::Allow => AutoStage { permits: vec![], forbids: errored_forbids, errors, forbid_unsure },
-            CedarDecision::Deny => {
-                let mut forbids = reasons;
-                forbids.extend(errored_forbids.into_iter().filter(|id| !forbids.contains(id)).collect::<Vec<_>>());
-                AutoStage { permits: vec![], forbids, errors, forbid_unsure }
-            }
-        }
+        let (permits, forbids) = match response.decision() {
+            CedarDecision::Allow if !forbid_unsure => (reasons, vec![]),
+            CedarDecision::Allow => (vec![], vec![]),
+            CedarDecision::Deny => (vec![], reasons),
+        };
+        AutoStage { permits, forbids, errored_forbids, errors, forbid_unsure }
     }
 
     /// The tag-specific manual policies that target the node, and the all-nodes one that applies
@@ -318,7 +331,7 @@ impl PolicySet {
             outcome: RequestStatus::Approved,
             rule: DecisionRule::BreakGlass,
             deciding_policy_ids: policy.iter().map(|p| p.id()).collect(),
-            deny_policy_ids: normal.forbids,
+            deny_policy_ids: normal.deny_ids(),
             failure_code: None,
             message: format!(
                 "break-glass: granted at once for {asked} minutes; the node's approvers are told and must review it within {} minutes",
@@ -463,8 +476,9 @@ impl PolicySet {
                 decided_at: now,
             };
         }
-        if !auto.forbids.is_empty() {
-            notes.push(format!("deny-access policies removed auto-approval: {}", auto.forbids.join(", ")));
+        let deny_ids = auto.deny_ids();
+        if !deny_ids.is_empty() {
+            notes.push(format!("deny-access policies removed auto-approval: {}", deny_ids.join(", ")));
         }
 
         let (tag_specific, all_nodes) = self.manual_candidates(node);
@@ -472,7 +486,7 @@ impl PolicySet {
             outcome: RequestStatus::Failed,
             rule,
             deciding_policy_ids: ids,
-            deny_policy_ids: auto.forbids.clone(),
+            deny_policy_ids: deny_ids,
             failure_code: Some(code.to_owned()),
             message,
             max_duration_minutes: max,
@@ -520,7 +534,7 @@ impl PolicySet {
             outcome: RequestStatus::Pending,
             rule,
             deciding_policy_ids: vec![policy.id()],
-            deny_policy_ids: auto.forbids,
+            deny_policy_ids: auto.deny_ids(),
             failure_code: None,
             message: notes.join("; "),
             max_duration_minutes: Some(policy.max_duration_minutes),
