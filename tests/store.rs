@@ -296,6 +296,34 @@ async fn a_request_cancelled_before_evaluation_leaves_the_sweepers_submitted_ind
     assert!(!f.store.list_submitted_before(later, 10).await.unwrap().contains(&r.request_id));
 }
 
+#[tokio::test]
+async fn ended_requests_are_listed_newest_first_for_the_sweeper() {
+    // Arrange: two approved requests, ended a minute apart.
+    let f = Fixture::new().await;
+    let t0 = Utc::now();
+    let mut ended = Vec::new();
+    for (reason, at) in [("first", t0), ("second", t0 + Duration::minutes(1))] {
+        let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", reason, 10), None, t0)
+            .await
+            .unwrap()
+            .request;
+        let approved = f.store.transition(&transition(&r, RequestStatus::Approved, None)).await.unwrap();
+        f.store
+            .transition(&Transition::status_change(&approved, RequestStatus::Revoked, "admin", "revoked", at))
+            .await
+            .unwrap();
+        ended.push(r.request_id);
+    }
+
+    // Act
+    let listed = f.store.list_ended_since(t0 - Duration::minutes(5), 10).await.unwrap();
+    let one = f.store.list_ended_since(t0 - Duration::minutes(5), 1).await.unwrap();
+
+    // Assert
+    assert_eq!(listed, [ended[1].clone(), ended[0].clone()]);
+    assert_eq!(one, [ended[1].clone()], "a limit keeps the newest");
+}
+
 /// The TTL value of one item (epoch seconds), or None.
 async fn expires_at(f: &Fixture, pk: &str, sk: &str) -> Option<i64> {
     let item = f
