@@ -700,6 +700,17 @@ async fn approved_and_fetched(
     request
 }
 
+/// `approved_and_fetched` (granted), then revoked by an administrator: the revoke recorded, its
+/// teardown (the state machine's revoke branch) not run.
+async fn fetched_then_revoked(world: &Lifecycle, settings: &GrantSettings, now: DateTime<Utc>) -> AccessRequest {
+    let request = approved_and_fetched(world, settings, true, now).await;
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
+        .await
+        .unwrap()
+}
+
 /// The revoke deny `jit-deny-<id>` on the stack account's session role, if it is there.
 fn deny_on_session_role(world: &Lifecycle, id: &RequestId) -> Option<String> {
     let key = format!("SessionRole {{ account: \"123456789012\", name: \"jit-node-access-session\" }}/jit-deny-{id}");
@@ -713,27 +724,21 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     let world = Lifecycle::default();
     let settings = credentials_settings();
     let deps = world.deps(&settings);
-    let request = approved_and_fetched(&world, &settings, true, now).await;
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let k = key();
 
     // Act: the administrator revokes; the Revoked event reaches the lifecycle function.
-    let revoked =
-        approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
-            .await
-            .unwrap();
+    let revoked = fetched_then_revoked(&world, &settings, now).await;
     let event = world.store.changes().last().unwrap().events().pop().unwrap();
     revoke_branch(&deps, &event.request_id, now).await;
 
     // Assert: a deny on the role session named after the request.
     assert_eq!(revoked.status, RequestStatus::Revoked);
-    let deny = deny_on_session_role(&world, &request.request_id).expect("the deny is on the session role");
-    assert!(deny.contains(&format!("*:{}", request.request_id)), "{deny}");
+    let deny = deny_on_session_role(&world, &revoked.request_id).expect("the deny is on the session role");
+    assert!(deny.contains(&format!("*:{}", revoked.request_id)), "{deny}");
     let early = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
     assert!(early.denies_removed.is_empty(), "kept while the credentials may be used");
     assert_eq!(early.denies_outstanding, 1, "and counted against the role's budget");
     let after = sweep::reconcile(&deps, now + Duration::minutes(31)).await.unwrap();
-    assert_eq!(after.denies_removed, [format!("jit-deny-{}", request.request_id)]);
+    assert_eq!(after.denies_removed, [format!("jit-deny-{}", revoked.request_id)]);
     assert!(world.policies.0.lock().unwrap().is_empty());
     assert_eq!(after.fixed(), 0, "removing a spent deny is routine, not drift");
     assert_eq!(after.denies_outstanding, 0);
@@ -747,13 +752,9 @@ async fn a_sweep_out_of_time_leaves_re_checks_for_the_next_and_still_does_the_re
     let world = Lifecycle::default();
     let settings = credentials_settings();
     let deps = world.deps(&settings);
-    let request = approved_and_fetched(&world, &settings, true, now).await;
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let k = key();
-    approve::revoke(&approvals(&world.store, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
-    let intake = SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &admins };
+    let request = fetched_then_revoked(&world, &settings, now).await;
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
     let long_ago = now - Duration::minutes(sweep::STUCK_SUBMITTED_MINUTES + 1);
     let stuck = submit::submit(&intake, &arn("bob"), DEV_ASK.as_bytes(), None, long_ago).await.unwrap().request;
 
