@@ -324,6 +324,42 @@ async fn ended_requests_are_listed_newest_first_for_the_sweeper() {
     assert_eq!(one, [ended[1].clone()], "a limit keeps the newest");
 }
 
+#[tokio::test]
+async fn the_sweepers_deadline_lists_come_newest_first_so_old_failures_cannot_hold_back_new_items() {
+    // Arrange: two requests submitted a minute apart and never evaluated; two approved a minute
+    // apart, neither granted.
+    let f = Fixture::new().await;
+    let t0 = Utc::now() - Duration::hours(2);
+    let mut submitted = Vec::new();
+    let mut approved = Vec::new();
+    for (i, at) in [t0, t0 + Duration::minutes(1)].into_iter().enumerate() {
+        for (kind, ids) in [("stuck", &mut submitted), ("approved", &mut approved)] {
+            let reason = format!("{kind} {i}");
+            let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", &reason, 10), None, at)
+                .await
+                .unwrap()
+                .request;
+            if kind == "approved" {
+                let decided = Transition::status_change(&r, RequestStatus::Approved, "test", "approved", at);
+                let decision = transition(&r, RequestStatus::Approved, None).decision;
+                f.store.transition(&Transition { decision, ..decided }).await.unwrap();
+            }
+            ids.push(r.request_id);
+        }
+    }
+    let now = Utc::now();
+
+    // Act
+    let stuck = f.store.list_submitted_before(now, 10).await.unwrap();
+    let awaiting = f.store.list_awaiting_grant(now, 10).await.unwrap();
+    let one = f.store.list_submitted_before(now, 1).await.unwrap();
+
+    // Assert
+    assert_eq!(stuck, [submitted[1].clone(), submitted[0].clone()]);
+    assert_eq!(awaiting, [approved[1].clone(), approved[0].clone()]);
+    assert_eq!(one, [submitted[1].clone()], "a limit keeps the newest");
+}
+
 /// The TTL value of one item (epoch seconds), or None.
 async fn expires_at(f: &Fixture, pk: &str, sk: &str) -> Option<i64> {
     let item = f

@@ -106,11 +106,14 @@ pub trait RequestStore: Send + Sync {
     /// request as stored afterwards.
     async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
-    /// Pending requests whose approval deadline is at or before `now`, oldest deadline first.
+    // The sweeper's lists come newest first: an item that fails for good (a member account whose
+    // teardown role is gone) stays at the old end, where it cannot hold back newer ones.
+    /// Pending requests whose approval deadline is at or before `now`, newest deadline first.
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
-    /// Approved requests with a grant whose deadline is at or before `now`.
+    /// Approved requests with a grant whose deadline is at or before `now`, newest first.
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
-    /// Approved requests without a recorded grant, approved at or before `approved_before`.
+    /// Approved requests without a recorded grant, approved at or before `approved_before`,
+    /// newest first.
     async fn list_awaiting_grant(
         &self,
         approved_before: DateTime<Utc>,
@@ -121,7 +124,7 @@ pub trait RequestStore: Send + Sync {
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Break-glass grants whose review is still open at `now` past its due time, oldest first.
     async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
-    /// Requests still `Submitted` that were created at or before `created_before`.
+    /// Requests still `Submitted` that were created at or before `created_before`, newest first.
     async fn list_submitted_before(
         &self,
         created_before: DateTime<Utc>,

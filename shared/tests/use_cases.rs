@@ -745,7 +745,7 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
 }
 
 #[tokio::test]
-async fn a_sweep_out_of_time_leaves_re_checks_for_the_next_and_still_does_the_rest() {
+async fn a_sweep_out_of_time_leaves_its_work_for_the_next() {
     // Arrange: a revoke recorded whose teardown never ran (its deny is missing), and a request
     // never evaluated for over an hour.
     let now = Utc::now();
@@ -763,13 +763,40 @@ async fn a_sweep_out_of_time_leaves_re_checks_for_the_next_and_still_does_the_re
     let missing = deny_on_session_role(&world, &request.request_id).is_none();
     let next = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
 
-    // Assert: the hurried run still failed the stuck request and deferred the re-check; the
-    // next made good the missing deny.
-    assert_eq!((hurried.stuck_failed.clone(), hurried.ended_deferred), (vec![stuck.request_id.to_string()], 1));
-    assert!(missing, "no re-check ran");
-    assert_eq!(next.ended_deferred, 0);
+    // Assert: the hurried run deferred both and said so; the next failed the stuck request and
+    // made good the missing deny.
+    assert_eq!((hurried.deadline_deferred, hurried.ended_deferred), (1, 1), "{hurried:?}");
+    assert!(hurried.stuck_failed.is_empty() && missing, "nothing ran: {hurried:?}");
+    assert_eq!((next.deadline_deferred, next.ended_deferred), (0, 0));
+    assert_eq!(next.stuck_failed, [stuck.request_id.to_string()]);
     assert_eq!(next.ended_cleaned, [request.request_id.to_string()]);
     assert!(deny_on_session_role(&world, &request.request_id).is_some());
+}
+
+#[tokio::test]
+async fn grants_whose_teardown_fails_for_good_do_not_hold_back_a_newer_one_past_its_deadline() {
+    // Arrange: as many of alice's grants as a sweep lists, each refused teardown for good (her
+    // principal refuses deletes), and bob's, granted a minute after them.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let iam = RefusesDeletesOn { inner: &world.policies, principal: GrantPrincipal::IamUser { name: "alice".into() } };
+    let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
+    for _ in 0..sweep::DEADLINE_SCAN {
+        granted_to_alice(&world, &deps, now).await;
+    }
+    let later = now + Duration::minutes(1);
+    let bobs =
+        decided_by("bob", "i-0123456789abcdef0", GrantMode::Attach, &world.store, RequestStatus::Approved, later).await;
+    lifecycle::grant(&deps, &bobs.request_id, None, later).await.unwrap();
+
+    // Act: a sweep after every deadline.
+    let report = sweep::reconcile(&deps, now + Duration::minutes(40)).await.unwrap();
+
+    // Assert: bob's access ended; alice's grants are recorded as failures, the oldest left over.
+    assert_eq!(report.expired, [bobs.request_id.to_string()]);
+    assert_eq!(report.item_failures.len(), usize::try_from(sweep::DEADLINE_SCAN).unwrap() - 1);
+    assert!(world.store.get(&bobs.request_id).await.unwrap().is_some_and(|r| r.status == RequestStatus::Expired));
 }
 
 #[tokio::test]

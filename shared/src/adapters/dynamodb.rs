@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::adapters::classify;
 use crate::adapters::stream::{CHANGE_ATTRIBUTE, OUTBOX_ATTRIBUTE, OUTBOX_EVENTS};
+use crate::adapters::{classify, Order};
 use crate::domain::events::ChangeRecord;
 use crate::domain::grant::GrantMode;
 use crate::domain::ids::RequestId;
@@ -291,13 +291,6 @@ fn item_to_audit(item: &Item) -> Result<AuditRecord, PortError> {
     })
 }
 
-/// The order an index query reads its partition in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
-    OldestFirst,
-    NewestFirst,
-}
-
 impl DynamoStore {
     /// A store keeping records for `DEFAULT_RECORD_RETENTION_DAYS` (see `with_retention_days`).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -344,10 +337,11 @@ impl DynamoStore {
         partition: &str,
         now: DateTime<Utc>,
         limit: u32,
+        order: Order,
     ) -> Result<Vec<RequestId>, PortError> {
         // `~` sorts after every character of `<deadline>#<id>`, so `<now>#~` bounds all
         // deadlines at or before `now`.
-        self.by_time(partition, "gsi3sk <= :bound", format!("{}#~", ts(&now)), limit, Order::OldestFirst).await
+        self.by_time(partition, "gsi3sk <= :bound", format!("{}#~", ts(&now)), limit, order).await
     }
 
     /// Ids in one partition of the by-deadline index whose sort key meets `condition` on
@@ -858,11 +852,11 @@ impl RequestStore for DynamoStore {
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(PENDING_PARTITION, now, limit).await
+        self.past_deadline(PENDING_PARTITION, now, limit, Order::NewestFirst).await
     }
 
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(GRANTED_PARTITION, now, limit).await
+        self.past_deadline(GRANTED_PARTITION, now, limit, Order::NewestFirst).await
     }
 
     async fn list_awaiting_grant(
@@ -870,11 +864,11 @@ impl RequestStore for DynamoStore {
         approved_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit).await
+        self.past_deadline(AWAITING_GRANT_PARTITION, approved_before, limit, Order::NewestFirst).await
     }
 
     async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(REVIEW_PARTITION, now, limit).await
+        self.past_deadline(REVIEW_PARTITION, now, limit, Order::OldestFirst).await
     }
 
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
@@ -886,7 +880,7 @@ impl RequestStore for DynamoStore {
         created_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(SUBMITTED_PARTITION, created_before, limit).await
+        self.past_deadline(SUBMITTED_PARTITION, created_before, limit, Order::NewestFirst).await
     }
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::adapters::Order;
 use crate::domain::events::ChangeRecord;
 use crate::domain::ids::RequestId;
 use crate::domain::principal::CallerArn;
@@ -72,15 +73,21 @@ impl MemoryStore {
         self.state.lock().map(|s| s.changes.clone()).unwrap_or_default()
     }
 
+    /// The ids `keep` gives a time for, in `order` of that time (as the by-deadline index sorts
+    /// them), at most `limit`.
     fn ids_where(
         &self,
         limit: u32,
+        order: Order,
         keep: impl Fn(&AccessRequest) -> Option<DateTime<Utc>>,
     ) -> Result<Vec<RequestId>, PortError> {
         let state = self.state.lock().map_err(|_| poisoned())?;
         let mut found: Vec<(DateTime<Utc>, RequestId)> =
             state.requests.values().filter_map(|r| keep(r).map(|at| (at, r.request_id.clone()))).collect();
         found.sort();
+        if order == Order::NewestFirst {
+            found.reverse();
+        }
         Ok(found.into_iter().take(limit as usize).map(|(_, id)| id).collect())
     }
 }
@@ -210,14 +217,14 @@ impl RequestStore for MemoryStore {
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, |r| {
+        self.ids_where(limit, Order::NewestFirst, |r| {
             let until = r.progress.as_ref().map(|p| p.pending_until)?;
             (r.status == RequestStatus::Pending && until <= now).then_some(until)
         })
     }
 
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, |r| {
+        self.ids_where(limit, Order::NewestFirst, |r| {
             let g = r.grant.as_ref().filter(|g| g.detached_at.is_none())?;
             (r.status == RequestStatus::Approved && g.deadline <= now).then_some(g.deadline)
         })
@@ -229,28 +236,25 @@ impl RequestStore for MemoryStore {
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
         // A scheduled approval awaits its grant from its start (as the DynamoDB index sorts it).
-        self.ids_where(limit, |r| {
+        self.ids_where(limit, Order::NewestFirst, |r| {
             let at = r.approved_at?.max(r.starts_at.unwrap_or(DateTime::<Utc>::MIN_UTC));
             (r.status == RequestStatus::Approved && r.grant.is_none() && at <= approved_before).then_some(at)
         })
     }
 
     async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, |r| r.review.as_ref().filter(|v| v.is_overdue(now)).map(|v| v.due))
+        self.ids_where(limit, Order::OldestFirst, |r| r.review.as_ref().filter(|v| v.is_overdue(now)).map(|v| v.due))
     }
 
     async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        let mut newest_first = self.ids_where(u32::MAX, |r| {
+        self.ids_where(limit, Order::NewestFirst, |r| {
             let ended = r.approved_at.is_some()
                 && matches!(
                     r.status,
                     RequestStatus::Revoked | RequestStatus::Expired | RequestStatus::Failed | RequestStatus::Cancelled
                 );
             (ended && r.updated_at >= since).then_some(r.updated_at)
-        })?;
-        newest_first.reverse();
-        newest_first.truncate(limit as usize);
-        Ok(newest_first)
+        })
     }
 
     async fn list_submitted_before(
@@ -258,7 +262,7 @@ impl RequestStore for MemoryStore {
         created_before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, |r| {
+        self.ids_where(limit, Order::NewestFirst, |r| {
             (r.status == RequestStatus::Submitted && r.created_at <= created_before).then_some(r.created_at)
         })
     }

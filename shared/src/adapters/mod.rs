@@ -27,6 +27,13 @@ pub mod logging;
 #[cfg(feature = "sns")]
 pub mod mail;
 pub mod memory;
+
+/// The order a store lists a by-time index in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    OldestFirst,
+    NewestFirst,
+}
 #[cfg(all(feature = "tagging", feature = "ssm"))]
 pub mod nodes;
 #[cfg(feature = "iam")]

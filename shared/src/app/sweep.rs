@@ -146,14 +146,35 @@ pub async fn nudge_waiting(
 async fn restart_stalled(
     deps: &LifecycleDeps<'_>,
     now: DateTime<Utc>,
+    stop: std::time::Instant,
     report: &mut SweepReport,
 ) -> Result<(), ServiceError> {
-    for id in deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), 100).await? {
-        if let Err(e) = restart_one(deps, &id, now, report).await {
-            failed(&mut report.item_failures, "restart-lifecycle", &id, &e);
+    let ids = deps.store.list_awaiting_grant(now - Duration::minutes(GRANT_GRACE_MINUTES), DEADLINE_SCAN).await?;
+    for (done, id) in ids.iter().enumerate() {
+        if out_of_time(stop, ids.len() - done, &mut report.deadline_deferred) {
+            break;
+        }
+        if let Err(e) = restart_one(deps, id, now, report).await {
+            failed(&mut report.item_failures, "restart-lifecycle", id, &e);
         }
     }
     Ok(())
+}
+
+/// How many items of each deadline list (grants past their deadline, approvals without a grant,
+/// requests never evaluated) one sweep reads, newest first. It works through them until its
+/// budget is spent; items that fail for good gather at the old end, behind the newer ones.
+pub const DEADLINE_SCAN: u32 = 500;
+
+/// Whether `stop` has passed, with `left` items of a list not handled: they are added to
+/// `deferred` (the next sweep lists them again) and logged.
+fn out_of_time(stop: std::time::Instant, left: usize, deferred: &mut usize) -> bool {
+    if std::time::Instant::now() < stop {
+        return false;
+    }
+    *deferred += left;
+    tracing::warn!(deferred = left, "work left for the next sweep: this run's time budget is spent");
+    true
 }
 
 async fn restart_one(
@@ -201,11 +222,16 @@ async fn restart_one(
 async fn fail_stuck_submitted(
     deps: &LifecycleDeps<'_>,
     now: DateTime<Utc>,
+    stop: std::time::Instant,
     report: &mut SweepReport,
 ) -> Result<(), ServiceError> {
-    for id in deps.store.list_submitted_before(now - Duration::minutes(STUCK_SUBMITTED_MINUTES), 100).await? {
+    let ids = deps.store.list_submitted_before(now - Duration::minutes(STUCK_SUBMITTED_MINUTES), DEADLINE_SCAN).await?;
+    for (done, id) in ids.iter().enumerate() {
+        if out_of_time(stop, ids.len() - done, &mut report.deadline_deferred) {
+            break;
+        }
         let one = async {
-            let Some(request) = deps.store.get(&id).await? else { return Ok(false) };
+            let Some(request) = deps.store.get(id).await? else { return Ok(false) };
             if request.status != RequestStatus::Submitted {
                 return Ok(false);
             }
@@ -226,7 +252,7 @@ async fn fail_stuck_submitted(
                 report.stuck_failed.push(id.to_string());
             }
             Ok(false) => {}
-            Err(e) => failed(&mut report.item_failures, "fail-stuck-submitted", &id, &e),
+            Err(e) => failed(&mut report.item_failures, "fail-stuck-submitted", id, &e),
         }
     }
     Ok(())
@@ -263,6 +289,9 @@ pub struct SweepReport {
     /// Recently ended requests not re-checked by this run for lack of time (the oldest: each is
     /// re-checked every run for two hours, the newest first). Not drift.
     pub ended_deferred: usize,
+    /// Items of the deadline lists (grants past their deadline, approvals without a grant,
+    /// requests never evaluated) this run had no time left for: the next sweep lists them again.
+    pub deadline_deferred: usize,
     /// Items the sweep could not handle (recorded, alarmed, skipped).
     pub item_failures: Vec<ItemFailure>,
 }
@@ -310,8 +339,8 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
     reconcile_within(deps, now, std::time::Instant::now() + SWEEP_BUDGET).await
 }
 
-/// The deadline work first (grants past their deadline are torn down), then stuck submissions and
-/// stalled approvals, then until `stop` (wall-clock) the re-checks of recently ended requests,
+/// Until `stop` (wall-clock): the deadline work first (grants past their deadline are torn down),
+/// then stuck submissions and stalled approvals, each list newest first, then the re-checks of recently ended requests,
 /// newest first, then spent denies (counted after the re-checks, which may write one) and, until
 /// `stop`, orphan policies of the principals those requests name. Idempotent, and safe next to
 /// expiry and revoke (see `teardown`). Only a failure to list aborts it; an item's failure is
@@ -322,22 +351,24 @@ pub async fn reconcile_within(
     stop: std::time::Instant,
 ) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
-    for id in deps.store.list_grants_past_deadline(now, 100).await? {
-        match expire_found(deps, &id, now).await {
+    let past_deadline = deps.store.list_grants_past_deadline(now, DEADLINE_SCAN).await?;
+    for (done, id) in past_deadline.iter().enumerate() {
+        if out_of_time(stop, past_deadline.len() - done, &mut report.deadline_deferred) {
+            break;
+        }
+        match expire_found(deps, id, now).await {
             Ok(out) if out.detached || out.status == RequestStatus::Expired => report.expired.push(id.to_string()),
             Ok(_) => {}
-            Err(e) => failed(&mut report.item_failures, "expire-grant", &id, &e),
+            Err(e) => failed(&mut report.item_failures, "expire-grant", id, &e),
         }
     }
-    fail_stuck_submitted(deps, now, &mut report).await?;
-    restart_stalled(deps, now, &mut report).await?;
+    fail_stuck_submitted(deps, now, stop, &mut report).await?;
+    restart_stalled(deps, now, stop, &mut report).await?;
     let mut principals: Vec<GrantPrincipal> = Vec::new();
     let ended = deps.store.list_ended_since(now - Duration::minutes(ENDED_RECHECK_MINUTES), 1000).await?;
     for (done, id) in ended.iter().enumerate() {
-        if std::time::Instant::now() >= stop {
-            // The oldest are left: every run for two hours re-checks each, newest first.
-            report.ended_deferred = ended.len() - done;
-            tracing::warn!(deferred = report.ended_deferred, "re-checks of ended requests left for the next sweep");
+        // The oldest are left: every run for two hours re-checks each, newest first.
+        if out_of_time(stop, ended.len() - done, &mut report.ended_deferred) {
             break;
         }
         match recheck_ended(deps, id, now, &mut principals).await {
@@ -512,6 +543,7 @@ impl SweepOutcome {
             ended_cleaned = report.ended_cleaned.len(),
             stuck_failed = report.stuck_failed.len(),
             ended_deferred = report.ended_deferred,
+            deadline_deferred = report.deadline_deferred,
             // The template's SweepItemFailures metric filter reads this field.
             item_failures = report.item_failures.len(),
             // The template's SweeperFixes metric filter sums this field.
