@@ -1112,6 +1112,41 @@ async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_
 }
 
 #[tokio::test]
+async fn the_requesters_mail_says_what_the_table_recorded_not_what_the_event_says() {
+    // Arrange: alice's request is really revoked; the event that reaches the notifier names the
+    // recorded version, status and actor, but its reason and duration were altered on the way.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let (key, outbox) = (key(), Outbox::default());
+    let contacts = [jit_shared::policy::contacts::Contact {
+        person: Person::IamUser("alice".into()),
+        email: "alice@example.com".into(),
+        same_as: vec![],
+        slack_user_id: None,
+    }];
+    let links = links();
+    let deps = mail_only(&store, &Users, &outbox, &contacts, &key, &links);
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let revoked = decided(&store, RequestStatus::Approved, now).await;
+    approve::revoke(&approvals(&store, &key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
+        .await
+        .unwrap();
+    let mut altered = store.changes().last().unwrap().events().pop().unwrap();
+    altered.reason = "Reset your password at https://evil.example".into();
+    altered.duration_minutes = 480;
+
+    // Act
+    let sent = jit_shared::app::notify::handle_event(&deps, &envelope(altered), now).await.unwrap();
+
+    // Assert: mailed, with the stored reason and duration only.
+    assert_eq!(sent, 1);
+    let body = outbox.0.lock().unwrap()[0].body.clone();
+    assert!(!body.contains("evil.example") && !body.contains("480"), "{body}");
+    assert!(body.contains(revoked.reason.as_str()), "{body}");
+    assert!(body.contains(&format!("{} minutes", revoked.duration_minutes.get())), "{body}");
+}
+
+#[tokio::test]
 async fn a_role_session_is_granted_by_attaching_only_when_the_role_pins_session_names() {
     for (role, granted) in [("Pinned", true), ("Unpinned", false)] {
         // Arrange: an approved attach-mode request from a session of `role`.

@@ -93,7 +93,7 @@ pub async fn handle_event(
             if !requester_is_told(detail.status, detail.previous_status) {
                 return Ok(0);
             }
-            if !recorded(deps.store, detail).await? {
+            let Some(change) = recorded(deps.store, detail).await? else {
                 tracing::warn!(
                     request_id = %id,
                     status = %detail.status,
@@ -101,33 +101,49 @@ pub async fn handle_event(
                     "an event the table has no record of: no mail"
                 );
                 return Ok(0);
+            };
+            if !requester_is_told(change.status, change.previous_status) {
+                return Ok(0);
             }
             if let Some(topic) = deps.chat_topic {
-                let notice = crate::domain::amazon_q::status_notice(detail, &envelope.id);
+                let notice = crate::domain::amazon_q::status_notice(&change, &envelope.id);
                 publish_to_chat(topic, &notice, id).await;
             }
             // A session of a role merely named like Identity Center's is not the user it names.
-            let requester = crate::app::common::person_of_caller(deps.directory, &detail.requester).await?;
-            if requester != Person::from_caller(&detail.requester) {
+            let requester = crate::app::common::person_of_caller(deps.directory, &change.requester).await?;
+            if requester != Person::from_caller(&change.requester) {
                 return Ok(0);
             }
-            tell_requester(deps.mailer, deps.contacts, deps.links, envelope).await
+            tell_requester(deps.mailer, deps.contacts, deps.links, &change).await
         }
         _ => Ok(0),
     }
 }
 
-/// Whether the table recorded exactly this change (the genuine event comes from its stream):
+/// The change as the table recorded it, when it did (the genuine event comes from its stream):
 /// the audit record of the event's version has its status and actor, and the request is the
-/// event's requester's, for its node. Mail is built from the event only once it is vouched for,
-/// so an event put on the bus by someone else sends nothing.
-async fn recorded(store: &dyn RequestStore, d: &StatusEvent) -> Result<bool, ServiceError> {
-    let Some(request) = store.get(&d.request_id).await? else { return Ok(false) };
+/// event's requester's, for its node. What the mail and chat say (reason, duration, decision,
+/// who approved or rejected and their comment) is taken from the table, never from the event, so
+/// an event put on the bus by someone else sends nothing, and a genuine one with its text
+/// altered on the way says only what was recorded.
+async fn recorded(store: &dyn RequestStore, d: &StatusEvent) -> Result<Option<StatusEvent>, ServiceError> {
+    let Some(request) = store.get(&d.request_id).await? else { return Ok(None) };
     if request.requester != d.requester || request.node_id != d.node_id {
-        return Ok(false);
+        return Ok(None);
     }
     let trail = store.audit_trail(&d.request_id).await?;
-    Ok(trail.iter().any(|a| a.version == d.version && a.to == d.status && a.actor == d.actor))
+    let Some(change) = trail.into_iter().find(|a| a.version == d.version && a.to == d.status && a.actor == d.actor)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(StatusEvent {
+        status: change.to,
+        version: change.version,
+        at: change.at,
+        approval: change.approval,
+        level_completed: change.level_completed,
+        ..StatusEvent::for_request(&request, change.from, &change.actor)
+    }))
 }
 
 /// Status changes the requester hears about whatever the previous status was.
@@ -175,7 +191,7 @@ pub fn rule_pattern() -> serde_json::Value {
 /// stored request, and only on an event the table vouches for.
 async fn tell_break_glass(deps: &NotifyDeps<'_>, envelope: &EventEnvelope) -> Result<usize, ServiceError> {
     let d = &envelope.detail;
-    if !recorded(deps.store, d).await? {
+    if recorded(deps.store, d).await?.is_none() {
         tracing::warn!(request_id = %d.request_id, "a break-glass event the table has no record of: no mail");
         return Ok(0);
     }
@@ -452,14 +468,14 @@ pub fn approver_mail(request: &AccessRequest, to: &Person, level: u8, link: &str
 }
 
 /// Mails the requester about a status change they are told of, if they have a mail contact
-/// (without one nobody is subscribed for them, so publishing would only cost).
+/// (without one nobody is subscribed for them, so publishing would only cost). `d` is the change
+/// as `recorded` rebuilt it from the table.
 async fn tell_requester(
     mailer: &dyn Mailer,
     contacts: &[Contact],
     links: &LinkSettings,
-    envelope: &EventEnvelope,
+    d: &StatusEvent,
 ) -> Result<usize, ServiceError> {
-    let d = &envelope.detail;
     if !requester_is_told(d.status, d.previous_status) {
         return Ok(0);
     }
@@ -600,7 +616,8 @@ mod tests {
         ];
         for (contacts, status, previous, expected) in cases {
             let outbox = Outbox::default();
-            let sent = tell_requester(&outbox, contacts, &links(), &event(sample, status, previous)).await.unwrap();
+            let sent =
+                tell_requester(&outbox, contacts, &links(), &event(sample, status, previous).detail).await.unwrap();
             let mails = outbox.0.lock().unwrap().clone();
             assert_eq!(
                 (sent, mails.len()),
@@ -655,7 +672,7 @@ mod tests {
         );
         let approval_message = failed.detail.decision.as_ref().map(|d| d.message.clone()).unwrap();
 
-        tell_requester(&outbox, &operator, &links(), &failed).await.unwrap();
+        tell_requester(&outbox, &operator, &links(), &failed.detail).await.unwrap();
 
         let body = outbox.0.lock().unwrap()[0].body.clone();
         assert!(body.contains("could not be granted") && !body.contains(&approval_message), "{body}");
