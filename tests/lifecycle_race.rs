@@ -417,6 +417,47 @@ async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_
     assert!(expired_runs > 0, "the expiry never won");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_iam_a_revoke_past_the_session_roles_deny_budget_denies_by_issue_time_until_the_sweep_ends_it() {
+    use jit_shared::domain::credentials::{deny_document, MAX_REQUEST_DENIES};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Arrange: the session role already holds as many one-request denies as it may; a granted
+    // request with credentials fetched, then revoked.
+    let w = World::granting_in(jit_shared::domain::grant::GrantMode::Credentials).await;
+    let role = GrantPrincipal::IamRole { name: w.settings.session_role_name.clone() };
+    for _ in 0..MAX_REQUEST_DENIES {
+        let other = RequestId::generate();
+        w.granter.inner.put_policy(&role, &deny_policy_name(&other), &deny_document(&other).to_string()).await.unwrap();
+    }
+    let now = Utc::now();
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let id = w.granted_by(Some(EXECUTION)).await.request_id;
+    let creds = CredentialsDeps {
+        store: &w.store,
+        issuer: &issuer,
+        settings: &w.settings,
+        seal: &*SEAL,
+        directory: &w.directory,
+        people: &jit_shared::policy::contacts::People::default(),
+    };
+    credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
+    approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
+
+    // Act: the revoke's teardown, then a sweep an hour and two minutes later.
+    let deps = w.lifecycle();
+    lifecycle::teardown(&deps, &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", now).await.unwrap();
+    let after_revoke = w.granter.inner.list_policies(&role).await.unwrap();
+    sweep::reconcile(&deps, now + Duration::minutes(62)).await.unwrap();
+
+    // Assert: IAM took the deny by issue time in place of a 41st one-request deny; the sweep
+    // removed every deny once nothing they cover could be used.
+    let by_issue_time: Vec<&String> = after_revoke.iter().filter(|n| n.starts_with("jit-deny-before-")).collect();
+    assert_eq!(by_issue_time.len(), 1, "{after_revoke:?}");
+    assert!(!after_revoke.contains(&deny_policy_name(&id)));
+    assert!(w.granter.inner.list_policies(&role).await.unwrap().is_empty());
+}
+
 /// A Grant task retried after its grant was recorded (Step Functions retries on timeouts) puts
 /// the policy again; a revoke that tears the grant down while that put is in flight must not
 /// leave the policy attached.

@@ -678,6 +678,55 @@ async fn each_issuance_is_recorded_with_its_key_id_and_never_its_secret_and_last
     assert_eq!(stored.status, RequestStatus::Approved);
 }
 
+/// STS answering while an administrator's revoke of the request lands: the revoke is recorded
+/// before the credentials come back.
+struct RevokedWhileIssuing<'a> {
+    inner: MemoryIssuer,
+    store: &'a MemoryStore,
+}
+
+#[async_trait]
+impl jit_shared::ports::CredentialIssuer for RevokedWhileIssuing<'_> {
+    async fn issue(
+        &self,
+        spec: &jit_shared::domain::credentials::CredentialsSpec,
+    ) -> Result<jit_shared::domain::credentials::IssuedCredentials, PortError> {
+        let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+        let k = key();
+        approve::revoke(&approvals(self.store, &k, &admins), &ARN_ADMIN, &spec.session_name, b"", Utc::now())
+            .await
+            .unwrap();
+        self.inner.issue(spec).await
+    }
+}
+
+#[tokio::test]
+async fn credentials_issued_while_a_revoke_lands_are_never_returned_nor_recorded() {
+    // Arrange: approved, never fetched; STS answers only after the revoke is recorded.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let issuer = RevokedWhileIssuing { inner: MemoryIssuer::default(), store: &world.store };
+    let deps = CredentialsDeps { issuer: &issuer, ..issuing(&world.store, &issuer.inner, &settings) };
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+
+    // Act: the fetch, then the revoke's teardown.
+    let got = credentials::issue(&deps, &ARN_ALICE, request.request_id.as_str(), now).await;
+    revoke_branch(&world.deps(&settings), &request.request_id, now).await;
+
+    // Assert: refused naming the status; no issuance on the request or in its trail; STS was
+    // called once, and no deny was needed for credentials nobody got.
+    let err = got.expect_err("credentials issued after the revoke are not handed out");
+    assert_eq!((jit_shared::http::error::status(&err), err.code()), (409, "RequestNotApproved"));
+    assert!(err.to_string().contains("Revoked"), "{err}");
+    let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.credentials), (RequestStatus::Revoked, None));
+    let trail = world.store.audit_trail(&request.request_id).await.unwrap();
+    assert!(trail.iter().all(|a| a.credentials.is_none()), "{trail:?}");
+    assert_eq!(issuer.inner.issued.lock().unwrap().len(), 1);
+    assert_eq!(deny_on_session_role(&world, &request.request_id), None);
+}
+
 /// An approved credentials-mode request of alice's (its grant recorded first when `granted`), for
 /// which she fetched credentials once at `now`.
 async fn approved_and_fetched(
@@ -692,7 +741,9 @@ async fn approved_and_fetched(
     if granted {
         let grant = lifecycle::grant(&world.deps(settings), &request.request_id, None, now).await.unwrap();
         assert!(grant.granted);
-        assert!(world.policies.0.lock().unwrap().is_empty(), "credentials mode attaches nothing");
+        let grant_policy = format!("/jit-{}", request.request_id);
+        let policies = world.policies.0.lock().unwrap();
+        assert!(!policies.keys().any(|k| k.ends_with(&grant_policy)), "credentials mode attaches nothing");
     }
     credentials::issue(&issuing(&world.store, &issuer, settings), &ARN_ALICE, request.request_id.as_str(), now)
         .await
@@ -742,6 +793,92 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     assert!(world.policies.0.lock().unwrap().is_empty());
     assert_eq!(after.fixed(), 0, "removing a spent deny is routine, not drift");
     assert_eq!(after.denies_outstanding, 0);
+}
+
+/// The names of the policies on the stack account's session role.
+fn on_session_role(world: &Lifecycle) -> Vec<String> {
+    let prefix = "SessionRole { account: \"123456789012\", name: \"jit-node-access-session\" }/";
+    world.policies.0.lock().unwrap().keys().filter_map(|k| k.strip_prefix(prefix).map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn past_the_roles_deny_budget_a_revoke_denies_every_earlier_credential_and_the_sweep_clears_up_after() {
+    // Arrange: as many revoked requests with live credentials as the role holds one-request
+    // denies for, each denied; then one more request, fetched and revoked.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let deps = world.deps(&settings);
+    for _ in 0..jit_shared::domain::credentials::MAX_REQUEST_DENIES {
+        let revoked = fetched_then_revoked(&world, &settings, now).await;
+        revoke_branch(&deps, &revoked.request_id, now).await;
+    }
+    let one_more = fetched_then_revoked(&world, &settings, now).await;
+
+    // Act: its teardown, then sweeps five minutes and an hour and a bit later.
+    revoke_branch(&deps, &one_more.request_id, now).await;
+    let denied = on_session_role(&world);
+    let documents: Vec<String> = world.policies.0.lock().unwrap().values().cloned().collect();
+    let soon = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
+    let after_soon = on_session_role(&world);
+    let later = sweep::reconcile(&deps, now + Duration::minutes(62)).await.unwrap();
+
+    // Assert: no one-request deny for it, but one deny of every credential issued until just
+    // after its last fetch; the sweep then drops the one-request denies that deny covers, and
+    // the deny itself once everything it covers has expired.
+    let before: Vec<&String> = denied.iter().filter(|n| n.starts_with("jit-deny-before-")).collect();
+    assert_eq!(before.len(), 1, "{denied:?}");
+    assert!(!denied.contains(&format!("jit-deny-{}", one_more.request_id)));
+    assert_eq!(denied.len(), jit_shared::domain::credentials::MAX_REQUEST_DENIES + 1);
+    let by_issue_time = documents.iter().filter(|d| d.contains("aws:TokenIssueTime")).count();
+    assert_eq!(by_issue_time, 1, "{documents:?}");
+    assert_eq!(after_soon, [before[0].clone()], "the covered one-request denies are gone");
+    assert_eq!((soon.denies_outstanding, soon.fixed()), (0, 0));
+    assert!(on_session_role(&world).is_empty(), "{later:?}");
+}
+
+/// IAM refusing the session role's one-request denies for the role's inline-policy budget.
+struct BudgetSpent<'a>(&'a Policies);
+
+#[async_trait]
+impl AccessGranter for BudgetSpent<'_> {
+    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
+        self.0.role(role).await
+    }
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
+        if name.starts_with("jit-deny-req-") {
+            return Err(GrantWriteError::TooLarge("Maximum policy size of 10240 bytes exceeded (injected)".into()));
+        }
+        self.0.put_policy(principal, name, document).await
+    }
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        self.0.delete_policy(principal, name).await
+    }
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        self.0.list_policies(principal).await
+    }
+}
+
+#[tokio::test]
+async fn a_revoke_that_iam_refuses_a_deny_for_still_denies_the_credentials_by_their_issue_time() {
+    // Arrange: credentials fetched, then revoked; IAM refuses one-request denies (the role
+    // carries inline policies of its own).
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let iam = BudgetSpent(&world.policies);
+    let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
+    let revoked = fetched_then_revoked(&world, &settings, now).await;
+
+    // Act
+    revoke_branch(&deps, &revoked.request_id, now).await;
+    let recheck = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
+
+    // Assert: denied by issue time; the re-check finds it covered and writes nothing more.
+    let denied = on_session_role(&world);
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(denied[0].starts_with("jit-deny-before-"), "{denied:?}");
+    assert!(recheck.ended_cleaned.is_empty() && recheck.item_failures.is_empty(), "{recheck:?}");
 }
 
 #[tokio::test]

@@ -111,8 +111,9 @@ pub async fn issue(
         expiration: issued.expiration,
     };
     // Recorded before they are handed out: credentials that were not recorded are never
-    // returned. If a revoke or expiry won the race, these credentials are useless anyway (the
-    // revoke's deny names this session, the policy ends at the deadline) and are not returned.
+    // returned. If a revoke or expiry won the race, these are not returned (409), and nothing
+    // else denies them: the revoke wrote a deny only if earlier credentials were recorded, and
+    // they stay valid at STS until they expire. Never return them from any other path.
     until_written!("recording issued credentials", |attempt| {
         let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
         if current.status != RequestStatus::Approved {

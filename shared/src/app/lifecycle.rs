@@ -189,7 +189,11 @@ fn session_owner(settings: &GrantSettings, request: &AccessRequest) -> String {
 
 /// Credentials cannot be recalled: a revoke while some may still be used denies the request's
 /// role session everything (`credentials::deny_document`) until the sweeper finds them all
-/// expired. `Ok(true)` when a deny was written.
+/// expired. The session role's inline-policy budget holds `MAX_REQUEST_DENIES` such denies; past
+/// that (or when IAM refuses one for the budget) the revoke denies every credential of the role
+/// issued until now instead (`credentials::issued_before_document`): the other holders fetch new
+/// ones, and the revoke takes effect whatever the budget. `Ok(true)` when a deny is in place
+/// (with `only_if_missing`: when this call wrote it).
 async fn deny_issued_credentials(
     deps: &LifecycleDeps<'_>,
     request: &AccessRequest,
@@ -201,17 +205,56 @@ async fn deny_issued_credentials(
     }
     let role = session_role(deps.settings, request);
     let name = credentials::deny_policy_name(&request.request_id);
-    if only_if_missing && deps.granter.list_policies(&role).await?.contains(&name) {
-        return Ok(false);
+    let existing = deps.granter.list_policies(&role).await?;
+    let covered = existing
+        .iter()
+        .filter_map(|n| credentials::issued_before_of(n))
+        .any(|before| credentials::covered_by_issued_before(request, before));
+    if covered || existing.contains(&name) {
+        return Ok(!only_if_missing);
     }
-    let document = credentials::deny_document(&request.request_id).to_string();
-    match deps.granter.put_policy(&role, &name, &document).await {
-        Ok(()) => Ok(true),
-        Err(GrantWriteError::Port(e)) => Err(e.into()),
-        // The role's inline-policy budget is spent or the role is gone: the revoke cannot be
-        // made good, and must not be recorded as if it were.
-        Err(e) => Err(ServiceError::Internal(format!("denying the revoked request's credentials: {e}"))),
+    let request_denies = existing.iter().filter(|n| credentials::request_of_deny(n).is_some()).count();
+    if request_denies < credentials::MAX_REQUEST_DENIES {
+        let document = credentials::deny_document(&request.request_id).to_string();
+        match deps.granter.put_policy(&role, &name, &document).await {
+            Ok(()) => return Ok(true),
+            Err(GrantWriteError::Port(e)) => return Err(e.into()),
+            Err(GrantWriteError::TooLarge(e)) => {
+                tracing::warn!(request_id = %request.request_id, error = %e, "the session role's inline-policy budget is spent: denying every earlier credential of the role instead");
+            }
+            // The role is gone: the revoke cannot be made good, and must not be recorded as if
+            // it were.
+            Err(e) => return Err(ServiceError::Internal(format!("denying the revoked request's credentials: {e}"))),
+        }
     }
+    deny_issued_before(deps, &role, &existing, credentials::issued_before_covering(request, now)).await?;
+    tracing::warn!(
+        request_id = %request.request_id,
+        alarm = "EarlierCredentialsDenied",
+        "revoked with every credential of the session role issued until now: their holders fetch new ones"
+    );
+    Ok(true)
+}
+
+/// Writes the `issued-before` deny up to `before` on the session role, then removes the earlier
+/// ones it supersedes (a credential issued before them was issued before `before`).
+async fn deny_issued_before(
+    deps: &LifecycleDeps<'_>,
+    role: &GrantPrincipal,
+    existing: &[String],
+    before: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let name = credentials::issued_before_policy_name(before);
+    let document = credentials::issued_before_document(before).to_string();
+    deps.granter.put_policy(role, &name, &document).await.map_err(|e| match e {
+        GrantWriteError::Port(e) => ServiceError::from(e),
+        e => ServiceError::Internal(format!("denying the session role's earlier credentials: {e}")),
+    })?;
+    for older in existing.iter().filter(|n| credentials::issued_before_of(n).is_some_and(|t| t < before) && **n != name)
+    {
+        deps.granter.delete_policy(role, older).await?;
+    }
+    Ok(())
 }
 
 /// Whether the grant of `request` is held by another execution than `execution`. EventBridge

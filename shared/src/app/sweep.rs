@@ -461,22 +461,35 @@ async fn remove_spent_denies(
     Ok(())
 }
 
-/// Removes the spent denies on one session role; returns how many stay.
+/// Removes the spent denies on one session role; returns how many one-request denies stay. An
+/// `issued-before` deny is spent once every credential issued before it has expired; a
+/// one-request deny also once a later `issued-before` deny covers its request.
 async fn remove_spent_denies_of(
     deps: &LifecycleDeps<'_>,
     role: &crate::ports::GrantPrincipal,
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<usize, ServiceError> {
+    let policies = deps.granter.list_policies(role).await?;
+    let latest_before = policies.iter().filter_map(|n| credentials::issued_before_of(n)).max();
     let mut outstanding = 0;
-    for name in deps.granter.list_policies(role).await? {
-        let Some(id) = credentials::request_of_deny(&name) else { continue };
-        let spent = match deps.store.get(&id).await? {
-            Some(r) => r.status != RequestStatus::Approved && !credentials::may_still_be_used(&r, now),
-            None => true,
+    for name in policies {
+        let spent = if let Some(before) = credentials::issued_before_of(&name) {
+            credentials::issued_before_is_spent(before, now)
+        } else if let Some(id) = credentials::request_of_deny(&name) {
+            match deps.store.get(&id).await? {
+                Some(r) => {
+                    r.status != RequestStatus::Approved
+                        && (!credentials::may_still_be_used(&r, now)
+                            || latest_before.is_some_and(|b| credentials::covered_by_issued_before(&r, b)))
+                }
+                None => true,
+            }
+        } else {
+            continue;
         };
         if !spent {
-            outstanding += 1;
+            outstanding += usize::from(credentials::request_of_deny(&name).is_some());
             continue;
         }
         if deps.granter.delete_policy(role, &name).await? {

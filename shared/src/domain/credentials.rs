@@ -23,7 +23,8 @@ pub const SESSION_POLICY_LIMIT: usize = 2_048;
 /// The session tag naming the request (seen by the role's policies and in CloudTrail).
 pub const REQUEST_TAG: &str = "jit:request-id";
 
-/// A secret string: shown as `***` by `Debug` and `Display`, so it cannot reach a log by accident.
+/// A secret string: shown as `***` by `Debug`, and without `Display` (formatting it with `{}` does
+/// not compile), so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -201,6 +202,67 @@ pub fn deny_document(request: &RequestId) -> serde_json::Value {
             "Condition": { "StringLike": { "aws:userid": format!("*:{request}") } }
         }]
     })
+}
+
+/// How many one-request denies a session role carries at most. Each takes about 200 of the role's
+/// 10,240 inline-policy characters (its own policy takes about 520), so this leaves room for two
+/// `issued-before` denies (one being replaced), which a revoke writes instead once the role holds
+/// this many.
+pub const MAX_REQUEST_DENIES: usize = 40;
+/// The session role's inline policy that denies every credential of the role issued before a
+/// time (`jit-deny-before-<epoch seconds>`): a revoke's fallback when the role's budget for
+/// one-request denies is spent, as IAM's own "revoke active sessions" does.
+pub const ISSUED_BEFORE_PREFIX: &str = "jit-deny-before-";
+/// How long after the recorded issuance time STS may have issued the credentials: the credentials
+/// function takes the time first and calls STS within its 10 s timeout, plus clock skew. An
+/// `issued-before` deny covers a request only when its time is at least this much later.
+const ISSUE_SLACK_SECONDS: i64 = 15;
+
+/// The name of the `issued-before` deny for `before` (whole seconds).
+pub fn issued_before_policy_name(before: DateTime<Utc>) -> String {
+    format!("{ISSUED_BEFORE_PREFIX}{}", before.timestamp())
+}
+
+/// The time an `issued-before` deny covers up to, if the name is one.
+pub fn issued_before_of(name: &str) -> Option<DateTime<Utc>> {
+    let seconds: i64 = name.strip_prefix(ISSUED_BEFORE_PREFIX)?.parse().ok()?;
+    DateTime::from_timestamp(seconds, 0)
+}
+
+/// Denies everything to the role's credentials issued before `before` (whole seconds).
+pub fn issued_before_document(before: DateTime<Utc>) -> serde_json::Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "RevokedAccessRequestsIssuedBefore",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": { "DateLessThan": { "aws:TokenIssueTime": deadline_text(&before) } }
+        }]
+    })
+}
+
+/// The time an `issued-before` deny written at `now` for the request must cover up to: `now`, or
+/// a few seconds later when its last credentials were issued just before (see
+/// `ISSUE_SLACK_SECONDS`), so that it covers them for certain.
+/// Whole seconds, rounded up: the deny's name and condition carry seconds.
+pub fn issued_before_covering(request: &AccessRequest, now: DateTime<Utc>) -> DateTime<Utc> {
+    let last = request.credentials.as_ref().map(|c| c.last.issued_at + Duration::seconds(ISSUE_SLACK_SECONDS));
+    let before = last.map_or(now, |l| l.max(now));
+    let up = i64::from(before.timestamp_subsec_nanos() > 0);
+    DateTime::from_timestamp(before.timestamp() + up, 0).unwrap_or(before)
+}
+
+/// Whether an `issued-before` deny up to `before` denies every credential issued for the request.
+pub fn covered_by_issued_before(request: &AccessRequest, before: DateTime<Utc>) -> bool {
+    request.credentials.as_ref().is_some_and(|c| c.last.issued_at + Duration::seconds(ISSUE_SLACK_SECONDS) <= before)
+}
+
+/// Whether an `issued-before` deny up to `before` denies nothing any more at `now`: every
+/// credential issued before it has expired.
+pub fn issued_before_is_spent(before: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    before + Duration::seconds(MAX_LIFETIME_SECONDS + ISSUE_SLACK_SECONDS) <= now
 }
 
 /// Whether credentials issued for the request might still do something at `now`: some were
@@ -388,6 +450,35 @@ mod tests {
         assert!(may_still_be_used(&r, now + Duration::minutes(29)));
         assert!(!may_still_be_used(&r, now + Duration::minutes(30)), "all expired");
         assert!(!may_still_be_used(&r, r.access_deadline()), "past the deadline");
+    }
+
+    #[test]
+    fn an_issued_before_deny_covers_credentials_issued_well_before_it_until_they_have_all_expired() {
+        // Arrange: credentials last issued at 10:00:00.5.
+        let issued = at("2026-12-04T10:00:00.5Z");
+        let mut r = request("arn:aws:iam::111122223333:user/operator");
+        let issue =
+            CredentialsIssue { access_key_id: "A".into(), role_arn: "r".into(), issued_at: issued, expiration: issued };
+        r.credentials = Some(CredentialsRecord::after(None, issue));
+
+        // Act: revoked a second later, and an hour later.
+        let soon = issued_before_covering(&r, issued + Duration::seconds(1));
+        let late = issued_before_covering(&r, at("2026-12-04T11:00:00.2Z"));
+
+        // Assert: the deny reaches past STS's possible issue time, in whole seconds, and round-trips
+        // through its name; it is spent once every credential issued before it has expired.
+        assert_eq!(soon, at("2026-12-04T10:00:16Z"), "the slack after the recorded time, rounded up");
+        assert_eq!(late, at("2026-12-04T11:00:01Z"));
+        assert!(covered_by_issued_before(&r, soon) && !covered_by_issued_before(&r, issued + Duration::seconds(5)));
+        assert_eq!(issued_before_of(&issued_before_policy_name(soon)), Some(soon));
+        assert_eq!(request_of_deny(&issued_before_policy_name(soon)), None, "not a one-request deny");
+        assert_eq!(issued_before_of(&deny_policy_name(&r.request_id)), None);
+        let doc = issued_before_document(soon);
+        assert_eq!(doc["Statement"][0]["Effect"], "Deny");
+        assert_eq!(doc["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"], "2026-12-04T10:00:16Z");
+        assert!(!issued_before_is_spent(soon, soon + Duration::minutes(60)));
+        assert!(issued_before_is_spent(soon, soon + Duration::minutes(61)));
+        assert!(issued_before_policy_name(soon).len() <= 128, "an IAM policy name");
     }
 
     #[test]
