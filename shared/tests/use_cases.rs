@@ -860,24 +860,30 @@ impl AccessGranter for BudgetSpent<'_> {
 }
 
 #[tokio::test]
-async fn a_revoke_that_iam_refuses_a_deny_for_still_denies_the_credentials_by_their_issue_time() {
-    // Arrange: credentials fetched, then revoked; IAM refuses one-request denies (the role
-    // carries inline policies of its own).
+async fn revokes_that_iam_refuses_denies_for_still_deny_by_issue_time_and_the_sweep_keeps_only_the_latest() {
+    // Arrange: IAM refuses one-request denies (the role carries inline policies of its own);
+    // two requests, fetched and revoked two minutes apart.
     let now = Utc::now();
     let world = Lifecycle::default();
     let settings = credentials_settings();
     let iam = BudgetSpent(&world.policies);
     let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
-    let revoked = fetched_then_revoked(&world, &settings, now).await;
+    let first = fetched_then_revoked(&world, &settings, now).await;
+    let later = now + Duration::minutes(2);
+    let second = fetched_then_revoked(&world, &settings, later).await;
 
-    // Act
-    revoke_branch(&deps, &revoked.request_id, now).await;
+    // Act: both teardowns, then a sweep.
+    revoke_branch(&deps, &first.request_id, now).await;
+    revoke_branch(&deps, &second.request_id, later).await;
+    let after_revokes = on_session_role(&world);
     let recheck = sweep::reconcile(&deps, now + Duration::minutes(5)).await.unwrap();
 
-    // Assert: denied by issue time; the re-check finds it covered and writes nothing more.
-    let denied = on_session_role(&world);
-    assert_eq!(denied.len(), 1, "{denied:?}");
-    assert!(denied[0].starts_with("jit-deny-before-"), "{denied:?}");
+    // Assert: each revoke denied by issue time and deleted nothing (the lifecycle may only put);
+    // the sweep keeps the later deny, which covers both, and writes nothing more.
+    assert_eq!(after_revokes.len(), 2, "{after_revokes:?}");
+    assert!(after_revokes.iter().all(|n| n.starts_with("jit-deny-before-")), "{after_revokes:?}");
+    let latest = after_revokes.iter().max().unwrap().clone();
+    assert_eq!(on_session_role(&world), [latest]);
     assert!(recheck.ended_cleaned.is_empty() && recheck.item_failures.is_empty(), "{recheck:?}");
 }
 

@@ -227,7 +227,7 @@ async fn deny_issued_credentials(
             Err(e) => return Err(ServiceError::Internal(format!("denying the revoked request's credentials: {e}"))),
         }
     }
-    deny_issued_before(deps, &role, &existing, credentials::issued_before_covering(request, now)).await?;
+    deny_issued_before(deps, &role, credentials::issued_before_covering(request, now)).await?;
     tracing::warn!(
         request_id = %request.request_id,
         alarm = "EarlierCredentialsDenied",
@@ -236,12 +236,11 @@ async fn deny_issued_credentials(
     Ok(true)
 }
 
-/// Writes the `issued-before` deny up to `before` on the session role, then removes the earlier
-/// ones it supersedes (a credential issued before them was issued before `before`).
+/// Writes the `issued-before` deny up to `before` on the session role. The earlier ones it
+/// supersedes are the sweeper's to remove: this function may put denies, never delete one.
 async fn deny_issued_before(
     deps: &LifecycleDeps<'_>,
     role: &GrantPrincipal,
-    existing: &[String],
     before: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     let name = credentials::issued_before_policy_name(before);
@@ -250,10 +249,6 @@ async fn deny_issued_before(
         GrantWriteError::Port(e) => ServiceError::from(e),
         e => ServiceError::Internal(format!("denying the session role's earlier credentials: {e}")),
     })?;
-    for older in existing.iter().filter(|n| credentials::issued_before_of(n).is_some_and(|t| t < before) && **n != name)
-    {
-        deps.granter.delete_policy(role, older).await?;
-    }
     Ok(())
 }
 

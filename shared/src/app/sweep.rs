@@ -462,8 +462,9 @@ async fn remove_spent_denies(
 }
 
 /// Removes the spent denies on one session role; returns how many one-request denies stay. An
-/// `issued-before` deny is spent once every credential issued before it has expired; a
-/// one-request deny also once a later `issued-before` deny covers its request.
+/// `issued-before` deny is spent once every credential issued before it has expired, or once a
+/// later one (which denies all it does) is there; a one-request deny also once the latest
+/// `issued-before` deny covers its request.
 async fn remove_spent_denies_of(
     deps: &LifecycleDeps<'_>,
     role: &crate::ports::GrantPrincipal,
@@ -475,7 +476,7 @@ async fn remove_spent_denies_of(
     let mut outstanding = 0;
     for name in policies {
         let spent = if let Some(before) = credentials::issued_before_of(&name) {
-            credentials::issued_before_is_spent(before, now)
+            credentials::issued_before_is_spent(before, now) || latest_before.is_some_and(|latest| before < latest)
         } else if let Some(id) = credentials::request_of_deny(&name) {
             match deps.store.get(&id).await? {
                 Some(r) => {
