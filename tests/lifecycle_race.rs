@@ -340,6 +340,22 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
 }
 
 impl World {
+    /// A granted credentials-mode request (nothing attached) whose requester fetched credentials
+    /// from `issuer` at `now`.
+    async fn granted_and_fetched(&self, issuer: &MemoryIssuer, now: chrono::DateTime<Utc>) -> RequestId {
+        let id = self.granted_by(Some(EXECUTION)).await.request_id;
+        let creds = CredentialsDeps {
+            store: &self.store,
+            issuer,
+            settings: &self.settings,
+            seal: &*SEAL,
+            directory: &self.directory,
+            people: &jit_shared::policy::contacts::People::default(),
+        };
+        credentials::issue(&creds, &self.caller, id.as_str(), now).await.unwrap();
+        id
+    }
+
     /// Whether a revoke's deny for `id` is on the session role.
     async fn denied(&self, id: &RequestId) -> bool {
         let role = GrantPrincipal::IamRole { name: self.settings.session_role_name.clone() };
@@ -358,17 +374,7 @@ async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_
         // Arrange: granted (nothing attached), credentials fetched while access lasts.
         let now = Utc::now();
         *issuer.at.lock().unwrap() = Some(now);
-        let recorded = w.granted_by(Some(EXECUTION)).await;
-        let id = recorded.request_id.clone();
-        let creds = CredentialsDeps {
-            store: &w.store,
-            issuer: &issuer,
-            settings: &w.settings,
-            seal: &*SEAL,
-            directory: &w.directory,
-            people: &jit_shared::policy::contacts::People::default(),
-        };
-        credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
+        let id = w.granted_and_fetched(&issuer, now).await;
         let recorded = w.store.get(&id).await.unwrap().unwrap();
         let deps = w.lifecycle();
         let later = now + Duration::seconds(11);
@@ -432,16 +438,7 @@ async fn in_iam_a_revoke_past_the_session_roles_deny_budget_denies_by_issue_time
     let now = Utc::now();
     let issuer = MemoryIssuer::default();
     *issuer.at.lock().unwrap() = Some(now);
-    let id = w.granted_by(Some(EXECUTION)).await.request_id;
-    let creds = CredentialsDeps {
-        store: &w.store,
-        issuer: &issuer,
-        settings: &w.settings,
-        seal: &*SEAL,
-        directory: &w.directory,
-        people: &jit_shared::policy::contacts::People::default(),
-    };
-    credentials::issue(&creds, &w.caller, id.as_str(), now).await.unwrap();
+    let id = w.granted_and_fetched(&issuer, now).await;
     approvals::revoke(&w.approvals(), &w.caller, id.as_str(), b"", now).await.unwrap();
 
     // Act: the revoke's teardown, then a sweep an hour and two minutes later.

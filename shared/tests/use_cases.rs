@@ -1218,27 +1218,56 @@ async fn a_forged_revoked_event_for_an_approved_request_changes_nothing() {
     assert!(trail.iter().all(|a| !a.actor.contains("mallory")), "{trail:?}");
 }
 
+/// Alice, who has a mail contact, and the notifier (mail only) over her requests.
+struct MailedAlice {
+    store: MemoryStore,
+    key: SigningKey,
+    outbox: Outbox,
+    contacts: [jit_shared::policy::contacts::Contact; 1],
+    links: jit_shared::app::notify::LinkSettings,
+}
+
+impl MailedAlice {
+    fn new() -> Self {
+        let contact = jit_shared::policy::contacts::Contact {
+            person: Person::IamUser("alice".into()),
+            email: "alice@example.com".into(),
+            same_as: vec![],
+            slack_user_id: None,
+        };
+        Self {
+            store: MemoryStore::default(),
+            key: key(),
+            outbox: Outbox::default(),
+            contacts: [contact],
+            links: links(),
+        }
+    }
+
+    fn deps(&self) -> jit_shared::app::notify::NotifyDeps<'_> {
+        mail_only(&self.store, &Users, &self.outbox, &self.contacts, &self.key, &self.links)
+    }
+
+    /// One of her approved requests, revoked by the administrator, and the `Revoked` event the
+    /// table's stream turns that change into.
+    async fn revoked(&self, now: DateTime<Utc>) -> (AccessRequest, StatusEvent) {
+        let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+        let revoked = decided(&self.store, RequestStatus::Approved, now).await;
+        approve::revoke(&approvals(&self.store, &self.key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
+            .await
+            .unwrap();
+        (revoked, self.store.changes().last().unwrap().events().pop().unwrap())
+    }
+}
+
 #[tokio::test]
 async fn the_requester_is_mailed_about_a_recorded_revoke_and_not_about_a_forged_one() {
     // Arrange: alice has a mail contact; one request of hers is really revoked, another is not.
     let now = Utc::now();
-    let store = MemoryStore::default();
-    let (key, outbox) = (key(), Outbox::default());
-    let contacts = [jit_shared::policy::contacts::Contact {
-        person: Person::IamUser("alice".into()),
-        email: "alice@example.com".into(),
-        same_as: vec![],
-        slack_user_id: None,
-    }];
-    let links = links();
-    let deps = mail_only(&store, &Users, &outbox, &contacts, &key, &links);
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let revoked = decided(&store, RequestStatus::Approved, now).await;
-    approve::revoke(&approvals(&store, &key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
-    let genuine = store.changes().last().unwrap().events().pop().unwrap();
-    let untouched = decided(&store, RequestStatus::Approved, now).await;
+    let alice = MailedAlice::new();
+    let (store, outbox, deps) = (&alice.store, &alice.outbox, alice.deps());
+    let (revoked, genuine) = alice.revoked(now).await;
+    let untouched = decided(store, RequestStatus::Approved, now).await;
     let mut forged =
         StatusEvent::for_request(&untouched, Some(RequestStatus::Approved), "arn:aws:iam::123456789012:user/admin");
     forged.status = RequestStatus::Revoked;
@@ -1259,22 +1288,9 @@ async fn the_requesters_mail_says_what_the_table_recorded_not_what_the_event_say
     // Arrange: alice's request is really revoked; the event that reaches the notifier names the
     // recorded version, status and actor, but its reason and duration were altered on the way.
     let now = Utc::now();
-    let store = MemoryStore::default();
-    let (key, outbox) = (key(), Outbox::default());
-    let contacts = [jit_shared::policy::contacts::Contact {
-        person: Person::IamUser("alice".into()),
-        email: "alice@example.com".into(),
-        same_as: vec![],
-        slack_user_id: None,
-    }];
-    let links = links();
-    let deps = mail_only(&store, &Users, &outbox, &contacts, &key, &links);
-    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
-    let revoked = decided(&store, RequestStatus::Approved, now).await;
-    approve::revoke(&approvals(&store, &key, &admins), &ARN_ADMIN, revoked.request_id.as_str(), b"", now)
-        .await
-        .unwrap();
-    let mut altered = store.changes().last().unwrap().events().pop().unwrap();
+    let alice = MailedAlice::new();
+    let (outbox, deps) = (&alice.outbox, alice.deps());
+    let (revoked, mut altered) = alice.revoked(now).await;
     altered.reason = "Reset your password at https://evil.example".into();
     altered.duration_minutes = 480;
 
