@@ -51,13 +51,16 @@ def edit_block(text, resource, pattern, replace):
 
 
 
-# A session role's trust: named by a request (`req-…`, what a revoke's deny matches), tagged with
-# the request id alone (`jit:request-id`, shared/src/domain/credentials.rs), and with a source
-# identity (the person), exactly as `adapters/sts.rs` assumes it.
+# A session role's trust, one statement per action: named by a request (`req-…`, what a revoke's
+# deny matches) with a source identity (the person), and tagged with the request id alone
+# (`jit:request-id`, shared/src/domain/credentials.rs), exactly as `adapters/sts.rs` assumes it.
 SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION = {
-    "StringLike": {"sts:RoleSessionName": "req-*", "aws:RequestTag/jit:request-id": "req-*"},
-    "Null": {"sts:SourceIdentity": "false"},
-    "ForAllValues:StringEquals": {"aws:TagKeys": ["jit:request-id"]},
+    "sts:AssumeRole": {"StringLike": {"sts:RoleSessionName": "req-*"}, "Null": {"sts:SourceIdentity": "false"}},
+    "sts:SetSourceIdentity": {"Null": {"sts:SourceIdentity": "false"}},
+    "sts:TagSession": {
+        "StringLike": {"aws:RequestTag/jit:request-id": "req-*"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["jit:request-id"]},
+    },
 }
 
 class LeastPrivilegeTest(unittest.TestCase):
@@ -349,14 +352,19 @@ class LeastPrivilegeTest(unittest.TestCase):
             if resource["Type"] != "AWS::IAM::Role":
                 continue
             statements = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-            self.assertEqual(len(statements), 1, name)
-            s = statements[0]
-            self.assertEqual((s["Effect"], list(s["Principal"])), ("Allow", ["AWS"]), name)
-            expected = {"StringEquals": {"aws:PrincipalAccount": "Ref:HubAccountId"}}
-            if name == "SessionRole":
-                expected |= SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION
-            self.assertEqual(lp.render_tree(s["Condition"]), expected, name)
-            trusts[name] = (lp.render(s["Principal"]["AWS"]), sorted(lp.as_list(s["Action"])))
+            self.assertEqual(len(statements), 3 if name == "SessionRole" else 1, name)
+            principals, actions = set(), []
+            for s in statements:
+                self.assertEqual((s["Effect"], list(s["Principal"])), ("Allow", ["AWS"]), name)
+                action = lp.as_list(s["Action"])
+                expected = {"StringEquals": {"aws:PrincipalAccount": "Ref:HubAccountId"}}
+                if name == "SessionRole":
+                    expected |= SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION[action[0]]
+                self.assertEqual(lp.render_tree(s["Condition"]), expected, name)
+                principals.add(lp.render(s["Principal"]["AWS"]))
+                actions += action
+            self.assertEqual(len(principals), 1, name)
+            trusts[name] = (principals.pop(), sorted(actions))
         self.assertEqual(trusts, {
             "SessionRole": ("Ref:CredentialsFunctionRoleArn", ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]),
             "ReaderRole": ("Ref:NodeReaderRoleArns", ["sts:AssumeRole"]),
@@ -370,9 +378,11 @@ class LeastPrivilegeTest(unittest.TestCase):
     def test_the_hub_session_role_is_assumed_only_as_the_credentials_function_assumes_it(self):
         template = lp.plain(lp.cfn_yaml.load(TEMPLATE))
         statements = template["Resources"]["SessionRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        self.assertEqual(len(statements), 1)
-        self.assertEqual(lp.render(statements[0]["Principal"]["AWS"]), "GetAtt:IssueCredentialsFunctionRole.Arn")
-        self.assertEqual(lp.render_tree(statements[0]["Condition"]), SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION)
+        trust = {}
+        for s in statements:
+            self.assertEqual((s["Effect"], lp.render(s["Principal"]["AWS"])), ("Allow", "GetAtt:IssueCredentialsFunctionRole.Arn"))
+            trust[s["Action"]] = lp.render_tree(s["Condition"])
+        self.assertEqual(trust, SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION)
 
     def test_each_member_role_is_trusted_by_exactly_the_hub_functions_that_assume_it(self):
         # A member role's trust names a hub output (the parameter of the same name); that output
