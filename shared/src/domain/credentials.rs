@@ -416,6 +416,8 @@ mod tests {
             ("arn:aws:sts::111122223333:assumed-role/Shared/alice", "iam-role#Shared", "role=Shared"),
             ("arn:aws:iam::111122223333:user/q", "iam-user#q", "q@111122223333"),
             ("arn:aws:iam::111122223333:user/x", "ic-user#Zoë Smith", "Zo--Smith"),
+            // STS takes 64 characters at most: a longer name is cut there.
+            ("arn:aws:iam::111122223333:user/x", &format!("ic-user#{}@example.com", "a".repeat(70)), &"a".repeat(64)),
         ];
         for (requester, person, identity) in cases {
             let r = in_member_account(request(requester));
@@ -479,6 +481,23 @@ mod tests {
         assert!(!issued_before_is_spent(soon, soon + Duration::minutes(60)));
         assert!(issued_before_is_spent(soon, soon + Duration::minutes(61)));
         assert!(issued_before_policy_name(soon).len() <= 128, "an IAM policy name");
+    }
+
+    #[test]
+    fn a_session_policy_above_stss_limit_is_refused_before_any_call() {
+        // Arrange: a stack configured with enough session documents to push the policy past it.
+        let documents = (0..40).map(|i| format!("jit-node-access-session-document-{i}")).collect();
+        let settings = GrantSettings { session_documents: documents, ..settings() };
+        let r = request("arn:aws:iam::111122223333:user/operator");
+
+        // Act
+        let refused = spec(&settings, &r, "iam-user#operator", &(r.updated_at + Duration::hours(1)), r.updated_at);
+
+        // Assert
+        match refused {
+            Err(CredentialsRefusal::PolicyTooLarge { size, limit }) => assert!(size > limit && limit == 2_048),
+            other => panic!("expected PolicyTooLarge, got {other:?}"),
+        }
     }
 
     #[test]
