@@ -106,10 +106,12 @@ pub trait RequestStore: Send + Sync {
     /// request as stored afterwards.
     async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
-    // The sweeper's lists come newest first: an item that fails for good (a member account whose
-    // teardown role is gone) stays at the old end, where it cannot hold back newer ones.
-    /// Pending requests whose approval deadline is at or before `now`, newest deadline first.
+    /// Pending requests whose approval deadline is at or before `now`, oldest deadline first (the
+    /// sweep's reminders reach the longest waiting first; expiring one is a plain conditional
+    /// write, which nothing holds back).
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
+    // The other deadline lists come newest first: an item that fails for good (a member account
+    // whose teardown role is gone) stays at the old end, where it cannot hold back newer ones.
     /// Approved requests with a grant whose deadline is at or before `now`, newest first.
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError>;
     /// Approved requests without a recorded grant, approved at or before `approved_before`,

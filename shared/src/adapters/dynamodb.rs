@@ -852,7 +852,7 @@ impl RequestStore for DynamoStore {
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.past_deadline(PENDING_PARTITION, now, limit, Order::NewestFirst).await
+        self.past_deadline(PENDING_PARTITION, now, limit, Order::OldestFirst).await
     }
 
     async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {

@@ -217,7 +217,7 @@ impl RequestStore for MemoryStore {
     }
 
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
-        self.ids_where(limit, Order::NewestFirst, |r| {
+        self.ids_where(limit, Order::OldestFirst, |r| {
             let until = r.progress.as_ref().map(|p| p.pending_until)?;
             (r.status == RequestStatus::Pending && until <= now).then_some(until)
         })
