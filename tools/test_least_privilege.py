@@ -55,7 +55,7 @@ def edit_block(text, resource, pattern, replace):
 # deny matches) with a source identity (the person), and tagged with the request id alone
 # (`jit:request-id`, shared/src/domain/credentials.rs), exactly as `adapters/sts.rs` assumes it.
 SESSION_ROLE_ASSUMED_AS_BY_THE_CREDENTIALS_FUNCTION = {
-    "sts:AssumeRole": {"StringLike": {"sts:RoleSessionName": "req-*"}, "Null": {"sts:SourceIdentity": "false"}},
+    "sts:AssumeRole": {"StringLike": {"sts:RoleSessionName": "req-" + "?" * 32}, "Null": {"sts:SourceIdentity": "false"}},
     "sts:SetSourceIdentity": {"Null": {"sts:SourceIdentity": "false"}},
     "sts:TagSession": {
         "StringLike": {"aws:RequestTag/jit:request-id": "req-*"},

@@ -1300,7 +1300,7 @@ async fn the_requesters_mail_says_what_the_table_recorded_not_what_the_event_say
     // Assert: mailed, with the stored reason and duration only.
     assert_eq!(sent, 1);
     let body = outbox.0.lock().unwrap()[0].body.clone();
-    assert!(!body.contains("evil.example") && !body.contains("480"), "{body}");
+    assert!(!body.contains("evil.example") && !body.contains("480 minutes"), "{body}");
     assert!(body.contains(revoked.reason.as_str()), "{body}");
     assert!(body.contains(&format!("{} minutes", revoked.duration_minutes.get())), "{body}");
 }

@@ -110,7 +110,11 @@ mod tests {
         let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(record["fields"]["alarm"], crate::app::publish::NOT_PUBLISHED_ALARM, "{text}");
         let template = include_str!("../../../template.yaml");
-        for alarm in [crate::app::publish::NOT_PUBLISHED_ALARM, "MailNotSent"] {
+        for alarm in [
+            crate::app::publish::NOT_PUBLISHED_ALARM,
+            "MailNotSent",
+            crate::domain::credentials::EARLIER_CREDENTIALS_DENIED_ALARM,
+        ] {
             let pattern = format!(r#"FilterPattern: '{{ $.fields.alarm = "{alarm}" }}'"#);
             assert!(template.contains(&pattern), "the template has {pattern}");
         }

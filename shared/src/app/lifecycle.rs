@@ -189,9 +189,9 @@ fn session_owner(settings: &GrantSettings, request: &AccessRequest) -> String {
 
 /// Credentials cannot be recalled: a revoke while some may still be used denies the request's
 /// role session everything (`credentials::deny_document`) until the sweeper finds them all
-/// expired. The session role's inline-policy budget holds `MAX_REQUEST_DENIES` such denies; past
-/// that (or when IAM refuses one for the budget) the revoke denies every credential of the role
-/// issued until now instead (`credentials::issued_before_document`): the other holders fetch new
+/// expired. The session role carries at most `MAX_REQUEST_DENIES` such denies; past that (or
+/// when IAM refuses one for the budget) the revoke denies every credential of the role issued
+/// until now instead (`credentials::issued_before_document`): the other holders fetch new
 /// ones, and the revoke takes effect whatever the budget. `Ok(true)` when a deny is in place
 /// (with `only_if_missing`: when this call wrote it).
 async fn deny_issued_credentials(
@@ -230,7 +230,7 @@ async fn deny_issued_credentials(
     deny_issued_before(deps, &role, credentials::issued_before_covering(request, now)).await?;
     tracing::warn!(
         request_id = %request.request_id,
-        alarm = "EarlierCredentialsDenied",
+        alarm = credentials::EARLIER_CREDENTIALS_DENIED_ALARM,
         "revoked with every credential of the session role issued until now: their holders fetch new ones"
     );
     Ok(true)

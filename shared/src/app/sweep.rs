@@ -166,6 +166,13 @@ async fn restart_stalled(
 /// budget is spent; items that fail for good gather at the old end, behind the newer ones.
 pub const DEADLINE_SCAN: u32 = 500;
 
+/// The moment one of `phases` phases still to run must stop by: an equal share of the time left
+/// until `stop`.
+fn share(stop: std::time::Instant, phases: u32) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now + stop.saturating_duration_since(now) / phases.max(1)
+}
+
 /// Whether `stop` has passed, with `left` items of a list not handled: they are added to
 /// `deferred` (the next sweep lists them again) and logged.
 fn out_of_time(stop: std::time::Instant, left: usize, deferred: &mut usize) -> bool {
@@ -339,10 +346,11 @@ pub async fn reconcile(deps: &LifecycleDeps<'_>, now: DateTime<Utc>) -> Result<S
     reconcile_within(deps, now, std::time::Instant::now() + SWEEP_BUDGET).await
 }
 
-/// Until `stop` (wall-clock): the deadline work first (grants past their deadline are torn down),
-/// then stuck submissions and stalled approvals, each list newest first, then the re-checks of recently ended requests,
-/// newest first, then spent denies (counted after the re-checks, which may write one) and, until
-/// `stop`, orphan policies of the principals those requests name. Idempotent, and safe next to
+/// Until `stop` (wall-clock; each of the four timed phases gets a fair share of what is left):
+/// grants past their deadline torn down, stuck submissions, stalled approvals (each list newest
+/// first); spent and superseded denies removed; the re-checks of recently ended requests, newest
+/// first; spent denies again (counted after the re-checks, which may write one); orphan policies
+/// of the principals those requests name. Idempotent, and safe next to
 /// expiry and revoke (see `teardown`). Only a failure to list aborts it; an item's failure is
 /// recorded.
 pub async fn reconcile_within(
@@ -351,9 +359,12 @@ pub async fn reconcile_within(
     stop: std::time::Instant,
 ) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
+    // Four phases share the budget: each gets a fair share of what is left (what one leaves
+    // unused goes to the next), so items that fail for good in one cannot starve the others.
     let past_deadline = deps.store.list_grants_past_deadline(now, DEADLINE_SCAN).await?;
+    let phase_stop = share(stop, 4);
     for (done, id) in past_deadline.iter().enumerate() {
-        if out_of_time(stop, past_deadline.len() - done, &mut report.deadline_deferred) {
+        if out_of_time(phase_stop, past_deadline.len() - done, &mut report.deadline_deferred) {
             break;
         }
         match expire_found(deps, id, now).await {
@@ -362,8 +373,11 @@ pub async fn reconcile_within(
             Err(e) => failed(&mut report.item_failures, "expire-grant", id, &e),
         }
     }
-    fail_stuck_submitted(deps, now, stop, &mut report).await?;
-    restart_stalled(deps, now, stop, &mut report).await?;
+    fail_stuck_submitted(deps, now, share(stop, 3), &mut report).await?;
+    restart_stalled(deps, now, share(stop, 2), &mut report).await?;
+    // Spent and superseded denies go first, so that a re-check that must write a missing deny
+    // finds room on the role; the pass after the re-checks counts what stays.
+    remove_spent_denies(deps, now, &mut report).await?;
     let mut principals: Vec<GrantPrincipal> = Vec::new();
     let ended = deps.store.list_ended_since(now - Duration::minutes(ENDED_RECHECK_MINUTES), 1000).await?;
     for (done, id) in ended.iter().enumerate() {
@@ -444,6 +458,8 @@ async fn remove_spent_denies(
     now: DateTime<Utc>,
     report: &mut SweepReport,
 ) -> Result<(), ServiceError> {
+    // Counted afresh on each pass: the last one says what stays.
+    report.denies_outstanding = 0;
     for account in deps.settings.accounts() {
         let role = crate::ports::GrantPrincipal::SessionRole {
             account: account.clone(),
@@ -454,7 +470,9 @@ async fn remove_spent_denies(
             Ok(outstanding) => report.denies_outstanding = report.denies_outstanding.max(outstanding),
             Err(e) => {
                 tracing::error!(account = %account, error = %e, "could not sweep the session role's denies");
-                report.accounts_unreachable.push(account);
+                if !report.accounts_unreachable.contains(&account) {
+                    report.accounts_unreachable.push(account);
+                }
             }
         }
     }

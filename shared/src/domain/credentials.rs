@@ -205,10 +205,13 @@ pub fn deny_document(request: &RequestId) -> serde_json::Value {
 }
 
 /// How many one-request denies a session role carries at most. Each takes about 200 of the role's
-/// 10,240 inline-policy characters (its own policy takes about 520), so this leaves room for two
-/// `issued-before` denies (one being replaced), which a revoke writes instead once the role holds
-/// this many.
-pub const MAX_REQUEST_DENIES: usize = 40;
+/// 10,240 inline-policy characters (its own policy takes about 520), so this leaves room for
+/// about 19 `issued-before` denies (also about 200 each), which a revoke writes instead once the
+/// role holds this many. A new one is needed only for a request fetched within seconds of the
+/// latest one's time, and the sweeper removes the superseded ones every run.
+pub const MAX_REQUEST_DENIES: usize = 30;
+/// The name of the alarm a revoke that denied by issue time logs (the template's filters read it).
+pub const EARLIER_CREDENTIALS_DENIED_ALARM: &str = "EarlierCredentialsDenied";
 /// The session role's inline policy that denies every credential of the role issued before a
 /// time (`jit-deny-before-<epoch seconds>`): a revoke's fallback when the role's budget for
 /// one-request denies is spent, as IAM's own "revoke active sessions" does.
