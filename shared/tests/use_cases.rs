@@ -795,6 +795,57 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     assert_eq!(after.denies_outstanding, 0);
 }
 
+/// IAM taking 20 ms to refuse every delete on alice's principal.
+struct SlowlyRefusesAlice<'a>(&'a Policies);
+
+#[async_trait]
+impl AccessGranter for SlowlyRefusesAlice<'_> {
+    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
+        self.0.role(role).await
+    }
+    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
+        self.0.put_policy(principal, name, document).await
+    }
+    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
+        if *principal == (GrantPrincipal::IamUser { name: "alice".into() }) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            return Err(PortError::Permanent("AccessDenied: iam:DeleteUserPolicy (injected)".into()));
+        }
+        self.0.delete_policy(principal, name).await
+    }
+    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
+        self.0.list_policies(principal).await
+    }
+}
+
+#[tokio::test]
+async fn grants_that_fail_slowly_for_good_leave_the_rest_of_the_sweep_its_share_of_time() {
+    // Arrange: a hundred of alice's grants past their deadline, each refused teardown after
+    // 20 ms (two seconds in all), and a request never evaluated for over an hour.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = settings();
+    let iam = SlowlyRefusesAlice(&world.policies);
+    let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
+    for _ in 0..100 {
+        granted_to_alice(&world, &deps, now).await;
+    }
+    let intake =
+        SubmitDeps { store: &world.store, directory: &Users, settings: &settings, administrators: &NO_ADMINISTRATORS };
+    let long_ago = now - Duration::minutes(sweep::STUCK_SUBMITTED_MINUTES + 1);
+    let stuck = submit::submit(&intake, &arn("bob"), DEV_ASK.as_bytes(), None, long_ago).await.unwrap().request;
+
+    // Act: a sweep with a second of budget, less than the grants alone would take.
+    let stop = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let report = sweep::reconcile_within(&deps, now + Duration::minutes(40), stop).await.unwrap();
+
+    // Assert: the grants had a quarter of it and left the rest for the next sweep; the stuck
+    // request was still failed.
+    assert!(report.deadline_deferred > 50, "{}", report.deadline_deferred);
+    assert_eq!(report.item_failures.len() + report.deadline_deferred, 100);
+    assert_eq!(report.stuck_failed, [stuck.request_id.to_string()]);
+}
+
 /// The names of the policies on the stack account's session role.
 fn on_session_role(world: &Lifecycle) -> Vec<String> {
     let prefix = "SessionRole { account: \"123456789012\", name: \"jit-node-access-session\" }/";
