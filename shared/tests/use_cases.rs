@@ -795,29 +795,6 @@ async fn a_revoke_denies_issued_credentials_and_the_sweep_removes_the_deny_once_
     assert_eq!(after.denies_outstanding, 0);
 }
 
-/// IAM taking 20 ms to refuse every delete on alice's principal.
-struct SlowlyRefusesAlice<'a>(&'a Policies);
-
-#[async_trait]
-impl AccessGranter for SlowlyRefusesAlice<'_> {
-    async fn role(&self, role: &str) -> Result<jit_shared::ports::RoleFacts, GrantWriteError> {
-        self.0.role(role).await
-    }
-    async fn put_policy(&self, principal: &GrantPrincipal, name: &str, document: &str) -> Result<(), GrantWriteError> {
-        self.0.put_policy(principal, name, document).await
-    }
-    async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
-        if *principal == (GrantPrincipal::IamUser { name: "alice".into() }) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            return Err(PortError::Permanent("AccessDenied: iam:DeleteUserPolicy (injected)".into()));
-        }
-        self.0.delete_policy(principal, name).await
-    }
-    async fn list_policies(&self, principal: &GrantPrincipal) -> Result<Vec<String>, PortError> {
-        self.0.list_policies(principal).await
-    }
-}
-
 #[tokio::test]
 async fn grants_that_fail_slowly_for_good_leave_the_rest_of_the_sweep_its_share_of_time() {
     // Arrange: a hundred of alice's grants past their deadline, each refused teardown after
@@ -825,7 +802,7 @@ async fn grants_that_fail_slowly_for_good_leave_the_rest_of_the_sweep_its_share_
     let now = Utc::now();
     let world = Lifecycle::default();
     let settings = settings();
-    let iam = SlowlyRefusesAlice(&world.policies);
+    let iam = RefusesDeletesOn::alice(&world.policies, std::time::Duration::from_millis(20));
     let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
     for _ in 0..100 {
         granted_to_alice(&world, &deps, now).await;
@@ -974,7 +951,7 @@ async fn grants_whose_teardown_fails_for_good_do_not_hold_back_a_newer_one_past_
     let now = Utc::now();
     let world = Lifecycle::default();
     let settings = settings();
-    let iam = RefusesDeletesOn { inner: &world.policies, principal: GrantPrincipal::IamUser { name: "alice".into() } };
+    let iam = RefusesDeletesOn::alice(&world.policies, std::time::Duration::ZERO);
     let deps = LifecycleDeps { granter: &iam, ..world.deps(&settings) };
     for _ in 0..sweep::DEADLINE_SCAN {
         granted_to_alice(&world, &deps, now).await;
@@ -1573,10 +1550,19 @@ impl SessionControl for LiveSessions {
     }
 }
 
-/// IAM that refuses every delete on one principal (its eligibility tag was removed, say).
+/// IAM that refuses every delete on one principal for good (its eligibility tag was removed, say),
+/// `after` a while.
 struct RefusesDeletesOn<'a> {
     inner: &'a Policies,
     principal: GrantPrincipal,
+    after: std::time::Duration,
+}
+
+impl<'a> RefusesDeletesOn<'a> {
+    /// Refusing alice's deletes.
+    fn alice(inner: &'a Policies, after: std::time::Duration) -> Self {
+        Self { inner, principal: GrantPrincipal::IamUser { name: "alice".into() }, after }
+    }
 }
 
 #[async_trait]
@@ -1589,6 +1575,7 @@ impl AccessGranter for RefusesDeletesOn<'_> {
     }
     async fn delete_policy(&self, principal: &GrantPrincipal, name: &str) -> Result<bool, PortError> {
         if *principal == self.principal {
+            tokio::time::sleep(self.after).await;
             return Err(PortError::Permanent("AccessDenied: iam:DeleteUserPolicy (injected)".into()));
         }
         self.inner.delete_policy(principal, name).await
@@ -1708,7 +1695,7 @@ async fn a_permanent_iam_failure_on_one_principal_neither_stops_the_sweep_of_oth
     let settings = settings();
     let sessions = LiveSessions::default();
     let alice_principal = GrantPrincipal::IamUser { name: "alice".into() };
-    let iam = RefusesDeletesOn { inner: &world.policies, principal: alice_principal };
+    let iam = RefusesDeletesOn { inner: &world.policies, principal: alice_principal, after: std::time::Duration::ZERO };
     let deps = LifecycleDeps { sessions: &sessions, granter: &iam, ..world.deps(&settings) };
     let alices = granted_to_alice(&world, &deps, now).await;
     let bobs =
