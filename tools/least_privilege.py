@@ -22,8 +22,10 @@ What is checked, per resource that carries IAM permissions:
 
 Resource policies that keep everyone else from writing into the stack's resources (the allow-list's
 ResourcePolicies): the table's ResourcePolicy, AWS::Events::EventBusPolicy (and an event bus's
-Policy) and AWS::SNS::TopicPolicy. Each must hold exactly the Deny statements listed for it, to
-Principal "*"; an Allow in one fails (grants go through role policies, checked above). The
+Policy), AWS::SNS::TopicPolicy and a KMS key's KeyPolicy. Each must hold exactly the Deny statements
+listed for it, to Principal "*"; an Allow in one fails (grants go through role policies, checked
+above), except in a key policy, which must allow someone: its Allows must be exactly those listed
+(`Allows`, with their Principal). The
 exceptions a Deny makes through `aws:PrincipalArn` must be roles of the stack's functions
 (`GetAtt:<Function>Role.Arn`) or parameters (`Ref:<Parameter>`), and the function roles excepted
 from a Deny must be exactly those whose IAM policies allow one of its actions on the resource the
@@ -101,8 +103,12 @@ RESOURCE_POLICY_TYPES = {
     "AWS::Events::EventBus": ("Policy", False),
     "AWS::Events::EventBusPolicy": ("Statement", True),
     "AWS::SNS::TopicPolicy": ("PolicyDocument", False),
+    "AWS::KMS::Key": ("KeyPolicy", False),
 }
-RESOURCE_POLICY_KEYS = {"Type", "Denies"}
+# A key policy must allow someone or nobody can use or manage the key: its Allows (the account's
+# IAM delegation, a service such as CloudWatch) are checked as the allow-list lists them, exactly.
+ALLOWING_RESOURCE_POLICY_TYPES = ("AWS::KMS::Key",)
+RESOURCE_POLICY_KEYS = {"Type", "Allows", "Denies"}
 DENY_KEYS = STATEMENT_KEYS - {"Effect"}
 # Condition operators through which a Deny to "*" excepts the principals it lists.
 EXCEPTING_OPERATORS = ("ArnNotEquals", "ArnNotLike", "StringNotEquals", "StringNotLike")
@@ -387,8 +393,8 @@ def read_template(path, findings):
 
 
 def protected_resources(rtype, props, name):
-    """Logical ids of the resources a resource policy guards (the table itself, the bus, the topics)."""
-    if rtype in ("AWS::DynamoDB::Table", "AWS::Events::EventBus"):
+    """Logical ids of the resources a resource policy guards (the table, bus or key itself, the topics)."""
+    if rtype in ("AWS::DynamoDB::Table", "AWS::Events::EventBus", "AWS::KMS::Key"):
         return [name]
     targets = as_list(props.get("EventBusName")) if rtype == "AWS::Events::EventBusPolicy" else as_list(props.get("Topics"))
     return sorted(t["Ref"] for t in targets if isinstance(t, dict) and isinstance(t.get("Ref"), str))
@@ -439,8 +445,16 @@ def read_resource_policies(path, findings):
             except ValueError as e:
                 findings.fail(f"{name}: the resource policy is not JSON ({e})")
                 continue
-        denies = []
+        denies, allows = [], []
         for guard, stmt in [b for element in as_list((doc or {}).get("Statement")) for b in branches(element)]:
+            if rtype in ALLOWING_RESOURCE_POLICY_TYPES and isinstance(stmt, dict) and stmt.get("Effect") == "Allow":
+                body = {k: v for k, v in stmt.items() if k not in ("Sid", "Principal")}
+                s = normalize_statement(body, False, name, findings, guard)
+                if s is not None:
+                    del s["Effect"]
+                    s["Principal"] = render_tree(stmt.get("Principal"))
+                    allows.append(s)
+                continue
             if not isinstance(stmt, dict) or stmt.get("Effect") != "Deny":
                 findings.fail(f"{name}: resource policy statement {render(stmt)} is not a Deny; grant through the functions' role policies")
                 continue
@@ -461,6 +475,8 @@ def read_resource_policies(path, findings):
                                   "the stack's functions (GetAtt:<Function>Role.Arn) nor a parameter")
             denies.append(s)
         out[name] = {"Type": rtype, "Protects": protected_resources(rtype, props, name), "Denies": denies}
+        if rtype in ALLOWING_RESOURCE_POLICY_TYPES:
+            out[name]["Allows"] = allows
     return out
 
 
@@ -485,6 +501,18 @@ def mentions(resource, logical_ids):
     return resource == "*" or any(re.search(rf"(^|[:{{]){re.escape(i)}([.}}]|$)", resource) for i in logical_ids)
 
 
+def render_allow(listed):
+    """A listed key-policy Allow in the form read_resource_policies gives a template's (lists sorted)."""
+    out = {k: v for k, v in listed.items()}
+    for key in ("Action", "Resource"):
+        if key in out:
+            out[key] = sorted(as_list(out[key]))
+    if isinstance(out.get("Condition"), dict):
+        out["Condition"] = {op: ({k: (sorted(v) if isinstance(v, list) else v) for k, v in blk.items()} if isinstance(blk, dict) else blk)
+                            for op, blk in out["Condition"].items()}
+    return out
+
+
 def compare_resource_policies(policies, allowed, template_entries, roles, findings):
     owner = {f"GetAtt:{role}.Arn": fn for role, fn in roles.items()}
     grants = grants_by_role(template_entries, roles)
@@ -501,6 +529,12 @@ def compare_resource_policies(policies, allowed, template_entries, roles, findin
             findings.fail(f"{name}: listed {describe(perm)} is missing from the template (a lost Deny lets whoever IAM allows in)")
         for perm in sorted(set(have) - set(want)):
             findings.fail(f"{name}: {describe(perm)} is not in the allow-list")
+        have_allows = {dumps(s) for s in policy.get("Allows", [])}
+        want_allows = {dumps(render_allow(s)) for s in listed.get("Allows") or [] if isinstance(s, dict)}
+        for allow in sorted(have_allows - want_allows):
+            findings.fail(f"{name}: its Allow {allow} is not in the allow-list")
+        for allow in sorted(want_allows - have_allows):
+            findings.fail(f"{name}: listed Allow {allow} is missing from the template")
         for deny in policy["Denies"]:
             excepted = {owner[v] for v in principal_exceptions(deny.get("Condition")) if v in owner}
             granted = {}
@@ -574,6 +608,12 @@ def validate_allow_list(allowed, findings):
             bad = set(s) - DENY_KEYS if isinstance(s, dict) else {"<not a mapping>"}
             if bad:
                 findings.fail(f"allow-list ResourcePolicies {name}: deny with unknown keys {sorted(bad)}")
+        if entry.get("Allows") and entry.get("Type") not in ALLOWING_RESOURCE_POLICY_TYPES:
+            findings.fail(f"allow-list ResourcePolicies {name}: a {entry.get('Type')} resource policy may hold no Allow")
+        for s in entry.get("Allows") or []:
+            bad = set(s) - (DENY_KEYS | {"Principal"}) if isinstance(s, dict) else {"<not a mapping>"}
+            if bad:
+                findings.fail(f"allow-list ResourcePolicies {name}: allow with unknown keys {sorted(bad)}")
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             findings.fail(f"allow-list {name}: expected a mapping")
@@ -673,7 +713,8 @@ def generate(template_path):
         out["Resources"][name] = e
     policies = read_resource_policies(template_path, findings)
     if policies:
-        out["ResourcePolicies"] = {name: {"Type": p["Type"], "Denies": p["Denies"]} for name, p in policies.items()}
+        out["ResourcePolicies"] = {name: dict({"Type": p["Type"]}, **({"Allows": p["Allows"]} if "Allows" in p else {}),
+                                              Denies=p["Denies"]) for name, p in policies.items()}
     for message in findings.failures:
         print(f"least_privilege: {message}", file=sys.stderr)
     return yaml.safe_dump(out, sort_keys=False, default_flow_style=False, width=200)

@@ -304,27 +304,26 @@ class LeastPrivilegeTest(unittest.TestCase):
     def test_a_seal_permission_widened_to_a_wildcard_or_any_key_fails(self):
         text = edit_block(self.template, "LifecycleFunction", r"Action: kms:VerifyMac", "Action: kms:*Mac")
         self.assertFailsWith(self.check(text), "LifecycleFunction: Allow kms:*Mac on GetAtt:ApprovalSealKey.Arn is not in the allow-list")
-        text = edit_block(self.template, "EvaluateRequestFunction", r"(Action: kms:GenerateMac\n\s+Resource: )!GetAtt ApprovalSealKey\.Arn",
+        text = edit_block(self.template, "EvaluateRequestSealPolicy", r"(Action: kms:GenerateMac\n\s+Resource: )!GetAtt ApprovalSealKey\.Arn",
                           r"\1!Sub arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")
-        self.assertFailsWith(self.check(text), "EvaluateRequestFunction: Allow kms:GenerateMac on Sub:arn:${AWS::Partition}:kms:")
+        self.assertFailsWith(self.check(text), "EvaluateRequestSealPolicy (on EvaluateRequestFunction's role): Allow kms:GenerateMac on "
+                             "Sub:arn:${AWS::Partition}:kms:")
 
-    def test_the_seal_key_is_an_hmac_key_kept_and_administered_by_the_account_only(self):
-        # The checker does not read key policies, so the seal key's is checked here: the account
-        # root only (permissions are the functions' role policies, checked above), nothing granted
-        # to a service or a role. Retained: a replaced key would invalidate every stored seal.
+    def test_the_seal_key_is_an_hmac_key_kept_administered_by_the_account_and_sealing_for_the_deciders_only(self):
+        # The account's IAM policies decide, but no principal other than the two deciding roles may
+        # GenerateMac, whatever they allow (the Deny's exceptions are checked against the role
+        # policies by the checker). Retained: a replaced key would invalidate every stored seal.
         template = lp.plain(lp.cfn_yaml.load(TEMPLATE))
         key = template["Resources"]["ApprovalSealKey"]
         self.assertEqual(key["Type"], "AWS::KMS::Key")
         self.assertEqual((key.get("DeletionPolicy"), key.get("UpdateReplacePolicy")), ("Retain", "Retain"))
         props = key["Properties"]
         self.assertEqual((props["KeySpec"], props["KeyUsage"]), ("HMAC_256", "GENERATE_VERIFY_MAC"))
-        statements = props["KeyPolicy"]["Statement"]
-        self.assertEqual([lp.render_tree({k: v for k, v in s.items() if k != "Sid"}) for s in statements], [{
-            "Effect": "Allow",
-            "Principal": {"AWS": "Sub:arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }])
+        policy = lp.read_resource_policies(TEMPLATE, lp.Findings())["ApprovalSealKey"]
+        self.assertEqual(policy["Allows"], [{"Action": ["kms:*"], "Resource": ["*"],
+                                             "Principal": {"AWS": "Sub:arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}])
+        self.assertEqual(policy["Denies"], [{"Action": ["kms:GenerateMac"], "Resource": ["*"], "Condition": {"ArnNotEquals": {
+            "aws:PrincipalArn": ["GetAtt:ApproveRequestFunctionRole.Arn", "GetAtt:EvaluateRequestFunctionRole.Arn"]}}}])
 
     def test_exactly_the_sealing_and_checking_functions_get_the_seal_key(self):
         template = lp.plain(lp.cfn_yaml.load(TEMPLATE))
@@ -431,7 +430,9 @@ class LeastPrivilegeTest(unittest.TestCase):
             ("ApproverMailTopicPolicy", subscriptions, ""): ["Ref:MailAdministratorRoleArn"],
             ("RequesterMailTopicPolicy", ("sns:Publish",), ""): writers("NotifyFunction"),
             ("RequesterMailTopicPolicy", subscriptions, ""): ["Ref:MailAdministratorRoleArn"],
+            ("ApprovalSealKey", ("kms:GenerateMac",), ""): writers("EvaluateRequestFunction", "ApproveRequestFunction"),
         })
+        self.assertEqual(policies["ApprovalSealKey"]["Protects"], ["ApprovalSealKey"])
         self.assertEqual(policies["EventBusPolicy"]["Protects"], ["EventBus"])
         self.assertEqual(policies["ApproverMailTopicPolicy"]["Protects"], ["ApproverMailTopic"])
         self.assertEqual(policies["RequesterMailTopicPolicy"]["Protects"], ["RequesterMailTopic"])
@@ -468,6 +469,37 @@ class LeastPrivilegeTest(unittest.TestCase):
     def test_a_publisher_added_without_its_exception_fails(self):
         text = self.insert_statement("ApproveRequestFunction", ["Effect: Allow", "Action: sns:Publish", "Resource: !Ref RequesterMailTopic"])
         self.assertFailsWith(self.check(text), "RequesterMailTopicPolicy: ApproveRequestFunction is allowed sns:Publish on RequesterMailTopic")
+
+    def test_a_sealer_left_out_of_the_seal_keys_exceptions_fails(self):
+        text = edit_block(self.template, "ApprovalSealKey", r"^\s+- !GetAtt ApproveRequestFunctionRole\.Arn\n", "")
+        self.assertFailsWith(self.check(text), "ApprovalSealKey: ApproveRequestFunction is allowed kms:GenerateMac on ApprovalSealKey, "
+                             "but the Deny of kms:GenerateMac does not except its role")
+
+    def test_a_function_given_the_right_to_seal_without_its_exception_fails(self):
+        # A granting function that could also seal would approve what it grants.
+        text = self.insert_statement("LifecycleFunction", ["Effect: Allow", "Action: kms:GenerateMac", "Resource: !GetAtt ApprovalSealKey.Arn"])
+        self.assertFailsWith(self.check(text), "ApprovalSealKey: LifecycleFunction is allowed kms:GenerateMac on ApprovalSealKey")
+
+    def test_an_allow_added_to_a_key_policy_fails(self):
+        text = self.insert_statement("ApprovalSealKey", ["Effect: Allow", "Principal: {AWS: '*'}", "Action: kms:GenerateMac", 'Resource: "*"'])
+        self.assertFailsWith(self.check(text), 'ApprovalSealKey: its Allow {"Action":["kms:GenerateMac"],"Principal":{"AWS":"*"},'
+                             '"Resource":["*"]} is not in the allow-list')
+
+    def test_a_key_policy_allow_widened_by_dropping_its_condition_fails(self):
+        start, end = block_bounds(self.template, "AlertTopicKey")
+        block, n = re.subn(r"\n\s+Condition:\n\s+StringEquals:\n\s+aws:SourceAccount: !Ref AWS::AccountId", "", self.template[start:end])
+        self.assertEqual(n, 1)
+        self.assertFailsWith(self.check(self.template[:start] + block + self.template[end:]),
+                             'AlertTopicKey: its Allow {"Action":["kms:Decrypt","kms:GenerateDataKey*"],"Principal":'
+                             '{"Service":"cloudwatch.amazonaws.com"},"Resource":["*"]} is not in the allow-list',
+                             "AlertTopicKey: listed Allow")
+
+    def test_an_allow_listed_for_a_policy_that_may_hold_none_fails(self):
+        allowed = read(ALLOW_LIST).replace("  EventBusPolicy:\n    Type: AWS::Events::EventBusPolicy\n",
+                                           "  EventBusPolicy:\n    Type: AWS::Events::EventBusPolicy\n    Allows:\n    - Action: [events:PutEvents]\n"
+                                           "      Resource: ['*']\n      Principal: '*'\n", 1)
+        self.assertFailsWith(self.check(self.template, self.write("allow.yaml", allowed)),
+                             "allow-list ResourcePolicies EventBusPolicy: a AWS::Events::EventBusPolicy resource policy may hold no Allow")
 
     def test_the_generated_allow_list_passes(self):
         run = subprocess.run([sys.executable, SCRIPT, "--generate", TEMPLATE], capture_output=True, text=True)
