@@ -501,15 +501,18 @@ def mentions(resource, logical_ids):
     return resource == "*" or any(re.search(rf"(^|[:{{]){re.escape(i)}([.}}]|$)", resource) for i in logical_ids)
 
 
-def render_allow(listed):
-    """A listed key-policy Allow in the form read_resource_policies gives a template's (lists sorted)."""
-    out = {k: v for k, v in listed.items()}
+def canonical_allow(allow):
+    """A key-policy Allow (the template's, as read above, or the allow-list's) in one form: Action,
+    Resource and every Condition and Principal value as sorted lists, so `x` and `[x]` compare equal."""
+    out = dict(allow)
     for key in ("Action", "Resource"):
         if key in out:
-            out[key] = sorted(as_list(out[key]))
+            out[key] = sorted(str(v) for v in as_list(out[key]))
     if isinstance(out.get("Condition"), dict):
-        out["Condition"] = {op: ({k: (sorted(v) if isinstance(v, list) else v) for k, v in blk.items()} if isinstance(blk, dict) else blk)
+        out["Condition"] = {op: ({k: sorted(str(v) for v in as_list(val)) for k, val in blk.items()} if isinstance(blk, dict) else blk)
                             for op, blk in out["Condition"].items()}
+    if isinstance(out.get("Principal"), dict):
+        out["Principal"] = {k: sorted(str(v) for v in as_list(val)) for k, val in out["Principal"].items()}
     return out
 
 
@@ -529,12 +532,12 @@ def compare_resource_policies(policies, allowed, template_entries, roles, findin
             findings.fail(f"{name}: listed {describe(perm)} is missing from the template (a lost Deny lets whoever IAM allows in)")
         for perm in sorted(set(have) - set(want)):
             findings.fail(f"{name}: {describe(perm)} is not in the allow-list")
-        have_allows = {dumps(s) for s in policy.get("Allows", [])}
-        want_allows = {dumps(render_allow(s)) for s in listed.get("Allows") or [] if isinstance(s, dict)}
-        for allow in sorted(have_allows - want_allows):
-            findings.fail(f"{name}: its Allow {allow} is not in the allow-list")
-        for allow in sorted(want_allows - have_allows):
-            findings.fail(f"{name}: listed Allow {allow} is missing from the template")
+        have_allows = {dumps(canonical_allow(s)): s for s in policy.get("Allows", [])}
+        want_allows = {dumps(canonical_allow(s)): s for s in listed.get("Allows") or [] if isinstance(s, dict)}
+        for key in sorted(set(have_allows) - set(want_allows)):
+            findings.fail(f"{name}: its Allow {dumps(have_allows[key])} is not in the allow-list")
+        for key in sorted(set(want_allows) - set(have_allows)):
+            findings.fail(f"{name}: listed Allow {dumps(want_allows[key])} is missing from the template")
         for deny in policy["Denies"]:
             excepted = {owner[v] for v in principal_exceptions(deny.get("Condition")) if v in owner}
             granted = {}

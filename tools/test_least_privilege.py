@@ -494,6 +494,14 @@ class LeastPrivilegeTest(unittest.TestCase):
                              '{"Service":"cloudwatch.amazonaws.com"},"Resource":["*"]} is not in the allow-list',
                              "AlertTopicKey: listed Allow")
 
+    def test_a_key_policy_allow_listed_with_lists_where_the_template_has_single_values_passes(self):
+        # `x` and `[x]` mean the same in a policy: only what is allowed counts.
+        allowed = read(ALLOW_LIST).replace("          aws:SourceAccount: Ref:AWS::AccountId\n",
+                                           "          aws:SourceAccount: [Ref:AWS::AccountId]\n", 1)
+        allowed = allowed.replace("        Service: cloudwatch.amazonaws.com\n", "        Service: [cloudwatch.amazonaws.com]\n", 1)
+        self.assertNotEqual(allowed, read(ALLOW_LIST))
+        self.assertEqual(self.check(self.template, self.write("allow.yaml", allowed)).failures, [])
+
     def test_an_allow_listed_for_a_policy_that_may_hold_none_fails(self):
         allowed = read(ALLOW_LIST).replace("  EventBusPolicy:\n    Type: AWS::Events::EventBusPolicy\n",
                                            "  EventBusPolicy:\n    Type: AWS::Events::EventBusPolicy\n    Allows:\n    - Action: [events:PutEvents]\n"
