@@ -128,6 +128,9 @@ impl RequestStore for FlakyStore {
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<jit_shared::domain::request::AuditRecord>, PortError> {
         self.inner.audit_trail(id).await
     }
+    async fn hold_for_revoke(&self, id: &RequestId, at: chrono::DateTime<Utc>) -> Result<bool, PortError> {
+        self.inner.hold_for_revoke(id, at).await
+    }
     async fn list_pending_past_deadline(
         &self,
         now: chrono::DateTime<Utc>,

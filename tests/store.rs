@@ -196,6 +196,57 @@ fn transition(
     }
 }
 
+/// A change recording one issuance of credentials on `r` (in place, `Approved`).
+fn issuance(r: &jit_shared::domain::request::AccessRequest, key: &str) -> Transition {
+    let now = Utc::now();
+    Transition {
+        credentials: Some(jit_shared::domain::credentials::CredentialsIssue {
+            access_key_id: key.into(),
+            role_arn: "arn:aws:iam::123456789012:role/jit-node-access-session".into(),
+            issued_at: now,
+            expiration: now + Duration::minutes(30),
+        }),
+        ..Transition::status_change(r, RequestStatus::Approved, "alice", "credentials issued", now)
+    }
+}
+
+#[tokio::test]
+async fn a_request_held_for_its_revoke_records_no_more_credentials_but_can_still_be_revoked() {
+    // Arrange: approved, one issuance recorded; then read as a fetch would, before the hold.
+    let f = Fixture::new().await;
+    let r = intake::submit(&f.deps(), &caller("alice"), &body("i-0123abcd", "x", 10), None, Utc::now())
+        .await
+        .unwrap()
+        .request;
+    let approved = f.store.transition(&transition(&r, RequestStatus::Approved, None)).await.unwrap();
+    let fetched = f.store.transition(&issuance(&approved, "ASIAFIRST")).await.unwrap();
+    let read_before_the_hold = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert_eq!(read_before_the_hold.revoke_held_at, None);
+
+    // Act: the revoke's hold (twice: the first time stays), a fetch's write on the earlier read,
+    // then the revoke's write on that same read.
+    let first_hold = Utc::now();
+    assert!(f.store.hold_for_revoke(&r.request_id, first_hold).await.unwrap());
+    assert!(f.store.hold_for_revoke(&r.request_id, first_hold + Duration::seconds(5)).await.unwrap());
+    let late_fetch = f.store.transition(&issuance(&read_before_the_hold, "ASIALATE")).await;
+    let revoke =
+        Transition::status_change(&read_before_the_hold, RequestStatus::Revoked, "admin", "revoked", Utc::now());
+    let revoked = f.store.transition(&revoke).await;
+
+    // Assert: the hold is no status change (same version, no audit record); the late issuance
+    // is refused and left no trace; the revoke landed; a request no longer Approved cannot be held.
+    assert_eq!(late_fetch.unwrap_err(), TransitionError::Conflict);
+    assert_eq!(revoked.unwrap().status, RequestStatus::Revoked);
+    let stored = f.store.get(&r.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.version, fetched.version + 1);
+    assert_eq!(stored.credentials.as_ref().map(|c| (c.issued, c.last.access_key_id.as_str())), Some((1, "ASIAFIRST")));
+    assert_eq!(stored.revoke_held_at.map(|t| t.timestamp_millis()), Some(first_hold.timestamp_millis()));
+    let trail = f.store.audit_trail(&r.request_id).await.unwrap();
+    assert_eq!(trail.iter().filter(|a| a.credentials.is_some()).count(), 1);
+    assert_eq!(trail.last().unwrap().to, RequestStatus::Revoked);
+    assert!(!f.store.hold_for_revoke(&r.request_id, Utc::now()).await.unwrap());
+}
+
 #[tokio::test]
 async fn pending_requests_are_found_by_approver_until_they_leave_pending() {
     let f = Fixture::new().await;

@@ -105,6 +105,10 @@ pub trait RequestStore: Send + Sync {
     /// the change's `ChangeRecord`, which the table's stream turns into events. Returns the
     /// request as stored afterwards.
     async fn transition(&self, transition: &Transition) -> Result<AccessRequest, TransitionError>;
+    /// Holds an `Approved` request for its revoke (`AccessRequest::revoke_held_at`, kept if already
+    /// set): no write recording an issuance of credentials succeeds on it from then on. Not a status
+    /// change: no version, no audit record, no event. `false` when the request is not `Approved`.
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError>;
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError>;
     /// Pending requests whose approval deadline is at or before `now`, oldest deadline first (the
     /// sweep's reminders reach the longest waiting first; expiring one is a plain conditional

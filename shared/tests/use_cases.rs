@@ -727,6 +727,146 @@ async fn credentials_issued_while_a_revoke_lands_are_never_returned_nor_recorded
     assert_eq!(deny_on_session_role(&world, &request.request_id), None);
 }
 
+/// The table while alice fetches credentials as fast as she can: before each write that would
+/// revoke her request, one more fetch of hers lands (and moves the request's version).
+struct FetchingBeforeEachRevoke<'a> {
+    inner: &'a MemoryStore,
+    issuer: &'a MemoryIssuer,
+    settings: &'a GrantSettings,
+    fetches: Mutex<Vec<Result<(), String>>>,
+}
+
+#[async_trait]
+impl RequestStore for FetchingBeforeEachRevoke<'_> {
+    async fn create(
+        &self,
+        request: &AccessRequest,
+        audit: &jit_shared::domain::request::AuditRecord,
+        idempotency: Option<&jit_shared::ports::IdempotencyRecord>,
+    ) -> Result<jit_shared::ports::CreateOutcome, PortError> {
+        self.inner.create(request, audit, idempotency).await
+    }
+    async fn replay(
+        &self,
+        record: &jit_shared::ports::IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<jit_shared::ports::CreateOutcome>, PortError> {
+        self.inner.replay(record, now).await
+    }
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, PortError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_requester(
+        &self,
+        requester: &CallerArn,
+        query: &jit_shared::ports::ListQuery,
+    ) -> Result<jit_shared::ports::Page, PortError> {
+        self.inner.list_by_requester(requester, query).await
+    }
+    async fn list_pending_by_approver(&self, key: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_pending_by_approver(key, limit).await
+    }
+    async fn transition(&self, t: &Transition) -> Result<AccessRequest, jit_shared::ports::TransitionError> {
+        if t.to == RequestStatus::Revoked {
+            let deps = issuing(self.inner, self.issuer, self.settings);
+            let fetched = credentials::issue(&deps, &ARN_ALICE, t.request_id().as_str(), t.at).await;
+            self.fetches.lock().unwrap().push(fetched.map(|_| ()).map_err(|e| e.code().to_owned()));
+        }
+        self.inner.transition(t).await
+    }
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        self.inner.hold_for_revoke(id, at).await
+    }
+    async fn audit_trail(&self, id: &RequestId) -> Result<Vec<jit_shared::domain::request::AuditRecord>, PortError> {
+        self.inner.audit_trail(id).await
+    }
+    async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_pending_past_deadline(now, limit).await
+    }
+    async fn list_grants_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_grants_past_deadline(now, limit).await
+    }
+    async fn list_awaiting_grant(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_awaiting_grant(before, limit).await
+    }
+    async fn list_ended_since(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_ended_since(since, limit).await
+    }
+    async fn list_reviews_past_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_reviews_past_due(now, limit).await
+    }
+    async fn list_submitted_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
+        self.inner.list_submitted_before(before, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_requester_fetching_credentials_without_pause_cannot_keep_a_revoke_from_landing() {
+    // Arrange: approved in credentials mode; alice fetches before every revoking write.
+    let now = Utc::now();
+    let world = Lifecycle::default();
+    let settings = credentials_settings();
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let request = decided_in(GrantMode::Credentials, &world.store, RequestStatus::Approved, now).await;
+    let flooded = FetchingBeforeEachRevoke {
+        inner: &world.store,
+        issuer: &issuer,
+        settings: &settings,
+        fetches: Mutex::default(),
+    };
+    let admins = Administrators::parse([ARN_ADMIN.as_str()]).unwrap();
+    let k = key();
+
+    // Act: the administrator's revoke, then the state machine's teardown.
+    let revoked =
+        approve::revoke(&approvals(&flooded, &k, &admins), &ARN_ADMIN, request.request_id.as_str(), b"", now).await;
+    revoke_branch(&world.deps(&settings), &request.request_id, now).await;
+
+    // Assert: the first fetch beat the revoke's first write; the revoke then held the request, so
+    // the next fetch was refused and the revoke landed. The credentials that were handed out are
+    // denied, and a fetch now names the status.
+    let revoked = revoked.expect("the revoke lands despite the fetches");
+    assert_eq!(revoked.status, RequestStatus::Revoked);
+    assert_eq!(*flooded.fetches.lock().unwrap(), vec![Ok(()), Err("RevokeInProgress".to_owned())]);
+    let stored = world.store.get(&request.request_id).await.unwrap().unwrap();
+    assert_eq!(stored.credentials.as_ref().map(|c| c.issued), Some(1));
+    assert!(stored.revoke_held_at.is_some());
+    assert!(deny_on_session_role(&world, &request.request_id).is_some(), "the fetched credentials are denied");
+    assert_eq!(issuer.issued.lock().unwrap().len(), 1, "the refused fetch never reached STS");
+    let after =
+        credentials::issue(&issuing(&world.store, &issuer, &settings), &ARN_ALICE, request.request_id.as_str(), now)
+            .await;
+    assert_eq!(after.unwrap_err().code(), "RequestNotApproved");
+}
+
+#[tokio::test]
+async fn a_request_held_for_its_revoke_issues_nothing_more_and_only_an_approved_one_can_be_held() {
+    // Arrange: one approved request, one pending.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let issuer = MemoryIssuer::default();
+    *issuer.at.lock().unwrap() = Some(now);
+    let settings = credentials_settings();
+    let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
+    let pending = decided_in(GrantMode::Credentials, &store, RequestStatus::Pending, now).await;
+
+    // Act
+    let held = store.hold_for_revoke(&approved.request_id, now).await.unwrap();
+    let not_held = store.hold_for_revoke(&pending.request_id, now).await.unwrap();
+    let got =
+        credentials::issue(&issuing(&store, &issuer, &settings), &ARN_ALICE, approved.request_id.as_str(), now).await;
+
+    // Assert: refused before STS with 409, nothing recorded; a held request is still Approved.
+    assert!(held && !not_held);
+    let err = got.unwrap_err();
+    assert_eq!((jit_shared::http::error::status(&err), err.code()), (409, "RevokeInProgress"));
+    assert!(issuer.issued.lock().unwrap().is_empty());
+    let stored = store.get(&approved.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.version, stored.credentials), (RequestStatus::Approved, approved.version, None));
+    assert_eq!(store.get(&pending.request_id).await.unwrap().unwrap().revoke_held_at, None);
+}
+
 /// An approved credentials-mode request of alice's (its grant recorded first when `granted`), for
 /// which she fetched credentials once at `now`.
 async fn approved_and_fetched(

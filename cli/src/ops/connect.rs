@@ -114,6 +114,9 @@ fn issue_hint(code: Option<&str>, id: &str) -> String {
             format!("\n  {id} is granted in attach mode: `jit connect {id}` uses your own credentials")
         }
         Some("RequestNotApproved") => format!("\n  `jit status {id}` shows where it stands"),
+        Some("RevokeInProgress") => {
+            format!("\n  {id} is being revoked: `jit status {id}` shows who revoked it once it is recorded")
+        }
         Some("ExtensionRequest") => format!(
             "\n  {id} is an extension: it grants nothing of its own; connect with the original request it extends \
              (`jit status {id}` names it)"
@@ -536,6 +539,7 @@ mod tests {
         let cases = [
             ("AttachModeGrant", "uses your own credentials"),
             ("RequestNotApproved", "shows where it stands"),
+            ("RevokeInProgress", "is being revoked"),
             ("ExtensionRequest", "connect with the original request it extends"),
             ("AccessNotStarted", "shows when its access starts"),
         ];

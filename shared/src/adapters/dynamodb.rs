@@ -171,8 +171,14 @@ fn request_to_item(r: &AccessRequest) -> Result<Item, PortError> {
     if let Some(review) = &r.review {
         item.insert("review".into(), s(to_json(review)?));
     }
+    if let Some(at) = &r.revoke_held_at {
+        item.insert(REVOKE_HELD_AT.into(), s(ts(at)));
+    }
     Ok(item)
 }
+
+/// Set on a request by `RequestStore::hold_for_revoke`; an issuance's write requires it absent.
+const REVOKE_HELD_AT: &str = "revokeHeldAt";
 
 fn decision_json(d: &Decision) -> Result<String, PortError> {
     to_json(d)
@@ -218,6 +224,7 @@ fn item_to_request(item: &Item) -> Result<AccessRequest, PortError> {
             .transpose()?,
         break_glass: item.get("breakGlass").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         review: from_json(item, "review")?,
+        revoke_held_at: item.get(REVOKE_HELD_AT).map(|_| get_time(item, REVOKE_HELD_AT)).transpose()?,
     })
 }
 
@@ -461,6 +468,10 @@ impl DynamoStore {
             .expression_attribute_values(":next", n(t.expected_version() + 1))
             .expression_attribute_values(":at", s(ts(&t.at)));
         let from = t.from();
+        if t.credentials.is_some() {
+            // A revoke holding the request wins against every later issuance.
+            condition.push_str(" AND attribute_not_exists(revokeHeldAt)");
+        }
         if from == RequestStatus::Pending {
             // The deadline is enforced here, in the write, not by whoever happens to sweep.
             condition.push_str(if t.to == RequestStatus::Expired {
@@ -829,6 +840,28 @@ impl RequestStore for DynamoStore {
 
     async fn list_decided_by(&self, counted_as: &str, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.by_approver_index(&format!("DECIDED#{counted_as}"), limit).await
+    }
+
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        let held = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(request_pk(id)))
+            .key("sk", s("META"))
+            .condition_expression("#status = :approved")
+            .update_expression("SET #held = if_not_exists(#held, :at)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#held", REVOKE_HELD_AT)
+            .expression_attribute_values(":approved", s(RequestStatus::Approved.as_str()))
+            .expression_attribute_values(":at", s(ts(&at)))
+            .send()
+            .await;
+        match held {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(classify("UpdateItem", &e)),
+        }
     }
 
     async fn transition(&self, t: &Transition) -> Result<AccessRequest, TransitionError> {

@@ -182,6 +182,9 @@ impl RequestStore for MemoryStore {
             if !same_request(stored, &change.basis) {
                 return Err(TransitionError::Conflict);
             }
+            if change.credentials.is_some() && stored.revoke_held_at.is_some() {
+                return Err(TransitionError::Conflict);
+            }
             if stored.status == RequestStatus::Pending {
                 let until = stored.progress.as_ref().map(|p| p.pending_until);
                 let allowed = match until {
@@ -195,7 +198,10 @@ impl RequestStore for MemoryStore {
             }
         }
         for change in changes {
-            let after = change.after();
+            let mut after = change.after();
+            // As in DynamoDB, whose update never names it: a hold stays whatever the change's basis.
+            let held = state.requests.get(change.request_id()).and_then(|r| r.revoke_held_at);
+            after.revoke_held_at = held.or(after.revoke_held_at);
             let audit = change.audit();
             state.requests.insert(after.request_id.clone(), after.clone());
             state.audits.entry(after.request_id.clone()).or_default().push(audit.clone());
@@ -206,6 +212,17 @@ impl RequestStore for MemoryStore {
 
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
         Ok(self.state.lock().map_err(|_| poisoned())?.audits.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        match state.requests.get_mut(id) {
+            Some(stored) if stored.status == RequestStatus::Approved => {
+                stored.revoke_held_at.get_or_insert(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn replay(
@@ -330,6 +347,9 @@ impl<S: RequestStore> RequestStore for FailsAfterCommit<S> {
     }
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
         self.0.audit_trail(id).await
+    }
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        self.0.hold_for_revoke(id, at).await
     }
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         self.0.list_pending_past_deadline(now, limit).await

@@ -336,6 +336,12 @@ async fn revoke_stored(
 ) -> Result<Option<AccessRequest>, ServiceError> {
     let id = request.request_id.clone();
     until_written!("revoke", |attempt| {
+        if attempt == 1 {
+            // A write landed between our read and ours. If it recorded credentials, the requester
+            // could keep doing so and win every round: hold the request so that none can, then
+            // decide again on what is stored. Only after a loss, so a plain revoke costs no call.
+            store.hold_for_revoke(&id, now).await?;
+        }
         let current = if attempt == 0 { request.clone() } else { load(store, &id).await? };
         if current.status != RequestStatus::Approved {
             return Ok(Attempt::Done(None));

@@ -43,6 +43,13 @@ pub struct Issued {
     pub document_name: String,
 }
 
+fn revoke_in_progress() -> ServiceError {
+    ServiceError::Conflict {
+        code: "RevokeInProgress",
+        message: "the request is being revoked; no more credentials are issued for it".into(),
+    }
+}
+
 fn not_approved(status: RequestStatus) -> ServiceError {
     ServiceError::Conflict {
         code: "RequestNotApproved",
@@ -64,6 +71,9 @@ pub async fn issue(
     }
     if request.status != RequestStatus::Approved {
         return Err(not_approved(request.status));
+    }
+    if request.revoke_held_at.is_some() {
+        return Err(revoke_in_progress());
     }
     if let Some(of) = &request.extends {
         return Err(ServiceError::Conflict {
@@ -118,6 +128,9 @@ pub async fn issue(
         let current = if attempt == 0 { request.clone() } else { load(deps.store, &id).await? };
         if current.status != RequestStatus::Approved {
             return Err(not_approved(current.status));
+        }
+        if current.revoke_held_at.is_some() {
+            return Err(revoke_in_progress());
         }
         let change = Transition {
             credentials: Some(issue.clone()),

@@ -242,6 +242,7 @@ pub async fn submit(
         extends: None,
         break_glass: new.break_glass,
         review: None,
+        revoke_held_at: None,
     };
     create(deps, caller, request, key, new.fingerprint()).await
 }
@@ -304,6 +305,7 @@ pub async fn extend(
         extends: Some(original.request_id.clone()),
         break_glass: false,
         review: None,
+        revoke_held_at: None,
     };
     let fingerprint = hex::encode(Sha256::digest(
         serde_json::json!(["extend", original.request_id.as_str(), ask.reason.as_str(), ask.duration_minutes.get()])

@@ -277,6 +277,7 @@ mod tests {
             extends: None,
             break_glass: false,
             review: None,
+            revoke_held_at: None,
         }
     }
 

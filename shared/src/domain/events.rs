@@ -196,6 +196,7 @@ impl StatusEvent {
             extends: self.extends.clone(),
             break_glass: self.break_glass,
             review: self.review.clone(),
+            revoke_held_at: None,
         })
     }
 

@@ -70,6 +70,11 @@ pub struct AccessRequest {
     /// The review a break-glass grant opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<crate::domain::break_glass::Review>,
+    /// When a revoke that lost a write to a concurrent one held the request
+    /// (`RequestStore::hold_for_revoke`): from then on no credentials are issued or recorded for
+    /// it, so a requester fetching in a loop cannot keep the revoke from landing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_held_at: Option<DateTime<Utc>>,
 }
 
 impl AccessRequest {

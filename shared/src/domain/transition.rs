@@ -121,6 +121,10 @@ impl Transition {
             // Only the decision sets a duration, and only on a request that asked for none.
             return Err(TransitionError { from, to: self.to });
         }
+        if self.credentials.is_some() && self.basis.revoke_held_at.is_some() {
+            // A revoke holds the request: it issues nothing more.
+            return Err(TransitionError { from, to: self.to });
+        }
         let approval_in_place = from == RequestStatus::Pending && (self.approval.is_some() || self.nudge.is_some());
         let grant_in_place = from == RequestStatus::Approved && (self.grant.is_some() || self.credentials.is_some());
         if self.is_in_place() && (approval_in_place || grant_in_place) {

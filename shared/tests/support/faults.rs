@@ -25,6 +25,7 @@ use jit_shared::ports::{
 pub enum Site {
     StoreGet,
     StoreTransition,
+    StoreHoldForRevoke,
     StoreCreate,
     StoreListByRequester,
     StoreListPendingByApprover,
@@ -57,6 +58,7 @@ impl Site {
         match self {
             Site::StoreGet => "RequestStore::get (DynamoDB GetItem)",
             Site::StoreTransition => "RequestStore::transition (DynamoDB TransactWriteItems)",
+            Site::StoreHoldForRevoke => "RequestStore::hold_for_revoke (DynamoDB UpdateItem)",
             Site::StoreCreate => "RequestStore::create (DynamoDB TransactWriteItems)",
             Site::StoreListByRequester => "RequestStore::list_by_requester (DynamoDB Query)",
             Site::StoreListPendingByApprover => "RequestStore::list_pending_by_approver (DynamoDB Query)",
@@ -89,6 +91,7 @@ impl Site {
         matches!(
             self,
             Site::StoreTransition
+                | Site::StoreHoldForRevoke
                 | Site::StoreCreate
                 | Site::IamPutPolicy
                 | Site::IamDeletePolicy
@@ -308,6 +311,9 @@ impl<T: RequestStore + ?Sized> RequestStore for Faulty<'_, T> {
     }
     async fn audit_trail(&self, id: &RequestId) -> Result<Vec<AuditRecord>, PortError> {
         gated!(self, Site::StoreAuditTrail, self.inner.audit_trail(id).await)
+    }
+    async fn hold_for_revoke(&self, id: &RequestId, at: DateTime<Utc>) -> Result<bool, PortError> {
+        gated!(self, Site::StoreHoldForRevoke, self.inner.hold_for_revoke(id, at).await)
     }
     async fn list_pending_past_deadline(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<RequestId>, PortError> {
         gated!(self, Site::StoreListPendingPastDeadline, self.inner.list_pending_past_deadline(now, limit).await)
