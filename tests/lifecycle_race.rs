@@ -345,17 +345,20 @@ async fn expiry_revoke_and_sweep_started_together_leave_one_outcome_and_nothing_
 impl World {
     /// A granted credentials-mode request (nothing attached) whose requester fetched credentials
     /// from `issuer` at `now`.
-    async fn granted_and_fetched(&self, issuer: &MemoryIssuer, now: chrono::DateTime<Utc>) -> RequestId {
-        let id = self.granted_by(Some(EXECUTION)).await.request_id;
-        let creds = CredentialsDeps {
+    fn credentials<'a>(&'a self, issuer: &'a MemoryIssuer) -> CredentialsDeps<'a> {
+        CredentialsDeps {
             store: &self.store,
             issuer,
             settings: &self.settings,
             seal: &*SEAL,
             directory: &self.directory,
-            people: &jit_shared::policy::contacts::People::default(),
-        };
-        credentials::issue(&creds, &self.caller, id.as_str(), now).await.unwrap();
+            people: &NO_PEOPLE,
+        }
+    }
+
+    async fn granted_and_fetched(&self, issuer: &MemoryIssuer, now: chrono::DateTime<Utc>) -> RequestId {
+        let id = self.granted_by(Some(EXECUTION)).await.request_id;
+        credentials::issue(&self.credentials(issuer), &self.caller, id.as_str(), now).await.unwrap();
         id
     }
 
@@ -424,6 +427,55 @@ async fn in_credentials_mode_revoke_expiry_and_sweep_together_leave_one_outcome_
     assert_eq!(revoked_runs + expired_runs, 100);
     assert!(revoked_runs >= 50, "the revoke won only {revoked_runs} runs: the deny path was not exercised");
     assert!(expired_runs > 0, "the expiry never won");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_fetching_in_a_loop_cannot_keep_a_revoke_from_landing_and_what_they_got_is_denied() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let w = World::granting_in(jit_shared::domain::grant::GrantMode::Credentials).await;
+    let approvals = w.approvals();
+    let issuer = MemoryIssuer::default();
+    for run in 0..20 {
+        // Arrange: granted in credentials mode, nothing fetched yet.
+        let now = Utc::now();
+        *issuer.at.lock().unwrap() = Some(now);
+        let id = w.granted_by(Some(EXECUTION)).await.request_id;
+        let creds = w.credentials(&issuer);
+        let handed_out = AtomicU32::new(0);
+
+        // Act: the requester fetches back to back until refused; the revoke starts once the
+        // first credentials are out, then its teardown.
+        let fetching = async {
+            // Bounded, so that a revoke that never lands fails the test instead of hanging it.
+            for _ in 0..1000 {
+                match credentials::issue(&creds, &w.caller, id.as_str(), now).await {
+                    Ok(_) => handed_out.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => return Some(e),
+                };
+            }
+            None
+        };
+        let revoking = async {
+            while handed_out.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+            approvals::revoke(&approvals, &w.caller, id.as_str(), b"", now).await
+        };
+        let (refused, revoked) = tokio::join!(fetching, revoking);
+        revoked.unwrap_or_else(|e| panic!("run {run}: the revoke did not land: {e}"));
+        lifecycle::teardown(&w.lifecycle(), &id, RequestStatus::Revoked, w.caller.as_str(), "revoked", now)
+            .await
+            .unwrap();
+
+        // Assert: the fetches ended on the hold or the revoke; every credential handed out was
+        // recorded, and the deny covers them.
+        let refused = refused.unwrap_or_else(|| panic!("run {run}: 1,000 fetches went through"));
+        assert!(["RevokeInProgress", "RequestNotApproved"].contains(&refused.code()), "run {run}: {refused}");
+        let stored = w.store.get(&id).await.unwrap().unwrap();
+        assert_eq!(stored.status, RequestStatus::Revoked, "run {run}");
+        assert_eq!(stored.credentials.map(|c| c.issued), Some(handed_out.load(Ordering::SeqCst)), "run {run}");
+        assert!(w.denied(&id).await, "run {run}: credentials were handed out, yet no deny");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
