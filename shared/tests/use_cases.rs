@@ -867,6 +867,36 @@ async fn a_request_held_for_its_revoke_issues_nothing_more_and_only_an_approved_
     assert_eq!(store.get(&pending.request_id).await.unwrap().unwrap().revoke_held_at, None);
 }
 
+#[tokio::test]
+async fn the_memory_store_like_dynamodb_refuses_an_issuance_decided_before_the_hold_and_keeps_the_hold() {
+    // Arrange: approved, read by a fetch before the revoke holds it.
+    let now = Utc::now();
+    let store = MemoryStore::default();
+    let approved = decided_in(GrantMode::Credentials, &store, RequestStatus::Approved, now).await;
+    let read_before_the_hold = store.get(&approved.request_id).await.unwrap().unwrap();
+    let issuance = Transition {
+        credentials: Some(jit_shared::domain::credentials::CredentialsIssue {
+            access_key_id: "ASIALATE".into(),
+            role_arn: "arn:aws:iam::123456789012:role/jit-node-access-session".into(),
+            issued_at: now,
+            expiration: now + Duration::minutes(30),
+        }),
+        ..Transition::status_change(&read_before_the_hold, RequestStatus::Approved, "alice", "issued", now)
+    };
+
+    // Act: the hold, the fetch's write, then the revoke's write, both on the earlier read.
+    assert!(store.hold_for_revoke(&approved.request_id, now).await.unwrap());
+    let late_fetch = store.transition(&issuance).await;
+    let revoke = Transition::status_change(&read_before_the_hold, RequestStatus::Revoked, "admin", "revoked", now);
+    let revoked = store.transition(&revoke).await;
+
+    // Assert: as tests/store.rs shows for DynamoDB.
+    assert_eq!(late_fetch.unwrap_err(), jit_shared::ports::TransitionError::Conflict);
+    assert_eq!(revoked.unwrap().status, RequestStatus::Revoked);
+    let stored = store.get(&approved.request_id).await.unwrap().unwrap();
+    assert_eq!((stored.credentials, stored.revoke_held_at), (None, Some(now)));
+}
+
 /// An approved credentials-mode request of alice's (its grant recorded first when `granted`), for
 /// which she fetched credentials once at `now`.
 async fn approved_and_fetched(

@@ -158,6 +158,10 @@ pub fn approved_by(request: &Value) -> Vec<String> {
 /// One request, label by label.
 pub fn request_view(r: &Value) -> String {
     let mut status = str_of(r, "status").to_owned();
+    if let Some(held) = r["revokeHeldAt"].as_str().filter(|_| status == "Approved") {
+        // A revoke is landing (or failed after holding it): no more credentials are issued.
+        status.push_str(&format!(", being revoked since {}: no more credentials", when(held)));
+    }
     if status == "Pending" {
         if let Some(level) = level_text(r) {
             status.push_str(&format!(", {level}"));
@@ -376,6 +380,18 @@ mod tests {
         assert!(view.contains("Pending, level 2 of 2"), "{view}");
         assert!(view.contains("i-0fedcba9876543210 (payments-prod)"), "{view}");
         assert!(request_table(&[r]).contains("Pending (level 2 of 2)"));
+    }
+
+    #[test]
+    fn an_approved_request_held_for_its_revoke_says_so_and_a_revoked_one_does_not() {
+        let held = json!({"requestId": "req-1", "status": "Approved", "revokeHeldAt": "2026-12-04T10:00:00Z"});
+        assert!(
+            request_view(&held).contains("Approved, being revoked since 2026-12-04 10:00:00Z"),
+            "{}",
+            request_view(&held)
+        );
+        let revoked = json!({"requestId": "req-1", "status": "Revoked", "revokeHeldAt": "2026-12-04T10:00:00Z"});
+        assert!(!request_view(&revoked).contains("being revoked"));
     }
 
     #[test]

@@ -718,7 +718,14 @@ fn is_condition_failure(
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
             let reasons = e.cancellation_reasons();
             // With no reasons reported, assume a failed condition: the caller re-reads and decides.
-            Some(reasons.is_empty() || reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed")))
+            // A concurrent transaction on one of the items (TransactionConflict) is the same for the
+            // caller: what it decided on may have moved, so it reads again and decides again.
+            Some(
+                reasons.is_empty()
+                    || reasons
+                        .iter()
+                        .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))),
+            )
         }
         _ => None,
     }
@@ -940,5 +947,98 @@ impl RequestStore for DynamoStore {
                 None => return Ok(records),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the emulator cannot show: DynamoDB's answers when a concurrent transaction holds an
+    //! item (moto does not simulate transaction conflicts), as DynamoDB sends them.
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::retry::RetryConfig;
+
+    use super::*;
+
+    /// An awsJson 1.0 error as DynamoDB sends it.
+    fn error_response(body: &'static str) -> HttpResponse {
+        let mut response = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body));
+        response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+        response.headers_mut().insert("x-amzn-requestid", "J1KQ0G6N4V2QF8E7S9T3R5M1VVVV66Q9ASUAAJG");
+        response
+    }
+
+    /// SDK retries are off so each case sees exactly one answer per call.
+    fn store(rules: &[&Rule]) -> DynamoStore {
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules.iter().copied(), |c| c
+            .retry_config(RetryConfig::disabled()));
+        DynamoStore::new(client, "requests")
+    }
+
+    fn approved() -> AccessRequest {
+        serde_json::from_value(serde_json::json!({
+            "requestId": "req-0123456789abcdef0123456789abcdef",
+            "requester": "arn:aws:iam::123456789012:user/alice",
+            "nodeId": "i-0123456789abcdef0",
+            "reason": "deploy",
+            "durationMinutes": 30,
+            "status": "Approved",
+            "createdAt": "2026-12-04T10:00:00Z",
+            "updatedAt": "2026-12-04T10:00:01Z",
+            "version": 2,
+            "grantMode": "credentials"
+        }))
+        .unwrap()
+    }
+
+    fn cancelled_because(reason: &'static str) -> Rule {
+        let body = match reason {
+            "TransactionConflict" => {
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#
+            }
+            _ => {
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ValidationError, None]","CancellationReasons":[{"Code":"ValidationError","Message":"Item size has exceeded the maximum allowed size"},{"Code":"None"}]}"#
+            }
+        };
+        mock!(aws_sdk_dynamodb::Client::transact_write_items).then_http_response(move || error_response(body))
+    }
+
+    #[tokio::test]
+    async fn a_write_cancelled_by_a_concurrent_transaction_is_a_conflict_to_decide_again() {
+        let rule = cancelled_because("TransactionConflict");
+        let revoke = Transition::status_change(&approved(), RequestStatus::Revoked, "admin", "revoked", Utc::now());
+        let err = store(&[&rule]).transition(&revoke).await.unwrap_err();
+        assert_eq!(err, TransitionError::Conflict);
+    }
+
+    #[tokio::test]
+    async fn a_write_cancelled_for_another_reason_is_no_conflict() {
+        let rule = cancelled_because("ValidationError");
+        let revoke = Transition::status_change(&approved(), RequestStatus::Revoked, "admin", "revoked", Utc::now());
+        let err = store(&[&rule]).transition(&revoke).await.unwrap_err();
+        assert!(
+            matches!(&err, TransitionError::Port(PortError::Permanent(m)) if m.contains("TransactWriteItems")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hold_is_refused_on_a_request_no_longer_approved_and_retried_while_a_transaction_holds_it() {
+        let id = approved().request_id;
+        let not_approved = mock!(aws_sdk_dynamodb::Client::update_item).then_http_response(|| {
+            error_response(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#,
+            )
+        });
+        assert!(!store(&[&not_approved]).hold_for_revoke(&id, Utc::now()).await.unwrap());
+        let in_transaction = mock!(aws_sdk_dynamodb::Client::update_item).then_http_response(|| {
+            error_response(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}"#,
+            )
+        });
+        let err = store(&[&in_transaction]).hold_for_revoke(&id, Utc::now()).await.unwrap_err();
+        assert!(matches!(&err, PortError::Transient(m) if m.contains("UpdateItem")), "{err:?}");
     }
 }

@@ -65,7 +65,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::ports::PortError;
 
 #[cfg_attr(not(feature = "sdk"), allow(dead_code, reason = "only the SDK adapters classify errors"))]
-const TRANSIENT_CODES: [&str; 8] = [
+const TRANSIENT_CODES: [&str; 9] = [
+    // DynamoDB: another transaction is writing the item; the same call may succeed a moment later.
+    "TransactionConflictException",
     "ThrottledException",
     "ThrottlingException",
     "Throttling",

@@ -335,12 +335,17 @@ async fn revoke_stored(
     now: DateTime<Utc>,
 ) -> Result<Option<AccessRequest>, ServiceError> {
     let id = request.request_id.clone();
+    let mut held = false;
     until_written!("revoke", |attempt| {
-        if attempt == 1 {
+        if attempt > 0 && !held {
             // A write landed between our read and ours. If it recorded credentials, the requester
             // could keep doing so and win every round: hold the request so that none can, then
             // decide again on what is stored. Only after a loss, so a plain revoke costs no call.
-            store.hold_for_revoke(&id, now).await?;
+            // Without the hold the revoke may still land, so a failed hold is tried again next round.
+            match store.hold_for_revoke(&id, now).await {
+                Ok(_) => held = true,
+                Err(e) => tracing::warn!(request_id = %id, error = %e, "could not hold the request for its revoke"),
+            }
         }
         let current = if attempt == 0 { request.clone() } else { load(store, &id).await? };
         if current.status != RequestStatus::Approved {
