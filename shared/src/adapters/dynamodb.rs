@@ -956,18 +956,13 @@ mod tests {
     //! item (moto does not simulate transaction conflicts), as DynamoDB sends them.
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
 
     /// An awsJson 1.0 error as DynamoDB sends it.
     fn error_response(body: &'static str) -> HttpResponse {
-        let mut response = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body));
-        response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-        response.headers_mut().insert("x-amzn-requestid", "J1KQ0G6N4V2QF8E7S9T3R5M1VVVV66Q9ASUAAJG");
-        response
+        crate::adapters::aws_answer(400, "application/x-amz-json-1.0", body)
     }
 
     /// SDK retries are off so each case sees exactly one answer per call.

@@ -113,8 +113,6 @@ mod tests {
     use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
@@ -144,9 +142,7 @@ mod tests {
             .collect();
         let failed = results.iter().filter(|r| r.is_some()).count();
         let body = serde_json::json!({"FailedEntryCount": failed, "Entries": entries}).to_string();
-        let mut response = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
-        response.headers_mut().insert("content-type", "application/x-amz-json-1.1");
-        response
+        crate::adapters::aws_answer(200, "application/x-amz-json-1.1", body)
     }
 
     fn entries(req: &PutEventsInput) -> usize {
@@ -190,9 +186,7 @@ mod tests {
         for (status, code, permanent) in cases {
             let call = mock!(aws_sdk_eventbridge::Client::put_events).then_http_response(move || {
                 let body = serde_json::json!({"__type": code, "message": "no"}).to_string();
-                let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-                response.headers_mut().insert("content-type", "application/x-amz-json-1.1");
-                response
+                crate::adapters::aws_answer(status, "application/x-amz-json-1.1", body)
             });
 
             let err = publisher(&[&call]).publish(&events(1)).await.unwrap_err();

@@ -137,8 +137,6 @@ mod tests {
     use aws_sdk_sns::operation::publish_batch::PublishBatchInput;
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
@@ -179,9 +177,7 @@ mod tests {
              <ResponseMetadata><RequestId>0b1c2d3e-0000-4000-8000-000000000000</RequestId></ResponseMetadata>\
              </PublishBatchResponse>"
         );
-        let mut response = HttpResponse::new(StatusCode::try_from(200).unwrap(), SdkBody::from(body));
-        response.headers_mut().insert("content-type", "text/xml");
-        response
+        crate::adapters::aws_answer(200, "text/xml", body)
     }
 
     /// The recipients a call carries, in order.

@@ -129,6 +129,23 @@ pub(crate) fn policy_document(text: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&out).ok()
 }
 
+/// An AWS service's HTTP answer, as `aws_smithy_mocks` rules hand it to an adapter under test:
+/// the status, the protocol's content type (`application/x-amz-json-1.0` for DynamoDB, `-1.1` for
+/// SSM, Tagging and EventBridge, `text/xml` for SNS) and the body the service sends.
+#[cfg(all(test, feature = "sdk"))]
+pub(crate) fn aws_answer(
+    status: u16,
+    content_type: &'static str,
+    body: impl Into<aws_smithy_types::body::SdkBody>,
+) -> HttpResponse {
+    #[expect(clippy::unwrap_used, reason = "a test's own status code")]
+    let status = aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap();
+    let mut response = HttpResponse::new(status, body.into());
+    response.headers_mut().insert("content-type", content_type);
+    response.headers_mut().insert("x-amzn-requestid", "3f1c6a8e-0000-4000-8000-000000000000");
+    response
+}
+
 #[cfg(test)]
 mod policy_document_tests {
     #[test]

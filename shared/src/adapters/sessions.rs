@@ -93,8 +93,6 @@ mod tests {
     use aws_sdk_ssm::operation::describe_sessions::DescribeSessionsInput;
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
@@ -108,10 +106,7 @@ mod tests {
 
     /// An awsJson 1.1 response as SSM sends it.
     fn json_response(status: u16, body: &'static str) -> HttpResponse {
-        let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-        response.headers_mut().insert("content-type", "application/x-amz-json-1.1");
-        response.headers_mut().insert("x-amzn-requestid", "3f1c6a8e-0000-4000-8000-000000000000");
-        response
+        crate::adapters::aws_answer(status, "application/x-amz-json-1.1", body)
     }
 
     /// SDK retries are off so each case sees exactly one answer per call.
